@@ -1,0 +1,89 @@
+"""The `distilts` command line. Each stage owns its commands in `<stage>/cli.py`; they are
+imported only when used (or listed), and none of them imports torch at module level."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from distilts import __version__
+from distilts.errors import DistiltsError
+
+# command name -> "module:attribute"; order is the order of the help listing
+COMMANDS = {
+    "teach": "distilts.distill.cli:teach",
+    "distill": "distilts.distill.cli:distill",
+    "eval": "distilts.distill.cli:eval_cmd",
+    "compile": "distilts.compile.cli:compile_cmd",
+    "targets": "distilts.targets.cli:targets_cmd",
+    "forecast": "distilts.runtime.cli:forecast",
+    "profile": "distilts.runtime.cli:profile",
+}
+
+
+class LazyGroup(click.Group):
+    """Imports a command's module only when that command is listed or run."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx, formatter):  # keep click's layout, but keep order
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            rows.append((name, cmd.get_short_help_str(limit=formatter.width - 20)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except DistiltsError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="distilts")
+def cli() -> None:
+    """Distil time-series foundation models into tiny forecasters for CPUs and edge devices.
+
+    \b
+    The stages, in order:
+      teach     run a frozen teacher (TimeMoE, Chronos, Moirai) once and cache its outputs
+      distill   train a small student (DLinear, iTransformer) from ground truth and the teacher
+      eval      score a student on the standard test split
+      compile   export a student to ONNX / OpenVINO / TFLite, fp32 or int8, verified
+      forecast  forecast from raw values with a compiled artifact (no torch needed)
+      profile   latency, memory and accuracy, student vs teacher
+
+    With no --data, commands run on a built-in synthetic series.
+    """
+
+
+def not_built(name: str, issue: str) -> click.Command:
+    """A placeholder for a command whose stage is not built yet: says so and exits non-zero."""
+
+    @click.command(name=name, help=f"[not built yet] {issue}", context_settings={"ignore_unknown_options": True})
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def _cmd(args) -> None:
+        click.echo(f"distilts {name}: not built yet ({issue}).", err=True)
+        sys.exit(3)
+
+    return _cmd
+
+
+def main() -> None:
+    cli(prog_name="distilts")
+
+
+if __name__ == "__main__":
+    main()
