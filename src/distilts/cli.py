@@ -13,7 +13,7 @@ from distilts.errors import DistiltsError
 
 # command name -> "module:attribute"; order is the order of the help listing
 COMMANDS = {
-    "teach": "distilts.distill.cli:teach",
+    "teach": "distilts.distill.teach_cli:teach",
     "distill": "distilts.distill.cli:distill",
     "eval": "distilts.distill.cli:eval_cmd",
     "compile": "distilts.compile.cli:compile_cmd",

@@ -2,6 +2,5 @@
 
 from distilts.cli import not_built
 
-teach = not_built("teach", "the distill stage")
 distill = not_built("distill", "the distill stage")
 eval_cmd = not_built("eval", "the distill stage")
