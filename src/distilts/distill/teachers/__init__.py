@@ -1,0 +1,67 @@
+"""Teacher registry: one door (`load_teacher`) to every family.
+
+A family module exposes `DEFAULT_PATH` (a hub id) and `load(path, device) -> Teacher`. A module
+that serves several names (chronos: `chronos` and `chronos-bolt`) instead exposes
+`VARIANTS = {name: (default_path, loader)}`. Modules are imported only when their family is
+used, so importing this package does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Callable
+
+from distilts.errors import DistiltsError
+
+if TYPE_CHECKING:
+    from distilts.distill.teachers.base import Teacher
+
+TEACHERS: dict[str, str] = {
+    "timemoe": "distilts.distill.teachers.timemoe",
+    "chronos": "distilts.distill.teachers.chronos",
+    "chronos-bolt": "distilts.distill.teachers.chronos",
+    "moirai": "distilts.distill.teachers.moirai",
+    "patchtst": "distilts.distill.teachers.patchtst",
+}
+
+__all__ = ["TEACHERS", "default_path", "load_teacher"]
+
+
+def _check_name(name: str) -> None:
+    if name not in TEACHERS:
+        raise DistiltsError(f"Unknown teacher '{name}'. Use one of: {', '.join(TEACHERS)}.")
+
+
+def _entry(name: str) -> tuple[str | None, Callable[..., "Teacher"]]:
+    """(default path, loader) of a registered family; imports its module."""
+    _check_name(name)
+    try:
+        module = importlib.import_module(TEACHERS[name])
+    except ModuleNotFoundError as exc:
+        if exc.name == TEACHERS[name]:
+            raise DistiltsError(f"The '{name}' teacher is not available in this version of distilts.") from None
+        from distilts.errors import MissingExtraError
+
+        raise MissingExtraError(exc.name or "?", "teachers", f"the {name} teacher") from exc
+    variants = getattr(module, "VARIANTS", None)
+    if variants is not None:
+        return variants[name]
+    return getattr(module, "DEFAULT_PATH", None), module.load
+
+
+def default_path(name: str) -> str:
+    """The checkpoint a family loads when no --teacher-path is given."""
+    path, _ = _entry(name)
+    if not path:
+        raise DistiltsError(f"The '{name}' teacher has no default checkpoint: pass --teacher-path DIR.")
+    return path
+
+
+def load_teacher(name: str, path: str | None = None, device: str = "auto") -> "Teacher":
+    """Load teacher family `name` from `path` (local directory or hub id; default: the family's
+    published checkpoint) onto `device` ('auto', 'cpu' or 'cuda')."""
+    default, loader = _entry(name)
+    path = path or default
+    if not path:
+        raise DistiltsError(f"The '{name}' teacher has no default checkpoint: pass --teacher-path DIR.")
+    return loader(str(path), device)
