@@ -27,6 +27,7 @@ import torch
 
 from distilts.distill.teachers.base import Teacher, TeacherOutput, hash_weight_files, resolve_device
 from distilts.distill.teachers.hub import resolve_checkpoint
+from distilts.distill.teachers.sampling import seeded
 from distilts.errors import ModelDirError
 
 DEFAULT_T5 = "amazon/chronos-t5-small"
@@ -88,7 +89,7 @@ class ChronosTeacher(Teacher):
     def predict(self, x: np.ndarray, horizon: int, hidden: bool = False) -> TeacherOutput:
         b, length, d = x.shape
         series = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 1), dtype=np.float32).reshape(b * d, length))
-        with torch.inference_mode(), _quiet(), _seeded(self.seed, self.device):
+        with torch.inference_mode(), _quiet(), seeded(self.seed, self.device):
             point = self._median(series, horizon)
             emb = self._drop_special(self.pipeline.embed(series)[0]) if hidden else None
         forecast = point.float().cpu().numpy().reshape(b, d, horizon).transpose(0, 2, 1)
@@ -223,14 +224,6 @@ def save_random_checkpoint(directory: str | Path, family: str = "chronos", seed:
 
 
 # --- helpers ----------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _seeded(seed: int, device: str) -> Iterator[None]:
-    cuda = [torch.device(device).index or 0] if str(device).startswith("cuda") else []
-    with torch.random.fork_rng(devices=cuda):
-        torch.manual_seed(seed)
-        yield
-
-
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """Silence the long-horizon advice and transformers' load/progress chatter."""

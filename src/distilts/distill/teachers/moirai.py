@@ -1,0 +1,167 @@
+"""Moirai (uni2ts) teacher: a masked encoder over patches that outputs a mixture distribution.
+
+Point forecast: the median (0.5 quantile, torch.quantile) of `num_samples` (default 100, uni2ts's
+default) paths sampled from the predicted mixture; sampling is seeded per call in a forked RNG.
+Patch size: fixed (default 32, the size Moirai's paper recommends for hourly and minute data);
+uni2ts's "auto" mode would spend part of the window on validation, so it is not used.
+Hidden states: the output of the transformer encoder (`module.encoder`, after its final norm),
+captured with a forward hook, for the ceil(L / patch_size) context tokens (the horizon's masked
+tokens are dropped).
+
+uni2ts 2.0.0 installed with --no-deps (it pins torch<2.5 / numpy 1) works here for this forward
+path; its quirks, handled below: `from_pretrained` prints to stdout and loads non-strictly (a
+checkpoint with missing keys would silently keep random weights), and it needs d_model % 64 == 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import warnings
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from distilts.distill.teachers.base import Teacher, TeacherOutput, hash_weight_files, resolve_device
+from distilts.distill.teachers.hub import resolve_checkpoint
+from distilts.distill.teachers.sampling import seeded
+from distilts.errors import MissingExtraError, ModelDirError
+
+DEFAULT_PATH = "Salesforce/moirai-1.1-R-small"
+
+# Published config of Salesforce/moirai-1.1-R-small (its PyTorchModelHubMixin config.json).
+SMALL_CONFIG: dict[str, Any] = {
+    "attn_dropout_p": 0.0,
+    "d_model": 384,
+    "distr_output": {
+        "_target_": "uni2ts.distribution.mixture.MixtureOutput",
+        "components": [
+            {"_target_": "uni2ts.distribution.student_t.StudentTOutput"},
+            {"_target_": "uni2ts.distribution.normal.NormalFixedScaleOutput", "scale": 0.001},
+            {"_target_": "uni2ts.distribution.negative_binomial.NegativeBinomialOutput"},
+            {"_target_": "uni2ts.distribution.log_normal.LogNormalOutput"},
+        ],
+    },
+    "dropout_p": 0.0,
+    "max_seq_len": 512,
+    "num_layers": 6,
+    "patch_sizes": [8, 16, 32, 64, 128],
+    "scaling": True,
+}
+TINY = {"d_model": 64, "num_layers": 2}  # uni2ts uses d_model // 64 heads
+
+
+def _uni2ts() -> Any:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Using `json`-module")  # gluonts without orjson
+        try:
+            from uni2ts.model import moirai
+        except ImportError as exc:
+            raise MissingExtraError(getattr(exc, "name", None) or "uni2ts", "teachers",
+                                    "the Moirai teacher (uni2ts itself: pip install --no-deps uni2ts)") from exc
+    return moirai
+
+
+class MoiraiTeacher(Teacher):
+    name = "moirai"
+
+    def __init__(self, module: Any, path: str, checkpoint_hash: str, device: str, *, patch_size: int = 32,
+                 num_samples: int = 100, seed: int = 0) -> None:
+        if patch_size not in module.patch_sizes:
+            raise ModelDirError(f"patch size {patch_size} is not one of this Moirai's {list(module.patch_sizes)}.")
+        self.module = module
+        self.path = path
+        self.checkpoint_hash = checkpoint_hash
+        self.device = device
+        self.d_model = int(module.d_model)
+        self.patch_size = patch_size
+        self.num_samples = num_samples
+        self.seed = seed
+        self._forecasters: dict[tuple[int, int], Any] = {}
+
+    def _forecaster(self, lookback: int, horizon: int) -> Any:
+        key = (lookback, horizon)
+        if key not in self._forecasters:
+            self._forecasters[key] = _uni2ts().MoiraiForecast(
+                module=self.module, prediction_length=horizon, context_length=lookback,
+                patch_size=self.patch_size, num_samples=self.num_samples, target_dim=1,
+                feat_dynamic_real_dim=0, past_feat_dynamic_real_dim=0,
+            ).eval()
+        return self._forecasters[key]
+
+    def hidden_tokens(self, lookback: int) -> int:
+        return math.ceil(lookback / self.patch_size)
+
+    def predict(self, x: np.ndarray, horizon: int, hidden: bool = False) -> TeacherOutput:
+        b, length, d = x.shape
+        series = np.ascontiguousarray(x.transpose(0, 2, 1), dtype=np.float32).reshape(b * d, length, 1)
+        target = torch.from_numpy(series).to(self.device)
+        forecaster = self._forecaster(length, horizon)
+        captured: list[torch.Tensor] = []
+        hook = self.module.encoder.register_forward_hook(lambda _m, _i, out: captured.append(out)) if hidden else None
+        try:
+            with torch.inference_mode(), seeded(self.seed, self.device):
+                samples = forecaster(
+                    past_target=target,
+                    past_observed_target=torch.ones_like(target, dtype=torch.bool),
+                    past_is_pad=torch.zeros(target.shape[:2], dtype=torch.bool, device=self.device),
+                )  # [N, S, H]
+                point = torch.quantile(samples.float(), 0.5, dim=1)
+        finally:
+            if hook is not None:
+                hook.remove()
+        forecast = point.cpu().numpy().reshape(b, d, horizon).transpose(0, 2, 1)
+        hid = None
+        if hidden:
+            tokens = captured[0][:, : self.hidden_tokens(length)].float().cpu().numpy()
+            hid = tokens.reshape(b, d, tokens.shape[1], tokens.shape[2])
+        return TeacherOutput(np.ascontiguousarray(forecast, dtype=np.float32), hid)
+
+    @property
+    def info(self) -> dict:
+        return {**super().info, "patch_size": self.patch_size, "num_samples": self.num_samples, "seed": self.seed,
+                "point": f"median (0.5 quantile) of {self.num_samples} sampled paths",
+                "hidden": "encoder output for the context patch tokens"}
+
+
+def load(path: str = DEFAULT_PATH, device: str = "auto", *, patch_size: int = 32, num_samples: int = 100,
+         seed: int = 0) -> MoiraiTeacher:
+    """Moirai teacher from a local checkpoint directory (config.json + model.safetensors) or hub id."""
+    local = resolve_checkpoint(path, "moirai", required=("config.json", "model.safetensors"))
+    config = json.loads((local / "config.json").read_text())
+    if "distr_output" not in config or "patch_sizes" not in config:
+        raise ModelDirError(f"{local}/config.json is not a Moirai (uni2ts MoiraiModule) config.")
+    moirai = _uni2ts()
+    dev = resolve_device(device)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # uni2ts prints "Loading weights from local directory"
+            module = moirai.MoiraiModule.from_pretrained(str(local), map_location=dev, strict=True)
+    except RuntimeError as exc:  # missing / unexpected keys
+        raise ModelDirError(f"{local} does not match its config.json: {str(exc).splitlines()[0]}") from None
+    module.to(dev).eval()
+    return MoiraiTeacher(module, path, hash_weight_files(local), dev, patch_size=patch_size,
+                         num_samples=num_samples, seed=seed)
+
+
+def save_random_checkpoint(directory: str | Path, seed: int = 0, *, tiny: bool = True,
+                           config_overrides: dict | None = None) -> Path:
+    """Write a randomly initialised Moirai (config.json + model.safetensors) via save_pretrained.
+
+    Its forecasts are meaningless: it exists to test loading and to time the real shapes (tiny=False).
+    """
+    moirai = _uni2ts()
+    from uni2ts.model.moirai.module import decode_distr_output
+
+    cfg = {**SMALL_CONFIG, **(TINY if tiny else {}), **(config_overrides or {})}
+    kwargs = {**cfg, "distr_output": decode_distr_output(cfg["distr_output"]), "patch_sizes": tuple(cfg["patch_sizes"])}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        module = moirai.MoiraiModule(**kwargs)
+    directory = Path(directory)
+    module.save_pretrained(directory)
+    return directory
+
