@@ -1,0 +1,111 @@
+"""PatchTST teacher: a larger forecaster trained here (`distilts train-teacher`), served through the
+same interface as the foundation-model teachers.
+
+It exists because real foundation-model weights cannot be downloaded on every machine: a PatchTST
+trained on the target series is a strong, honest teacher whose outputs can be cached and distilled
+exactly like TimeMoE's. The checkpoint is a `save_pretrained` directory (config.json +
+model.safetensors) of `transformers.PatchTSTForPrediction`; no remote code, no pickles.
+
+Hidden states: the encoder's last hidden state, one token per patch and per variate
+(channel-independent), `[B, D, T_patches, d_model]`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from distilts.distill.teachers.base import Teacher, TeacherOutput, hash_weight_files, resolve_device
+from distilts.errors import DistiltsError, ModelDirError
+
+DEFAULT_PATH = None  # trained locally: there is no published checkpoint, --teacher-path DIR is required
+FAMILY = "patchtst"
+
+
+def num_patches(context_length: int, patch_length: int, patch_stride: int) -> int:
+    """Patches PatchTST cuts from a window of `context_length` steps (its patchifier's formula)."""
+    return (max(context_length, patch_length) - patch_length) // patch_stride + 1
+
+
+class PatchTSTTeacher(Teacher):
+    """A trained `PatchTSTForPrediction` (point forecasts, MSE head) in eval mode."""
+
+    name = FAMILY
+
+    def __init__(self, model, path: str, device: str = "cpu", batch_size: int = 256) -> None:
+        self.model = model.eval().to(device)
+        self.path = str(path)
+        self.device = device
+        self.batch_size = batch_size
+        cfg = model.config
+        self.context_length = int(cfg.context_length)
+        self.prediction_length = int(cfg.prediction_length)
+        self.d_model = int(cfg.d_model)
+        self.n_variates = int(cfg.num_input_channels)
+        self.checkpoint_hash = hash_weight_files(path)
+
+    def hidden_tokens(self, lookback: int) -> int:
+        cfg = self.model.config
+        return num_patches(lookback, int(cfg.patch_length), int(cfg.patch_stride)) + int(bool(cfg.use_cls_token))
+
+    def _check(self, x: np.ndarray, horizon: int) -> None:
+        if x.ndim != 3:
+            raise DistiltsError(f"PatchTST teacher expects windows [B, L, D]; got shape {tuple(x.shape)}.")
+        if x.shape[1] != self.context_length:
+            raise DistiltsError(
+                f"This PatchTST teacher ({self.path}) was trained with lookback {self.context_length}, "
+                f"but the windows have {x.shape[1]} steps. PatchTST's patching and linear head are tied to "
+                f"the training context: use --lookback {self.context_length}, or train a teacher for "
+                f"lookback {x.shape[1]} with `distilts train-teacher --lookback {x.shape[1]}`."
+            )
+        if horizon != self.prediction_length:
+            raise DistiltsError(
+                f"This PatchTST teacher ({self.path}) forecasts exactly {self.prediction_length} steps "
+                f"(its linear head's size), but horizon {horizon} was asked for. Train one per horizon "
+                f"with `distilts train-teacher --horizon {horizon}` and pass that directory."
+            )
+
+    def predict(self, x: np.ndarray, horizon: int, hidden: bool = False) -> TeacherOutput:
+        """Forecast `[B, H, D]` (same scale as `x`), and optionally the encoder states per patch."""
+        import torch
+
+        x = np.asarray(x, dtype=np.float32)
+        self._check(x, horizon)
+        forecasts, states = [], []
+        with torch.inference_mode():
+            for lo in range(0, x.shape[0], self.batch_size):
+                xb = torch.from_numpy(x[lo: lo + self.batch_size]).to(self.device)
+                out = self.model.model(past_values=xb, return_dict=True)
+                y = self.model.head(out.last_hidden_state) * out.scale + out.loc  # [b, H, D]
+                forecasts.append(y.float().cpu().numpy())
+                if hidden:
+                    states.append(out.last_hidden_state.float().cpu().numpy())  # [b, D, T, d_model]
+        forecast = np.concatenate(forecasts, axis=0) if forecasts else np.zeros((0, horizon, x.shape[2]), np.float32)
+        hid = None
+        if hidden:
+            hid = (np.concatenate(states, axis=0) if states
+                   else np.zeros((0, x.shape[2], self.hidden_tokens(x.shape[1]), self.d_model), np.float32))
+        return TeacherOutput(forecast=forecast, hidden=hid)
+
+
+def load(path: str, device: str = "auto") -> PatchTSTTeacher:
+    """Load a PatchTST teacher from a local `save_pretrained` directory (safetensors only)."""
+    local = Path(path).expanduser()
+    if not local.is_dir():
+        raise ModelDirError(
+            f"PatchTST teacher directory {local} does not exist. PatchTST teachers are trained here: "
+            f"`distilts train-teacher --data DATA.csv --lookback L --horizon H --out {local}`."
+        )
+    from distilts.distill.teachers.hub import _check_layout
+
+    _check_layout(local, FAMILY, ("config.json",))
+    from transformers import PatchTSTForPrediction
+
+    try:
+        model = PatchTSTForPrediction.from_pretrained(str(local), use_safetensors=True)
+    except Exception as exc:  # wrong model type, corrupt weights...
+        raise ModelDirError(f"{local} is not a PatchTSTForPrediction checkpoint ({type(exc).__name__}: {exc}).") from None
+    if getattr(model.config, "loss", "mse") != "mse":
+        raise ModelDirError(f"{local}: only point-forecast PatchTST checkpoints (loss='mse') can be teachers.")
+    return PatchTSTTeacher(model, str(local), resolve_device(device))
