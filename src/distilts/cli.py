@@ -13,6 +13,7 @@ from distilts.errors import DistiltsError
 
 # command name -> "module:attribute"; order is the order of the help listing
 COMMANDS = {
+    "train-teacher": "distilts.distill.train_teacher_cli:train_teacher",
     "teach": "distilts.distill.teach_cli:teach",
     "distill": "distilts.distill.cli:distill",
     "eval": "distilts.distill.cli:eval_cmd",
@@ -58,6 +59,7 @@ def cli() -> None:
 
     \b
     The stages, in order:
+      train-teacher  train a PatchTST teacher here (when no pretrained TSFM weights are at hand)
       teach     run a frozen teacher (TimeMoE, Chronos, Moirai) once and cache its outputs
       distill   train a small student (DLinear, iTransformer) from ground truth and the teacher
       eval      score a student on the standard test split
