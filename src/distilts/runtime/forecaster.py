@@ -1,0 +1,166 @@
+"""`Forecaster`: load a verified artifact and forecast from raw values (numpy + one backend)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from distilts.errors import ArtifactError, DataError, DistiltsError
+from distilts.runtime.backends import Session, open_session
+from distilts.runtime.manifest import RECOMPILE, Manifest, ModelFile, read_manifest
+
+MAX_DYNAMIC_BATCH = 1024  # dynamic-batch models still get chunks of at most this many windows
+
+
+class Forecaster:
+    """A compiled student ready to serve: checksums and the golden self-check have passed.
+
+    `predict` takes raw values (normalization is in the graph) for one window `[L, D]` or a batch
+    `[B, L, D]` and returns raw-scale forecasts `[H, D]` / `[B, H, D]`, for any B.
+    """
+
+    def __init__(self, manifest: Manifest, sessions: dict[int | None, Session], threads: int | None,
+                 load_seconds: float = 0.0) -> None:
+        self.manifest = manifest
+        self.sessions = sessions  # batch (None = dynamic) -> session
+        self.threads = threads
+        self.load_seconds = load_seconds
+
+    @classmethod
+    def load(cls, artifact_dir: str | Path, threads: int | None = None, verify: bool = True) -> "Forecaster":
+        """Read the manifest, check every file's sha256, load each model file and run the golden pair.
+
+        threads: backend thread count (default: the manifest target's `threads`, else the backend's own
+        default). verify=False skips the golden self-check (checksums are always checked).
+        """
+        t0 = time.perf_counter()
+        man = read_manifest(artifact_dir)
+        if threads is None and man.target and man.target.get("threads"):
+            threads = int(man.target["threads"])
+        sessions: dict[int | None, Session] = {}
+        for mf in man.models:
+            sessions[mf.batch] = _open(man, mf, threads)
+        fc = cls(man, sessions, threads)
+        if verify:
+            fc.self_check()
+        fc.load_seconds = time.perf_counter() - t0
+        return fc
+
+    # --- properties -------------------------------------------------------------------------
+    @property
+    def lookback(self) -> int:
+        return self.manifest.lookback
+
+    @property
+    def horizon(self) -> int:
+        return self.manifest.horizon
+
+    @property
+    def columns(self) -> list[str]:
+        return self.manifest.columns
+
+    @property
+    def backend(self) -> str:
+        return self.manifest.backend
+
+    @property
+    def batch_sizes(self) -> list[int | None]:
+        """Batch sizes of the model files (None = dynamic)."""
+        return list(self.sessions)
+
+    # --- checks -----------------------------------------------------------------------------
+    def self_check(self) -> None:
+        """Run the manifest's golden input through every model file; refuse to serve on a mismatch."""
+        man = self.manifest
+        for batch, sess in self.sessions.items():
+            got = self._run_padded(sess, man.golden_input)
+            want = man.golden_output
+            if got.shape != want.shape or not np.all(np.isfinite(got)) or not np.allclose(got, want, atol=man.atol, rtol=man.rtol):
+                err = float(np.max(np.abs(got - want))) if got.shape == want.shape else float("nan")
+                name = next(m.file for m in man.models if m.batch == batch)
+                raise ArtifactError(
+                    f"{man.directory / name}: the {man.backend} backend ({sess.version}) does not reproduce the "
+                    f"golden forecast stored in manifest.json (max abs error {err:.3g}, allowed atol {man.atol:g} + "
+                    f"rtol {man.rtol:g}). Refusing to serve wrong numbers. This happens when the backend "
+                    f"library differs from the one used at compile time (some TFLite runtimes are silently "
+                    f"wrong on int8 models). Try the fp32 artifact or another backend, or re-run "
+                    f"`distilts compile` with this runtime's version."
+                )
+
+    def check_window(self, values: np.ndarray) -> np.ndarray:
+        """Validate raw input and return it as float32 `[B, L, D]` (raises DataError)."""
+        x = np.asarray(values)
+        L, D = self.lookback, len(self.columns)
+        if x.ndim not in (2, 3) or x.shape[-2:] != (L, D):
+            raise DataError(
+                f"Input window has shape {tuple(x.shape)}; the model expects {L} x {D} (lookback x variates) "
+                f"for one window or [batch, {L}, {D}] for a batch, columns in this order: "
+                f"{', '.join(self.columns)}."
+            )
+        try:
+            x = x.astype(np.float32, copy=False)
+        except (TypeError, ValueError):
+            raise DataError(f"Input window must be numeric; got dtype {x.dtype}.") from None
+        bad = ~np.isfinite(x)
+        if bad.any():
+            idx = np.argwhere(bad)[0]
+            where = f"window {idx[0]}, " if x.ndim == 3 else ""
+            raise DataError(
+                f"Input window has {int(bad.sum())} NaN/inf value(s) (first at {where}step {idx[-2]}, column "
+                f"'{self.columns[idx[-1]]}'). Fill missing values first (e.g. `--fill ffill`)."
+            )
+        return x[None] if x.ndim == 2 else x
+
+    # --- inference --------------------------------------------------------------------------
+    def predict(self, values: np.ndarray) -> np.ndarray:
+        """Raw `[L, D]` -> `[H, D]`, or `[B, L, D]` -> `[B, H, D]` (chunked over the model files' batches)."""
+        single = np.ndim(values) == 2
+        x = np.ascontiguousarray(self.check_window(values))
+        out = np.empty((x.shape[0], self.horizon, len(self.columns)), dtype=np.float32)
+        for lo, hi, batch in plan_chunks(x.shape[0], list(self.sessions)):
+            out[lo:hi] = self._run_padded(self.sessions[batch], x[lo:hi])
+        return out[0] if single else out
+
+    def _run_padded(self, sess: Session, x: np.ndarray) -> np.ndarray:
+        """Run `x` on a session, padding with copies of the last window up to its fixed batch."""
+        n = x.shape[0]
+        if sess.batch is not None and n < sess.batch:
+            x = np.concatenate([x, np.repeat(x[-1:], sess.batch - n, axis=0)])
+        y = sess.run(np.ascontiguousarray(x, dtype=np.float32))
+        return np.asarray(y, dtype=np.float32)[:n]
+
+
+def plan_chunks(n: int, batches: list[int | None]) -> list[tuple[int, int, int | None]]:
+    """Split n windows into (lo, hi, batch) chunks over the available batch sizes.
+
+    A dynamic model (None) takes everything in chunks of MAX_DYNAMIC_BATCH. Otherwise the largest
+    fixed batch that fits is used greedily; a remainder smaller than every batch is padded up to the
+    smallest batch that holds it.
+    """
+    chunks: list[tuple[int, int, int | None]] = []
+    if None in batches:
+        for lo in range(0, n, MAX_DYNAMIC_BATCH):
+            chunks.append((lo, min(n, lo + MAX_DYNAMIC_BATCH), None))
+        return chunks
+    fixed = sorted(b for b in batches if b is not None)
+    lo = 0
+    while lo < n:
+        rest = n - lo
+        fit = [b for b in fixed if b <= rest]
+        b = fit[-1] if fit else min(b for b in fixed if b >= rest)
+        hi = lo + min(b, rest)
+        chunks.append((lo, hi, b))
+        lo = hi
+    return chunks
+
+
+def _open(man: Manifest, mf: ModelFile, threads: int | None) -> Session:
+    try:
+        return open_session(man.backend, man.path(mf), batch=mf.batch, input_name=man.input_name,
+                            output_name=man.output_name, threads=threads)
+    except DistiltsError:  # MissingExtraError names the extra to install
+        raise
+    except Exception as exc:  # the backend cannot parse or compile the file
+        raise ArtifactError(f"{man.path(mf)}: the {man.backend} backend cannot load it ({exc}). {RECOMPILE}") from exc

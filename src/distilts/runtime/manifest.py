@@ -1,0 +1,182 @@
+"""Read and validate an artifact's `manifest.json` (schema in docs/design.md) and its checksums.
+
+Numpy and the standard library only: this module ships to the device.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from distilts.errors import ArtifactError
+from distilts.utils import sha256_file
+
+FORMAT = "distilts-artifact"
+VERSION = 1
+BACKENDS = ("onnx", "openvino", "tflite")
+RECOMPILE = "Re-run `distilts compile` to rebuild the artifact."
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """One file of an artifact; `batch` None means a dynamic batch dimension."""
+
+    file: str
+    batch: int | None
+    sha256: str
+    size: int | None
+    role: str = "model"  # "weights" for OpenVINO's .bin, which is loaded with its .xml
+
+
+@dataclass
+class Manifest:
+    """A validated manifest; `raw` keeps every field as written."""
+
+    directory: Path
+    raw: dict[str, Any]
+    backend: str
+    precision: str
+    files: list[ModelFile]
+    input_name: str
+    output_name: str
+    lookback: int
+    horizon: int
+    columns: list[str]
+    freq_seconds: int | None
+    scaler_mean: np.ndarray | None
+    scaler_std: np.ndarray | None
+    golden_input: np.ndarray
+    golden_output: np.ndarray
+    atol: float
+    rtol: float
+
+    @property
+    def n_variates(self) -> int:
+        return len(self.columns)
+
+    @property
+    def models(self) -> list[ModelFile]:
+        """Loadable model files (not weight side-files), smallest fixed batch first, dynamic last."""
+        ms = [m for m in self.files if m.role != "weights"]
+        return sorted(ms, key=lambda m: (m.batch is None, m.batch or 0))
+
+    @property
+    def target(self) -> dict | None:
+        return self.raw.get("target")
+
+    @property
+    def student(self) -> dict:
+        return self.raw.get("student") or {}
+
+    @property
+    def total_size(self) -> int:
+        """Bytes of every listed file."""
+        return sum((self.directory / f.file).stat().st_size for f in self.files)
+
+    def path(self, f: ModelFile) -> Path:
+        return self.directory / f.file
+
+
+def _need(d: dict, key: str, where: str, path: Path) -> Any:
+    if key not in d:
+        raise ArtifactError(f"{path}: manifest field '{where}{key}' is missing. {RECOMPILE}")
+    return d[key]
+
+
+def read_manifest(artifact_dir: str | Path, verify_checksums: bool = True) -> Manifest:
+    """Parse `artifact_dir/manifest.json`, check its fields and (by default) every file's sha256."""
+    directory = Path(artifact_dir)
+    mpath = directory / "manifest.json"
+    if not directory.is_dir():
+        raise ArtifactError(f"Artifact directory not found: {directory}. Pass a directory written by `distilts compile`.")
+    if not mpath.exists():
+        found = sorted(p.parent.name for p in directory.glob("*/manifest.json"))
+        hint = f" It holds artifacts: {', '.join(found)} - pass one of those." if found else f" {RECOMPILE}"
+        raise ArtifactError(f"{directory} has no manifest.json, so it is not a distilts artifact.{hint}")
+    try:
+        raw = json.loads(mpath.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{mpath} is not valid JSON ({exc}). {RECOMPILE}") from None
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise ArtifactError(f"{mpath}: 'format' is not '{FORMAT}', so this is not a distilts artifact.")
+    version = raw.get("version")
+    if version != VERSION:
+        raise ArtifactError(
+            f"{mpath}: manifest version {version!r} is not supported by this runtime (it reads version "
+            f"{VERSION}). Upgrade distilts on this machine or re-compile with a matching version."
+        )
+    backend = _need(raw, "backend", "", mpath)
+    if backend not in BACKENDS:
+        raise ArtifactError(f"{mpath}: unknown backend '{backend}' (known: {', '.join(BACKENDS)}).")
+    norm = raw.get("normalization", "in-graph")
+    if norm != "in-graph":
+        raise ArtifactError(f"{mpath}: normalization '{norm}' is not supported (only 'in-graph'). {RECOMPILE}")
+
+    files = []
+    for i, m in enumerate(_need(raw, "models", "", mpath) or []):
+        name = _need(m, "file", f"models[{i}].", mpath)
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise ArtifactError(f"{mpath}: model file '{name}' must be a plain name inside the artifact directory.")
+        batch = m.get("batch")
+        if batch is not None and (not isinstance(batch, int) or batch < 1):
+            raise ArtifactError(f"{mpath}: models[{i}].batch must be null or a positive integer, not {batch!r}.")
+        files.append(ModelFile(name, batch, _need(m, "sha256", f"models[{i}].", mpath), m.get("size"),
+                               m.get("role") or ("weights" if name.endswith(".bin") else "model")))
+    if not [f for f in files if f.role != "weights"]:
+        raise ArtifactError(f"{mpath}: 'models' lists no model file. {RECOMPILE}")
+
+    lookback = int(_need(raw, "lookback", "", mpath))
+    horizon = int(_need(raw, "horizon", "", mpath))
+    columns = [str(c) for c in _need(raw, "columns", "", mpath)]
+    inp, out = _need(raw, "input", "", mpath), _need(raw, "output", "", mpath)
+    for label, spec, steps in (("input", inp, lookback), ("output", out, horizon)):
+        shape = list(spec.get("shape") or [])
+        if len(shape) != 3 or shape[1] != steps or shape[2] != len(columns):
+            raise ArtifactError(
+                f"{mpath}: {label} shape {shape} does not match [batch, {steps}, {len(columns)}] "
+                f"(lookback/horizon and {len(columns)} columns). {RECOMPILE}"
+            )
+
+    golden = _need(raw, "golden", "", mpath)
+    g_in = np.asarray(_need(golden, "input", "golden.", mpath), dtype=np.float32)
+    g_out = np.asarray(_need(golden, "output", "golden.", mpath), dtype=np.float32)
+    if g_in.ndim == 2:
+        g_in, g_out = g_in[None], g_out[None]
+    if g_in.shape[1:] != (lookback, len(columns)) or g_out.shape[1:] != (horizon, len(columns)):
+        raise ArtifactError(
+            f"{mpath}: golden input/output shapes {g_in.shape}/{g_out.shape} do not match lookback "
+            f"{lookback}, horizon {horizon}, {len(columns)} columns. {RECOMPILE}"
+        )
+    scaler = raw.get("scaler") or {}
+    mean = np.asarray(scaler["mean"], dtype=np.float64) if "mean" in scaler else None
+    std = np.asarray(scaler["std"], dtype=np.float64) if "std" in scaler else None
+
+    man = Manifest(
+        directory=directory, raw=raw, backend=backend, precision=str(raw.get("precision", "fp32")),
+        files=files, input_name=str(inp.get("name", "x")), output_name=str(out.get("name", "y")),
+        lookback=lookback, horizon=horizon, columns=columns,
+        freq_seconds=raw.get("freq_seconds"), scaler_mean=mean, scaler_std=std,
+        golden_input=g_in, golden_output=g_out,
+        atol=float(golden.get("atol", 1e-4)), rtol=float(golden.get("rtol", 1e-3)),
+    )
+    if verify_checksums:
+        verify_files(man)
+    return man
+
+
+def verify_files(man: Manifest) -> None:
+    """Every listed file exists and has the sha256 the manifest records; else ArtifactError naming it."""
+    for f in man.files:
+        p = man.path(f)
+        if not p.is_file():
+            raise ArtifactError(f"Artifact file {p} is missing (listed in manifest.json). {RECOMPILE}")
+        digest = sha256_file(p)
+        if digest != f.sha256:
+            raise ArtifactError(
+                f"Checksum mismatch for {p}: sha256 is {digest[:16]}..., manifest.json says "
+                f"{str(f.sha256)[:16]}... The file was modified or corrupted. {RECOMPILE}"
+            )
