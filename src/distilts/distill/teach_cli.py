@@ -1,5 +1,65 @@
-"""Commands of this stage (placeholders until the stage is built)."""
+"""`distilts teach`: run a frozen teacher once over a dataset's windows and cache its outputs."""
 
-from distilts.cli import not_built
+from __future__ import annotations
 
-teach = not_built("teach", "the teacher stage")
+import click
+
+from distilts.data.options import data_options
+from distilts.distill.teachers import TEACHERS
+
+
+@click.command(name="teach")
+@click.option("--teacher", "teacher_name", type=click.Choice(list(TEACHERS)), required=True,
+              help="Teacher family.")
+@click.option("--teacher-path", default=None,
+              help="Checkpoint directory in the family's official layout, or a hub id (default: the family's "
+                   "published small model).")
+@data_options
+@click.option("--lookback", type=click.IntRange(min=1), default=512, show_default=True, help="Context length L.")
+@click.option("--horizon", type=click.IntRange(min=1), default=96, show_default=True, help="Forecast length H.")
+@click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True, help="Step between windows.")
+@click.option("--parts", default="train,val,test", show_default=True, help="Split parts to cache, comma-separated.")
+@click.option("--hidden/--no-hidden", default=False, show_default=True,
+              help="Also cache the teacher's hidden states (pooled to --hidden-tokens tokens).")
+@click.option("--hidden-tokens", type=click.IntRange(min=0), default=16, show_default=True,
+              help="Mean-pool the teacher's tokens into this many contiguous groups (0 = keep all).")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Cache root (default: $DISTILTS_CACHE_DIR, else the user cache directory).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Windows per teacher call (one resumable chunk).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def teach(teacher_name: str, teacher_path: str | None, data_args: dict, lookback: int, horizon: int, stride: int,
+          parts: str, hidden: bool, hidden_tokens: int, cache_dir: str | None, device: str, batch_size: int,
+          quiet: bool) -> None:
+    """Run a frozen teacher (TimeMoE, Chronos, Chronos-Bolt, Moirai) over every window and cache it.
+
+    The cache is keyed by teacher checkpoint, data, window settings and hidden settings; a rerun
+    with the same settings reuses it at once, and an interrupted run resumes where it stopped.
+    """
+    from distilts.data import load_dataset
+    from distilts.distill.cache import ensure_teacher_cache
+
+    dataset = load_dataset(**data_args)
+    part_list = [p.strip() for p in parts.split(",") if p.strip()]
+    cache = ensure_teacher_cache(
+        dataset, teacher_name, teacher_path, lookback, horizon, parts=part_list, stride=stride, hidden=hidden,
+        hidden_tokens=hidden_tokens, cache_dir=cache_dir, batch_size=batch_size, device=device, progress=not quiet,
+    )
+    records = cache.info["parts"]
+    click.echo(f"teacher cache: {cache.directory}")
+    click.echo(f"  {'reused (already complete; teacher not loaded)' if cache.reused else 'computed'}, "
+               f"{_human(cache.size_bytes)} on disk")
+    for part in part_list:
+        r = records[part]
+        extra = f", hidden {tuple(r['hidden_shape'])}" if r.get("hidden_shape") else ""
+        click.echo(f"  {part}: {r['windows']} windows, forecasts {tuple(r['forecast_shape'])}{extra}")
+
+
+def _human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1024 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
