@@ -1,0 +1,154 @@
+"""Teacher registry and the Chronos / Chronos-Bolt / Moirai adapters, on tiny random checkpoints
+saved in each family's official layout and loaded through the same path as a hub download."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from distilts.distill.teachers import TEACHERS, default_path, load_teacher
+from distilts.errors import DistiltsError, ModelDirError
+
+from conftest import TEACHER_CONFIGS
+
+torch = pytest.importorskip("torch")
+torch.set_num_threads(1)
+
+B, L, D = 2, 64, 3
+HORIZON = {"chronos": 8, "chronos-bolt": 24, "moirai": 24}  # T5 samples token by token: keep it short
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> dict[str, str]:
+    from distilts.distill.teachers import chronos, moirai
+
+    root = tmp_path_factory.mktemp("teachers")
+    return {
+        "chronos": str(chronos.save_random_checkpoint(root / "chronos", "chronos", seed=1)),
+        "chronos-bolt": str(chronos.save_random_checkpoint(root / "bolt", "chronos-bolt", seed=1)),
+        "moirai": str(moirai.save_random_checkpoint(root / "moirai", seed=1)),
+    }
+
+
+@pytest.fixture(scope="module")
+def loaded(checkpoints):
+    return {name: load_teacher(name, path, "cpu") for name, path in checkpoints.items()}
+
+
+def _windows(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(L)[None, :, None]
+    return (np.sin(2 * np.pi * t / 16) + 0.3 * rng.normal(size=(B, L, D))).astype(np.float32)
+
+
+def test_registry_names_and_unknown_name():
+    assert set(TEACHERS) == {"timemoe", "chronos", "chronos-bolt", "moirai", "patchtst"}
+    with pytest.raises(DistiltsError, match="Use one of: timemoe, chronos, chronos-bolt, moirai, patchtst"):
+        load_teacher("chronos-3")
+
+
+def test_default_paths():
+    assert default_path("chronos") == "amazon/chronos-t5-small"
+    assert default_path("chronos-bolt") == "amazon/chronos-bolt-small"
+    assert default_path("moirai") == "Salesforce/moirai-1.1-R-small"
+
+
+def test_registry_and_teach_command_do_not_import_torch():
+    code = ("import sys, distilts.distill.teachers, distilts.distill.teach_cli\n"
+            "print('HEAVY', [m for m in ('torch', 'transformers', 'chronos', 'uni2ts') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "HEAVY []" in out.stdout, out.stdout + out.stderr
+
+
+def test_embedded_t5_config_is_the_published_one():
+    from distilts.distill.teachers.chronos import checkpoint_config
+
+    for size in ("small",):
+        official = json.loads((TEACHER_CONFIGS / f"chronos-t5-{size}.json").read_text())
+        ours = checkpoint_config("chronos", tiny=False)
+        official.pop("transformers_version", None)
+        assert ours == official
+
+
+@pytest.mark.parametrize("name", ["chronos", "chronos-bolt", "moirai"])
+def test_forecast_and_hidden(loaded, checkpoints, name):
+    from distilts.distill.teachers.base import hash_weight_files
+
+    teacher = loaded[name]
+    h = HORIZON[name]
+    x = _windows()
+    out = teacher.predict(x, h, hidden=True)
+    assert out.forecast.shape == (B, h, D) and out.forecast.dtype == np.float32
+    assert np.isfinite(out.forecast).all()
+    assert out.hidden.shape == (B, D, teacher.hidden_tokens(L), teacher.d_model)
+    assert np.isfinite(out.hidden).all()
+    # deterministic (sampling families are seeded per call), hidden off gives the same forecast
+    again = teacher.predict(x, h, hidden=False)
+    assert again.hidden is None
+    np.testing.assert_array_equal(out.forecast, again.forecast)
+    # the forecast depends on the input (and on the scale of the input)
+    other = teacher.predict(_windows(seed=1) * 3 + 2, h).forecast
+    assert not np.allclose(other, out.forecast)
+    assert teacher.name == name
+    assert teacher.checkpoint_hash == hash_weight_files(checkpoints[name])
+    assert {"point", "hidden", "d_model"} <= set(teacher.info)
+
+
+def test_hidden_token_counts(loaded):
+    assert loaded["chronos"].hidden_tokens(64) == 64  # one per step, EOS dropped
+    assert loaded["chronos"].hidden_tokens(2000) == 512  # cut to the model's context
+    assert loaded["chronos-bolt"].hidden_tokens(512) == 32  # 16-step patches, [REG] dropped
+    assert loaded["chronos-bolt"].hidden_tokens(100) == 7  # left-padded to a whole patch
+    assert loaded["moirai"].hidden_tokens(512) == 16  # patch size 32
+
+
+def test_bolt_is_channel_independent(loaded):
+    x = _windows()
+    full = loaded["chronos-bolt"].predict(x, 24).forecast
+    one = loaded["chronos-bolt"].predict(x[:, :, 1:2], 24).forecast
+    np.testing.assert_allclose(full[:, :, 1:2], one, rtol=1e-5, atol=1e-6)
+
+
+def test_unreachable_hub_id_says_how_to_fix(monkeypatch, tmp_path):
+    import huggingface_hub.constants as hf_constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(ModelDirError) as err:
+        load_teacher("chronos-bolt", "amazon/chronos-bolt-small", "cpu")
+    msg = str(err.value)
+    assert "amazon/chronos-bolt-small" in msg and "--teacher-path" in msg and "hf download" in msg
+
+
+def test_pickled_weights_are_refused(checkpoints, tmp_path):
+    d = tmp_path / "pickled"
+    d.mkdir()
+    shutil.copy(f"{checkpoints['chronos-bolt']}/config.json", d / "config.json")
+    torch.save({"x": torch.zeros(1)}, d / "pytorch_model.bin")
+    with pytest.raises(ModelDirError, match="pickled weights are never loaded"):
+        load_teacher("chronos-bolt", str(d), "cpu")
+    with pytest.raises(ModelDirError, match="model.safetensors"):
+        load_teacher("moirai", str(d), "cpu")
+
+
+def test_wrong_family_is_named(checkpoints):
+    with pytest.raises(ModelDirError, match="--teacher chronos-bolt"):
+        load_teacher("chronos", checkpoints["chronos-bolt"], "cpu")
+    with pytest.raises(ModelDirError, match="not a Chronos checkpoint"):
+        load_teacher("chronos", checkpoints["moirai"], "cpu")
+
+
+def test_moirai_weights_must_match_config(checkpoints, tmp_path):
+    d = tmp_path / "moirai"
+    shutil.copytree(checkpoints["moirai"], d)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["num_layers"] += 1
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelDirError, match="does not match its config.json"):
+        load_teacher("moirai", str(d), "cpu")
