@@ -1,0 +1,166 @@
+"""Teacher cache: fill, reuse without loading the teacher, resume after a kill, the teach command."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from distilts.data import load_dataset
+from distilts.distill import teachers
+from distilts.distill.cache import cache_root, ensure_teacher_cache, pool_tokens
+from distilts.errors import DistiltsError
+
+torch = pytest.importorskip("torch")
+torch.set_num_threads(1)
+
+L, H, STRIDE, BATCH = 64, 16, 48, 16
+TEACHER = "chronos-bolt"  # TODO: a tiny TimeMoE for the CLI test once teachers/timemoe.py lands
+REAL_LOAD = teachers.load_teacher
+
+
+@pytest.fixture(scope="module")
+def bolt_dir(tmp_path_factory) -> str:
+    from distilts.distill.teachers.chronos import save_random_checkpoint
+
+    return str(save_random_checkpoint(tmp_path_factory.mktemp("bolt"), "chronos-bolt", seed=3))
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return load_dataset(None)
+
+
+class Counting:
+    """Loads the real teacher and counts its predict calls; optionally dies after `fail_after` calls."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.loads = 0
+        self.calls = 0
+        self.fail_after = fail_after
+
+    def __call__(self, name, path=None, device="auto"):
+        self.loads += 1
+        teacher = REAL_LOAD(name, path, device)
+        predict = teacher.predict
+
+        def counted(x, horizon, hidden=False):
+            if self.fail_after is not None and self.calls >= self.fail_after:
+                raise KeyboardInterrupt("simulated kill")
+            self.calls += 1
+            return predict(x, horizon, hidden)
+
+        teacher.predict = counted
+        return teacher
+
+
+def _fill(dataset, bolt_dir, cache_dir, **kw):
+    kw = {"stride": STRIDE, "batch_size": BATCH, "device": "cpu", "progress": False, **kw}
+    return ensure_teacher_cache(dataset, TEACHER, bolt_dir, L, H, cache_dir=cache_dir, **kw)
+
+
+def _n_chunks(dataset, parts=("train", "val", "test")) -> int:
+    return sum(-(-len(dataset.windows(p, L, H, STRIDE)) // BATCH) for p in parts)
+
+
+def test_fill_aligns_with_windows_then_reuses_without_teacher(dataset, bolt_dir, tmp_path, monkeypatch):
+    cache = _fill(dataset, bolt_dir, tmp_path, hidden=True, hidden_tokens=2)
+    assert not cache.reused
+    d = dataset.normalized.shape[1]
+    teacher = teachers.load_teacher(TEACHER, bolt_dir, "cpu")
+    for part in ("train", "val", "test"):
+        win = dataset.windows(part, L, H, STRIDE)
+        f, hid = cache.forecasts(part), cache.hidden(part)
+        assert f.shape == (len(win), H, d) and f.dtype == np.float32
+        assert hid.shape == (len(win), d, 2, teacher.d_model) and hid.dtype == np.float16
+        idx = np.arange(min(BATCH, len(win)))  # the first chunk, recomputed by hand
+        out = teacher.predict(win.batch(idx)[0], H, hidden=True)
+        np.testing.assert_allclose(f[idx], out.forecast, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(hid[idx], pool_tokens(out.hidden, 2), rtol=1e-2, atol=1e-2)
+    files = sorted(p.name for p in cache.directory.iterdir())
+    assert "meta.json" in files and not [f for f in files if f.endswith((".partial", ".progress.json"))]
+    assert cache.info["teacher_info"]["name"] == TEACHER and cache.info["hidden_tokens"] == 2
+
+    def no_teacher(*a, **k):
+        raise AssertionError("a complete cache must not load the teacher")
+
+    monkeypatch.setattr(teachers, "load_teacher", no_teacher)
+    again = _fill(dataset, bolt_dir, tmp_path, hidden=True, hidden_tokens=2)
+    assert again.reused and again.directory == cache.directory
+    np.testing.assert_array_equal(again.forecasts("test"), cache.forecasts("test"))
+
+
+def test_settings_key_the_entry(dataset, bolt_dir, tmp_path):
+    a = _fill(dataset, bolt_dir, tmp_path, parts=("test",))
+    b = _fill(dataset, bolt_dir, tmp_path, parts=("test",), stride=STRIDE * 2)
+    assert a.directory != b.directory and len(b.forecasts("test")) < len(a.forecasts("test"))
+    with pytest.raises(DistiltsError, match="no hidden states"):
+        a.hidden("test")
+    with pytest.raises(DistiltsError, match="has no 'train' part"):
+        a.forecasts("train")
+
+
+def test_resume_after_kill_computes_only_remaining_chunks(dataset, bolt_dir, tmp_path, monkeypatch):
+    dying = Counting(fail_after=3)
+    monkeypatch.setattr(teachers, "load_teacher", dying)
+    with pytest.raises(KeyboardInterrupt):
+        _fill(dataset, bolt_dir, tmp_path / "a", hidden=True, hidden_tokens=4)
+    entry = next((tmp_path / "a" / "teacher").iterdir())
+    assert not (entry / "meta.json").exists()  # incomplete: no marker
+    assert (entry / "train.progress.json").exists() and (entry / "train.forecast.npy.partial").exists()
+
+    resumed = Counting()
+    monkeypatch.setattr(teachers, "load_teacher", resumed)
+    cache = _fill(dataset, bolt_dir, tmp_path / "a", hidden=True, hidden_tokens=4)
+    assert resumed.calls == _n_chunks(dataset) - 3 and resumed.loads == 1
+    assert (entry / "meta.json").exists()
+
+    fresh = _fill(dataset, bolt_dir, tmp_path / "b", hidden=True, hidden_tokens=4)
+    for part in ("train", "val", "test"):
+        np.testing.assert_array_equal(cache.forecasts(part), fresh.forecasts(part))
+        np.testing.assert_array_equal(cache.hidden(part), fresh.hidden(part))
+
+
+def test_extra_parts_extend_a_complete_entry(dataset, bolt_dir, tmp_path, monkeypatch):
+    _fill(dataset, bolt_dir, tmp_path, parts=("test",))
+    counting = Counting()
+    monkeypatch.setattr(teachers, "load_teacher", counting)
+    cache = _fill(dataset, bolt_dir, tmp_path, parts=("val", "test"))
+    assert counting.calls == _n_chunks(dataset, ("val",)) and set(cache.parts) == {"val", "test"}
+
+
+def test_pool_tokens():
+    h = np.arange(5, dtype=np.float32).reshape(1, 1, 5, 1)
+    np.testing.assert_allclose(pool_tokens(h, 2)[0, 0, :, 0], [0.5, 3.0])
+    assert pool_tokens(h, 0) is h and pool_tokens(h, 9) is h
+
+
+def test_cache_root_precedence(monkeypatch, tmp_path):
+    monkeypatch.setenv("DISTILTS_CACHE_DIR", str(tmp_path / "env"))
+    assert cache_root() == tmp_path / "env"
+    assert cache_root(tmp_path / "arg") == tmp_path / "arg"
+    monkeypatch.delenv("DISTILTS_CACHE_DIR")
+    assert "distilts" in str(cache_root())
+
+
+def test_bad_settings(dataset, bolt_dir, tmp_path):
+    with pytest.raises(DistiltsError, match="Unknown split part"):
+        _fill(dataset, bolt_dir, tmp_path, parts=("holdout",))
+    with pytest.raises(DistiltsError, match="Unknown teacher"):
+        ensure_teacher_cache(dataset, "gpt", None, L, H, cache_dir=tmp_path)
+
+
+def test_teach_command_end_to_end(etth1_path, bolt_dir, tmp_path):
+    from distilts.cli import cli
+
+    args = ["teach", "--teacher", TEACHER, "--teacher-path", bolt_dir, "--data", str(etth1_path),
+            "--lookback", "96", "--horizon", "24", "--stride", "96", "--hidden", "--hidden-tokens", "4",
+            "--cache-dir", str(tmp_path), "--device", "cpu", "--quiet"]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    assert "computed" in first.output and str(tmp_path) in first.output
+    assert "test: 30 windows, forecasts (30, 24, 7), hidden (30, 7, 4, 32)" in first.output
+    second = CliRunner().invoke(cli, args)
+    assert second.exit_code == 0 and "reused" in second.output
+    bad = CliRunner().invoke(cli, args[:-3] + ["--teacher-path", str(tmp_path / "nope"), "--quiet"])
+    assert bad.exit_code != 0 and "neither an existing directory nor a hub id" in bad.output
