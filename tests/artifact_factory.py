@@ -109,3 +109,22 @@ def make_artifact(
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     })
     return art
+
+
+_CACHE: dict[str, Path] = {}
+SPECS = {"onnx": (None,), "openvino": (None,), "tflite": (1, 4)}
+
+
+def artifact(tmp_path_factory, backend: str) -> Path:
+    """One artifact per backend per test session (TFLite: files for batch 1 and 4)."""
+    if backend not in _CACHE:
+        root = tmp_path_factory.mktemp(f"artifact-{backend}")
+        _CACHE[backend] = make_artifact(root, backend, SPECS[backend])
+    return _CACHE[backend]
+
+
+def copy_artifact(src: Path, dst: Path) -> Path:
+    """A private copy to tamper with."""
+    import shutil
+
+    return Path(shutil.copytree(src, dst))
