@@ -1,0 +1,324 @@
+#!/usr/bin/env python
+"""Speed benchmark: compiled students vs the PyTorch student vs teachers, on one machine.
+
+For each student (DLinear, iTransformer) x format (onnx, openvino, tflite) x precision (fp32, int8):
+`distilts compile`, then in a fresh subprocess per row: batch-1 latency (median, p95), batch-256
+throughput, peak RSS, file size and test MSE on the same ETTh1 windows. Next to them: the PyTorch
+student (eager) and the teachers: the PatchTST teacher actually distilled (trained here) and
+TimeMoE-50M / Chronos-T5 tiny and small built at real size from their published configs with
+RANDOM weights (only their cost is measured, never their forecasts). Speedups are computed
+pair-wise from the same run.
+
+    python benchmarks/speed.py                # full grid
+    python benchmarks/speed.py --quick        # a few minutes on 2 cores
+    python benchmarks/speed.py --smoke        # < 1 minute: DLinear, onnx fp32, tiny settings
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import DISTILTS, ROOT, git_commit, machine_info, markdown_table, run_timed, text_table, write_outputs  # noqa: E402
+
+SHARED = ROOT.parent / "shared"
+STUDENTS = ("dlinear", "itransformer")
+FORMATS = ("onnx", "openvino", "tflite")
+PRECISIONS = ("fp32", "int8")
+# real-size teachers built from published configs with random weights: name -> (family, config file)
+REAL_SIZE_TEACHERS = {
+    "timemoe-50m": ("timemoe", "timemoe-50m.json"),
+    "chronos-t5-tiny": ("chronos", "chronos-t5-tiny.json"),
+    "chronos-t5-small": ("chronos", "chronos-t5-small.json"),
+}
+
+
+# --- one row = one fresh process: the runtime's profile worker (distilts.runtime.profile_worker) ----
+def measure(spec: dict, inputs: Path, y_true: np.ndarray | None, scaler: tuple[np.ndarray, np.ndarray],
+            work: Path, log: Path) -> dict:
+    """Time one model with the runtime's profile worker in its own interpreter (so peak RSS is its own).
+
+    spec: kind (artifact | student | teacher), path, name (teacher family), horizon, iters, warmup,
+    budget_s, batches (throughput batch sizes). Returns flat numbers, or {'error': ...}.
+    """
+    wdir = Path(tempfile.mkdtemp(prefix="row-", dir=work))
+    full = {"threads": None, "predict_batch": 64, **spec, "inputs": str(inputs), "out": str(wdir)}
+    (wdir / "spec.json").write_text(json.dumps(full))
+    try:
+        wall, _ = run_timed([sys.executable, "-m", "distilts.runtime.profile_worker", wdir / "spec.json"], log=log)
+    except RuntimeError as exc:
+        return {"error": str(exc).strip().splitlines()[-1][:300]}
+    res = json.loads((wdir / "result.json").read_text())
+    lat = res["latency_ms"]
+    out: dict[str, Any] = {"latency_ms_median": lat["p50"], "latency_ms_p95": lat["p95"], "latency_calls": lat["n"],
+                           "load_s": res["load_s"], "peak_rss_mb": res["rss_mb"]["peak"],
+                           "baseline_rss_mb": res["rss_mb"]["baseline"], "process_wall_s": wall,
+                           "backend": res.get("backend"), "param_count": res.get("param_count")}
+    for t in res.get("throughput", []):
+        out["throughput_wps"], out["throughput_batch"] = t["windows_per_s"], t["batch"]
+    if y_true is not None:
+        pred = np.load(wdir / "pred.npy")
+        if spec["kind"] == "artifact":  # raw-scale forecasts -> normalized scale
+            pred = (pred - scaler[0]) / scaler[1]
+        out["test_mse"] = float(np.mean((pred.astype(np.float64) - y_true) ** 2))
+        out["test_mae"] = float(np.mean(np.abs(pred.astype(np.float64) - y_true)))
+    return out
+
+
+# --- orchestration -------------------------------------------------------------------------------
+def prepare_windows(data: str, lookback: int, horizon: int, n: int, work: Path) -> dict:
+    """Save the ETTh1 test windows every row runs on: raw (artifacts) and normalized (torch) inputs."""
+    from distilts.data import load_dataset
+
+    ds = load_dataset(data)
+    w = ds.windows("test", lookback, horizon)
+    idx = np.unique(np.linspace(0, len(w) - 1, num=min(n, len(w))).round().astype(np.int64))
+    x, y = w.batch(idx)
+    files = {"raw": work / f"x_raw-L{lookback}-H{horizon}.npy", "normalized": work / f"x_norm-L{lookback}-H{horizon}.npy",
+             "teacher": work / f"x_teacher-L{lookback}-H{horizon}.npy"}
+    np.save(files["raw"], ds.scaler.inverse(x))
+    np.save(files["normalized"], x)
+    np.save(files["teacher"], x[:2])  # real-size teachers: batch-1 latency only, on the first windows
+    return {"source": str(data), "part": "test", "windows": int(len(idx)), "lookback": lookback, "horizon": horizon,
+            "n_variates": int(x.shape[2]), "files": {k: str(v) for k, v in files.items()}, "y": y,
+            "scaler": (ds.scaler.mean.astype(np.float32), ds.scaler.std.astype(np.float32))}
+
+
+def train_students(args, work: Path, log: Path) -> dict[str, dict]:
+    """Student dirs to time: given with --student-dir, else trained quickly (ground truth only)."""
+    given = dict(s.split("=", 1) for s in args.student_dir)
+    out = {}
+    for name in args.students:
+        if name in given:
+            out[name] = {"path": given[name], "trained_here": False}
+            continue
+        d = work / "students" / f"{name}-L{args.lookback}-H{args.horizon}"
+        if not (d / "config.json").exists():
+            cmd = [*DISTILTS, "distill", "--data", args.data, "--student", name, "--lookback", args.lookback,
+                   "--horizon", args.horizon, "--no-kd", "--beta", "0", "--epochs", args.student_epochs,
+                   "--stride", args.train_stride, "--seed", 0, "--out", d]
+            wall, _ = run_timed(cmd, log)
+            print(f"trained {name} in {wall:.1f} s (ground truth only; weights do not change speed)", flush=True)
+        out[name] = {"path": str(d), "trained_here": True}
+    return out
+
+
+def real_size_teacher(name: str, work: Path) -> str:
+    """Directory of `name` built from its published config with random weights (official layout)."""
+    family, cfg_file = REAL_SIZE_TEACHERS[name]
+    d = work / "random-teachers" / name
+    if (d / "config.json").exists():
+        return str(d)
+    cfg = json.loads((SHARED / "teacher-configs" / cfg_file).read_text())
+    if family == "timemoe":
+        from distilts.distill.teachers import timemoe
+
+        timemoe.save_random_checkpoint(d, cfg)
+    else:
+        from distilts.distill.teachers import chronos
+
+        chronos.save_random_checkpoint(d, "chronos", tiny=False, config_overrides=cfg)
+    return str(d)
+
+
+def run(args) -> dict:
+    """Compile and time every row; returns the JSON record."""
+    work = Path(args.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / "speed.log"
+    win = prepare_windows(args.data, args.lookback, args.horizon, args.windows, work)
+    files, y, scaler = win.pop("files"), win.pop("y"), win.pop("scaler")
+    timing = {"iters": args.reps, "warmup": 10, "budget_s": args.budget_s, "batches": [args.batch],
+              "horizon": args.horizon, "threads": args.threads}
+    rows: list[dict] = []
+
+    def add(row: dict, spec: dict, inputs: str, with_accuracy: bool = True) -> None:
+        res = measure({**timing, **spec}, Path(inputs), y if with_accuracy else None, scaler, work, log)
+        row.update(res)
+        rows.append(row)
+        msg = res.get("error") or (f"{res['latency_ms_median']:.3f} ms/window (b=1), "
+                                   f"{res.get('throughput_wps', float('nan')):.0f} windows/s (b={args.batch})")
+        print(f"{row['model']:>18} {row['format']:>9} {row['precision']:>5}: {msg}", flush=True)
+
+    students = train_students(args, work, log)
+    for name, st in students.items():
+        size = Path(st["path"], "model.safetensors").stat().st_size
+        add({"model": name, "role": "student", "format": "pytorch", "precision": "fp32", "size_bytes": size},
+            {"kind": "student", "path": st["path"]}, files["normalized"])
+        for fmt in args.formats:
+            for prec in args.precisions:
+                out = work / "artifacts" / f"{name}-L{args.lookback}-H{args.horizon}-{fmt}-{prec}"
+                row = {"model": name, "role": "student", "format": fmt, "precision": prec}
+                try:
+                    if not (out / "manifest.json").exists():
+                        cmd = [*DISTILTS, "compile", st["path"], "--target", fmt, "--out", out]
+                        row["compile_s"], _ = run_timed(cmd + (["--int8"] if prec == "int8" else []), log)
+                    man = json.loads((out / "manifest.json").read_text())
+                    row["size_bytes"] = sum(m.get("size", 0) for m in man["models"])
+                    row["verify_rel_mse"] = man.get("verification", {}).get("rel_mse")
+                except (RuntimeError, OSError, KeyError, ValueError) as exc:
+                    row["error"] = f"compile: {str(exc).strip().splitlines()[-1][:300]}"
+                    rows.append(row)
+                    print(f"{name:>18} {fmt:>9} {prec:>5}: {row['error']}", flush=True)
+                    continue
+                add(row, {"kind": "artifact", "path": str(out)}, files["raw"])
+
+    for tname in args.teachers:
+        if tname == "patchtst":
+            if not Path(args.patchtst_path).exists():
+                print(f"patchtst teacher: {args.patchtst_path} missing (run accuracy.py first), skipped", flush=True)
+                continue
+            row = {"model": "patchtst", "role": "teacher", "format": "pytorch", "precision": "fp32",
+                   "weights": "trained here", "size_bytes": _dir_size(args.patchtst_path)}
+            add(row, {"kind": "teacher", "name": "patchtst", "path": args.patchtst_path, "predict_batch": 256},
+                files["normalized"])
+            continue
+        try:
+            path = real_size_teacher(tname, work)
+        except Exception as exc:  # noqa: BLE001 - a teacher family that is not built yet must not stop the run
+            rows.append({"model": tname, "role": "teacher", "format": "pytorch", "precision": "fp32",
+                         "error": f"build: {type(exc).__name__}: {str(exc)[:200]}"})
+            print(f"{tname}: could not build ({type(exc).__name__}: {exc})", flush=True)
+            continue
+        row = {"model": tname, "role": "teacher", "format": "pytorch", "precision": "fp32",
+               "weights": "random (cost only)", "size_bytes": _dir_size(path)}
+        add(row, {"kind": "teacher", "name": REAL_SIZE_TEACHERS[tname][0], "path": path, "iters": args.teacher_reps,
+                  "warmup": 1, "batches": [], "budget_s": 120.0, "predict_batch": 1}, files["teacher"],
+            with_accuracy=False)
+
+    return {"benchmark": "speed", "machine": machine_info(), "commit": git_commit(), "args": vars(args),
+            "windows": win, "rows": rows, "speedup_latency_b1": pairwise_speedups(rows),
+            "notes": ["latency: batch 1, p50 and p95 over timed calls after warm-up, one fresh process per row "
+                      "(distilts.runtime.profile_worker)",
+                      f"throughput: windows/s at batch {args.batch}",
+                      "peak RSS: ru_maxrss of the row's process (interpreter + its libraries + model + timing)",
+                      "test MSE: normalized values, on the same evenly spaced ETTh1 test windows for every row",
+                      "real-size teachers have RANDOM weights: their cost is real, their forecasts are not used"]}
+
+
+def _dir_size(path: str) -> int:
+    return sum(p.stat().st_size for p in Path(path).glob("*.safetensors"))
+
+
+def row_label(r: dict) -> str:
+    return f"{r['model']} {r['format']} {r['precision']}" if r["format"] != "pytorch" else f"{r['model']} pytorch"
+
+
+def pairwise_speedups(rows: list[dict]) -> dict[str, dict[str, float]]:
+    """speedup[a][b] = latency(b) / latency(a): how many times faster row a is than row b (batch 1)."""
+    ok = [r for r in rows if r.get("latency_ms_median")]
+    return {row_label(a): {row_label(b): b["latency_ms_median"] / a["latency_ms_median"] for b in ok} for a in ok}
+
+
+COLUMNS = [("label", "model / format / precision"), ("weights", "weights"), ("latency_ms_median", "b=1 median ms"),
+           ("latency_ms_p95", "b=1 p95 ms"), ("throughput_wps", "b=256 windows/s"), ("size_kb", "size KB"),
+           ("peak_rss_mb", "peak RSS MB"), ("test_mse", "test MSE"), ("x_vs_eager", "x faster than eager"),
+           ("x_vs_teacher", "x faster than teacher"), ("error", "note")]
+
+
+def table_rows(record: dict) -> list[dict]:
+    """Rows for the table, with sizes in KB and the speedups vs the eager student and the teacher."""
+    rows = record["rows"]
+    eager = {r["model"]: r for r in rows if r["role"] == "student" and r["format"] == "pytorch"}
+    teacher = next((r for r in rows if r["role"] == "teacher" and r.get("latency_ms_median")), None)
+    out = []
+    for r in rows:
+        t = {**r, "label": row_label(r), "size_kb": r["size_bytes"] / 1024 if r.get("size_bytes") else None}
+        lat = r.get("latency_ms_median")
+        if lat and r["role"] == "student" and eager.get(r["model"], {}).get("latency_ms_median"):
+            t["x_vs_eager"] = eager[r["model"]]["latency_ms_median"] / lat
+        if lat and teacher:
+            t["x_vs_teacher"] = teacher["latency_ms_median"] / lat
+        out.append(t)
+    return out
+
+
+def markdown(record: dict) -> str:
+    """The Markdown report of one run."""
+    m, a, w = record["machine"], record["args"], record["windows"]
+    trows = table_rows(record)
+    teacher = next((r for r in record["rows"] if r["role"] == "teacher" and r.get("latency_ms_median")), None)
+    lines = [
+        f"## Speed: students vs teachers (ETTh1, L={w['lookback']}, H={w['horizon']}, D={w['n_variates']})",
+        "",
+        f"Machine: {m['processor']}, {m['cpu_count']} cores visible, {a['threads'] or 'default'} thread(s) per "
+        f"backend; {m['platform']}; torch {m.get('torch', '?')}; {m['date']}; commit {record.get('commit')}.",
+        "",
+        markdown_table(trows, COLUMNS),
+        "",
+        f"'x faster than teacher' is relative to {teacher['model'] if teacher else 'the first teacher timed'} "
+        "(batch-1 median latency). Teachers marked 'random (cost only)' are built at real size from their "
+        "published configs with random weights: their latency/size/memory are real, their forecasts are "
+        "meaningless and not reported.",
+        *[f"- {n}" for n in record["notes"]],
+    ]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=str(SHARED / "data" / "ETTh1.csv"))
+    p.add_argument("--lookback", type=int, default=512)
+    p.add_argument("--horizon", type=int, default=96)
+    p.add_argument("--students", nargs="+", default=list(STUDENTS), choices=STUDENTS)
+    p.add_argument("--student-dir", action="append", default=[], metavar="NAME=DIR",
+                   help="use this trained student dir (e.g. from accuracy.py) instead of training one")
+    p.add_argument("--student-epochs", type=int, default=2)
+    p.add_argument("--train-stride", type=int, default=4)
+    p.add_argument("--formats", nargs="+", default=list(FORMATS), choices=FORMATS)
+    p.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=PRECISIONS)
+    p.add_argument("--teachers", nargs="*", default=["patchtst", *REAL_SIZE_TEACHERS],
+                   choices=["patchtst", *REAL_SIZE_TEACHERS])
+    p.add_argument("--patchtst-path", default=None,
+                   help="trained PatchTST teacher dir for L/H (default: accuracy.py's teacher dir)")
+    p.add_argument("--threads", type=int, default=1, help="threads per backend (same for every row)")
+    p.add_argument("--reps", type=int, default=200, help="timed batch-1 calls per student row")
+    p.add_argument("--budget-s", type=float, default=10.0, help="max seconds of timed calls per student row")
+    p.add_argument("--teacher-reps", type=int, default=3, help="timed batch-1 calls per real-size teacher")
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--windows", type=int, default=512, help="test windows (throughput batch + accuracy)")
+    p.add_argument("--work-dir", default=str(ROOT / "benchmarks" / "runs" / "speed"))
+    p.add_argument("--out-json", default=None)
+    p.add_argument("--out-md", default=None)
+    p.add_argument("--quick", action="store_true", help="L=96, fewer reps, chronos-t5-tiny as the random teacher")
+    p.add_argument("--smoke", action="store_true", help="< 1 min: dlinear, onnx fp32 only, no real-size teachers")
+    args = p.parse_args(argv)
+    if args.quick or args.smoke:
+        args.lookback, args.reps, args.budget_s, args.windows = 96, 50, 3.0, 256
+        args.student_epochs, args.train_stride = 1, 8
+        args.teachers = ["patchtst", "chronos-t5-tiny"] if args.teachers == p.get_default("teachers") else args.teachers
+        args.work_dir = args.work_dir if args.work_dir != p.get_default("work_dir") else args.work_dir + "-quick"
+    if args.smoke:
+        args.students, args.formats, args.precisions, args.teachers = ["dlinear"], ["onnx"], ["fp32"], []
+        args.reps, args.budget_s, args.batch, args.windows = 20, 1.0, 64, 64
+    if args.patchtst_path is None:
+        args.patchtst_path = str(ROOT / "benchmarks" / "runs" / "teachers" /
+                                 f"patchtst-etth1-L{args.lookback}-H{args.horizon}")
+    args.out_json = args.out_json or str(Path(args.work_dir) / "speed.json")
+    args.out_md = args.out_md or str(Path(args.work_dir) / "speed.md")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    t0 = time.perf_counter()
+    record = run(args)
+    record["wall_s"] = time.perf_counter() - t0
+    md = markdown(record)
+    write_outputs(record, md, args.out_json, args.out_md)
+    print()
+    print(text_table(table_rows(record), COLUMNS[:-1] + [("error", "note")]))
+    print(f"\nwrote {args.out_json} and {args.out_md} in {record['wall_s']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
