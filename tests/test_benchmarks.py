@@ -1,0 +1,108 @@
+"""Benchmark scripts: argument presets, the commands they run, and their table/JSON writers.
+
+The end-to-end `--smoke` runs take well over a minute on a shared 2-core machine (teacher training,
+caching and several interpreter start-ups), so they are not run here; the pieces they are built
+from are tested on hand-made records instead.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import accuracy  # noqa: E402
+import report  # noqa: E402
+import speed  # noqa: E402
+
+
+def test_markdown_and_text_tables():
+    rows = [{"a": "x", "b": 0.123456, "c": None, "d": 12345}, {"a": "y", "b": float("nan"), "c": True, "d": 3}]
+    cols = [("a", "name"), ("b", "B"), ("c", "C"), ("d", "D")]
+    md = report.markdown_table(rows, cols)
+    lines = md.splitlines()
+    assert lines[0] == "| name | B | C | D |" and lines[1] == "|---|---:|---:|---:|"
+    assert lines[2] == "| x | 0.123 | – | 12,345 |" and "| nan | yes | 3 |" in lines[3]
+    txt = report.text_table(rows, cols).splitlines()
+    assert len(txt) == 4 and len({len(line) for line in txt}) == 1  # aligned
+
+
+def test_write_outputs(tmp_path):
+    import numpy as np
+
+    report.write_outputs({"x": np.float32(1.5), "p": tmp_path}, "# hi", tmp_path / "a.json", tmp_path / "a.md")
+    assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1.5, "p": str(tmp_path)}
+    assert (tmp_path / "a.md").read_text() == "# hi\n"
+
+
+def test_accuracy_presets_and_commands():
+    full = accuracy.parse_args([])
+    assert full.lookback == 512 and full.horizons == [96, 192, 336, 720] and full.variants == ["gt", "kd", "hkd", "fta"]
+    quick = accuracy.parse_args(["--quick"])
+    assert quick.horizons == [96] and quick.lookback == 96 and quick.work_dir.endswith("accuracy-quick")
+    smoke = accuracy.parse_args(["--smoke"])
+    assert smoke.students == ["dlinear"] and smoke.epochs == 1
+    cmd = [str(c) for c in accuracy.distill_cmd(full, 192, "itransformer", "hkd", Path("out"))]
+    assert cmd[cmd.index("--tau") + 1] == "1.0" and cmd[cmd.index("--beta") + 1] == "0"
+    assert cmd[cmd.index("--teacher-path") + 1].endswith("patchtst-etth1-L512-H192")
+    gt = [str(c) for c in accuracy.distill_cmd(full, 96, "dlinear", "gt", Path("out"))]
+    assert "--no-kd" in gt and gt[gt.index("--beta") + 1] == "0"
+    fta = [str(c) for c in accuracy.distill_cmd(full, 96, "dlinear", "fta", Path("out"))]
+    assert fta[fta.index("--beta") + 1] == "0.1"
+    # teach and distill share the cache settings (same cache for every row of a horizon)
+    teach = [str(c) for c in accuracy.teach_cmd(full, 96)]
+    for flag in ("--cache-dir", "--stride", "--hidden-tokens", "--lookback"):
+        assert teach[teach.index(flag) + 1] == fta[fta.index(flag) + 1]
+    with pytest.raises(SystemExit):
+        accuracy.parse_args(["--teacher", "timemoe"])  # a real teacher needs --teacher-path
+
+
+def test_accuracy_tables():
+    args = accuracy.parse_args(["--quick", "--variants", "gt", "fta"])
+    teachers = [{"horizon": 96, "teacher": "patchtst", "test": {"mse": 0.4, "mae": 0.42}, "teach_wall_s": 3.0,
+                 "training": {"params": 1000}}]
+    rows = [{"horizon": 96, "student": "dlinear", "variant": v, "seed": 0, "mse": m, "mae": 0.5, "param_count": 10,
+             "distill_wall_s": 1.0, "eval_wall_s": 0.5} for v, m in (("gt", 0.45), ("fta", 0.44))]
+    rec = accuracy.record(args, rows, teachers)
+    summary = accuracy.summary_rows(rec)
+    assert summary[0]["model"] == "teacher (patchtst)" and summary[0]["gt_mse"] == 0.4
+    assert summary[1]["gt_mse"] == 0.45 and summary[1]["fta_mse"] == 0.44
+    md = accuracy.markdown(rec)
+    assert "| 96 | dlinear | 10 | 0.4500 | 0.5000 | 0.4400 | 0.5000 |" in md
+    assert "`--tau 1.0 --beta 0.1`" in md and "`--no-kd --beta 0`" in md
+
+
+def test_parse_eval(tmp_path):
+    assert accuracy.parse_eval('log line\n{"test": {"mse": 0.5, "mae": 0.4}}', tmp_path) == {"mse": 0.5, "mae": 0.4}
+    (tmp_path / "metrics.json").write_text(json.dumps({"test": {"mse": 0.3, "mae": 0.2}}))
+    assert accuracy.parse_eval("no json here", tmp_path) == {"mse": 0.3, "mae": 0.2}
+
+
+def test_speed_presets_and_tables():
+    full = speed.parse_args([])
+    assert full.formats == ["onnx", "openvino", "tflite"] and full.precisions == ["fp32", "int8"]
+    assert "timemoe-50m" in full.teachers and full.batch == 256
+    smoke = speed.parse_args(["--smoke"])
+    assert smoke.students == ["dlinear"] and smoke.teachers == []
+    rows = [
+        {"model": "dlinear", "role": "student", "format": "pytorch", "precision": "fp32", "latency_ms_median": 0.2,
+         "size_bytes": 2048},
+        {"model": "dlinear", "role": "student", "format": "onnx", "precision": "int8", "latency_ms_median": 0.05},
+        {"model": "patchtst", "role": "teacher", "format": "pytorch", "precision": "fp32", "latency_ms_median": 5.0},
+        {"model": "timemoe-50m", "role": "teacher", "format": "pytorch", "precision": "fp32", "error": "build: x"},
+    ]
+    sp = speed.pairwise_speedups(rows)
+    assert sp["dlinear onnx int8"]["patchtst pytorch"] == pytest.approx(100.0)
+    assert sp["dlinear onnx int8"]["dlinear pytorch"] == pytest.approx(4.0) and "timemoe-50m pytorch" not in sp
+    rec = {"machine": report.machine_info(), "args": vars(full), "commit": None, "rows": rows,
+           "windows": {"lookback": 512, "horizon": 96, "n_variates": 7}, "notes": ["n1"]}
+    trows = speed.table_rows(rec)
+    assert trows[1]["x_vs_eager"] == pytest.approx(4.0) and trows[1]["x_vs_teacher"] == pytest.approx(100.0)
+    assert trows[0]["size_kb"] == 2.0
+    md = speed.markdown(rec)
+    assert "| dlinear onnx int8 |" in md and "build: x" in md and "random (cost only)" in md
