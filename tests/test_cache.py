@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -162,5 +165,11 @@ def test_teach_command_end_to_end(etth1_path, bolt_dir, tmp_path):
     assert "test: 30 windows, forecasts (30, 24, 7), hidden (30, 7, 4, 32)" in first.output
     second = CliRunner().invoke(cli, args)
     assert second.exit_code == 0 and "reused" in second.output
+    # a rerun on a complete cache does not even import torch
+    code = ("import sys\nfrom distilts.cli import cli\ntry:\n    cli(%r, standalone_mode=False)\n"
+            "except SystemExit:\n    pass\nprint('HEAVY', [m for m in ('torch', 'transformers') if m in sys.modules])"
+            % args)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "reused" in out.stdout and "HEAVY []" in out.stdout, out.stdout + out.stderr
     bad = CliRunner().invoke(cli, args[:-3] + ["--teacher-path", str(tmp_path / "nope"), "--quiet"])
     assert bad.exit_code != 0 and "neither an existing directory nor a hub id" in bad.output
