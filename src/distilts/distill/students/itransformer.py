@@ -1,0 +1,91 @@
+"""iTransformer (Liu et al., 2024): each variate's whole lookback is one token; attention runs
+across variates. Attention is written out by hand (no fused kernels) so the model exports to
+ONNX / OpenVINO / TFLite with a dynamic batch dimension.
+
+FTA representation (`represent`): the encoder output per variate token, `[B, D, d_model]`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from distilts.distill.students.revin import RevIN
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over the token axis of `[B, N, d]`."""
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float) -> None:
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads}).")
+        self.n_heads, self.d_head = n_heads, d_model // n_heads
+        self.q, self.k, self.v = (nn.Linear(d_model, d_model) for _ in range(3))
+        self.out = nn.Linear(d_model, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def _heads(self, t: torch.Tensor) -> torch.Tensor:
+        return t.unflatten(-1, (self.n_heads, self.d_head)).transpose(1, 2)  # [B, h, N, dh]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self._heads(self.q(x)), self._heads(self.k(x)), self._heads(self.v(x))
+        scores = torch.matmul(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(self.d_head))
+        attn = self.dropout(torch.softmax(scores, dim=-1))
+        ctx = torch.matmul(attn, v).transpose(1, 2).flatten(-2)  # [B, N, d]
+        return self.out(ctx)
+
+
+class EncoderLayer(nn.Module):
+    """Post-norm Transformer layer as in the iTransformer reference code (GELU feed-forward)."""
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float) -> None:
+        super().__init__()
+        self.attn = Attention(d_model, n_heads, dropout)
+        self.ff = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_ff, d_model))
+        self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.norm1(x + self.dropout(self.attn(x)))
+        return self.norm2(x + self.dropout(self.ff(x)))
+
+
+class ITransformer(nn.Module):
+    """`[B, L, D] -> [B, H, D]`: embed each variate (Linear L -> d_model), encode, project to H."""
+
+    def __init__(
+        self, lookback: int, horizon: int, n_variates: int, *,
+        d_model: int = 128, n_heads: int = 4, e_layers: int = 2, d_ff: int = 256,
+        dropout: float = 0.1, revin: bool = False,
+    ) -> None:
+        super().__init__()
+        self.lookback, self.horizon, self.n_variates = lookback, horizon, n_variates
+        self.repr_dim = d_model
+        self.embed = nn.Linear(lookback, d_model)
+        self.embed_dropout = nn.Dropout(dropout)
+        self.layers = nn.ModuleList(EncoderLayer(d_model, n_heads, d_ff, dropout) for _ in range(e_layers))
+        self.norm = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, horizon)
+        self.revin = RevIN(n_variates) if revin else None
+
+    def forward_with_repr(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forecast `[B, H, D]` and encoder output `[B, D, d_model]`."""
+        if self.revin is not None:
+            x, mean, std = self.revin.normalize(x)
+        h = self.embed_dropout(self.embed(x.transpose(1, 2)))  # [B, D, d_model]
+        for layer in self.layers:
+            h = layer(h)
+        h = self.norm(h)
+        y = self.head(h).transpose(1, 2)
+        if self.revin is not None:
+            y = self.revin.denormalize(y, mean, std)
+        return y, h
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_repr(x)[0]
+
+    def represent(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_repr(x)[1]
