@@ -21,7 +21,7 @@ import json
 import math
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
