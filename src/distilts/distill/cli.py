@@ -1,6 +1,215 @@
-"""Commands of this stage (placeholders until the stage is built)."""
+"""`distilts distill` and `distilts eval`. torch is imported only inside the commands."""
 
-from distilts.cli import not_built
+from __future__ import annotations
 
-distill = not_built("distill", "the distill stage")
-eval_cmd = not_built("eval", "the distill stage")
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from distilts.data.options import data_options
+from distilts.distill.teachers import TEACHERS
+from distilts.errors import DistiltsError
+
+STUDENT_NAMES = ("dlinear", "itransformer")
+# CLI parameter -> (student option, students that have it)
+STUDENT_FLAGS = {
+    "moving_avg": ("moving_avg", ("dlinear",)), "individual": ("individual", ("dlinear",)),
+    "d_model": ("d_model", ("itransformer",)), "n_heads": ("n_heads", ("itransformer",)),
+    "e_layers": ("e_layers", ("itransformer",)), "d_ff": ("d_ff", ("itransformer",)),
+    "dropout": ("dropout", ("itransformer",)), "revin": ("revin", STUDENT_NAMES),
+}
+CONFIG_ALIASES = {"data": "data_path", "split": "split_scheme", "teacher": "teacher_name", "train_stride": "stride",
+                  "student": "student_name", "no_kd": "no_kd"}
+
+
+def _load_config_file(ctx: click.Context, _param, value: str | None) -> str | None:
+    """Eager --config: the file's keys become defaults, so flags given on the command line win."""
+    if not value:
+        return value
+    path = Path(value)
+    try:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - JSON and YAML parse errors
+        raise click.BadParameter(f"cannot parse {path} as {path.suffix or 'JSON'}: {exc}") from None
+    if not isinstance(data, dict):
+        raise click.BadParameter(f"{path} must hold a mapping of option names to values.")
+    known = {p.name for p in ctx.command.params}
+    defaults: dict[str, Any] = {}
+    for key, val in data.items():
+        name = str(key).lstrip("-").replace("-", "_")
+        name = CONFIG_ALIASES.get(name, name)
+        if name not in known or name == "config":
+            raise click.BadParameter(f"{path}: unknown option '{key}'. Use the long flag names of `distilts distill`.")
+        if name == "columns" and isinstance(val, list):
+            val = ",".join(map(str, val))
+        defaults[name] = val
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return value
+
+
+@click.command(name="distill")
+@click.option("--config", type=click.Path(dir_okay=False, exists=True), callback=_load_config_file, is_eager=True,
+              expose_value=False, help="YAML/JSON file with any of these options (flags on the command line win).")
+@click.option("--teacher", "teacher_name", type=click.Choice(list(TEACHERS)), default="timemoe", show_default=True,
+              help="Teacher family (its outputs come from the teacher cache; see `distilts teach`).")
+@click.option("--teacher-path", default=None, help="Teacher checkpoint directory or hub id (default: the family's model).")
+@click.option("--student", "student_name", type=click.Choice(STUDENT_NAMES), default="dlinear", show_default=True)
+@data_options
+@click.option("--lookback", type=click.IntRange(min=1), default=512, show_default=True, help="Context length L.")
+@click.option("--horizon", type=click.IntRange(min=1), default=96, show_default=True, help="Forecast length H.")
+@click.option("--stride", "--train-stride", "stride", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Step between train/val windows (and of the teacher cache); test windows always use 1.")
+@click.option("--tau", type=float, default=1.0, show_default=True,
+              help="Horizon-weight temperature of the KD loss (0 = uniform over steps).")
+@click.option("--alpha", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Weight of the KD loss.")
+@click.option("--beta", type=click.FloatRange(min=0), default=0.1, show_default=True,
+              help="Weight of the FTA (hidden-state alignment) loss; 0 = off.")
+@click.option("--no-kd", is_flag=True, help="No distillation loss (with --beta 0: ground truth only, no teacher).")
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=1e-4, show_default=True, help="AdamW weight decay.")
+@click.option("--lr-schedule", type=click.Choice(["cosine", "step", "constant"]), default="cosine", show_default=True,
+              help="Per epoch: cosine to 0, step = halve every epoch, or constant.")
+@click.option("--patience", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Stop after this many epochs without a better validation MSE.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--amp", type=click.Choice(["off", "bf16", "fp16"]), default="off", show_default=True,
+              help="Mixed precision (CUDA only; ignored on CPU).")
+@click.option("--moving-avg", type=click.IntRange(min=1), default=None, help="[dlinear] decomposition kernel (odd; default 25).")
+@click.option("--individual/--shared", default=None, help="[dlinear] one linear map per variate, or shared (default).")
+@click.option("--d-model", type=click.IntRange(min=1), default=None, help="[itransformer] token width (default 128).")
+@click.option("--n-heads", type=click.IntRange(min=1), default=None, help="[itransformer] attention heads (default 4).")
+@click.option("--e-layers", type=click.IntRange(min=1), default=None, help="[itransformer] encoder layers (default 2).")
+@click.option("--d-ff", type=click.IntRange(min=1), default=None, help="[itransformer] feed-forward width (default 256).")
+@click.option("--dropout", type=click.FloatRange(0, 1), default=None, help="[itransformer] dropout (default 0.1).")
+@click.option("--revin/--no-revin", default=None, help="RevIN instance normalization inside the student (default off).")
+@click.option("--fta-latent", type=click.IntRange(min=1), default=64, show_default=True, help="FTA latent width u.")
+@click.option("--hidden-tokens", type=click.IntRange(min=0), default=16, show_default=True,
+              help="Teacher hidden states pooled to this many tokens (0 = all); FTA aligns with them.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Teacher cache root (default: $DISTILTS_CACHE_DIR, else the user cache directory).")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Output student directory.")
+@click.option("--resume", is_flag=True, help="Continue the killed run in --out from its last epoch checkpoint.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--stop-after-epoch", type=click.IntRange(min=1), default=None, hidden=True,
+              help="Testing aid: stop (as if killed) after this epoch's checkpoint.")
+def distill(teacher_name: str, teacher_path: str | None, student_name: str, data_args: dict, lookback: int,
+            horizon: int, stride: int, tau: float, alpha: float, beta: float, no_kd: bool, epochs: int,
+            batch_size: int, lr: float, weight_decay: float, lr_schedule: str, patience: int, seed: int, device: str,
+            amp: str, fta_latent: int, hidden_tokens: int, cache_dir: str | None, out: str, resume: bool,
+            quiet: bool, stop_after_epoch: int | None, **student_flags: Any) -> None:
+    """Distil a teacher into a small student (DLinear or iTransformer) and write a student directory.
+
+    \b
+    Loss = MSE(student, truth) + alpha * horizon-weighted KD(student, teacher; tau)
+           + beta * FTA(student representation, teacher hidden states)
+    Teacher outputs come from the teacher cache (filled once, on first use).
+    Ablations: --no-kd --beta 0 (ground truth only, no teacher), --tau 0 (uniform KD), --beta 0 (no FTA).
+    Writes model.safetensors, config.json, metrics.json, card.md, plots/, train_log.jsonl and checkpoint/.
+    """
+    from distilts.distill.run import DistillSpec
+    from distilts.distill.run import distill as run_distill
+    from distilts.distill.trainer import TrainConfig
+
+    spec = DistillSpec(
+        student=student_name, student_kwargs=_student_kwargs(student_name, student_flags), teacher=teacher_name,
+        teacher_path=teacher_path, data_args=data_args, lookback=lookback, horizon=horizon, stride=stride,
+        hidden_tokens=hidden_tokens, cache_dir=cache_dir,
+        train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                          schedule=lr_schedule, patience=patience, seed=seed, device=device, amp=amp, alpha=alpha,
+                          beta=beta, tau=tau, kd=not no_kd, fta_latent=fta_latent),
+    )
+    if not spec.uses_teacher:
+        click.echo("ground truth only (--no-kd, --beta 0): no teacher is used")
+
+    def stop_hook(epoch: int, _record: dict) -> None:
+        if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < epochs:
+            raise _Stopped(epoch)
+
+    try:
+        config, metrics, result = run_distill(spec, out, resume=resume, progress=not quiet, on_epoch_end=stop_hook,
+                                              log=click.echo)
+    except _Stopped as stop:
+        click.echo(f"stopped after epoch {stop.epoch} (checkpoint saved); continue with --resume")
+        raise SystemExit(75) from None
+    click.echo(f"best epoch {result.best_epoch} of {result.epochs_run}"
+               + (" (early stop)" if result.stopped_early else "") + f", {result.wall_s:.1f} s")
+    _print_metrics(metrics, config)
+    click.echo(f"student directory: {out}")
+
+
+@click.command(name="eval")
+@click.argument("model_dir", type=click.Path(file_okay=False))
+@data_options
+@click.option("--lookback", type=click.IntRange(min=1), default=None,
+              help="Expected lookback (checked against the student's).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--teacher/--no-teacher", "with_teacher", default=True, show_default=True,
+              help="Also score the student's teacher (from the teacher cache) when its checkpoint directory exists.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Teacher cache root.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON only.")
+def eval_cmd(model_dir: str, data_args: dict, lookback: int | None, device: str, with_teacher: bool,
+             cache_dir: str | None, as_json: bool) -> None:
+    """Score a student directory on the standard test split (stride-1 windows, normalized scale).
+
+    Writes metrics.json, plots/ and card.md into MODEL_DIR. The data must have the student's columns.
+    """
+    from distilts.distill.run import eval_dir
+    from distilts.distill.students.io import read_student_config
+
+    config = read_student_config(model_dir)
+    metrics = eval_dir(model_dir, data_args, device=device, with_teacher=with_teacher, lookback=lookback,
+                       cache_dir=cache_dir, progress=not as_json)
+    if as_json:
+        click.echo(json.dumps(metrics, indent=2))
+    else:
+        _print_metrics(metrics, config)
+
+
+class _Stopped(Exception):
+    def __init__(self, epoch: int) -> None:
+        super().__init__(f"stopped after epoch {epoch}")
+        self.epoch = epoch
+
+
+def _student_kwargs(student: str, flags: dict[str, Any]) -> dict[str, Any]:
+    """Student options given on the command line; an option of the other student is an error."""
+    kwargs = {}
+    for param, value in flags.items():
+        if value is None:
+            continue
+        option, owners = STUDENT_FLAGS[param]
+        if student not in owners:
+            raise DistiltsError(f"--{param.replace('_', '-')} is an option of {', '.join(owners)}, not of "
+                                f"'{student}'. Drop it or pick --student {owners[0]}.")
+        kwargs[option] = value
+    return kwargs
+
+
+def _print_metrics(metrics: dict, config: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Test metrics (normalized, stride 1, {metrics['test']['windows']} windows)")
+    for col in ("model", "params", "test MSE", "test MAE", "val MSE"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    table.add_row(f"student ({config['student']['name']})", f"{config['param_count']:,}",
+                  f"{metrics['test']['mse']:.4f}", f"{metrics['test']['mae']:.4f}", f"{metrics['val']['mse']:.4f}")
+    teacher = metrics.get("teacher")
+    if teacher:
+        val = teacher.get("val", {}).get("mse")
+        table.add_row(f"teacher ({teacher['name']})", "", f"{teacher['test']['mse']:.4f}",
+                      f"{teacher['test']['mae']:.4f}", "" if val is None else f"{val:.4f}")
+    Console().print(table)

@@ -1,0 +1,133 @@
+"""The test protocol: MSE/MAE on normalized values (overall and per forecast step) for the student
+and, on the very same windows, the teacher; plus the run's plots and model card."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from distilts.data.windows import Windows
+
+
+@torch.no_grad()
+def predict(model: nn.Module, windows: Windows, batch_size: int = 256, device: str = "cpu") -> np.ndarray:
+    """Student forecasts `[N, H, D]` float32 for every window (eval mode, no grad)."""
+    was_training = model.training
+    model.eval()
+    out = [model(torch.from_numpy(x).to(device)).float().cpu().numpy() for _, x, _ in windows.iter_batches(batch_size)]
+    model.train(was_training)
+    return np.concatenate(out) if out else np.zeros((0, windows.horizon, windows.values.shape[1]), np.float32)
+
+
+def scores(pred: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
+    """MSE and MAE overall and per forecast step for `[N, H, D]` arrays."""
+    err = np.asarray(pred, dtype=np.float64) - np.asarray(truth, dtype=np.float64)
+    return {"mse": float(np.mean(err ** 2)), "mae": float(np.mean(np.abs(err))),
+            "mse_by_step": np.mean(err ** 2, axis=(0, 2)).tolist(),
+            "mae_by_step": np.mean(np.abs(err), axis=(0, 2)).tolist(), "windows": int(len(err))}
+
+
+def plot_forecast(path: str | os.PathLike, x: np.ndarray, y: np.ndarray, student: np.ndarray,
+                  teacher: np.ndarray | None, column: str) -> None:
+    """One test window of one variate: history, truth, student and teacher forecasts."""
+    plt = _pyplot()
+    L, H = len(x), len(y)
+    fig, ax = plt.subplots(figsize=(9, 3.5))
+    ax.plot(np.arange(L), x, color="0.5", lw=1, label="history")
+    steps = np.arange(L, L + H)
+    ax.plot(steps, y, color="k", lw=1.5, label="truth")
+    ax.plot(steps, student, color="tab:blue", lw=1.5, label="student")
+    if teacher is not None:
+        ax.plot(steps, teacher, color="tab:orange", lw=1.2, ls="--", label="teacher")
+    ax.axvline(L - 0.5, color="0.8", lw=1)
+    ax.set(title=f"Test window, variate '{column}' (normalized)", xlabel="time step", ylabel="value")
+    ax.legend(loc="upper left", fontsize=8)
+    _save(fig, path)
+
+
+def plot_mse_by_step(path: str | os.PathLike, student: list[float], teacher: list[float] | None) -> None:
+    """Test MSE at each forecast step, student vs teacher."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    steps = np.arange(1, len(student) + 1)
+    ax.plot(steps, student, color="tab:blue", label="student")
+    if teacher is not None:
+        ax.plot(steps, teacher, color="tab:orange", ls="--", label="teacher")
+    ax.set(title="Test MSE by forecast step (normalized)", xlabel="forecast step", ylabel="MSE")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def write_plots(directory: Path, windows: Windows, pred: np.ndarray, teacher_pred: np.ndarray | None,
+                metrics: dict, columns: list[str]) -> None:
+    """`plots/forecast.png` (the middle test window, last variate) and `plots/mse_by_step.png`."""
+    plots = directory / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    i, d = len(windows) // 2, len(columns) - 1
+    x, y = windows[i]
+    plot_forecast(plots / "forecast.png", x[:, d], y[:, d], pred[i, :, d],
+                  None if teacher_pred is None else teacher_pred[i, :, d], columns[d])
+    teacher = metrics.get("teacher") or {}
+    plot_mse_by_step(plots / "mse_by_step.png", metrics["test"]["mse_by_step"],
+                     (teacher.get("test") or {}).get("mse_by_step"))
+
+
+def model_card(config: dict, metrics: dict) -> str:
+    """A short Markdown model card for a student directory."""
+    s, t, data, loss = config["student"], config.get("teacher"), config.get("data", {}), config.get("loss", {})
+    rows = [("student", metrics["test"])]
+    if metrics.get("teacher") and metrics["teacher"].get("test"):
+        rows.append((f"teacher ({metrics['teacher']['name']})", metrics["teacher"]["test"]))
+    table = "\n".join(f"| {name} | {m['mse']:.4f} | {m['mae']:.4f} |" for name, m in rows)
+    teacher = (f"{t['name']} (`{t.get('path')}`, checkpoint sha256 `{str(t.get('checkpoint_sha256'))[:16]}…`)"
+               if t else "none (trained on ground truth only)")
+    kwargs = ", ".join(f"{k}={v}" for k, v in s.get("kwargs", {}).items()) or "defaults"
+    return f"""# {s['name']} student — L={config['lookback']}, H={config['horizon']}
+
+**What**: a {s['name']} forecaster ({kwargs}; {config['param_count']:,} parameters) mapping the last
+{config['lookback']} steps of {config['n_variates']} variates ({', '.join(config['columns'])}) to the next
+{config['horizon']} steps, distilled with DistilTS (arXiv 2601.12785).
+
+**Data**: `{data.get('source')}` (sha256 `{str(data.get('hash'))[:16]}…`), split {data.get('split')}; inputs are
+z-scored with the training-part statistics stored in `config.json`.
+
+**Teacher**: {teacher}.
+**Losses**: supervised MSE + alpha={loss.get('alpha')} x horizon-weighted KD (tau={loss.get('tau')},
+{'on' if loss.get('kd') else 'off'}) + beta={loss.get('beta')} x FTA (training-only; not shipped).
+
+## Test metrics (normalized scale, stride-1 test windows: {metrics['test']['windows']})
+
+| model | MSE | MAE |
+|---|---|---|
+{table}
+
+## Intended use
+Fast point forecasts on CPUs and edge devices for series like the training data, after
+`distilts compile`. Compare with the teacher above before relying on it.
+
+## Limitations
+Point forecasts only (no uncertainty). Fixed lookback, horizon and variates; accuracy is
+measured on one dataset's test split and degrades under distribution shift. The teacher's
+errors and biases are distilled along with its skill.
+"""
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | os.PathLike) -> None:
+    plt = _pyplot()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,223 @@
+"""What `distilts distill` and `distilts eval` do, without the command line: data -> cached teacher
+outputs -> trained student -> student directory with metrics, plots and a model card."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from distilts.data import Dataset, Scaler, load_dataset
+from distilts.distill.trainer import TrainConfig, TrainData, TrainResult, train
+from distilts.errors import DataError, DistiltsError
+from distilts.utils import write_json
+
+
+@dataclass
+class DistillSpec:
+    """Everything a distillation run depends on (besides the output directory)."""
+
+    student: str = "dlinear"
+    student_kwargs: dict[str, Any] = field(default_factory=dict)
+    teacher: str = "timemoe"
+    teacher_path: str | None = None
+    data_args: dict[str, Any] = field(default_factory=dict)
+    lookback: int = 512
+    horizon: int = 96
+    stride: int = 1
+    hidden_tokens: int = 16
+    cache_dir: str | None = None
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @property
+    def needs_teacher_training_outputs(self) -> bool:
+        return self.train.use_kd or self.train.use_fta
+
+    @property
+    def uses_teacher(self) -> bool:
+        """The teacher is needed to train, or was named explicitly for the metrics."""
+        return self.needs_teacher_training_outputs or self.teacher_path is not None
+
+    def settings(self) -> dict:
+        """The JSON identity of the run (resume checks it; excludes the device)."""
+        d = asdict(self)
+        d["train"] = {k: v for k, v in d["train"].items() if k != "device"}
+        return d
+
+
+@dataclass
+class TeacherOutputs:
+    """Cached teacher arrays aligned with the run's windows (None where not needed)."""
+
+    info: dict | None = None
+    train_forecasts: np.ndarray | None = None
+    train_hidden: np.ndarray | None = None
+    val_forecasts: np.ndarray | None = None
+    test_forecasts: np.ndarray | None = None
+
+
+def teacher_outputs(dataset: Dataset, spec: DistillSpec, progress: bool = True) -> TeacherOutputs:
+    """Fetch (computing once if missing) the teacher outputs this run needs from the teacher cache.
+
+    Train/val windows use the run's stride; test metrics always use stride-1 windows, so with a
+    stride > 1 the test part comes from a second (forecast-only) cache entry.
+    """
+    from distilts.distill.cache import ensure_teacher_cache
+
+    if not spec.uses_teacher:
+        return TeacherOutputs()
+    fta = spec.train.use_fta
+
+    def cache(parts: tuple[str, ...], stride: int, hidden: bool):
+        return ensure_teacher_cache(dataset, spec.teacher, spec.teacher_path, spec.lookback, spec.horizon,
+                                    parts=parts, stride=stride, hidden=hidden, hidden_tokens=spec.hidden_tokens,
+                                    cache_dir=spec.cache_dir, device=spec.train.device, progress=progress)
+
+    train_parts = ("train", "val") if spec.needs_teacher_training_outputs else ("val",)
+    if spec.stride == 1:
+        main = cache(train_parts + ("test",), 1, fta)
+        test = main
+    else:
+        main = cache(train_parts, spec.stride, fta)
+        test = cache(("test",), 1, False)
+    out = TeacherOutputs(info=_teacher_info(main), val_forecasts=main.forecasts("val"),
+                         test_forecasts=test.forecasts("test"))
+    if spec.train.use_kd:
+        out.train_forecasts = main.forecasts("train")
+    if fta:
+        out.train_hidden = main.hidden("train")
+    return out
+
+
+def distill(spec: DistillSpec, out: str | os.PathLike, *, resume: bool = False, progress: bool = True,
+            on_epoch_end: Callable[[int, dict], None] | None = None,
+            log: Callable[[str], None] = print) -> tuple[dict, dict, TrainResult]:
+    """Train the student of `spec` into `out`; returns (config, metrics, train result)."""
+    import torch
+
+    from distilts.distill.students import build_student, param_count, save_student_dir
+
+    out = Path(out)
+    dataset = load_dataset(**spec.data_args)
+    train_w = dataset.windows("train", spec.lookback, spec.horizon, spec.stride)
+    val_w = dataset.windows("val", spec.lookback, spec.horizon, spec.stride)
+    dataset.windows("test", spec.lookback, spec.horizon, 1)  # fail now, not after training
+    teacher = teacher_outputs(dataset, spec, progress)
+    torch.manual_seed(spec.train.seed)
+    model = build_student(spec.student, spec.lookback, spec.horizon, len(dataset.columns), **spec.student_kwargs)
+    log(f"student {spec.student}: {param_count(model):,} parameters"
+        + (" (the FTA projection is training-only and is not shipped)" if spec.train.use_fta else ""))
+    data = TrainData(train_w, val_w, teacher.train_forecasts, teacher.train_hidden)
+    result = train(model, data, spec.train, out, settings=spec.settings(), resume=resume, progress=progress,
+                   on_epoch_end=on_epoch_end)
+    config = student_config(spec, dataset, teacher.info, result)
+    save_student_dir(out, model, config)
+    config["param_count"] = param_count(model)
+    metrics = evaluate(model, config, dataset, teacher, out, device=spec.train.device)
+    return config, metrics, result
+
+
+def student_config(spec: DistillSpec, dataset: Dataset, teacher_info: dict | None, result: TrainResult) -> dict:
+    """The `config.json` of the student directory (format and param_count are added on save)."""
+    freq = dataset.series.freq
+    return {
+        "student": {"name": spec.student, "kwargs": dict(spec.student_kwargs)},
+        "lookback": spec.lookback, "horizon": spec.horizon, "columns": list(dataset.columns),
+        "n_variates": len(dataset.columns), "freq_seconds": None if freq is None else int(freq.astype(np.int64)),
+        "scaler": dataset.scaler.to_dict(),
+        "teacher": teacher_info,
+        "data": {"source": dataset.series.source, "hash": dataset.data_hash, "split": dataset.split.to_dict(),
+                 **{k: spec.data_args.get(k) for k in ("split", "fill", "date_column")}},
+        "loss": {"kd": spec.train.use_kd, "alpha": spec.train.alpha, "tau": spec.train.tau, "beta": spec.train.beta,
+                 "fta": result.fta, "hidden_tokens": spec.hidden_tokens if spec.train.use_fta else None},
+        "train": {**{k: v for k, v in asdict(spec.train).items() if k not in ("alpha", "beta", "tau", "kd")},
+                  "stride": spec.stride, "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
+                  "best_val_mse": result.best_val_mse, "stopped_early": result.stopped_early,
+                  "wall_s": round(result.wall_s, 3), "optimizer": "AdamW"},
+    }
+
+
+def evaluate(model, config: dict, dataset: Dataset, teacher: TeacherOutputs, out: Path | None,
+             device: str = "cpu") -> dict:
+    """Test (stride 1) and val metrics of student and teacher; writes metrics.json, plots, card.md."""
+    from distilts.distill import evaluate as ev
+    from distilts.distill.teachers.base import resolve_device
+
+    device = resolve_device(device)
+    model.to(device)
+    L, H = config["lookback"], config["horizon"]
+    test_w = dataset.windows("test", L, H, 1)
+    pred = ev.predict(model, test_w, 256, device)
+    metrics: dict[str, Any] = {
+        "student": config["student"]["name"], "param_count": config["param_count"],
+        "protocol": {"part": "test", "stride": 1, "lookback": L, "horizon": H,
+                     "scale": "normalized (z-score with the training part's statistics)",
+                     "data": dataset.series.source, "data_hash": dataset.data_hash},
+        "test": ev.scores(pred, test_w.targets()),
+        "teacher": None,
+    }
+    val_stride = config.get("train", {}).get("stride", 1)
+    val_w = dataset.windows("val", L, H, val_stride)
+    metrics["val"] = {**ev.scores(ev.predict(model, val_w, 256, device), val_w.targets()), "stride": val_stride}
+    if teacher.test_forecasts is not None:
+        metrics["teacher"] = {"name": teacher.info["name"], "test": ev.scores(teacher.test_forecasts, test_w.targets())}
+        if teacher.val_forecasts is not None and len(teacher.val_forecasts) == len(val_w):
+            metrics["teacher"]["val"] = {**ev.scores(teacher.val_forecasts, val_w.targets()), "stride": val_stride}
+    if out is not None:
+        write_json(out / "metrics.json", metrics)
+        ev.write_plots(out, test_w, pred, None if teacher.test_forecasts is None else np.asarray(teacher.test_forecasts),
+                       metrics, list(dataset.columns))
+        from distilts.utils import atomic_write_text
+
+        atomic_write_text(out / "card.md", ev.model_card(config, metrics))
+    return metrics
+
+
+def eval_dir(model_dir: str | os.PathLike, data_args: dict, *, device: str = "auto", with_teacher: bool = True,
+             lookback: int | None = None, cache_dir: str | None = None, write: bool = True,
+             progress: bool = True) -> dict:
+    """`distilts eval`: score a student directory on the test part of `data_args`' series."""
+    from distilts.distill.students import load_student_dir
+
+    model_dir = Path(model_dir)
+    model, config = load_student_dir(model_dir)
+    if lookback is not None and lookback != config["lookback"]:
+        raise DistiltsError(f"--lookback {lookback} does not match the student's lookback {config['lookback']} "
+                            f"(in {model_dir / 'config.json'}); drop --lookback or pass {config['lookback']}.")
+    dataset = dataset_for_student(config, data_args)
+    teacher = TeacherOutputs()
+    t = config.get("teacher")
+    if with_teacher and t and t.get("path") and Path(t["path"]).is_dir():
+        spec = DistillSpec(teacher=t["name"], teacher_path=t["path"], lookback=config["lookback"],
+                           horizon=config["horizon"], stride=config["train"].get("stride", 1), cache_dir=cache_dir,
+                           train=TrainConfig(kd=False, beta=0.0, device=device))
+        teacher = teacher_outputs(dataset, spec, progress)
+    return evaluate(model, config, dataset, teacher, model_dir if write else None, device=device)
+
+
+def dataset_for_student(config: dict, data_args: dict) -> Dataset:
+    """Load the series with the student's columns, normalized with the student's own scaler."""
+    args = dict(data_args)
+    if args.get("columns") and list(args["columns"]) != list(config["columns"]):
+        raise DataError(f"--columns {args['columns']} differ from the student's columns {config['columns']}; "
+                        "the student needs exactly its own columns in that order.")
+    args["columns"] = config["columns"]
+    for key in ("split", "fill", "date_column"):
+        if args.get(key) in (None, "auto") and config.get("data", {}).get(key) is not None:
+            args[key] = config["data"][key]
+    try:
+        dataset = load_dataset(**args)
+    except DataError as exc:
+        raise DataError(f"{exc} (The student was trained on columns {config['columns']}.)") from None
+    scaler = Scaler.from_dict(config["scaler"])
+    return Dataset(dataset.series, dataset.split, scaler, scaler.transform(dataset.series.values))
+
+
+def _teacher_info(cache) -> dict:
+    info = cache.info
+    extra = info.get("teacher_info") or {}
+    return {"name": info["teacher"], "path": info.get("teacher_path"), "checkpoint_sha256": info["checkpoint_sha256"],
+            "d_model": extra.get("d_model"), "cache": str(cache.directory), "cache_key": info.get("key")}

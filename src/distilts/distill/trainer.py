@@ -1,0 +1,328 @@
+"""Student training: AdamW, a per-epoch LR schedule, early stopping on validation MSE, AMP on CUDA,
+an atomic checkpoint after every epoch and an exact `resume`.
+
+Exactness on CPU: the data order of epoch e is `default_rng([seed, e]).permutation(N)` (a pure
+function of seed and epoch), the LR of epoch e is a pure function of e (the "scheduler state" is
+the epoch), and the checkpoint holds model, FTA, optimizer, torch RNG state and the early-stopping
+state; so a killed-and-resumed run ends with the same weights as an uninterrupted one.
+
+LR schedules (factor on --lr at epoch e of E): cosine `0.5 * (1 + cos(pi * e / E))`;
+step `0.5 ** e` (the DLinear/iTransformer reference "type1"); constant `1`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from distilts.data.windows import Windows
+from distilts.distill.checkpoint import (load_checkpoint, optimizer_from_parts, optimizer_to_parts, prefixed,
+                                         save_checkpoint, unprefixed)
+from distilts.distill.evaluate import predict
+from distilts.distill.fta import FTA
+from distilts.distill.losses import horizon_weights, kd_loss, total_loss
+from distilts.errors import DistiltsError
+from distilts.utils import atomic_write_text
+
+SCHEDULES = ("cosine", "step", "constant")
+AMP_MODES = ("off", "bf16", "fp16")
+LOG = "train_log.jsonl"
+CHECKPOINT = "checkpoint"
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"
+    patience: int = 3
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "off"
+    alpha: float = 1.0
+    beta: float = 0.1
+    tau: float = 1.0
+    kd: bool = True
+    fta_latent: int = 64
+
+    @property
+    def use_kd(self) -> bool:
+        return self.kd and self.alpha > 0
+
+    @property
+    def use_fta(self) -> bool:
+        return self.beta > 0
+
+
+@dataclass
+class TrainData:
+    """Training windows and, aligned with them, the cached teacher outputs the losses need."""
+
+    train: Windows
+    val: Windows
+    teacher_forecasts: np.ndarray | None = None  # [N_train, H, D]
+    teacher_hidden: np.ndarray | None = None  # [N_train, D, T, d_T]
+
+
+@dataclass
+class TrainResult:
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = -1
+    best_val_mse: float = math.inf
+    stopped_early: bool = False
+    fta: dict | None = None
+    wall_s: float = 0.0
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.history)
+
+
+def lr_factor(schedule: str, epoch: int, epochs: int) -> float:
+    """LR multiplier of `epoch` (0-based) out of `epochs`."""
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * epoch / max(1, epochs)))
+    if schedule == "step":
+        return 0.5 ** epoch
+    if schedule == "constant":
+        return 1.0
+    raise DistiltsError(f"Unknown LR schedule '{schedule}'. Use one of: {', '.join(SCHEDULES)}.")
+
+
+class _Run:
+    """The mutable state of one training run (what a checkpoint holds)."""
+
+    def __init__(self, model: nn.Module, data: TrainData, cfg: TrainConfig, device: str) -> None:
+        self.model, self.data, self.cfg, self.device = model, data, cfg, device
+        _check_data(data, cfg)
+        torch.manual_seed(cfg.seed)
+        self.fta: FTA | None = None
+        if cfg.use_fta:
+            _, _, n_tokens, d_teacher = data.teacher_hidden.shape
+            self.fta = FTA(model.repr_dim, d_teacher, n_tokens, latent=cfg.fta_latent).to(device)
+        model.to(device)
+        params = list(model.parameters()) + (list(self.fta.parameters()) if self.fta else [])
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp) if device == "cuda" else None
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype is torch.float16 else None
+        self.weights = horizon_weights(data.train.horizon, cfg.tau, device)
+        self.epoch = 0  # next epoch to run
+        self.best_val, self.best_epoch, self.bad_epochs = math.inf, -1, 0
+        self.best_state = _clone(model.state_dict())
+        self.history: list[dict] = []
+        self.finished = self.stopped_early = False
+
+    # -- checkpoint --------------------------------------------------------------------------
+    def save(self, directory: Path, settings: dict) -> None:
+        opt_tensors, opt_meta = optimizer_to_parts(self.optimizer)
+        tensors = {**prefixed(self.model.state_dict(), "model"), **prefixed(self.best_state, "best"),
+                   **opt_tensors, "rng.torch": torch.get_rng_state()}
+        if self.fta is not None:
+            tensors.update(prefixed(self.fta.state_dict(), "fta"))
+        if torch.cuda.is_available():
+            tensors["rng.cuda"] = torch.cuda.get_rng_state()
+        meta = {"epoch": self.epoch, "best_val_mse": self.best_val, "best_epoch": self.best_epoch,
+                "bad_epochs": self.bad_epochs, "finished": self.finished, "stopped_early": self.stopped_early,
+                "history": self.history, "optimizer": opt_meta, "settings": settings,
+                "grad_scaler": self.scaler.state_dict() if self.scaler else None,
+                "lr_schedule": {"name": self.cfg.schedule, "epoch": self.epoch}}
+        save_checkpoint(directory, tensors, meta)
+
+    def restore(self, directory: Path, settings: dict) -> None:
+        tensors, meta = load_checkpoint(directory)
+        if _jsonable(meta.get("settings")) != _jsonable(settings):
+            diff = sorted(k for k in set(settings) | set(meta.get("settings") or {})
+                          if _jsonable(settings.get(k)) != _jsonable((meta.get("settings") or {}).get(k)))
+            raise DistiltsError(f"The checkpoint in {directory} was written with different settings ({', '.join(diff)}). "
+                                "Resume with the same options, or run without --resume to start over.")
+        self.model.load_state_dict(unprefixed(tensors, "model"))
+        self.best_state = unprefixed(tensors, "best")
+        if self.fta is not None:
+            self.fta.load_state_dict(unprefixed(tensors, "fta"))
+        optimizer_from_parts(self.optimizer, tensors, meta["optimizer"])
+        if self.scaler is not None and meta.get("grad_scaler"):
+            self.scaler.load_state_dict(meta["grad_scaler"])
+        torch.set_rng_state(tensors["rng.torch"])
+        if "rng.cuda" in tensors and torch.cuda.is_available():
+            torch.cuda.set_rng_state(tensors["rng.cuda"])
+        self.epoch, self.history = meta["epoch"], meta["history"]
+        self.best_val, self.best_epoch, self.bad_epochs = meta["best_val_mse"], meta["best_epoch"], meta["bad_epochs"]
+        self.finished, self.stopped_early = meta["finished"], meta["stopped_early"]
+
+    # -- one epoch ---------------------------------------------------------------------------
+    def train_epoch(self, bar: "_Bar") -> dict[str, float]:
+        cfg, data, model = self.cfg, self.data, self.model
+        factor = lr_factor(cfg.schedule, self.epoch, cfg.epochs)
+        for group in self.optimizer.param_groups:
+            group["lr"] = cfg.lr * factor
+        model.train()
+        if self.fta is not None:
+            self.fta.train()
+        order = np.random.default_rng([cfg.seed, self.epoch]).permutation(len(data.train))
+        sums = {"sup": 0.0, "kd": 0.0, "fta": 0.0, "loss": 0.0}
+        seen = 0
+        bar.start_epoch(self.epoch, math.ceil(len(order) / cfg.batch_size))
+        for lo in range(0, len(order), cfg.batch_size):
+            idx = order[lo: lo + cfg.batch_size]
+            parts = self.step(idx)
+            seen += len(idx)
+            for k, v in parts.items():
+                sums[k] += v * len(idx)
+            bar.advance({k: v / seen for k, v in sums.items()})
+        return {k: v / max(1, seen) for k, v in sums.items()} | {"lr": cfg.lr * factor}
+
+    def step(self, idx: np.ndarray) -> dict[str, float]:
+        cfg, data, dev = self.cfg, self.data, self.device
+        x, y = (torch.from_numpy(a).to(dev) for a in data.train.batch(idx))
+        with torch.autocast("cuda", dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            pred, h = self.model.forward_with_repr(x)
+            pred = pred.float()
+            sup = torch.mean((pred - y) ** 2)
+            kd = fta = None
+            if cfg.use_kd:
+                kd = kd_loss(pred, _rows(data.teacher_forecasts, idx, dev), self.weights)
+            if self.fta is not None:
+                fta = self.fta.loss(h.float(), _rows(data.teacher_hidden, idx, dev))
+            loss = total_loss(sup, kd, fta, cfg.alpha, cfg.beta)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
+        return {"sup": sup.item(), "kd": kd.item() if kd is not None else 0.0,
+                "fta": fta.item() if fta is not None else 0.0, "loss": loss.item()}
+
+
+def train(
+    model: nn.Module, data: TrainData, cfg: TrainConfig, run_dir: str | os.PathLike, *,
+    settings: dict | None = None, resume: bool = False, progress: bool = True,
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+) -> TrainResult:
+    """Train `model` in place (it ends holding the best-validation weights); checkpoints in `run_dir`.
+
+    `settings` (JSON-able) identifies the run: `resume` refuses a checkpoint written with others.
+    `on_epoch_end(epoch, record)` runs after each epoch's checkpoint is on disk.
+    """
+    from distilts.distill.teachers.base import resolve_device
+
+    start = time.perf_counter()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    settings = {**(settings or {}), "train": {k: v for k, v in asdict(cfg).items() if k != "device"}}
+    state = _Run(model, data, cfg, resolve_device(cfg.device))
+    if resume:
+        state.restore(run_dir / CHECKPOINT, settings)
+    _write_log(run_dir / LOG, state.history)
+    with _Bar(progress) as bar:
+        while not state.finished and state.epoch < cfg.epochs:
+            means = state.train_epoch(bar)
+            val_mse = float(np.mean((predict(model, data.val, 256, state.device) - data.val.targets()) ** 2))
+            improved = val_mse < state.best_val
+            if improved:
+                state.best_val, state.best_epoch, state.bad_epochs = val_mse, state.epoch, 0
+                state.best_state = _clone(model.state_dict())
+            else:
+                state.bad_epochs += 1
+            record = {"epoch": state.epoch + 1, **{f"train_{k}": v for k, v in means.items()}, "val_mse": val_mse,
+                      "best": improved}
+            bar.log(record)
+            state.history.append(record)
+            state.epoch += 1
+            state.stopped_early = state.bad_epochs >= cfg.patience
+            state.finished = state.stopped_early or state.epoch >= cfg.epochs
+            _append_log(run_dir / LOG, record)
+            state.save(run_dir / CHECKPOINT, settings)
+            if on_epoch_end is not None:
+                on_epoch_end(state.epoch, record)
+    model.load_state_dict(state.best_state)
+    model.eval()
+    return TrainResult(state.history, state.best_epoch + 1, state.best_val, state.stopped_early,
+                       state.fta.settings() if state.fta else None, time.perf_counter() - start)
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def _check_data(data: TrainData, cfg: TrainConfig) -> None:
+    if cfg.use_kd and data.teacher_forecasts is None:
+        raise DistiltsError("Distillation (alpha > 0) needs the teacher's forecasts; pass --no-kd to train without.")
+    if cfg.use_fta and data.teacher_hidden is None:
+        raise DistiltsError("FTA (beta > 0) needs the teacher's hidden states; pass --beta 0 to train without.")
+    for name, arr in (("forecasts", data.teacher_forecasts), ("hidden states", data.teacher_hidden)):
+        if arr is not None and len(arr) != len(data.train):
+            raise DistiltsError(f"The cached teacher {name} have {len(arr)} windows but training has "
+                                f"{len(data.train)}: the cache does not match these windows (stride?).")
+    if cfg.schedule not in SCHEDULES:
+        lr_factor(cfg.schedule, 0, 1)
+    if cfg.amp not in AMP_MODES:
+        raise DistiltsError(f"Unknown AMP mode '{cfg.amp}'. Use one of: {', '.join(AMP_MODES)}.")
+
+
+def _rows(arr: np.ndarray, idx: np.ndarray, device: str) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(arr[idx], dtype=np.float32)).to(device)
+
+
+def _clone(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in state.items()}
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, sort_keys=True, default=str))
+
+
+def _write_log(path: Path, history: list[dict]) -> None:
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in history))
+
+
+def _append_log(path: Path, record: dict) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+class _Bar:
+    """Rich progress bar with the running sup/kd/fta losses (silent when disabled)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled, self.progress, self.task = enabled, None, None
+
+    def __enter__(self) -> "_Bar":
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), TextColumn("{task.fields[losses]}"))
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
+
+    def start_epoch(self, epoch: int, batches: int) -> None:
+        if self.progress is not None:
+            if self.task is not None:
+                self.progress.remove_task(self.task)
+            self.task = self.progress.add_task(f"epoch {epoch + 1}", total=batches, losses="")
+
+    def advance(self, means: dict[str, float]) -> None:
+        if self.progress is not None:
+            text = " ".join(f"{k} {means[k]:.4f}" for k in ("sup", "kd", "fta"))
+            self.progress.update(self.task, advance=1, losses=text)
+
+    def log(self, record: dict) -> None:
+        if self.progress is not None:
+            self.progress.console.print(
+                f"epoch {record['epoch']}: sup {record['train_sup']:.4f} kd {record['train_kd']:.4f} "
+                f"fta {record['train_fta']:.4f} | val MSE {record['val_mse']:.4f}{' *' if record['best'] else ''}")
