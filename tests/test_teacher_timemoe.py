@@ -272,3 +272,37 @@ def test_official_50m_config_size_and_one_tiny_forward():
     tm.init_weights(model, 0.02, torch.Generator().manual_seed(0))
     pred, hidden = model.eval().generate(torch.randn(1, 8), 2)
     assert pred.shape == (1, 2) and hidden.shape == (1, 8, 384) and torch.isfinite(pred).all()
+
+
+# --- golden numbers from the reference implementation -----------------------------------------------
+# Produced once by the reference code (github.com/Time-MoE/Time-MoE modeling_time_moe.py with
+# transformers 4.40.1: `generate(normed, max_new_tokens=100)` and `model(normed).last_hidden_state`)
+# on the weights of `_formula_state` (no RNG, so the numbers do not depend on torch's generators).
+GOLDEN_CFG = {**tm.OFFICIAL_50M_CONFIG, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2,
+              "num_attention_heads": 2, "num_key_value_heads": 2, "num_experts": 4, "torch_dtype": "float32"}
+GOLDEN_IDX = [0, 1, 7, 8, 31, 63, 64, 95, 96, 99]  # the 64-, 32- and 1-step heads all contribute
+GOLDEN_FORECAST = [[-0.60277, -0.37154, 0.632352, 0.29286, 0.286643, 0.427438, -0.539903, -0.332722, 0.553407,
+                    0.555717],
+                   [-0.621048, -0.404375, 0.654597, 0.323722, 0.31733, 0.461361, -0.539708, -0.333225, 0.55341,
+                    0.55572]]
+GOLDEN_HIDDEN_LAST = [[-1.368929, -0.830193, 1.11486, 1.12353, -0.566395, -1.17282],
+                      [-1.37813, -0.77252, 1.180515, 1.126076, -0.561347, -1.116979]]
+
+
+def _formula_state(model) -> dict:
+    state = {}
+    for i, (name, p) in enumerate(sorted(model.state_dict().items())):
+        w = torch.sin(torch.arange(p.numel(), dtype=torch.float64) * 0.7 + i).reshape(p.shape)
+        state[name] = (1 + 0.1 * w if name.endswith("norm.weight") else 0.3 * w).float()
+    return state
+
+
+def test_matches_reference_implementation_numbers():
+    model = tm.build_model(GOLDEN_CFG, "cpu")
+    model.load_state_dict(_formula_state(model), strict=True)
+    t = torch.arange(48, dtype=torch.float64)
+    ctx = torch.stack([torch.sin(t / 4) + 0.01 * t, torch.cos(t / 7) * (1 + 0.02 * t)]).float()
+    normed = (ctx - ctx.mean(-1, keepdim=True)) / ctx.std(-1, keepdim=True)
+    pred, hidden = model.eval().generate(normed, 100)
+    torch.testing.assert_close(pred[:, GOLDEN_IDX], torch.tensor(GOLDEN_FORECAST), atol=2e-5, rtol=0)
+    torch.testing.assert_close(hidden[:, -1, :6], torch.tensor(GOLDEN_HIDDEN_LAST), atol=2e-5, rtol=0)
