@@ -1,1 +1,9 @@
-"""The targets stage."""
+"""Named deployment targets (rpi4, rpi5, x86-server, ...) and --target resolution. Pure Python."""
+
+from distilts.targets.registry import (
+    FORMATS, PRECISIONS, TARGETS, CompileJob, Target, UnknownTargetError, get_target, resolve_job,
+    target_names, valid_choices,
+)
+
+__all__ = ["FORMATS", "PRECISIONS", "TARGETS", "CompileJob", "Target", "UnknownTargetError", "get_target",
+           "resolve_job", "target_names", "valid_choices"]

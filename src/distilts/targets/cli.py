@@ -1,5 +1,16 @@
-"""Commands of this stage (placeholders until the stage is built)."""
+"""`distilts targets`: list the named deployment targets, one line each."""
 
-from distilts.cli import not_built
+from __future__ import annotations
 
-targets_cmd = not_built("targets", "the targets stage")
+import click
+
+from distilts.targets.registry import FORMATS, TARGETS
+
+
+@click.command(name="targets")
+def targets_cmd() -> None:
+    """List named deployment targets (use with `distilts compile --target NAME`)."""
+    click.echo(f"{'name':<11} {'format':<8} {'prec':<4} {'threads':<10} {'batch':<9} description")
+    for t in TARGETS.values():
+        click.echo(t.line())
+    click.echo(f"\nOr pass a format ({', '.join(FORMATS)}) to --target, with --int8 for int8.")
