@@ -1,0 +1,55 @@
+"""Horizon weights and the KD / total losses."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from distilts.distill.losses import horizon_weights, kd_loss, mse_per_step, total_loss
+
+
+@pytest.mark.parametrize("T", [1, 2, 24, 96])
+@pytest.mark.parametrize("tau", [0.0, 0.5, 1.0, 3.0, -1.0])
+def test_weights_sum_to_one(T, tau):
+    w = horizon_weights(T, tau)
+    assert w.shape == (T,) and torch.isclose(w.sum(), torch.tensor(1.0), atol=1e-6)
+
+
+def test_weights_increase_with_t_for_positive_tau():
+    w = horizon_weights(24, 1.0)
+    assert torch.all(w[1:] > w[:-1])
+    # the last step carries e^tau times the weight of the first
+    assert math.isclose((w[-1] / w[0]).item(), math.e, rel_tol=1e-5)
+
+
+def test_weights_uniform_at_tau_zero_and_single_step():
+    assert torch.allclose(horizon_weights(10, 0.0), torch.full((10,), 0.1))
+    assert torch.equal(horizon_weights(1, 5.0), torch.ones(1))
+    with pytest.raises(ValueError):
+        horizon_weights(0, 1.0)
+
+
+def test_weights_match_formula():
+    T, tau = 5, 2.0
+    raw = [math.exp(tau * t / (T - 1)) for t in range(T)]
+    expected = torch.tensor([r / sum(raw) for r in raw])
+    assert torch.allclose(horizon_weights(T, tau), expected, atol=1e-7)
+
+
+def test_kd_loss_is_weighted_per_step_mse():
+    torch.manual_seed(0)
+    s, t = torch.randn(4, 6, 3), torch.randn(4, 6, 3)
+    w = horizon_weights(6, 1.0)
+    per_step = torch.stack([((s[:, i] - t[:, i]) ** 2).mean() for i in range(6)])
+    assert torch.allclose(mse_per_step(s, t), per_step)
+    assert torch.isclose(kd_loss(s, t, w), (w * per_step).sum())
+    # uniform weights give the plain MSE
+    assert torch.isclose(kd_loss(s, t, horizon_weights(6, 0.0)), ((s - t) ** 2).mean())
+
+
+def test_total_loss():
+    one = torch.tensor(1.0)
+    assert total_loss(one, torch.tensor(2.0), torch.tensor(4.0), alpha=0.5, beta=0.25).item() == 3.0
+    assert total_loss(one, None, None, alpha=1.0, beta=1.0).item() == 1.0
