@@ -122,7 +122,7 @@ def real_size_teacher(name: str, work: Path) -> str:
     if family == "timemoe":
         from distilts.distill.teachers import timemoe
 
-        timemoe.save_random_checkpoint(d, cfg)
+        timemoe.save_random_checkpoint(d, config_overrides=cfg, tiny=False)
     else:
         from distilts.distill.teachers import chronos
 
@@ -269,7 +269,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data", default=str(SHARED / "data" / "ETTh1.csv"))
     p.add_argument("--lookback", type=int, default=512)
     p.add_argument("--horizon", type=int, default=96)
-    p.add_argument("--students", nargs="+", default=list(STUDENTS), choices=STUDENTS)
+    p.add_argument("--students", nargs="*", default=list(STUDENTS), choices=STUDENTS)
     p.add_argument("--student-dir", action="append", default=[], metavar="NAME=DIR",
                    help="use this trained student dir (e.g. from accuracy.py) instead of training one")
     p.add_argument("--student-epochs", type=int, default=2)

@@ -1,5 +1,99 @@
-"""Commands of this stage (placeholders until the stage is built)."""
+"""`distilts compile`: student directory -> verified ONNX / OpenVINO / TFLite artifacts. Imports click only."""
 
-from distilts.cli import not_built
+from __future__ import annotations
 
-compile_cmd = not_built("compile", "the compile stage")
+from pathlib import Path
+
+import click
+
+from distilts.compile.pipeline import DEFAULT_CALIB_WINDOWS, DEFAULT_VERIFY_WINDOWS
+
+
+@click.command(name="compile")
+@click.argument("model_dir", type=click.Path(file_okay=False))
+@click.option("--target", "targets", multiple=True, required=True, metavar="TARGET",
+              help="A format (onnx, openvino, tflite) or a named target (see `distilts targets`). Repeat or "
+                   "comma-separate for several artifacts in one call.")
+@click.option("--int8", is_flag=True, help="Post-training int8 quantization, calibrated on train windows "
+                                            "(overrides a named target's precision).")
+@click.option("--batch", "batches", multiple=True, type=click.IntRange(min=1),
+              help="TFLite batch size(s) to compile (fixed-batch format; repeatable). Default: the target's "
+                   "batch, else 1. ONNX and OpenVINO always take any batch.")
+@click.option("--calib-windows", type=click.IntRange(min=0), default=DEFAULT_CALIB_WINDOWS, show_default=True,
+              help="Train windows used to calibrate int8 activation ranges.")
+@click.option("--verify-windows", type=click.IntRange(min=1), default=DEFAULT_VERIFY_WINDOWS, show_default=True,
+              help="Held-out (test split) windows each artifact is checked on against the PyTorch student.")
+@click.option("--data", "data_path", type=click.Path(dir_okay=False), default=None,
+              help="The series the student was trained on (default: the path recorded in its config.json).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Output directory; each artifact goes to OUT/<format>-<precision>[-<target>]/. "
+                   "Default: MODEL_DIR/artifacts.")
+def compile_cmd(model_dir: str, targets: tuple[str, ...], int8: bool, batches: tuple[int, ...],
+                calib_windows: int, verify_windows: int, data_path: str | None, out_dir: str | None) -> None:
+    """Export a distilled student to ONNX, OpenVINO IR or TFLite (fp32 or int8) and verify it.
+
+    The artifact takes raw values [B, L, D] and returns raw-scale forecasts [B, H, D] (the scaler is
+    folded into the graph). Each one is run in its own runtime on held-out windows against the
+    PyTorch student and refused when the error exceeds the tolerance (docs/compile.md).
+
+    \b
+    Examples:
+      distilts compile runs/etth1-dlinear --target tflite --int8
+      distilts compile runs/etth1-dlinear --target rpi4 --target x86-server
+      distilts compile runs/etth1-dlinear --target onnx,openvino,tflite
+    """
+    from distilts.targets import resolve_job
+
+    specs = [s for t in targets for s in t.split(",") if s.strip()]
+    jobs = [resolve_job(s, int8=int8, batches=batches) for s in specs]  # unknown target: error before torch loads
+    seen, unique = set(), []
+    for j in jobs:
+        if j.dirname not in seen:
+            seen.add(j.dirname)
+            unique.append(j)
+    from distilts.errors import require
+
+    for j in unique:  # a missing extra is reported before any work is done
+        _require_format(j.format, j.precision, require)
+    from distilts.compile.pipeline import compile_student
+
+    out = Path(out_dir) if out_dir else Path(model_dir) / "artifacts"
+    results = compile_student(model_dir, unique, out, data_path=data_path, calib_windows=calib_windows,
+                              verify_windows=verify_windows, log=lambda s: click.echo(s, err=True))
+    _print_table(results)
+
+
+def _require_format(fmt: str, precision: str, require) -> None:
+    require("torch", "compile", "compile (it loads the PyTorch student)")
+    needs = {"onnx": ["onnx", "onnxscript", "onnxruntime"], "openvino": ["openvino"],
+             "tflite": ["litert_torch", "ai_edge_litert"]}[fmt]
+    if precision == "int8":
+        needs += {"onnx": [], "openvino": ["nncf"], "tflite": ["ai_edge_quantizer", "torchao"]}[fmt]
+    for module in needs:
+        require(module, "compile", f"{fmt} {precision} artifacts")
+
+
+def _print_table(results) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from distilts.compile.verify import TOLERANCES
+
+    tol = "; ".join(f"{p} rel-MSE <= {t['rel_mse']:g}, max abs <= {t['max_abs']:g}" for p, t in TOLERANCES.items())
+    table = Table(title="Artifacts, verified against the PyTorch student", caption=f"normalized-scale errors on "
+                  f"held-out windows; tolerance {tol}")
+    for col in ("artifact", "size", "int8 method", "rel-MSE", "max abs", "time"):
+        table.add_column(col, justify="left" if col in ("artifact", "int8 method") else "right")
+    for r in results:
+        v = r.manifest["verification"]
+        method = (r.manifest.get("quantization") or {}).get("method") or "-"
+        table.add_row(r.directory.name, _size(r.size), method, f"{v['rel_mse']:.1e}", f"{v['max_abs_err']:.1e}",
+                      f"{r.seconds:.1f}s")
+    console = Console()
+    console.print(table)
+    if results:
+        console.print(f"artifacts in {results[0].directory.parent}/ (manifest.json in each)")
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024:.1f} KiB" if n < 1024 ** 2 else f"{n / 1024 ** 2:.2f} MiB"

@@ -145,6 +145,7 @@ def run_profile(artifact_dir: str | Path, data_args: dict, *, teacher: str | Non
                 pred = ((pred - wins.mean) / wins.std).astype(np.float32)  # raw forecasts -> normalized scale
                 res["param_count"] = man.student.get("param_count")
                 res["file_size_bytes"] = man.total_size
+                res["files"] = {f.file: man.path(f).stat().st_size for f in man.files}
             elif s.kind == "student":
                 res["file_size_bytes"] = _dir_size(Path(s.path), ("*.safetensors",))
             else:

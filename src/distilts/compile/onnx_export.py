@@ -1,0 +1,72 @@
+"""ONNX export (torch.onnx dynamo exporter, dynamic batch) and ONNX Runtime int8 candidates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from distilts.compile.quiet import quiet
+from distilts.errors import require
+
+OPSET = 20
+# static int8 quantizes only the matrix products (weights + their input activations): quantizing
+# the in-graph (de)normalization too costs ~50x more error for no speed gain
+STATIC_OPS = ["MatMul", "Gemm", "Conv"]
+
+
+def export_onnx(wrapper, lookback: int, n_variates: int, path: Path) -> int:
+    """Write `wrapper` as ONNX with input `x [batch, L, D]` and output `y`; returns the opset."""
+    import torch
+
+    require("onnx", "compile", "ONNX export")
+    require("onnxscript", "compile", "ONNX export")
+    from distilts.compile.wrapper import batch_dim_shapes, example_input
+
+    ep = torch.export.export(wrapper, example_input(lookback, n_variates), dynamic_shapes=batch_dim_shapes())
+    with quiet():
+        prog = torch.onnx.export(ep, dynamo=True, input_names=["x"], output_names=["y"], opset_version=OPSET,
+                                 optimize=True, verbose=False)
+        prog.save(str(path))
+    return read_opset(path)
+
+
+def read_opset(path: Path) -> int:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return int(next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0))
+
+
+def int8_candidates(fp32_path: Path, out_dir: Path, calib: np.ndarray) -> dict[str, tuple[Path, str]]:
+    """ONNX Runtime int8 variants of `fp32_path`: {method: (file, note)}.
+
+    dynamic: int8 weights, activations quantized per call from their observed range (no calibration).
+    static-qdq: int8 weights and activations with ranges calibrated on `calib` (raw train windows),
+    QDQ format, per-channel weights, MatMul/Gemm/Conv only.
+    """
+    require("onnxruntime", "compile", "ONNX int8 quantization")
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_dynamic, quantize_static)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self, x: np.ndarray, chunk: int = 32) -> None:
+            self._it = iter([{"x": x[i:i + chunk]} for i in range(0, len(x), chunk)])
+
+        def get_next(self):
+            return next(self._it, None)
+
+    out: dict[str, tuple[Path, str]] = {}
+    dyn = out_dir / "model.dynamic.onnx"
+    with quiet():
+        quantize_dynamic(str(fp32_path), str(dyn), weight_type=QuantType.QInt8)
+    out["dynamic"] = (dyn, "onnxruntime quantize_dynamic: int8 weights, activations quantized at run time")
+    st = out_dir / "model.static.onnx"
+    with quiet():
+        quantize_static(str(fp32_path), str(st), Reader(calib), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
+                        op_types_to_quantize=STATIC_OPS, calibrate_method=CalibrationMethod.MinMax)
+    out["static-qdq"] = (st, f"onnxruntime quantize_static QDQ, per-channel int8 weights, int8 activations "
+                             f"calibrated (min/max) on {len(calib)} train windows; ops {'/'.join(STATIC_OPS)}")
+    return out
+

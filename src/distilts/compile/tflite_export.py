@@ -1,0 +1,79 @@
+"""TFLite export with litert-torch (one file per fixed batch size) and int8 candidates.
+
+int8 candidates: `pt2e-static` (PT2E quantizer, int8 weights and activations of the linear layers,
+calibrated on train windows; the in-graph (de)normalization stays float) and `dynamic`
+(ai-edge-quantizer dynamic_wi8_afp32 on the fp32 file: int8 weights, activations quantized at run time).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from distilts.compile.quiet import quiet
+from distilts.errors import require
+
+
+def _litert():
+    return require("litert_torch", "compile", "TFLite export")
+
+
+def export_fp32(wrapper, lookback: int, n_variates: int, batch: int, path: Path) -> Path:
+    """Convert `wrapper` at a fixed batch size and write `path`."""
+    import torch
+
+    litert_torch = _litert()
+    with quiet():
+        litert_torch.convert(wrapper, (torch.zeros(batch, lookback, n_variates),)).export(str(path))
+    return path
+
+
+def pt2e_static(wrapper, lookback: int, n_variates: int, batches: list[int], calib: np.ndarray,
+                out_dir: Path) -> tuple[dict[int, Path], str]:
+    """Calibrate once (dynamic-batch export), then convert at each batch size: {batch: file}, note."""
+    import torch
+
+    litert_torch = _litert()
+    from litert_torch.quantize import pt2e_quantizer as pq
+    from litert_torch.quantize.quant_config import QuantConfig
+    from torchao.quantization.pt2e import quantize_pt2e
+
+    from distilts.compile.wrapper import Denormalize, Normalize, batch_dim_shapes, example_input
+
+    class LinearOnly(pq.PT2EQuantizer):
+        STATIC_OPS = ["linear", "addmm"]  # matrix products only, like the ONNX static recipe
+
+    quantizer = (LinearOnly().set_global(pq.get_symmetric_quantization_config(is_per_channel=True))
+                 .set_module_type(Normalize, None).set_module_type(Denormalize, None))
+    with quiet():
+        gm = torch.export.export(wrapper, example_input(lookback, n_variates), dynamic_shapes=batch_dim_shapes()).module()
+        gm = quantize_pt2e.prepare_pt2e(gm, quantizer)
+        with torch.no_grad():
+            for lo in range(0, len(calib), 64):
+                gm(torch.from_numpy(np.ascontiguousarray(calib[lo:lo + 64])))
+        gm = quantize_pt2e.convert_pt2e(gm, fold_quantize=False)
+        files = {}
+        for b in batches:
+            p = out_dir / f"model-b{b}.pt2e.tflite"
+            litert_torch.convert(gm, (torch.zeros(b, lookback, n_variates),),
+                                 quant_config=QuantConfig(pt2e_quantizer=quantizer)).export(str(p))
+            files[b] = p
+    return files, (f"litert-torch PT2E static: per-channel int8 weights and int8 activations of the linear "
+                   f"layers, calibrated (histogram) on {len(calib)} train windows; normalization stays float")
+
+
+def dynamic_int8(fp32_files: dict[int, Path], out_dir: Path) -> tuple[dict[int, Path], str]:
+    """ai-edge-quantizer dynamic_wi8_afp32 on each fp32 file: {batch: file}, note."""
+    require("ai_edge_quantizer", "compile", "TFLite int8 quantization")
+    from ai_edge_quantizer import quantizer, recipe
+
+    files = {}
+    with quiet():
+        for b, src in fp32_files.items():
+            p = out_dir / f"model-b{b}.dynamic.tflite"
+            q = quantizer.Quantizer(str(src), recipe.dynamic_wi8_afp32())
+            q.quantize(enable_progress_report=False).export_model(str(p), overwrite=True)
+            files[b] = p
+    return files, "ai-edge-quantizer dynamic_wi8_afp32: int8 weights, activations quantized at run time"
+

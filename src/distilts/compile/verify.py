@@ -1,0 +1,69 @@
+"""Run a compiled file in its own runtime and compare it with the PyTorch student (+ scaler wrapper).
+
+Errors are measured on the normalized scale (both forecasts mapped through the student's scaler),
+so a column with a large offset or unit cannot hide an error in another:
+  max_abs_err = max |a - b|,  rel_mse = mean((a - b)^2) / mean(b^2)   (a: artifact, b: PyTorch).
+`max_abs_err_raw` is the same maximum in the data's own units.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from distilts.errors import ArtifactError
+
+# documented in docs/compile.md; int8 is looser: quantization changes the numbers by design
+TOLERANCES: dict[str, dict[str, float]] = {
+    "fp32": {"rel_mse": 1e-6, "max_abs": 1e-3},
+    "int8": {"rel_mse": 2e-2, "max_abs": 1.0},
+}
+# golden self-check at load time, as a fraction of the largest scaler std (atol) and relative (rtol)
+GOLDEN_TOL: dict[str, tuple[float, float]] = {"fp32": (1e-4, 1e-4), "int8": (2e-2, 1e-3)}
+
+
+def run_file(backend: str, path: Path, batch: int | None, x: np.ndarray, threads: int | None = None) -> np.ndarray:
+    """Forecasts of one model file for raw windows `x [N, L, D]` (fixed batches padded, dynamic in chunks)."""
+    from distilts.runtime.backends import open_session
+
+    sess = open_session(backend, path, batch=batch, input_name="x", output_name="y", threads=threads)
+    step = batch or 256
+    out = []
+    for lo in range(0, len(x), step):
+        chunk = x[lo:lo + step]
+        n = len(chunk)
+        if batch is not None and n < batch:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - n, axis=0)])
+        out.append(np.asarray(sess.run(np.ascontiguousarray(chunk, dtype=np.float32)), dtype=np.float32)[:n])
+    return np.concatenate(out)
+
+
+def errors(pred: np.ndarray, ref: np.ndarray, mean: np.ndarray, std: np.ndarray) -> dict[str, float]:
+    """max_abs_err and rel_mse on the normalized scale, plus max_abs_err_raw."""
+    if pred.shape != ref.shape:
+        raise ArtifactError(f"The artifact returns shape {pred.shape}, the PyTorch student {ref.shape}.")
+    if not np.all(np.isfinite(pred)):
+        return {"max_abs_err": float("inf"), "rel_mse": float("inf"), "max_abs_err_raw": float("inf")}
+    a = (pred.astype(np.float64) - mean) / std
+    b = (ref.astype(np.float64) - mean) / std
+    return {"max_abs_err": float(np.max(np.abs(a - b))),
+            "rel_mse": float(np.mean((a - b) ** 2) / max(float(np.mean(b ** 2)), 1e-12)),
+            "max_abs_err_raw": float(np.max(np.abs(pred.astype(np.float64) - ref)))}
+
+
+def within(errs: dict[str, float], precision: str) -> bool:
+    tol = TOLERANCES[precision]
+    return errs["rel_mse"] <= tol["rel_mse"] and errs["max_abs_err"] <= tol["max_abs"]
+
+
+def check(errs: dict[str, float], precision: str, what: str) -> None:
+    """Raise ArtifactError when `errs` exceed the tolerance of `precision`."""
+    if not within(errs, precision):
+        tol = TOLERANCES[precision]
+        raise ArtifactError(
+            f"{what} does not match the PyTorch student: rel-MSE {errs['rel_mse']:.3g} (allowed "
+            f"{tol['rel_mse']:g}), max abs error {errs['max_abs_err']:.3g} normalized units (allowed "
+            f"{tol['max_abs']:g}). The artifact was not written."
+            + (" int8 lost too much accuracy for this student: use the fp32 artifact, or more --calib-windows."
+               if precision == "int8" else " This is a converter bug: try another format."))
