@@ -51,10 +51,8 @@ def compile_cmd(model_dir: str, targets: tuple[str, ...], int8: bool, batches: t
         if j.dirname not in seen:
             seen.add(j.dirname)
             unique.append(j)
-    from distilts.errors import require
-
     for j in unique:  # a missing extra is reported before any work is done
-        _require_format(j.format, j.precision, require)
+        _require_format(j.format, j.precision)
     from distilts.compile.pipeline import compile_student
 
     out = Path(out_dir) if out_dir else Path(model_dir) / "artifacts"
@@ -63,14 +61,19 @@ def compile_cmd(model_dir: str, targets: tuple[str, ...], int8: bool, batches: t
     _print_table(results)
 
 
-def _require_format(fmt: str, precision: str, require) -> None:
-    require("torch", "compile", "compile (it loads the PyTorch student)")
+def _require_format(fmt: str, precision: str) -> None:
+    """MissingExtraError naming the pip extra when a library this format needs is absent (not imported)."""
+    import importlib.util
+
+    from distilts.errors import MissingExtraError
+
     needs = {"onnx": ["onnx", "onnxscript", "onnxruntime"], "openvino": ["openvino"],
              "tflite": ["litert_torch", "ai_edge_litert"]}[fmt]
     if precision == "int8":
         needs += {"onnx": [], "openvino": ["nncf"], "tflite": ["ai_edge_quantizer", "torchao"]}[fmt]
-    for module in needs:
-        require(module, "compile", f"{fmt} {precision} artifacts")
+    for module in ["torch", *needs]:
+        if importlib.util.find_spec(module) is None:
+            raise MissingExtraError(module, "compile", f"{fmt} {precision} artifacts")
 
 
 def _print_table(results) -> None:
