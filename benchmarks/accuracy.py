@@ -116,34 +116,47 @@ def run(args) -> dict:
     log = work / "accuracy.log"
     rows: list[dict[str, Any]] = []
     teachers: list[dict[str, Any]] = []
+    prior_rows, prior_teachers = previous_results(args)
 
     def save() -> None:  # keep partial results if a long run is stopped
         write_outputs(record(args, rows, teachers), markdown(record(args, rows, teachers)), args.out_json, args.out_md)
 
     for horizon in args.horizons:
         t_info: dict[str, Any] = {"horizon": horizon, "teacher": args.teacher, "path": str(teacher_dir(args, horizon))}
-        if args.teacher == "patchtst" and not (teacher_dir(args, horizon) / "config.json").exists():
+        if str(teacher_dir(args, horizon)) in prior_teachers:  # resumed: teacher trained and cached before
+            t_info = {**prior_teachers[str(teacher_dir(args, horizon))], "resumed": True}
+            teachers.append(t_info)
+            print(f"[H={horizon}] teacher: kept from {args.out_json} (test MSE {t_info['test']['mse']:.4f})", flush=True)
+        if t_info.get("resumed"):
+            pass
+        elif args.teacher == "patchtst" and not (teacher_dir(args, horizon) / "config.json").exists():
             cmd = train_teacher_cmd(args, horizon)
             print(f"[H={horizon}] training the PatchTST teacher: {' '.join(map(str, cmd[3:]))}", flush=True)
             t_info["train_wall_s"], _ = run_timed(cmd, log)
             t_info["train_command"] = "distilts " + " ".join(map(str, cmd[3:]))
         training = teacher_dir(args, horizon) / "training.json"
-        if training.exists():
+        if training.exists() and not t_info.get("resumed"):
             tj = json.loads(training.read_text())
             t_info["training"] = {"test": tj["test"], "val": tj["val"], "params": tj["model"]["param_count"],
                                   "epochs_run": tj["train"]["epochs_run"], "best_epoch": tj["train"]["best_epoch"],
                                   "wall_s": tj["train"]["wall_s"], "train_stride": tj["train"]["train_stride"]}
-        t_info["teach_wall_s"], _ = run_timed(teach_cmd(args, horizon), log)
-        t_info["test"] = teacher_metrics(args, horizon)
-        teachers.append(t_info)
-        print(f"[H={horizon}] teacher cached in {t_info['teach_wall_s']:.1f} s: test MSE {t_info['test']['mse']:.4f} "
-              f"MAE {t_info['test']['mae']:.4f}", flush=True)
-        save()
+        if not t_info.get("resumed"):
+            t_info["teach_wall_s"], _ = run_timed(teach_cmd(args, horizon), log)
+            t_info["test"] = teacher_metrics(args, horizon)
+            teachers.append(t_info)
+            print(f"[H={horizon}] teacher cached in {t_info['teach_wall_s']:.1f} s: test MSE "
+                  f"{t_info['test']['mse']:.4f} MAE {t_info['test']['mae']:.4f}", flush=True)
+            save()
         for student in args.students:
             for variant in args.variants:
                 out = work / "students" / f"{student}-L{args.lookback}-H{horizon}-{variant}-s{args.seed}"
                 row: dict[str, Any] = {"horizon": horizon, "student": student, "variant": variant,
                                        "variant_label": VARIANTS[variant][0], "seed": args.seed, "dir": str(out)}
+                if str(out) in prior_rows and (out / "config.json").exists():  # finished in an earlier run
+                    rows.append({**prior_rows[str(out)], "resumed": True})
+                    print(f"[H={horizon}] {student:>12} {variant:>4}: kept from {args.out_json} "
+                          f"(MSE {rows[-1]['mse']:.4f})", flush=True)
+                    continue
                 try:
                     row["distill_wall_s"], _ = run_timed(distill_cmd(args, horizon, student, variant, out), log)
                     row["eval_wall_s"], stdout = run_timed(eval_cmd(args, out), log)
@@ -158,6 +171,26 @@ def run(args) -> dict:
                       f"MSE {row['mse']:.4f} MAE {row['mae']:.4f} ({row['distill_wall_s']:.0f} s)"), flush=True)
                 save()
     return record(args, rows, teachers)
+
+
+def previous_results(args) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Finished rows (by student dir) and teachers (by checkpoint dir) of an earlier run with the same
+    settings, from its JSON: a stopped benchmark restarted with the same command skips them."""
+    path = Path(args.out_json)
+    if args.fresh or not path.exists():
+        return {}, {}
+    try:
+        old = json.loads(path.read_text())
+    except ValueError:
+        return {}, {}
+    keys = ("data", "lookback", "teacher", "epochs", "stride", "tau", "beta", "hidden_tokens", "seed",
+            "teacher_epochs", "teacher_stride", "teacher_d_model", "teacher_layers")
+    if any(old.get("args", {}).get(k) != getattr(args, k) for k in keys):
+        print(f"{path}: written with other settings, not resumed", flush=True)
+        return {}, {}
+    rows = {r["dir"]: r for r in old.get("rows", []) if r.get("mse") is not None and not r.get("error")}
+    teachers = {t["path"]: t for t in old.get("teachers", []) if t.get("test")}
+    return rows, teachers
 
 
 def record(args, rows: list[dict], teachers: list[dict]) -> dict:
@@ -238,6 +271,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cache-dir", default=None, help="teacher cache root (default: WORK_DIR/cache)")
     p.add_argument("--out-json", default=None)
     p.add_argument("--out-md", default=None)
+    p.add_argument("--fresh", action="store_true", help="do not resume: rerun rows already in --out-json")
     p.add_argument("--quick", action="store_true", help="L=96, H=96, 3 epochs, stride 4 (minutes on 2 cores)")
     p.add_argument("--smoke", action="store_true", help="< 1 min: tiny teacher, dlinear, gt + fta, 1 epoch")
     args = p.parse_args(argv)

@@ -112,6 +112,19 @@ def train_students(args, work: Path, log: Path) -> dict[str, dict]:
     return out
 
 
+def compile_cmd(student_dir: str, fmt: str, prec: str, out_root: Path, batch: int) -> list:
+    """The `distilts compile` call for one format x precision; it writes OUT_ROOT/<fmt>-<prec>/.
+
+    TFLite is a fixed-batch format: compiled at batch 1 (latency) and `batch` (throughput), so the
+    throughput row runs a real batch-`batch` graph, not 256 batch-1 calls."""
+    cmd = [*DISTILTS, "compile", student_dir, "--target", fmt, "--out", out_root]
+    if prec == "int8":
+        cmd.append("--int8")
+    if fmt == "tflite":
+        cmd += ["--batch", 1, "--batch", batch]
+    return cmd
+
+
 def real_size_teacher(name: str, work: Path) -> str:
     """Directory of `name` built from its published config with random weights (official layout)."""
     family, cfg_file = REAL_SIZE_TEACHERS[name]
@@ -156,15 +169,20 @@ def run(args) -> dict:
             {"kind": "student", "path": st["path"]}, files["normalized"])
         for fmt in args.formats:
             for prec in args.precisions:
-                out = work / "artifacts" / f"{name}-L{args.lookback}-H{args.horizon}-{fmt}-{prec}"
-                row = {"model": name, "role": "student", "format": fmt, "precision": prec}
+                # `distilts compile` writes OUT/<format>-<precision>/ (manifest.json inside)
+                root = work / "artifacts" / f"{name}-L{args.lookback}-H{args.horizon}"
+                out = root / f"{fmt}-{prec}"
+                row = {"model": name, "role": "student", "format": fmt, "precision": prec, "artifact": str(out)}
                 try:
                     if not (out / "manifest.json").exists():
-                        cmd = [*DISTILTS, "compile", st["path"], "--target", fmt, "--out", out]
-                        row["compile_s"], _ = run_timed(cmd + (["--int8"] if prec == "int8" else []), log)
+                        row["compile_s"], _ = run_timed(compile_cmd(st["path"], fmt, prec, root, args.batch), log)
                     man = json.loads((out / "manifest.json").read_text())
-                    row["size_bytes"] = sum(m.get("size", 0) for m in man["models"])
+                    # size: the model files of batch-1 inference (OpenVINO: .xml + .bin; TFLite holds one
+                    # file per compiled batch, so only the batch-1 file counts); all files in artifact_bytes
+                    row["artifact_bytes"] = sum(m["size"] for m in man["models"])
+                    row["size_bytes"] = sum(m["size"] for m in man["models"] if m.get("batch") in (None, 1))
                     row["verify_rel_mse"] = man.get("verification", {}).get("rel_mse")
+                    row["int8_method"] = (man.get("quantization") or {}).get("method")
                 except (RuntimeError, OSError, KeyError, ValueError) as exc:
                     row["error"] = f"compile: {str(exc).strip().splitlines()[-1][:300]}"
                     rows.append(row)
@@ -225,6 +243,12 @@ COLUMNS = [("label", "model / format / precision"), ("weights", "weights"), ("la
            ("x_vs_teacher", "x faster than teacher"), ("error", "note")]
 
 
+def columns(record: dict) -> list[tuple[str, str]]:
+    """COLUMNS with the throughput header naming the batch size actually used."""
+    batch = record["args"].get("batch", 256)
+    return [(k, f"b={batch} windows/s" if k == "throughput_wps" else h) for k, h in COLUMNS]
+
+
 def table_rows(record: dict) -> list[dict]:
     """Rows for the table, with sizes in KB and the speedups vs the eager student and the teacher."""
     rows = record["rows"]
@@ -253,7 +277,7 @@ def markdown(record: dict) -> str:
         f"Machine: {m['processor']}, {m['cpu_count']} cores visible, {a['threads'] or 'default'} thread(s) per "
         f"backend; {m['platform']}; torch {m.get('torch', '?')}; {m['date']}; commit {record.get('commit')}.",
         "",
-        markdown_table(trows, COLUMNS),
+        markdown_table(trows, columns(record)),
         "",
         f"'x faster than teacher' is relative to {teacher['model'] if teacher else 'the first teacher timed'} "
         "(batch-1 median latency). Teachers marked 'random (cost only)' are built at real size from their "
@@ -316,7 +340,7 @@ def main(argv: list[str] | None = None) -> None:
     md = markdown(record)
     write_outputs(record, md, args.out_json, args.out_md)
     print()
-    print(text_table(table_rows(record), COLUMNS[:-1] + [("error", "note")]))
+    print(text_table(table_rows(record), columns(record)))
     print(f"\nwrote {args.out_json} and {args.out_md} in {record['wall_s']:.0f} s")
 
 

@@ -106,3 +106,31 @@ def test_speed_presets_and_tables():
     assert trows[0]["size_kb"] == 2.0
     md = speed.markdown(rec)
     assert "| dlinear onnx int8 |" in md and "build: x" in md and "random (cost only)" in md
+
+
+def test_speed_compile_command_matches_the_cli(tmp_path):
+    """speed.py calls `distilts compile` as documented: OUT/<format>-<precision>/, TFLite at b=1 and b=BATCH."""
+    cmd = [str(c) for c in speed.compile_cmd("st", "tflite", "int8", tmp_path, 256)]
+    assert cmd[cmd.index("compile") + 1] == "st" and cmd[cmd.index("--target") + 1] == "tflite"
+    assert "--int8" in cmd and cmd[cmd.index("--out") + 1] == str(tmp_path)
+    assert [cmd[i + 1] for i, c in enumerate(cmd) if c == "--batch"] == ["1", "256"]
+    onnx = [str(c) for c in speed.compile_cmd("st", "onnx", "fp32", tmp_path, 256)]
+    assert "--int8" not in onnx and "--batch" not in onnx
+    from distilts.compile.cli import compile_cmd
+
+    names = {p.name for p in compile_cmd.params}
+    assert {"targets", "int8", "batches", "out_dir"} <= names
+
+
+def test_accuracy_resumes_finished_rows(tmp_path):
+    args = accuracy.parse_args(["--quick", "--work-dir", str(tmp_path)])
+    done = tmp_path / "students" / "dlinear-L96-H96-gt-s0"
+    rec = accuracy.record(args, [{"dir": str(done), "mse": 0.5, "mae": 0.4},
+                                 {"dir": "x", "error": "boom", "mse": None}],
+                          [{"path": "t", "test": {"mse": 0.4, "mae": 0.4}}])
+    report.write_outputs(rec, "", args.out_json, args.out_md)
+    rows, teachers = accuracy.previous_results(args)
+    assert list(rows) == [str(done)] and list(teachers) == ["t"]  # failed rows are rerun
+    assert accuracy.previous_results(accuracy.parse_args(["--quick", "--work-dir", str(tmp_path), "--fresh"])) == ({}, {})
+    other = accuracy.parse_args(["--quick", "--work-dir", str(tmp_path), "--seed", "7"])
+    assert accuracy.previous_results(other) == ({}, {})  # other settings: not mixed in
