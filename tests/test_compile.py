@@ -15,6 +15,7 @@ from distilts.errors import ArtifactError, DataError, MissingExtraError, ModelDi
 from distilts.targets import UnknownTargetError, resolve_job
 
 FORMATS = ["onnx", "openvino", "tflite"]
+SIZE = (96, 24)  # lookback, horizon of the students compiled in every format x precision
 
 
 def _student_forecast(sdir: Path, x: np.ndarray) -> np.ndarray:
@@ -39,20 +40,20 @@ def test_each_format_and_precision_matches_the_student(tmp_path_factory, student
     from distilts.runtime import Forecaster
     from distilts.runtime.manifest import read_manifest
 
-    sdir = student_dir(tmp_path_factory, student)
-    x = _windows(sdir)
+    sdir = student_dir(tmp_path_factory, student, *SIZE)  # large enough that int8 weights dominate the file
+    x = _windows(sdir, 64)  # the verification windows (int8 error is checked on these at compile time)
     ref = _student_forecast(sdir, x)
     config = json.loads((sdir / "config.json").read_text())
     mean, std = np.asarray(config["scaler"]["mean"]), np.asarray(config["scaler"]["std"])
     sizes = {}
     for int8 in (False, True):
-        art = compiled(tmp_path_factory, fmt, int8=int8, student=student)
+        art = compiled(tmp_path_factory, fmt, int8=int8, student=student, lookback=SIZE[0], horizon=SIZE[1])
         man = read_manifest(art)  # raises on any checksum mismatch
         raw = man.raw
         precision = "int8" if int8 else "fp32"
         assert raw["backend"] == fmt and raw["precision"] == precision
         assert raw["verification"]["passed"] and raw["verification"]["windows"] == 64
-        assert raw["lookback"] == 48 and raw["horizon"] == 12 and raw["columns"] == config["columns"]
+        assert [raw["lookback"], raw["horizon"]] == list(SIZE) and raw["columns"] == config["columns"]
         assert raw["normalization"] == "in-graph" and raw["student"]["name"] == student
         if fmt == "onnx":
             assert raw["opset"] >= 18

@@ -33,9 +33,11 @@ def test_profile_artifact_only(tmp_path, tmp_path_factory):
     rep = json.loads((out / "profile.json").read_text())
     assert {"data", "host", "settings", "rss_method", "models", "speedup", "artifact"} <= set(rep)
     assert rep["data"]["windows"] == 12 and rep["data"]["part"] == "test"
-    (m,) = rep["models"]
+    m, torch_student = rep["models"]  # the manifest points at the PyTorch student, profiled beside it
     assert m["kind"] == "artifact" and m["backend"] == "tflite" and m["modules"] == ["ai_edge_litert"]
     _check_model(m, [1, 4])  # the artifact's fixed batches
+    assert torch_student["kind"] == "student" and "torch" in torch_student["modules"]
+    assert torch_student["param_count"] == m["param_count"]
     assert m["accuracy"]["vs_teacher"] is None
     assert "p50 ms" in res.output and "student (artifact)" in res.output
     md = (out / "profile.md").read_text()
@@ -55,7 +57,7 @@ def test_profile_with_teacher(tmp_path, tmp_path_factory):
                                    "--out", str(out), *QUICK])
     assert res.exit_code == 0, res.output
     rep = json.loads((out / "profile.json").read_text())
-    student, teacher = rep["models"]
+    student, _torch_student, teacher = rep["models"]
     assert student["modules"] == ["onnxruntime"]  # the artifact's process never saw torch
     assert "torch" in teacher["modules"]
     for m in (student, teacher):

@@ -110,6 +110,15 @@ def student_dir_from_manifest(man: Manifest) -> str | None:
     return None
 
 
+def _torch_installed() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def run_profile(artifact_dir: str | Path, data_args: dict, *, teacher: str | None = None,
                 teacher_path: str | None = None, student_dir: str | None = None, n_windows: int = 200,
                 threads: int | None = None, iters: int = 200, warmup: int = 10, budget_s: float = 20.0,
@@ -120,7 +129,11 @@ def run_profile(artifact_dir: str | Path, data_args: dict, *, teacher: str | Non
     fixed = sorted({m.batch for m in man.models if m.batch is not None})
     dynamic = any(m.batch is None for m in man.models)
     batches = sorted(set(fixed) | ({1, big_batch} if dynamic else set()))
+    explicit = student_dir is not None
     student_dir = student_dir or student_dir_from_manifest(man)
+    if student_dir and not explicit and not _torch_installed():
+        log(f"PyTorch student at {student_dir} skipped: torch is not installed here (a runtime-only install).")
+        student_dir = None
     specs = [ModelSpec("student (artifact)", "artifact", str(artifact_dir), f"{man.student.get('name', '?')} "
                        f"{man.backend}-{man.precision}")]
     if student_dir:
