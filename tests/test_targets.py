@@ -1,0 +1,47 @@
+"""Named deployment targets: the table, `distilts targets`, and --target resolution."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from distilts.cli import cli
+from distilts.errors import DistiltsError
+from distilts.targets import FORMATS, PRECISIONS, TARGETS, resolve_job
+
+
+def test_required_targets_exist_with_valid_settings():
+    assert {"rpi4", "rpi5", "x86-server"} <= set(TARGETS)
+    for t in TARGETS.values():
+        assert t.format in FORMATS and t.precision in PRECISIONS and t.threads >= 1 and t.batch >= 1
+
+
+def test_targets_command_lists_one_line_each():
+    res = CliRunner().invoke(cli, ["targets"])
+    assert res.exit_code == 0
+    for name, t in TARGETS.items():
+        [line] = [ln for ln in res.output.splitlines() if ln.startswith(name + " ")]
+        assert t.format in line and f"threads={t.threads}" in line and f"batch={t.batch}" in line
+
+
+def test_formats_resolve_to_dynamic_batch_except_tflite():
+    assert resolve_job("onnx").batches == (None,) and resolve_job("onnx").dirname == "onnx-fp32"
+    assert resolve_job("openvino", int8=True).dirname == "openvino-int8"
+    assert resolve_job("tflite").batches == (1,)
+    assert resolve_job("tflite", batches=(8, 1, 8)).batches == (1, 8)
+
+
+def test_named_targets_choose_format_precision_batch_and_threads():
+    job = resolve_job("rpi4")
+    assert (job.format, job.precision, job.batches, job.threads) == ("tflite", "int8", (1,), 4)
+    assert job.dirname == "tflite-int8-rpi4"
+    server = resolve_job("x86-server")
+    assert (server.format, server.precision, server.batches) == ("openvino", "fp32", (None,))
+    assert resolve_job("rpi5", int8=True).precision == "int8"  # --int8 overrides the target's precision
+
+
+def test_bad_batch_and_unknown_target():
+    with pytest.raises(DistiltsError, match="--batch must be a positive"):
+        resolve_job("tflite", batches=(0,))
+    with pytest.raises(DistiltsError, match="Unknown target 'pi4'.*distilts targets"):
+        resolve_job("pi4")
