@@ -1,4 +1,5 @@
-"""Teacher cache: fill, reuse without loading the teacher, resume after a kill, the teach command."""
+"""Teacher cache (with a tiny TimeMoE): fill, reuse without loading the teacher, resume after a kill,
+the teach command."""
 
 from __future__ import annotations
 
@@ -18,15 +19,16 @@ torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 
 L, H, STRIDE, BATCH = 64, 16, 48, 16
-TEACHER = "chronos-bolt"  # TODO: a tiny TimeMoE for the CLI test once teachers/timemoe.py lands
+TEACHER = "timemoe"
 REAL_LOAD = teachers.load_teacher
 
 
 @pytest.fixture(scope="module")
-def bolt_dir(tmp_path_factory) -> str:
-    from distilts.distill.teachers.chronos import save_random_checkpoint
+def teacher_dir(tmp_path_factory) -> str:
+    """A tiny TimeMoE (official layout; d_model 32, 2 layers; one token per input step)."""
+    from distilts.distill.teachers.timemoe import save_random_checkpoint
 
-    return str(save_random_checkpoint(tmp_path_factory.mktemp("bolt"), "chronos-bolt", seed=3))
+    return str(save_random_checkpoint(tmp_path_factory.mktemp("timemoe") / "tiny", seed=3))
 
 
 @pytest.fixture(scope="module")
@@ -57,20 +59,20 @@ class Counting:
         return teacher
 
 
-def _fill(dataset, bolt_dir, cache_dir, **kw):
+def _fill(dataset, teacher_dir, cache_dir, **kw):
     kw = {"stride": STRIDE, "batch_size": BATCH, "device": "cpu", "progress": False, **kw}
-    return ensure_teacher_cache(dataset, TEACHER, bolt_dir, L, H, cache_dir=cache_dir, **kw)
+    return ensure_teacher_cache(dataset, TEACHER, teacher_dir, L, H, cache_dir=cache_dir, **kw)
 
 
 def _n_chunks(dataset, parts=("train", "val", "test")) -> int:
     return sum(-(-len(dataset.windows(p, L, H, STRIDE)) // BATCH) for p in parts)
 
 
-def test_fill_aligns_with_windows_then_reuses_without_teacher(dataset, bolt_dir, tmp_path, monkeypatch):
-    cache = _fill(dataset, bolt_dir, tmp_path, hidden=True, hidden_tokens=2)
+def test_fill_aligns_with_windows_then_reuses_without_teacher(dataset, teacher_dir, tmp_path, monkeypatch):
+    cache = _fill(dataset, teacher_dir, tmp_path, hidden=True, hidden_tokens=2)
     assert not cache.reused
     d = dataset.normalized.shape[1]
-    teacher = teachers.load_teacher(TEACHER, bolt_dir, "cpu")
+    teacher = teachers.load_teacher(TEACHER, teacher_dir, "cpu")
     for part in ("train", "val", "test"):
         win = dataset.windows(part, L, H, STRIDE)
         f, hid = cache.forecasts(part), cache.hidden(part)
@@ -88,14 +90,14 @@ def test_fill_aligns_with_windows_then_reuses_without_teacher(dataset, bolt_dir,
         raise AssertionError("a complete cache must not load the teacher")
 
     monkeypatch.setattr(teachers, "load_teacher", no_teacher)
-    again = _fill(dataset, bolt_dir, tmp_path, hidden=True, hidden_tokens=2)
+    again = _fill(dataset, teacher_dir, tmp_path, hidden=True, hidden_tokens=2)
     assert again.reused and again.directory == cache.directory
     np.testing.assert_array_equal(again.forecasts("test"), cache.forecasts("test"))
 
 
-def test_settings_key_the_entry(dataset, bolt_dir, tmp_path):
-    a = _fill(dataset, bolt_dir, tmp_path, parts=("test",))
-    b = _fill(dataset, bolt_dir, tmp_path, parts=("test",), stride=STRIDE * 2)
+def test_settings_key_the_entry(dataset, teacher_dir, tmp_path):
+    a = _fill(dataset, teacher_dir, tmp_path, parts=("test",))
+    b = _fill(dataset, teacher_dir, tmp_path, parts=("test",), stride=STRIDE * 2)
     assert a.directory != b.directory and len(b.forecasts("test")) < len(a.forecasts("test"))
     with pytest.raises(DistiltsError, match="no hidden states"):
         a.hidden("test")
@@ -103,33 +105,55 @@ def test_settings_key_the_entry(dataset, bolt_dir, tmp_path):
         a.forecasts("train")
 
 
-def test_resume_after_kill_computes_only_remaining_chunks(dataset, bolt_dir, tmp_path, monkeypatch):
+def test_resume_after_kill_computes_only_remaining_chunks(dataset, teacher_dir, tmp_path, monkeypatch):
     dying = Counting(fail_after=3)
     monkeypatch.setattr(teachers, "load_teacher", dying)
     with pytest.raises(KeyboardInterrupt):
-        _fill(dataset, bolt_dir, tmp_path / "a", hidden=True, hidden_tokens=4)
+        _fill(dataset, teacher_dir, tmp_path / "a", hidden=True, hidden_tokens=4)
     entry = next((tmp_path / "a" / "teacher").iterdir())
     assert not (entry / "meta.json").exists()  # incomplete: no marker
     assert (entry / "train.progress.json").exists() and (entry / "train.forecast.npy.partial").exists()
 
     resumed = Counting()
     monkeypatch.setattr(teachers, "load_teacher", resumed)
-    cache = _fill(dataset, bolt_dir, tmp_path / "a", hidden=True, hidden_tokens=4)
+    cache = _fill(dataset, teacher_dir, tmp_path / "a", hidden=True, hidden_tokens=4)
     assert resumed.calls == _n_chunks(dataset) - 3 and resumed.loads == 1
     assert (entry / "meta.json").exists()
 
-    fresh = _fill(dataset, bolt_dir, tmp_path / "b", hidden=True, hidden_tokens=4)
+    fresh = _fill(dataset, teacher_dir, tmp_path / "b", hidden=True, hidden_tokens=4)
     for part in ("train", "val", "test"):
         np.testing.assert_array_equal(cache.forecasts(part), fresh.forecasts(part))
         np.testing.assert_array_equal(cache.hidden(part), fresh.hidden(part))
 
 
-def test_extra_parts_extend_a_complete_entry(dataset, bolt_dir, tmp_path, monkeypatch):
-    _fill(dataset, bolt_dir, tmp_path, parts=("test",))
+def test_extra_parts_extend_a_complete_entry(dataset, teacher_dir, tmp_path, monkeypatch):
+    _fill(dataset, teacher_dir, tmp_path, parts=("test",))
     counting = Counting()
     monkeypatch.setattr(teachers, "load_teacher", counting)
-    cache = _fill(dataset, bolt_dir, tmp_path, parts=("val", "test"))
+    cache = _fill(dataset, teacher_dir, tmp_path, parts=("val", "test"))
     assert counting.calls == _n_chunks(dataset, ("val",)) and set(cache.parts) == {"val", "test"}
+
+
+def test_forecast_only_request_reuses_an_entry_with_hidden_states(dataset, teacher_dir, tmp_path, monkeypatch):
+    full = _fill(dataset, teacher_dir, tmp_path, parts=("val", "test"), hidden=True, hidden_tokens=2)
+
+    def no_teacher(*a, **k):
+        raise AssertionError("the forecasts are already cached (with hidden states)")
+
+    monkeypatch.setattr(teachers, "load_teacher", no_teacher)
+    plain = _fill(dataset, teacher_dir, tmp_path, parts=("test",))
+    assert plain.reused and plain.directory == full.directory
+    np.testing.assert_array_equal(plain.forecasts("test"), full.forecasts("test"))
+    with pytest.raises(AssertionError, match="already cached"):  # a part it lacks is computed as usual
+        _fill(dataset, teacher_dir, tmp_path, parts=("train",))
+
+
+def test_window_the_teacher_cannot_take(dataset, tmp_path):
+    from distilts.distill.teachers.timemoe import save_random_checkpoint
+
+    short = save_random_checkpoint(tmp_path / "short", {"max_position_embeddings": 70})
+    with pytest.raises(DistiltsError, match=r"at most 70 time steps.*lookback 64 \+ horizon 16 = 80.*--lookback 54"):
+        _fill(dataset, str(short), tmp_path, parts=("test",))
 
 
 def test_pool_tokens():
@@ -146,22 +170,23 @@ def test_cache_root_precedence(monkeypatch, tmp_path):
     assert "distilts" in str(cache_root())
 
 
-def test_bad_settings(dataset, bolt_dir, tmp_path):
+def test_bad_settings(dataset, teacher_dir, tmp_path):
     with pytest.raises(DistiltsError, match="Unknown split part"):
-        _fill(dataset, bolt_dir, tmp_path, parts=("holdout",))
+        _fill(dataset, teacher_dir, tmp_path, parts=("holdout",))
     with pytest.raises(DistiltsError, match="Unknown teacher"):
         ensure_teacher_cache(dataset, "gpt", None, L, H, cache_dir=tmp_path)
 
 
-def test_teach_command_end_to_end(etth1_path, bolt_dir, tmp_path):
+def test_teach_command_end_to_end(etth1_path, teacher_dir, tmp_path):
     from distilts.cli import cli
 
-    args = ["teach", "--teacher", TEACHER, "--teacher-path", bolt_dir, "--data", str(etth1_path),
+    args = ["teach", "--teacher", TEACHER, "--teacher-path", teacher_dir, "--data", str(etth1_path),
             "--lookback", "96", "--horizon", "24", "--stride", "96", "--hidden", "--hidden-tokens", "4",
             "--cache-dir", str(tmp_path), "--device", "cpu", "--quiet"]
     first = CliRunner().invoke(cli, args)
     assert first.exit_code == 0, first.output
     assert "computed" in first.output and str(tmp_path) in first.output
+    # TimeMoE: one token per input step (96), pooled to 4; tiny d_model 32
     assert "test: 30 windows, forecasts (30, 24, 7), hidden (30, 7, 4, 32)" in first.output
     second = CliRunner().invoke(cli, args)
     assert second.exit_code == 0 and "reused" in second.output

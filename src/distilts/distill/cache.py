@@ -13,6 +13,8 @@ flushed), so a killed run resumes at the first unfinished chunk.
 lookback, horizon, stride and the hidden settings. Hidden states are reduced to `hidden_tokens`
 tokens by mean-pooling contiguous, near-equal groups of the teacher's tokens (0 = keep all).
 `<root>` is `cache_dir`, else $DISTILTS_CACHE_DIR, else platformdirs' user cache dir.
+A forecast-only request is also served by a complete entry with hidden states (same teacher, data
+and windows), so the teacher never runs twice for the same forecasts.
 """
 
 from __future__ import annotations
@@ -127,6 +129,8 @@ def ensure_teacher_cache(
     todo = [p for p in dict.fromkeys(parts) if p not in meta.get("parts", {})]
     if not todo:
         return TeacherCache(directory, meta, reused=True)
+    if not hidden and (sibling := _entry_with_hidden(directory, settings, parts)) is not None:
+        return sibling  # forecasts are the same with or without hidden states
 
     directory.mkdir(parents=True, exist_ok=True)
     filler = _Filler(dataset, settings, directory, batch_size,
@@ -168,7 +172,9 @@ class _Filler:
     @property
     def teacher(self) -> "Teacher":
         if self._teacher is None:
-            self._teacher = self._load()
+            teacher = self._load()
+            teacher.check_window(self.s["lookback"], self.s["horizon"])
+            self._teacher = teacher
         return self._teacher
 
     def fill(self, part: str, bar: Any) -> dict:
@@ -252,6 +258,23 @@ class _Filler:
             raise DistiltsError(f"The {name} teacher produced non-finite values for windows {idx[0]}..{idx[-1]} "
                                 f"of the {part} part. Check the checkpoint, or the data for extreme values.")
         return arr
+
+
+def _entry_with_hidden(directory: Path, settings: dict, parts: Sequence[str]) -> TeacherCache | None:
+    """A complete entry with hidden states (any hidden settings) that has `parts` under otherwise
+    equal settings: it serves a forecast-only request (e.g. `distilts eval`, or a KD-only run after
+    `distilts teach --hidden`) without running the teacher again."""
+    prefix = directory.name[: -16]  # <teacher>-<data>-L<L>-H<H>-
+    same = {k: v for k, v in settings.items() if not k.startswith("hidden")}
+    for meta_file in sorted(directory.parent.glob(f"{prefix}*/meta.json")):
+        try:
+            meta = read_json(meta_file)
+        except (OSError, ValueError):
+            continue
+        if meta.get("hidden") and all(meta.get(k) == v for k, v in same.items()) \
+                and all(p in meta.get("parts", {}) for p in parts):
+            return TeacherCache(meta_file.parent, meta, reused=True)
+    return None
 
 
 def _npy_shape(path: Path) -> tuple:

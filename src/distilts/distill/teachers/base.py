@@ -28,6 +28,9 @@ class Teacher(ABC):
     def predict(self, x: np.ndarray, horizon: int, hidden: bool = False) -> TeacherOutput:
         """Forecast `horizon` steps after each window of `x` `[B, L, D]`; optionally hidden states."""
 
+    def check_window(self, lookback: int, horizon: int) -> None:
+        """Raise a DistiltsError naming the fix when this teacher cannot take such windows."""
+
     def hidden_tokens(self, lookback: int) -> int:
         """Number of hidden-state tokens for a window of `lookback` steps (one per step by default)."""
         return lookback

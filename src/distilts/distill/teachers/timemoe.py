@@ -27,8 +27,10 @@ Forecasting mirrors the reference's `generate` (its `TSGenerationMixin` + `forwa
     exist. E.g. heads [1, 8, 32, 64]: H=96 -> 64 + 32, H=100 -> 64 + 32 + 4 x 1, H=6 -> 6 x 1.
   - later steps reuse a key/value cache, like the reference (use_cache=True); the result equals a
     full recomputation up to float rounding.
-  - contexts are not cut: like the reference, rotary angles are computed for any position, also past
-    max_position_embeddings (4096, the longest context the model was trained on).
+  - contexts are not cut. The reference computes rotary angles for any position, also past
+    max_position_embeddings (4096, the longest sequence the model was trained on); here a window whose
+    lookback + horizon exceeds it is refused with a clear error (`check_window`) instead of being
+    forecast out of the training range.
 Checked against the reference code itself (transformers 4.40.1, eager attention) on random 50M-size
 weights (bfloat16, context 512, H=96) and tiny ones (H up to 150, grouped-query attention): forecasts
 agree to 5e-7; tests pin golden numbers from that run.
@@ -55,7 +57,7 @@ from torch import nn
 
 from distilts.distill.teachers.base import Teacher, TeacherOutput, hash_weight_files, resolve_device
 from distilts.distill.teachers.hub import resolve_checkpoint
-from distilts.errors import ModelDirError
+from distilts.errors import DistiltsError, ModelDirError
 
 DEFAULT_PATH = "Maple728/TimeMoE-50M"
 STD_FLOOR = 1e-5  # instance-normalisation std floor (constant contexts)
@@ -439,8 +441,19 @@ class TimeMoETeacher(Teacher):
         self.batch_size = batch_size
         self.d_model = model.cfg.hidden_size
 
+    def check_window(self, lookback: int, horizon: int) -> None:
+        """Context plus forecast must fit the positions the model was trained on (4096 for the
+        published checkpoints): the rollout feeds every forecast step back in as a token."""
+        limit = int(self.model.cfg.max_position_embeddings)
+        if lookback + horizon > limit:
+            raise DistiltsError(
+                f"The TimeMoE teacher at {self.path} takes at most {limit} time steps in all "
+                f"(max_position_embeddings in its config.json): lookback {lookback} + horizon {horizon} = "
+                f"{lookback + horizon} is too long. Use --lookback {max(1, limit - horizon)} or less.")
+
     def predict(self, x: np.ndarray, horizon: int, hidden: bool = False) -> TeacherOutput:
         b, length, d = x.shape
+        self.check_window(length, horizon)
         series = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 1), dtype=np.float32).reshape(b * d, length))
         forecasts, hiddens = [], []
         with torch.inference_mode():
