@@ -134,3 +134,10 @@ def test_accuracy_resumes_finished_rows(tmp_path):
     assert accuracy.previous_results(accuracy.parse_args(["--quick", "--work-dir", str(tmp_path), "--fresh"])) == ({}, {})
     other = accuracy.parse_args(["--quick", "--work-dir", str(tmp_path), "--seed", "7"])
     assert accuracy.previous_results(other) == ({}, {})  # other settings: not mixed in
+
+
+def test_accuracy_student_horizons():
+    args = accuracy.parse_args(["--student-horizons", "itransformer=96", "--student-horizons", "dlinear=96,720"])
+    assert args.student_horizons == {"itransformer": [96], "dlinear": [96, 720]}
+    with pytest.raises(SystemExit):
+        accuracy.parse_args(["--student-horizons", "itransformer=x"])
