@@ -69,6 +69,9 @@ def _load_config_file(ctx: click.Context, _param, value: str | None) -> str | No
 @click.option("--horizon", type=click.IntRange(min=1), default=96, show_default=True, help="Forecast length H.")
 @click.option("--stride", "--train-stride", "stride", type=click.IntRange(min=1), default=1, show_default=True,
               help="Step between train/val windows (and of the teacher cache); test windows always use 1.")
+@click.option("--max-train-windows", type=click.IntRange(min=1), default=None,
+              help="Use at most this many training windows, evenly spaced over the train part (raises the "
+                   "train stride); for quick runs and smoke tests. Val and test windows are unaffected.")
 @click.option("--tau", type=float, default=1.0, show_default=True,
               help="Horizon-weight temperature of the KD loss (0 = uniform over steps).")
 @click.option("--alpha", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Weight of the KD loss.")
@@ -106,10 +109,11 @@ def _load_config_file(ctx: click.Context, _param, value: str | None) -> str | No
 @click.option("--stop-after-epoch", type=click.IntRange(min=1), default=None, hidden=True,
               help="Testing aid: stop (as if killed) after this epoch's checkpoint.")
 def distill(teacher_name: str, teacher_path: str | None, student_name: str, data_args: dict, lookback: int,
-            horizon: int, stride: int, tau: float, alpha: float, beta: float, no_kd: bool, epochs: int,
-            batch_size: int, lr: float, weight_decay: float, lr_schedule: str, patience: int, seed: int, device: str,
-            amp: str, fta_latent: int, hidden_tokens: int, cache_dir: str | None, out: str, resume: bool,
-            quiet: bool, stop_after_epoch: int | None, **student_flags: Any) -> None:
+            horizon: int, stride: int, max_train_windows: int | None, tau: float, alpha: float, beta: float,
+            no_kd: bool, epochs: int, batch_size: int, lr: float, weight_decay: float, lr_schedule: str,
+            patience: int, seed: int, device: str, amp: str, fta_latent: int, hidden_tokens: int,
+            cache_dir: str | None, out: str, resume: bool, quiet: bool, stop_after_epoch: int | None,
+            **student_flags: Any) -> None:
     """Distil a teacher into a small student (DLinear or iTransformer) and write a student directory.
 
     \b
@@ -126,7 +130,7 @@ def distill(teacher_name: str, teacher_path: str | None, student_name: str, data
     spec = DistillSpec(
         student=student_name, student_kwargs=_student_kwargs(student_name, student_flags), teacher=teacher_name,
         teacher_path=teacher_path, data_args=data_args, lookback=lookback, horizon=horizon, stride=stride,
-        hidden_tokens=hidden_tokens, cache_dir=cache_dir,
+        hidden_tokens=hidden_tokens, cache_dir=cache_dir, max_train_windows=max_train_windows,
         train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                           schedule=lr_schedule, patience=patience, seed=seed, device=device, amp=amp, alpha=alpha,
                           beta=beta, tau=tau, kd=not no_kd, fta_latent=fta_latent),

@@ -87,18 +87,28 @@ def model_card(config: dict, metrics: dict) -> str:
     teacher = (f"{t['name']} (`{t.get('path')}`, checkpoint sha256 `{str(t.get('checkpoint_sha256'))[:16]}…`)"
                if t else "none (trained on ground truth only)")
     kwargs = ", ".join(f"{k}={v}" for k, v in s.get("kwargs", {}).items()) or "defaults"
+    split = data.get("split") or {}
+    split_text = split
+    if isinstance(split, dict):
+        split_text = (f"{split.get('scheme', '?')} split, rows train {_rows(split.get('train'))}, "
+                      f"val {_rows(split.get('val'))}, test {_rows(split.get('test'))}")
+    terms = ["supervised MSE"]
+    if loss.get("kd"):
+        terms.append(f"{loss.get('alpha')} x horizon-weighted KD (tau={loss.get('tau')})")
+    if loss.get("fta"):
+        terms.append(f"{loss.get('beta')} x FTA on {loss.get('hidden_tokens')} pooled teacher tokens "
+                     "(training-only; not shipped)")
     return f"""# {s['name']} student — L={config['lookback']}, H={config['horizon']}
 
-**What**: a {s['name']} forecaster ({kwargs}; {config['param_count']:,} parameters) mapping the last
+**What**: {s['name']} forecaster ({kwargs}; {config['param_count']:,} parameters) mapping the last
 {config['lookback']} steps of {config['n_variates']} variates ({', '.join(config['columns'])}) to the next
 {config['horizon']} steps, distilled with DistilTS (arXiv 2601.12785).
 
-**Data**: `{data.get('source')}` (sha256 `{str(data.get('hash'))[:16]}…`), split {data.get('split')}; inputs are
+**Data**: `{data.get('source')}` (sha256 `{str(data.get('hash'))[:16]}…`), {split_text}; inputs are
 z-scored with the training-part statistics stored in `config.json`.
 
 **Teacher**: {teacher}.
-**Losses**: supervised MSE + alpha={loss.get('alpha')} x horizon-weighted KD (tau={loss.get('tau')},
-{'on' if loss.get('kd') else 'off'}) + beta={loss.get('beta')} x FTA (training-only; not shipped).
+**Loss**: {' + '.join(terms)}.
 
 ## Test metrics (normalized scale, stride-1 test windows: {metrics['test']['windows']})
 
@@ -115,6 +125,10 @@ Point forecasts only (no uncertainty). Fixed lookback, horizon and variates; acc
 measured on one dataset's test split and degrades under distribution shift. The teacher's
 errors and biases are distilled along with its skill.
 """
+
+
+def _rows(span) -> str:
+    return f"{span[0]}-{span[1]}" if isinstance(span, (list, tuple)) and len(span) == 2 else "?"
 
 
 def _pyplot():

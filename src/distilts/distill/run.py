@@ -30,6 +30,7 @@ class DistillSpec:
     stride: int = 1
     hidden_tokens: int = 16
     cache_dir: str | None = None
+    max_train_windows: int | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
 
     @property
@@ -40,6 +41,16 @@ class DistillSpec:
     def uses_teacher(self) -> bool:
         """The teacher is needed to train, or was named explicitly for the metrics."""
         return self.needs_teacher_training_outputs or self.teacher_path is not None
+
+    def train_stride(self, dataset: Dataset) -> int:
+        """Stride of the training windows: `stride`, raised so that at most `max_train_windows`
+        windows remain (evenly spaced over the train part)."""
+        if not self.max_train_windows:
+            return self.stride
+        if self.max_train_windows < 1:
+            raise DistiltsError(f"--max-train-windows must be positive (got {self.max_train_windows}).")
+        n_all = len(dataset.windows("train", self.lookback, self.horizon, 1))
+        return max(self.stride, -(-n_all // self.max_train_windows))
 
     def settings(self) -> dict:
         """The JSON identity of the run (resume checks it; excludes the device)."""
@@ -59,36 +70,42 @@ class TeacherOutputs:
     test_forecasts: np.ndarray | None = None
 
 
-def teacher_outputs(dataset: Dataset, spec: DistillSpec, progress: bool = True) -> TeacherOutputs:
+def teacher_outputs(dataset: Dataset, spec: DistillSpec, progress: bool = True, train_stride: int | None = None
+                    ) -> TeacherOutputs:
     """Fetch (computing once if missing) the teacher outputs this run needs from the teacher cache.
 
-    Train/val windows use the run's stride; test metrics always use stride-1 windows, so with a
-    stride > 1 the test part comes from a second (forecast-only) cache entry.
+    Val windows use the run's stride, train windows `train_stride` (default: the same); test
+    metrics always use stride-1 windows. With one stride everywhere a single cache entry holds all
+    three parts (hidden states too when FTA is on: the layout `distilts teach --hidden` writes);
+    otherwise the differing parts come from their own entries.
     """
     from distilts.distill.cache import ensure_teacher_cache
 
     if not spec.uses_teacher:
         return TeacherOutputs()
     fta = spec.train.use_fta
+    train_stride = train_stride or spec.stride
 
     def cache(parts: tuple[str, ...], stride: int, hidden: bool):
         return ensure_teacher_cache(dataset, spec.teacher, spec.teacher_path, spec.lookback, spec.horizon,
                                     parts=parts, stride=stride, hidden=hidden, hidden_tokens=spec.hidden_tokens,
                                     cache_dir=spec.cache_dir, device=spec.train.device, progress=progress)
 
-    train_parts = ("train", "val") if spec.needs_teacher_training_outputs else ("val",)
-    if spec.stride == 1:
-        main = cache(train_parts + ("test",), 1, fta)
-        test = main
+    eval_parts = ("val", "test") if spec.stride == 1 else ("val",)
+    train = None
+    if spec.needs_teacher_training_outputs and train_stride == spec.stride:
+        main = train = cache(("train",) + eval_parts, spec.stride, fta)
     else:
-        main = cache(train_parts, spec.stride, fta)
-        test = cache(("test",), 1, False)
-    out = TeacherOutputs(info=_teacher_info(main), val_forecasts=main.forecasts("val"),
+        if spec.needs_teacher_training_outputs:
+            train = cache(("train",), train_stride, fta)
+        main = cache(eval_parts, spec.stride, False)
+    test = main if spec.stride == 1 else cache(("test",), 1, False)
+    out = TeacherOutputs(info=_teacher_info(train or main), val_forecasts=main.forecasts("val"),
                          test_forecasts=test.forecasts("test"))
     if spec.train.use_kd:
-        out.train_forecasts = main.forecasts("train")
+        out.train_forecasts = train.forecasts("train")
     if fta:
-        out.train_hidden = main.hidden("train")
+        out.train_hidden = train.hidden("train")
     return out
 
 
@@ -102,10 +119,13 @@ def distill(spec: DistillSpec, out: str | os.PathLike, *, resume: bool = False, 
 
     out = Path(out)
     dataset = load_dataset(**spec.data_args)
-    train_w = dataset.windows("train", spec.lookback, spec.horizon, spec.stride)
+    train_stride = spec.train_stride(dataset)
+    train_w = dataset.windows("train", spec.lookback, spec.horizon, train_stride)
     val_w = dataset.windows("val", spec.lookback, spec.horizon, spec.stride)
-    dataset.windows("test", spec.lookback, spec.horizon, 1)  # fail now, not after training
-    teacher = teacher_outputs(dataset, spec, progress)
+    test_w = dataset.windows("test", spec.lookback, spec.horizon, 1)  # fail now, not after training
+    log(f"windows: train {len(train_w):,} (stride {train_stride}), val {len(val_w):,} (stride {spec.stride}), "
+        f"test {len(test_w):,} (stride 1)")
+    teacher = teacher_outputs(dataset, spec, progress, train_stride)
     torch.manual_seed(spec.train.seed)
     model = build_student(spec.student, spec.lookback, spec.horizon, len(dataset.columns), **spec.student_kwargs)
     log(f"student {spec.student}: {param_count(model):,} parameters"
@@ -113,14 +133,15 @@ def distill(spec: DistillSpec, out: str | os.PathLike, *, resume: bool = False, 
     data = TrainData(train_w, val_w, teacher.train_forecasts, teacher.train_hidden)
     result = train(model, data, spec.train, out, settings=spec.settings(), resume=resume, progress=progress,
                    on_epoch_end=on_epoch_end)
-    config = student_config(spec, dataset, teacher.info, result)
+    config = student_config(spec, dataset, teacher.info, result, train_stride)
     save_student_dir(out, model, config)
     config["param_count"] = param_count(model)
     metrics = evaluate(model, config, dataset, teacher, out, device=spec.train.device)
     return config, metrics, result
 
 
-def student_config(spec: DistillSpec, dataset: Dataset, teacher_info: dict | None, result: TrainResult) -> dict:
+def student_config(spec: DistillSpec, dataset: Dataset, teacher_info: dict | None, result: TrainResult,
+                   train_stride: int | None = None) -> dict:
     """The `config.json` of the student directory (format and param_count are added on save)."""
     freq = dataset.series.freq
     return {
@@ -130,12 +151,14 @@ def student_config(spec: DistillSpec, dataset: Dataset, teacher_info: dict | Non
         "scaler": dataset.scaler.to_dict(),
         "teacher": teacher_info,
         "data": {"source": dataset.series.source, "hash": dataset.data_hash, "split": dataset.split.to_dict(),
-                 **{k: spec.data_args.get(k) for k in ("split", "fill", "date_column")}},
+                 "split_scheme": spec.data_args.get("split"), "fill": spec.data_args.get("fill"),
+                 "date_column": spec.data_args.get("date_column")},
         "loss": {"kd": spec.train.use_kd, "alpha": spec.train.alpha, "tau": spec.train.tau, "beta": spec.train.beta,
                  "fta": result.fta, "hidden_tokens": spec.hidden_tokens if spec.train.use_fta else None},
         "train": {**{k: v for k, v in asdict(spec.train).items() if k not in ("alpha", "beta", "tau", "kd")},
-                  "stride": spec.stride, "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
-                  "best_val_mse": result.best_val_mse, "stopped_early": result.stopped_early,
+                  "stride": spec.stride, "train_stride": train_stride or spec.stride,
+                  "max_train_windows": spec.max_train_windows, "epochs_run": result.epochs_run,
+                  "best_epoch": result.best_epoch, "best_val_mse": result.best_val_mse, "stopped_early": result.stopped_early,
                   "wall_s": round(result.wall_s, 3), "optimizer": "AdamW"},
     }
 
@@ -163,7 +186,8 @@ def evaluate(model, config: dict, dataset: Dataset, teacher: TeacherOutputs, out
     val_w = dataset.windows("val", L, H, val_stride)
     metrics["val"] = {**ev.scores(ev.predict(model, val_w, 256, device), val_w.targets()), "stride": val_stride}
     if teacher.test_forecasts is not None:
-        metrics["teacher"] = {"name": teacher.info["name"], "test": ev.scores(teacher.test_forecasts, test_w.targets())}
+        metrics["teacher"] = {"name": teacher.info["name"], "checkpoint_sha256": teacher.info["checkpoint_sha256"],
+                              "test": ev.scores(teacher.test_forecasts, test_w.targets())}
         if teacher.val_forecasts is not None and len(teacher.val_forecasts) == len(val_w):
             metrics["teacher"]["val"] = {**ev.scores(teacher.val_forecasts, val_w.targets()), "stride": val_stride}
     if out is not None:
@@ -205,9 +229,10 @@ def dataset_for_student(config: dict, data_args: dict) -> Dataset:
         raise DataError(f"--columns {args['columns']} differ from the student's columns {config['columns']}; "
                         "the student needs exactly its own columns in that order.")
     args["columns"] = config["columns"]
-    for key in ("split", "fill", "date_column"):
-        if args.get(key) in (None, "auto") and config.get("data", {}).get(key) is not None:
-            args[key] = config["data"][key]
+    saved = config.get("data", {})
+    for key, saved_key in (("split", "split_scheme"), ("fill", "fill"), ("date_column", "date_column")):
+        if args.get(key) in (None, "auto") and saved.get(saved_key) is not None:
+            args[key] = saved[saved_key]
     try:
         dataset = load_dataset(**args)
     except DataError as exc:
