@@ -253,3 +253,19 @@ def test_eval_checks_the_data_against_the_student(tmp_path):
     assert res.exit_code == 1 and "does not match the student's lookback 64" in res.output
     res = CliRunner().invoke(cli, ["eval", str(out), "--device", "cpu"])
     assert res.exit_code == 0 and "student (dlinear)" in res.output and "teacher" not in res.output
+
+
+def test_notes_for_a_rerun_over_a_checkpoint_and_a_missing_teacher(teacher_dir, cache_dir, tmp_path):
+    import shutil
+
+    teacher = tmp_path / "teacher"
+    shutil.copytree(teacher_dir, teacher)  # same bytes, same checkpoint hash: the module's cache serves it
+    out = tmp_path / "out"
+    common = ["--beta", 0, "--epochs", 1, "--max-train-windows", 64, "--stride", 8]
+    distill(out, *common, teacher=str(teacher), cache=cache_dir)
+    again = distill(out, *common, teacher=str(teacher), cache=cache_dir)
+    assert "holds the checkpoint of an earlier run; starting over" in again.output
+    shutil.rmtree(teacher)
+    res = CliRunner().invoke(cli, ["eval", str(out), "--cache-dir", cache_dir, "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert "is not here, so its metrics are left out" in res.output and "teacher (timemoe)" not in res.output

@@ -178,8 +178,12 @@ def eval_cmd(model_dir: str, data_args: dict, lookback: int | None, device: str,
                        cache_dir=cache_dir, progress=not as_json)
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
-    else:
-        _print_metrics(metrics, config)
+        return
+    teacher = config.get("teacher") or {}
+    if with_teacher and teacher and metrics.get("teacher") is None:
+        click.echo(f"note: the teacher's checkpoint directory {teacher.get('path')} is not here, so its metrics "
+                   "are left out")
+    _print_metrics(metrics, config)
 
 
 class _Stopped(Exception):

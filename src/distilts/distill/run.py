@@ -11,7 +11,7 @@ from typing import Any, Callable
 import numpy as np
 
 from distilts.data import Dataset, Scaler, load_dataset
-from distilts.distill.trainer import TrainConfig, TrainData, TrainResult, train
+from distilts.distill.trainer import CHECKPOINT, TrainConfig, TrainData, TrainResult, train
 from distilts.errors import DataError, DistiltsError
 from distilts.utils import write_json
 
@@ -118,6 +118,8 @@ def distill(spec: DistillSpec, out: str | os.PathLike, *, resume: bool = False, 
     from distilts.distill.students import build_student, param_count, save_student_dir
 
     out = Path(out)
+    if not resume and (out / CHECKPOINT).is_dir():
+        log(f"note: {out} holds the checkpoint of an earlier run; starting over (use --resume to continue it)")
     dataset = load_dataset(**spec.data_args)
     train_stride = spec.train_stride(dataset)
     train_w = dataset.windows("train", spec.lookback, spec.horizon, train_stride)
