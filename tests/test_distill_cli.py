@@ -8,6 +8,7 @@ teacher cache per module, so the teacher runs over the test windows once per dat
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,7 +94,7 @@ def test_distill_and_eval_end_to_end_on_etth1(etth1_path, teacher_dir, cache_dir
     assert (config["lookback"], config["horizon"], config["columns"]) == (L, H, ETT_COLUMNS.split(","))
     np.testing.assert_allclose(config["scaler"]["mean"], ds.scaler.to_dict()["mean"])
     np.testing.assert_allclose(config["scaler"]["std"], ds.scaler.to_dict()["std"])
-    assert config["teacher"]["name"] == "timemoe"
+    assert config["teacher"]["name"] == "timemoe" and config["teacher"]["path"] == str(Path(teacher_dir).resolve())
     assert config["teacher"]["checkpoint_sha256"] == hash_weight_files(teacher_dir)
     assert config["data"]["hash"] == ds.data_hash and config["data"]["split_scheme"] == "auto"
     assert config["data"]["split"]["scheme"] == "ett-hourly"
@@ -198,7 +199,8 @@ def test_killed_run_resumes_to_the_same_weights(teacher_dir, cache_dir, tmp_path
 
     changed = distill(tmp_path / "run", *common, "--lr", "0.01", "--resume", teacher=teacher_dir, cache=cache_dir,
                       check=False)
-    assert changed.exit_code == 1 and "different settings (train)" in changed.output
+    assert changed.exit_code == 1
+    assert "different settings (train.lr: 0.001 in the checkpoint, 0.01 now)" in changed.output
     assert "Traceback" not in changed.output
 
     distill(tmp_path / "run", *common, "--resume", teacher=teacher_dir, cache=cache_dir)
@@ -242,6 +244,10 @@ def test_bad_input_errors(tmp_path):
 
     res = CliRunner().invoke(cli, ["eval", str(tmp_path)])
     assert res.exit_code == 1 and "not a student directory" in res.output
+
+    if not torch.cuda.is_available():
+        res = distill(tmp_path / "d", "--no-kd", "--beta", 0, "--device", "cuda", check=False)
+        assert res.exit_code == 1 and "no CUDA device is available" in res.output and "windows:" not in res.output
 
 
 def test_eval_checks_the_data_against_the_student(tmp_path):

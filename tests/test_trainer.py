@@ -107,10 +107,11 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(data, tmp_path):
 def test_resume_refuses_other_settings_and_a_missing_checkpoint(data, tmp_path):
     cfg = _cfg(epochs=1, beta=0.0)
     train(_model(), data, cfg, tmp_path / "a", progress=False, settings={"student": "dlinear"})
-    with pytest.raises(DistiltsError, match=r"different settings \(train\).*without --resume"):
+    with pytest.raises(DistiltsError,
+                       match=r"different settings \(train.lr: 0.003 in the checkpoint, 0.01 now\).*without --resume"):
         train(_model(), data, _cfg(epochs=1, beta=0.0, lr=1e-2), tmp_path / "a", progress=False,
               settings={"student": "dlinear"}, resume=True)
-    with pytest.raises(DistiltsError, match=r"different settings \(student\)"):
+    with pytest.raises(DistiltsError, match=r"different settings \(student: 'dlinear' in the checkpoint, 'other' now"):
         train(_model(), data, cfg, tmp_path / "a", progress=False, settings={"student": "other"}, resume=True)
     with pytest.raises(DistiltsError, match="nothing to resume"):
         train(_model(), data, cfg, tmp_path / "empty", progress=False, resume=True)

@@ -100,7 +100,7 @@ def teacher_outputs(dataset: Dataset, spec: DistillSpec, progress: bool = True, 
             train = cache(("train",), train_stride, fta)
         main = cache(eval_parts, spec.stride, False)
     test = main if spec.stride == 1 else cache(("test",), 1, False)
-    out = TeacherOutputs(info=_teacher_info(train or main), val_forecasts=main.forecasts("val"),
+    out = TeacherOutputs(info=_teacher_info(train or main, spec.teacher_path), val_forecasts=main.forecasts("val"),
                          test_forecasts=test.forecasts("test"))
     if spec.train.use_kd:
         out.train_forecasts = train.forecasts("train")
@@ -117,6 +117,9 @@ def distill(spec: DistillSpec, out: str | os.PathLike, *, resume: bool = False, 
 
     from distilts.distill.students import build_student, param_count, save_student_dir
 
+    from distilts.distill.teachers.base import resolve_device
+
+    resolve_device(spec.train.device)  # an unavailable --device fails before any work
     out = Path(out)
     if not resume and (out / CHECKPOINT).is_dir():
         log(f"note: {out} holds the checkpoint of an earlier run; starting over (use --resume to continue it)")
@@ -243,8 +246,13 @@ def dataset_for_student(config: dict, data_args: dict) -> Dataset:
     return Dataset(dataset.series, dataset.split, scaler, scaler.transform(dataset.series.values))
 
 
-def _teacher_info(cache) -> dict:
+def _teacher_info(cache, path: str | None) -> dict:
+    """The teacher as this run named it (the cache entry may have been filled from another copy of
+    the same checkpoint: it is keyed by the weights' hash, not by the path)."""
     info = cache.info
     extra = info.get("teacher_info") or {}
-    return {"name": info["teacher"], "path": info.get("teacher_path"), "checkpoint_sha256": info["checkpoint_sha256"],
-            "d_model": extra.get("d_model"), "cache": str(cache.directory), "cache_key": info.get("key")}
+    if path and Path(path).is_dir():
+        path = str(Path(path).resolve())
+    return {"name": info["teacher"], "path": path or info.get("teacher_path"),
+            "checkpoint_sha256": info["checkpoint_sha256"], "d_model": extra.get("d_model"),
+            "cache": str(cache.directory), "cache_key": info.get("key")}

@@ -142,9 +142,9 @@ class _Run:
     def restore(self, directory: Path, settings: dict) -> None:
         tensors, meta = load_checkpoint(directory)
         if _jsonable(meta.get("settings")) != _jsonable(settings):
-            diff = sorted(k for k in set(settings) | set(meta.get("settings") or {})
-                          if _jsonable(settings.get(k)) != _jsonable((meta.get("settings") or {}).get(k)))
-            raise DistiltsError(f"The checkpoint in {directory} was written with different settings ({', '.join(diff)}). "
+            diff = _differences(_jsonable(meta.get("settings") or {}), _jsonable(settings))
+            shown = "; ".join(f"{k}: {old!r} in the checkpoint, {new!r} now" for k, old, new in diff[:6])
+            raise DistiltsError(f"The checkpoint in {directory} was written with different settings ({shown}). "
                                 "Resume with the same options, or run without --resume to start over.")
         self.model.load_state_dict(unprefixed(tensors, "model"))
         self.best_state = unprefixed(tensors, "best")
@@ -276,6 +276,16 @@ def _rows(arr: np.ndarray, idx: np.ndarray, device: str) -> torch.Tensor:
 
 def _clone(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in state.items()}
+
+
+def _differences(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted key, old value, new value) for every leaf where two JSON trees differ."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in sorted(set(old) | set(new)):
+            out += _differences(old.get(k), new.get(k), f"{prefix}{k}.")
+        return out
+    return [] if old == new else [(prefix.rstrip("."), old, new)]
 
 
 def _jsonable(obj: Any) -> Any:
