@@ -154,6 +154,7 @@ def test_window_the_teacher_cannot_take(dataset, tmp_path):
     short = save_random_checkpoint(tmp_path / "short", {"max_position_embeddings": 70})
     with pytest.raises(DistiltsError, match=r"at most 70 time steps.*lookback 64 \+ horizon 16 = 80.*--lookback 54"):
         _fill(dataset, str(short), tmp_path, parts=("test",))
+    assert not list((tmp_path / "teacher").iterdir())  # no empty entry left behind
 
 
 def test_pool_tokens():

@@ -136,9 +136,14 @@ def ensure_teacher_cache(
     filler = _Filler(dataset, settings, directory, batch_size,
                      lambda: teachers.load_teacher(teacher_name, str(local), device))
     records = dict(meta.get("parts", {}))
-    with _progress_bar(progress) as bar:
-        for part in todo:
-            records[part] = filler.fill(part, bar)
+    try:
+        with _progress_bar(progress) as bar:
+            for part in todo:
+                records[part] = filler.fill(part, bar)
+    except BaseException:
+        if not any(directory.iterdir()):  # e.g. the teacher refused the window: leave no empty entry
+            directory.rmdir()
+        raise
     teacher_info = next((r["teacher"] for r in records.values() if r.get("teacher")), None)
     meta = {**settings, "key": key, "teacher_path": path, "data_source": dataset.series.source,
             "columns": list(dataset.columns), "teacher_info": teacher_info, "parts": records,
