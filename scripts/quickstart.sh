@@ -14,7 +14,8 @@ TEACHER=${TEACHER:-patchtst}
 TEACHER_PATH=${TEACHER_PATH:-$RUN/teacher-patchtst}
 L=${LOOKBACK:-512}
 H=${HORIZON:-96}
-EPOCHS=${EPOCHS:-10}
+EPOCHS=${EPOCHS:-5}
+STRIDE=${STRIDE:-2}   # step between training windows (1 = every window; 2 halves the time)
 export DISTILTS_CACHE_DIR=${DISTILTS_CACHE_DIR:-$RUN/cache}
 D=.venv/bin/distilts
 [ -x "$D" ] || D=distilts
@@ -22,7 +23,7 @@ step() { printf '\n== %s\n' "$*"; }
 
 if [ "$TEACHER" = patchtst ] && [ ! -f "$TEACHER_PATH/model.safetensors" ]; then
   step "1/5 train a PatchTST teacher on the train split"
-  $D train-teacher --data "$DATA" --lookback "$L" --horizon "$H" --stride 2 --epochs 10 --out "$TEACHER_PATH"
+  $D train-teacher --data "$DATA" --lookback "$L" --horizon "$H" --stride 4 --epochs 5 --out "$TEACHER_PATH"
 fi
 
 STUDENT=$RUN/etth1-dlinear
@@ -30,7 +31,7 @@ if [ ! -f "$STUDENT/metrics.json" ]; then
   step "2/5 distill: DLinear student, horizon-weighted KD + FTA (teacher outputs cached once)"
   resume=(); [ -d "$STUDENT/checkpoint" ] && resume=(--resume)
   $D distill --teacher "$TEACHER" --teacher-path "$TEACHER_PATH" --student dlinear --data "$DATA" \
-    --lookback "$L" --horizon "$H" --tau 1.0 --alpha 1.0 --beta 0.1 --epochs "$EPOCHS" --out "$STUDENT" "${resume[@]}"
+    --lookback "$L" --horizon "$H" --tau 1.0 --alpha 1.0 --beta 0.1 --epochs "$EPOCHS" --stride "$STRIDE" --out "$STUDENT" "${resume[@]}"
 fi
 
 step "3/5 compile: ONNX, OpenVINO, TFLite fp32, plus the rpi4 (TFLite int8) and x86-server targets"

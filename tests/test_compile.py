@@ -167,3 +167,17 @@ def test_student_data_not_found_asks_for_data(tmp_path_factory, tmp_path):
     (sdir / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(DataError, match="--data"):
         compile_student(sdir, [resolve_job("onnx")], tmp_path / "out")
+
+
+def test_artifact_permissions_follow_the_umask(tmp_path_factory, tmp_path):
+    import os
+
+    from distilts.compile.pipeline import compile_student
+
+    mask = os.umask(0o022)
+    try:
+        [r] = compile_student(student_dir(tmp_path_factory), [resolve_job("onnx")], tmp_path, verify_windows=4)
+    finally:
+        os.umask(mask)
+    assert r.directory.stat().st_mode & 0o777 == 0o755  # not mkdtemp's 0700: copies to a device stay readable
+    assert (r.directory / "manifest.json").stat().st_mode & 0o777 == 0o644

@@ -25,12 +25,29 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def temp_dir_beside(final: str | os.PathLike) -> Path:
+    """A hidden temp directory next to `final` (same filesystem, so a rename is atomic), with the
+    permissions a normal `mkdir` would give (mkdtemp's 0700 would follow the files onto a device)."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    os.chmod(tmp, 0o777 & ~_umask())
+    return tmp
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write `data` to `path` via a temp file in the same directory and an atomic rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would make copies unreadable to others
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -75,8 +92,7 @@ def atomic_directory(final: str | os.PathLike, overwrite: bool = True) -> Iterat
     On error the temp directory is removed and `final` is left untouched.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    tmp = temp_dir_beside(final)
     try:
         yield tmp
         if final.exists():

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,9 +104,10 @@ def _compile_job(job: CompileJob, wrapper, config: dict, student_dir: Path, out_
                  verify_x: np.ndarray, ref: np.ndarray, calib_x: np.ndarray | None, log, t0: float
                  ) -> CompiledArtifact:
     from distilts.compile import verify
+    from distilts.utils import temp_dir_beside
 
     final = out_dir / job.dirname
-    tmp = Path(tempfile.mkdtemp(prefix=f".{job.dirname}.", suffix=".partial", dir=out_dir))
+    tmp = temp_dir_beside(final)
     try:
         scratch = tmp / "_scratch"
         scratch.mkdir()

@@ -155,7 +155,7 @@ def student_config(spec: DistillSpec, dataset: Dataset, teacher_info: dict | Non
         "n_variates": len(dataset.columns), "freq_seconds": None if freq is None else int(freq.astype(np.int64)),
         "scaler": dataset.scaler.to_dict(),
         "teacher": teacher_info,
-        "data": {"source": dataset.series.source, "hash": dataset.data_hash, "split": dataset.split.to_dict(),
+        "data": {"source": _absolute_if_file(dataset.series.source), "hash": dataset.data_hash, "split": dataset.split.to_dict(),
                  "split_scheme": spec.data_args.get("split"), "fill": spec.data_args.get("fill"),
                  "date_column": spec.data_args.get("date_column")},
         "loss": {"kd": spec.train.use_kd, "alpha": spec.train.alpha, "tau": spec.train.tau, "beta": spec.train.beta,
@@ -256,3 +256,9 @@ def _teacher_info(cache, path: str | None) -> dict:
     return {"name": info["teacher"], "path": path or info.get("teacher_path"),
             "checkpoint_sha256": info["checkpoint_sha256"], "d_model": extra.get("d_model"),
             "cache": str(cache.directory), "cache_key": info.get("key")}
+
+
+def _absolute_if_file(source: str) -> str:
+    """A data file's absolute path (so compile/eval find it from any directory); other sources as given."""
+    p = Path(source)
+    return str(p.resolve()) if p.is_file() else source

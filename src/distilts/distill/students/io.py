@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
 from distilts.errors import ModelDirError
-from distilts.utils import write_json
+from distilts.utils import temp_dir_beside, write_json
 
 FORMAT = "distilts-student"
 VERSION = 1
@@ -41,8 +40,7 @@ def save_student_dir(directory: str | os.PathLike, model: nn.Module, config: dic
     config = {"format": FORMAT, "version": VERSION, **config, "param_count": param_count(model)}
     config["format"], config["version"] = FORMAT, VERSION
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".partial", dir=directory.parent))
+    tmp = temp_dir_beside(directory)
     try:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS), metadata={"format": FORMAT})
