@@ -141,3 +141,20 @@ def test_accuracy_student_horizons():
     assert args.student_horizons == {"itransformer": [96], "dlinear": [96, 720]}
     with pytest.raises(SystemExit):
         accuracy.parse_args(["--student-horizons", "itransformer=x"])
+
+
+def test_speed_table_vs_real_size_teacher_and_render(tmp_path):
+    rows = [{"model": "dlinear", "role": "student", "format": "onnx", "precision": "fp32", "latency_ms_median": 0.5},
+            {"model": "patchtst", "role": "teacher", "format": "pytorch", "precision": "fp32",
+             "weights": "trained here", "latency_ms_median": 5.0},
+            {"model": "timemoe-50m", "role": "teacher", "format": "pytorch", "precision": "fp32",
+             "weights": "random (cost only)", "latency_ms_median": 5000.0}]
+    rec = {"machine": report.machine_info(), "args": {**vars(speed.parse_args([])), "batch": 64}, "commit": None,
+           "rows": rows, "windows": {"lookback": 512, "horizon": 96, "n_variates": 7}, "notes": []}
+    trows = speed.table_rows(rec)
+    assert trows[0]["x_vs_teacher"] == pytest.approx(10.0) and trows[0]["x_vs_real_teacher"] == pytest.approx(1e4)
+    assert ("x_vs_real_teacher", "x faster than timemoe-50m") in speed.columns(rec)
+    assert ("throughput_wps", "b=64 windows/s") in speed.columns(rec)
+    (tmp_path / "s.json").write_text(json.dumps(rec))
+    speed.main(["--render", str(tmp_path / "s.json")])
+    assert "x faster than timemoe-50m" in (tmp_path / "s.md").read_text()
