@@ -83,7 +83,16 @@ def not_built(name: str, issue: str) -> click.Command:
     return _cmd
 
 
+# third-party import-time chatter that says nothing to a distilts user (optional CUDA kernels of
+# torchao not loading on a CPU machine; a torch deprecation notice about torchao's own enums)
+QUIET_LOGGERS = ("torchao", "torch.utils._pytree")
+
+
 def main() -> None:
+    import logging
+
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
     cli(prog_name="distilts")
 
 

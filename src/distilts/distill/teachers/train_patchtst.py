@@ -147,6 +147,9 @@ def train_patchtst(
         "metrics_note": "MSE/MAE on z-scored values (train statistics), test windows stride 1",
     }
     out_dir = Path(out_dir)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # one tiny shard: no "Writing model shards" bar
     with atomic_directory(out_dir) as tmp:
         model.save_pretrained(str(tmp), safe_serialization=True)
         write_json(tmp / "training.json", info)
