@@ -272,10 +272,11 @@ def table_rows(record: dict) -> list[dict]:
         lat = r.get("latency_ms_median")
         if lat and r["role"] == "student" and eager.get(r["model"], {}).get("latency_ms_median"):
             t["x_vs_eager"] = eager[r["model"]]["latency_ms_median"] / lat
-        if lat and teacher:
+        # speedups over the teachers, shown for the rows that are faster (all ratios: speedup_latency_b1)
+        if lat and teacher and teacher["latency_ms_median"] >= lat:
             t["x_vs_teacher"] = teacher["latency_ms_median"] / lat
         big = _real_size_teacher(rows)
-        if lat and big:
+        if lat and big and big["latency_ms_median"] >= lat:
             t["x_vs_real_teacher"] = big["latency_ms_median"] / lat
         out.append(t)
     return out
