@@ -165,6 +165,9 @@ def _load(path: str, device: str, family: str) -> tuple[Any, Path, str]:
     dev = resolve_device(device)
     with _quiet():
         # local directory, safetensors only, never remote code; float32 so caches are reproducible
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar on every load
         pipeline = BaseChronosPipeline.from_pretrained(str(local), dtype=torch.float32, use_safetensors=True)
     pipeline.inner_model.to(dev).eval()
     return pipeline, local, dev

@@ -101,7 +101,9 @@ def load(path: str, device: str = "auto") -> PatchTSTTeacher:
 
     _check_layout(local, FAMILY, ("config.json",))
     from transformers import PatchTSTForPrediction
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar on every load
     try:
         model = PatchTSTForPrediction.from_pretrained(str(local), use_safetensors=True)
     except Exception as exc:  # wrong model type, corrupt weights...
