@@ -89,6 +89,9 @@ def test_speed_presets_and_tables():
     assert "timemoe-50m" in full.teachers and full.batch == 256
     smoke = speed.parse_args(["--smoke"])
     assert smoke.students == ["dlinear"] and smoke.teachers == []
+    # speed.py times the PatchTST teacher accuracy.py trained for the same L/H (quick: its quick teacher)
+    assert full.patchtst_path == accuracy.teacher_dir(accuracy.parse_args([]), 96).as_posix()
+    assert speed.parse_args(["--quick"]).patchtst_path == accuracy.teacher_dir(accuracy.parse_args(["--quick"]), 96).as_posix()
     rows = [
         {"model": "dlinear", "role": "student", "format": "pytorch", "precision": "fp32", "latency_ms_median": 0.2,
          "size_bytes": 2048},
