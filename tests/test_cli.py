@@ -38,7 +38,7 @@ def test_import_and_help_do_not_import_torch():
         "import sys, distilts, distilts.data\n"
         "from distilts.cli import cli\n"
         "try:\n    cli(['--help'], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('torch', 'transformers', 'onnxruntime', 'openvino', 'pandas') if m in sys.modules]\n"
+        "heavy = [m for m in ('torch', 'transformers', 'onnxruntime', 'openvino', 'pandas', 'numpy') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

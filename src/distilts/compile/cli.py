@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from distilts.compile.pipeline import DEFAULT_CALIB_WINDOWS, DEFAULT_VERIFY_WINDOWS
+from distilts.compile import DEFAULT_CALIB_WINDOWS, DEFAULT_VERIFY_WINDOWS
 
 
 @click.command(name="compile")

@@ -21,8 +21,7 @@ import numpy as np
 from distilts.errors import DataError
 from distilts.targets import CompileJob
 
-DEFAULT_CALIB_WINDOWS = 256
-DEFAULT_VERIFY_WINDOWS = 256
+from distilts.compile import DEFAULT_CALIB_WINDOWS, DEFAULT_VERIFY_WINDOWS
 
 
 @dataclass

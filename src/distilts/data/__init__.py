@@ -1,79 +1,30 @@
-"""Data stage: load a series, split it, scale it with train statistics, cut windows."""
+"""Data stage: load a series, split it, scale it with train statistics, cut windows.
+
+Names are imported lazily (PEP 562) so that `distilts --help`, which only needs the option choices,
+does not import numpy.
+"""
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Sequence
+import importlib
+from typing import Any
 
-import numpy as np
+from distilts.data.policies import FILL_POLICIES
+from distilts.data.split import SCHEMES
 
-from distilts.data.scaler import Scaler
-from distilts.data.series import FILL_POLICIES, TimeSeries, fill_missing, load_series
-from distilts.data.split import SCHEMES, Split, standard_split
-from distilts.data.synthetic import synthetic_series
-from distilts.data.windows import Windows, make_windows
+_LAZY = {
+    "Dataset": "dataset", "load_dataset": "dataset",
+    "Scaler": "scaler",
+    "TimeSeries": "series", "fill_missing": "series", "load_series": "series",
+    "Split": "split", "standard_split": "split",
+    "synthetic_series": "synthetic",
+    "Windows": "windows", "make_windows": "windows",
+}
 
-__all__ = [
-    "Dataset", "FILL_POLICIES", "SCHEMES", "Scaler", "Split", "TimeSeries", "Windows",
-    "fill_missing", "load_dataset", "load_series", "make_windows", "standard_split", "synthetic_series",
-]
-
-
-@dataclass
-class Dataset:
-    """A validated series with its split, the train-fitted scaler and the normalized values."""
-
-    series: TimeSeries
-    split: Split
-    scaler: Scaler
-    normalized: np.ndarray  # [N, D] float32
-
-    @property
-    def columns(self) -> list[str]:
-        return self.series.columns
-
-    @property
-    def name(self) -> str:
-        return Path(self.series.source).stem if not self.series.source.startswith("synthetic") else "synthetic"
-
-    def windows(self, part: str, lookback: int, horizon: int, stride: int = 1) -> Windows:
-        """Normalized windows whose targets lie in `part` (train, val or test)."""
-        return make_windows(
-            self.normalized, self.split.part(part), lookback, horizon, stride,
-            label=f"{self.series.source} ({part} part, {self.split.sizes()[part]} rows)",
-        )
-
-    @property
-    def data_hash(self) -> str:
-        """sha256 over the columns and the float32 values (after any fill): keys caches and models."""
-        h = hashlib.sha256()
-        h.update(",".join(self.columns).encode())
-        h.update(np.ascontiguousarray(self.series.values, dtype=np.float32).tobytes())
-        h.update(repr(self.split.to_dict()).encode())
-        return h.hexdigest()
+__all__ = ["FILL_POLICIES", "SCHEMES", *_LAZY]
 
 
-def load_dataset(
-    path: str | Path | None = None,
-    columns: Sequence[str] | None = None,
-    split: str = "auto",
-    fill: str | None = None,
-    date_column: str | None = None,
-    seed: int = 0,
-) -> Dataset:
-    """Load `path` (or the built-in synthetic series when None), split and z-score it."""
-    series = synthetic_series(seed=seed) if path is None else load_series(path, columns, date_column, fill)
-    if path is None and columns:
-        idx = [series.columns.index(c) for c in columns if c in series.columns]
-        missing = [c for c in columns if c not in series.columns]
-        if missing:
-            from distilts.errors import DataError
-
-            raise DataError(f"synthetic data has no column(s) {missing}; it has {series.columns}.")
-        series = TimeSeries(series.values[:, idx], list(columns), series.dates, series.source)
-    sp = standard_split(len(series), split, series.source)
-    lo, hi = sp.train
-    scaler = Scaler.fit(series.values[lo:hi])
-    return Dataset(series, sp, scaler, scaler.transform(series.values))
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"distilts.data.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'distilts.data' has no attribute {name!r}")

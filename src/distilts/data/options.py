@@ -6,7 +6,7 @@ import functools
 
 import click
 
-from distilts.data.series import FILL_POLICIES
+from distilts.data.policies import FILL_POLICIES
 from distilts.data.split import SCHEMES
 
 

@@ -14,10 +14,10 @@ from typing import Sequence
 
 import numpy as np
 
+from distilts.data.policies import FILL_POLICIES
 from distilts.errors import DataError
 
 DATE_NAMES = ("date", "datetime", "timestamp", "time", "ds")
-FILL_POLICIES = ("ffill", "bfill", "interpolate", "zero")
 
 
 @dataclass

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from distilts.data.series import FILL_POLICIES
+from distilts.data.policies import FILL_POLICIES
 
 _threads = click.option("--threads", type=click.IntRange(min=1), default=None,
                         help="Backend threads (default: the artifact target's threads, else the backend's default).")
