@@ -5,7 +5,8 @@
 # PatchTST trained here on the train split. With a real checkpoint at hand, point the same job at it:
 #   TEACHER=timemoe TEACHER_PATH=/models/TimeMoE-50M bash scripts/quickstart.sh
 #   TEACHER=chronos-bolt TEACHER_PATH=amazon/chronos-bolt-small bash scripts/quickstart.sh   (online)
-# Every step is skipped when its output exists, and distill resumes, so a killed run continues.
+# Teacher training and distillation are skipped once finished; an interrupted distill resumes (and the
+# teacher cache continues from its last chunk), so a killed run continues. compile/forecast/profile rerun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data/ETTh1.csv}
