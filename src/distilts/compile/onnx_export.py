@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distilts.compile.quiet import quiet
+from distilts.quiet import quiet
 from distilts.errors import require
 
 OPSET = 20

@@ -111,7 +111,7 @@ def _compile_job(job: CompileJob, wrapper, config: dict, student_dir: Path, out_
         scratch = tmp / "_scratch"
         scratch.mkdir()
         builder = {"onnx": _build_onnx, "openvino": _build_openvino, "tflite": _build_tflite}[job.format]
-        from distilts.compile.quiet import quiet
+        from distilts.quiet import quiet
 
         with quiet():
             candidates = builder(job, wrapper, config, scratch, verify_x, ref, calib_x)

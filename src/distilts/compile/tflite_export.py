@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distilts.compile.quiet import quiet
+from distilts.quiet import quiet
 from distilts.errors import require
 
 

@@ -17,8 +17,11 @@ class TfliteSession(Session):
         require("ai_edge_litert", "tflite", "TFLite artifacts")
         from ai_edge_litert import interpreter as lite
 
-        self._interp = lite.Interpreter(model_path=str(path), num_threads=int(threads) if threads else None)
-        self._interp.allocate_tensors()
+        from distilts.quiet import quiet
+
+        with quiet():  # no "Created TensorFlow Lite XNNPACK delegate" banner on every load (replayed on error)
+            self._interp = lite.Interpreter(model_path=str(path), num_threads=int(threads) if threads else None)
+            self._interp.allocate_tensors()
         inputs = self._interp.get_input_details()
         outputs = self._interp.get_output_details()
         self._in = next((d for d in inputs if input_name in d["name"]), inputs[0])

@@ -1,4 +1,6 @@
-"""Keep converter and quantizer chatter (C++ logs, progress bars, warnings) off the user's terminal."""
+"""Keep native-library chatter (converter/quantizer logs, progress bars, backend banners) off the terminal.
+
+Standard library only: the runtime uses it too."""
 
 from __future__ import annotations
 
