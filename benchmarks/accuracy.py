@@ -278,6 +278,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fresh", action="store_true", help="do not resume: rerun rows already in --out-json")
     p.add_argument("--quick", action="store_true", help="L=96, H=96, 3 epochs, stride 4 (minutes on 2 cores)")
     p.add_argument("--smoke", action="store_true", help="< 1 min: tiny teacher, dlinear, gt + fta, 1 epoch")
+    # presets change defaults only: a flag given on the command line still wins (e.g. --quick --epochs 5)
+    pre, _ = p.parse_known_args(argv)
+    if pre.quick or pre.smoke:
+        p.set_defaults(lookback=96, horizons=[96], epochs=3, stride=4, teacher_epochs=3, teacher_stride=4)
+    if pre.smoke:
+        p.set_defaults(students=["dlinear"], variants=["gt", "fta"], epochs=1, stride=16, lookback=48, horizons=[24],
+                       teacher_epochs=1, teacher_stride=16, teacher_d_model=16, teacher_layers=1)
     args = p.parse_args(argv)
     try:
         args.student_horizons = {k: [int(h) for h in v.split(",")]
@@ -285,17 +292,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     except ValueError:
         p.error("--student-horizons takes STUDENT=H[,H...], e.g. itransformer=96")
     default_work = args.work_dir == p.get_default("work_dir")
-    if args.quick or args.smoke:
-        args.lookback, args.horizons, args.epochs, args.stride = 96, [96], 3, 4
-        args.teacher_epochs, args.teacher_stride = 3, 4
-        if default_work:
-            args.work_dir += "-quick"
-    if args.smoke:
-        args.students, args.variants, args.epochs, args.stride = ["dlinear"], ["gt", "fta"], 1, 16
-        args.lookback, args.horizons = 48, [24]
-        args.teacher_epochs, args.teacher_stride, args.teacher_d_model, args.teacher_layers = 1, 16, 16, 1
-        if default_work:
-            args.work_dir = args.work_dir.replace("-quick", "-smoke")
+    if default_work and (args.quick or args.smoke):
+        args.work_dir += "-smoke" if args.smoke else "-quick"
     if args.teacher_path is None:
         if args.teacher != "patchtst":
             p.error(f"--teacher {args.teacher} needs --teacher-path (a local checkpoint directory)")

@@ -331,15 +331,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out-md", default=None)
     p.add_argument("--quick", action="store_true", help="L=96, fewer reps, chronos-t5-tiny as the random teacher")
     p.add_argument("--smoke", action="store_true", help="< 1 min: dlinear, onnx fp32 only, no real-size teachers")
+    # presets change defaults only: a flag given on the command line still wins (e.g. --quick --windows 64)
+    pre, _ = p.parse_known_args(argv)
+    if pre.quick or pre.smoke:
+        p.set_defaults(lookback=96, reps=50, budget_s=3.0, windows=256, student_epochs=1, train_stride=8,
+                       teachers=["patchtst", "chronos-t5-tiny"])
+    if pre.smoke:
+        p.set_defaults(students=["dlinear"], formats=["onnx"], precisions=["fp32"], teachers=[], reps=20,
+                       budget_s=1.0, batch=64, windows=64)
+    default_work = p.get_default("work_dir")
     args = p.parse_args(argv)
-    if args.quick or args.smoke:
-        args.lookback, args.reps, args.budget_s, args.windows = 96, 50, 3.0, 256
-        args.student_epochs, args.train_stride = 1, 8
-        args.teachers = ["patchtst", "chronos-t5-tiny"] if args.teachers == p.get_default("teachers") else args.teachers
-        args.work_dir = args.work_dir if args.work_dir != p.get_default("work_dir") else args.work_dir + "-quick"
-    if args.smoke:
-        args.students, args.formats, args.precisions, args.teachers = ["dlinear"], ["onnx"], ["fp32"], []
-        args.reps, args.budget_s, args.batch, args.windows = 20, 1.0, 64, 64
+    if args.work_dir == default_work and (args.quick or args.smoke):
+        args.work_dir += "-quick"
     if args.patchtst_path is None:  # the teacher accuracy.py trained (its --quick teachers for --quick)
         tdir = "accuracy-quick-teachers" if args.quick or args.smoke else "teachers"
         args.patchtst_path = str(ROOT / "benchmarks" / "runs" / tdir /

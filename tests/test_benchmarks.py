@@ -161,3 +161,10 @@ def test_speed_table_vs_real_size_teacher_and_render(tmp_path):
     (tmp_path / "s.json").write_text(json.dumps(rec))
     speed.main(["--render", str(tmp_path / "s.json")])
     assert "x faster than timemoe-50m" in (tmp_path / "s.md").read_text()
+
+
+def test_presets_do_not_override_explicit_flags():
+    a = accuracy.parse_args(["--quick", "--epochs", "5", "--lookback", "128"])
+    assert (a.epochs, a.lookback, a.horizons) == (5, 128, [96])  # the rest of the preset still applies
+    s = speed.parse_args(["--smoke", "--windows", "32"])
+    assert s.windows == 32 and s.formats == ["onnx"]
