@@ -4,7 +4,6 @@ imported only when used (or listed), and none of them imports torch at module le
 from __future__ import annotations
 
 import importlib
-import sys
 
 import click
 
@@ -69,18 +68,6 @@ def cli() -> None:
 
     With no --data, commands run on a built-in synthetic series.
     """
-
-
-def not_built(name: str, issue: str) -> click.Command:
-    """A placeholder for a command whose stage is not built yet: says so and exits non-zero."""
-
-    @click.command(name=name, help=f"[not built yet] {issue}", context_settings={"ignore_unknown_options": True})
-    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-    def _cmd(args) -> None:
-        click.echo(f"distilts {name}: not built yet ({issue}).", err=True)
-        sys.exit(3)
-
-    return _cmd
 
 
 # third-party import-time chatter that says nothing to a distilts user (optional CUDA kernels of
