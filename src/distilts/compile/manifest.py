@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from distilts import __version__
+from distilts.runtime.manifest import FORMAT, VERSION  # one schema: the runtime reads what this writes
 from distilts.utils import sha256_file, write_json
 
-FORMAT = "distilts-artifact"
-VERSION = 1
 
 
 def model_entry(directory: Path, file: str, batch: int | None, role: str | None = None) -> dict[str, Any]:
@@ -63,13 +61,3 @@ def write_manifest(directory: Path, manifest: dict[str, Any]) -> Path:
     write_json(path, manifest)
     return path
 
-
-def read_manifest(directory: str | Path, verify_checksums: bool = True):
-    """The runtime's validating reader (one schema, one reader)."""
-    from distilts.runtime.manifest import read_manifest as _read
-
-    return _read(directory, verify_checksums=verify_checksums)
-
-
-def load_raw(directory: str | Path) -> dict[str, Any]:
-    return json.loads((Path(directory) / "manifest.json").read_text(encoding="utf-8"))

@@ -18,10 +18,9 @@ from typing import Callable
 
 import numpy as np
 
+from distilts.compile import DEFAULT_CALIB_WINDOWS, DEFAULT_VERIFY_WINDOWS
 from distilts.errors import DataError
 from distilts.targets import CompileJob
-
-from distilts.compile import DEFAULT_CALIB_WINDOWS, DEFAULT_VERIFY_WINDOWS
 
 
 @dataclass
@@ -32,7 +31,6 @@ class CompiledArtifact:
     directory: Path
     manifest: dict
     seconds: float
-    candidates: dict[str, dict] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -55,8 +53,6 @@ def compile_student(student_dir: str | os.PathLike, jobs: list[CompileJob], out_
                     verify_windows: int = DEFAULT_VERIFY_WINDOWS,
                     log: Callable[[str], None] = lambda s: None) -> list[CompiledArtifact]:
     """Build, verify and write every job's artifact under `out_dir`; returns them in job order."""
-    import torch
-
     from distilts.compile.data import load_compile_data
     from distilts.compile.wrapper import torch_predict, wrap_student
     from distilts.distill.students import load_student_dir
@@ -75,7 +71,6 @@ def compile_student(student_dir: str | os.PathLike, jobs: list[CompileJob], out_
     if calib_x is not None and len(calib_x) == 0:
         raise DataError(f"The train split of {data.source} has no window of lookback {data.lookback} + horizon "
                         f"{data.horizon}, so int8 has no calibration data. Use a longer series or fp32.")
-    torch.manual_seed(0)
     ref = torch_predict(wrapper, verify_x)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -103,7 +98,7 @@ def _compile_job(job: CompileJob, wrapper, config: dict, student_dir: Path, out_
                  verify_x: np.ndarray, ref: np.ndarray, calib_x: np.ndarray | None, log, t0: float
                  ) -> CompiledArtifact:
     from distilts.compile import verify
-    from distilts.utils import temp_dir_beside
+    from distilts.utils import replace_dir, temp_dir_beside
 
     final = out_dir / job.dirname
     tmp = temp_dir_beside(final)
@@ -128,12 +123,11 @@ def _compile_job(job: CompileJob, wrapper, config: dict, student_dir: Path, out_
         from distilts.runtime import Forecaster
 
         Forecaster.load(tmp)  # checksums + golden self-check through the runtime a device will use
-        _replace_dir(tmp, final)
+        replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return CompiledArtifact(job, final, manifest, time.perf_counter() - t0,
-                            {c.method or "fp32": c.errors for c in candidates})
+    return CompiledArtifact(job, final, manifest, time.perf_counter() - t0)
 
 
 def _place(best: _Built, scratch: Path, tmp: Path, job: CompileJob) -> list[dict]:
@@ -193,17 +187,6 @@ def _opset(job: CompileJob, tmp: Path, models: list[dict]) -> int | None:
     from distilts.compile.onnx_export import read_opset
 
     return read_opset(tmp / models[0]["file"])
-
-
-def _replace_dir(tmp: Path, final: Path) -> None:
-    """Put `tmp` at `final`; an existing artifact there is swapped out, then removed."""
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, old)
-    os.replace(tmp, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _measure(backend: str, path: Path, batch: int | None, x: np.ndarray, ref: np.ndarray, config: dict
