@@ -21,6 +21,9 @@ TEACHERS: dict[str, str] = {
     "chronos": "distilts.distill.teachers.chronos",
     "chronos-bolt": "distilts.distill.teachers.chronos",
     "moirai": "distilts.distill.teachers.moirai",
+    "chronos-2": "distilts.distill.teachers.chronos2",
+    "moirai-2": "distilts.distill.teachers.moirai2",
+    "timesfm": "distilts.distill.teachers.timesfm",
     "patchtst": "distilts.distill.teachers.patchtst",
 }
 

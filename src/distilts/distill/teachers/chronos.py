@@ -155,8 +155,9 @@ def _load(path: str, device: str, family: str) -> tuple[Any, Path, str]:
     pipeline_class = config.get("chronos_pipeline_class", "ChronosPipeline")
     want = "ChronosBoltPipeline" if family == "chronos-bolt" else "ChronosPipeline"
     if pipeline_class != want:
-        other = {"ChronosBoltPipeline": "chronos-bolt", "ChronosPipeline": "chronos"}.get(pipeline_class)
-        hint = f" Use --teacher {other}." if other else " Only Chronos (T5) and Chronos-Bolt are supported."
+        other = {"ChronosBoltPipeline": "chronos-bolt", "ChronosPipeline": "chronos",
+                 "Chronos2Pipeline": "chronos-2"}.get(pipeline_class)
+        hint = f" Use --teacher {other}." if other else " Only Chronos (T5), Chronos-Bolt and Chronos-2 are supported."
         raise ModelDirError(f"{local} is a {pipeline_class} checkpoint, not a {family} one.{hint}")
     if family == "chronos" and config["chronos_config"].get("model_type", "seq2seq") != "seq2seq":
         raise ModelDirError(f"{local} is a causal Chronos model; only the seq2seq (T5) models are supported.")
