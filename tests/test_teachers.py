@@ -47,8 +47,10 @@ def _windows(seed: int = 0) -> np.ndarray:
 
 
 def test_registry_names_and_unknown_name():
-    assert set(TEACHERS) == {"timemoe", "chronos", "chronos-bolt", "moirai", "patchtst"}
-    with pytest.raises(DistiltsError, match="Use one of: timemoe, chronos, chronos-bolt, moirai, patchtst"):
+    assert set(TEACHERS) == {"timemoe", "chronos", "chronos-bolt", "moirai", "chronos-2", "moirai-2", "timesfm",
+                             "patchtst"}
+    with pytest.raises(DistiltsError, match="Use one of: timemoe, chronos, chronos-bolt, moirai, chronos-2, "
+                                            "moirai-2, timesfm, patchtst"):
         load_teacher("chronos-3")
 
 
@@ -60,7 +62,7 @@ def test_default_paths():
 
 def test_registry_and_teach_command_do_not_import_torch():
     code = ("import sys, distilts.distill.teachers, distilts.distill.teach_cli\n"
-            "print('HEAVY', [m for m in ('torch', 'transformers', 'chronos', 'uni2ts') if m in sys.modules])")
+            "print('HEAVY', [m for m in ('torch', 'transformers', 'chronos', 'uni2ts', 'timesfm') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "HEAVY []" in out.stdout, out.stdout + out.stderr
 

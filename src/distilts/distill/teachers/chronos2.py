@@ -35,8 +35,7 @@ from distilts.errors import DistiltsError, ModelDirError
 
 DEFAULT_PATH = "amazon/chronos-2"
 
-# amazon/chronos-2 (120M): the layout of the official repo's test/dummy-chronos2-model/config.json
-# with the sizes published for the released model (benchmarks/teacher-configs/chronos-2.json).
+# Published config of amazon/chronos-2 (119.5M parameters; benchmarks/teacher-configs/chronos-2.json).
 QUANTILES_21 = [0.01, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8,
                 0.85, 0.9, 0.95, 0.99]
 BASE_CONFIG: dict[str, Any] = {
@@ -49,7 +48,7 @@ BASE_CONFIG: dict[str, Any] = {
     "d_ff": 3072, "d_kv": 64, "d_model": 768, "dense_act_fn": "relu", "dropout_rate": 0.1,
     "feed_forward_proj": "relu", "initializer_factor": 0.05, "is_gated_act": False, "layer_norm_epsilon": 1e-6,
     "model_type": "t5", "num_heads": 12, "num_layers": 12, "pad_token_id": 0, "reg_token_id": 1,
-    "rope_theta": 10000.0, "torch_dtype": "float32", "vocab_size": 2,
+    "rope_theta": 10000.0, "torch_dtype": "float32", "use_cache": True, "vocab_size": 2,
 }
 TINY = {"d_model": 32, "d_ff": 64, "d_kv": 8, "num_heads": 4, "num_layers": 2}
 
