@@ -41,6 +41,13 @@ REAL_SIZE_TEACHERS = {
     "chronos-t5-tiny": ("chronos", "chronos-t5-tiny.json"),
     "chronos-t5-small": ("chronos", "chronos-t5-small.json"),
 }
+# newer families: configs in benchmarks/teacher-configs (see its README); None = defined by the package itself
+NEW_TEACHER_CONFIGS = Path(__file__).resolve().parent / "teacher-configs"
+REAL_SIZE_TEACHERS.update({
+    "chronos-2": ("chronos-2", NEW_TEACHER_CONFIGS / "chronos-2.json"),
+    "moirai-2.0-r-small": ("moirai-2", NEW_TEACHER_CONFIGS / "moirai-2.0-r-small.json"),
+    "timesfm-2.5-200m": ("timesfm", None),
+})
 
 
 # --- one row = one fresh process: the runtime's profile worker (distilts.runtime.profile_worker) ----
@@ -133,8 +140,13 @@ def real_size_teacher(name: str, work: Path) -> str:
     d = work / "random-teachers" / name
     if (d / "config.json").exists():
         return str(d)
-    cfg = json.loads((SHARED / "teacher-configs" / cfg_file).read_text())
-    if family == "timemoe":
+    cfg = json.loads((SHARED / "teacher-configs" / cfg_file).read_text()) if cfg_file else None
+    if family in ("chronos-2", "moirai-2", "timesfm"):
+        from distilts.distill.teachers import chronos2, moirai2, timesfm
+
+        module = {"chronos-2": chronos2, "moirai-2": moirai2, "timesfm": timesfm}[family]
+        module.save_random_checkpoint(d, tiny=False, **({"config_overrides": cfg} if cfg else {}))
+    elif family == "timemoe":
         from distilts.distill.teachers import timemoe
 
         timemoe.save_random_checkpoint(d, config_overrides=cfg, tiny=False)

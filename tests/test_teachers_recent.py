@@ -63,6 +63,8 @@ def test_forecast_and_hidden(loaded, checkpoints, name):
     again = teacher.predict(x, H)  # deterministic; hidden off gives the same forecast
     assert again.hidden is None
     np.testing.assert_array_equal(out.forecast, again.forecast)
+    # a window's forecast does not depend on the other windows of its batch
+    np.testing.assert_allclose(teacher.predict(x[1:], H).forecast, out.forecast[1:], atol=1e-5)
     # the package's scaling is inside: an affine change of the input moves the forecast with it
     moved = teacher.predict(x * 3 + 2, H).forecast
     assert not np.allclose(moved, out.forecast)

@@ -32,7 +32,7 @@ from distilts.distill.teachers import TEACHERS
 def teach(teacher_name: str, teacher_path: str | None, data_args: dict, lookback: int, horizon: int, stride: int,
           parts: str, hidden: bool, hidden_tokens: int, cache_dir: str | None, device: str, batch_size: int,
           quiet: bool) -> None:
-    """Run a frozen teacher (TimeMoE, Chronos, Chronos-Bolt, Moirai) over every window and cache it.
+    """Run a frozen teacher (TimeMoE, Chronos(-Bolt, -2), Moirai(-2), TimesFM) over every window and cache it.
 
     The cache is keyed by teacher checkpoint, data, window settings and hidden settings; a rerun
     with the same settings reuses it at once, and an interrupted run resumes where it stopped.

@@ -86,7 +86,7 @@ class Moirai2Teacher(Teacher):
             self._forecasters[key] = _moirai2().Moirai2Forecast(
                 module=self.module, prediction_length=horizon, context_length=lookback, target_dim=1,
                 feat_dynamic_real_dim=0, past_feat_dynamic_real_dim=0,
-            ).eval()
+            ).to(self.device).eval()  # the LightningModule's own .device places the tensors it builds
         return self._forecasters[key]
 
     def predict(self, x: np.ndarray, horizon: int, hidden: bool = False) -> TeacherOutput:
