@@ -25,7 +25,6 @@ context_limit (16384); a longer window is refused.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import re
 from pathlib import Path
@@ -58,8 +57,8 @@ def definition_from_shapes(shapes: dict[str, tuple[int, ...]]) -> Any:
     """The package's TimesFM-2.5 definition with the widths, depth and head size of these weights."""
     _, _, base = _package()
     official = base.TimesFM_2p5_200M_Definition()
+    layer_ids = {int(m.group(1)) for k in shapes if (m := re.match(r"stacked_xf\.(\d+)\.", k))}
     try:
-        layers = 1 + max(int(m.group(1)) for k in shapes if (m := re.match(r"stacked_xf\.(\d+)\.", k)))
         tok_h, tok_in = shapes["tokenizer.hidden_layer.weight"]
         tok_out = shapes["tokenizer.output_layer.weight"][0]
         ff_hidden = shapes["stacked_xf.0.ff0.weight"][0]
@@ -67,7 +66,8 @@ def definition_from_shapes(shapes: dict[str, tuple[int, ...]]) -> Any:
         heads = {name: (shapes[f"{name}.hidden_layer.weight"], shapes[f"{name}.output_layer.weight"][0])
                  for name in ("output_projection_point", "output_projection_quantiles")}
     except (KeyError, ValueError) as exc:
-        raise ModelDirError(f"these weights are not a TimesFM-2.5 model (no {exc}).") from None
+        raise ModelDirError(f"these weights are not a TimesFM-2.5 model (no tensor {exc}).") from None
+    layers = len(layer_ids)
     q = len(official.quantiles) + 1
     xf = official.stacked_transformers.transformer
     return dataclasses.replace(
@@ -174,11 +174,10 @@ def _weight_shapes(file: Path) -> dict[str, tuple[int, ...]]:
 def load(path: str = DEFAULT_PATH, device: str = "auto") -> TimesFMTeacher:
     """TimesFM-2.5 teacher from a local checkpoint directory (model.safetensors [+ config.json]) or hub id."""
     local = resolve_checkpoint(path, "timesfm", required=(WEIGHTS,))
-    config_file = local / "config.json"
-    config = json.loads(config_file.read_text()) if config_file.exists() else {}
-    if any(k in config for k in ("chronos_config", "patch_sizes", "patch_size", "model_type")):
-        raise ModelDirError(f"{local} is not a TimesFM-2.5 checkpoint (its config.json belongs to another family).")
-    definition = definition_from_shapes(_weight_shapes(local / WEIGHTS))
+    try:  # the architecture is in the weights (config.json only holds loader flags)
+        definition = definition_from_shapes(_weight_shapes(local / WEIGHTS))
+    except ModelDirError as exc:
+        raise ModelDirError(f"{local}/{WEIGHTS}: {exc}") from None
     dev = resolve_device(device)
     try:  # the package's loader (safetensors load_file + strict load_state_dict); no torch.compile
         wrapper = _wrapper_class(definition).from_pretrained(str(local), torch_compile=False)
