@@ -147,30 +147,28 @@ def _worker_distill(a: argparse.Namespace) -> None:
 
 # -- projection ---------------------------------------------------------------------------------
 def projection(lookback: int = 512, horizon: int = 96) -> list[dict]:
-    """Cache bytes of Electricity and Traffic (70/10/20 split, all three parts) for TimeMoE-50M."""
+    """Cache bytes of Electricity and Traffic (70/10/20 split) for TimeMoE-50M at L=512, H=96."""
     from distilts.data.split import standard_split
     from distilts.distill.cache import entry_bytes
 
-    settings = [  # (label, stride, hidden tokens kept: None = forecasts only)
-        ("defaults: stride 1, --hidden --hidden-tokens 16", 1, TOKENS),
-        ("all 512 tokens (--hidden-tokens 0)", 1, lookback),
-        ("forecasts only (no --hidden, or --teacher-hidden online)", 1, None),
-        ("--stride 4 --hidden-tokens 8", 4, 8),
+    settings = [  # (label, train/val stride, hidden tokens kept T', parts with hidden states)
+        ("distill defaults (FTA on): stride 1, T'=16, hidden for train", 1, TOKENS, ("train",)),
+        ("`teach --hidden` defaults: stride 1, T'=16, hidden for train+val+test", 1, TOKENS, ("train", "val", "test")),
+        ("all 512 tokens (--hidden-tokens 0), hidden for train", 1, lookback, ("train",)),
+        ("--stride 4 --hidden-tokens 8, hidden for train", 4, 8, ("train",)),
+        ("forecasts only (--teacher-hidden online, or --beta 0)", 1, 0, ()),
     ]
     rows = []
     for name, (n_vars, n_rows) in REAL.items():
         split = standard_split(n_rows, "ratio")
-        for label, stride, tokens in settings:
+        for label, stride, tokens, hidden_parts in settings:
             total = {"forecast": 0, "hidden": 0}
             windows = 0
             for part in ("train", "val", "test"):
                 lo, hi = split.part(part)
-                # what `distilts distill` caches: at stride 1 one entry holds all three parts (hidden states
-                # included); at a larger stride train+val (with hidden) and test at stride 1 (forecasts only)
-                s = stride if part != "test" else 1
-                kept = (tokens or 0) if (part != "test" or stride == 1) else 0
+                s = stride if part != "test" else 1  # distill scores the test part at stride 1
                 n = len(range(max(lo, lookback), hi - horizon + 1, s))
-                b = entry_bytes(n, horizon, n_vars, kept, D_MODEL_50M)
+                b = entry_bytes(n, horizon, n_vars, tokens if part in hidden_parts else 0, D_MODEL_50M)
                 total["forecast"] += b["forecast"]
                 total["hidden"] += b["hidden"]
                 windows += n
@@ -198,9 +196,9 @@ def render(payload: dict) -> str:
              f"1 epoch, global batch {a['batch_size']}; CPU, 1 torch thread per rank.", ""]
     if payload.get("rows"):
         lines += [markdown_table(payload["rows"], GRID_COLS), ""]
-    lines += [f"Projection at real size (TimeMoE-50M, d_model {D_MODEL_50M}, float16 hidden, L=512, H=96, 70/10/20 "
-              "split, the entries `distilts distill` fills: at stride 1 hidden states for train+val+test, at a "
-              "larger stride for train+val and test forecasts at stride 1):", "",
+    lines += [f"Projection at real size (TimeMoE-50M, d_model {D_MODEL_50M}, float16 hidden states, L=512, H=96, "
+              "70/10/20 split; windows = train + val at the stride + test at stride 1; "
+              "`python benchmarks/scale.py --project-only`):", "",
               markdown_table(payload["projection"], PROJ_COLS)]
     return "\n".join(lines)
 
@@ -215,12 +213,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
     p.add_argument("--lookback", type=int, default=96)
     p.add_argument("--horizon", type=int, default=24)
-    p.add_argument("--strides", default="7=24,64=96,321=384",
+    p.add_argument("--strides", default="7=48,64=192,321=768",
                    help="window stride per variate count (cut to fit the time box; D=x,...)")
     p.add_argument("--chunk", type=int, default=64, help="teach --batch-size (windows per chunk)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--smoke", action="store_true")
     p.add_argument("--project-only", action="store_true")
+    p.add_argument("--reproject", type=Path, help="recompute the projection of a scale.json and re-render its .md")
     p.add_argument("--out", type=Path, default=OUT)
     # worker mode (run by the benchmark itself, under torchrun for 2 ranks)
     p.add_argument("--worker-distill", action="store_true", help=argparse.SUPPRESS)
@@ -231,6 +230,11 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     if a.worker_distill:
         return _worker_distill(a)
+    if a.reproject:
+        payload = json.loads(a.reproject.read_text())
+        payload["projection"] = projection()
+        write_outputs(payload, render(payload), a.reproject, a.reproject.with_suffix(".md"))
+        return print(render(payload))
     if a.smoke:
         a.variates, a.rows, a.strides = [7, 64], [4000], "7=24,64=96"
     a.stride = {int(k): int(v) for k, v in (kv.split("=") for kv in a.strides.split(","))}

@@ -81,9 +81,10 @@ def teacher_outputs(dataset: Dataset, spec: DistillSpec, progress: bool = True, 
     """Fetch (computing once if missing) the teacher outputs this run needs from the teacher cache.
 
     Val windows use the run's stride, train windows `train_stride` (default: the same); test
-    metrics always use stride-1 windows. With one stride everywhere a single cache entry holds all
-    three parts (hidden states too when FTA is on: the layout `distilts teach --hidden` writes);
-    otherwise the differing parts come from their own entries.
+    metrics always use stride-1 windows. Hidden states (FTA) are cached for the train part only:
+    the train part with them is one entry, the forecasts of the other parts another (an entry
+    written by `distilts teach --hidden` serves both). Without FTA and with one stride everywhere a
+    single forecast-only entry holds all three parts.
     """
     from distilts.distill.cache import ensure_teacher_cache
 
@@ -103,8 +104,8 @@ def teacher_outputs(dataset: Dataset, spec: DistillSpec, progress: bool = True, 
 
     eval_parts = ("val", "test") if spec.stride == 1 else ("val",)
     train = None
-    if spec.needs_teacher_training_outputs and train_stride == spec.stride:
-        main = train = cache(("train",) + eval_parts, spec.stride, fta)
+    if spec.needs_teacher_training_outputs and train_stride == spec.stride and not fta:
+        main = train = cache(("train",) + eval_parts, spec.stride, False)
     else:
         if spec.needs_teacher_training_outputs:
             train = cache(("train",), train_stride, fta)
