@@ -29,7 +29,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import ROOT, git_commit, machine_info  # noqa: E402
 
-CONFIG = ROOT.parent / "shared" / "teacher-configs" / "timemoe-50m.json"
+# the published config: shared/ inside the checkout (device machines), else beside it
+CONFIG = next((d / "teacher-configs" / "timemoe-50m.json" for d in (ROOT / "shared", ROOT.parent / "shared")
+               if (d / "teacher-configs" / "timemoe-50m.json").is_file()),
+              ROOT.parent / "shared" / "teacher-configs" / "timemoe-50m.json")
 
 
 def official_config(path: Path) -> tuple[dict, str]:
