@@ -6,6 +6,11 @@ function of seed and epoch), the LR of epoch e is a pure function of e (the "sch
 the epoch), and the checkpoint holds model, FTA, optimizer, torch RNG state and the early-stopping
 state; so a killed-and-resumed run ends with the same weights as an uninterrupted one.
 
+Under torchrun (`distilts.distill.distributed`): DistributedDataParallel over student + FTA; the
+same global order and global batch, each batch split over the ranks with a loss weight that makes
+DDP's gradient average the global batch's gradient; rank 0 scores validation and writes the log and
+the checkpoint (which holds every rank's RNG state).
+
 LR schedules (factor on --lr at epoch e of E): cosine `0.5 * (1 + cos(pi * e / E))`;
 step `0.5 ** e` (the DLinear/iTransformer reference "type1"); constant `1`.
 """
