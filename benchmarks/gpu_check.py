@@ -41,7 +41,8 @@ def official_config(path: Path) -> tuple[dict, str]:
     if path.is_file():
         cfg = json.loads(path.read_text())
         return cfg, str(path)
-    return dict(OFFICIAL_50M_CONFIG), "distilts.distill.teachers.timemoe.OFFICIAL_50M_CONFIG (copy of the published config.json)"
+    return dict(OFFICIAL_50M_CONFIG), ("distilts.distill.teachers.timemoe.OFFICIAL_50M_CONFIG "
+                                       "(equal to the published config.json)")
 
 
 def synthetic_dataset(rows: int, work: Path):

@@ -3,6 +3,7 @@ killed sharded fill are merged on resume; the disk budget; teacher hidden states
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -66,8 +67,8 @@ def test_two_ranks_teach_and_distill_equal_one_process(dataset, teacher_dir, tmp
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1"}
     args = ["distill", "--data", str(csv), "--teacher", "timemoe", "--teacher-path", teacher_dir, "--lookback",
-            str(L), "--horizon", str(H), "--stride", "8", "--hidden-tokens", str(TOKENS), "--epochs", "2", "--batch-size", "10",
-            "--lr", "3e-3", "--device", "cpu", "--quiet"]
+            str(L), "--horizon", str(H), "--stride", "8", "--hidden-tokens", str(TOKENS), "--epochs", "2",
+            "--batch-size", "10", "--lr", "3e-3", "--device", "cpu", "--quiet"]
     two = [*args, "--cache-dir", str(tmp_path / "c2"), "--out", str(tmp_path / "s2")]
     first = _torchrun([*two, "--stop-after-epoch", "1"], env)
     assert first.returncode != 0 and "stopped after epoch 1" in first.stdout, first.stdout + first.stderr[-3000:]
@@ -80,24 +81,23 @@ def test_two_ranks_teach_and_distill_equal_one_process(dataset, teacher_dir, tmp
     assert one.exit_code == 0, one.output
 
     entries = sorted(p.name for p in (tmp_path / "c1" / "teacher").iterdir())
-    assert entries == sorted(p.name for p in (tmp_path / "c2" / "teacher").iterdir()) and len(entries) == 2
-    for name in entries:  # train+val at stride 8 (with hidden states), test at stride 1
+    assert entries == sorted(p.name for p in (tmp_path / "c2" / "teacher").iterdir()) and len(entries) == 3
+    for name in entries:  # train at stride 8 with hidden states, val at stride 8, test at stride 1
         e1, e2 = tmp_path / "c1" / "teacher" / name, tmp_path / "c2" / "teacher" / name
         assert sorted(p.name for p in e1.iterdir()) == sorted(p.name for p in e2.iterdir())
         for f in e1.glob("*.npy"):
             np.testing.assert_array_equal(np.load(f), np.load(e2 / f.name), err_msg=f.name)
     assert list((tmp_path / "c1" / "teacher").glob("*/train.hidden.npy"))
 
-    w1, w2 = load_file(str(tmp_path / "s1" / "model.safetensors")), load_file(str(tmp_path / "s2" / "model.safetensors"))
+    w1, w2 = (load_file(str(tmp_path / s / "model.safetensors")) for s in ("s1", "s2"))
     assert w1.keys() == w2.keys()
     for k in w1:
         np.testing.assert_allclose(w1[k], w2[k], rtol=1e-4, atol=1e-6, err_msg=k)
     log1 = (tmp_path / "s1" / "train_log.jsonl").read_text().splitlines()
     log2 = (tmp_path / "s2" / "train_log.jsonl").read_text().splitlines()
     assert len(log1) == len(log2) == 2
-    import json
 
-    for a, b in zip(map(json.loads, log1), map(json.loads, log2)):
+    for a, b in zip(map(json.loads, log1), map(json.loads, log2)):  # losses: means over both ranks' windows
         assert a["val_mse"] == pytest.approx(b["val_mse"], rel=1e-5)
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
     assert (tmp_path / "s2" / "metrics.json").exists() and (tmp_path / "s2" / "checkpoint").is_dir()

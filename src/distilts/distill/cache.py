@@ -303,7 +303,8 @@ class _Filler:
         free = shutil.disk_usage(self.directory).free
         if sum(new.values()) > free:
             raise DistiltsError(f"This teacher cache fill needs {sum(new.values()) / 1e9:.3g} GB ({detail}) but "
-                                f"{self.directory} has {free / 1e9:.3g} GB free. Use --cache-dir on a larger disk. {fix}")
+                                f"{self.directory} has {free / 1e9:.3g} GB free. Use --cache-dir on a larger disk. "
+                                f"{fix}")
 
     def _resume_state(self, progress_file: Path, f_tmp: Path, h_tmp: Path, n: int) -> dict | None:
         """The saved progress of an interrupted run, when it matches its partial files; else None."""
