@@ -51,13 +51,12 @@ def _torchrun(args: list[str], env: dict) -> subprocess.CompletedProcess:
 
 
 def test_two_ranks_teach_and_distill_equal_one_process(dataset, teacher_dir, tmp_path):
-    """`torchrun --nproc-per-node 2 -m distilts distill`: the sharded cache fill writes the same files
-    and arrays as one process; DDP (global batch 10 split 5/5, a last batch of 7 split 4/3), stopped
-    after epoch 1 and resumed, ends with the weights of a single-process run."""
+    """`torchrun --nproc-per-node 2 -m distilts teach|distill` (gloo): the sharded cache fills write the
+    same files and arrays as one process; DDP (global batch 10 split 5/5, the last batch unevenly),
+    stopped after epoch 1 and resumed, ends with the weights of a single-process run."""
     from safetensors.numpy import load_file
 
     from distilts.cli import cli
-
     from distilts.data.synthetic import synthetic_series
 
     series = synthetic_series(n_rows=1200)  # small: the test part is forecast at stride 1
@@ -66,18 +65,25 @@ def test_two_ranks_teach_and_distill_equal_one_process(dataset, teacher_dir, tmp
         f"{d},{','.join(f'{v:.5f}' for v in row)}\n" for d, row in zip(series.dates.astype(str), series.values)))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1"}
-    args = ["distill", "--data", str(csv), "--teacher", "timemoe", "--teacher-path", teacher_dir, "--lookback",
-            str(L), "--horizon", str(H), "--stride", "8", "--hidden-tokens", str(TOKENS), "--epochs", "2",
-            "--batch-size", "10", "--lr", "3e-3", "--device", "cpu", "--quiet"]
-    two = [*args, "--cache-dir", str(tmp_path / "c2"), "--out", str(tmp_path / "s2")]
-    first = _torchrun([*two, "--stop-after-epoch", "1"], env)
+    common = ["--data", str(csv), "--teacher", "timemoe", "--teacher-path", teacher_dir, "--lookback", str(L),
+              "--horizon", str(H), "--stride", "8", "--hidden-tokens", str(TOKENS), "--device", "cpu", "--quiet"]
+    teach = ["teach", *common, "--hidden", "--parts", "train"]  # the entry distill's FTA reads
+    distill = ["distill", *common, "--epochs", "2", "--batch-size", "10", "--lr", "3e-3"]
+
+    c2, s2 = ["--cache-dir", str(tmp_path / "c2")], ["--out", str(tmp_path / "s2")]
+    filled = _torchrun([*teach, *c2], env)
+    assert filled.returncode == 0, filled.stdout + filled.stderr[-3000:]
+    assert filled.stdout.count("torchrun: 2 ranks") == 1 and filled.stdout.count("computed") == 1
+    first = _torchrun([*distill, *c2, *s2, "--stop-after-epoch", "1"], env)  # fills val and test (sharded)
     assert first.returncode != 0 and "stopped after epoch 1" in first.stdout, first.stdout + first.stderr[-3000:]
     assert "torchrun: 2 ranks (gloo), global batch 10" in first.stdout
-    resumed = _torchrun([*two, "--resume"], env)
+    resumed = _torchrun([*distill, *c2, *s2, "--resume"], env)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr[-3000:]
     assert resumed.stdout.count("student directory") == 1  # rank 0 alone reports and writes
 
-    one = CliRunner().invoke(cli, [*args, "--cache-dir", str(tmp_path / "c1"), "--out", str(tmp_path / "s1")])
+    c1 = ["--cache-dir", str(tmp_path / "c1")]
+    assert CliRunner().invoke(cli, [*teach, *c1]).exit_code == 0
+    one = CliRunner().invoke(cli, [*distill, *c1, "--out", str(tmp_path / "s1")])
     assert one.exit_code == 0, one.output
 
     entries = sorted(p.name for p in (tmp_path / "c1" / "teacher").iterdir())
