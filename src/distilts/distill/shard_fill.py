@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,8 @@ from distilts.utils import write_json
 if TYPE_CHECKING:
     from distilts.distill.cache import _Filler
     from distilts.distill.distributed import Comm
+
+MERGE_WAIT_S = 120.0  # how long rank 0 waits for chunk files written on other nodes to become visible
 
 
 def chunks_dir(directory: Path, part: str) -> Path:
@@ -81,8 +84,8 @@ def fill_part(filler: "_Filler", part: str, bar: Any, comm: "Comm") -> dict:
             _write_chunk(cdir, c, *filler.compute(windows, idx, part, state), s["hidden_dtype"])
     comm.barrier()
     record = None
-    if comm.is_main:
-        _merge(filler, part, state, cdir)
+    if comm.is_main:  # other nodes' files can take a moment to show up on a network filesystem
+        _merge(filler, part, state, cdir, wait_s=MERGE_WAIT_S if comm.active else 0.0)
         record = filler.finish(part, state)
     return comm.broadcast(record)
 
@@ -104,25 +107,31 @@ def _fill_own(filler: "_Filler", windows, part: str, state: dict, mine: list[int
     del forecast, hid
 
 
-def _merge(filler: "_Filler", part: str, state: dict, cdir: Path) -> None:
-    """Rank 0: copy the other ranks' chunk files into the memmaps, then delete them."""
+def _merge(filler: "_Filler", part: str, state: dict, cdir: Path, wait_s: float = 0.0) -> None:
+    """Rank 0: copy the other ranks' chunk files into the memmaps, then delete them (waiting up to
+    `wait_s` seconds for files that are not visible yet)."""
     d, n, chunk = filler.directory, state["windows"], state["chunk_size"]
     forecast = np.lib.format.open_memmap(d / f"{part}.forecast.npy.partial", mode="r+")
     hid = np.lib.format.open_memmap(d / f"{part}.hidden.npy.partial", mode="r+") if filler.s["hidden"] else None
     done = set(state["done"])
-    for c in _complete_chunks(cdir, filler.s["hidden"]):
-        if c not in done:
-            idx = _index(c, chunk, n)
-            f_rows = np.load(_chunk_file(cdir, c, "forecast"))
-            h_rows = np.load(_chunk_file(cdir, c, "hidden")) if hid is not None else None
-            _store(forecast, hid, idx, f_rows, h_rows)
-            done.add(c)
-            state["done"] = sorted(done)
-            write_json(d / f"{part}.progress.json", state)
-        for kind in ("forecast", "hidden"):
-            _chunk_file(cdir, c, kind).unlink(missing_ok=True)
+    deadline = time.monotonic() + wait_s
+    while True:
+        for c in _complete_chunks(cdir, filler.s["hidden"]):
+            if c not in done:
+                idx = _index(c, chunk, n)
+                f_rows = np.load(_chunk_file(cdir, c, "forecast"))
+                h_rows = np.load(_chunk_file(cdir, c, "hidden")) if hid is not None else None
+                _store(forecast, hid, idx, f_rows, h_rows)
+                done.add(c)
+                state["done"] = sorted(done)
+                write_json(d / f"{part}.progress.json", state)
+            for kind in ("forecast", "hidden"):
+                _chunk_file(cdir, c, kind).unlink(missing_ok=True)
+        missing = sorted(set(range(-(-n // chunk))) - done)
+        if not missing or time.monotonic() >= deadline:
+            break
+        time.sleep(2.0)
     del forecast, hid
-    missing = sorted(set(range(-(-n // chunk))) - done)
     if missing:
         from distilts.errors import DistiltsError
 
