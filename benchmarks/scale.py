@@ -8,7 +8,7 @@ On synthetic wide data (D variates x N rows, Parquet), with a tiny random-weight
            torchrun): seconds per epoch (with validation), peak RSS
 and a projection of the cache size at real size (Electricity, Traffic; TimeMoE-50M hidden states).
 
-    python benchmarks/scale.py                      # the grid in RESULTS.md (~25 min on 2 shared cores)
+    python benchmarks/scale.py                      # the grid in RESULTS.md (~20 min on 2 shared cores)
     python benchmarks/scale.py --smoke              # < 2 minutes: 7 and 64 variates, 4k rows
     python benchmarks/scale.py --project-only       # only the real-size projection (no runs)
 
