@@ -168,3 +168,17 @@ def test_presets_do_not_override_explicit_flags():
     assert (a.epochs, a.lookback, a.horizons) == (5, 128, [96])  # the rest of the preset still applies
     s = speed.parse_args(["--smoke", "--windows", "32"])
     assert s.windows == 32 and s.formats == ["onnx"]
+
+
+def test_scale_projection_is_the_cache_formula():
+    import scale
+
+    rows = {(r["dataset"], r["settings"].split(":")[0]): r for r in scale.projection()}
+    traffic = rows[("traffic", "distill defaults (FTA on)")]
+    n_train = int(17544 * 0.7) - 96 - 512 + 1  # train windows at stride 1 (targets in the train rows)
+    assert traffic["hidden_gb"] == pytest.approx(n_train * 862 * 16 * 384 * 2 / 1e9)
+    assert traffic["forecast_gb"] == pytest.approx(traffic["windows"] * 96 * 862 * 4 / 1e9)
+    assert rows[("traffic", "forecasts only (--teacher-hidden online, or --beta 0)")]["hidden_gb"] == 0
+    md = scale.render({"args": {"lookback": 96, "horizon": 24, "chunk": 64, "batch_size": 32}, "rows": [],
+                       "projection": scale.projection()})
+    assert "| traffic | 862 |" in md

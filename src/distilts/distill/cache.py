@@ -19,10 +19,12 @@ and windows), so the teacher never runs twice for the same forecasts.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -102,12 +104,15 @@ def ensure_teacher_cache(
     batch_size: int = 64,
     device: str = "auto",
     progress: bool = True,
+    max_cache_gb: float | None = None,
 ) -> TeacherCache:
     """Return the teacher cache for these settings, computing (or resuming) whatever is missing.
 
-    A complete entry is returned without loading the teacher.
+    A complete entry is returned without loading the teacher. `max_cache_gb` refuses, before any
+    window is computed, a fill whose entry would exceed that many GB (10^9 bytes). Under torchrun
+    the fill is sharded by chunk across ranks (`distilts.distill.shard_fill`).
     """
-    from distilts.distill import teachers
+    from distilts.distill import distributed, shard_fill, teachers
     from distilts.distill.teachers.hub import resolve_checkpoint
 
     _validate(parts, stride, hidden_tokens, hidden_dtype, batch_size)
@@ -132,24 +137,39 @@ def ensure_teacher_cache(
     if not hidden and (sibling := _entry_with_hidden(directory, settings, parts)) is not None:
         return sibling  # forecasts are the same with or without hidden states
 
+    comm = distributed.current()
     directory.mkdir(parents=True, exist_ok=True)
     filler = _Filler(dataset, settings, directory, batch_size,
                      lambda: teachers.load_teacher(teacher_name, str(local), device))
     records = dict(meta.get("parts", {}))
     try:
-        with _progress_bar(progress) as bar:
+        filler.check_budget(todo, records, max_cache_gb)
+        with _progress_bar(progress and comm.is_main) as bar:
             for part in todo:
-                records[part] = filler.fill(part, bar)
+                sharded = comm.active or shard_fill.has_chunks(directory, part)
+                records[part] = shard_fill.fill_part(filler, part, bar, comm) if sharded else filler.fill(part, bar)
     except BaseException:
-        if not any(directory.iterdir()):  # e.g. the teacher refused the window: leave no empty entry
-            directory.rmdir()
+        with contextlib.suppress(OSError):  # e.g. the teacher refused the window: leave no empty entry
+            if comm.is_main and not any(directory.iterdir()):
+                directory.rmdir()
         raise
     teacher_info = next((r["teacher"] for r in records.values() if r.get("teacher")), None)
     meta = {**settings, "key": key, "teacher_path": path, "data_source": dataset.series.source,
             "columns": list(dataset.columns), "teacher_info": teacher_info, "parts": records,
             "created_by": "distilts", "completed_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-    write_json(meta_file, meta)  # last: marks the entry complete
+    if comm.is_main:
+        write_json(meta_file, meta)  # last: marks the entry complete
+    comm.barrier()
     return TeacherCache(directory, meta, reused=False)
+
+
+def entry_bytes(windows: int, horizon: int, n_vars: int, hidden_tokens: int = 0, d_model: int = 0,
+                hidden_dtype: str = "float16") -> dict[str, int]:
+    """Bytes on disk of one cache part: forecasts `[N, H, D]` float32 and hidden `[N, D, T', d]`
+    (`hidden_tokens` = T' kept; 0 = no hidden states). The .npy headers add 128 bytes each."""
+    forecast = windows * horizon * n_vars * 4
+    hidden = windows * n_vars * hidden_tokens * d_model * np.dtype(hidden_dtype).itemsize
+    return {"forecast": forecast, "hidden": hidden, "total": forecast + hidden}
 
 
 def pool_tokens(hidden: np.ndarray, n_tokens: int) -> np.ndarray:
@@ -205,41 +225,86 @@ class _Filler:
             if c in done:
                 continue
             idx = np.arange(c * chunk, min(n, (c + 1) * chunk))
-            x, _ = windows.batch(idx)
-            out = self.teacher.predict(x, self.s["horizon"], hidden=self.s["hidden"])
-            forecast[idx[0]: idx[-1] + 1] = self._check(out.forecast, (len(idx), self.s["horizon"], x.shape[2]), part, idx)
+            f_rows, h_rows = self.compute(windows, idx, part, state)
+            forecast[idx[0]: idx[-1] + 1] = f_rows
             forecast.flush()
             if hid is not None:
-                pooled = pool_tokens(out.hidden, self.s["hidden_tokens"])
-                hid[idx[0]: idx[-1] + 1] = self._check(pooled, (len(idx), *hid.shape[1:]), part, idx)
+                hid[idx[0]: idx[-1] + 1] = h_rows
                 hid.flush()
             done.add(c)
             write_json(progress_file, {**state, "done": sorted(done)})
             bar.advance(len(idx))
         del forecast, hid  # close the maps before renaming
-        os.replace(f_tmp, d / f"{part}.forecast.npy")
+        return self.finish(part, state)
+
+    def compute(self, windows, idx: np.ndarray, part: str, state: dict) -> tuple[np.ndarray, np.ndarray | None]:
+        """The teacher's checked forecasts `[B, H, D]` and pooled hidden states (or None) for windows `idx`."""
+        x, _ = windows.batch(idx)
+        out = self.teacher.predict(x, self.s["horizon"], hidden=self.s["hidden"])
+        f_rows = self._check(out.forecast, (len(idx), self.s["horizon"], x.shape[2]), part, idx)
+        if not self.s["hidden"]:
+            return f_rows, None
+        pooled = pool_tokens(out.hidden, self.s["hidden_tokens"])
+        return f_rows, self._check(pooled, (len(idx), *state["hidden_shape"][1:]), part, idx)
+
+    def finish(self, part: str, state: dict) -> dict:
+        """Rename a part's completed partial files into place and write its record."""
+        d = self.directory
+        os.replace(d / f"{part}.forecast.npy.partial", d / f"{part}.forecast.npy")
         if self.s["hidden"]:
-            os.replace(h_tmp, d / f"{part}.hidden.npy")
-        record = {"windows": n, "forecast_shape": state["forecast_shape"], "hidden_shape": state["hidden_shape"],
-                  "chunk_size": chunk, "teacher": state.get("teacher")}
-        write_json(record_file, record)
-        progress_file.unlink(missing_ok=True)
+            os.replace(d / f"{part}.hidden.npy.partial", d / f"{part}.hidden.npy")
+        record = {"windows": state["windows"], "forecast_shape": state["forecast_shape"],
+                  "hidden_shape": state["hidden_shape"], "chunk_size": state["chunk_size"],
+                  "teacher": state.get("teacher")}
+        write_json(d / f"{part}.json", record)
+        (d / f"{part}.progress.json").unlink(missing_ok=True)
         return record
 
     def _allocate(self, f_tmp: Path, h_tmp: Path, n: int) -> dict:
-        t = self.teacher
-        n_vars = self.dataset.normalized.shape[1]
-        f_shape = [n, self.s["horizon"], n_vars]
+        info = self.teacher.info  # loads (and checks) the teacher before any file is made
+        f_shape, h_shape = self._shapes(n)
         np.lib.format.open_memmap(f_tmp, mode="w+", dtype=np.float32, shape=tuple(f_shape)).flush()
-        h_shape = None
-        if self.s["hidden"]:
-            tokens = t.hidden_tokens(self.s["lookback"])
-            kept = tokens if self.s["hidden_tokens"] <= 0 else min(tokens, self.s["hidden_tokens"])
-            h_shape = [n, n_vars, kept, int(t.d_model)]
+        if h_shape is not None:
             np.lib.format.open_memmap(h_tmp, mode="w+", dtype=np.dtype(self.s["hidden_dtype"]),
                                       shape=tuple(h_shape)).flush()
         return {"windows": n, "chunk_size": self.batch_size, "forecast_shape": f_shape, "hidden_shape": h_shape,
-                "teacher": t.info, "done": []}
+                "teacher": info, "done": []}
+
+    def _shapes(self, n: int) -> tuple[list[int], list[int] | None]:
+        """Forecast and hidden array shapes of a part with `n` windows (hidden: loads the teacher)."""
+        n_vars = self.dataset.normalized.shape[1]
+        if not self.s["hidden"]:
+            return [n, self.s["horizon"], n_vars], None
+        t = self.teacher
+        tokens = t.hidden_tokens(self.s["lookback"])
+        kept = tokens if self.s["hidden_tokens"] <= 0 else min(tokens, self.s["hidden_tokens"])
+        return [n, self.s["horizon"], n_vars], [n, n_vars, kept, int(t.d_model)]
+
+    def check_budget(self, todo: Sequence[str], complete: dict, max_cache_gb: float | None) -> None:
+        """Refuse, before any teacher call, a fill that exceeds `max_cache_gb` or the free disk space."""
+        def size(shape: list[int] | None, dtype: str) -> int:
+            return 0 if shape is None else int(np.prod(shape)) * np.dtype(dtype).itemsize
+
+        hd = self.s["hidden_dtype"] or "float16"
+        new = {}
+        for part in todo:
+            f_shape, h_shape = self._shapes(len(self.dataset.windows(part, self.s["lookback"], self.s["horizon"],
+                                                                     self.s["stride"])))
+            new[part] = size(f_shape, "float32") + size(h_shape, hd)
+        old = sum(size(r.get("forecast_shape"), "float32") + size(r.get("hidden_shape"), hd) for r in complete.values())
+        total = old + sum(new.values())
+        detail = ", ".join(f"{p} {v / 1e9:.3g} GB" for p, v in new.items())
+        fix = ("Bound it with a larger --stride (or --max-train-windows), fewer --hidden-tokens, fewer --parts, or "
+               "no --hidden (distill: --teacher-hidden online computes hidden states in the training loop).")
+        if max_cache_gb is not None and total > max_cache_gb * 1e9:
+            raise DistiltsError(f"This teacher cache entry would take {total / 1e9:.3g} GB ({detail}"
+                                f"{f', plus {old / 1e9:.3g} GB already cached' if old else ''}), more than "
+                                f"--max-cache-gb {max_cache_gb:g}. {fix}")
+        free = shutil.disk_usage(self.directory).free
+        if sum(new.values()) > free:
+            raise DistiltsError(f"This teacher cache fill needs {sum(new.values()) / 1e9:.3g} GB ({detail}) but "
+                                f"{self.directory} has {free / 1e9:.3g} GB free. Use --cache-dir on a larger disk. "
+                                f"{fix}")
 
     def _resume_state(self, progress_file: Path, f_tmp: Path, h_tmp: Path, n: int) -> dict | None:
         """The saved progress of an interrupted run, when it matches its partial files; else None."""

@@ -103,6 +103,12 @@ def _load_config_file(ctx: click.Context, _param, value: str | None) -> str | No
               help="Teacher hidden states pooled to this many tokens (0 = all); FTA aligns with them.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Teacher cache root (default: $DISTILTS_CACHE_DIR, else the user cache directory).")
+@click.option("--teacher-hidden", type=click.Choice(["cache", "online"]), default="cache", show_default=True,
+              help="Where FTA's teacher hidden states come from: the teacher cache (computed once, stored on disk), "
+                   "or the teacher run on every training batch (no hidden-state cache; for GPUs where recomputing "
+                   "is cheaper than storing).")
+@click.option("--max-cache-gb", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Refuse up front a teacher cache fill whose entry would exceed this many GB.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output student directory.")
 @click.option("--resume", is_flag=True, help="Continue the killed run in --out from its last epoch checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -112,8 +118,8 @@ def distill(teacher_name: str, teacher_path: str | None, student_name: str, data
             horizon: int, stride: int, max_train_windows: int | None, tau: float, alpha: float, beta: float,
             no_kd: bool, epochs: int, batch_size: int, lr: float, weight_decay: float, lr_schedule: str,
             patience: int, seed: int, device: str, amp: str, fta_latent: int, hidden_tokens: int,
-            cache_dir: str | None, out: str, resume: bool, quiet: bool, stop_after_epoch: int | None,
-            **student_flags: Any) -> None:
+            cache_dir: str | None, teacher_hidden: str, max_cache_gb: float | None, out: str, resume: bool,
+            quiet: bool, stop_after_epoch: int | None, **student_flags: Any) -> None:
     """Distil a teacher into a small student (DLinear or iTransformer) and write a student directory.
 
     \b
@@ -122,7 +128,9 @@ def distill(teacher_name: str, teacher_path: str | None, student_name: str, data
     Teacher outputs come from the teacher cache (filled once, on first use).
     Ablations: --no-kd --beta 0 (ground truth only, no teacher), --tau 0 (uniform KD), --beta 0 (no FTA).
     Writes model.safetensors, config.json, metrics.json, card.md, plots/, train_log.jsonl and checkpoint/.
+    Under torchrun: DistributedDataParallel, --batch-size is the global batch, rank 0 writes --out.
     """
+    from distilts.distill import distributed
     from distilts.distill.run import DistillSpec
     from distilts.distill.run import distill as run_distill
     from distilts.distill.trainer import TrainConfig
@@ -131,23 +139,29 @@ def distill(teacher_name: str, teacher_path: str | None, student_name: str, data
         student=student_name, student_kwargs=_student_kwargs(student_name, student_flags), teacher=teacher_name,
         teacher_path=teacher_path, data_args=data_args, lookback=lookback, horizon=horizon, stride=stride,
         hidden_tokens=hidden_tokens, cache_dir=cache_dir, max_train_windows=max_train_windows,
+        teacher_hidden=teacher_hidden, max_cache_gb=max_cache_gb,
         train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                           schedule=lr_schedule, patience=patience, seed=seed, device=device, amp=amp, alpha=alpha,
                           beta=beta, tau=tau, kd=not no_kd, fta_latent=fta_latent),
     )
-    if not spec.uses_teacher:
-        click.echo("ground truth only (--no-kd, --beta 0): no teacher is used")
-
     def stop_hook(epoch: int, _record: dict) -> None:
         if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < epochs:
             raise _Stopped(epoch)
 
-    try:
-        config, metrics, result = run_distill(spec, out, resume=resume, progress=not quiet, on_epoch_end=stop_hook,
-                                              log=click.echo)
-    except _Stopped as stop:
-        click.echo(f"stopped after epoch {stop.epoch} (checkpoint saved); continue with --resume")
-        raise SystemExit(75) from None
+    with distributed.session(device) as comm:
+        echo = click.echo if comm.is_main else (lambda *_a, **_k: None)
+        if comm.active:
+            echo(f"torchrun: {comm.world} ranks ({distributed.backend_for(device)}), global batch {batch_size}")
+        if not spec.uses_teacher:
+            echo("ground truth only (--no-kd, --beta 0): no teacher is used")
+        try:
+            config, metrics, result = run_distill(spec, out, resume=resume, progress=not quiet and comm.is_main,
+                                                  on_epoch_end=stop_hook, log=echo)
+        except _Stopped as stop:
+            echo(f"stopped after epoch {stop.epoch} (checkpoint saved); continue with --resume")
+            raise SystemExit(75) from None
+    if metrics is None:  # not rank 0
+        return
     click.echo(f"best epoch {result.best_epoch} of {result.epochs_run}"
                + (" (early stop)" if result.stopped_early else "") + f", {result.wall_s:.1f} s")
     _print_metrics(metrics, config)

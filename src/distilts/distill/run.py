@@ -11,6 +11,7 @@ from typing import Any, Callable
 import numpy as np
 
 from distilts.data import Dataset, Scaler, load_dataset
+from distilts.distill import distributed
 from distilts.distill.trainer import CHECKPOINT, TrainConfig, TrainData, TrainResult, train
 from distilts.errors import DataError, DistiltsError
 from distilts.utils import write_json
@@ -30,6 +31,8 @@ class DistillSpec:
     stride: int = 1
     hidden_tokens: int = 16
     cache_dir: str | None = None
+    teacher_hidden: str = "cache"  # "cache" (teacher cache) or "online" (teacher runs in the training loop)
+    max_cache_gb: float | None = None
     max_train_windows: int | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -56,6 +59,9 @@ class DistillSpec:
         """The JSON identity of the run (resume checks it; excludes the device)."""
         d = asdict(self)
         d["train"] = {k: v for k, v in d["train"].items() if k != "device"}
+        d.pop("max_cache_gb")  # a disk budget does not change the numbers
+        if d["teacher_hidden"] == "cache":  # the identity of runs from before the option existed
+            d.pop("teacher_hidden")
         return d
 
 
@@ -75,26 +81,31 @@ def teacher_outputs(dataset: Dataset, spec: DistillSpec, progress: bool = True, 
     """Fetch (computing once if missing) the teacher outputs this run needs from the teacher cache.
 
     Val windows use the run's stride, train windows `train_stride` (default: the same); test
-    metrics always use stride-1 windows. With one stride everywhere a single cache entry holds all
-    three parts (hidden states too when FTA is on: the layout `distilts teach --hidden` writes);
-    otherwise the differing parts come from their own entries.
+    metrics always use stride-1 windows. Hidden states (FTA) are cached for the train part only:
+    the train part with them is one entry, the forecasts of the other parts another (an entry
+    written by `distilts teach --hidden` serves both). Without FTA and with one stride everywhere a
+    single forecast-only entry holds all three parts.
     """
     from distilts.distill.cache import ensure_teacher_cache
 
     if not spec.uses_teacher:
         return TeacherOutputs()
-    fta = spec.train.use_fta
+    if spec.teacher_hidden not in ("cache", "online"):
+        raise DistiltsError(f"--teacher-hidden must be 'cache' or 'online' (got {spec.teacher_hidden!r}).")
+    online = spec.train.use_fta and spec.teacher_hidden == "online"
+    fta = spec.train.use_fta and not online
     train_stride = train_stride or spec.stride
 
     def cache(parts: tuple[str, ...], stride: int, hidden: bool):
         return ensure_teacher_cache(dataset, spec.teacher, spec.teacher_path, spec.lookback, spec.horizon,
                                     parts=parts, stride=stride, hidden=hidden, hidden_tokens=spec.hidden_tokens,
-                                    cache_dir=spec.cache_dir, device=spec.train.device, progress=progress)
+                                    cache_dir=spec.cache_dir, device=spec.train.device, progress=progress,
+                                    max_cache_gb=spec.max_cache_gb)
 
     eval_parts = ("val", "test") if spec.stride == 1 else ("val",)
     train = None
-    if spec.needs_teacher_training_outputs and train_stride == spec.stride:
-        main = train = cache(("train",) + eval_parts, spec.stride, fta)
+    if spec.needs_teacher_training_outputs and train_stride == spec.stride and not fta:
+        main = train = cache(("train",) + eval_parts, spec.stride, False)
     else:
         if spec.needs_teacher_training_outputs:
             train = cache(("train",), train_stride, fta)
@@ -106,6 +117,13 @@ def teacher_outputs(dataset: Dataset, spec: DistillSpec, progress: bool = True, 
         out.train_forecasts = train.forecasts("train")
     if fta:
         out.train_hidden = train.hidden("train")
+    if online:
+        from distilts.distill.online_hidden import OnlineHidden
+        from distilts.distill.teachers import load_teacher
+
+        teacher = load_teacher(spec.teacher, spec.teacher_path, spec.train.device)
+        out.train_hidden = OnlineHidden(teacher, dataset.windows("train", spec.lookback, spec.horizon, train_stride),
+                                        spec.hidden_tokens)
     return out
 
 
@@ -139,6 +157,8 @@ def distill(spec: DistillSpec, out: str | os.PathLike, *, resume: bool = False, 
     result = train(model, data, spec.train, out, settings=spec.settings(), resume=resume, progress=progress,
                    on_epoch_end=on_epoch_end)
     config = student_config(spec, dataset, teacher.info, result, train_stride)
+    if not distributed.current().is_main:  # under torchrun rank 0 writes the student directory
+        return config, None, result
     save_student_dir(out, model, config)
     config["param_count"] = param_count(model)
     metrics = evaluate(model, config, dataset, teacher, out, device=spec.train.device)
@@ -159,12 +179,14 @@ def student_config(spec: DistillSpec, dataset: Dataset, teacher_info: dict | Non
                  "split_scheme": spec.data_args.get("split"), "fill": spec.data_args.get("fill"),
                  "date_column": spec.data_args.get("date_column")},
         "loss": {"kd": spec.train.use_kd, "alpha": spec.train.alpha, "tau": spec.train.tau, "beta": spec.train.beta,
-                 "fta": result.fta, "hidden_tokens": spec.hidden_tokens if spec.train.use_fta else None},
+                 "fta": result.fta, "hidden_tokens": spec.hidden_tokens if spec.train.use_fta else None,
+                 "teacher_hidden": spec.teacher_hidden if spec.train.use_fta else None},
         "train": {**{k: v for k, v in asdict(spec.train).items() if k not in ("alpha", "beta", "tau", "kd")},
                   "stride": spec.stride, "train_stride": train_stride or spec.stride,
                   "max_train_windows": spec.max_train_windows, "epochs_run": result.epochs_run,
                   "best_epoch": result.best_epoch, "best_val_mse": result.best_val_mse, "stopped_early": result.stopped_early,
-                  "wall_s": round(result.wall_s, 3), "optimizer": "AdamW"},
+                  "wall_s": round(result.wall_s, 3), "optimizer": "AdamW",
+                  "ranks": distributed.current().world},
     }
 
 

@@ -28,24 +28,35 @@ from distilts.distill.teachers import TEACHERS
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
               help="Windows per teacher call (one resumable chunk).")
+@click.option("--max-cache-gb", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Refuse up front (before any teacher call) a fill whose cache entry would exceed this many GB.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def teach(teacher_name: str, teacher_path: str | None, data_args: dict, lookback: int, horizon: int, stride: int,
           parts: str, hidden: bool, hidden_tokens: int, cache_dir: str | None, device: str, batch_size: int,
-          quiet: bool) -> None:
+          max_cache_gb: float | None, quiet: bool) -> None:
     """Run a frozen teacher (TimeMoE, Chronos(-Bolt, -2), Moirai(-2), TimesFM) over every window and cache it.
 
     The cache is keyed by teacher checkpoint, data, window settings and hidden settings; a rerun
     with the same settings reuses it at once, and an interrupted run resumes where it stopped.
+    Under torchrun (`torchrun --nproc-per-node N -m distilts teach ...`) the chunks are shared out
+    across the ranks (NCCL on GPUs, gloo on CPU) and rank 0 assembles the same files.
     """
     from distilts.data import load_dataset
+    from distilts.distill import distributed
     from distilts.distill.cache import ensure_teacher_cache
 
     dataset = load_dataset(**data_args)
     part_list = [p.strip() for p in parts.split(",") if p.strip()]
-    cache = ensure_teacher_cache(
-        dataset, teacher_name, teacher_path, lookback, horizon, parts=part_list, stride=stride, hidden=hidden,
-        hidden_tokens=hidden_tokens, cache_dir=cache_dir, batch_size=batch_size, device=device, progress=not quiet,
-    )
+    with distributed.session(device) as comm:  # a no-op (no torch import) outside torchrun
+        cache = ensure_teacher_cache(
+            dataset, teacher_name, teacher_path, lookback, horizon, parts=part_list, stride=stride, hidden=hidden,
+            hidden_tokens=hidden_tokens, cache_dir=cache_dir, batch_size=batch_size, device=device,
+            progress=not quiet, max_cache_gb=max_cache_gb,
+        )
+    if not comm.is_main:
+        return
+    if comm.active:
+        click.echo(f"torchrun: {comm.world} ranks")
     records = cache.info["parts"]
     click.echo(f"teacher cache: {cache.directory}")
     click.echo(f"  {'reused (already complete; teacher not loaded)' if cache.reused else 'computed'}, "

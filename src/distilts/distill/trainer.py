@@ -6,6 +6,11 @@ function of seed and epoch), the LR of epoch e is a pure function of e (the "sch
 the epoch), and the checkpoint holds model, FTA, optimizer, torch RNG state and the early-stopping
 state; so a killed-and-resumed run ends with the same weights as an uninterrupted one.
 
+Under torchrun (`distilts.distill.distributed`): DistributedDataParallel over student + FTA; the
+same global order and global batch, each batch split over the ranks with a loss weight that makes
+DDP's gradient average the global batch's gradient; rank 0 scores validation and writes the log and
+the checkpoint (which holds every rank's RNG state).
+
 LR schedules (factor on --lr at epoch e of E): cosine `0.5 * (1 + cos(pi * e / E))`;
 step `0.5 ** e` (the DLinear/iTransformer reference "type1"); constant `1`.
 """
@@ -25,6 +30,7 @@ import torch
 from torch import nn
 
 from distilts.data.windows import Windows
+from distilts.distill import distributed
 from distilts.distill.checkpoint import (load_checkpoint, optimizer_from_parts, optimizer_to_parts, prefixed,
                                          save_checkpoint, unprefixed)
 from distilts.distill.evaluate import predict
@@ -105,13 +111,16 @@ class _Run:
 
     def __init__(self, model: nn.Module, data: TrainData, cfg: TrainConfig, device: str) -> None:
         self.model, self.data, self.cfg, self.device = model, data, cfg, device
+        self.comm = distributed.current()
         _check_data(data, cfg)
-        torch.manual_seed(cfg.seed)
+        torch.manual_seed(distributed.rank_seed(cfg.seed, self.comm.rank))
         self.fta: FTA | None = None
         if cfg.use_fta:
             _, _, n_tokens, d_teacher = data.teacher_hidden.shape
             self.fta = FTA(model.repr_dim, d_teacher, n_tokens, latent=cfg.fta_latent).to(device)
         model.to(device)
+        # under torchrun: student + FTA in one DDP module (rank 0's weights broadcast to all ranks)
+        self.ddp = distributed.wrap_ddp(_Objective(model, self.fta), device) if self.comm.active else None
         params = list(model.parameters()) + (list(self.fta.parameters()) if self.fta else [])
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp) if device == "cuda" else None
@@ -126,8 +135,11 @@ class _Run:
     # -- checkpoint --------------------------------------------------------------------------
     def save(self, directory: Path, settings: dict) -> None:
         opt_tensors, opt_meta = optimizer_to_parts(self.optimizer)
+        rng = self.comm.gather(torch.get_rng_state())  # every rank's stream, so a resume continues each
+        if not self.comm.is_main:
+            return
         tensors = {**prefixed(self.model.state_dict(), "model"), **prefixed(self.best_state, "best"),
-                   **opt_tensors, "rng.torch": torch.get_rng_state()}
+                   **opt_tensors, "rng.torch": rng[0], **{f"rng.torch.rank{r}": t for r, t in enumerate(rng) if r}}
         if self.fta is not None:
             tensors.update(prefixed(self.fta.state_dict(), "fta"))
         if torch.cuda.is_available():
@@ -153,7 +165,11 @@ class _Run:
         optimizer_from_parts(self.optimizer, tensors, meta["optimizer"])
         if self.scaler is not None and meta.get("grad_scaler"):
             self.scaler.load_state_dict(meta["grad_scaler"])
-        torch.set_rng_state(tensors["rng.torch"])
+        key = f"rng.torch.rank{self.comm.rank}" if self.comm.rank else "rng.torch"
+        if key in tensors:
+            torch.set_rng_state(tensors[key])
+        else:  # a rank the saved run did not have: a fresh stream of its own
+            torch.manual_seed(distributed.rank_seed(self.cfg.seed + int(meta["epoch"]), self.comm.rank))
         if "rng.cuda" in tensors and torch.cuda.is_available():
             torch.cuda.set_rng_state(tensors["rng.cuda"])
         self.epoch, self.history = meta["epoch"], meta["history"]
@@ -174,34 +190,44 @@ class _Run:
         seen = 0
         bar.start_epoch(self.epoch, math.ceil(len(order) / cfg.batch_size))
         for lo in range(0, len(order), cfg.batch_size):
-            idx = order[lo: lo + cfg.batch_size]
-            parts = self.step(idx)
-            seen += len(idx)
+            # --batch-size is the global batch: under torchrun each rank takes its share of it
+            idx, scale = distributed.shard_batch(order[lo: lo + cfg.batch_size], self.comm)
+            parts = self.step(idx, scale)
+            n = len(idx) if scale else 0
+            seen += n
             for k, v in parts.items():
-                sums[k] += v * len(idx)
-            bar.advance({k: v / seen for k, v in sums.items()})
+                sums[k] += v * n
+            bar.advance({k: v / max(1, seen) for k, v in sums.items()})
+        if self.comm.active:  # the epoch's means over all ranks' windows
+            *totals, seen = self.comm.sum([*sums.values(), seen])
+            sums = dict(zip(sums, totals))
         return {k: v / max(1, seen) for k, v in sums.items()} | {"lr": cfg.lr * factor}
 
-    def step(self, idx: np.ndarray) -> dict[str, float]:
+    def step(self, idx: np.ndarray, scale: float = 1.0) -> dict[str, float]:
         cfg, data, dev = self.cfg, self.data, self.device
         x, y = (torch.from_numpy(a).to(dev) for a in data.train.batch(idx))
         with torch.autocast("cuda", dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-            pred, h = self.model.forward_with_repr(x)
+            hidden_t = _rows(data.teacher_hidden, idx, dev) if self.fta is not None else None
+            if self.ddp is not None:
+                pred, fta = self.ddp(x, hidden_t)
+            else:
+                pred, h = self.model.forward_with_repr(x)
+                fta = self.fta.loss(h.float(), hidden_t) if self.fta is not None else None
             pred = pred.float()
             sup = torch.mean((pred - y) ** 2)
-            kd = fta = None
+            kd = None
             if cfg.use_kd:
                 kd = kd_loss(pred, _rows(data.teacher_forecasts, idx, dev), self.weights)
-            if self.fta is not None:
-                fta = self.fta.loss(h.float(), _rows(data.teacher_hidden, idx, dev))
             loss = total_loss(sup, kd, fta, cfg.alpha, cfg.beta)
+        # DDP averages gradients over ranks; `scale` makes that the global batch's gradient (shard_batch)
+        loss_to_step = loss * scale if self.ddp is not None else loss
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
-            self.scaler.scale(loss).backward()
+            self.scaler.scale(loss_to_step).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
-            loss.backward()
+            loss_to_step.backward()
             self.optimizer.step()
         return {"sup": sup.item(), "kd": kd.item() if kd is not None else 0.0,
                 "fta": fta.item() if fta is not None else 0.0, "loss": loss.item()}
@@ -220,17 +246,23 @@ def train(
     from distilts.distill.teachers.base import resolve_device
 
     start = time.perf_counter()
+    comm = distributed.current()
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if comm.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     settings = {**(settings or {}), "train": {k: v for k, v in asdict(cfg).items() if k != "device"}}
     state = _Run(model, data, cfg, resolve_device(cfg.device))
     if resume:
         state.restore(run_dir / CHECKPOINT, settings)
-    _write_log(run_dir / LOG, state.history)
-    with _Bar(progress) as bar:
+    if comm.is_main:
+        _write_log(run_dir / LOG, state.history)
+    with _Bar(progress and comm.is_main) as bar:
         while not state.finished and state.epoch < cfg.epochs:
             means = state.train_epoch(bar)
-            val_mse = float(np.mean((predict(model, data.val, 256, state.device) - data.val.targets()) ** 2))
+            val_mse = None
+            if comm.is_main:  # the weights are the same on every rank: rank 0 scores, the others follow
+                val_mse = float(np.mean((predict(model, data.val, 256, state.device) - data.val.targets()) ** 2))
+            val_mse = comm.broadcast(val_mse)
             improved = val_mse < state.best_val
             if improved:
                 state.best_val, state.best_epoch, state.bad_epochs = val_mse, state.epoch, 0
@@ -244,14 +276,28 @@ def train(
             state.epoch += 1
             state.stopped_early = state.bad_epochs >= cfg.patience
             state.finished = state.stopped_early or state.epoch >= cfg.epochs
-            _append_log(run_dir / LOG, record)
+            if comm.is_main:
+                _append_log(run_dir / LOG, record)
             state.save(run_dir / CHECKPOINT, settings)
+            comm.barrier()  # the checkpoint is on disk before any rank moves on (or is stopped)
             if on_epoch_end is not None:
                 on_epoch_end(state.epoch, record)
     model.load_state_dict(state.best_state)
     model.eval()
     return TrainResult(state.history, state.best_epoch + 1, state.best_val, state.stopped_early,
                        state.fta.settings() if state.fta else None, time.perf_counter() - start)
+
+
+class _Objective(nn.Module):
+    """Student and FTA as one module, so DistributedDataParallel syncs the gradients of both."""
+
+    def __init__(self, model: nn.Module, fta: FTA | None) -> None:
+        super().__init__()
+        self.model, self.fta = model, fta
+
+    def forward(self, x: torch.Tensor, hidden_t: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        pred, h = self.model.forward_with_repr(x)
+        return pred, (self.fta.loss(h.float(), hidden_t) if self.fta is not None else None)
 
 
 # -- helpers -----------------------------------------------------------------------------------
