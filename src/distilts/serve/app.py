@@ -1,0 +1,135 @@
+"""The FastAPI application serving one loaded, self-checked `Forecaster`."""
+
+
+import asyncio
+import json
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+
+from distilts.errors import require
+from distilts.runtime.forecaster import Forecaster
+from distilts.serve.batcher import Batcher
+from distilts.serve.request import RequestError, parse_request
+
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    max_batch: int = 256  # windows per request
+    micro_batch: bool = True  # concatenate queued requests into one predict call
+    batch_windows: int = 0  # windows per micro-batch; 0: the artifact's batch (target batch, else its largest file)
+    workers: int = 0  # predict calls at once; 0: the runtime's pool size
+
+    def body_limit(self, fc: Forecaster) -> int:
+        """Largest accepted body: 32 bytes per value of a full batch, plus 64 KiB."""
+        return self.max_batch * fc.lookback * len(fc.columns) * 32 + 65536
+
+
+def artifact_batch(fc: Forecaster) -> int:
+    """The batch the artifact was built to serve: its target's batch, else its largest fixed batch, else 64."""
+    target = fc.manifest.target or {}
+    fixed = [b for b in fc.batch_sizes if b is not None]
+    return int(target.get("batch") or (max(fixed) if fixed else 64))
+
+
+def model_summary(fc: Forecaster) -> dict:
+    """What `GET /model` answers: the manifest's facts a client needs."""
+    raw = fc.manifest.raw
+    return {"backend": fc.backend, "precision": fc.manifest.precision, "lookback": fc.lookback,
+            "horizon": fc.horizon, "columns": fc.columns, "freq_seconds": fc.manifest.freq_seconds,
+            "student": raw.get("student"), "target": fc.manifest.target, "verification": raw.get("verification"),
+            "quantization": raw.get("quantization"), "created_by": raw.get("created_by"),
+            "created_at": raw.get("created_at"), "batch_sizes": fc.batch_sizes,
+            "runtime": {"threads": fc.threads, "mode": fc.mode, "workers": fc.settings.workers,
+                        "backend_version": next(iter(fc.sessions.values())).version}}
+
+
+def create_app(fc: Forecaster, options: ServeOptions | None = None):
+    """A FastAPI app for `fc` (POST /forecast, GET /health, GET /model)."""
+    require("fastapi", "serve", "distilts serve")
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse, Response
+
+    opts = options or ServeOptions()
+    batch = opts.batch_windows or artifact_batch(fc)
+    batcher = Batcher(fc, opts.workers or fc.settings.workers, max_batch=max(batch, 1), micro_batch=opts.micro_batch)
+    limit = opts.body_limit(fc)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        batcher.close()  # graceful shutdown: uvicorn has drained the requests in flight
+
+    app = FastAPI(title="distilts forecast server", version=str(fc.manifest.raw.get("created_by", "")),
+                  lifespan=lifespan)
+    app.state.batcher = batcher
+    app.state.timings = {"parse_s": 0.0, "infer_s": 0.0, "encode_s": 0.0, "requests": 0}
+
+    def error(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status)
+
+    @app.post("/forecast")
+    async def forecast(request: Request) -> Response:
+        """Body: {"window": [L][D]} or {"windows": [B][L][D]}, optional "columns", "last_timestamp",
+        "step_seconds". Answers {"columns", "forecast" ([H][D] or [B][H][D]), "timestamps"?}."""
+        t0 = time.perf_counter()
+        try:
+            body = await _read_body(request, limit)
+            req = parse_request(body, fc, opts.max_batch)
+        except RequestError as exc:
+            return error(exc.status, exc.message)
+        t1 = time.perf_counter()
+        y = await batcher.predict(req.x)
+        t2 = time.perf_counter()
+        out: dict = {"columns": fc.columns, "forecast": (y[0] if req.single else y).tolist()}
+        if req.timestamps is not None:
+            out["timestamps"] = req.timestamps[0] if req.single else req.timestamps
+        text = json.dumps(out, allow_nan=False)  # a finite model answer; NaN would be a bug -> 500, not bad JSON
+        t3 = time.perf_counter()
+        tm = app.state.timings
+        tm["parse_s"] += t1 - t0
+        tm["infer_s"] += t2 - t1
+        tm["encode_s"] += t3 - t2
+        tm["requests"] += 1
+        return Response(text, media_type="application/json")
+
+    @app.get("/health")
+    async def health() -> Response:
+        """200 when the artifact still reproduces its golden forecast, 503 otherwise."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, fc.self_check)
+        except Exception as exc:  # noqa: BLE001 - any failure means: do not send traffic here
+            return error(503, f"self-check failed: {exc}")
+        return JSONResponse({"status": "ok", "self_check": "passed", "backend": fc.backend,
+                             "precision": fc.manifest.precision})
+
+    @app.get("/model")
+    async def model() -> Response:
+        return JSONResponse(model_summary(fc))
+
+    @app.get("/stats")
+    async def stats() -> Response:
+        """Where the server's time went (seconds summed over requests) and how often it batched."""
+        return JSONResponse({**app.state.timings, "predict_calls": batcher.calls, "windows": batcher.windows,
+                             "micro_batch": batcher.micro_batch, "batch_windows": batcher.max_batch,
+                             "workers": batcher.workers})
+
+    return app
+
+
+async def _read_body(request, limit: int) -> bytes:
+    """The request body, refusing (413) anything over `limit` bytes before reading it all."""
+    size = request.headers.get("content-length")
+    too_big = RequestError(413, f"The body is over this server's limit of {limit} bytes (set by --max-batch); "
+                                "send fewer windows per request.")
+    if size is not None and size.isdigit() and int(size) > limit:
+        raise too_big
+    chunks, total = [], 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,45 @@
+"""`distilts serve`: module level imports click only (lazy CLI)."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command(name="serve")
+@click.argument("artifact_dir", type=click.Path(file_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0 for every interface; put a proxy with TLS in front).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Backend threads per forecast call (default: the artifact target's, else 1).")
+@click.option("--mode", type=click.Choice(["latency", "throughput"]), default=None,
+              help="Backend settings (default: the artifact target's mode, else latency); docs/runtime.md.")
+@click.option("--max-batch", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Most windows one request may carry (bigger ones get 413); also sets the body size limit.")
+@click.option("--micro-batch/--no-micro-batch", default=False, show_default=True,
+              help="Join requests that queue while every worker is busy into one forecast call.")
+@click.option("--access-log/--no-access-log", default=True, show_default=True, help="One log line per request.")
+def serve(artifact_dir: str, host: str, port: int, threads: int | None, mode: str | None, max_batch: int,
+          micro_batch: bool, access_log: bool) -> None:
+    """Serve forecasts of a compiled artifact over HTTP (needs pip install "distilts[serve]").
+
+    \b
+    POST /forecast  {"window": [[...D values], ... L rows]} or {"windows": [B][L][D]},
+                    optional "columns", "last_timestamp", "step_seconds"
+    GET  /health    200 when the golden self-check passes
+    GET  /model     backend, precision, lookback, horizon, columns, verification
+    Stops gracefully on Ctrl-C / SIGTERM (requests in flight are answered first).
+    """
+    from distilts.errors import require
+
+    uvicorn = require("uvicorn", "serve", "distilts serve")
+    from distilts.runtime.forecaster import Forecaster
+    from distilts.serve.app import ServeOptions, create_app
+
+    fc = Forecaster.load(artifact_dir, threads=threads, mode=mode)  # checksums + golden self-check
+    app = create_app(fc, ServeOptions(max_batch=max_batch, micro_batch=micro_batch))
+    click.echo(f"serving {artifact_dir} ({fc.backend}-{fc.manifest.precision}, L={fc.lookback}, H={fc.horizon}, "
+               f"{len(fc.columns)} columns; {fc.mode} mode, {fc.threads} thread(s) x {fc.settings.workers} "
+               f"worker(s)) on http://{host}:{port}", err=True)
+    uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info",
+                timeout_graceful_shutdown=30)
