@@ -2,10 +2,11 @@
 
 
 import asyncio
-import json
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+
+import numpy as np
 
 
 from distilts.errors import require
@@ -49,6 +50,7 @@ def model_summary(fc: Forecaster) -> dict:
 def create_app(fc: Forecaster, options: ServeOptions | None = None):
     """A FastAPI app for `fc` (POST /forecast, GET /health, GET /model)."""
     require("fastapi", "serve", "distilts serve")
+    orjson = require("orjson", "serve", "distilts serve")
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, Response
 
@@ -83,10 +85,14 @@ def create_app(fc: Forecaster, options: ServeOptions | None = None):
         t1 = time.perf_counter()
         y = await batcher.predict(req.x)
         t2 = time.perf_counter()
-        out: dict = {"columns": fc.columns, "forecast": (y[0] if req.single else y).tolist()}
+        if not np.isfinite(y).all():  # finite input, overflowing forecast: never send a partial answer
+            return error(422, "The forecast is not finite for this input: its values are far outside the range "
+                              "the model was trained on. Check the units and scale of the window.")
+        out: dict = {"columns": fc.columns, "forecast": np.ascontiguousarray(y[0] if req.single else y)}
         if req.timestamps is not None:
             out["timestamps"] = req.timestamps[0] if req.single else req.timestamps
-        text = json.dumps(out, allow_nan=False)  # a finite model answer; NaN would be a bug -> 500, not bad JSON
+        # float32 values in their shortest form that reads back to the same float32
+        text = orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY)
         t3 = time.perf_counter()
         tm = app.state.timings
         tm["parse_s"] += t1 - t0

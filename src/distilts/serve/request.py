@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
+import orjson
 
 from distilts.errors import DataError
 from distilts.runtime.forecaster import Forecaster
@@ -33,9 +34,12 @@ class ForecastRequest:
 def parse_request(body: bytes, fc: Forecaster, max_batch: int) -> ForecastRequest:
     """The windows of a request body, validated against the artifact (shape, values, columns, batch)."""
     try:
-        req = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RequestError(400, f"The body is not valid JSON ({exc}). Send e.g. {EXAMPLE}") from None
+        req = orjson.loads(body)  # ~10x faster than json; strict JSON (no NaN/Infinity literals)
+    except orjson.JSONDecodeError:
+        try:  # the standard parser also reads NaN/Infinity, so they get their own message below
+            req = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RequestError(400, f"The body is not valid JSON ({exc}). Send e.g. {EXAMPLE}") from None
     if not isinstance(req, dict):
         raise RequestError(422, f"The body must be a JSON object, e.g. {EXAMPLE}")
     unknown = sorted(set(req) - {"window", "windows", "columns", "last_timestamp", "step_seconds"})
