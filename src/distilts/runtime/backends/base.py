@@ -6,8 +6,7 @@ import os
 import queue
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -45,29 +44,31 @@ class RunSettings:
 
 class Pool(Generic[W]):
     """Workers that are not thread-safe (a LiteRT interpreter, an OpenVINO infer request), lent to one
-    thread at a time. Created on first need up to `size`; callers beyond that wait for a free one."""
+    thread at a time: `w = pool.get()` ... `pool.put(w)`. Created on first need up to `size`; callers
+    beyond that wait for a free one. The fast path is one C-level queue get and put (~1 us)."""
 
     def __init__(self, make: Callable[[], W], size: int, first: W | None = None) -> None:
         self._make = make
-        self._slots = threading.BoundedSemaphore(size)
+        self.size = max(1, size)
         self._idle: queue.SimpleQueue[W] = queue.SimpleQueue()
+        self._lock = threading.Lock()
         self.created = 0
         if first is not None:
             self._idle.put(first)
             self.created = 1
 
-    @contextmanager
-    def lend(self) -> Iterator[W]:
-        with self._slots:
-            try:
-                worker = self._idle.get_nowait()
-            except queue.Empty:
-                worker = self._make()
-                self.created += 1
-            try:
-                yield worker
-            finally:
-                self._idle.put(worker)
+    def get(self) -> W:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            grow = self.created < self.size
+            self.created += grow
+        return self._make() if grow else self._idle.get()
+
+    def put(self, worker: W) -> None:
+        self._idle.put(worker)
 
 
 class Session(ABC):

@@ -57,8 +57,11 @@ class OpenVinoSession(Session):
         self.settings = settings
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        with self._pool.lend() as req:
+        req = self._pool.get()
+        try:
             return req.run(x)
+        finally:
+            self._pool.put(req)
 
     @property
     def version(self) -> str:

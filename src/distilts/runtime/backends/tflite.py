@@ -57,8 +57,11 @@ class TfliteSession(Session):
         self.settings = settings
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        with self._pool.lend() as interp:
+        interp = self._pool.get()
+        try:
             return interp.run(x, self.batch is None)
+        finally:
+            self._pool.put(interp)
 
     @property
     def version(self) -> str:
