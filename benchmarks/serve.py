@@ -116,7 +116,7 @@ def raw_runtime(art: str, xs: np.ndarray, args) -> dict:
     from distilts.serve.app import artifact_batch
     from distilts.serve.request import parse_request
 
-    fc = Forecaster.load(art)  # the server's defaults: the target's settings, else latency mode, 1 thread
+    fc = Forecaster.load(art, mode=args.mode)  # the server's settings
     sess1 = fc.sessions[1] if 1 in fc.sessions else fc.sessions[None]
     x1 = xs[:1]
     batch = artifact_batch(fc)
@@ -132,6 +132,10 @@ def raw_runtime(art: str, xs: np.ndarray, args) -> dict:
     out["overhead_us"] = out["predict_us"] - out["session_us"]
     out["batched_wps"] = batch / per_call_us(lambda: fc.predict(xb), args.micro_s, min_calls=5) * 1e6
     out["scaling_wps"] = {t: thread_scaling(fc, xs, t, args.scaling_s) for t in (1, 2, 4, 8)}
+    other = "latency" if args.mode == "throughput" else "throughput"
+    fc2 = Forecaster.load(art, mode=other)
+    out["scaling_other"] = {"mode": other, "predict_us": per_call_us(lambda: fc2.predict(xs[0]), args.micro_s),
+                            "wps": {t: thread_scaling(fc2, xs, t, args.scaling_s) for t in (1, 2, 4, 8)}}
     return out
 
 
@@ -152,9 +156,10 @@ def get(port: int, path: str) -> tuple[int, Any]:
         c.close()
 
 
-def start_server(art: str, micro: bool, log: Path) -> tuple[subprocess.Popen, int]:
+def start_server(art: str, micro: bool, mode: str, processes: int, log: Path) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    cmd = [*DISTILTS, "serve", art, "--host", HOST, "--port", str(port), "--micro-batch" if micro else "--no-micro-batch"]
+    cmd = [*DISTILTS, "serve", art, "--host", HOST, "--port", str(port), "--mode", mode,
+           "--micro-batch" if micro else "--no-micro-batch", "--processes", str(processes)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -234,7 +239,7 @@ def serve_levels(art: str, micro: bool, xs: np.ndarray, ref: np.ndarray, args, l
     man = read_manifest(art)
     atol, rtol = man.atol, man.rtol
     bodies = [json.dumps({"window": x.tolist()}).encode() for x in xs]
-    proc, port = start_server(art, micro, log)
+    proc, port = start_server(art, micro, args.mode, args.processes, log)
     try:
         levels = []
         for c in args.levels:
@@ -268,7 +273,8 @@ def render(payload: dict) -> str:
     lines = ["### Serving: `distilts serve` under concurrent HTTP load", "",
              f"Machine: {m['processor']}, {m['cpu_count']} cores; {m['date']}; commit {payload.get('commit')}; "
              f"load average {payload['load_before']:.2f} before, {payload['load_after']:.2f} after. DLinear "
-             f"L={a['lookback']} H={a['horizon']} (7 ETTh1 columns), fp32, one window per request; per level at "
+             f"L={a['lookback']} H={a['horizon']} (7 ETTh1 columns), fp32, {a.get('mode', 'throughput')} mode, one "
+             f"window per request; per level at "
              f"most {a['requests']} requests or {a['seconds']} s; client and server share the machine.", ""]
     rows = []
     for art in payload["artifacts"]:
@@ -288,7 +294,14 @@ def render(payload: dict) -> str:
               "HTTP (uvicorn, FastAPI routing) and the client. raw = `Forecaster.predict` in-process, batch 1 and at "
               "the artifact's batch.", "",
               "### Runtime: per-call cost at batch 1 and thread scaling (one shared Forecaster)", ""]
-    rrows = [{**art["raw"], **{f"t{t}": v for t, v in art["raw"]["scaling_wps"].items()}} for art in payload["artifacts"]]
+    rrows = []
+    for art in payload["artifacts"]:
+        raw = art["raw"]
+        rrows.append({**raw, **{f"t{t}": v for t, v in raw["scaling_wps"].items()}})
+        if "scaling_other" in raw:
+            o = raw["scaling_other"]
+            rrows.append({"backend": raw["backend"], "mode": o["mode"], "threads": raw["threads"],
+                          "predict_us": o["predict_us"], **{f"t{t}": v for t, v in o["wps"].items()}})
     rcols = [("backend", "backend"), ("mode", "mode"), ("threads", "threads/call"), ("workers", "workers"),
              ("session_us", "session.run us"), ("predict_us", "predict us"), ("overhead_us", "predict overhead us"),
              ("parse_us", "parse body us"), ("encode_us", "encode answer us"), ("batch", "batch"),
@@ -309,6 +322,10 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=2000, help="most requests per level")
     p.add_argument("--seconds", type=float, default=8.0, help="most seconds per level")
     p.add_argument("--micro", choices=["off", "on", "both"], default="both")
+    p.add_argument("--processes", type=int, default=1, help="server processes (distilts serve --processes; /stats "
+                   "then covers one process only)")
+    p.add_argument("--mode", choices=["latency", "throughput"], default="throughput",
+                   help="runtime mode of the server and of the raw runtime rows (serve's default: throughput)")
     p.add_argument("--micro-s", type=float, default=1.0, help="seconds per in-process micro-benchmark")
     p.add_argument("--scaling-s", type=float, default=2.0, help="seconds per thread-scaling point")
     p.add_argument("--windows", type=int, default=64, help="distinct test windows the requests cycle through")

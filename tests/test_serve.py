@@ -146,6 +146,36 @@ def test_concurrent_requests_equal_serial(server, fc):
     assert not errors, errors[:3]
 
 
+def test_serve_command_starts_answers_and_shuts_down_gracefully(fc):
+    import signal
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "distilts", "serve", str(fc.manifest.directory), "--port",
+                             str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                status, out = Client(f"http://127.0.0.1:{port}").request("GET", "/health")
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
+                time.sleep(0.2)
+        assert status == 200
+        status, out = Client(f"http://127.0.0.1:{port}").request(
+            "POST", "/forecast", {"window": fc.manifest.golden_input[0].tolist()})
+        assert status == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        log, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, log
+    assert "throughput mode" in log and '"POST /forecast HTTP/1.1" 200' in log  # default mode; access log
+
+
 def test_serve_command_help_and_missing_artifact():
     out = subprocess.run([sys.executable, "-m", "distilts", "serve", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "POST /forecast" in out.stdout

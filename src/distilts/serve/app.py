@@ -67,6 +67,7 @@ def create_app(fc: Forecaster, options: ServeOptions | None = None):
     app = FastAPI(title="distilts forecast server", version=str(fc.manifest.raw.get("created_by", "")),
                   lifespan=lifespan)
     app.state.batcher = batcher
+    app.state.forecaster = fc
     app.state.timings = {"parse_s": 0.0, "infer_s": 0.0, "encode_s": 0.0, "requests": 0}
 
     def error(status: int, message: str) -> JSONResponse:
@@ -139,3 +140,22 @@ async def _read_body(request, limit: int) -> bytes:
             raise too_big
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+ENV = "DISTILTS_SERVE_CONFIG"  # how `distilts serve --processes N` passes its settings to each process
+
+
+def app_from_config(config: dict):
+    """Load the artifact of `config` (artifact_dir, threads, mode, max_batch, micro_batch) and build its app."""
+    fc = Forecaster.load(config["artifact_dir"], threads=config.get("threads"), mode=config.get("mode"))
+    return create_app(fc, ServeOptions(max_batch=config.get("max_batch", 256),
+                                       micro_batch=config.get("micro_batch", False)))
+
+
+def app_from_env():
+    """uvicorn factory for server processes: the config `distilts serve` put in $DISTILTS_SERVE_CONFIG."""
+    import json
+    import os
+
+    return app_from_config(json.loads(os.environ[ENV]))
+

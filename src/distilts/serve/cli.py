@@ -13,14 +13,17 @@ import click
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Backend threads per forecast call (default: the artifact target's, else 1).")
 @click.option("--mode", type=click.Choice(["latency", "throughput"]), default=None,
-              help="Backend settings (default: the artifact target's mode, else latency); docs/runtime.md.")
+              help="Backend settings (default: the artifact target's mode, else throughput); docs/runtime.md.")
 @click.option("--max-batch", type=click.IntRange(min=1), default=256, show_default=True,
               help="Most windows one request may carry (bigger ones get 413); also sets the body size limit.")
 @click.option("--micro-batch/--no-micro-batch", default=False, show_default=True,
               help="Join requests that queue while every worker is busy into one forecast call.")
+@click.option("--processes", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Server processes sharing the port, each with its own loaded model (HTTP and JSON work is "
+                   "bound to one core per process).")
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="One log line per request.")
 def serve(artifact_dir: str, host: str, port: int, threads: int | None, mode: str | None, max_batch: int,
-          micro_batch: bool, access_log: bool) -> None:
+          micro_batch: bool, processes: int, access_log: bool) -> None:
     """Serve forecasts of a compiled artifact over HTTP (needs pip install "distilts[serve]").
 
     \b
@@ -30,16 +33,28 @@ def serve(artifact_dir: str, host: str, port: int, threads: int | None, mode: st
     GET  /model     backend, precision, lookback, horizon, columns, verification
     Stops gracefully on Ctrl-C / SIGTERM (requests in flight are answered first).
     """
+    import json
+    import os
+
     from distilts.errors import require
 
     uvicorn = require("uvicorn", "serve", "distilts serve")
-    from distilts.runtime.forecaster import Forecaster
-    from distilts.serve.app import ServeOptions, create_app
+    from distilts.runtime.manifest import read_manifest
+    from distilts.serve.app import ENV, app_from_config
 
-    fc = Forecaster.load(artifact_dir, threads=threads, mode=mode)  # checksums + golden self-check
-    app = create_app(fc, ServeOptions(max_batch=max_batch, micro_batch=micro_batch))
+    if mode is None:  # a server answers many callers at once: throughput unless the target says otherwise
+        mode = (read_manifest(artifact_dir, verify_checksums=False).target or {}).get("mode") or "throughput"
+    config = {"artifact_dir": artifact_dir, "threads": threads, "mode": mode, "max_batch": max_batch,
+              "micro_batch": micro_batch}
+    app = app_from_config(config)  # checksums + golden self-check here, before any port is opened
+    fc = app.state.forecaster
     click.echo(f"serving {artifact_dir} ({fc.backend}-{fc.manifest.precision}, L={fc.lookback}, H={fc.horizon}, "
                f"{len(fc.columns)} columns; {fc.mode} mode, {fc.threads} thread(s) x {fc.settings.workers} "
-               f"worker(s)) on http://{host}:{port}", err=True)
-    uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info",
-                timeout_graceful_shutdown=30)
+               f"worker(s){f' x {processes} processes' if processes > 1 else ''}) on http://{host}:{port}", err=True)
+    common = {"host": host, "port": port, "access_log": access_log, "log_level": "info",
+              "timeout_graceful_shutdown": 30}
+    if processes == 1:
+        uvicorn.run(app, **common)
+    else:  # each process imports the app factory and loads (and self-checks) its own Forecaster
+        os.environ[ENV] = json.dumps(config)
+        uvicorn.run("distilts.serve.app:app_from_env", factory=True, workers=processes, **common)
