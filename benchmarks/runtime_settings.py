@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import ROOT, git_commit, machine_info, markdown_table, text_table, write_outputs  # noqa: E402
-from serve import build_artifacts, per_call_us  # noqa: E402
+from serve import build_artifacts, paired_us, per_call_us  # noqa: E402
 
 
 def onnx_rows(path: Path, x1: np.ndarray, xb: np.ndarray, s: float) -> list[dict]:
@@ -40,8 +40,8 @@ def onnx_rows(path: Path, x1: np.ndarray, xb: np.ndarray, s: float) -> list[dict
         o.add_session_config_entry("session.intra_op.allow_spinning", spin)
         sess = ort.InferenceSession(str(path / "model.onnx"), o, providers=["CPUExecutionProvider"])
         rows.append({"backend": "onnx", "setting": f"graph opt {name}, intra threads {threads}, spinning {spin}",
-                     "b1_us": per_call_us(lambda: sess.run(["y"], {"x": x1}), s),
-                     "batched_wps": len(xb) / per_call_us(lambda: sess.run(["y"], {"x": xb}), s, 5) * 1e6})
+                     "b1": lambda sess=sess: sess.run(["y"], {"x": x1}),
+                     "batched": lambda sess=sess: sess.run(["y"], {"x": xb})})
     return rows
 
 
@@ -58,19 +58,19 @@ def openvino_rows(path: Path, x1: np.ndarray, xb: np.ndarray, s: float) -> list[
         if hint == "LATENCY":
             cfg["INFERENCE_NUM_THREADS"] = 1
         cm = core.compile_model(model, "CPU", cfg)
-        req = cm.create_infer_request()
         label = f"{hint}, precision {prec or 'default (' + default_prec + ')'}"
-        calls = {"infer({0: x})": lambda x: req.infer({0: x}),
-                 "infer(share_inputs, share_outputs)": lambda x: req.infer({0: x}, share_inputs=True, share_outputs=True)}
+        calls = {"infer({0: x})": lambda req, x: req.infer({0: x}),
+                 "infer(share_inputs, share_outputs)":
+                     lambda req, x: req.infer({0: x}, share_inputs=True, share_outputs=True)}
         for call, fn in calls.items():
             if prec is None and call != "infer({0: x})":
                 continue
-            rows.append({"backend": "openvino", "setting": f"{label}, {call}", "b1_us": per_call_us(lambda: fn(x1), s),
-                         "batched_wps": len(xb) / per_call_us(lambda: fn(xb), s, 5) * 1e6})
+            r1, rb = cm.create_infer_request(), cm.create_infer_request()
+            rows.append({"backend": "openvino", "setting": f"{label}, {call}",
+                         "b1": lambda fn=fn, r1=r1: fn(r1, x1), "batched": lambda fn=fn, rb=rb: fn(rb, xb)})
         if prec:  # the runtime's call: a pre-set input tensor sharing a numpy buffer, output copied
-            buf1, bufb = np.empty_like(x1), np.empty_like(xb)
-
-            def preset(x, buf):
+            def preset(x):
+                req, buf = cm.create_infer_request(), np.empty_like(x)
                 req.set_input_tensor(ov.Tensor(buf, shared_memory=True))
 
                 def call():
@@ -78,10 +78,8 @@ def openvino_rows(path: Path, x1: np.ndarray, xb: np.ndarray, s: float) -> list[
                     req.infer()
                     return req.get_output_tensor(0).data.copy()
                 return call
-            b1 = per_call_us(preset(x1, buf1), s)
-            bb = per_call_us(preset(xb, bufb), s, 5)
             rows.append({"backend": "openvino", "setting": f"{label}, pre-set shared input tensor (runtime)",
-                         "b1_us": b1, "batched_wps": len(xb) / bb * 1e6})
+                         "b1": preset(x1), "batched": preset(xb)})
     return rows
 
 
@@ -90,21 +88,20 @@ def tflite_rows(path: Path, x1: np.ndarray, xb: np.ndarray, s: float) -> list[di
 
     rows = []
     files = {int(p.stem.split("-b")[-1]): p for p in path.glob("model-b*.tflite")}
-    for threads in (1, 2):
-        r = {"backend": "tflite", "setting": f"num_threads {threads}"}
-        for b, key in ((1, "b1_us"), (max(files), "batched_wps")):
-            it = lite.Interpreter(model_path=str(files[b]), num_threads=threads)
-            it.allocate_tensors()
-            i, o = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
-            x = x1 if b == 1 else np.ascontiguousarray(np.resize(xb, (b, *xb.shape[1:])))
+    def make(b: int, threads: int):
+        it = lite.Interpreter(model_path=str(files[b]), num_threads=threads)
+        it.allocate_tensors()
+        i, o = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
+        x = x1 if b == 1 else np.ascontiguousarray(np.resize(xb, (b, *xb.shape[1:])))
 
-            def call():
-                it.set_tensor(i, x)
-                it.invoke()
-                return it.get_tensor(o)
-            us = per_call_us(call, s, 5 if b > 1 else 50)
-            r[key] = us if b == 1 else b / us * 1e6
-        rows.append(r)
+        def call():
+            it.set_tensor(i, x)
+            it.invoke()
+            return it.get_tensor(o)
+        return call
+    for threads in (1, 2):
+        rows.append({"backend": "tflite", "setting": f"num_threads {threads}", "b1": make(1, threads),
+                     "batched": make(max(files), threads), "batch": max(files)})
     return rows
 
 
@@ -115,12 +112,32 @@ def forecaster_rows(path: Path, x1: np.ndarray, xb: np.ndarray, s: float) -> lis
     for mode in ("latency", "throughput"):
         fc = Forecaster.load(path, threads=1, mode=mode)
         sess = fc.sessions.get(1) or fc.sessions[None]
-        run_us = per_call_us(lambda: sess.run(x1), s)
-        pred_us = per_call_us(lambda: fc.predict(x1[0]), s)
-        rows.append({"backend": fc.backend, "setting": f"Forecaster {mode} mode, 1 thread: session.run / predict",
-                     "b1_us": pred_us, "session_us": run_us, "overhead_us": pred_us - run_us,
-                     "batched_wps": len(xb) / per_call_us(lambda: fc.predict(xb), s, 5) * 1e6})
+        rows.append({"backend": fc.backend, "setting": f"Forecaster {mode} mode, 1 thread: predict",
+                     "b1": lambda fc=fc: fc.predict(x1[0]), "batched": lambda fc=fc: fc.predict(xb),
+                     "session": lambda sess=sess: sess.run(x1)})
     return rows
+
+
+def measure(rows: list[dict], seconds: float, rounds: int = 5) -> None:
+    """Per-call times of every row's callables, in `rounds` round-robin passes (median kept), so that a
+    load that comes and goes on a shared machine hits every row alike. The Forecaster rows also get
+    their session call timed in alternation with predict (paired_us)."""
+    keys = [(r, k) for r in rows for k in ("b1", "batched")]
+    times: dict[int, list[float]] = {i: [] for i in range(len(keys))}
+    for _ in range(rounds):
+        for i, (r, k) in enumerate(keys):
+            times[i].append(per_call_us(r[k], seconds / rounds, 50 if k == "b1" else 5))
+    for i, (r, k) in enumerate(keys):
+        us = float(np.median(times[i]))
+        if k == "b1":
+            r["b1_us"] = us
+        else:
+            r["batched_wps"] = r["batch"] / us * 1e6
+    for r in rows:
+        if "session" in r:
+            r["session_us"], r["b1_us"], r["overhead_us"] = paired_us(r["session"], r["b1"], seconds)
+        for k in ("b1", "batched", "session"):
+            r.pop(k, None)
 
 
 def main() -> None:
@@ -130,7 +147,7 @@ def main() -> None:
     p.add_argument("--lookback", type=int, default=512)
     p.add_argument("--horizon", type=int, default=96)
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--seconds", type=float, default=1.0, help="seconds per measurement")
+    p.add_argument("--seconds", type=float, default=2.0, help="seconds per measurement (over all rounds)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "runs" / "serve"))
     args = p.parse_args()
     out = Path(args.out)
@@ -144,16 +161,19 @@ def main() -> None:
         x1 = rng.normal(0, 1, (1, man["lookback"], len(man["columns"]))).astype(np.float32)
         xb = np.ascontiguousarray(np.repeat(x1, args.batch, axis=0))
         backend_rows = {"onnx": onnx_rows, "openvino": openvino_rows, "tflite": tflite_rows}[man["backend"]]
-        for r in backend_rows(art, x1, xb, args.seconds) + forecaster_rows(art, x1, xb, args.seconds):
-            r["batch"] = args.batch
+        these = backend_rows(art, x1, xb, args.seconds) + forecaster_rows(art, x1, xb, args.seconds)
+        for r in these:
+            r.setdefault("batch", args.batch)
+        measure(these, args.seconds)
+        for r in these:
             rows.append(r)
-            print(f"{r['backend']:>9} {r['setting']:<75} b=1 {r['b1_us']:8.1f} us  b={args.batch} "
+            print(f"{r['backend']:>9} {r['setting']:<75} b=1 {r['b1_us']:8.1f} us  b={r['batch']} "
                   f"{r['batched_wps']:9.0f} windows/s", flush=True)
     payload = {"args": vars(args), "machine": machine_info(), "commit": git_commit(), "load_before": load_before,
                "load_after": os.getloadavg()[0], "rows": rows}
     cols = [("backend", "backend"), ("setting", "setting"), ("b1_us", "batch-1 us/call"),
             ("session_us", "session.run us"), ("overhead_us", "predict overhead us"),
-            ("batched_wps", f"batch-{args.batch} windows/s")]
+            ("batch", "batch"), ("batched_wps", "batched windows/s")]
     m = payload["machine"]
     md = (f"### Runtime settings per backend (DLinear L={args.lookback} H={args.horizon}, fp32)\n\n"
           f"Machine: {m['processor']}, {m['cpu_count']} cores; {m['date']}; commit {payload['commit']}; load average "

@@ -90,6 +90,20 @@ def per_call_us(fn, budget_s: float, min_calls: int = 50) -> float:
     return float(np.median(reps))
 
 
+def paired_us(fa, fb, budget_s: float, reps: int = 9) -> tuple[float, float, float]:
+    """Medians of `fa()` and `fb()` times (us) and of their per-repeat difference, measured alternately
+    so that a noisy machine slows both alike."""
+    n = max(50, int(budget_s / reps / 2 / (per_call_us(fa, 0.05) * 1e-6)))
+    a, b = [], []
+    for _ in range(reps):
+        for fn, acc in ((fa, a), (fb, b)):
+            t = time.perf_counter()
+            for _ in range(n):
+                fn()
+            acc.append((time.perf_counter() - t) / n * 1e6)
+    return float(np.median(a)), float(np.median(b)), float(np.median(np.subtract(b, a)))
+
+
 def thread_scaling(fc, xs: np.ndarray, threads: int, seconds: float) -> float:
     """Batch-1 windows/s of `threads` threads sharing one Forecaster."""
     stop = time.perf_counter() + seconds
@@ -123,13 +137,15 @@ def raw_runtime(art: str, xs: np.ndarray, args) -> dict:
     xb = np.ascontiguousarray(np.resize(xs, (batch, *xs.shape[1:])))
     body = json.dumps({"window": xs[0].tolist()}).encode()
     y = fc.predict(xs[0])
+    import orjson
+
+    session_us, predict_us, overhead_us = paired_us(lambda: sess1.run(x1), lambda: fc.predict(xs[0]), args.micro_s * 2)
     out = {"artifact": art, "backend": fc.backend, "precision": fc.manifest.precision, "threads": fc.threads,
-           "mode": fc.mode, "workers": fc.settings.workers, "batch": batch,
-           "session_us": per_call_us(lambda: sess1.run(x1), args.micro_s),
-           "predict_us": per_call_us(lambda: fc.predict(xs[0]), args.micro_s),
+           "mode": fc.mode, "workers": fc.settings.workers, "batch": batch, "session_us": session_us,
+           "predict_us": predict_us, "overhead_us": overhead_us,
            "parse_us": per_call_us(lambda: parse_request(body, fc, 256), args.micro_s),
-           "encode_us": per_call_us(lambda: json.dumps({"columns": fc.columns, "forecast": y.tolist()}), args.micro_s)}
-    out["overhead_us"] = out["predict_us"] - out["session_us"]
+           "encode_us": per_call_us(lambda: orjson.dumps({"columns": fc.columns, "forecast": y},
+                                                         option=orjson.OPT_SERIALIZE_NUMPY), args.micro_s)}
     out["batched_wps"] = batch / per_call_us(lambda: fc.predict(xb), args.micro_s, min_calls=5) * 1e6
     out["scaling_wps"] = {t: thread_scaling(fc, xs, t, args.scaling_s) for t in (1, 2, 4, 8)}
     other = "latency" if args.mode == "throughput" else "throughput"
