@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -105,8 +106,6 @@ def test_bad_requests_get_4xx_naming_the_problem(server, body, status, match):
     got, out = Client(server[0]).request("POST", "/forecast", body)
     assert got == status, out
     assert set(out) == {"error"}
-    import re
-
     assert re.search(match, out["error"]), out["error"]
 
 

@@ -1,5 +1,7 @@
-"""The FastAPI application serving one loaded, self-checked `Forecaster`."""
+"""The FastAPI application serving one loaded, self-checked `Forecaster`.
 
+(No `from __future__ import annotations` here: FastAPI reads the handlers' annotations at runtime.)
+"""
 
 import asyncio
 import time
@@ -8,18 +10,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
 from distilts.errors import require
 from distilts.runtime.forecaster import Forecaster
 from distilts.serve.batcher import Batcher
 from distilts.serve.request import RequestError, parse_request
 
 
-
 @dataclass(frozen=True)
 class ServeOptions:
     max_batch: int = 256  # windows per request
-    micro_batch: bool = True  # concatenate queued requests into one predict call
+    micro_batch: bool = False  # concatenate queued requests into one predict call
     batch_windows: int = 0  # windows per micro-batch; 0: the artifact's batch (target batch, else its largest file)
     workers: int = 0  # predict calls at once; 0: the runtime's pool size
 
@@ -40,7 +40,7 @@ def model_summary(fc: Forecaster) -> dict:
     raw = fc.manifest.raw
     return {"backend": fc.backend, "precision": fc.manifest.precision, "lookback": fc.lookback,
             "horizon": fc.horizon, "columns": fc.columns, "freq_seconds": fc.manifest.freq_seconds,
-            "student": raw.get("student"), "target": fc.manifest.target, "verification": raw.get("verification"),
+            "student": {k: v for k, v in (raw.get("student") or {}).items() if k != "dir"}, "target": fc.manifest.target, "verification": raw.get("verification"),
             "quantization": raw.get("quantization"), "created_by": raw.get("created_by"),
             "created_at": raw.get("created_at"), "batch_sizes": fc.batch_sizes,
             "runtime": {"threads": fc.threads, "mode": fc.mode, "workers": fc.settings.workers,

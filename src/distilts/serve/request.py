@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
-import orjson
 
-from distilts.errors import DataError
+from distilts.errors import DataError, require
 from distilts.runtime.forecaster import Forecaster
 
+orjson = require("orjson", "serve", "distilts serve")
 EXAMPLE = '{"window": [[v1, ..., vD], ... L rows], "columns": [...], "last_timestamp": "2018-06-26 19:00:00"}'
 
 
