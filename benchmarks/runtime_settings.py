@@ -118,6 +118,29 @@ def forecaster_rows(path: Path, x1: np.ndarray, xb: np.ndarray, s: float) -> lis
     return rows
 
 
+def stub_overhead_us(path: Path, x1: np.ndarray, seconds: float) -> dict:
+    """`Forecaster.predict` over a session that returns a ready array: the runtime's own cost per call
+    (input checks and dispatch), free of the backend's timing noise."""
+    from distilts.runtime import Forecaster
+
+    fc = Forecaster.load(path, threads=1)
+    y = np.zeros((1, fc.horizon, len(fc.columns)), np.float32)
+
+    class Stub:
+        batch = 1
+
+        def run(self, x):
+            return y
+
+    real = fc.sessions.get(1) or fc.sessions[None]
+    fc._one = Stub()
+    stub_us = per_call_us(lambda: fc.predict(x1[0]), seconds)
+    call_us = per_call_us(lambda: fc._one.run(x1), seconds)
+    fc._one = real
+    return {"backend": fc.backend, "setting": "Forecaster.predict over a stub session (runtime's own cost)",
+            "b1_us": stub_us - call_us, "batch": None, "batched_wps": None}
+
+
 def measure(rows: list[dict], seconds: float, rounds: int = 5) -> None:
     """Per-call times of every row's callables, in `rounds` round-robin passes (median kept), so that a
     load that comes and goes on a shared machine hits every row alike. The Forecaster rows also get
@@ -165,10 +188,11 @@ def main() -> None:
         for r in these:
             r.setdefault("batch", args.batch)
         measure(these, args.seconds)
+        these.append(stub_overhead_us(art, x1, args.seconds))
         for r in these:
             rows.append(r)
             print(f"{r['backend']:>9} {r['setting']:<75} b=1 {r['b1_us']:8.1f} us  b={r['batch']} "
-                  f"{r['batched_wps']:9.0f} windows/s", flush=True)
+                  f"{r['batched_wps'] or 0:9.0f} windows/s", flush=True)
     payload = {"args": vars(args), "machine": machine_info(), "commit": git_commit(), "load_before": load_before,
                "load_after": os.getloadavg()[0], "rows": rows}
     cols = [("backend", "backend"), ("setting", "setting"), ("b1_us", "batch-1 us/call"),
