@@ -244,7 +244,7 @@ def drive(port: int, bodies: list[bytes], ref: np.ndarray, atol: float, rtol: fl
     wall = time.perf_counter() - t0
     ms = np.asarray(lat) * 1e3
     return {"concurrency": concurrency, "requests": len(lat), "seconds": wall, "rps": len(lat) / wall,
-            "p50_ms": float(np.percentile(ms, 50)) if len(ms) else None,
+            "mean_ms": float(ms.mean()) if len(ms) else None, "p50_ms": float(np.percentile(ms, 50)) if len(ms) else None,
             "p99_ms": float(np.percentile(ms, 99)) if len(ms) else None, **counts,
             "first_error": first_error[0] if first_error else None}
 
@@ -265,6 +265,7 @@ def serve_levels(art: str, micro: bool, xs: np.ndarray, ref: np.ndarray, args, l
             n = max(1, after["requests"] - before["requests"])
             for k in ("parse_s", "infer_s", "encode_s"):
                 row[k.replace("_s", "_ms")] = (after[k] - before[k]) / n * 1e3
+            row["rest_ms"] = row["mean_ms"] - row["parse_ms"] - row["infer_ms"] - row["encode_ms"]
             calls = after["predict_calls"] - before["predict_calls"]
             row["windows_per_call"] = (after["windows"] - before["windows"]) / max(1, calls)
             row["load_avg"] = os.getloadavg()[0]
@@ -302,13 +303,15 @@ def render(payload: dict) -> str:
     cols = [("backend", "backend"), ("micro", "micro-batch"), ("concurrency", "concurrent"),
             ("requests", "requests"), ("rps", "req/s"), ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"),
             ("errors", "errors"), ("wrong", "wrong"), ("exact", "bit-exact"), ("windows_per_call", "windows/call"),
-            ("parse_ms", "parse ms"), ("infer_ms", "infer ms"), ("encode_ms", "encode ms"),
+            ("mean_ms", "mean ms"), ("parse_ms", "parse ms"), ("infer_ms", "infer ms"), ("encode_ms", "encode ms"),
+            ("rest_ms", "HTTP+client ms"),
             ("raw_b1", "raw b=1 windows/s"), ("raw_batched", "raw batched windows/s")]
     lines += [markdown_table(rows, cols, digits=2), ""]
-    lines += ["parse = reading and validating the JSON body, infer = waiting for and running the forecast (queue "
-              "included), encode = JSON answer, per request, measured inside the server (/stats); the rest of p50 is "
-              "HTTP (uvicorn, FastAPI routing) and the client. raw = `Forecaster.predict` in-process, batch 1 and at "
-              "the artifact's batch.", "",
+    lines += ["Where a request's time goes (means per request): parse = reading and validating the JSON body, infer = "
+              "waiting for a worker and running the forecast, encode = writing the JSON answer, all measured inside the "
+              "server (/stats); HTTP+client = the client's mean latency minus those three (uvicorn, FastAPI routing, "
+              "the loopback and the client's own work). raw = `Forecaster.predict` in-process, batch 1 and at the "
+              "artifact's batch.", "",
               "### Runtime: per-call cost at batch 1 and thread scaling (one shared Forecaster)", ""]
     rrows = []
     for art in payload["artifacts"]:
