@@ -6,14 +6,13 @@ For each artifact (default: DLinear L=512 H=96 on ETTh1, compiled to ONNX, OpenV
    (the runtime's overhead), batched throughput at the artifact's batch, and a thread-scaling table
    (1, 2, 4, 8 threads sharing one Forecaster); plus the per-request cost of parsing a request body
    and encoding an answer;
-2. `distilts serve ARTIFACT --host 127.0.0.1` in a subprocess (micro-batching off, then on), driven by
-   keep-alive `http.client` connections from this process at each concurrency level, bounded by
-   --requests and --seconds per level. Every answer is compared with the serial forecast of the same
-   window: "exact" counts bit-identical answers, "wrong" counts answers outside the artifact's golden
-   tolerance (a micro-batched call may round differently from a batch-1 call), "errors" counts
-   non-200 answers and failed connections. The server's /stats says where its time went.
+2. `distilts serve ARTIFACT --host 127.0.0.1` in a subprocess, driven by keep-alive `http.client`
+   connections from this process at each concurrency level, bounded by --requests and --seconds per
+   level. Every answer is compared with the serial forecast of the same window: "exact" counts
+   bit-identical answers, "wrong" counts answers outside the artifact's golden tolerance, "errors"
+   counts non-200 answers and failed connections. The server's /stats says where its time went.
 
-    python benchmarks/serve.py                         # ~6 min on 2 cores
+    python benchmarks/serve.py                         # ~4 min on 2 cores
     python benchmarks/serve.py --artifact DIR [--artifact DIR2 ...] --levels 1 8 --seconds 3
     python benchmarks/serve.py --render benchmarks/results/serve.json
 
@@ -127,13 +126,13 @@ def thread_scaling(fc, xs: np.ndarray, threads: int, seconds: float) -> float:
 
 def raw_runtime(art: str, xs: np.ndarray, args) -> dict:
     from distilts.runtime import Forecaster
-    from distilts.serve.app import artifact_batch
     from distilts.serve.request import parse_request
 
     fc = Forecaster.load(art, mode=args.mode)  # the server's settings
     sess1 = fc.sessions[1] if 1 in fc.sessions else fc.sessions[None]
     x1 = xs[:1]
-    batch = artifact_batch(fc)
+    target, fixed = fc.manifest.target or {}, [b for b in fc.batch_sizes if b is not None]
+    batch = int(target.get("batch") or (max(fixed) if fixed else 64))  # the batch the artifact was built for
     xb = np.ascontiguousarray(np.resize(xs, (batch, *xs.shape[1:])))
     body = json.dumps({"window": xs[0].tolist()}).encode()
     y = fc.predict(xs[0])
@@ -172,10 +171,10 @@ def get(port: int, path: str) -> tuple[int, Any]:
         c.close()
 
 
-def start_server(art: str, micro: bool, mode: str, processes: int, log: Path) -> tuple[subprocess.Popen, int]:
+def start_server(art: str, mode: str, processes: int, log: Path) -> tuple[subprocess.Popen, int]:
     port = free_port()
     cmd = [*DISTILTS, "serve", art, "--host", HOST, "--port", str(port), "--mode", mode,
-           "--micro-batch" if micro else "--no-micro-batch", "--processes", str(processes)]
+           "--processes", str(processes)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -249,13 +248,13 @@ def drive(port: int, bodies: list[bytes], ref: np.ndarray, atol: float, rtol: fl
             "first_error": first_error[0] if first_error else None}
 
 
-def serve_levels(art: str, micro: bool, xs: np.ndarray, ref: np.ndarray, args, log: Path) -> dict:
+def serve_levels(art: str, xs: np.ndarray, ref: np.ndarray, args, log: Path) -> dict:
     from distilts.runtime import read_manifest
 
     man = read_manifest(art)
     atol, rtol = man.atol, man.rtol
     bodies = [json.dumps({"window": x.tolist()}).encode() for x in xs]
-    proc, port = start_server(art, micro, args.mode, args.processes, log)
+    proc, port = start_server(art, args.mode, args.processes, log)
     try:
         levels = []
         for c in args.levels:
@@ -266,13 +265,10 @@ def serve_levels(art: str, micro: bool, xs: np.ndarray, ref: np.ndarray, args, l
             for k in ("parse_s", "infer_s", "encode_s"):
                 row[k.replace("_s", "_ms")] = (after[k] - before[k]) / n * 1e3
             row["rest_ms"] = row["mean_ms"] - row["parse_ms"] - row["infer_ms"] - row["encode_ms"]
-            calls = after["predict_calls"] - before["predict_calls"]
-            row["windows_per_call"] = (after["windows"] - before["windows"]) / max(1, calls)
             row["load_avg"] = os.getloadavg()[0]
             levels.append(row)
-            print(f"  {Path(art).name:>14} micro-batch {'on ' if micro else 'off'} c={c:>3}: {row['rps']:7.0f} req/s, "
-                  f"p50 {row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms, errors {row['errors']}, wrong "
-                  f"{row['wrong']}, exact {row['exact']}/{row['ok']}, {row['windows_per_call']:.1f} windows/call",
+            print(f"  {Path(art).name:>14} c={c:>3}: {row['rps']:7.0f} req/s, p50 {row['p50_ms']:.2f} ms, p99 "
+                  f"{row['p99_ms']:.2f} ms, errors {row['errors']}, wrong {row['wrong']}, exact {row['exact']}/{row['ok']}",
                   flush=True)
     finally:
         proc.send_signal(signal.SIGINT)  # graceful shutdown
@@ -281,7 +277,7 @@ def serve_levels(art: str, micro: bool, xs: np.ndarray, ref: np.ndarray, args, l
         except subprocess.TimeoutExpired:
             proc.kill()
             code = "killed"
-    return {"micro_batch": micro, "levels": levels, "shutdown_exit_code": code}
+    return {"levels": levels, "shutdown_exit_code": code}
 
 
 # --- tables ---------------------------------------------------------------------------------------------
@@ -298,11 +294,13 @@ def render(payload: dict) -> str:
         raw = art["raw"]
         for run in art["serve"]:
             for lv in run["levels"]:
-                rows.append({"backend": raw["backend"], "micro": run["micro_batch"], **lv,
+                rows.append({"backend": raw["backend"], "micro": run.get("micro_batch"), **lv,
                              "raw_b1": 1e6 / raw["predict_us"], "raw_batched": raw["batched_wps"]})
-    cols = [("backend", "backend"), ("micro", "micro-batch"), ("concurrency", "concurrent"),
+    micro = any(r["micro"] is not None for r in rows)  # records made before micro-batching was removed
+    cols = [("backend", "backend"), *([("micro", "micro-batch")] if micro else []), ("concurrency", "concurrent"),
             ("requests", "requests"), ("rps", "req/s"), ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"),
-            ("errors", "errors"), ("wrong", "wrong"), ("exact", "bit-exact"), ("windows_per_call", "windows/call"),
+            ("errors", "errors"), ("wrong", "wrong"), ("exact", "bit-exact"),
+            *([("windows_per_call", "windows/call")] if micro else []),
             ("mean_ms", "mean ms"), ("parse_ms", "parse ms"), ("infer_ms", "infer ms"), ("encode_ms", "encode ms"),
             ("rest_ms", "HTTP+client ms"),
             ("raw_b1", "raw b=1 windows/s"), ("raw_batched", "raw batched windows/s")]
@@ -340,7 +338,6 @@ def main() -> None:
     p.add_argument("--levels", type=int, nargs="+", default=[1, 8, 32, 128])
     p.add_argument("--requests", type=int, default=2000, help="most requests per level")
     p.add_argument("--seconds", type=float, default=8.0, help="most seconds per level")
-    p.add_argument("--micro", choices=["off", "on", "both"], default="both")
     p.add_argument("--processes", type=int, default=1, help="server processes (distilts serve --processes; /stats "
                    "then covers one process only)")
     p.add_argument("--mode", choices=["latency", "throughput"], default="throughput",
@@ -370,15 +367,13 @@ def main() -> None:
         print(f"{Path(art).name}: session {raw['session_us']:.1f} us, predict {raw['predict_us']:.1f} us, "
               f"batched {raw['batched_wps']:.0f} windows/s at b={raw['batch']}, scaling "
               f"{ {t: round(v) for t, v in raw['scaling_wps'].items()} }", flush=True)
-        micro = {"off": [False], "on": [True], "both": [False, True]}[args.micro]
-        results.append({"raw": raw, "serve": [serve_levels(art, m, xs, ref, args, log) for m in micro]})
+        results.append({"raw": raw, "serve": [serve_levels(art, xs, ref, args, log)]})
     payload = {"args": vars(args), "machine": machine_info(), "commit": git_commit(), "load_before": load_before,
                "load_after": os.getloadavg()[0], "artifacts": results}
     md = render(payload)
     write_outputs(payload, md, out / "serve.json", out / "serve.md")
-    rows = [{"backend": a["raw"]["backend"], "micro": s["micro_batch"], **lv} for a in results for s in a["serve"]
-            for lv in s["levels"]]
-    print(text_table(rows, [("backend", "backend"), ("micro", "micro"), ("concurrency", "c"), ("rps", "req/s"),
+    rows = [{"backend": a["raw"]["backend"], **lv} for a in results for s in a["serve"] for lv in s["levels"]]
+    print(text_table(rows, [("backend", "backend"), ("concurrency", "c"), ("rps", "req/s"),
                             ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"), ("errors", "errors"), ("wrong", "wrong")], 2))
     print(f"wrote {out / 'serve.json'} and {out / 'serve.md'}")
 

@@ -42,9 +42,9 @@ def fc(tmp_path_factory):
     return Forecaster.load(artifact(tmp_path_factory, "tflite"), threads=1)  # batch-1 and batch-4 files
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["direct", "micro-batch"])
-def server(request, fc):
-    app = create_app(fc, ServeOptions(max_batch=8, micro_batch=request.param))
+@pytest.fixture(scope="module")
+def server(fc):
+    app = create_app(fc, ServeOptions(max_batch=8))
     with running(app) as url:
         yield url, app
 

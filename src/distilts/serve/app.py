@@ -5,6 +5,7 @@
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -12,27 +13,17 @@ import numpy as np
 
 from distilts.errors import require
 from distilts.runtime.forecaster import Forecaster
-from distilts.serve.batcher import Batcher
 from distilts.serve.request import RequestError, parse_request
 
 
 @dataclass(frozen=True)
 class ServeOptions:
     max_batch: int = 256  # windows per request
-    micro_batch: bool = False  # concatenate queued requests into one predict call
-    batch_windows: int = 0  # windows per micro-batch; 0: the artifact's batch (target batch, else its largest file)
     workers: int = 0  # predict calls at once; 0: the runtime's pool size
 
     def body_limit(self, fc: Forecaster) -> int:
         """Largest accepted body: 32 bytes per value of a full batch, plus 64 KiB."""
         return self.max_batch * fc.lookback * len(fc.columns) * 32 + 65536
-
-
-def artifact_batch(fc: Forecaster) -> int:
-    """The batch the artifact was built to serve: its target's batch, else its largest fixed batch, else 64."""
-    target = fc.manifest.target or {}
-    fixed = [b for b in fc.batch_sizes if b is not None]
-    return int(target.get("batch") or (max(fixed) if fixed else 64))
 
 
 def model_summary(fc: Forecaster) -> dict:
@@ -55,20 +46,21 @@ def create_app(fc: Forecaster, options: ServeOptions | None = None):
     from fastapi.responses import JSONResponse, Response
 
     opts = options or ServeOptions()
-    batch = opts.batch_windows or artifact_batch(fc)
-    batcher = Batcher(fc, opts.workers or fc.settings.workers, max_batch=max(batch, 1), micro_batch=opts.micro_batch)
+    workers = opts.workers or fc.settings.workers
+    # forecasts run off the event loop, at most `workers` at once (the runtime's pool size); requests
+    # beyond that queue here. (Micro-batching queued requests was measured and did not help: RESULTS.md.)
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="distilts-predict")
     limit = opts.body_limit(fc)
 
     @asynccontextmanager
     async def lifespan(app):
         yield
-        batcher.close()  # graceful shutdown: uvicorn has drained the requests in flight
+        pool.shutdown(wait=True)  # graceful shutdown: uvicorn has drained the requests in flight
 
     app = FastAPI(title="distilts forecast server", version=str(fc.manifest.raw.get("created_by", "")),
                   lifespan=lifespan)
-    app.state.batcher = batcher
     app.state.forecaster = fc
-    app.state.timings = {"parse_s": 0.0, "infer_s": 0.0, "encode_s": 0.0, "requests": 0}
+    app.state.timings = {"parse_s": 0.0, "infer_s": 0.0, "encode_s": 0.0, "requests": 0, "windows": 0}
 
     def error(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status)
@@ -84,7 +76,7 @@ def create_app(fc: Forecaster, options: ServeOptions | None = None):
         except RequestError as exc:
             return error(exc.status, exc.message)
         t1 = time.perf_counter()
-        y = await batcher.predict(req.x)
+        y = await asyncio.get_running_loop().run_in_executor(pool, fc.predict, req.x)
         t2 = time.perf_counter()
         if not np.isfinite(y).all():  # finite input, overflowing forecast: never send a partial answer
             return error(422, "The forecast is not finite for this input: its values are far outside the range "
@@ -100,6 +92,7 @@ def create_app(fc: Forecaster, options: ServeOptions | None = None):
         tm["infer_s"] += t2 - t1
         tm["encode_s"] += t3 - t2
         tm["requests"] += 1
+        tm["windows"] += len(req.x)
         return Response(text, media_type="application/json")
 
     @app.get("/health")
@@ -118,10 +111,8 @@ def create_app(fc: Forecaster, options: ServeOptions | None = None):
 
     @app.get("/stats")
     async def stats() -> Response:
-        """Where the server's time went (seconds summed over requests) and how often it batched."""
-        return JSONResponse({**app.state.timings, "predict_calls": batcher.calls, "windows": batcher.windows,
-                             "micro_batch": batcher.micro_batch, "batch_windows": batcher.max_batch,
-                             "workers": batcher.workers})
+        """Where the server's time went (seconds summed over the requests answered)."""
+        return JSONResponse({**app.state.timings, "workers": workers})
 
     return app
 
@@ -146,10 +137,9 @@ ENV = "DISTILTS_SERVE_CONFIG"  # how `distilts serve --processes N` passes its s
 
 
 def app_from_config(config: dict):
-    """Load the artifact of `config` (artifact_dir, threads, mode, max_batch, micro_batch) and build its app."""
+    """Load the artifact of `config` (artifact_dir, threads, mode, max_batch) and build its app."""
     fc = Forecaster.load(config["artifact_dir"], threads=config.get("threads"), mode=config.get("mode"))
-    return create_app(fc, ServeOptions(max_batch=config.get("max_batch", 256),
-                                       micro_batch=config.get("micro_batch", False)))
+    return create_app(fc, ServeOptions(max_batch=config.get("max_batch", 256)))
 
 
 def app_from_env():

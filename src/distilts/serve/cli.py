@@ -16,14 +16,12 @@ import click
               help="Backend settings (default: the artifact target's mode, else throughput); docs/runtime.md.")
 @click.option("--max-batch", type=click.IntRange(min=1), default=256, show_default=True,
               help="Most windows one request may carry (bigger ones get 413); also sets the body size limit.")
-@click.option("--micro-batch/--no-micro-batch", default=False, show_default=True,
-              help="Join requests that queue while every worker is busy into one forecast call.")
 @click.option("--processes", type=click.IntRange(min=1), default=1, show_default=True,
               help="Server processes sharing the port, each with its own loaded model (HTTP and JSON work is "
                    "bound to one core per process).")
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="One log line per request.")
 def serve(artifact_dir: str, host: str, port: int, threads: int | None, mode: str | None, max_batch: int,
-          micro_batch: bool, processes: int, access_log: bool) -> None:
+          processes: int, access_log: bool) -> None:
     """Serve forecasts of a compiled artifact over HTTP (needs pip install "distilts[serve]").
 
     \b
@@ -44,8 +42,7 @@ def serve(artifact_dir: str, host: str, port: int, threads: int | None, mode: st
 
     if mode is None:  # a server answers many callers at once: throughput unless the target says otherwise
         mode = (read_manifest(artifact_dir, verify_checksums=False).target or {}).get("mode") or "throughput"
-    config = {"artifact_dir": artifact_dir, "threads": threads, "mode": mode, "max_batch": max_batch,
-              "micro_batch": micro_batch}
+    config = {"artifact_dir": artifact_dir, "threads": threads, "mode": mode, "max_batch": max_batch}
     app = app_from_config(config)  # checksums + golden self-check here, before any port is opened
     fc = app.state.forecaster
     click.echo(f"serving {artifact_dir} ({fc.backend}-{fc.manifest.precision}, L={fc.lookback}, H={fc.horizon}, "
