@@ -57,7 +57,9 @@ def create_app(fc: Forecaster, options: ServeOptions | None = None):
         yield
         pool.shutdown(wait=True)  # graceful shutdown: uvicorn has drained the requests in flight
 
-    app = FastAPI(title="distilts forecast server", version=str(fc.manifest.raw.get("created_by", "")),
+    from distilts import __version__
+
+    app = FastAPI(title=f"distilts forecast server: {fc.manifest.directory.name}", version=__version__,
                   lifespan=lifespan)
     app.state.forecaster = fc
     app.state.timings = {"parse_s": 0.0, "infer_s": 0.0, "encode_s": 0.0, "requests": 0, "windows": 0}
