@@ -20,6 +20,7 @@ COMMANDS = {
     "targets": "distilts.targets.cli:targets_cmd",
     "forecast": "distilts.runtime.cli:forecast",
     "profile": "distilts.runtime.cli:profile",
+    "serve": "distilts.serve.cli:serve",
 }
 
 
@@ -65,6 +66,7 @@ def cli() -> None:
       compile   export a student to ONNX / OpenVINO / TFLite, fp32 or int8, verified
       forecast  forecast from raw values with a compiled artifact (no torch needed)
       profile   latency, memory and accuracy, student vs teacher
+      serve     serve an artifact's forecasts over HTTP (POST /forecast)
 
     With no --data, commands run on a built-in synthetic series.
     """

@@ -9,7 +9,7 @@ import click
 from distilts.data.policies import FILL_POLICIES
 
 _threads = click.option("--threads", type=click.IntRange(min=1), default=None,
-                        help="Backend threads (default: the artifact target's threads, else the backend's default).")
+                        help="Backend threads (default: the artifact target's threads, else 1; docs/runtime.md).")
 _fill = click.option("--fill", type=click.Choice(FILL_POLICIES), default=None,
                      help="Fill NaN/inf values and date gaps with this policy (default: refuse such data).")
 _date = click.option("--date-column", default=None, help="Timestamp column (default: one named date/timestamp/time).")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from distilts.errors import ArtifactError, DataError, DistiltsError
-from distilts.runtime.backends import Session, open_session
+from distilts.runtime.backends import MODES, RunSettings, Session, open_session
 from distilts.runtime.manifest import RECOMPILE, Manifest, ModelFile, read_manifest
 
 MAX_DYNAMIC_BATCH = 1024  # dynamic-batch models still get chunks of at most this many windows
@@ -19,30 +19,34 @@ class Forecaster:
 
     `predict` takes raw values (normalization is in the graph) for one window `[L, D]` or a batch
     `[B, L, D]` and returns raw-scale forecasts `[H, D]` / `[B, H, D]`, for any B.
+    One Forecaster may be shared by any number of threads (docs/runtime.md, "Threads").
     """
 
-    def __init__(self, manifest: Manifest, sessions: dict[int | None, Session], threads: int | None,
+    def __init__(self, manifest: Manifest, sessions: dict[int | None, Session], settings: RunSettings,
                  load_seconds: float = 0.0) -> None:
         self.manifest = manifest
         self.sessions = sessions  # batch (None = dynamic) -> session
-        self.threads = threads
+        self.settings = settings
         self.load_seconds = load_seconds
+        self._batches = list(sessions)
+        self._one = sessions.get(None) or sessions.get(1)  # takes a single window as it is
 
     @classmethod
-    def load(cls, artifact_dir: str | Path, threads: int | None = None, verify: bool = True) -> "Forecaster":
+    def load(cls, artifact_dir: str | Path, threads: int | None = None, mode: str | None = None,
+             verify: bool = True) -> "Forecaster":
         """Read the manifest, check every file's sha256, load each model file and run the golden pair.
 
-        threads: backend thread count (default: the manifest target's `threads`, else the backend's own
-        default). verify=False skips the golden self-check (checksums are always checked).
+        threads: backend threads per call; mode: "latency" or "throughput" (docs/runtime.md). Each
+        defaults to the manifest target's value, else 1 thread and latency mode.
+        verify=False skips the golden self-check (checksums are always checked).
         """
         t0 = time.perf_counter()
         man = read_manifest(artifact_dir)
-        if threads is None and man.target and man.target.get("threads"):
-            threads = int(man.target["threads"])
+        settings = run_settings(man, threads, mode)
         sessions: dict[int | None, Session] = {}
         for mf in man.models:
-            sessions[mf.batch] = _open(man, mf, threads)
-        fc = cls(man, sessions, threads)
+            sessions[mf.batch] = _open(man, mf, settings)
+        fc = cls(man, sessions, settings)
         if verify:
             fc.self_check()
         fc.load_seconds = time.perf_counter() - t0
@@ -60,6 +64,15 @@ class Forecaster:
     @property
     def columns(self) -> list[str]:
         return self.manifest.columns
+
+    @property
+    def threads(self) -> int:
+        """Backend threads per call."""
+        return self.settings.threads
+
+    @property
+    def mode(self) -> str:
+        return self.settings.mode
 
     @property
     def backend(self) -> str:
@@ -91,7 +104,7 @@ class Forecaster:
 
     def check_window(self, values: np.ndarray) -> np.ndarray:
         """Validate raw input and return it as float32 `[B, L, D]` (raises DataError)."""
-        x = np.asarray(values)
+        x = values if isinstance(values, np.ndarray) else np.asarray(values)
         L, D = self.lookback, len(self.columns)
         if x.ndim not in (2, 3) or x.shape[-2:] != (L, D):
             raise DataError(
@@ -99,11 +112,15 @@ class Forecaster:
                 f"for one window or [batch, {L}, {D}] for a batch, columns in this order: "
                 f"{', '.join(self.columns)}."
             )
-        try:
-            x = x.astype(np.float32, copy=False)
-        except (TypeError, ValueError):
-            raise DataError(f"Input window must be numeric; got dtype {x.dtype}.") from None
-        bad = ~np.isfinite(x)
+        if x.dtype != np.float32:
+            try:
+                x = x.astype(np.float32)
+            except (TypeError, ValueError):
+                raise DataError(f"Input window must be numeric; got dtype {x.dtype}.") from None
+        finite = np.isfinite(x)
+        if finite.all():
+            return x[None] if x.ndim == 2 else x
+        bad = ~finite
         if bad.any():
             idx = np.argwhere(bad)[0]
             where = f"window {idx[0]}, " if x.ndim == 3 else ""
@@ -118,8 +135,16 @@ class Forecaster:
         """Raw `[L, D]` -> `[H, D]`, or `[B, L, D]` -> `[B, H, D]` (chunked over the model files' batches)."""
         single = np.ndim(values) == 2
         x = np.ascontiguousarray(self.check_window(values))
-        out = np.empty((x.shape[0], self.horizon, len(self.columns)), dtype=np.float32)
-        for lo, hi, batch in plan_chunks(x.shape[0], list(self.sessions)):
+        n = x.shape[0]
+        if n == 1 and self._one is not None:  # the batch-1 fast path
+            y = self._one.run(x)
+            return y[0] if single else y
+        chunks = plan_chunks(n, self._batches)
+        if len(chunks) == 1 and chunks[0][2] in (None, n):  # one call, no padding: the session's array is ours
+            y = self.sessions[chunks[0][2]].run(x)
+            return y[0] if single else y
+        out = np.empty((n, self.horizon, len(self.columns)), dtype=np.float32)
+        for lo, hi, batch in chunks:
             out[lo:hi] = self._run_padded(self.sessions[batch], x[lo:hi])
         return out[0] if single else out
 
@@ -156,10 +181,27 @@ def plan_chunks(n: int, batches: list[int | None]) -> list[tuple[int, int, int |
     return chunks
 
 
-def _open(man: Manifest, mf: ModelFile, threads: int | None) -> Session:
+def run_settings(man: Manifest, threads: int | None = None, mode: str | None = None) -> RunSettings:
+    """Threads and mode: the arguments, else the manifest target's `threads`/`mode`, else 1 and latency."""
+    target = man.target or {}
+    if mode is None:
+        mode = target.get("mode") or "latency"
+        if mode not in MODES:
+            raise ArtifactError(f"{man.directory / 'manifest.json'}: target mode {mode!r} is unknown to this "
+                                f"runtime (known: {', '.join(MODES)}). Pass mode= explicitly or upgrade distilts.")
+    elif mode not in MODES:
+        raise DistiltsError(f"mode must be one of {', '.join(MODES)}, not {mode!r}.")
+    if threads is None:
+        threads = int(target.get("threads") or 1)
+    if int(threads) < 1:
+        raise DistiltsError(f"threads must be a positive integer, not {threads!r}.")
+    return RunSettings(threads=int(threads), mode=mode)
+
+
+def _open(man: Manifest, mf: ModelFile, settings: RunSettings) -> Session:
     try:
         return open_session(man.backend, man.path(mf), batch=mf.batch, input_name=man.input_name,
-                            output_name=man.output_name, threads=threads)
+                            output_name=man.output_name, settings=settings)
     except DistiltsError:  # MissingExtraError names the extra to install
         raise
     except Exception as exc:  # the backend cannot parse or compile the file

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from distilts.runtime.backends.base import Session
+from distilts.runtime.backends.base import MODES, RunSettings, Session
 
 # backend name -> (module, pip extra)
 BACKENDS: dict[str, tuple[str, str]] = {
@@ -14,12 +14,17 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "tflite": ("distilts.runtime.backends.tflite", "tflite"),
 }
 
-__all__ = ["BACKENDS", "Session", "open_session"]
+__all__ = ["BACKENDS", "MODES", "RunSettings", "Session", "open_session"]
 
 
 def open_session(backend: str, path: str | Path, *, batch: int | None, input_name: str, output_name: str,
-                 threads: int | None = None) -> Session:
-    """Load one model file with `backend` (raises MissingExtraError if its library is missing)."""
+                 threads: int | None = None, mode: str = "latency",
+                 settings: RunSettings | None = None) -> Session:
+    """Load one model file with `backend` (raises MissingExtraError if its library is missing).
+
+    `settings` (or `threads` per call, default 1, and `mode`) say how it runs; see docs/runtime.md.
+    """
+    settings = settings or RunSettings(threads=int(threads or 1), mode=mode)
     module = importlib.import_module(BACKENDS[backend][0])
     return module.open_session(Path(path), batch=batch, input_name=input_name, output_name=output_name,
-                               threads=threads)
+                               settings=settings)

@@ -1,4 +1,7 @@
-"""ONNX Runtime backend (`pip install "distilts[onnx]"`)."""
+"""ONNX Runtime backend (`pip install "distilts[onnx]"`).
+
+One `InferenceSession` serves every thread: onnxruntime documents `run()` as thread-safe.
+"""
 
 from __future__ import annotations
 
@@ -7,29 +10,36 @@ from pathlib import Path
 import numpy as np
 
 from distilts.errors import require
-from distilts.runtime.backends.base import Session
+from distilts.runtime.backends.base import RunSettings, Session
 
 
 class OnnxSession(Session):
     backend = "onnx"
 
-    def __init__(self, path: Path, batch: int | None, input_name: str, output_name: str, threads: int | None):
+    def __init__(self, path: Path, batch: int | None, input_name: str, output_name: str, settings: RunSettings):
         ort = require("onnxruntime", "onnx", "ONNX artifacts")
         opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = int(threads)
-            opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.intra_op_num_threads = settings.threads
+        opts.inter_op_num_threads = 1
+        # latency: worker threads spin between ops (lower latency, burns CPU); throughput: many calls
+        # run at once from the callers' threads, so spinning would only steal their cores
+        spin = "1" if settings.mode == "latency" else "0"
+        opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
+        opts.add_session_config_entry("session.inter_op.allow_spinning", spin)
         opts.log_severity_level = 3
         self._ort = ort
         self._sess = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
         names = [i.name for i in self._sess.get_inputs()]
         self._input = input_name if input_name in names else names[0]
         outs = [o.name for o in self._sess.get_outputs()]
-        self._output = output_name if output_name in outs else outs[0]
+        self._outputs = [output_name if output_name in outs else outs[0]]
         self.batch = batch
+        self.settings = settings
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        return self._sess.run([self._output], {self._input: x})[0]
+        return self._sess.run(self._outputs, {self._input: x})[0]
 
     @property
     def version(self) -> str:
@@ -37,5 +47,5 @@ class OnnxSession(Session):
 
 
 def open_session(path: Path, *, batch: int | None, input_name: str, output_name: str,
-                 threads: int | None) -> Session:
-    return OnnxSession(path, batch, input_name, output_name, threads)
+                 settings: RunSettings) -> Session:
+    return OnnxSession(path, batch, input_name, output_name, settings)

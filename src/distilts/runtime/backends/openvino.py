@@ -1,4 +1,9 @@
-"""OpenVINO backend (`pip install "distilts[openvino]"`): loads the IR's .xml (weights from the .bin)."""
+"""OpenVINO backend (`pip install "distilts[openvino]"`): loads the IR's .xml (weights from the .bin).
+
+A compiled model is shared; an infer request is not thread-safe, so each concurrent call borrows one
+from a pool. Each request keeps a pre-set input tensor that shares memory with a numpy buffer (the
+call copies the window into it: ~30 us less per call than `infer({0: x})` at batch 1).
+"""
 
 from __future__ import annotations
 
@@ -7,30 +12,56 @@ from pathlib import Path
 import numpy as np
 
 from distilts.errors import require
-from distilts.runtime.backends.base import Session
+from distilts.runtime.backends.base import Pool, RunSettings, Session
+
+
+class _Request:
+    """One infer request and its shared input buffer (re-made when the batch size changes)."""
+
+    def __init__(self, ov, compiled, out_index: int) -> None:
+        self._ov = ov
+        self.request = compiled.create_infer_request()
+        self.buffer: np.ndarray | None = None
+        self.out_index = out_index
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        if self.buffer is None or self.buffer.shape != x.shape:
+            self.buffer = np.empty(x.shape, dtype=np.float32)
+            self.request.set_input_tensor(self._ov.Tensor(self.buffer, shared_memory=True))
+        np.copyto(self.buffer, x)
+        self.request.infer()
+        return self.request.get_output_tensor(self.out_index).data.copy()  # the request goes back to the pool
 
 
 class OpenVinoSession(Session):
     backend = "openvino"
 
-    def __init__(self, path: Path, batch: int | None, input_name: str, output_name: str, threads: int | None):
+    def __init__(self, path: Path, batch: int | None, input_name: str, output_name: str, settings: RunSettings):
         ov = require("openvino", "openvino", "OpenVINO artifacts")
         self._ov = ov
         core = ov.Core()
         # f32 inference precision: no silent bf16/f16 on CPUs that support it (golden check must hold)
-        config: dict[str, object] = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
-        if threads:
-            config["INFERENCE_NUM_THREADS"] = int(threads)
+        config: dict[str, object] = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": settings.mode.upper()}
+        if settings.mode == "latency":
+            config["INFERENCE_NUM_THREADS"] = settings.threads
         model = core.read_model(str(path))
         self._compiled = core.compile_model(model, "CPU", config)
-        self._request = self._compiled.create_infer_request()
         outs = self._compiled.outputs
-        self._out_index = next((i for i, o in enumerate(outs) if output_name in o.get_names()), 0)
+        out_index = next((i for i, o in enumerate(outs) if output_name in o.get_names()), 0)
+        size = settings.workers
+        if settings.mode == "throughput":  # as many requests as the plugin runs streams at once
+            size = max(size, int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+        self._pool = Pool(lambda: _Request(ov, self._compiled, out_index), size,
+                          first=_Request(ov, self._compiled, out_index))
         self.batch = batch
+        self.settings = settings
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        self._request.infer({0: x})
-        return np.array(self._request.get_output_tensor(self._out_index).data, copy=True)
+        req = self._pool.get()
+        try:
+            return req.run(x)
+        finally:
+            self._pool.put(req)
 
     @property
     def version(self) -> str:
@@ -38,5 +69,5 @@ class OpenVinoSession(Session):
 
 
 def open_session(path: Path, *, batch: int | None, input_name: str, output_name: str,
-                 threads: int | None) -> Session:
-    return OpenVinoSession(path, batch, input_name, output_name, threads)
+                 settings: RunSettings) -> Session:
+    return OpenVinoSession(path, batch, input_name, output_name, settings)

@@ -1,4 +1,8 @@
-"""LiteRT (TFLite) backend (`pip install "distilts[tflite]"`): one file per fixed batch size."""
+"""LiteRT (TFLite) backend (`pip install "distilts[tflite]"`): one file per fixed batch size.
+
+A LiteRT interpreter serves one thread at a time, so concurrent calls each borrow an interpreter from
+a pool (all built from the same model bytes, read once).
+"""
 
 from __future__ import annotations
 
@@ -7,37 +11,57 @@ from pathlib import Path
 import numpy as np
 
 from distilts.errors import require
-from distilts.runtime.backends.base import Session
+from distilts.runtime.backends.base import Pool, RunSettings, Session
 
 
-class TfliteSession(Session):
-    backend = "tflite"
+class _Interpreter:
+    """One interpreter with its input/output details (re-read after a dynamic-batch resize)."""
 
-    def __init__(self, path: Path, batch: int | None, input_name: str, output_name: str, threads: int | None):
-        require("ai_edge_litert", "tflite", "TFLite artifacts")
+    def __init__(self, content: bytes, threads: int, input_name: str, output_name: str) -> None:
         from ai_edge_litert import interpreter as lite
 
         from distilts.quiet import quiet
 
         with quiet():  # no "Created TensorFlow Lite XNNPACK delegate" banner on every load (replayed on error)
-            self._interp = lite.Interpreter(model_path=str(path), num_threads=int(threads) if threads else None)
-            self._interp.allocate_tensors()
-        inputs = self._interp.get_input_details()
-        outputs = self._interp.get_output_details()
-        self._in = next((d for d in inputs if input_name in d["name"]), inputs[0])
-        self._out = next((d for d in outputs if output_name == d["name"]), outputs[0])
+            self.interp = lite.Interpreter(model_content=content, num_threads=threads)
+            self.interp.allocate_tensors()
+        inputs = self.interp.get_input_details()
+        outputs = self.interp.get_output_details()
+        self.inp = next((d for d in inputs if input_name in d["name"]), inputs[0])
+        self.out = next((d for d in outputs if output_name == d["name"]), outputs[0])
+
+    def run(self, x: np.ndarray, dynamic: bool) -> np.ndarray:
+        it = self.interp
+        if dynamic and tuple(self.inp["shape"]) != x.shape:
+            it.resize_tensor_input(self.inp["index"], list(x.shape))
+            it.allocate_tensors()
+            self.inp = next(d for d in it.get_input_details() if d["index"] == self.inp["index"])
+            self.out = next(d for d in it.get_output_details() if d["index"] == self.out["index"])
+        it.set_tensor(self.inp["index"], _quantize(x, self.inp))
+        it.invoke()
+        return _dequantize(it.get_tensor(self.out["index"]), self.out)  # a copy: the interpreter is reused
+
+
+class TfliteSession(Session):
+    backend = "tflite"
+
+    def __init__(self, path: Path, batch: int | None, input_name: str, output_name: str, settings: RunSettings):
+        require("ai_edge_litert", "tflite", "TFLite artifacts")
+        content = Path(path).read_bytes()
+
+        def make() -> _Interpreter:
+            return _Interpreter(content, settings.threads, input_name, output_name)
+
+        self._pool = Pool(make, settings.workers, first=make())
         self.batch = batch
+        self.settings = settings
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        it = self._interp
-        if self.batch is None and tuple(self._in["shape"]) != x.shape:  # dynamic batch: resize
-            it.resize_tensor_input(self._in["index"], list(x.shape))
-            it.allocate_tensors()
-            self._in = next(d for d in it.get_input_details() if d["index"] == self._in["index"])
-            self._out = next(d for d in it.get_output_details() if d["index"] == self._out["index"])
-        it.set_tensor(self._in["index"], _quantize(x, self._in))
-        it.invoke()
-        return _dequantize(it.get_tensor(self._out["index"]), self._out)
+        interp = self._pool.get()
+        try:
+            return interp.run(x, self.batch is None)
+        finally:
+            self._pool.put(interp)
 
     @property
     def version(self) -> str:
@@ -60,9 +84,9 @@ def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
     if detail["dtype"] in (np.int8, np.uint8, np.int16):
         scale, zero = detail["quantization"]
         return ((y.astype(np.float32) - zero) * scale).astype(np.float32)
-    return np.array(y, dtype=np.float32, copy=True)
+    return np.asarray(y, dtype=np.float32)  # get_tensor already returns a copy
 
 
 def open_session(path: Path, *, batch: int | None, input_name: str, output_name: str,
-                 threads: int | None) -> Session:
-    return TfliteSession(path, batch, input_name, output_name, threads)
+                 settings: RunSettings) -> Session:
+    return TfliteSession(path, batch, input_name, output_name, settings)

@@ -1,0 +1,117 @@
+"""Parse and validate the JSON body of `POST /forecast`; every problem is a `RequestError` (4xx)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from distilts.errors import DataError, require
+from distilts.runtime.forecaster import Forecaster
+
+orjson = require("orjson", "serve", "distilts serve")
+EXAMPLE = '{"window": [[v1, ..., vD], ... L rows], "columns": [...], "last_timestamp": "2018-06-26 19:00:00"}'
+
+
+class RequestError(Exception):
+    """A bad request: HTTP `status` and a message naming the problem and the fix."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class ForecastRequest:
+    x: np.ndarray  # float32 [B, L, D], columns in the manifest's order
+    single: bool  # "window" (answer [H][D]) rather than "windows" (answer [B][H][D])
+    timestamps: list[list[str]] | None  # per window, H timestamps
+
+
+def parse_request(body: bytes, fc: Forecaster, max_batch: int) -> ForecastRequest:
+    """The windows of a request body, validated against the artifact (shape, values, columns, batch)."""
+    try:
+        req = orjson.loads(body)  # ~10x faster than json; strict JSON (no NaN/Infinity literals)
+    except orjson.JSONDecodeError:
+        try:  # the standard parser also reads NaN/Infinity, so they get their own message below
+            req = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RequestError(400, f"The body is not valid JSON ({exc}). Send e.g. {EXAMPLE}") from None
+    if not isinstance(req, dict):
+        raise RequestError(422, f"The body must be a JSON object, e.g. {EXAMPLE}")
+    unknown = sorted(set(req) - {"window", "windows", "columns", "last_timestamp", "step_seconds"})
+    if unknown:
+        raise RequestError(422, f"Unknown field(s) {', '.join(unknown)}; the fields are window or windows, and "
+                                "optionally columns, last_timestamp, step_seconds.")
+    if ("window" in req) == ("windows" in req):
+        raise RequestError(422, "Give exactly one of 'window' (one [L][D] window) or 'windows' (a batch [B][L][D]).")
+    single = "window" in req
+    L, D = fc.lookback, len(fc.columns)
+    x = _array(req["window"] if single else req["windows"], 2 if single else 3, L, D, fc.columns)
+    if not single and not 1 <= x.shape[0] <= max_batch:
+        raise RequestError(413 if x.shape[0] else 422,
+                           f"'windows' holds {x.shape[0]} windows; this server takes 1 to {max_batch} per request "
+                           "(split the batch, or start the server with a larger --max-batch).")
+    if "columns" in req:
+        x = _reorder(x, req["columns"], fc.columns)
+    try:
+        x = fc.check_window(x)  # shape and NaN/inf, with the runtime's messages
+    except DataError as exc:
+        raise RequestError(422, str(exc)) from None
+    stamps = _timestamps(req, x.shape[0], fc) if "last_timestamp" in req else None
+    return ForecastRequest(np.ascontiguousarray(x), single, stamps)
+
+
+def _array(value: object, ndim: int, L: int, D: int, columns: list[str]) -> np.ndarray:
+    what = f"[{L}][{D}]" if ndim == 2 else f"[B][{L}][{D}]"
+    key = "window" if ndim == 2 else "windows"
+    try:
+        x = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise RequestError(422, f"'{key}' must be a rectangular array {what} of numbers (lookback {L} x "
+                                f"{D} columns: {', '.join(columns)}); it has ragged rows or non-numbers.") from None
+    if x.ndim != ndim or x.shape[-2:] != (L, D):
+        raise RequestError(422, f"'{key}' has shape {list(x.shape)}; this model needs {what} (lookback {L} rows "
+                                f"of {D} values, columns in this order: {', '.join(columns)}).")
+    return x
+
+
+def _reorder(x: np.ndarray, given: object, columns: list[str]) -> np.ndarray:
+    if not isinstance(given, list) or not all(isinstance(c, str) for c in given):
+        raise RequestError(422, "'columns' must be a list of column names.")
+    unknown = [c for c in given if c not in columns]
+    missing = [c for c in columns if c not in given]
+    if unknown or missing or len(given) != len(columns):
+        parts = ([f"unknown column(s) {', '.join(unknown)}"] if unknown else []) + \
+                ([f"missing column(s) {', '.join(missing)}"] if missing else []) + \
+                (["repeated column names"] if not (unknown or missing) else [])
+        raise RequestError(422, f"'columns' does not match the model: {'; '.join(parts)}. The model forecasts "
+                                f"exactly these columns: {', '.join(columns)}.")
+    if given == columns:
+        return x
+    return x[..., [given.index(c) for c in columns]]
+
+
+def _timestamps(req: dict, n: int, fc: Forecaster) -> list[list[str]]:
+    step = req.get("step_seconds", fc.manifest.freq_seconds)
+    if step is None:
+        raise RequestError(422, "'last_timestamp' needs 'step_seconds' (this artifact records no frequency).")
+    if isinstance(step, bool) or not isinstance(step, (int, float)) or not step > 0:
+        raise RequestError(422, f"'step_seconds' must be a positive number, not {step!r}.")
+    last = req["last_timestamp"]
+    lasts = last if isinstance(last, list) else [last] * n
+    if len(lasts) != n:
+        raise RequestError(422, f"'last_timestamp' lists {len(lasts)} timestamps for {n} windows; give one per "
+                                "window or a single one.")
+    out = []
+    for t in lasts:
+        try:
+            t0 = datetime.fromisoformat(t)
+        except (TypeError, ValueError):
+            raise RequestError(422, f"'last_timestamp' {t!r} is not an ISO 8601 date-time "
+                                    "(e.g. \"2018-06-26 19:00:00\").") from None
+        out.append([(t0 + timedelta(seconds=step * k)).isoformat(sep=" ") for k in range(1, fc.horizon + 1)])
+    return out
