@@ -67,6 +67,7 @@ def train_patchtst(
     d_model: int = 64,
     layers: int = 3,
     heads: int = 4,
+    ffn_dim: int | None = None,
     patch_length: int = 16,
     patch_stride: int = 8,
     dropout: float = 0.2,
@@ -92,10 +93,10 @@ def train_patchtst(
     val = dataset.windows("val", lookback, horizon, val_stride)
     test = dataset.windows("test", lookback, horizon, 1)
     n_var = dataset.normalized.shape[1]
-    model = build_patchtst(n_var, lookback, horizon, d_model, layers, heads, None, patch_length, patch_stride,
+    model = build_patchtst(n_var, lookback, horizon, d_model, layers, heads, ffn_dim, patch_length, patch_stride,
                            dropout, seed).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    steps = max(1, epochs * math.ceil(len(train) / batch_size))
+    steps = max(10, epochs * math.ceil(len(train) / batch_size))  # OneCycle needs >= 2 steps per phase
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.2)
     best = (math.inf, -1, None)
     history = []
@@ -135,7 +136,7 @@ def train_patchtst(
         "data": {"source": dataset.series.source, "hash": dataset.data_hash, "split": dataset.split.to_dict(),
                  "columns": dataset.columns},
         "lookback": lookback, "horizon": horizon,
-        "model": {"d_model": d_model, "layers": layers, "heads": heads, "patch_length": patch_length,
+        "model": {"d_model": d_model, "layers": layers, "heads": heads, "ffn_dim": ffn_dim or 2 * d_model, "patch_length": patch_length,
                   "patch_stride": patch_stride, "dropout": dropout,
                   "param_count": int(sum(p.numel() for p in model.parameters()))},
         "train": {"epochs": epochs, "epochs_run": len(history), "best_epoch": best[1], "batch_size": batch_size,
