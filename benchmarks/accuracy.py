@@ -82,12 +82,15 @@ def paper_settings(student: str, horizon: int) -> tuple[int, list[str]]:
 
 
 def teacher_dir(args, horizon: int) -> Path:
-    """The teacher checkpoint for `horizon` (`--teacher-path` may hold '{lookback}' / '{horizon}')."""
+    """The teacher checkpoint for `horizon` (`--teacher-path` may hold '{lookback}' / '{horizon}'); with
+    `--teacher-for H=H2` horizon H uses the teacher trained for H2 (its first H steps)."""
+    horizon = dict(getattr(args, "teacher_for", None) or {}).get(horizon, horizon)
     return Path(args.teacher_path.format(lookback=args.lookback, horizon=horizon))
 
 
 def train_teacher_cmd(args, horizon: int) -> list:
     """The documented command that trains the PatchTST teacher for one horizon."""
+    horizon = dict(args.teacher_for).get(horizon, horizon)
     return [*DISTILTS, "train-teacher", "--data", args.data, "--lookback", args.lookback, "--horizon", horizon,
             "--out", teacher_dir(args, horizon), "--epochs", args.teacher_epochs, "--patience", args.teacher_patience,
             "--stride", args.teacher_stride, "--d-model", args.teacher_d_model, "--layers", args.teacher_layers,
@@ -176,9 +179,9 @@ def prepare_teacher(args, horizon: int, todo, prior: dict, log: Path) -> dict[st
     """Train (if missing) and cache the teacher of `horizon`; its test metrics and cache sizes."""
     tdir = teacher_dir(args, horizon)
     info: dict[str, Any] = {"horizon": horizon, "teacher": args.teacher, "path": str(tdir)}
-    if str(tdir) in prior:
+    if f"{tdir}#H{horizon}" in prior:
         print(f"[H={horizon}] teacher: kept from {args.out_json}", flush=True)
-        return {**prior[str(tdir)], "resumed": True}
+        return {**prior[f"{tdir}#H{horizon}"], "resumed": True}
     if args.teacher == "patchtst" and not (tdir / "config.json").exists():
         cmd = train_teacher_cmd(args, horizon)
         print(f"[H={horizon}] training the PatchTST teacher: distilts {' '.join(map(str, cmd[3:]))}", flush=True)
@@ -192,7 +195,10 @@ def prepare_teacher(args, horizon: int, todo, prior: dict, log: Path) -> dict[st
                             "best_epoch": tj["train"]["best_epoch"], "wall_s": tj["train"]["wall_s"],
                             "train_stride": tj["train"]["train_stride"], "lr": tj["train"]["lr"],
                             "batch_size": tj["train"]["batch_size"], "patience": tj["train"]["patience"]}
-        info["test"] = {**tj["test"], "source": f"{training} (stride-1 test windows)"}
+        if tj["horizon"] == horizon:
+            info["test"] = {**tj["test"], "source": f"{training} (stride-1 test windows)"}
+        else:
+            info["trained_horizon"] = tj["horizon"]
     info["caches"] = []
     for tokens in hidden_settings(args, horizon, todo):
         wall, _ = run_timed(teach_cmd(args, horizon, tokens), log, env=_env(args))
@@ -300,7 +306,7 @@ def run(args) -> dict:
     return record(args, rows, teachers)
 
 
-RESUME_KEYS = ("data", "lookback", "teacher", "epochs", "stride", "tau", "beta", "distill_args", "baselines",
+RESUME_KEYS = ("data", "lookback", "teacher", "epochs", "stride", "tau", "beta", "distill_args", "baselines", "teacher_for",
                "teacher_epochs", "teacher_stride", "teacher_d_model", "teacher_layers")
 
 
@@ -318,7 +324,7 @@ def previous_results(args) -> tuple[dict[str, dict], dict[str, dict]]:
         print(f"{path}: written with other settings, not resumed", flush=True)
         return {}, {}
     rows = {r["dir"]: r for r in old.get("rows", []) if r.get("mse") is not None and not r.get("error")}
-    teachers = {t["path"]: t for t in old.get("teachers", []) if t.get("test")}
+    teachers = {f"{t['path']}#H{t.get('horizon')}": t for t in old.get("teachers", []) if t.get("test")}
     return rows, teachers
 
 
@@ -403,7 +409,8 @@ def teacher_rows(rec: dict) -> list[dict]:
     for t in rec["teachers"]:
         tr = t.get("training") or {}
         pub = PUBLISHED["patchtst"].get(t["horizon"]) if t["teacher"] == "patchtst" else None
-        out.append({"horizon": t["horizon"], "params": tr.get("params"),
+        trained = f" (first {t['horizon']} steps of the H={t['trained_horizon']} teacher)" if t.get("trained_horizon") else ""
+        out.append({"horizon": f"{t['horizon']}{trained}", "params": tr.get("params"),
                     "size": "d_model {d_model}, {layers} layers, d_ff {ffn_dim}".format(**{"ffn_dim": "?", **tr["model"]})
                     if tr.get("model") else None,
                     "epochs": f"{tr.get('best_epoch')} of {tr.get('epochs_run')}" if tr else None,
@@ -544,6 +551,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="checkpoint dir; may contain {lookback} and {horizon}. Default for patchtst: "
                         "benchmarks/runs/teachers/patchtst16-etth1-L{lookback}-H{horizon} (trained when missing)")
     # the teacher: PatchTST at the size of PatchTST's own ETTh1 script, early-stopped on validation
+    p.add_argument("--teacher-for", action="append", default=[], metavar="H=H2",
+                   help="horizon H uses the teacher trained for H2 >= H (its first H steps), e.g. 192=720")
     p.add_argument("--teacher-epochs", type=int, default=20)
     p.add_argument("--teacher-patience", type=int, default=5)
     p.add_argument("--teacher-stride", type=int, default=1, help="train-window stride of the teacher")
@@ -577,6 +586,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                        teacher_epochs=1, teacher_stride=16, teacher_d_model=16, teacher_layers=1, teacher_ffn_dim=32)
     args = p.parse_args(argv)
     args.student_horizons = _keyed(args.student_horizons, "--student-horizons", p, int)
+    try:
+        args.teacher_for = sorted((int(a), int(b)) for a, b in (s.split("=", 1) for s in args.teacher_for))
+    except ValueError:
+        p.error("--teacher-for takes H=H2, e.g. 192=720")
     args.student_variants = {"itransformer": ["gt", "kd", "hkd", "fta", "fta16"],
                              **_keyed(args.student_variants, "--student-variants", p)}
     bad = [v for vs in args.student_variants.values() for v in vs if v not in VARIANTS]

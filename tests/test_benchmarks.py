@@ -78,6 +78,9 @@ def test_accuracy_cells_seeds_sweep_and_baselines():
     # the sweep reuses the kd (tau 0) and hkd (tau 1) runs and adds tau 0.5, 2, 4
     assert {v for h, s, v, _ in todo if (h, s) == (336, "dlinear")} == {"gt", "kd", "hkd", "tau0.5", "tau2", "tau4"}
     assert accuracy.hidden_settings(args, 96, todo) == [0, 16] and accuracy.hidden_settings(args, 336, todo) == [None]
+    shared = accuracy.parse_args(["--teacher-for", "192=720", "--teacher-for", "336=720"])
+    assert accuracy.teacher_dir(shared, 336) == accuracy.teacher_dir(shared, 720) != accuracy.teacher_dir(shared, 96)
+    assert [str(c) for c in accuracy.train_teacher_cmd(shared, 192)][-25:].count("720") == 1
     base = accuracy.parse_args(["--baselines", "--seeds", "0"])
     todo = accuracy.cells(base)
     assert {v for _, _, v, _ in todo} == {"gt"} and len(todo) == 8
@@ -157,10 +160,10 @@ def test_accuracy_resumes_finished_rows(tmp_path):
     cell = {"horizon": 96, "student": "dlinear", "variant": "gt", "seed": 0}
     rec = accuracy.record(args, [{**cell, "dir": str(done), "mse": 0.5, "mae": 0.4},
                                  {**cell, "seed": 1, "dir": "x", "error": "boom", "mse": None}],
-                          [{"path": "t", "test": {"mse": 0.4, "mae": 0.4}}])
+                          [{"path": "t", "horizon": 96, "test": {"mse": 0.4, "mae": 0.4}}])
     report.write_outputs(rec, "", args.out_json, args.out_md)
     rows, teachers = accuracy.previous_results(args)
-    assert list(rows) == [str(done)] and list(teachers) == ["t"]  # failed rows are rerun
+    assert list(rows) == [str(done)] and list(teachers) == ["t#H96"]  # failed rows are rerun
     assert accuracy.previous_results(accuracy.parse_args(["--quick", "--work-dir", str(tmp_path), "--fresh"])) == ({}, {})
     other = accuracy.parse_args(["--quick", "--work-dir", str(tmp_path), "--epochs", "7"])
     assert accuracy.previous_results(other) == ({}, {})  # other settings: not mixed in
