@@ -358,7 +358,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.patchtst_path is None:  # the teacher accuracy.py trained (its --quick teachers for --quick)
         tdir = "accuracy-quick-teachers" if args.quick or args.smoke else "teachers"
         args.patchtst_path = str(ROOT / "benchmarks" / "runs" / tdir /
-                                 f"patchtst-etth1-L{args.lookback}-H{args.horizon}")
+                                 f"patchtst16-etth1-L{args.lookback}-H{args.horizon}")
     args.out_json = args.out_json or str(Path(args.work_dir) / "speed.json")
     args.out_md = args.out_md or str(Path(args.work_dir) / "speed.md")
     return args

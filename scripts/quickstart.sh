@@ -29,10 +29,10 @@ fi
 
 STUDENT=$RUN/etth1-dlinear
 if [ ! -f "$STUDENT/metrics.json" ]; then
-  step "2/5 distill: DLinear student, horizon-weighted KD + FTA (teacher outputs cached once)"
+  step "2/5 distill: DLinear student, horizon-weighted KD (teacher outputs cached once; FTA is off for DLinear)"
   resume=(); [ -d "$STUDENT/checkpoint" ] && resume=(--resume)
   $D distill --teacher "$TEACHER" --teacher-path "$TEACHER_PATH" --student dlinear --data "$DATA" \
-    --lookback "$L" --horizon "$H" --tau 1.0 --alpha 1.0 --beta 0.1 --epochs "$EPOCHS" --stride "$STRIDE" --out "$STUDENT" "${resume[@]}"
+    --lookback "$L" --horizon "$H" --tau 1.0 --epochs "$EPOCHS" --stride "$STRIDE" --out "$STUDENT" "${resume[@]}"
 fi
 
 step "3/5 compile: ONNX, OpenVINO, TFLite fp32, plus the rpi4 (TFLite int8) and x86-server targets"

@@ -42,39 +42,68 @@ def test_write_outputs(tmp_path):
 
 def test_accuracy_presets_and_commands():
     full = accuracy.parse_args([])
-    assert full.lookback == 512 and full.horizons == [96, 192, 336, 720] and full.variants == ["gt", "kd", "hkd", "fta"]
+    assert full.lookback == 512 and full.horizons == [96, 192, 336, 720] and full.variants == ["gt", "kd", "hkd"]
+    assert full.seeds == [0, 1, 2] and full.tau_sweep == [0, 0.5, 1, 2, 4] and full.beta == 0.3
+    assert full.student_variants["itransformer"] == ["gt", "kd", "hkd", "fta", "fta16"]
     quick = accuracy.parse_args(["--quick"])
     assert quick.horizons == [96] and quick.lookback == 96 and quick.work_dir.endswith("accuracy-quick")
     smoke = accuracy.parse_args(["--smoke"])
-    assert smoke.students == ["dlinear"] and smoke.epochs == 1
-    cmd = [str(c) for c in accuracy.distill_cmd(full, 192, "itransformer", "hkd", Path("out"))]
+    assert smoke.students == ["dlinear"] and smoke.epochs == 1 and smoke.seeds == [0]
+    cmd = [str(c) for c in accuracy.distill_cmd(full, 192, "itransformer", "hkd", Path("out"), 1)]
     assert cmd[cmd.index("--tau") + 1] == "1.0" and cmd[cmd.index("--beta") + 1] == "0"
-    assert cmd[cmd.index("--teacher-path") + 1].endswith("patchtst-etth1-L512-H192")
+    assert cmd[cmd.index("--seed") + 1] == "1"
+    assert cmd[cmd.index("--teacher-path") + 1].endswith("patchtst16-etth1-L512-H192")
     gt = [str(c) for c in accuracy.distill_cmd(full, 96, "dlinear", "gt", Path("out"))]
     assert "--no-kd" in gt and gt[gt.index("--beta") + 1] == "0"
-    fta = [str(c) for c in accuracy.distill_cmd(full, 96, "dlinear", "fta", Path("out"))]
-    assert fta[fta.index("--beta") + 1] == "0.1"
+    fta = [str(c) for c in accuracy.distill_cmd(full, 96, "itransformer", "fta", Path("out"))]
+    assert fta[fta.index("--beta") + 1] == "0.3" and fta[fta.index("--hidden-tokens") + 1] == "0"
+    fta16 = [str(c) for c in accuracy.distill_cmd(full, 96, "itransformer", "fta16", Path("out"))]
+    assert fta16[fta16.index("--hidden-tokens") + 1] == "16"
+    sweep = [str(c) for c in accuracy.distill_cmd(full, 336, "dlinear", "tau0.5", Path("out"))]
+    assert sweep[sweep.index("--tau") + 1] == "0.5" and sweep[sweep.index("--beta") + 1] == "0"
     # teach and distill share the cache settings (same cache for every row of a horizon)
-    teach = [str(c) for c in accuracy.teach_cmd(full, 96)]
+    teach = [str(c) for c in accuracy.teach_cmd(full, 96, 0)]
     for flag in ("--cache-dir", "--stride", "--hidden-tokens", "--lookback"):
         assert teach[teach.index(flag) + 1] == fta[fta.index(flag) + 1]
+    assert "--hidden" not in [str(c) for c in accuracy.teach_cmd(full, 96, None)]
     with pytest.raises(SystemExit):
         accuracy.parse_args(["--teacher", "timemoe"])  # a real teacher needs --teacher-path
 
 
+def test_accuracy_cells_seeds_sweep_and_baselines():
+    args = accuracy.parse_args(["--horizons", "96", "336", "--student-horizons", "itransformer=96", "--seeds", "0", "1"])
+    todo = accuracy.cells(args)
+    assert len(todo) == len(set(todo))
+    assert {(h, s) for h, s, _, _ in todo} == {(96, "dlinear"), (96, "itransformer"), (336, "dlinear")}
+    # the sweep reuses the kd (tau 0) and hkd (tau 1) runs and adds tau 0.5, 2, 4
+    assert {v for h, s, v, _ in todo if (h, s) == (336, "dlinear")} == {"gt", "kd", "hkd", "tau0.5", "tau2", "tau4"}
+    assert accuracy.hidden_settings(args, 96, todo) == [0, 16] and accuracy.hidden_settings(args, 336, todo) == [None]
+    shared = accuracy.parse_args(["--teacher-for", "192=720", "--teacher-for", "336=720"])
+    assert accuracy.teacher_dir(shared, 336) == accuracy.teacher_dir(shared, 720) != accuracy.teacher_dir(shared, 96)
+    assert [str(c) for c in accuracy.train_teacher_cmd(shared, 192)][-25:].count("720") == 1
+    base = accuracy.parse_args(["--baselines", "--seeds", "0"])
+    todo = accuracy.cells(base)
+    assert {v for _, _, v, _ in todo} == {"gt"} and len(todo) == 8
+    dl = [str(c) for c in accuracy.distill_cmd(base, 720, "dlinear", "gt", Path("o"))]
+    it = [str(c) for c in accuracy.distill_cmd(base, 336, "itransformer", "gt", Path("o"))]
+    assert dl[dl.index("--lookback") + 1] == "336" and dl[dl.index("--lr") + 1] == "0.005" and "--teacher" not in dl
+    assert it[it.index("--lookback") + 1] == "96" and it[it.index("--d-model") + 1] == "512"
+    assert it[it.index("--lr-schedule") + 1] == "step" and it[it.index("--weight-decay") + 1] == "0"
+
+
 def test_accuracy_tables():
-    args = accuracy.parse_args(["--quick", "--variants", "gt", "fta"])
-    teachers = [{"horizon": 96, "teacher": "patchtst", "test": {"mse": 0.4, "mae": 0.42}, "teach_wall_s": 3.0,
-                 "training": {"params": 1000}}]
-    rows = [{"horizon": 96, "student": "dlinear", "variant": v, "seed": 0, "mse": m, "mae": 0.5, "param_count": 10,
-             "distill_wall_s": 1.0, "eval_wall_s": 0.5} for v, m in (("gt", 0.45), ("fta", 0.44))]
+    args = accuracy.parse_args(["--quick", "--variants", "gt", "hkd", "--seeds", "0", "1"])
+    teachers = [{"horizon": 96, "teacher": "patchtst", "test": {"mse": 0.4, "mae": 0.42}, "path": "t",
+                 "training": {"params": 1000}, "caches": []}]
+    rows = [{"horizon": 96, "student": "dlinear", "variant": v, "seed": s, "mse": m + s / 100, "mae": 0.5,
+             "param_count": 10, "distill_wall_s": 1.0} for v, m in (("gt", 0.45), ("hkd", 0.44)) for s in (0, 1)]
     rec = accuracy.record(args, rows, teachers)
     summary = accuracy.summary_rows(rec)
-    assert summary[0]["model"] == "teacher (patchtst)" and summary[0]["gt_mse"] == 0.4
-    assert summary[1]["gt_mse"] == 0.45 and summary[1]["fta_mse"] == 0.44
+    assert summary[0]["model"] == "teacher (patchtst)" and summary[0]["gt"] == "0.4000"
+    assert summary[1]["gt"] == "0.4550 ± 0.0071" and summary[1]["hkd"] == "0.4450 ± 0.0071"
     md = accuracy.markdown(rec)
-    assert "| 96 | dlinear | 10 | 0.4500 | 0.5000 | 0.4400 | 0.5000 |" in md
-    assert "`--tau 1.0 --beta 0.1`" in md and "`--no-kd --beta 0`" in md
+    assert "| 96 | dlinear | 10 | 2 | 0.4550 ± 0.0071 | 0.4450 ± 0.0071 |" in md
+    assert "`--tau 1.0 --beta 0`" in md and "`--no-kd --beta 0`" in md
 
 
 def test_parse_eval(tmp_path):
@@ -128,14 +157,15 @@ def test_speed_compile_command_matches_the_cli(tmp_path):
 def test_accuracy_resumes_finished_rows(tmp_path):
     args = accuracy.parse_args(["--quick", "--work-dir", str(tmp_path)])
     done = tmp_path / "students" / "dlinear-L96-H96-gt-s0"
-    rec = accuracy.record(args, [{"dir": str(done), "mse": 0.5, "mae": 0.4},
-                                 {"dir": "x", "error": "boom", "mse": None}],
-                          [{"path": "t", "test": {"mse": 0.4, "mae": 0.4}}])
+    cell = {"horizon": 96, "student": "dlinear", "variant": "gt", "seed": 0}
+    rec = accuracy.record(args, [{**cell, "dir": str(done), "mse": 0.5, "mae": 0.4},
+                                 {**cell, "seed": 1, "dir": "x", "error": "boom", "mse": None}],
+                          [{"path": "t", "horizon": 96, "test": {"mse": 0.4, "mae": 0.4}}])
     report.write_outputs(rec, "", args.out_json, args.out_md)
     rows, teachers = accuracy.previous_results(args)
-    assert list(rows) == [str(done)] and list(teachers) == ["t"]  # failed rows are rerun
+    assert list(rows) == [str(done)] and list(teachers) == ["t#H96"]  # failed rows are rerun
     assert accuracy.previous_results(accuracy.parse_args(["--quick", "--work-dir", str(tmp_path), "--fresh"])) == ({}, {})
-    other = accuracy.parse_args(["--quick", "--work-dir", str(tmp_path), "--seed", "7"])
+    other = accuracy.parse_args(["--quick", "--work-dir", str(tmp_path), "--epochs", "7"])
     assert accuracy.previous_results(other) == ({}, {})  # other settings: not mixed in
 
 

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from distilts.cli import cli
 from distilts.data import load_dataset
+from distilts.distill.students import student_options
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
@@ -85,12 +86,12 @@ def test_distill_and_eval_end_to_end_on_etth1(etth1_path, teacher_dir, cache_dir
 
     # printed: parameter count, FTA note, the test table
     n_params = config["param_count"]
-    assert f"student dlinear: {n_params:,} parameters" in res.output and "not shipped" in res.output
+    assert f"student dlinear: {n_params:,} parameters" in res.output and "not shipped" not in res.output  # no FTA
     assert "Test metrics" in res.output and "teacher (timemoe)" in res.output
 
     # config.json: architecture, windows, columns, scaler, teacher + hash, data hash, every loss setting
     ds = load_dataset(etth1_path, columns=ETT_COLUMNS.split(","))
-    assert config["student"] == {"name": "dlinear", "kwargs": {}}
+    assert config["student"] == {"name": "dlinear", "kwargs": student_options("dlinear")}
     assert (config["lookback"], config["horizon"], config["columns"]) == (L, H, ETT_COLUMNS.split(","))
     np.testing.assert_allclose(config["scaler"]["mean"], ds.scaler.to_dict()["mean"])
     np.testing.assert_allclose(config["scaler"]["std"], ds.scaler.to_dict()["std"])
@@ -98,9 +99,9 @@ def test_distill_and_eval_end_to_end_on_etth1(etth1_path, teacher_dir, cache_dir
     assert config["teacher"]["checkpoint_sha256"] == hash_weight_files(teacher_dir)
     assert config["data"]["hash"] == ds.data_hash and config["data"]["split_scheme"] == "auto"
     assert config["data"]["split"]["scheme"] == "ett-hourly"
-    assert config["loss"]["kd"] is True and config["loss"]["alpha"] == 1.0 and config["loss"]["tau"] == 1.0
-    assert config["loss"]["beta"] == 0.1 and config["loss"]["hidden_tokens"] == 16
-    assert config["loss"]["fta"]["d_teacher"] == TINIER["hidden_size"] and config["loss"]["fta"]["d_student"] == 2 * H
+    assert config["loss"]["kd"] is True and config["loss"]["alpha"] == 0.5 and config["loss"]["tau"] == 1.0
+    assert config["loss"]["beta"] == 0.0 and config["loss"]["fta"] is None  # FTA off for DLinear by default
+    assert "off by default for DLinear" in (out / "card.md").read_text()
     assert config["train"]["max_train_windows"] == 256 and config["train"]["train_stride"] > 1
 
     # metrics.json: val and test, overall and per step, student and teacher on the same windows
@@ -152,11 +153,14 @@ def test_itransformer_with_fta_on_synthetic_data(teacher_dir, cache_dir, tmp_pat
     out = tmp_path / "it"
     kw = {"d_model": 16, "n_heads": 2, "e_layers": 1, "d_ff": 32}
     flags = [a for k, v in kw.items() for a in (f"--{k.replace('_', '-')}", v)]
-    res = distill(out, "--student", "itransformer", "--beta", "0.1", "--hidden-tokens", 4, "--epochs", 1,
+    res = distill(out, "--student", "itransformer", "--hidden-tokens", 4, "--epochs", 1,
                   "--max-train-windows", 128, "--stride", 8, *flags, teacher=teacher_dir, cache=cache_dir)
     config = read(out)
-    assert config["data"]["source"].startswith("synthetic") and config["student"]["kwargs"] == kw
-    assert config["loss"]["fta"] == {"d_student": 16, "d_teacher": 16, "n_tokens": 4, "latent": 64, "phi": "GELU"}
+    assert config["data"]["source"].startswith("synthetic")
+    assert config["student"]["kwargs"] == {**student_options("itransformer"), **kw}
+    assert config["loss"]["beta"] == 0.3  # the DistilTS FTA weight, on by default for iTransformer
+    assert config["loss"]["fta"] == {"d_student": 16, "d_teacher": 16, "n_tokens": 4, "latent": 256, "phi": "GELU",
+                                     "block": 128, "bias": False}
     assert student_keys(out) == set(build_student("itransformer", L, H, 4, **kw).state_dict())
     assert f"{config['param_count']:,} parameters" in res.output
     log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
@@ -164,8 +168,8 @@ def test_itransformer_with_fta_on_synthetic_data(teacher_dir, cache_dir, tmp_pat
 
 
 @pytest.mark.parametrize("flags, kd, tau, beta, teacher_used", [
-    (["--no-kd"], False, 1.0, 0.1, True),
-    (["--tau", "0"], True, 0.0, 0.1, True),
+    (["--no-kd", "--beta", "0.1"], False, 1.0, 0.1, True),
+    (["--tau", "0", "--beta", "0.1"], True, 0.0, 0.1, True),
     (["--beta", "0"], True, 1.0, 0.0, True),
     (["--no-kd", "--beta", "0"], False, 1.0, 0.0, False),
 ])
@@ -219,7 +223,8 @@ def test_config_file_gives_defaults_and_flags_win(tmp_path):
                    "max-train-windows: 32\nstride: 16\nlr: 0.01\n")
     distill(tmp_path / "out", "--config", cfg, "--epochs", 1)
     config = read(tmp_path / "out")
-    assert config["student"] == {"name": "itransformer", "kwargs": {"d_model": 8, "n_heads": 2}}
+    assert config["student"] == {"name": "itransformer",
+                                 "kwargs": {**student_options("itransformer"), "d_model": 8, "n_heads": 2}}
     assert config["train"]["epochs"] == 1 and config["train"]["lr"] == 0.01 and config["teacher"] is None
     bad = tmp_path / "bad.yaml"
     bad.write_text("epochz: 3\n")

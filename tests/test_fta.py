@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from distilts.distill.fta import FTA
+from distilts.distill.fta import FTA, FTA_BLOCK, FTA_LATENT, FTA_WEIGHT, default_beta
 
 torch.set_num_threads(1)
 
@@ -54,7 +54,25 @@ def test_exact_solution_exists():
     with torch.no_grad():
         fta.E.copy_(torch.eye(T))
         fta.W_s.weight.copy_(direction.expand(T, d_s))
-        fta.W_s.bias.zero_()
         fta.W_out.weight.copy_(g.T)
-        fta.W_out.bias.zero_()
     assert fta.loss(h, teacher).item() < 1e-10
+
+
+def test_defaults_are_the_distilts_code():
+    """VarTimeFactorAligner: u = 256, GELU, no biases, E ~ N(0, 1/u), blocks of 128 tokens, weight 0.3;
+    the DistilTS scripts turn it on for iTransformer only."""
+    assert (FTA_WEIGHT, FTA_LATENT, FTA_BLOCK) == (0.3, 256, 128)
+    assert default_beta("itransformer") == 0.3 and default_beta("dlinear") == 0.0
+    fta = FTA(12, 20, 512)
+    assert fta.latent == 256 and isinstance(fta.phi, nn.GELU) and fta.block == 128
+    assert fta.W_s.bias is None and fta.W_out.bias is None
+    assert abs(fta.E.std().item() - 1 / 16) < 0.002 and abs(fta.E.mean().item()) < 0.002
+
+
+def test_loss_is_the_mean_of_per_block_mses():
+    torch.manual_seed(0)
+    fta = FTA(6, 5, 130, latent=8)
+    h, target = torch.randn(2, 3, 6), torch.randn(2, 3, 130, 5)
+    pred = fta(h)
+    expected = (F.mse_loss(pred[:, :, :128], target[:, :, :128]) + F.mse_loss(pred[:, :, 128:], target[:, :, 128:])) / 2
+    assert torch.allclose(fta.loss(h, target), expected)

@@ -7,7 +7,8 @@ import json
 import pytest
 import torch
 
-from distilts.distill.students import build_student, load_student_dir, param_count, save_student_dir
+from distilts.distill.students import (build_student, load_student_dir, param_count, save_student_dir,
+                                       student_options)
 from distilts.errors import DistiltsError, ModelDirError
 
 torch.set_num_threads(1)
@@ -16,7 +17,7 @@ CASES = [
     ("dlinear", {}, 2 * 12),
     ("dlinear", {"individual": True, "revin": True}, 2 * 12),
     ("itransformer", {"d_model": 16, "n_heads": 2, "d_ff": 32, "e_layers": 1}, 16),
-    ("itransformer", {"d_model": 16, "n_heads": 2, "d_ff": 32, "revin": True}, 16),
+    ("itransformer", {"d_model": 16, "n_heads": 2, "d_ff": 32, "norm": "revin"}, 16),  # legacy --revin dirs
 ]
 
 
@@ -103,3 +104,58 @@ def test_load_errors(tmp_path):
     (d / "model.safetensors").write_bytes(b"garbage")
     with pytest.raises(ModelDirError, match="not a readable safetensors"):
         load_student_dir(d)
+
+
+def test_student_defaults_are_the_official_ones():
+    """DLinear: LTSF-Linear / TSLib; iTransformer: the DistilTS scripts' student at L=512."""
+    assert student_options("dlinear") == {"moving_avg": 25, "individual": False, "revin": False}
+    assert student_options("itransformer") == {"d_model": 512, "n_heads": 4, "e_layers": 1, "d_ff": 2048,
+                                               "dropout": 0.1, "norm": "window"}
+
+
+@pytest.mark.parametrize("individual", [False, True])
+def test_dlinear_official_init_forecasts_the_window_mean(individual):
+    """Both maps start at weight 1/L, so with zero biases the forecast is the window mean:
+    mean(x - MA(x)) + mean(MA(x)) = mean(x), at every step."""
+    m = build_student("dlinear", 48, 12, 3, individual=individual).eval()
+    assert torch.all(m.seasonal.weight == 1 / 48) and torch.all(m.trend.weight == 1 / 48)
+    with torch.no_grad():
+        m.seasonal.bias.zero_()
+        m.trend.bias.zero_()
+    x = torch.randn(4, 48, 3)
+    assert torch.allclose(m(x), x.mean(dim=1, keepdim=True).expand(4, 12, 3), atol=1e-6)
+
+
+def test_itransformer_always_normalises_each_window():
+    """Per-window mean/std normalisation, undone on the output: f(a x + b) = a f(x) + b (up to the
+    1e-5 in the std), for the default model and without any option."""
+    torch.manual_seed(0)
+    m = build_student("itransformer", 48, 12, 3, d_model=16, n_heads=2, d_ff=32).eval()
+    assert m.revin is not None and not m.revin.affine and not list(m.revin.parameters())
+    x = torch.randn(2, 48, 3)
+    assert torch.allclose(m(x * 10 + 5), m(x) * 10 + 5, atol=1e-3)
+    flat = torch.full((1, 48, 3), 7.0)  # a constant window forecasts (almost) itself
+    assert torch.allclose(m(flat), torch.full((1, 12, 3), 7.0), atol=0.05)
+
+
+def test_old_itransformer_dirs_load_as_they_were_trained(tmp_path):
+    """Directories written before normalisation was built in recorded only the given options."""
+    for old_kwargs, norm in (({"d_model": 16, "n_heads": 2}, "none"), ({"d_model": 16, "n_heads": 2, "revin": True}, "revin")):
+        kw = {k: v for k, v in old_kwargs.items() if k != "revin"}
+        m = build_student("itransformer", 48, 12, 3, **kw, e_layers=2, d_ff=256, norm=norm).eval()
+        d = tmp_path / norm
+        save_student_dir(d, m, _config("itransformer", {}))
+        cfg = json.loads((d / "config.json").read_text())
+        cfg["student"]["kwargs"] = old_kwargs  # as the old version wrote it
+        (d / "config.json").write_text(json.dumps(cfg))
+        m2, _ = load_student_dir(d)
+        assert m2.norm_mode == norm
+        x = torch.randn(2, 48, 3)
+        assert torch.equal(m2(x), m(x))
+
+
+def test_saved_config_records_every_option(tmp_path):
+    save_student_dir(tmp_path / "s", build_student("itransformer", 48, 12, 3, d_model=16, n_heads=2, d_ff=32),
+                     _config("itransformer", {"d_model": 16, "n_heads": 2, "d_ff": 32}))
+    kwargs = json.loads((tmp_path / "s" / "config.json").read_text())["student"]["kwargs"]
+    assert kwargs == {**student_options("itransformer"), "d_model": 16, "n_heads": 2, "d_ff": 32}

@@ -18,7 +18,7 @@ STUDENT_FLAGS = {
     "moving_avg": ("moving_avg", ("dlinear",)), "individual": ("individual", ("dlinear",)),
     "d_model": ("d_model", ("itransformer",)), "n_heads": ("n_heads", ("itransformer",)),
     "e_layers": ("e_layers", ("itransformer",)), "d_ff": ("d_ff", ("itransformer",)),
-    "dropout": ("dropout", ("itransformer",)), "revin": ("revin", STUDENT_NAMES),
+    "dropout": ("dropout", ("itransformer",)), "revin": ("revin", ("dlinear",)),
 }
 CONFIG_ALIASES = {"data": "data_path", "split": "split_scheme", "teacher": "teacher_name", "train_stride": "stride",
                   "student": "student_name", "no_kd": "no_kd"}
@@ -74,9 +74,12 @@ def _load_config_file(ctx: click.Context, _param, value: str | None) -> str | No
                    "train stride); for quick runs and smoke tests. Val and test windows are unaffected.")
 @click.option("--tau", type=float, default=1.0, show_default=True,
               help="Horizon-weight temperature of the KD loss (0 = uniform over steps).")
-@click.option("--alpha", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Weight of the KD loss.")
-@click.option("--beta", type=click.FloatRange(min=0), default=0.1, show_default=True,
-              help="Weight of the FTA (hidden-state alignment) loss; 0 = off.")
+@click.option("--alpha", type=click.FloatRange(min=0), default=0.5, show_default=True,
+              help="Weight of the KD loss (DistilTS kd_alpha).")
+@click.option("--beta", type=click.FloatRange(min=0), default=None,
+              help="Weight of the FTA (hidden-state alignment) loss; 0 = off. Default as the DistilTS scripts: "
+                   "0.3 for itransformer, 0 (off) for dlinear (FTA measured no gain for DLinear: "
+                   "benchmarks/RESULTS.md).")
 @click.option("--no-kd", is_flag=True, help="No distillation loss (with --beta 0: ground truth only, no teacher).")
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
@@ -92,15 +95,20 @@ def _load_config_file(ctx: click.Context, _param, value: str | None) -> str | No
               help="Mixed precision (CUDA only; ignored on CPU).")
 @click.option("--moving-avg", type=click.IntRange(min=1), default=None, help="[dlinear] decomposition kernel (odd; default 25).")
 @click.option("--individual/--shared", default=None, help="[dlinear] one linear map per variate, or shared (default).")
-@click.option("--d-model", type=click.IntRange(min=1), default=None, help="[itransformer] token width (default 128).")
+@click.option("--d-model", type=click.IntRange(min=1), default=None, help="[itransformer] token width (default 512).")
 @click.option("--n-heads", type=click.IntRange(min=1), default=None, help="[itransformer] attention heads (default 4).")
-@click.option("--e-layers", type=click.IntRange(min=1), default=None, help="[itransformer] encoder layers (default 2).")
-@click.option("--d-ff", type=click.IntRange(min=1), default=None, help="[itransformer] feed-forward width (default 256).")
+@click.option("--e-layers", type=click.IntRange(min=1), default=None, help="[itransformer] encoder layers (default 1).")
+@click.option("--d-ff", type=click.IntRange(min=1), default=None, help="[itransformer] feed-forward width (default 2048).")
 @click.option("--dropout", type=click.FloatRange(0, 1), default=None, help="[itransformer] dropout (default 0.1).")
-@click.option("--revin/--no-revin", default=None, help="RevIN instance normalization inside the student (default off).")
-@click.option("--fta-latent", type=click.IntRange(min=1), default=64, show_default=True, help="FTA latent width u.")
-@click.option("--hidden-tokens", type=click.IntRange(min=0), default=16, show_default=True,
-              help="Teacher hidden states pooled to this many tokens (0 = all); FTA aligns with them.")
+@click.option("--revin/--no-revin", default=None,
+              help="[dlinear] RevIN instance normalization (default off, as the official DLinear). iTransformer "
+                   "always normalises each window (its official definition).")
+@click.option("--fta-latent", type=click.IntRange(min=1), default=256, show_default=True,
+              help="FTA latent width u (DistilTS: 256).")
+@click.option("--hidden-tokens", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Teacher tokens FTA aligns with: 0 = all of them (the DistilTS code); N > 0 mean-pools them to N "
+                   "to bound the cache (hidden states cost N_windows x D x tokens x d_teacher x 2 bytes: "
+                   "TimeMoE-50M at L=512, stride 1 on ETTh1 needs ~22 GB for all 512 tokens, ~0.7 GB for 16).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Teacher cache root (default: $DISTILTS_CACHE_DIR, else the user cache directory).")
 @click.option("--teacher-hidden", type=click.Choice(["cache", "online"]), default="cache", show_default=True,
@@ -115,7 +123,7 @@ def _load_config_file(ctx: click.Context, _param, value: str | None) -> str | No
 @click.option("--stop-after-epoch", type=click.IntRange(min=1), default=None, hidden=True,
               help="Testing aid: stop (as if killed) after this epoch's checkpoint.")
 def distill(teacher_name: str, teacher_path: str | None, student_name: str, data_args: dict, lookback: int,
-            horizon: int, stride: int, max_train_windows: int | None, tau: float, alpha: float, beta: float,
+            horizon: int, stride: int, max_train_windows: int | None, tau: float, alpha: float, beta: float | None,
             no_kd: bool, epochs: int, batch_size: int, lr: float, weight_decay: float, lr_schedule: str,
             patience: int, seed: int, device: str, amp: str, fta_latent: int, hidden_tokens: int,
             cache_dir: str | None, teacher_hidden: str, max_cache_gb: float | None, out: str, resume: bool,
@@ -126,14 +134,20 @@ def distill(teacher_name: str, teacher_path: str | None, student_name: str, data
     Loss = MSE(student, truth) + alpha * horizon-weighted KD(student, teacher; tau)
            + beta * FTA(student representation, teacher hidden states)
     Teacher outputs come from the teacher cache (filled once, on first use).
+    FTA is on by default only for itransformer (weight 0.3, as the DistilTS scripts); for dlinear it is
+    off (the DistilTS scripts set vt_loss 0 for DLinear, and it measured no gain here); --beta > 0 turns it on.
     Ablations: --no-kd --beta 0 (ground truth only, no teacher), --tau 0 (uniform KD), --beta 0 (no FTA).
     Writes model.safetensors, config.json, metrics.json, card.md, plots/, train_log.jsonl and checkpoint/.
     Under torchrun: DistributedDataParallel, --batch-size is the global batch, rank 0 writes --out.
     """
     from distilts.distill import distributed
+    from distilts.distill.fta import default_beta
     from distilts.distill.run import DistillSpec
     from distilts.distill.run import distill as run_distill
     from distilts.distill.trainer import TrainConfig
+
+    if beta is None:
+        beta = default_beta(student_name)
 
     spec = DistillSpec(
         student=student_name, student_kwargs=_student_kwargs(student_name, student_flags), teacher=teacher_name,
@@ -213,6 +227,9 @@ def _student_kwargs(student: str, flags: dict[str, Any]) -> dict[str, Any]:
         if value is None:
             continue
         option, owners = STUDENT_FLAGS[param]
+        if param == "revin" and student == "itransformer":
+            raise DistiltsError("--revin/--no-revin does not apply to itransformer: it always normalises each input "
+                                "window (mean and std over time, undone on the output), as its official code does.")
         if student not in owners:
             raise DistiltsError(f"--{param.replace('_', '-')} is an option of {', '.join(owners)}, not of "
                                 f"'{student}'. Drop it or pick --student {owners[0]}.")

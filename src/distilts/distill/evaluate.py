@@ -96,8 +96,13 @@ def model_card(config: dict, metrics: dict) -> str:
     if loss.get("kd"):
         terms.append(f"{loss.get('alpha')} x horizon-weighted KD (tau={loss.get('tau')})")
     if loss.get("fta"):
-        terms.append(f"{loss.get('beta')} x FTA on {loss.get('hidden_tokens')} pooled teacher tokens "
-                     "(training-only; not shipped)")
+        n_tok = loss["fta"].get("n_tokens") if isinstance(loss["fta"], dict) else None
+        pooled = loss.get("hidden_tokens")
+        which = f"all {n_tok} teacher tokens" if not pooled else f"{n_tok} pooled teacher tokens"
+        terms.append(f"{loss.get('beta')} x FTA on {which} (training-only; not shipped)")
+    elif loss.get("kd") is not None:
+        terms.append("no FTA" + (" (off by default for DLinear, as in the DistilTS scripts; --beta > 0 turns it on)"
+                                 if s["name"] == "dlinear" else ""))
     return f"""# {s['name']} student — L={config['lookback']}, H={config['horizon']}
 
 **What**: {s['name']} forecaster ({kwargs}; {config['param_count']:,} parameters) mapping the last

@@ -29,7 +29,7 @@ class DistillSpec:
     lookback: int = 512
     horizon: int = 96
     stride: int = 1
-    hidden_tokens: int = 16
+    hidden_tokens: int = 0  # all teacher tokens (DistilTS); N > 0 pools them to N
     cache_dir: str | None = None
     teacher_hidden: str = "cache"  # "cache" (teacher cache) or "online" (teacher runs in the training loop)
     max_cache_gb: float | None = None
@@ -168,9 +168,11 @@ def distill(spec: DistillSpec, out: str | os.PathLike, *, resume: bool = False, 
 def student_config(spec: DistillSpec, dataset: Dataset, teacher_info: dict | None, result: TrainResult,
                    train_stride: int | None = None) -> dict:
     """The `config.json` of the student directory (format and param_count are added on save)."""
+    from distilts.distill.students.io import resolved_spec
+
     freq = dataset.series.freq
     return {
-        "student": {"name": spec.student, "kwargs": dict(spec.student_kwargs)},
+        "student": resolved_spec({"name": spec.student, "kwargs": dict(spec.student_kwargs)}),
         "lookback": spec.lookback, "horizon": spec.horizon, "columns": list(dataset.columns),
         "n_variates": len(dataset.columns), "freq_seconds": None if freq is None else int(freq.astype(np.int64)),
         "scaler": dataset.scaler.to_dict(),

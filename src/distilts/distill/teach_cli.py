@@ -21,7 +21,7 @@ from distilts.distill.teachers import TEACHERS
 @click.option("--parts", default="train,val,test", show_default=True, help="Split parts to cache, comma-separated.")
 @click.option("--hidden/--no-hidden", default=False, show_default=True,
               help="Also cache the teacher's hidden states (pooled to --hidden-tokens tokens).")
-@click.option("--hidden-tokens", type=click.IntRange(min=0), default=16, show_default=True,
+@click.option("--hidden-tokens", type=click.IntRange(min=0), default=0, show_default=True,
               help="Mean-pool the teacher's tokens into this many contiguous groups (0 = keep all).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Cache root (default: $DISTILTS_CACHE_DIR, else the user cache directory).")

@@ -16,6 +16,8 @@ from distilts.data.options import data_options
 @click.option("--d-model", type=int, default=64, show_default=True, help="Transformer width.")
 @click.option("--layers", type=int, default=3, show_default=True, help="Encoder layers.")
 @click.option("--heads", type=int, default=4, show_default=True, help="Attention heads (must divide --d-model).")
+@click.option("--ffn-dim", type=int, default=None, help="Feed-forward width (default 2 x --d-model).")
+@click.option("--dropout", type=click.FloatRange(0, 1), default=0.2, show_default=True, help="Encoder dropout.")
 @click.option("--patch-length", type=int, default=16, show_default=True)
 @click.option("--patch-stride", type=int, default=8, show_default=True)
 @click.option("--batch-size", type=int, default=64, show_default=True)
@@ -25,7 +27,7 @@ from distilts.data.options import data_options
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 def train_teacher(data_args: dict, lookback: int, horizon: int, out_dir: str, epochs: int, d_model: int,
-                  layers: int, heads: int, patch_length: int, patch_stride: int, batch_size: int, lr: float,
+                  layers: int, heads: int, ffn_dim: int | None, dropout: float, patch_length: int, patch_stride: int, batch_size: int, lr: float,
                   patience: int, stride: int, seed: int, device: str) -> None:
     """Train a PatchTST teacher (transformers PatchTSTForPrediction) on the train split.
 
@@ -38,7 +40,7 @@ def train_teacher(data_args: dict, lookback: int, horizon: int, out_dir: str, ep
 
     dataset = load_dataset(**data_args)
     info = train_patchtst(
-        dataset, lookback, horizon, out_dir, epochs, d_model=d_model, layers=layers, heads=heads,
+        dataset, lookback, horizon, out_dir, epochs, d_model=d_model, layers=layers, heads=heads, ffn_dim=ffn_dim, dropout=dropout,
         patch_length=patch_length, patch_stride=patch_stride, batch_size=batch_size, lr=lr, patience=patience,
         stride=stride, seed=seed, device=device, log=lambda s: click.echo(s, err=True),
     )

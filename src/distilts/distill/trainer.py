@@ -34,7 +34,7 @@ from distilts.distill import distributed
 from distilts.distill.checkpoint import (load_checkpoint, optimizer_from_parts, optimizer_to_parts, prefixed,
                                          save_checkpoint, unprefixed)
 from distilts.distill.evaluate import predict
-from distilts.distill.fta import FTA
+from distilts.distill.fta import FTA, FTA_LATENT
 from distilts.distill.losses import horizon_weights, kd_loss, total_loss
 from distilts.errors import DistiltsError
 from distilts.utils import atomic_write_text
@@ -56,11 +56,11 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: str = "off"
-    alpha: float = 1.0
-    beta: float = 0.1
+    alpha: float = 0.5  # DistilTS kd_alpha
+    beta: float = 0.0  # FTA weight; `distilts distill` picks the student's default (fta.default_beta)
     tau: float = 1.0
     kd: bool = True
-    fta_latent: int = 64
+    fta_latent: int = FTA_LATENT
 
     @property
     def use_kd(self) -> bool:

@@ -1,5 +1,10 @@
 """DLinear (Zeng et al., 2023): moving-average decomposition, then a linear map per component.
 
+Defined as the official code (cure-lab/LTSF-Linear, thuml Time-Series-Library, and the DistilTS
+copy): moving-average kernel 25, one map shared by all variates, and both maps' weights initialised
+to 1/L (each starts as the window mean); biases keep nn.Linear's init. No input normalisation
+unless `revin` is asked for (the official DLinear has none).
+
 FTA representation (`represent`): for each variate, the concatenation of its seasonal and its
 trend projections, `[B, D, 2H]` (d_S = 2 * horizon). These are the model's only per-variate
 features before the final sum, so aligning them with the teacher shapes both branches.
@@ -37,8 +42,8 @@ class PerVariateLinear(nn.Module):
 
     def __init__(self, n_variates: int, in_features: int, out_features: int) -> None:
         super().__init__()
-        bound = 1.0 / math.sqrt(in_features)  # nn.Linear's default init
-        self.weight = nn.Parameter(torch.empty(n_variates, in_features, out_features).uniform_(-bound, bound))
+        bound = 1.0 / math.sqrt(in_features)  # nn.Linear's default bias init
+        self.weight = nn.Parameter(torch.full((n_variates, in_features, out_features), 1.0 / in_features))
         self.bias = nn.Parameter(torch.empty(n_variates, 1, out_features).uniform_(-bound, bound))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -63,6 +68,8 @@ class DLinear(nn.Module):
         else:
             self.seasonal = nn.Linear(lookback, horizon)
             self.trend = nn.Linear(lookback, horizon)
+            for linear in (self.seasonal, self.trend):  # the official 1/L weight init
+                nn.init.constant_(linear.weight, 1.0 / lookback)
         self.revin = RevIN(n_variates) if revin else None
 
     def forward_with_repr(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -38,6 +38,7 @@ def save_student_dir(directory: str | os.PathLike, model: nn.Module, config: dic
     if missing:
         raise ModelDirError(f"Student config is missing {missing}; it needs {list(REQUIRED)}.")
     config = {"format": FORMAT, "version": VERSION, **config, "param_count": param_count(model)}
+    config["student"] = resolved_spec(config["student"])
     config["format"], config["version"] = FORMAT, VERSION
     directory = Path(directory)
     tmp = temp_dir_beside(directory)
@@ -98,7 +99,7 @@ def load_student_dir(directory: str | os.PathLike) -> tuple[nn.Module, dict[str,
     spec = config["student"]
     try:
         model = build_student(spec["name"], config["lookback"], config["horizon"], config["n_variates"],
-                              **spec.get("kwargs", {}))
+                              **legacy_kwargs(spec["name"], spec.get("kwargs", {})))
     except DistiltsError as exc:
         raise ModelDirError(f"{directory / CONFIG} describes a student that cannot be built: {exc}") from None
     try:
@@ -108,6 +109,30 @@ def load_student_dir(directory: str | os.PathLike) -> tuple[nn.Module, dict[str,
     _check_weights(model, state, weights)
     model.load_state_dict(state, strict=True)
     return model.eval(), config
+
+
+def resolved_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """`{name, kwargs}` with every option of the student recorded (defaults filled in), so a
+    directory keeps meaning the same model when a default changes."""
+    from distilts.distill.students import student_options
+
+    return {**spec, "kwargs": {**student_options(spec["name"]), **spec.get("kwargs", {})}}
+
+
+def legacy_kwargs(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Student kwargs of a directory written by an older distilts, mapped onto today's options.
+
+    Before per-window normalisation was built into iTransformer (as its official code does), its
+    directories recorded only the options given on the command line: `revin` true meant a learnable
+    RevIN, absent/false meant no normalisation at all. New directories record every option.
+    """
+    kwargs = dict(kwargs)
+    if name == "itransformer" and "norm" not in kwargs:
+        kwargs["norm"] = "revin" if kwargs.pop("revin", False) else "none"
+        kwargs.setdefault("d_model", 128)  # the defaults of that version
+        kwargs.setdefault("e_layers", 2)
+        kwargs.setdefault("d_ff", 256)
+    return kwargs
 
 
 def _check_weights(model: nn.Module, state: dict, weights: Path) -> None:

@@ -2,7 +2,15 @@
 across variates. Attention is written out by hand (no fused kernels) so the model exports to
 ONNX / OpenVINO / TFLite with a dynamic batch dimension.
 
-FTA representation (`represent`): the encoder output per variate token, `[B, D, d_model]`.
+Defined as the official code (thuml/iTransformer with `use_norm`, and the DistilTS copy): every
+input window is normalised per variate over time (mean and std, std = sqrt(var + 1e-5)) and the
+output is mapped back with the window's std and mean, inside `forward`, so raw values go in and
+raw-scale values come out (and the normalisation is part of every exported graph). Defaults are the
+DistilTS scripts' student at lookback 512: d_model 512, 4 heads, 1 layer, d_ff 2048, dropout 0.1,
+GELU. Deviations (no timestamp tokens) are listed in docs/design.md.
+
+FTA representation (`represent`): the encoder output per variate token, `[B, D, d_model]` (after
+the final LayerNorm: the official code's `hidden_dim`).
 """
 
 from __future__ import annotations
@@ -13,6 +21,9 @@ import torch
 from torch import nn
 
 from distilts.distill.students.revin import RevIN
+
+
+NORMS = ("window", "revin", "none")
 
 
 class Attention(nn.Module):
@@ -54,14 +65,22 @@ class EncoderLayer(nn.Module):
 
 
 class ITransformer(nn.Module):
-    """`[B, L, D] -> [B, H, D]`: embed each variate (Linear L -> d_model), encode, project to H."""
+    """`[B, L, D] -> [B, H, D]`: normalise each window, embed each variate (Linear L -> d_model),
+    encode, project to H, de-normalise.
+
+    `norm` exists only to load student directories written before normalisation was built in:
+    "window" (the official per-window normalisation, the default), "revin" (the old `--revin`:
+    the same with a learnable affine), "none" (the old default). New students always use "window".
+    """
 
     def __init__(
         self, lookback: int, horizon: int, n_variates: int, *,
-        d_model: int = 128, n_heads: int = 4, e_layers: int = 2, d_ff: int = 256,
-        dropout: float = 0.1, revin: bool = False,
+        d_model: int = 512, n_heads: int = 4, e_layers: int = 1, d_ff: int = 2048,
+        dropout: float = 0.1, norm: str = "window",
     ) -> None:
         super().__init__()
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS} (got {norm!r}).")
         self.lookback, self.horizon, self.n_variates = lookback, horizon, n_variates
         self.repr_dim = d_model
         self.embed = nn.Linear(lookback, d_model)
@@ -69,7 +88,8 @@ class ITransformer(nn.Module):
         self.layers = nn.ModuleList(EncoderLayer(d_model, n_heads, d_ff, dropout) for _ in range(e_layers))
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, horizon)
-        self.revin = RevIN(n_variates) if revin else None
+        self.norm_mode = norm
+        self.revin = None if norm == "none" else RevIN(n_variates, affine=norm == "revin")
 
     def forward_with_repr(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Forecast `[B, H, D]` and encoder output `[B, D, d_model]`."""

@@ -59,15 +59,16 @@ class PatchTSTTeacher(Teacher):
                 f"the training context: use --lookback {self.context_length}, or train a teacher for "
                 f"lookback {x.shape[1]} with `distilts train-teacher --lookback {x.shape[1]}`."
             )
-        if horizon != self.prediction_length:
+        if horizon > self.prediction_length:
             raise DistiltsError(
-                f"This PatchTST teacher ({self.path}) forecasts exactly {self.prediction_length} steps "
-                f"(its linear head's size), but horizon {horizon} was asked for. Train one per horizon "
+                f"This PatchTST teacher ({self.path}) forecasts {self.prediction_length} steps (its linear "
+                f"head's size), but horizon {horizon} was asked for. Train one for this horizon (or longer) "
                 f"with `distilts train-teacher --horizon {horizon}` and pass that directory."
             )
 
     def predict(self, x: np.ndarray, horizon: int, hidden: bool = False) -> TeacherOutput:
-        """Forecast `[B, H, D]` (same scale as `x`), and optionally the encoder states per patch."""
+        """Forecast `[B, H, D]` (same scale as `x`; the first H steps of the trained horizon), and
+        optionally the encoder states per patch."""
         import torch
 
         x = np.asarray(x, dtype=np.float32)
@@ -77,7 +78,8 @@ class PatchTSTTeacher(Teacher):
             for lo in range(0, x.shape[0], self.batch_size):
                 xb = torch.from_numpy(x[lo: lo + self.batch_size]).to(self.device)
                 out = self.model.model(past_values=xb, return_dict=True)
-                y = self.model.head(out.last_hidden_state) * out.scale + out.loc  # [b, H, D]
+                y = self.model.head(out.last_hidden_state) * out.scale + out.loc  # [b, H_trained, D]
+                y = y[:, :horizon]  # a teacher trained for a longer horizon serves shorter ones
                 forecasts.append(y.float().cpu().numpy())
                 if hidden:
                     states.append(out.last_hidden_state.float().cpu().numpy())  # [b, D, T, d_model]
