@@ -180,7 +180,7 @@ def test_online_hidden_states_equal_the_cached_ones_and_train(dataset, teacher_d
     np.testing.assert_allclose(online[idx], cache.hidden("train")[idx].astype(np.float32), rtol=1e-2, atol=1e-2)
     data = TrainData(train_w, dataset.windows("val", L, H, STRIDE), cache.forecasts("train"), online)
     torch.manual_seed(0)
-    result = train(build_student("dlinear", L, H, 4), data, TrainConfig(epochs=1, batch_size=64, device="cpu"),
+    result = train(build_student("dlinear", L, H, 4), data, TrainConfig(epochs=1, batch_size=64, beta=0.3, device="cpu"),
                    tmp_path / "run", progress=False)
     assert result.history[0]["train_fta"] > 0 and online.calls == -(-len(train_w) // 64) + 1
 
