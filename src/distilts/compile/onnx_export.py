@@ -38,8 +38,12 @@ def read_opset(path: Path) -> int:
     return int(next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0))
 
 
-def int8_candidates(fp32_path: Path, out_dir: Path, calib: np.ndarray) -> dict[str, tuple[Path, str]]:
+def int8_candidates(fp32_path: Path, out_dir: Path, calib: np.ndarray, reduce_range: bool = False
+                    ) -> dict[str, tuple[Path, str]]:
     """ONNX Runtime int8 variants of `fp32_path`: {method: (file, note)}.
+
+    reduce_range: 7-bit weights, for x86 without VNNI, where onnxruntime's u8 x s8 kernels add pairs
+    of products in saturating int16 (as Optimum's avx2 config); arm64 and VNNI x86 use the full range.
 
     dynamic: int8 weights, activations quantized per call from their observed range (no calibration).
     static-qdq: int8 weights and activations with ranges calibrated on `calib` (raw train windows),
@@ -59,14 +63,16 @@ def int8_candidates(fp32_path: Path, out_dir: Path, calib: np.ndarray) -> dict[s
     out: dict[str, tuple[Path, str]] = {}
     dyn = out_dir / "model.dynamic.onnx"
     with quiet():
-        quantize_dynamic(str(fp32_path), str(dyn), weight_type=QuantType.QInt8)
-    out["dynamic"] = (dyn, "onnxruntime quantize_dynamic: int8 weights, activations quantized at run time")
+        quantize_dynamic(str(fp32_path), str(dyn), weight_type=QuantType.QInt8, reduce_range=reduce_range)
+    rr = ", reduce_range (7-bit weights: no int16 saturation on x86 without VNNI)" if reduce_range else ""
+    out["dynamic"] = (dyn, f"onnxruntime quantize_dynamic: int8 weights, activations quantized at run time{rr}")
     st = out_dir / "model.static.onnx"
     with quiet():
         quantize_static(str(fp32_path), str(st), Reader(calib), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
+                        reduce_range=reduce_range,
                         op_types_to_quantize=STATIC_OPS, calibrate_method=CalibrationMethod.MinMax)
     out["static-qdq"] = (st, f"onnxruntime quantize_static QDQ, per-channel int8 weights, int8 activations "
-                             f"calibrated (min/max) on {len(calib)} train windows; ops {'/'.join(STATIC_OPS)}")
+                             f"calibrated (min/max) on {len(calib)} train windows; ops {'/'.join(STATIC_OPS)}{rr}")
     return out
 

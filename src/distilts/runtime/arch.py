@@ -43,3 +43,8 @@ def host_isa() -> str:
     if "avx512_vnni" in flags or "avx_vnni" in flags:
         return "avx512_vnni"
     return "avx512" if "avx512bw" in flags else "avx2"
+
+
+def saturates_int8(isa: str) -> bool:
+    """Whether full-range u8 x s8 int8 kernels saturate on `isa` (x86 without VNNI): use reduced range there."""
+    return isa in ("avx2", "avx512")

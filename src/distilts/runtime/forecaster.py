@@ -86,7 +86,7 @@ class Forecaster:
                     f"rtol {man.rtol:g}). Refusing to serve wrong numbers. This happens when the backend "
                     f"library differs from the one used at compile time (some TFLite runtimes are silently "
                     f"wrong on int8 models). Try the fp32 artifact or another backend, or re-run "
-                    f"`distilts compile` with this runtime's version."
+                    f"`distilts compile` with this runtime's version." + _isa_hint(man)
                 )
 
     def check_window(self, values: np.ndarray) -> np.ndarray:
@@ -164,3 +164,14 @@ def _open(man: Manifest, mf: ModelFile, threads: int | None) -> Session:
         raise
     except Exception as exc:  # the backend cannot parse or compile the file
         raise ArtifactError(f"{man.path(mf)}: the {man.backend} backend cannot load it ({exc}). {RECOMPILE}") from exc
+
+
+def _isa_hint(man: Manifest) -> str:
+    """When the artifact was never verified on this CPU's instruction set, say so and how to fix it."""
+    verified = list((man.raw.get("golden") or {}).get("by_isa") or {})
+    if man.golden_isa is not None or not verified:
+        return ""
+    from distilts.runtime.arch import host_isa
+
+    return (f" It was verified on {', '.join(verified)} only and this CPU is {host_isa()}: compile it for this "
+            "CPU (on it, or `--verify-on aarch64` for arm64; `--target x86-edge` for x86 without VNNI).")
