@@ -54,7 +54,7 @@ ARM64_DEBS = (
 # manylinux tags a bookworm (glibc 2.36) aarch64 system accepts, newest first
 PLATFORMS = tuple(f"manylinux_2_{v}_aarch64" for v in range(36, 16, -1)) + ("manylinux2014_aarch64",
                                                                           "linux_aarch64")
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 
 
 class EmulatorUnavailable(DistiltsError):
@@ -253,6 +253,8 @@ def _build_base(home: Path, log: Callable[[str], None]) -> dict:
             dest = qx if deb.name.startswith("qemu-user_") else stage / "root"
             _sh([dpkg, "-x", str(deb), str(dest)], f"dpkg -x {deb.name}")
         shutil.move(str(qx / "usr/bin/qemu-aarch64"), stage / "qemu-aarch64")
+        # also kept: an x86 CPU without VNNI (`qemu-x86_64 -cpu Haswell`), for benchmarks/int8_isa.py
+        shutil.move(str(qx / "usr/bin/qemu-x86_64"), stage / "qemu-x86_64")
         qemu_version = _sh([str(stage / "qemu-aarch64"), "--version"], "qemu-aarch64 --version").split()[2]
         py = subprocess.run([str(stage / "qemu-aarch64"), "-L", str(stage / "root"),
                              str(stage / "root/usr/bin/python3.11"), "-c",
@@ -260,7 +262,7 @@ def _build_base(home: Path, log: Callable[[str], None]) -> dict:
                             capture_output=True, text=True)
         if py.returncode != 0 or not py.stdout.startswith("aarch64"):
             raise EmulatorUnavailable(f"The emulated arm64 python does not start: {py.stderr.strip()[-400:]}")
-        for name in ("root", "qemu-aarch64"):
+        for name in ("root", "qemu-aarch64", "qemu-x86_64"):
             if (home / name).exists():
                 shutil.rmtree(home / name) if (home / name).is_dir() else (home / name).unlink()
             os.replace(stage / name, home / name)

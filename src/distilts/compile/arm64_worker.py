@@ -33,7 +33,7 @@ def _run(task: dict) -> dict:
 
     fc = Forecaster.load(task["dir"])
     np.save(task["out"], fc.predict(x))
-    return {"version": next(iter(fc.sessions.values())).version}
+    return {"version": next(iter(fc.sessions.values())).version, "golden_isa": fc.manifest.golden_isa}
 
 
 def _version(backend: str) -> str:

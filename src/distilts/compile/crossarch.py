@@ -125,14 +125,15 @@ def check_all(pending: list[Pending], verify_x: np.ndarray, ref: np.ndarray, con
 # (fp32's tolerance: an int8 kernel may flip a rare activation rounding tie, but must compute the same
 # quantization; onnxruntime's dynamic int8 on arm64 quantizes activations per row, on x86 per tensor)
 AGREE = 1e-6
+INT8_GOAL = 1e-3  # rel-MSE an int8 artifact should reach on every architecture (docs/compile.md)
 
 
 def choose(candidates: list, checks: dict[str, ArchCheck], job, log: Callable[[str], None]):
     """The candidate to ship and its aarch64 check (None when not checked).
 
     Without an aarch64 check: the smallest rel-MSE here, within tolerance. With one: among candidates
-    within tolerance on both architectures, those whose forecasts agree across them (<= AGREE
-    normalized) first, then the smallest worst-architecture rel-MSE. A failure on the target's own
+    within tolerance on both architectures, those whose forecasts agree across them (rel-MSE between
+    them <= AGREE) and that reach INT8_GOAL on both first, then the smallest worst-architecture rel-MSE. A failure on the target's own
     architecture refuses the artifact; a failure on a `--verify-on` architecture is recorded.
     """
     from distilts.compile import verify
@@ -164,7 +165,8 @@ def choose(candidates: list, checks: dict[str, ArchCheck], job, log: Callable[[s
 
     both = [c for c in here if checks.get(name(c)) is not None and checks[name(c)].verified]
     if both:
-        agree = [c for c in both if checks[name(c)].record.get("rel_mse_vs_host", 0.0) <= AGREE]
+        agree = [c for c in both if checks[name(c)].record.get("rel_mse_vs_host", 0.0) <= AGREE
+                 and (job.precision == "fp32" or worst(c) <= INT8_GOAL)]
         best = min(agree or both, key=worst)
         if not agree:
             log(f"{job.dirname}: no candidate forecasts the same on x86_64 and aarch64 (rel-MSE between them <= "
