@@ -121,10 +121,11 @@ def check_all(pending: list[Pending], verify_x: np.ndarray, ref: np.ndarray, con
     return out
 
 
-# candidates whose forecasts differ between architectures by more than this rel-MSE count as disagreeing
-# (fp32's tolerance: an int8 kernel may flip a rare activation rounding tie, but must compute the same
-# quantization; onnxruntime's dynamic int8 on arm64 quantizes activations per row, on x86 per tensor)
-AGREE = 1e-6
+# candidates whose forecasts differ between architectures by more than this (max abs, normalized units,
+# over the verification windows) count as disagreeing. Kernels that quantize activations differ (e.g.
+# onnxruntime's dynamic int8 quantizes them per row on arm64, per tensor on x86) or flip rare rounding
+# ties of float inputs computed 1 ulp apart; weight-only int8 and float arithmetic agree to ~1e-6.
+AGREE = 1e-3
 INT8_GOAL = 1e-3  # rel-MSE an int8 artifact should reach on every architecture (docs/compile.md)
 
 
@@ -132,8 +133,8 @@ def choose(candidates: list, checks: dict[str, ArchCheck], job, log: Callable[[s
     """The candidate to ship and its aarch64 check (None when not checked).
 
     Without an aarch64 check: the smallest rel-MSE here, within tolerance. With one: among candidates
-    within tolerance on both architectures, those whose forecasts agree across them (rel-MSE between
-    them <= AGREE) and that reach INT8_GOAL on both first, then the smallest worst-architecture rel-MSE. A failure on the target's own
+    within tolerance on both architectures, those whose forecasts agree across them (max abs difference
+    <= AGREE) and that reach INT8_GOAL on both first, then the smallest worst-architecture rel-MSE. A failure on the target's own
     architecture refuses the artifact; a failure on a `--verify-on` architecture is recorded.
     """
     from distilts.compile import verify
@@ -165,12 +166,13 @@ def choose(candidates: list, checks: dict[str, ArchCheck], job, log: Callable[[s
 
     both = [c for c in here if checks.get(name(c)) is not None and checks[name(c)].verified]
     if both:
-        agree = [c for c in both if checks[name(c)].record.get("rel_mse_vs_host", 0.0) <= AGREE
+        agree = [c for c in both if checks[name(c)].record.get("max_abs_diff_vs_host", 0.0) <= AGREE
                  and (job.precision == "fp32" or worst(c) <= INT8_GOAL)]
         best = min(agree or both, key=worst)
         if not agree:
-            log(f"{job.dirname}: no candidate forecasts the same on x86_64 and aarch64 (rel-MSE between them <= "
-                f"{AGREE:g}); {name(best)} differs by {checks[name(best)].record['rel_mse_vs_host']:.3g}")
+            log(f"{job.dirname}: no candidate forecasts the same on x86_64 and aarch64 (max abs difference <= "
+                f"{AGREE:g} normalized) at rel-MSE <= {INT8_GOAL:g}; {name(best)} differs by "
+                f"{checks[name(best)].record['max_abs_diff_vs_host']:.3g}")
         return best, checks[name(best)]
     best = min(here, key=lambda c: c.errors["rel_mse"])
     check = checks.get(name(best)) or next(iter(checks.values()))
