@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """int8 per instruction set: which onnxruntime int8 settings saturate where.
 
-Builds a student's ONNX int8 candidates with full-range and reduced-range (7-bit) weights, then runs
+Builds a student's ONNX int8 candidates with full-range and reduced-range (7-bit) weights (and the
+weight-only candidate, which has no int8 arithmetic), then runs
 each (and the fp32 export) on three CPUs: this one (natively), an x86 WITHOUT VNNI (qemu-x86_64
 -cpu Haswell: AVX2 only, onnxruntime's u8 x s8 kernels add pairs of products in saturating int16) and
 arm64 (the emulated Raspberry Pi of scripts/arm64-device.sh). Prints rel-MSE / max abs error vs the
@@ -60,7 +61,8 @@ def main() -> int:
         files = [fp32]
         for rr in (False, True):
             for method, (p, _) in onnx_export.int8_candidates(fp32, d, calib, reduce_range=rr).items():
-                files.append(p.rename(d / f"{method}{'-reduce_range' if rr else ''}.onnx"))
+                if not (rr and method == "weights-int8"):  # weight-only: no reduce_range variant
+                    files.append(p.rename(d / f"{method}{'-reduce_range' if rr else ''}.onnx"))
         np.save(d / "x.npy", x)
         script = d / "run.py"
         script.write_text(RUN)
