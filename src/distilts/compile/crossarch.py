@@ -201,9 +201,9 @@ def failure_message(what: str, check: ArchCheck, precision: str) -> str:
             + f"Fix: {fix}; `scripts/arm64-device.sh run -- forecast ARTIFACT ...` runs it there.")
 
 
-def architectures(job, host_errors: dict, host_golden: np.ndarray, checks: dict[str, ArchCheck]
-                  ) -> tuple[dict, dict]:
-    """The manifest's `architectures` (every arch: verified or why not) and `golden.by_isa` outputs."""
+def architectures(job, host_errors: dict, checks: dict[str, ArchCheck]) -> tuple[dict, dict]:
+    """The manifest's `architectures` (every arch: verified or why not) and `golden.by_isa`: the golden
+    outputs of the other verified ISAs (this machine's is `golden.output`)."""
     from distilts.runtime.arch import host_isa
 
     from distilts.compile.verify import within
@@ -211,7 +211,7 @@ def architectures(job, host_errors: dict, host_golden: np.ndarray, checks: dict[
     arch, isa = host_arch(), host_isa()
     archs = {arch: {"verified": within(host_errors, job.precision), "isa": isa, "emulated": None,
                     **{k: host_errors[k] for k in ("rel_mse", "max_abs_err")}}}
-    by_isa = {isa: np.asarray(host_golden, np.float32).tolist()}
+    by_isa: dict = {}  # this machine's output is golden.output (golden.isa); the others' here
     for a, c in checks.items():
         archs[a] = c.record
         if c.verified and c.golden_out is not None:

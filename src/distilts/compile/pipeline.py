@@ -229,7 +229,7 @@ def _write_manifest(job, tmp, models, best, candidates, config, student_dir, dat
                     "data": data.source, "data_hash": data.data_hash}
     from distilts.compile.crossarch import architectures
 
-    archs, by_isa = architectures(job, best.errors, golden_out, checks or {})
+    archs, by_isa = architectures(job, best.errors, checks or {})
     manifest = build_manifest(backend=job.format, precision=job.precision, models=models, config=config,
                               student_dir=student_dir, target=target, quantization=quant,
                               verification=verification, golden_in=golden_in, golden_out=golden_out,

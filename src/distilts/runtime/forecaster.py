@@ -168,7 +168,8 @@ def _open(man: Manifest, mf: ModelFile, threads: int | None) -> Session:
 
 def _isa_hint(man: Manifest) -> str:
     """When the artifact was never verified on this CPU's instruction set, say so and how to fix it."""
-    verified = list((man.raw.get("golden") or {}).get("by_isa") or {})
+    golden = man.raw.get("golden") or {}
+    verified = [i for i in [golden.get("isa"), *(golden.get("by_isa") or {})] if i]
     if man.golden_isa is not None or not verified:
         return ""
     from distilts.runtime.arch import host_isa

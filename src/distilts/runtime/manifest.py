@@ -145,10 +145,10 @@ def read_manifest(artifact_dir: str | Path, verify_checksums: bool = True) -> Ma
     golden = _need(raw, "golden", "", mpath)
     g_in = np.asarray(_need(golden, "input", "golden.", mpath), dtype=np.float32)
     g_out = np.asarray(_need(golden, "output", "golden.", mpath), dtype=np.float32)
-    golden_isa = None
     from distilts.runtime.arch import host_isa
 
-    if host_isa() in (golden.get("by_isa") or {}):  # verified on this CPU's instruction set: its own output
+    golden_isa = host_isa() if golden.get("isa") == host_isa() else None
+    if golden_isa is None and host_isa() in (golden.get("by_isa") or {}):  # verified on this CPU's ISA too
         golden_isa = host_isa()
         g_out = np.asarray(golden["by_isa"][golden_isa], dtype=np.float32)
     if g_in.ndim == 2:
