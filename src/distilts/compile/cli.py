@@ -25,11 +25,16 @@ from distilts.compile import DEFAULT_CALIB_WINDOWS, DEFAULT_VERIFY_WINDOWS
               help="Held-out (test split) windows each artifact is checked on against the PyTorch student.")
 @click.option("--data", "data_path", type=click.Path(dir_okay=False), default=None,
               help="The series the student was trained on (default: the path recorded in its config.json).")
+@click.option("--verify-on", "verify_on", multiple=True, type=click.Choice(["aarch64"]),
+              help="Also run the verification windows on this architecture (an emulated arm64 device, built "
+                   "once into a cache: scripts/arm64-device.sh). Automatic for arm64 targets (rpi4, rpi5, "
+                   "jetson-cpu).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Output directory; each artifact goes to OUT/<format>-<precision>[-<target>]/. "
                    "Default: MODEL_DIR/artifacts.")
 def compile_cmd(model_dir: str, targets: tuple[str, ...], int8: bool, batches: tuple[int, ...],
-                calib_windows: int, verify_windows: int, data_path: str | None, out_dir: str | None) -> None:
+                calib_windows: int, verify_windows: int, verify_on: tuple[str, ...], data_path: str | None,
+                out_dir: str | None) -> None:
     """Export a distilled student to ONNX, OpenVINO IR or TFLite (fp32 or int8) and verify it.
 
     The artifact takes raw values [B, L, D] and returns raw-scale forecasts [B, H, D] (the scaler is
@@ -41,6 +46,7 @@ def compile_cmd(model_dir: str, targets: tuple[str, ...], int8: bool, batches: t
       distilts compile runs/etth1-dlinear --target tflite --int8
       distilts compile runs/etth1-dlinear --target rpi4 --target x86-server
       distilts compile runs/etth1-dlinear --target onnx,openvino,tflite
+      distilts compile runs/etth1-dlinear --target onnx --int8 --verify-on aarch64
     """
     from distilts.targets import resolve_job
 
@@ -57,7 +63,7 @@ def compile_cmd(model_dir: str, targets: tuple[str, ...], int8: bool, batches: t
 
     out = Path(out_dir) if out_dir else Path(model_dir) / "artifacts"
     results = compile_student(model_dir, unique, out, data_path=data_path, calib_windows=calib_windows,
-                              verify_windows=verify_windows, log=lambda s: click.echo(s, err=True))
+                              verify_windows=verify_windows, verify_on=verify_on, log=lambda s: click.echo(s, err=True))
     _print_table(results)
 
 
@@ -85,17 +91,26 @@ def _print_table(results) -> None:
     tol = "; ".join(f"{p} rel-MSE <= {t['rel_mse']:g}, max abs <= {t['max_abs']:g}" for p, t in TOLERANCES.items())
     table = Table(title="Artifacts, verified against the PyTorch student", caption=f"normalized-scale errors on "
                   f"held-out windows; tolerance {tol}")
-    for col in ("artifact", "size", "int8 method", "rel-MSE", "max abs", "time"):
-        table.add_column(col, justify="left" if col in ("artifact", "int8 method") else "right")
+    for col in ("artifact", "size", "int8 method", "rel-MSE", "max abs", "verified on", "time"):
+        table.add_column(col, justify="left" if col in ("artifact", "int8 method", "verified on") else "right")
     for r in results:
         v = r.manifest["verification"]
         method = (r.manifest.get("quantization") or {}).get("method") or "-"
         table.add_row(r.directory.name, _size(r.size), method, f"{v['rel_mse']:.1e}", f"{v['max_abs_err']:.1e}",
-                      f"{r.seconds:.1f}s")
+                      _archs(r.manifest), f"{r.seconds:.1f}s")
     console = Console()
     console.print(table)
     if results:
         console.print(f"artifacts in {results[0].directory.parent}/ (manifest.json in each)")
+
+
+def _archs(manifest: dict) -> str:
+    """'x86_64, aarch64 (emulated)' or with 'NOT aarch64' for a failed or skipped check."""
+    parts = []
+    for arch, rec in (manifest.get("architectures") or {}).items():
+        label = arch + (" (emulated)" if rec.get("emulated") else "")
+        parts.append(label if rec.get("verified") else f"NOT {arch}")
+    return ", ".join(parts) or "-"
 
 
 def _size(n: int) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from distilts import __version__
+from distilts.runtime.arch import host_isa
 from distilts.runtime.manifest import FORMAT, VERSION  # one schema: the runtime reads what this writes
 from distilts.utils import sha256_file, write_json
 
@@ -26,8 +27,13 @@ def model_entry(directory: Path, file: str, batch: int | None, role: str | None 
 def build_manifest(*, backend: str, precision: str, models: list[dict], config: dict, student_dir: Path,
                    target: dict | None, quantization: dict | None, verification: dict,
                    golden_in: np.ndarray, golden_out: np.ndarray, atol: float, rtol: float,
-                   opset: int | None) -> dict[str, Any]:
-    """The manifest dict, every field of the schema in order."""
+                   opset: int | None, architectures: dict | None = None,
+                   golden_by_isa: dict | None = None) -> dict[str, Any]:
+    """The manifest dict, every field of the schema in order.
+
+    architectures: {arch: {"verified", "isa", errors or "reason", ...}}; golden_by_isa: {isa: output}
+    for every other instruction set it was verified on (golden_out is this machine's, `golden.isa`).
+    """
     L, H, D = int(config["lookback"]), int(config["horizon"]), len(config["columns"])
     batches = sorted({m["batch"] for m in models if m.get("role") != "weights"}, key=lambda b: (b is None, b or 0))
     shape_batch = batches[0] if len(batches) == 1 else None
@@ -48,8 +54,10 @@ def build_manifest(*, backend: str, precision: str, models: list[dict], config: 
         "target": target,
         "quantization": quantization,
         "verification": verification,
+        "architectures": architectures or {},
         "golden": {"input": np.asarray(golden_in, np.float32).tolist(),
-                   "output": np.asarray(golden_out, np.float32).tolist(), "atol": float(atol), "rtol": float(rtol)},
+                   "output": np.asarray(golden_out, np.float32).tolist(), "isa": host_isa(),
+                   "atol": float(atol), "rtol": float(rtol), "by_isa": golden_by_isa or {}},
         "opset": opset,
         "created_by": f"distilts {__version__}",
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

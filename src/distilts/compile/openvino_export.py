@@ -31,8 +31,11 @@ def save(model, xml_path: Path) -> list[Path]:
     return [xml_path, xml_path.with_suffix(".bin")]
 
 
-def int8_candidates(model, calib: np.ndarray) -> dict[str, tuple[object, str]]:
+def int8_candidates(model, calib: np.ndarray, overflow_fix: bool = False) -> dict[str, tuple[object, str]]:
     """NNCF post-training int8 variants of `model`: {method: (openvino.Model, note)}.
+
+    overflow_fix: NNCF's fix for x86 without VNNI (7-bit weights in every layer, so u8 x s8 products
+    do not saturate int16); off for arm64 and VNNI x86, which compute them exactly.
 
     nncf-default: the default preset, int8 weights and activations. nncf-transformer:
     model_type=TRANSFORMER, which adds SmoothQuant (moves activation outliers into the weights); it
@@ -46,12 +49,16 @@ def int8_candidates(model, calib: np.ndarray) -> dict[str, tuple[object, str]]:
     dataset = nncf.Dataset([calib[i:i + 1] for i in range(len(calib))])
     n = len(calib)
     out: dict[str, tuple[object, str]] = {}
-    q = nncf.quantize(model, dataset, subset_size=n, fast_bias_correction=True)
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+
+    adv = AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE if overflow_fix else OverflowFix.DISABLE)
+    of = ", overflow fix (no int16 saturation on x86 without VNNI)" if overflow_fix else ""
+    q = nncf.quantize(model, dataset, subset_size=n, fast_bias_correction=True, advanced_parameters=adv)
     out["nncf-default"] = (q, f"nncf.quantize (mixed preset), int8 weights and activations calibrated on {n} "
-                              "train windows")
-    q = nncf.quantize(model, dataset, subset_size=n, model_type=nncf.ModelType.TRANSFORMER)
+                              f"train windows{of}")
+    q = nncf.quantize(model, dataset, subset_size=n, model_type=nncf.ModelType.TRANSFORMER, advanced_parameters=adv)
     out["nncf-transformer"] = (q, f"nncf.quantize model_type=TRANSFORMER (SmoothQuant), calibrated on {n} "
-                                  "train windows")
+                                  f"train windows{of}")
     q = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
     out["nncf-weights"] = (q, "nncf.compress_weights INT8_ASYM: per-channel int8 weights, f32 activations "
                               "(no calibration needed)")

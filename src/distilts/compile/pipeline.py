@@ -46,13 +46,18 @@ class _Built:
     note: str | None
     errors: dict[str, float]
     weights: list[str] = field(default_factory=list)  # side files (OpenVINO .bin)
+    preds: np.ndarray | None = None  # forecasts of the verification windows here (first file)
 
 
 def compile_student(student_dir: str | os.PathLike, jobs: list[CompileJob], out_dir: str | os.PathLike, *,
                     data_path: str | None = None, calib_windows: int = DEFAULT_CALIB_WINDOWS,
-                    verify_windows: int = DEFAULT_VERIFY_WINDOWS,
+                    verify_windows: int = DEFAULT_VERIFY_WINDOWS, verify_on: tuple[str, ...] = (),
                     log: Callable[[str], None] = lambda s: None) -> list[CompiledArtifact]:
-    """Build, verify and write every job's artifact under `out_dir`; returns them in job order."""
+    """Build, verify and write every job's artifact under `out_dir`; returns them in job order.
+
+    verify_on: architectures to verify on besides this machine's (an arm64 target always adds its
+    own); those jobs are finished together after one emulated run (distilts.compile.crossarch).
+    """
     from distilts.compile.data import load_compile_data
     from distilts.compile.wrapper import torch_predict, wrap_student
     from distilts.distill.students import load_student_dir
@@ -74,14 +79,30 @@ def compile_student(student_dir: str | os.PathLike, jobs: list[CompileJob], out_
     ref = torch_predict(wrapper, verify_x)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    results = []
-    for job in jobs:
-        t0 = time.perf_counter()
-        log(f"{job.dirname}: exporting {job.format} {job.precision}"
-            + (f" at batch {', '.join(map(str, job.batches))}" if job.format == "tflite" else " (dynamic batch)"))
-        results.append(_compile_job(job, wrapper, config, student_dir, out_dir, data, verify_x, ref, calib_x,
-                                    log, t0))
-    return results
+    from distilts.compile import crossarch
+
+    results: dict[int, CompiledArtifact] = {}
+    deferred: list[tuple[int, _Prepared]] = []
+    try:
+        for i, job in enumerate(jobs):
+            t0 = time.perf_counter()
+            log(f"{job.dirname}: exporting {job.format} {job.precision}"
+                + (f" at batch {', '.join(map(str, job.batches))}" if job.format == "tflite" else " (dynamic batch)"))
+            prep = _prepare_job(job, wrapper, config, out_dir, verify_x, ref, calib_x, log, t0, verify_on)
+            if prep.pending.archs:
+                deferred.append((i, prep))
+            else:
+                results[i] = _finish_job(prep, {}, config, student_dir, data, verify_x, calib_x, log)
+        checks = crossarch.check_all([p.pending for _, p in deferred], verify_x, ref, config, log)
+        while deferred:
+            i, prep = deferred[0]
+            results[i] = _finish_job(prep, checks.get(prep.pending.key, {}), config, student_dir, data, verify_x,
+                                     calib_x, log)
+            deferred.pop(0)
+    finally:
+        for _, prep in deferred:
+            prep.scratch.discard()
+    return [results[i] for i in sorted(results)]
 
 
 def _held_out(data, n: int) -> np.ndarray:
@@ -94,16 +115,28 @@ def _held_out(data, n: int) -> np.ndarray:
                     f"{data.horizon} to verify the artifact on. Pass a longer series with --data.")
 
 
-def _compile_job(job: CompileJob, wrapper, config: dict, student_dir: Path, out_dir: Path, data,
-                 verify_x: np.ndarray, ref: np.ndarray, calib_x: np.ndarray | None, log, t0: float
-                 ) -> CompiledArtifact:
-    from distilts.compile import verify
-    from distilts.utils import replace_dir, temp_dir_beside
+@dataclass
+class _Prepared:
+    """A job's candidates built and measured here, in its locked scratch dir, not yet chosen or final."""
+
+    job: CompileJob
+    scratch: object  # distilts.compile.scratch.Scratch
+    final: Path
+    candidates: list[_Built]
+    pending: object  # distilts.compile.crossarch.Pending
+    t0: float
+
+
+def _prepare_job(job: CompileJob, wrapper, config: dict, out_dir: Path, verify_x: np.ndarray, ref: np.ndarray,
+                 calib_x: np.ndarray | None, log, t0: float, verify_on: tuple[str, ...]) -> _Prepared:
+    from distilts.compile import crossarch
+    from distilts.compile.scratch import Scratch, clean_stale
 
     final = out_dir / job.dirname
-    tmp = temp_dir_beside(final)
+    clean_stale(final, log)
+    sc = Scratch(final)
     try:
-        scratch = tmp / "_scratch"
+        scratch = sc.path / "_scratch"
         scratch.mkdir()
         builder = {"onnx": _build_onnx, "openvino": _build_openvino, "tflite": _build_tflite}[job.format]
         from distilts.quiet import quiet
@@ -113,21 +146,41 @@ def _compile_job(job: CompileJob, wrapper, config: dict, student_dir: Path, out_
         for c in candidates:
             log(f"{job.dirname}: {c.method or 'fp32'}: rel-MSE {c.errors['rel_mse']:.3g}, "
                 f"max abs {c.errors['max_abs_err']:.3g}")
-        best = min(candidates, key=lambda c: c.errors["rel_mse"])
-        verify.check(best.errors, job.precision, f"The {job.format} {job.precision} artifact"
-                     + (f" ({best.method})" if best.method else ""))
+        archs, required = crossarch.archs_for(job, verify_on)
+        pending = crossarch.Pending(job.dirname, job.format, job.precision,
+                                    {c.method or "fp32": [(scratch / f, b) for f, b in c.files.items()]
+                                     for c in candidates}, archs, required,
+                                    {c.method or "fp32": c.preds for c in candidates})
+        return _Prepared(job, sc, final, candidates, pending, t0)
+    except BaseException:
+        sc.discard()
+        raise
+
+
+def _finish_job(prep: _Prepared, checks: dict, config: dict, student_dir: Path, data, verify_x: np.ndarray,
+                calib_x: np.ndarray | None, log=lambda s: None) -> CompiledArtifact:
+    """Choose the candidate (on every verified architecture), refuse on a failure, write the manifest,
+    self-check and move into place. checks: {candidate: ArchCheck} from the aarch64 run (empty: none)."""
+    from distilts.compile import crossarch
+    from distilts.utils import replace_dir
+
+    job, tmp = prep.job, prep.scratch.path
+    try:
+        best, check = crossarch.choose(prep.candidates, checks, job, log)
+        scratch = tmp / "_scratch"
         models = _place(best, scratch, tmp, job)
         shutil.rmtree(scratch)
-        manifest = _write_manifest(job, tmp, models, best, candidates, config, student_dir, data, verify_x,
-                                   calib_x)
+        manifest = _write_manifest(job, tmp, models, best, prep.candidates, config, student_dir, data,
+                                   verify_x, calib_x, {"aarch64": check} if check is not None else {})
         from distilts.runtime import Forecaster
 
         Forecaster.load(tmp)  # checksums + golden self-check through the runtime a device will use
-        replace_dir(tmp, final)
+        prep.scratch.release()
+        replace_dir(tmp, prep.final)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        prep.scratch.discard()
         raise
-    return CompiledArtifact(job, final, manifest, time.perf_counter() - t0)
+    return CompiledArtifact(job, prep.final, manifest, time.perf_counter() - prep.t0)
 
 
 def _place(best: _Built, scratch: Path, tmp: Path, job: CompileJob) -> list[dict]:
@@ -151,7 +204,8 @@ def _final_name(job: CompileJob, batch: int | None) -> str:
     return f"model{ext}" if batch is None else f"model-b{batch}{ext}"
 
 
-def _write_manifest(job, tmp, models, best, candidates, config, student_dir, data, verify_x, calib_x) -> dict:
+def _write_manifest(job, tmp, models, best, candidates, config, student_dir, data, verify_x, calib_x,
+                    checks: dict | None = None) -> dict:
     from distilts.compile import verify
     from distilts.compile.manifest import build_manifest, write_manifest
 
@@ -162,7 +216,7 @@ def _write_manifest(job, tmp, models, best, candidates, config, student_dir, dat
     atol_frac, rtol = verify.GOLDEN_TOL[job.precision]
     quant = None
     if job.precision == "int8":
-        quant = {"method": best.method, "calib_windows": int(len(calib_x)), "calib_part": "train",
+        quant = {"method": best.method, "isa": job.isa, "calib_windows": int(len(calib_x)), "calib_part": "train",
                  "note": best.note, "chosen_by": "smallest rel-MSE vs the PyTorch student on the verification windows",
                  "candidates": {c.method: c.errors for c in candidates}}
     target = None
@@ -173,10 +227,14 @@ def _write_manifest(job, tmp, models, best, candidates, config, student_dir, dat
                     "tolerance": dict(verify.TOLERANCES[job.precision]), "passed": True,
                     "reference": "pytorch student (scaler folded in), normalized-scale errors",
                     "data": data.source, "data_hash": data.data_hash}
+    from distilts.compile.crossarch import architectures
+
+    archs, by_isa = architectures(job, best.errors, checks or {})
     manifest = build_manifest(backend=job.format, precision=job.precision, models=models, config=config,
                               student_dir=student_dir, target=target, quantization=quant,
                               verification=verification, golden_in=golden_in, golden_out=golden_out,
-                              atol=atol_frac * float(std.max()), rtol=rtol, opset=_opset(job, tmp, models))
+                              atol=atol_frac * float(std.max()), rtol=rtol, opset=_opset(job, tmp, models),
+                              architectures=archs, golden_by_isa=by_isa)
     write_manifest(tmp, manifest)
     return manifest
 
@@ -190,19 +248,20 @@ def _opset(job: CompileJob, tmp: Path, models: list[dict]) -> int | None:
 
 
 def _measure(backend: str, path: Path, batch: int | None, x: np.ndarray, ref: np.ndarray, config: dict
-             ) -> dict[str, float]:
+             ) -> tuple[dict[str, float], np.ndarray]:
+    """(errors vs the PyTorch student, forecasts) of one file on the verification windows."""
     from distilts.compile import verify
 
     pred = verify.run_file(backend, path, batch, x)
     return verify.errors(pred, ref, np.asarray(config["scaler"]["mean"], np.float64),
-                         np.asarray(config["scaler"]["std"], np.float64))
+                         np.asarray(config["scaler"]["std"], np.float64)), pred
 
 
 def _measure_files(backend: str, files: dict[Path, int | None], x: np.ndarray, ref: np.ndarray, config: dict
-                   ) -> dict[str, float]:
-    """Worst error over the files of one candidate (TFLite has one per batch size)."""
-    errs = [_measure(backend, p, b, x, ref, config) for p, b in files.items()]
-    return {k: max(e[k] for e in errs) for k in errs[0]}
+                   ) -> tuple[dict[str, float], np.ndarray]:
+    """Worst error over the files of one candidate (TFLite has one per batch size), first file's forecasts."""
+    res = [_measure(backend, p, b, x, ref, config) for p, b in files.items()]
+    return {k: max(e[k] for e, _ in res) for k in res[0][0]}, res[0][1]
 
 
 # --- one builder per format: returns the candidates (fp32: one) with their measured errors -----------------
@@ -213,10 +272,15 @@ def _build_onnx(job, wrapper, config, scratch, verify_x, ref, calib_x) -> list[_
     fp32 = scratch / "model.fp32.onnx"
     onnx_export.export_onnx(wrapper, L, D, fp32)
     if job.precision == "fp32":
-        return [_Built({fp32.name: None}, None, None, _measure("onnx", fp32, None, verify_x, ref, config))]
+        errs, pred = _measure("onnx", fp32, None, verify_x, ref, config)
+        return [_Built({fp32.name: None}, None, None, errs, preds=pred)]
     out = []
-    for method, (path, note) in onnx_export.int8_candidates(fp32, scratch, calib_x).items():
-        out.append(_Built({path.name: None}, method, note, _measure("onnx", path, None, verify_x, ref, config)))
+    from distilts.runtime.arch import saturates_int8
+
+    cands = onnx_export.int8_candidates(fp32, scratch, calib_x, reduce_range=saturates_int8(job.isa))
+    for method, (path, note) in cands.items():
+        errs, pred = _measure("onnx", path, None, verify_x, ref, config)
+        out.append(_Built({path.name: None}, method, note, errs, preds=pred))
     return out
 
 
@@ -225,13 +289,16 @@ def _build_openvino(job, wrapper, config, scratch, verify_x, ref, calib_x) -> li
 
     L, D = int(config["lookback"]), len(config["columns"])
     model = openvino_export.convert(wrapper, L, D)
-    variants = {None: (model, None)} if job.precision == "fp32" else openvino_export.int8_candidates(model, calib_x)
+    from distilts.runtime.arch import saturates_int8
+
+    variants = ({None: (model, None)} if job.precision == "fp32" else
+                openvino_export.int8_candidates(model, calib_x, overflow_fix=saturates_int8(job.isa)))
     out = []
     for method, (m, note) in variants.items():
         xml = scratch / f"model.{method or 'fp32'}.xml"
         openvino_export.save(m, xml)
-        out.append(_Built({xml.name: None}, method, note, _measure("openvino", xml, None, verify_x, ref, config),
-                          weights=[xml.with_suffix(".bin").name]))
+        errs, pred = _measure("openvino", xml, None, verify_x, ref, config)
+        out.append(_Built({xml.name: None}, method, note, errs, weights=[xml.with_suffix(".bin").name], preds=pred))
     return out
 
 
@@ -249,7 +316,7 @@ def _build_tflite(job, wrapper, config, scratch, verify_x, ref, calib_x) -> list
         variants["dynamic"] = tflite_export.dynamic_int8(fp32, scratch)
     out = []
     for method, (files, note) in variants.items():
-        errs = _measure_files("tflite", {p: b for b, p in files.items()}, verify_x, ref, config)
-        out.append(_Built({p.name: b for b, p in files.items()}, method, note, errs))
+        errs, pred = _measure_files("tflite", {p: b for b, p in files.items()}, verify_x, ref, config)
+        out.append(_Built({p.name: b for b, p in files.items()}, method, note, errs, preds=pred))
     return out
 

@@ -99,7 +99,7 @@ class Forecaster:
                     f"rtol {man.rtol:g}). Refusing to serve wrong numbers. This happens when the backend "
                     f"library differs from the one used at compile time (some TFLite runtimes are silently "
                     f"wrong on int8 models). Try the fp32 artifact or another backend, or re-run "
-                    f"`distilts compile` with this runtime's version."
+                    f"`distilts compile` with this runtime's version." + _isa_hint(man)
                 )
 
     def check_window(self, values: np.ndarray) -> np.ndarray:
@@ -206,3 +206,15 @@ def _open(man: Manifest, mf: ModelFile, settings: RunSettings) -> Session:
         raise
     except Exception as exc:  # the backend cannot parse or compile the file
         raise ArtifactError(f"{man.path(mf)}: the {man.backend} backend cannot load it ({exc}). {RECOMPILE}") from exc
+
+
+def _isa_hint(man: Manifest) -> str:
+    """When the artifact was never verified on this CPU's instruction set, say so and how to fix it."""
+    golden = man.raw.get("golden") or {}
+    verified = [i for i in [golden.get("isa"), *(golden.get("by_isa") or {})] if i]
+    if man.golden_isa is not None or not verified:
+        return ""
+    from distilts.runtime.arch import host_isa
+
+    return (f" It was verified on {', '.join(verified)} only and this CPU is {host_isa()}: compile it for this "
+            "CPU (on it, or `--verify-on aarch64` for arm64; `--target x86-edge` for x86 without VNNI).")

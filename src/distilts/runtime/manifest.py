@@ -53,6 +53,7 @@ class Manifest:
     golden_output: np.ndarray
     atol: float
     rtol: float
+    golden_isa: str | None = None  # the instruction set whose golden output was picked (None: the default)
 
     @property
     def n_variates(self) -> int:
@@ -144,6 +145,12 @@ def read_manifest(artifact_dir: str | Path, verify_checksums: bool = True) -> Ma
     golden = _need(raw, "golden", "", mpath)
     g_in = np.asarray(_need(golden, "input", "golden.", mpath), dtype=np.float32)
     g_out = np.asarray(_need(golden, "output", "golden.", mpath), dtype=np.float32)
+    from distilts.runtime.arch import host_isa
+
+    golden_isa = host_isa() if golden.get("isa") == host_isa() else None
+    if golden_isa is None and host_isa() in (golden.get("by_isa") or {}):  # verified on this CPU's ISA too
+        golden_isa = host_isa()
+        g_out = np.asarray(golden["by_isa"][golden_isa], dtype=np.float32)
     if g_in.ndim == 2:
         g_in, g_out = g_in[None], g_out[None]
     if g_in.shape[1:] != (lookback, len(columns)) or g_out.shape[1:] != (horizon, len(columns)):
@@ -161,7 +168,7 @@ def read_manifest(artifact_dir: str | Path, verify_checksums: bool = True) -> Ma
         lookback=lookback, horizon=horizon, columns=columns,
         freq_seconds=raw.get("freq_seconds"), scaler_mean=mean, scaler_std=std,
         golden_input=g_in, golden_output=g_out,
-        atol=float(golden.get("atol", 1e-4)), rtol=float(golden.get("rtol", 1e-3)),
+        atol=float(golden.get("atol", 1e-4)), rtol=float(golden.get("rtol", 1e-3)), golden_isa=golden_isa,
     )
     if verify_checksums:
         verify_files(man)

@@ -27,20 +27,28 @@ class Target:
     threads: int
     batch: int
     description: str
+    isa: str = "avx2"  # int8 instruction set (distilts.runtime.arch.ISAS): picks the int8 settings
+
+    @property
+    def arch(self) -> str:
+        """The CPU architecture the artifact runs on (aarch64 targets are also verified on emulated arm64)."""
+        return "aarch64" if self.isa == "arm64" else "x86_64"
 
     def line(self) -> str:
         """One line for `distilts targets`."""
         return (f"{self.name:<11} {self.format:<8} {self.precision:<4} threads={self.threads:<2} "
-                f"batch={self.batch:<3} {self.description}")
+                f"batch={self.batch:<3} {self.arch:<7} {self.description}")
 
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
     # why each choice: docs/compile.md, "Targets"
-    Target("rpi4", "tflite", "int8", 4, 1, "Raspberry Pi 4 (Cortex-A72): LiteRT int8, XNNPACK"),
-    Target("rpi5", "tflite", "fp32", 4, 1, "Raspberry Pi 5 (Cortex-A76): LiteRT fp32, exact numbers"),
-    Target("jetson-cpu", "onnx", "fp32", 6, 1, "Jetson Orin CPU (Cortex-A78AE): ONNX Runtime fp32"),
-    Target("x86-edge", "onnx", "int8", 4, 1, "small x86 box (N100/NUC, AMD embedded): ONNX Runtime int8"),
-    Target("x86-server", "openvino", "fp32", 8, 64, "x86 server, batched serving: OpenVINO fp32, dynamic batch"),
+    Target("rpi4", "tflite", "int8", 4, 1, "Raspberry Pi 4 (Cortex-A72): LiteRT int8, XNNPACK", "arm64"),
+    Target("rpi5", "tflite", "fp32", 4, 1, "Raspberry Pi 5 (Cortex-A76): LiteRT fp32, exact numbers", "arm64"),
+    Target("jetson-cpu", "onnx", "fp32", 6, 1, "Jetson Orin CPU (Cortex-A78AE): ONNX Runtime fp32", "arm64"),
+    # x86 int8 ISA: x86-edge assumes no VNNI (AMD embedded, older NUCs), so its int8 never saturates
+    Target("x86-edge", "onnx", "int8", 4, 1, "small x86 box (N100/NUC, AMD embedded): ONNX Runtime int8", "avx2"),
+    Target("x86-server", "openvino", "fp32", 8, 64, "x86 server, batched serving: OpenVINO fp32, dynamic batch",
+           "avx512_vnni"),
 )}
 
 
@@ -76,6 +84,15 @@ class CompileJob:
     @property
     def threads(self) -> int | None:
         return self.target.threads if self.target else None
+
+    @property
+    def isa(self) -> str:
+        """The int8 ISA the artifact is built for: the named target's, else this machine's."""
+        if self.target is not None:
+            return self.target.isa
+        from distilts.runtime.arch import host_isa
+
+        return host_isa()
 
 
 def resolve_job(spec: str, int8: bool = False, batches: tuple[int, ...] = ()) -> CompileJob:

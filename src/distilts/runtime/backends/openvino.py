@@ -44,6 +44,10 @@ class OpenVinoSession(Session):
         config: dict[str, object] = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": settings.mode.upper()}
         if settings.mode == "latency":
             config["INFERENCE_NUM_THREADS"] = settings.threads
+        if "DYNAMIC_QUANTIZATION_GROUP_SIZE" in core.get_property("CPU", "SUPPORTED_PROPERTIES"):
+            # int8-weight models: f32 activations as compiled and verified (x86 would otherwise quantize
+            # them per group at run time and arm64 not, so the same artifact forecast differently)
+            config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = 0
         model = core.read_model(str(path))
         self._compiled = core.compile_model(model, "CPU", config)
         outs = self._compiled.outputs

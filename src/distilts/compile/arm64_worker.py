@@ -1,0 +1,64 @@
+"""Runs inside the emulated arm64 device (numpy + the runtime backends, no torch): a batch of tasks in one
+process, so the emulator's slow start is paid once.
+
+    python -m distilts.compile.arm64_worker REQUEST.json
+
+REQUEST: {"tasks": [{"id", "kind": "files", "backend", "files": [[path, batch], ...], "x": X.npy,
+"out": OUT.npy}, {"id", "kind": "artifact", "dir": DIR, "x": X.npy, "out": OUT.npy}]}. "files" runs
+each model file on the raw windows in X (OUT: [n_files, N, H, D]); "artifact" loads a finished
+artifact with `Forecaster.load` (checksums + golden self-check for this architecture) and forecasts X.
+Writes REQUEST.result.json: {"machine", "python", "tasks": {id: {"ok", "error", "version", "seconds"}}}.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+
+def _run(task: dict) -> dict:
+    import numpy as np
+
+    x = np.load(task["x"])
+    if task["kind"] == "files":
+        from distilts.compile.verify import run_file
+
+        outs = [run_file(task["backend"], Path(p), b, x) for p, b in task["files"]]
+        np.save(task["out"], np.stack(outs))
+        return {"version": _version(task["backend"])}
+    from distilts.runtime import Forecaster
+
+    fc = Forecaster.load(task["dir"])
+    np.save(task["out"], fc.predict(x))
+    return {"version": next(iter(fc.sessions.values())).version, "golden_isa": fc.manifest.golden_isa}
+
+
+def _version(backend: str) -> str:
+    from importlib import metadata
+
+    lib = {"onnx": "onnxruntime", "tflite": "ai-edge-litert", "openvino": "openvino"}[backend]
+    return f"{lib} {metadata.version(lib)}"
+
+
+def main(argv: list[str]) -> int:
+    req_path = Path(argv[0])
+    req = json.loads(req_path.read_text())
+    results = {}
+    for task in req["tasks"]:
+        t0 = time.perf_counter()
+        try:
+            res = {"ok": True, **_run(task)}
+        except Exception as exc:  # reported per task: one failing artifact must not hide the others
+            res = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        res["seconds"] = round(time.perf_counter() - t0, 2)
+        results[task["id"]] = res
+    out = {"machine": platform.machine(), "python": platform.python_version(), "tasks": results}
+    req_path.with_suffix(".result.json").write_text(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

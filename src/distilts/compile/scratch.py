@@ -1,0 +1,85 @@
+"""Hidden `.<artifact>.<random>.partial` build directories that a killed compile cannot leave behind for ever.
+
+Each one holds `.owner` (pid, host, start time) and an exclusive `flock` on it while its compile runs;
+the kernel drops the lock when the process dies however it dies. A later compile of the same artifact
+removes every sibling scratch directory whose lock it can take (its owner is gone), never one whose
+lock is held (another live compile). A directory without `.owner` (from a version before this, or
+killed in the instant between creating it and writing the owner) counts as stale after STALE_SECONDS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+from typing import Callable
+
+OWNER = ".owner"
+STALE_SECONDS = 3600
+
+
+class Scratch:
+    """A locked scratch directory beside `final`; `release()` before moving it into place."""
+
+    def __init__(self, final: Path) -> None:
+        from distilts.utils import temp_dir_beside
+
+        self.path = temp_dir_beside(final)
+        self._fd = os.open(self.path / OWNER, os.O_CREAT | os.O_RDWR, 0o644)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        os.write(self._fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                       "started": time.time()}).encode())
+
+    def release(self) -> None:
+        """Drop the owner file and its lock (the directory is about to become the artifact)."""
+        if self._fd is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path / OWNER)
+            os.close(self._fd)
+            self._fd = None
+
+    def discard(self) -> None:
+        self.release()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def clean_stale(final: Path, log: Callable[[str], None] = lambda s: None) -> list[Path]:
+    """Remove scratch directories of `final` left by dead compiles; returns what was removed."""
+    removed = []
+    for d in sorted(final.parent.glob(f".{final.name}.*.partial")):
+        if d.is_dir() and _stale(d):
+            owner = _read_owner(d)
+            shutil.rmtree(d, ignore_errors=True)
+            who = f" (pid {owner.get('pid')} on {owner.get('host')})" if owner else ""
+            log(f"{final.name}: removed {d.name}, left by a compile that was killed{who}")
+            removed.append(d)
+    return removed
+
+
+def _read_owner(d: Path) -> dict:
+    with contextlib.suppress(OSError, ValueError):
+        return json.loads((d / OWNER).read_text() or "{}")
+    return {}
+
+
+def _stale(d: Path) -> bool:
+    try:
+        fd = os.open(d / OWNER, os.O_RDWR)
+    except FileNotFoundError:
+        with contextlib.suppress(FileNotFoundError):
+            return time.time() - d.stat().st_mtime > STALE_SECONDS
+        return False
+    try:
+        if os.fstat(fd).st_size == 0:  # created, not yet locked and written by its owner
+            return time.time() - d.stat().st_mtime > STALE_SECONDS
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False  # held: a live compile owns it
+    finally:
+        os.close(fd)  # closing drops the lock we may have taken
+    return True
