@@ -25,11 +25,14 @@ from distilts.compile import DEFAULT_CALIB_WINDOWS, DEFAULT_VERIFY_WINDOWS
               help="Held-out (test split) windows each artifact is checked on against the PyTorch student.")
 @click.option("--data", "data_path", type=click.Path(dir_okay=False), default=None,
               help="The series the student was trained on (default: the path recorded in its config.json).")
+@click.option("--passes/--no-passes", default=True, show_default=True,
+              help="Compile passes (docs/compile.md): fold a linear student and its scaler into one MatMul + Add, "
+                   "the backend's offline graph optimiser. --no-passes exports the student's graph as written.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Output directory; each artifact goes to OUT/<format>-<precision>[-<target>]/. "
                    "Default: MODEL_DIR/artifacts.")
 def compile_cmd(model_dir: str, targets: tuple[str, ...], int8: bool, batches: tuple[int, ...],
-                calib_windows: int, verify_windows: int, data_path: str | None, out_dir: str | None) -> None:
+                calib_windows: int, verify_windows: int, data_path: str | None, passes: bool, out_dir: str | None) -> None:
     """Export a distilled student to ONNX, OpenVINO IR or TFLite (fp32 or int8) and verify it.
 
     The artifact takes raw values [B, L, D] and returns raw-scale forecasts [B, H, D] (the scaler is
@@ -57,7 +60,7 @@ def compile_cmd(model_dir: str, targets: tuple[str, ...], int8: bool, batches: t
 
     out = Path(out_dir) if out_dir else Path(model_dir) / "artifacts"
     results = compile_student(model_dir, unique, out, data_path=data_path, calib_windows=calib_windows,
-                              verify_windows=verify_windows, log=lambda s: click.echo(s, err=True))
+                              verify_windows=verify_windows, passes=passes, log=lambda s: click.echo(s, err=True))
     _print_table(results)
 
 

@@ -26,7 +26,7 @@ def model_entry(directory: Path, file: str, batch: int | None, role: str | None 
 def build_manifest(*, backend: str, precision: str, models: list[dict], config: dict, student_dir: Path,
                    target: dict | None, quantization: dict | None, verification: dict,
                    golden_in: np.ndarray, golden_out: np.ndarray, atol: float, rtol: float,
-                   opset: int | None) -> dict[str, Any]:
+                   opset: int | None, passes: list[dict] | None = None) -> dict[str, Any]:
     """The manifest dict, every field of the schema in order."""
     L, H, D = int(config["lookback"]), int(config["horizon"]), len(config["columns"])
     batches = sorted({m["batch"] for m in models if m.get("role") != "weights"}, key=lambda b: (b is None, b or 0))
@@ -46,6 +46,7 @@ def build_manifest(*, backend: str, precision: str, models: list[dict], config: 
         "student": {"name": config["student"]["name"], "param_count": config.get("param_count"),
                     "config_sha256": sha256_file(cfg_path), "dir": str(Path(student_dir).resolve())},
         "target": target,
+        "passes": list(passes or []),  # compile passes applied, in order (docs/compile.md); absent in old manifests
         "quantization": quantization,
         "verification": verification,
         "golden": {"input": np.asarray(golden_in, np.float32).tolist(),

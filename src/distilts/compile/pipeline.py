@@ -46,14 +46,20 @@ class _Built:
     note: str | None
     errors: dict[str, float]
     weights: list[str] = field(default_factory=list)  # side files (OpenVINO .bin)
+    passes: list[dict] = field(default_factory=list)  # graph passes applied to these files
 
 
 def compile_student(student_dir: str | os.PathLike, jobs: list[CompileJob], out_dir: str | os.PathLike, *,
                     data_path: str | None = None, calib_windows: int = DEFAULT_CALIB_WINDOWS,
-                    verify_windows: int = DEFAULT_VERIFY_WINDOWS,
+                    verify_windows: int = DEFAULT_VERIFY_WINDOWS, passes: bool = True,
                     log: Callable[[str], None] = lambda s: None) -> list[CompiledArtifact]:
-    """Build, verify and write every job's artifact under `out_dir`; returns them in job order."""
+    """Build, verify and write every job's artifact under `out_dir`; returns them in job order.
+
+    passes: apply the compile passes (distilts.compile.passes) before/after export; the artifact is
+    verified against the original student either way.
+    """
     from distilts.compile.data import load_compile_data
+    from distilts.compile.passes import module_for
     from distilts.compile.wrapper import torch_predict, wrap_student
     from distilts.distill.students import load_student_dir
 
@@ -75,12 +81,19 @@ def compile_student(student_dir: str | os.PathLike, jobs: list[CompileJob], out_
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []
+    modules: dict[str, tuple] = {}  # precision -> (module to export, module pass records)
     for job in jobs:
         t0 = time.perf_counter()
+        if job.precision not in modules:
+            modules[job.precision] = module_for(model, config, job.precision, verify_x, enabled=passes)
+            for rec in modules[job.precision][1]:
+                log(f"pass {rec['name']} ({rec['scope']}): float64 max abs error {rec['max_abs_err_f64']:.2g}, "
+                    f"float32 {rec['max_abs_err_f32']:.2g}")
+        module, records = modules[job.precision]
         log(f"{job.dirname}: exporting {job.format} {job.precision}"
             + (f" at batch {', '.join(map(str, job.batches))}" if job.format == "tflite" else " (dynamic batch)"))
-        results.append(_compile_job(job, wrapper, config, student_dir, out_dir, data, verify_x, ref, calib_x,
-                                    log, t0))
+        results.append(_compile_job(job, module, records, config, student_dir, out_dir, data, verify_x, ref,
+                                    calib_x, log, t0, passes))
     return results
 
 
@@ -94,9 +107,9 @@ def _held_out(data, n: int) -> np.ndarray:
                     f"{data.horizon} to verify the artifact on. Pass a longer series with --data.")
 
 
-def _compile_job(job: CompileJob, wrapper, config: dict, student_dir: Path, out_dir: Path, data,
-                 verify_x: np.ndarray, ref: np.ndarray, calib_x: np.ndarray | None, log, t0: float
-                 ) -> CompiledArtifact:
+def _compile_job(job: CompileJob, wrapper, records: list[dict], config: dict, student_dir: Path, out_dir: Path,
+                 data, verify_x: np.ndarray, ref: np.ndarray, calib_x: np.ndarray | None, log, t0: float,
+                 passes: bool = True) -> CompiledArtifact:
     from distilts.compile import verify
     from distilts.utils import replace_dir, temp_dir_beside
 
@@ -109,7 +122,7 @@ def _compile_job(job: CompileJob, wrapper, config: dict, student_dir: Path, out_
         from distilts.quiet import quiet
 
         with quiet():
-            candidates = builder(job, wrapper, config, scratch, verify_x, ref, calib_x)
+            candidates = builder(job, wrapper, config, scratch, verify_x, ref, calib_x, passes)
         for c in candidates:
             log(f"{job.dirname}: {c.method or 'fp32'}: rel-MSE {c.errors['rel_mse']:.3g}, "
                 f"max abs {c.errors['max_abs_err']:.3g}")
@@ -119,7 +132,7 @@ def _compile_job(job: CompileJob, wrapper, config: dict, student_dir: Path, out_
         models = _place(best, scratch, tmp, job)
         shutil.rmtree(scratch)
         manifest = _write_manifest(job, tmp, models, best, candidates, config, student_dir, data, verify_x,
-                                   calib_x)
+                                   calib_x, [*records, *best.passes])
         from distilts.runtime import Forecaster
 
         Forecaster.load(tmp)  # checksums + golden self-check through the runtime a device will use
@@ -151,7 +164,8 @@ def _final_name(job: CompileJob, batch: int | None) -> str:
     return f"model{ext}" if batch is None else f"model-b{batch}{ext}"
 
 
-def _write_manifest(job, tmp, models, best, candidates, config, student_dir, data, verify_x, calib_x) -> dict:
+def _write_manifest(job, tmp, models, best, candidates, config, student_dir, data, verify_x, calib_x,
+                    passes: list[dict]) -> dict:
     from distilts.compile import verify
     from distilts.compile.manifest import build_manifest, write_manifest
 
@@ -168,7 +182,8 @@ def _write_manifest(job, tmp, models, best, candidates, config, student_dir, dat
     target = None
     if job.target is not None:
         t = job.target
-        target = {"name": t.name, "threads": t.threads, "batch": t.batch, "description": t.description}
+        target = {"name": t.name, "threads": t.threads, "batch": t.batch, "mode": t.mode,
+                  "description": t.description}
     verification = {"windows": int(len(verify_x)), "part": "test", **best.errors,
                     "tolerance": dict(verify.TOLERANCES[job.precision]), "passed": True,
                     "reference": "pytorch student (scaler folded in), normalized-scale errors",
@@ -176,7 +191,8 @@ def _write_manifest(job, tmp, models, best, candidates, config, student_dir, dat
     manifest = build_manifest(backend=job.format, precision=job.precision, models=models, config=config,
                               student_dir=student_dir, target=target, quantization=quant,
                               verification=verification, golden_in=golden_in, golden_out=golden_out,
-                              atol=atol_frac * float(std.max()), rtol=rtol, opset=_opset(job, tmp, models))
+                              atol=atol_frac * float(std.max()), rtol=rtol, opset=_opset(job, tmp, models),
+                              passes=passes)
     write_manifest(tmp, manifest)
     return manifest
 
@@ -206,7 +222,7 @@ def _measure_files(backend: str, files: dict[Path, int | None], x: np.ndarray, r
 
 
 # --- one builder per format: returns the candidates (fp32: one) with their measured errors -----------------
-def _build_onnx(job, wrapper, config, scratch, verify_x, ref, calib_x) -> list[_Built]:
+def _build_onnx(job, wrapper, config, scratch, verify_x, ref, calib_x, passes=True) -> list[_Built]:
     from distilts.compile import onnx_export
 
     L, D = int(config["lookback"]), len(config["columns"])
@@ -220,7 +236,7 @@ def _build_onnx(job, wrapper, config, scratch, verify_x, ref, calib_x) -> list[_
     return out
 
 
-def _build_openvino(job, wrapper, config, scratch, verify_x, ref, calib_x) -> list[_Built]:
+def _build_openvino(job, wrapper, config, scratch, verify_x, ref, calib_x, passes=True) -> list[_Built]:
     from distilts.compile import openvino_export
 
     L, D = int(config["lookback"]), len(config["columns"])
@@ -235,7 +251,7 @@ def _build_openvino(job, wrapper, config, scratch, verify_x, ref, calib_x) -> li
     return out
 
 
-def _build_tflite(job, wrapper, config, scratch, verify_x, ref, calib_x) -> list[_Built]:
+def _build_tflite(job, wrapper, config, scratch, verify_x, ref, calib_x, passes=True) -> list[_Built]:
     from distilts.compile import tflite_export
 
     L, D = int(config["lookback"]), len(config["columns"])

@@ -11,6 +11,9 @@ from distilts.errors import DistiltsError
 
 FORMATS: tuple[str, ...] = ("onnx", "openvino", "tflite")
 PRECISIONS: tuple[str, ...] = ("fp32", "int8")
+# how the runtime sets up its session (docs/compile.md, "Targets"): latency = batch-1 calls answered as
+# fast as possible; throughput = large batches, parallel streams/requests
+MODES: tuple[str, ...] = ("latency", "throughput")
 
 
 class UnknownTargetError(DistiltsError):
@@ -19,7 +22,8 @@ class UnknownTargetError(DistiltsError):
 
 @dataclass(frozen=True)
 class Target:
-    """A deployment target. `batch` is the batch size it serves; TFLite files are compiled at it."""
+    """A deployment target. `batch` is the batch size it serves (TFLite files are compiled at it);
+    `threads` and `mode` (latency | throughput) go into the manifest for the runtime's session settings."""
 
     name: str
     format: str
@@ -27,11 +31,12 @@ class Target:
     threads: int
     batch: int
     description: str
+    mode: str = "latency"
 
     def line(self) -> str:
         """One line for `distilts targets`."""
         return (f"{self.name:<11} {self.format:<8} {self.precision:<4} threads={self.threads:<2} "
-                f"batch={self.batch:<3} {self.description}")
+                f"batch={self.batch:<3} {self.mode:<10} {self.description}")
 
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
@@ -40,7 +45,8 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("rpi5", "tflite", "fp32", 4, 1, "Raspberry Pi 5 (Cortex-A76): LiteRT fp32, exact numbers"),
     Target("jetson-cpu", "onnx", "fp32", 6, 1, "Jetson Orin CPU (Cortex-A78AE): ONNX Runtime fp32"),
     Target("x86-edge", "onnx", "int8", 4, 1, "small x86 box (N100/NUC, AMD embedded): ONNX Runtime int8"),
-    Target("x86-server", "openvino", "fp32", 8, 64, "x86 server, batched serving: OpenVINO fp32, dynamic batch"),
+    Target("x86-server", "openvino", "fp32", 8, 64, "x86 server, batched serving: OpenVINO fp32, dynamic batch",
+           mode="throughput"),
 )}
 
 
