@@ -92,3 +92,10 @@ def test_manifest_names_the_passes(tmp_path_factory):
     names = [p["name"] for p in raw["passes"]]
     assert names[0] == "fold-linear" and raw["passes"][0]["max_abs_err_f64"] < 1e-9
     assert raw["verification"]["passed"] and raw["verification"]["rel_mse"] < 1e-8
+
+
+def test_target_mode_and_threads_reach_the_manifest(tmp_path_factory):
+    raw = json.loads((compiled(tmp_path_factory, "rpi4") / "manifest.json").read_text())
+    assert raw["target"]["mode"] == "latency" and raw["target"]["threads"] == 4
+    assert [p["name"] for p in raw["passes"]] == ["fold-linear", "litert-converter"]
+    assert "student only" in raw["passes"][0]["scope"] or "scaler kept" in raw["passes"][0]["scope"]

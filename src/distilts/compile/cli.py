@@ -26,8 +26,8 @@ from distilts.compile import DEFAULT_CALIB_WINDOWS, DEFAULT_VERIFY_WINDOWS
 @click.option("--data", "data_path", type=click.Path(dir_okay=False), default=None,
               help="The series the student was trained on (default: the path recorded in its config.json).")
 @click.option("--passes/--no-passes", default=True, show_default=True,
-              help="Compile passes (docs/compile.md): fold a linear student and its scaler into one MatMul + Add, "
-                   "the backend's offline graph optimiser. --no-passes exports the student's graph as written.")
+              help="Module passes before export (docs/compile.md): fold a linear student (DLinear) and its scaler "
+                   "into one MatMul + Add. --no-passes exports the student's graph as written.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Output directory; each artifact goes to OUT/<format>-<precision>[-<target>]/. "
                    "Default: MODEL_DIR/artifacts.")

@@ -46,7 +46,6 @@ class _Built:
     note: str | None
     errors: dict[str, float]
     weights: list[str] = field(default_factory=list)  # side files (OpenVINO .bin)
-    passes: list[dict] = field(default_factory=list)  # graph passes applied to these files
 
 
 def compile_student(student_dir: str | os.PathLike, jobs: list[CompileJob], out_dir: str | os.PathLike, *,
@@ -55,8 +54,8 @@ def compile_student(student_dir: str | os.PathLike, jobs: list[CompileJob], out_
                     log: Callable[[str], None] = lambda s: None) -> list[CompiledArtifact]:
     """Build, verify and write every job's artifact under `out_dir`; returns them in job order.
 
-    passes: apply the compile passes (distilts.compile.passes) before/after export; the artifact is
-    verified against the original student either way.
+    passes: apply the module passes (distilts.compile.passes, e.g. the linear fold) before export;
+    the artifact is verified against the original student either way.
     """
     from distilts.compile.data import load_compile_data
     from distilts.compile.passes import module_for
@@ -93,7 +92,7 @@ def compile_student(student_dir: str | os.PathLike, jobs: list[CompileJob], out_
         log(f"{job.dirname}: exporting {job.format} {job.precision}"
             + (f" at batch {', '.join(map(str, job.batches))}" if job.format == "tflite" else " (dynamic batch)"))
         results.append(_compile_job(job, module, records, config, student_dir, out_dir, data, verify_x, ref,
-                                    calib_x, log, t0, passes))
+                                    calib_x, log, t0))
     return results
 
 
@@ -108,9 +107,10 @@ def _held_out(data, n: int) -> np.ndarray:
 
 
 def _compile_job(job: CompileJob, wrapper, records: list[dict], config: dict, student_dir: Path, out_dir: Path,
-                 data, verify_x: np.ndarray, ref: np.ndarray, calib_x: np.ndarray | None, log, t0: float,
-                 passes: bool = True) -> CompiledArtifact:
+                 data, verify_x: np.ndarray, ref: np.ndarray, calib_x: np.ndarray | None, log, t0: float
+                 ) -> CompiledArtifact:
     from distilts.compile import verify
+    from distilts.compile.passes import EXPORT_PASSES
     from distilts.utils import replace_dir, temp_dir_beside
 
     final = out_dir / job.dirname
@@ -122,7 +122,7 @@ def _compile_job(job: CompileJob, wrapper, records: list[dict], config: dict, st
         from distilts.quiet import quiet
 
         with quiet():
-            candidates = builder(job, wrapper, config, scratch, verify_x, ref, calib_x, passes)
+            candidates = builder(job, wrapper, config, scratch, verify_x, ref, calib_x)
         for c in candidates:
             log(f"{job.dirname}: {c.method or 'fp32'}: rel-MSE {c.errors['rel_mse']:.3g}, "
                 f"max abs {c.errors['max_abs_err']:.3g}")
@@ -132,7 +132,7 @@ def _compile_job(job: CompileJob, wrapper, records: list[dict], config: dict, st
         models = _place(best, scratch, tmp, job)
         shutil.rmtree(scratch)
         manifest = _write_manifest(job, tmp, models, best, candidates, config, student_dir, data, verify_x,
-                                   calib_x, [*records, *best.passes])
+                                   calib_x, [*records, EXPORT_PASSES[job.format]])
         from distilts.runtime import Forecaster
 
         Forecaster.load(tmp)  # checksums + golden self-check through the runtime a device will use
@@ -222,7 +222,7 @@ def _measure_files(backend: str, files: dict[Path, int | None], x: np.ndarray, r
 
 
 # --- one builder per format: returns the candidates (fp32: one) with their measured errors -----------------
-def _build_onnx(job, wrapper, config, scratch, verify_x, ref, calib_x, passes=True) -> list[_Built]:
+def _build_onnx(job, wrapper, config, scratch, verify_x, ref, calib_x) -> list[_Built]:
     from distilts.compile import onnx_export
 
     L, D = int(config["lookback"]), len(config["columns"])
@@ -236,7 +236,7 @@ def _build_onnx(job, wrapper, config, scratch, verify_x, ref, calib_x, passes=Tr
     return out
 
 
-def _build_openvino(job, wrapper, config, scratch, verify_x, ref, calib_x, passes=True) -> list[_Built]:
+def _build_openvino(job, wrapper, config, scratch, verify_x, ref, calib_x) -> list[_Built]:
     from distilts.compile import openvino_export
 
     L, D = int(config["lookback"]), len(config["columns"])
@@ -251,7 +251,7 @@ def _build_openvino(job, wrapper, config, scratch, verify_x, ref, calib_x, passe
     return out
 
 
-def _build_tflite(job, wrapper, config, scratch, verify_x, ref, calib_x, passes=True) -> list[_Built]:
+def _build_tflite(job, wrapper, config, scratch, verify_x, ref, calib_x) -> list[_Built]:
     from distilts.compile import tflite_export
 
     L, D = int(config["lookback"]), len(config["columns"])

@@ -6,8 +6,13 @@ verified against the original PyTorch student as always (docs/compile.md).
 
 Module passes (torch, before export, so every exporter benefits):
   fold-linear   DLinear (+ scaler, + RevIN affine) -> one MatMul + Add per variate (fold_linear.py)
-Graph passes (on the exported file, by the backend's own optimiser):
-  ort-offline   onnxruntime's offline graph optimisation, saved into the ONNX file (ort_offline.py)
+Export passes (the library's own graph optimiser, run by every export; verified with the artifact):
+  onnxscript-optimizer   torch.onnx.export(optimize=True): constant folding, LayerNormalization/Gelu fusion
+  openvino-moc           openvino.convert_model's MOC transformations (the CPU plugin adds its own at load)
+  litert-converter       the LiteRT converter's graph optimisations
+onnxruntime's offline optimisation (ORT_ENABLE_EXTENDED saved to the file: SkipLayerNormalization,
+BiasGelu, FusedMatMul) was measured and is not applied: onnxruntime runs the same fusions online at
+load, so latency was unchanged, and the saved graph would need onnxruntime's contrib ops (docs/compile.md).
 """
 
 from __future__ import annotations
@@ -18,6 +23,12 @@ from typing import Any
 import numpy as np
 
 from distilts.errors import ArtifactError
+
+EXPORT_PASSES: dict[str, dict[str, str]] = {
+    "onnx": {"name": "onnxscript-optimizer", "stage": "export", "by": "torch.onnx.export(dynamo=True, optimize=True)"},
+    "openvino": {"name": "openvino-moc", "stage": "export", "by": "openvino.convert_model (MOC transformations)"},
+    "tflite": {"name": "litert-converter", "stage": "export", "by": "litert_torch.convert"},
+}
 
 # the float64 fold must match the float64 student to this (normalized units): only rounding is allowed
 F64_MAX_ABS = 1e-9
