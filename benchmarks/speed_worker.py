@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """One row of benchmarks/speed.py, in its own process: the runtime's profile worker plus the raw session call.
 
-`python benchmarks/speed_worker.py SPEC.json` with the spec of `distilts.runtime.profile_worker`, and:
+`python benchmarks/speed_worker.py SPEC.json` with the spec of `distilts.runtime.profile_worker` (its
+batch-1 latency timer; throughput here is the median call time, see `time_throughput`), and:
 - kind `artifact`: also times the backend's raw `session.run` at batch 1 and at each throughput batch
   (same process, same inputs), so `Forecaster.predict`'s own overhead is `predict - raw`;
 - kind `reference`: the physical reference, a numpy GEMM of the folded DLinear weights (`weights`:
@@ -21,7 +22,25 @@ from pathlib import Path
 
 import numpy as np
 
-from distilts.runtime.profile_worker import load_model, predict_all, rss_mb, time_latency, time_throughput
+from distilts.runtime.profile_worker import load_model, predict_all, rss_mb, time_latency
+
+
+def time_throughput(fn, x: np.ndarray, batch: int, budget_s: float, min_calls: int = 7) -> dict:
+    """Windows/s at `batch` from the MEDIAN call time (robust to a shared machine's load spikes, which
+    inflate a mean over 3 calls several-fold): 1 warm-up, then at least `min_calls` calls and 1 s."""
+    xb = np.ascontiguousarray(x[np.arange(batch) % len(x)])
+    fn(xb)
+    ms: list[float] = []
+    start = time.perf_counter()
+    while len(ms) < min_calls or time.perf_counter() - start < min(1.0, budget_s):
+        t = time.perf_counter_ns()
+        fn(xb)
+        ms.append((time.perf_counter_ns() - t) / 1e6)
+        if len(ms) >= 3 and time.perf_counter() - start > budget_s:
+            break
+    med = float(np.median(ms))
+    return {"batch": int(batch), "windows_per_s": 1000.0 * batch / med, "ms_per_batch_median": med,
+            "ms_per_batch_min": float(np.min(ms)), "calls": len(ms)}
 
 
 def reference_fn(weights: str):
