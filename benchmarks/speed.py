@@ -331,6 +331,40 @@ def table_rows(record: dict) -> list[dict]:
     return out
 
 
+def target_checks(record: dict) -> list[str]:
+    """The speed targets (docs/compile.md), each row met or missed, with the raw-call figure that tells a slow
+    graph from runtime call overhead."""
+    trows = [t for t in table_rows(record) if t["role"] == "student" and t["format"] != "pytorch"
+             and t.get("latency_ms_median")]
+    out = []
+    ref = [t for t in trows if t["model"] == "dlinear" and t["precision"] == "fp32" and t.get("x_ref")]
+    if ref:
+        ref_lat = {r["model"]: r["latency_ms_median"] for r in record["rows"] if r["role"] == "reference"
+                   and r.get("latency_ms_median")}
+        parts = []
+        for t in ref:
+            raw = f", raw call {t['raw_ms_median'] / ref_lat['dlinear']:.2f}x" if t.get("raw_ms_median") else ""
+            parts.append(f"{t['format']} {t['x_ref']:.2f}x ({'met' if t['x_ref'] <= 2 else 'MISSED'}{raw})")
+        out.append("DLinear fp32 <= 2x the reference at b=1: " + "; ".join(parts))
+    for key, what in (("x_vs_eager", "b=1"), ("x_vs_eager_tp", f"b={record['args'].get('batch', 256)}")):
+        miss = [f"{t['label']} {t[key]:.2f}x" for t in trows if t.get(key) is not None and t[key] <= 1]
+        n = sum(t.get(key) is not None for t in trows)
+        out.append(f"faster than PyTorch eager at {what}: {n - len(miss)} of {n} artifacts"
+                   + (f"; MISSED: {', '.join(miss)}" if miss else ""))
+    fp32 = {(t["model"], t["format"]): t for t in trows if t["precision"] == "fp32"}
+    slower = []
+    for t in trows:
+        f = fp32.get((t["model"], t["format"]))
+        if t["precision"] == "int8" and f:
+            if t["latency_ms_median"] > f["latency_ms_median"]:
+                slower.append(f"{t['model']} {t['format']} b=1 {t['latency_ms_median']:.3f} vs {f['latency_ms_median']:.3f} ms")
+            if t.get("throughput_wps") and f.get("throughput_wps") and t["throughput_wps"] < f["throughput_wps"]:
+                slower.append(f"{t['model']} {t['format']} b=256 {t['throughput_wps']:,.0f} vs {f['throughput_wps']:,.0f}/s")
+    out.append("int8 no slower than fp32 on the same backend: " + ("met" if not slower else
+                                                                   "MISSED: " + "; ".join(slower)))
+    return out
+
+
 def markdown(record: dict) -> str:
     """The Markdown report of one run."""
     m, a, w = record["machine"], record["args"], record["windows"]
@@ -343,6 +377,9 @@ def markdown(record: dict) -> str:
         f"backend; {m['platform']}; torch {m.get('torch', '?')}; {m['date']}; commit {record.get('commit')}.",
         "",
         markdown_table(trows, columns(record)),
+        "",
+        "Targets (docs/compile.md, 'Speed targets'), this run:",
+        *[f"- {line}" for line in target_checks(record)],
         "",
         f"'x faster than teacher' is relative to {teacher['model'] if teacher else 'the first teacher timed'} "
         "(batch-1 median latency). Teachers marked 'random (cost only)' are built at real size from their "
@@ -423,6 +460,7 @@ def main(argv: list[str] | None = None) -> None:
     write_outputs(record, md, args.out_json, args.out_md)
     print()
     print(text_table(table_rows(record), columns(record)))
+    print("\n".join(target_checks(record)))
     print(f"\nwrote {args.out_json} and {args.out_md} in {record['wall_s']:.0f} s")
 
 
