@@ -362,6 +362,10 @@ def target_checks(record: dict) -> list[str]:
                 slower.append(f"{t['model']} {t['format']} b=256 {t['throughput_wps']:,.0f} vs {f['throughput_wps']:,.0f}/s")
     out.append("int8 no slower than fp32 on the same backend: " + ("met" if not slower else
                                                                    "MISSED: " + "; ".join(slower)))
+    over = [t for t in trows if t.get("overhead_us") is not None]
+    big = [f"{t['label']} {t['overhead_us']:.0f} us" for t in over if t["overhead_us"] > 20]
+    out.append(f"Forecaster.predict <= 20 us over the raw call at b=1: {len(over) - len(big)} of {len(over)}"
+               + (f"; MISSED: {', '.join(big)}" if big else ""))
     return out
 
 
