@@ -65,7 +65,7 @@ def write_folded(student_dir: str, path: str) -> None:
     model, config = load_student_dir(student_dir)
     f = fold(model, config["scaler"]["mean"], config["scaler"]["std"])
     weight = f.weight.numpy().T if f.shared else f.weight.numpy()  # [L, H] or [D, L, H]
-    np.savez(path, weight=weight, bias=f.bias.numpy().T)  # bias [H, D]
+    np.savez(path, weight=weight, bias=f.bias.numpy())  # bias [H, D]
 
 
 def main(spec_path: str) -> None:

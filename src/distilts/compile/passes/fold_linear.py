@@ -46,7 +46,7 @@ class FoldedLinear(nn.Module):
         # weight quantizers see an ordinary linear layer
         w = weight.T if self.shared else weight
         self.register_buffer("weight", torch.tensor(np.ascontiguousarray(w), dtype=dtype))
-        self.register_buffer("bias", torch.tensor(np.ascontiguousarray(bias.T), dtype=dtype))  # [D, H]
+        self.register_buffer("bias", torch.tensor(np.ascontiguousarray(bias), dtype=dtype))  # [H, D]
         self.register_buffer("gain", None if gain is None else torch.tensor(gain[:, None], dtype=dtype))  # [D, 1]
         self.revin = revin_eps is not None
         self.register_buffer("revin_eps", None if revin_eps is None else torch.tensor(revin_eps, dtype=dtype))
@@ -64,10 +64,9 @@ class FoldedLinear(nn.Module):
         if self.gain is not None:
             y = y * self.gain
         y = y.transpose(1, 2)  # [B, H, D]
-        bias = self.bias.transpose(0, 1)  # [H, D]
         if self.revin:
-            return y + s * bias + m
-        return y + bias
+            return y + s * self.bias + m
+        return y + self.bias
 
 
 def applies(student: nn.Module) -> bool:
