@@ -99,3 +99,18 @@ def test_target_mode_and_threads_reach_the_manifest(tmp_path_factory):
     assert raw["target"]["mode"] == "latency" and raw["target"]["threads"] == 4
     assert [p["name"] for p in raw["passes"]] == ["fold-linear", "litert-converter"]
     assert "student only" in raw["passes"][0]["scope"] or "scaler kept" in raw["passes"][0]["scope"]
+
+
+def test_scaler_folds_into_revin_of_any_student():
+    from distilts.compile.passes import fold_scaler
+
+    torch.manual_seed(0)
+    it = build_student("itransformer", L, H, D, d_model=16, n_heads=2, e_layers=1, d_ff=16, revin=True).eval()
+    with torch.no_grad():
+        it.revin.weight.uniform_(0.5, 2.0)
+        it.revin.bias.uniform_(-1.0, 1.0)
+    config = {"scaler": {"mean": MEAN, "std": STD}}
+    assert fold_scaler.applies(it)
+    module, [rec] = module_for(it, config, "fp32", _raw_windows())
+    assert rec["name"] == "fold-scaler" and rec["max_abs_err_f64"] < 1e-11 and rec["rel_mse_f32"] < 1e-10
+    assert not isinstance(module, RawScaleForecaster)  # no scaler ops left around the student

@@ -6,6 +6,7 @@ verified against the original PyTorch student as always (docs/compile.md).
 
 Module passes (torch, before export, so every exporter benefits):
   fold-linear   DLinear (+ scaler, + RevIN affine) -> one MatMul + Add per variate (fold_linear.py)
+  fold-scaler   any other student with RevIN: the scaler is absorbed by RevIN's statistics (fold_scaler.py)
 Export passes (the library's own graph optimiser, run by every export; verified with the artifact):
   onnxscript-optimizer   torch.onnx.export(optimize=True): constant folding, LayerNormalization/Gelu fusion
   openvino-moc           openvino.convert_model's MOC transformations (the CPU plugin adds its own at load)
@@ -41,13 +42,20 @@ def module_for(student, config: dict, precision: str, x_check: np.ndarray, enabl
     fp32 folds the scaler into the weights; int8 keeps the scaler as its own float submodules (so
     quantizers leave raw values of mixed scales alone) and folds only the student.
     """
-    from distilts.compile.passes import fold_linear
+    from distilts.compile.passes import fold_linear, fold_scaler
     from distilts.compile.wrapper import RawScaleForecaster, wrap_student
 
     wrapper = wrap_student(student, config)
+    mean, std = config["scaler"]["mean"], config["scaler"]["std"]
+    if enabled and not fold_linear.applies(student) and fold_scaler.applies(student):
+        folded = fold_scaler.fold(student, std)
+        checks = check_module(folded, fold_scaler.fold(student, std, dtype=_f64()), wrapper,
+                              _exact_wrapper(student, mean, std), x_check, config, fold_scaler.NAME)
+        return folded, [{"name": fold_scaler.NAME, "stage": "module", "scope": "scaler into the student's RevIN",
+                         "description": "the train-split scaler around a per-window-normalized (RevIN) student "
+                                        "folded into RevIN's statistics (eps * std^2), exact", **checks}]
     if not enabled or not fold_linear.applies(student):
         return wrapper, []
-    mean, std = config["scaler"]["mean"], config["scaler"]["std"]
     if precision == "fp32":
         folded, folded64 = fold_linear.fold(student, mean, std), fold_linear.fold(student, mean, std, dtype=_f64())
         scope = "student and scaler"
