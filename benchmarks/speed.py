@@ -1,17 +1,20 @@
 #!/usr/bin/env python
-"""Speed benchmark: compiled students vs the PyTorch student vs teachers, on one machine.
+"""Speed benchmark: compiled students vs the physical reference, the PyTorch student and teachers, on one machine.
 
 For each student (DLinear, iTransformer) x format (onnx, openvino, tflite) x precision (fp32, int8):
-`distilts compile`, then in a fresh subprocess per row: batch-1 latency (median, p95), batch-256
-throughput, peak RSS, file size and test MSE on the same ETTh1 windows. Next to them: the PyTorch
-student (eager) and the teachers: the PatchTST teacher actually distilled (trained here) and
-TimeMoE-50M / Chronos-T5 tiny and small built at real size from their published configs with
-RANDOM weights (only their cost is measured, never their forecasts). Speedups are computed
-pair-wise from the same run.
+`distilts compile`, then in a fresh subprocess per row (benchmarks/speed_worker.py): batch-1 latency
+(median, p95) of `Forecaster.predict` and of the backend's raw session call, batch-256 throughput of
+both, peak RSS, file size and test MSE on the same ETTh1 windows. Next to them: the physical
+reference (a numpy GEMM of the folded DLinear weights, same thread count), the PyTorch student
+(eager) and the teachers: the PatchTST teacher actually distilled (trained here) and TimeMoE-50M
+built at real size from its published config with RANDOM weights (only its cost is measured, never
+its forecasts; Chronos-T5 tiny/small on request: they take 1-15 min per call). Every ratio is
+computed from the same run.
 
-    python benchmarks/speed.py                # full grid
+    python benchmarks/speed.py                # full grid, <= 15 min on 2 cores
     python benchmarks/speed.py --quick        # a few minutes on 2 cores
     python benchmarks/speed.py --smoke        # < 1 minute: DLinear, onnx fp32, tiny settings
+    python benchmarks/speed.py --teachers patchtst timemoe-50m chronos-t5-tiny chronos-t5-small  # + ~20 min
     python benchmarks/speed.py --render benchmarks/results/speed.json   # redo the .md from a JSON record
 """
 
@@ -50,19 +53,26 @@ REAL_SIZE_TEACHERS.update({
 })
 
 
-# --- one row = one fresh process: the runtime's profile worker (distilts.runtime.profile_worker) ----
+WORKER = Path(__file__).resolve().parent / "speed_worker.py"
+
+
+# --- one row = one fresh process: benchmarks/speed_worker.py (the runtime's profile worker + raw calls) ----
 def measure(spec: dict, inputs: Path, y_true: np.ndarray | None, scaler: tuple[np.ndarray, np.ndarray],
             work: Path, log: Path) -> dict:
-    """Time one model with the runtime's profile worker in its own interpreter (so peak RSS is its own).
+    """Time one model in its own interpreter (so peak RSS is its own), with the same BLAS/OpenMP threads.
 
-    spec: kind (artifact | student | teacher), path, name (teacher family), horizon, iters, warmup,
-    budget_s, batches (throughput batch sizes). Returns flat numbers, or {'error': ...}.
+    spec: kind (artifact | student | teacher | reference), path, name (teacher family), horizon, iters,
+    warmup, budget_s, batches (throughput batch sizes), weights (reference). Returns flat numbers, or
+    {'error': ...}.
     """
     wdir = Path(tempfile.mkdtemp(prefix="row-", dir=work))
-    full = {"threads": None, "predict_batch": 64, **spec, "inputs": str(inputs), "out": str(wdir)}
+    full = {"threads": None, "predict_batch": 64, "predict": y_true is not None, **spec, "inputs": str(inputs),
+            "out": str(wdir)}
     (wdir / "spec.json").write_text(json.dumps(full))
+    t = full["threads"]
+    env = {k: str(t) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")} if t else None
     try:
-        wall, _ = run_timed([sys.executable, "-m", "distilts.runtime.profile_worker", wdir / "spec.json"], log=log)
+        wall, _ = run_timed([sys.executable, WORKER, wdir / "spec.json"], log=log, env=env)
     except RuntimeError as exc:
         return {"error": str(exc).strip().splitlines()[-1][:300]}
     res = json.loads((wdir / "result.json").read_text())
@@ -70,9 +80,14 @@ def measure(spec: dict, inputs: Path, y_true: np.ndarray | None, scaler: tuple[n
     out: dict[str, Any] = {"latency_ms_median": lat["p50"], "latency_ms_p95": lat["p95"], "latency_calls": lat["n"],
                            "load_s": res["load_s"], "peak_rss_mb": res["rss_mb"]["peak"],
                            "baseline_rss_mb": res["rss_mb"]["baseline"], "process_wall_s": wall,
-                           "backend": res.get("backend"), "param_count": res.get("param_count")}
+                           "backend": res.get("backend"), "param_count": res.get("param_count"),
+                           "load_avg": os.getloadavg()[0]}
     for t in res.get("throughput", []):
         out["throughput_wps"], out["throughput_batch"] = t["windows_per_s"], t["batch"]
+    if "raw_latency_ms" in res:
+        out["raw_ms_median"] = res["raw_latency_ms"]["p50"]
+    for t in res.get("raw_throughput", []):
+        out["raw_throughput_wps"] = t["windows_per_s"]
     if y_true is not None:
         pred = np.load(wdir / "pred.npy")
         if spec["kind"] == "artifact":  # raw-scale forecasts -> normalized scale
@@ -134,6 +149,13 @@ def compile_cmd(student_dir: str, fmt: str, prec: str, out_root: Path, batch: in
     return cmd
 
 
+def folded_weights(student_dir: str, path: Path, log: Path) -> Path:
+    """The folded DLinear weights as .npz, written by a subprocess (this process stays torch-free)."""
+    if not path.exists():
+        run_timed([sys.executable, WORKER, "--fold", student_dir, path], log=log)
+    return path
+
+
 def real_size_teacher(name: str, work: Path) -> str:
     """Directory of `name` built from its published config with random weights (official layout)."""
     family, cfg_file = REAL_SIZE_TEACHERS[name]
@@ -173,11 +195,17 @@ def run(args) -> dict:
         row.update(res)
         rows.append(row)
         msg = res.get("error") or (f"{res['latency_ms_median']:.3f} ms/window (b=1), "
-                                   f"{res.get('throughput_wps', float('nan')):.0f} windows/s (b={args.batch})")
+                                   f"{res.get('throughput_wps', float('nan')):.0f} windows/s (b={args.batch})"
+                                   + (f"; raw session {res['raw_ms_median']:.3f} ms" if "raw_ms_median" in res else "")
+                                   + f"; load avg {res['load_avg']:.1f}")
         print(f"{row['model']:>18} {row['format']:>9} {row['precision']:>5}: {msg}", flush=True)
 
     students = train_students(args, work, log)
     for name, st in students.items():
+        if name == "dlinear":  # the physical reference: numpy GEMM of the folded weights, same threads
+            weights = folded_weights(st["path"], work / f"folded-{name}-L{args.lookback}-H{args.horizon}.npz", log)
+            add({"model": name, "role": "reference", "format": "numpy-gemm", "precision": "fp32"},
+                {"kind": "reference", "weights": str(weights)}, files["raw"], with_accuracy=False)
         size = Path(st["path"], "model.safetensors").stat().st_size
         add({"model": name, "role": "student", "format": "pytorch", "precision": "fp32", "size_bytes": size},
             {"kind": "student", "path": st["path"]}, files["normalized"])
@@ -229,9 +257,17 @@ def run(args) -> dict:
 
     return {"benchmark": "speed", "machine": machine_info(), "commit": git_commit(), "args": vars(args),
             "windows": win, "rows": rows, "speedup_latency_b1": pairwise_speedups(rows),
-            "notes": ["latency: batch 1, p50 and p95 over timed calls after warm-up, one fresh process per row "
-                      "(distilts.runtime.profile_worker)",
-                      f"throughput: windows/s at batch {args.batch}",
+            "notes": ["latency: batch 1, p50 and p95 of `Forecaster.predict` over timed calls after warm-up, one "
+                      "fresh process per row (benchmarks/speed_worker.py: the runtime's profile worker plus raw calls)",
+                      "raw call: the backend's own session call on a contiguous float32 batch in the same process; "
+                      "predict - raw is the runtime's per-call overhead (input checks, padding, copies)",
+                      "reference: numpy GEMM of the folded DLinear weights (x^T W + b, [B, D, H], no output "
+                      "transpose), the same BLAS thread count; 'x reference' = row time / reference time (b=1: latency; "
+                      "b=256: inverse throughput)",
+                      f"throughput: windows/s of `Forecaster.predict` at batch {args.batch}, from the median call "
+                      f"time (>= 7 calls and >= 1 s after a warm-up); 'b={args.batch} x faster than eager' = row "
+                      "throughput / eager throughput",
+                      "load avg: the 1-minute load average when each row finished is in the JSON (load_avg)",
                       "peak RSS: ru_maxrss of the row's process (interpreter + its libraries + model + timing)",
                       "test MSE: normalized values, on the same evenly spaced ETTh1 test windows for every row",
                       "real-size teachers have RANDOM weights: their cost is real, their forecasts are not used"]}
@@ -242,7 +278,9 @@ def _dir_size(path: str) -> int:
 
 
 def row_label(r: dict) -> str:
-    return f"{r['model']} {r['format']} {r['precision']}" if r["format"] != "pytorch" else f"{r['model']} pytorch"
+    if r["format"] in ("pytorch", "numpy-gemm"):
+        return f"{r['model']} {r['format']}"
+    return f"{r['model']} {r['format']} {r['precision']}"
 
 
 def pairwise_speedups(rows: list[dict]) -> dict[str, dict[str, float]]:
@@ -252,15 +290,17 @@ def pairwise_speedups(rows: list[dict]) -> dict[str, dict[str, float]]:
 
 
 COLUMNS = [("label", "model / format / precision"), ("weights", "weights"), ("latency_ms_median", "b=1 median ms"),
-           ("latency_ms_p95", "b=1 p95 ms"), ("throughput_wps", "b=256 windows/s"), ("size_kb", "size KB"),
-           ("peak_rss_mb", "peak RSS MB"), ("test_mse", "test MSE"), ("x_vs_eager", "x faster than eager"),
+           ("raw_ms_median", "b=1 raw call ms"), ("overhead_us", "predict - raw us"), ("latency_ms_p95", "b=1 p95 ms"),
+           ("throughput_wps", "b=256 windows/s"), ("x_ref", "b=1 x reference"), ("x_ref_tp", "b=256 x reference"),
+           ("x_vs_eager", "x faster than eager"), ("x_vs_eager_tp", "b=256 x faster than eager"),
+           ("size_kb", "size KB"), ("peak_rss_mb", "peak RSS MB"), ("test_mse", "test MSE"),
            ("x_vs_teacher", "x faster than teacher"), ("error", "note")]
 
 
 def columns(record: dict) -> list[tuple[str, str]]:
     """COLUMNS with the throughput header naming the batch size actually used."""
     batch = record["args"].get("batch", 256)
-    cols = [(k, f"b={batch} windows/s" if k == "throughput_wps" else h) for k, h in COLUMNS]
+    cols = [(k, h.replace("b=256", f"b={batch}")) for k, h in COLUMNS]
     big = _real_size_teacher(record["rows"])
     if big:  # also the speedup over the first real-size (random-weight) teacher, e.g. TimeMoE-50M
         cols.insert(cols.index(("x_vs_teacher", "x faster than teacher")) + 1,
@@ -277,6 +317,7 @@ def table_rows(record: dict) -> list[dict]:
     """Rows for the table, with sizes in KB and the speedups vs the eager student and the teacher."""
     rows = record["rows"]
     eager = {r["model"]: r for r in rows if r["role"] == "student" and r["format"] == "pytorch"}
+    ref = {r["model"]: r for r in rows if r["role"] == "reference" and r.get("latency_ms_median")}
     teacher = next((r for r in rows if r["role"] == "teacher" and r.get("latency_ms_median")), None)
     out = []
     for r in rows:
@@ -284,6 +325,14 @@ def table_rows(record: dict) -> list[dict]:
         lat = r.get("latency_ms_median")
         if lat and r["role"] == "student" and eager.get(r["model"], {}).get("latency_ms_median"):
             t["x_vs_eager"] = eager[r["model"]]["latency_ms_median"] / lat
+            if r.get("throughput_wps") and eager[r["model"]].get("throughput_wps"):
+                t["x_vs_eager_tp"] = r["throughput_wps"] / eager[r["model"]]["throughput_wps"]
+        if lat and r["role"] == "student" and r["model"] in ref:  # how many times the reference's time
+            t["x_ref"] = lat / ref[r["model"]]["latency_ms_median"]
+            if r.get("throughput_wps") and ref[r["model"]].get("throughput_wps"):
+                t["x_ref_tp"] = ref[r["model"]]["throughput_wps"] / r["throughput_wps"]
+        if lat and r.get("raw_ms_median"):
+            t["overhead_us"] = 1000.0 * (lat - r["raw_ms_median"])
         # speedups over the teachers, shown for the rows that are faster (all ratios: speedup_latency_b1)
         if lat and teacher and teacher["latency_ms_median"] >= lat:
             t["x_vs_teacher"] = teacher["latency_ms_median"] / lat
@@ -291,6 +340,44 @@ def table_rows(record: dict) -> list[dict]:
         if lat and big and big["latency_ms_median"] >= lat:
             t["x_vs_real_teacher"] = big["latency_ms_median"] / lat
         out.append(t)
+    return out
+
+
+def target_checks(record: dict) -> list[str]:
+    """The speed targets (docs/compile.md), each row met or missed, with the raw-call figure that tells a slow
+    graph from runtime call overhead."""
+    trows = [t for t in table_rows(record) if t["role"] == "student" and t["format"] != "pytorch"
+             and t.get("latency_ms_median")]
+    out = []
+    ref = [t for t in trows if t["model"] == "dlinear" and t["precision"] == "fp32" and t.get("x_ref")]
+    if ref:
+        ref_lat = {r["model"]: r["latency_ms_median"] for r in record["rows"] if r["role"] == "reference"
+                   and r.get("latency_ms_median")}
+        parts = []
+        for t in ref:
+            raw = f", raw call {t['raw_ms_median'] / ref_lat['dlinear']:.2f}x" if t.get("raw_ms_median") else ""
+            parts.append(f"{t['format']} {t['x_ref']:.2f}x ({'met' if t['x_ref'] <= 2 else 'MISSED'}{raw})")
+        out.append("DLinear fp32 <= 2x the reference at b=1: " + "; ".join(parts))
+    for key, what in (("x_vs_eager", "b=1"), ("x_vs_eager_tp", f"b={record['args'].get('batch', 256)}")):
+        miss = [f"{t['label']} {t[key]:.2f}x" for t in trows if t.get(key) is not None and t[key] <= 1]
+        n = sum(t.get(key) is not None for t in trows)
+        out.append(f"faster than PyTorch eager at {what}: {n - len(miss)} of {n} artifacts"
+                   + (f"; MISSED: {', '.join(miss)}" if miss else ""))
+    fp32 = {(t["model"], t["format"]): t for t in trows if t["precision"] == "fp32"}
+    slower = []
+    for t in trows:
+        f = fp32.get((t["model"], t["format"]))
+        if t["precision"] == "int8" and f:
+            if t["latency_ms_median"] > f["latency_ms_median"]:
+                slower.append(f"{t['model']} {t['format']} b=1 {t['latency_ms_median']:.3f} vs {f['latency_ms_median']:.3f} ms")
+            if t.get("throughput_wps") and f.get("throughput_wps") and t["throughput_wps"] < f["throughput_wps"]:
+                slower.append(f"{t['model']} {t['format']} b=256 {t['throughput_wps']:,.0f} vs {f['throughput_wps']:,.0f}/s")
+    out.append("int8 no slower than fp32 on the same backend: " + ("met" if not slower else
+                                                                   "MISSED: " + "; ".join(slower)))
+    over = [t for t in trows if t.get("overhead_us") is not None]
+    big = [f"{t['label']} {t['overhead_us']:.0f} us" for t in over if t["overhead_us"] > 20]
+    out.append(f"Forecaster.predict <= 20 us over the raw call at b=1: {len(over) - len(big)} of {len(over)}"
+               + (f"; MISSED: {', '.join(big)}" if big else ""))
     return out
 
 
@@ -306,6 +393,9 @@ def markdown(record: dict) -> str:
         f"backend; {m['platform']}; torch {m.get('torch', '?')}; {m['date']}; commit {record.get('commit')}.",
         "",
         markdown_table(trows, columns(record)),
+        "",
+        "Targets (docs/compile.md, 'Speed targets'), this run:",
+        *[f"- {line}" for line in target_checks(record)],
         "",
         f"'x faster than teacher' is relative to {teacher['model'] if teacher else 'the first teacher timed'} "
         "(batch-1 median latency). Teachers marked 'random (cost only)' are built at real size from their "
@@ -324,18 +414,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--students", nargs="*", default=list(STUDENTS), choices=STUDENTS)
     p.add_argument("--student-dir", action="append", default=[], metavar="NAME=DIR",
                    help="use this trained student dir (e.g. from accuracy.py) instead of training one")
-    p.add_argument("--student-epochs", type=int, default=2)
-    p.add_argument("--train-stride", type=int, default=4)
+    p.add_argument("--student-epochs", type=int, default=1, help="weights do not change speed; test MSE is informational")
+    p.add_argument("--train-stride", type=int, default=8)
     p.add_argument("--formats", nargs="+", default=list(FORMATS), choices=FORMATS)
     p.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=PRECISIONS)
-    p.add_argument("--teachers", nargs="*", default=["patchtst", *REAL_SIZE_TEACHERS],
-                   choices=["patchtst", *REAL_SIZE_TEACHERS])
+    p.add_argument("--teachers", nargs="*", default=["patchtst", "timemoe-50m"],
+                   choices=["patchtst", *REAL_SIZE_TEACHERS],
+                   help="teachers to time (default: the PatchTST teacher and TimeMoE-50M; the Chronos-T5 rows "
+                        "take 1-15 min per call on one core)")
     p.add_argument("--patchtst-path", default=None,
                    help="trained PatchTST teacher dir for L/H (default: accuracy.py's teacher dir)")
     p.add_argument("--threads", type=int, default=1, help="threads per backend (same for every row)")
     p.add_argument("--reps", type=int, default=200, help="timed batch-1 calls per student row")
     p.add_argument("--budget-s", type=float, default=10.0, help="max seconds of timed calls per student row")
-    p.add_argument("--teacher-reps", type=int, default=3, help="timed batch-1 calls per real-size teacher")
+    p.add_argument("--teacher-reps", type=int, default=2, help="timed batch-1 calls per real-size teacher")
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--windows", type=int, default=512, help="test windows (throughput batch + accuracy)")
     p.add_argument("--work-dir", default=str(ROOT / "benchmarks" / "runs" / "speed"))
@@ -384,6 +476,7 @@ def main(argv: list[str] | None = None) -> None:
     write_outputs(record, md, args.out_json, args.out_md)
     print()
     print(text_table(table_rows(record), columns(record)))
+    print("\n".join(target_checks(record)))
     print(f"\nwrote {args.out_json} and {args.out_md} in {record['wall_s']:.0f} s")
 
 

@@ -41,8 +41,10 @@ $D compile "$STUDENT" --target onnx,openvino,tflite,rpi4,x86-server --data "$DAT
 step "4/5 forecast the 96 steps after the end of the data, torch-free"
 $D forecast "$STUDENT/artifacts/tflite-int8-rpi4" --data "$DATA" --out "$RUN/forecast.csv" --plot "$RUN/forecast.png"
 
-step "5/5 profile: artifact vs PyTorch student vs teacher on the same test windows"
+step "5/5 profile: artifact vs PyTorch student vs teacher on the same test windows, 1 thread each"
+# --threads 1 for every model: with the libraries' defaults torch takes every core and, on a busy machine,
+# a 2-thread teacher measured 26x slower than at 1 thread (165 vs 6.4 ms), which inflates the speedup
 $D profile "$STUDENT/artifacts/onnx-fp32" --data "$DATA" --teacher "$TEACHER" --teacher-path "$TEACHER_PATH" \
-  --out "$RUN/profile"
+  --threads "${PROFILE_THREADS:-1}" --out "$RUN/profile"
 printf '\ndone: student %s, artifacts %s/artifacts, forecast %s/forecast.csv, profile %s/profile/profile.md\n' \
   "$STUDENT" "$STUDENT" "$RUN" "$RUN"

@@ -7,13 +7,14 @@ from click.testing import CliRunner
 
 from distilts.cli import cli
 from distilts.errors import DistiltsError
-from distilts.targets import FORMATS, PRECISIONS, TARGETS, resolve_job
+from distilts.targets import FORMATS, MODES, PRECISIONS, TARGETS, resolve_job
 
 
 def test_required_targets_exist_with_valid_settings():
     assert {"rpi4", "rpi5", "x86-server"} <= set(TARGETS)
     for t in TARGETS.values():
         assert t.format in FORMATS and t.precision in PRECISIONS and t.threads >= 1 and t.batch >= 1
+        assert t.mode in MODES and (t.mode == "throughput") == (t.batch > 1)  # batched serving <-> throughput
 
 
 def test_targets_command_lists_one_line_each():

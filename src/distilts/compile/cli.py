@@ -29,12 +29,15 @@ from distilts.compile import DEFAULT_CALIB_WINDOWS, DEFAULT_VERIFY_WINDOWS
               help="Also run the verification windows on this architecture (an emulated arm64 device, built "
                    "once into a cache: scripts/arm64-device.sh). Automatic for arm64 targets (rpi4, rpi5, "
                    "jetson-cpu).")
+@click.option("--passes/--no-passes", default=True, show_default=True,
+              help="Module passes before export (docs/compile.md): fold a linear student (DLinear) and its scaler "
+                   "into one MatMul + Add. --no-passes exports the student's graph as written.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Output directory; each artifact goes to OUT/<format>-<precision>[-<target>]/. "
                    "Default: MODEL_DIR/artifacts.")
 def compile_cmd(model_dir: str, targets: tuple[str, ...], int8: bool, batches: tuple[int, ...],
                 calib_windows: int, verify_windows: int, verify_on: tuple[str, ...], data_path: str | None,
-                out_dir: str | None) -> None:
+                passes: bool, out_dir: str | None) -> None:
     """Export a distilled student to ONNX, OpenVINO IR or TFLite (fp32 or int8) and verify it.
 
     The artifact takes raw values [B, L, D] and returns raw-scale forecasts [B, H, D] (the scaler is
@@ -63,7 +66,8 @@ def compile_cmd(model_dir: str, targets: tuple[str, ...], int8: bool, batches: t
 
     out = Path(out_dir) if out_dir else Path(model_dir) / "artifacts"
     results = compile_student(model_dir, unique, out, data_path=data_path, calib_windows=calib_windows,
-                              verify_windows=verify_windows, verify_on=verify_on, log=lambda s: click.echo(s, err=True))
+                              verify_windows=verify_windows, verify_on=verify_on, passes=passes,
+                              log=lambda s: click.echo(s, err=True))
     _print_table(results)
 
 

@@ -28,7 +28,8 @@ def build_manifest(*, backend: str, precision: str, models: list[dict], config: 
                    target: dict | None, quantization: dict | None, verification: dict,
                    golden_in: np.ndarray, golden_out: np.ndarray, atol: float, rtol: float,
                    opset: int | None, architectures: dict | None = None,
-                   golden_by_isa: dict | None = None) -> dict[str, Any]:
+                   golden_by_isa: dict | None = None,
+                   passes: list[dict] | None = None) -> dict[str, Any]:
     """The manifest dict, every field of the schema in order.
 
     architectures: {arch: {"verified", "isa", errors or "reason", ...}}; golden_by_isa: {isa: output}
@@ -52,6 +53,7 @@ def build_manifest(*, backend: str, precision: str, models: list[dict], config: 
         "student": {"name": config["student"]["name"], "param_count": config.get("param_count"),
                     "config_sha256": sha256_file(cfg_path), "dir": str(Path(student_dir).resolve())},
         "target": target,
+        "passes": list(passes or []),  # compile passes applied, in order (docs/compile.md); absent in old manifests
         "quantization": quantization,
         "verification": verification,
         "architectures": architectures or {},

@@ -52,13 +52,16 @@ class _Built:
 def compile_student(student_dir: str | os.PathLike, jobs: list[CompileJob], out_dir: str | os.PathLike, *,
                     data_path: str | None = None, calib_windows: int = DEFAULT_CALIB_WINDOWS,
                     verify_windows: int = DEFAULT_VERIFY_WINDOWS, verify_on: tuple[str, ...] = (),
-                    log: Callable[[str], None] = lambda s: None) -> list[CompiledArtifact]:
+                    passes: bool = True, log: Callable[[str], None] = lambda s: None) -> list[CompiledArtifact]:
     """Build, verify and write every job's artifact under `out_dir`; returns them in job order.
 
     verify_on: architectures to verify on besides this machine's (an arm64 target always adds its
     own); those jobs are finished together after one emulated run (distilts.compile.crossarch).
+    passes: apply the module passes (distilts.compile.passes, e.g. the linear fold) before export;
+    the artifact is verified against the original student either way.
     """
     from distilts.compile.data import load_compile_data
+    from distilts.compile.passes import module_for
     from distilts.compile.wrapper import torch_predict, wrap_student
     from distilts.distill.students import load_student_dir
 
@@ -83,12 +86,19 @@ def compile_student(student_dir: str | os.PathLike, jobs: list[CompileJob], out_
 
     results: dict[int, CompiledArtifact] = {}
     deferred: list[tuple[int, _Prepared]] = []
+    modules: dict[str, tuple] = {}  # precision -> (module to export, module pass records)
     try:
         for i, job in enumerate(jobs):
             t0 = time.perf_counter()
+            if job.precision not in modules:
+                modules[job.precision] = module_for(model, config, job.precision, verify_x, enabled=passes)
+                for rec in modules[job.precision][1]:
+                    log(f"pass {rec['name']} ({rec['scope']}): float64 max abs error {rec['max_abs_err_f64']:.2g}, "
+                        f"float32 {rec['max_abs_err_f32']:.2g}")
+            module, records = modules[job.precision]
             log(f"{job.dirname}: exporting {job.format} {job.precision}"
                 + (f" at batch {', '.join(map(str, job.batches))}" if job.format == "tflite" else " (dynamic batch)"))
-            prep = _prepare_job(job, wrapper, config, out_dir, verify_x, ref, calib_x, log, t0, verify_on)
+            prep = _prepare_job(job, module, records, config, out_dir, verify_x, ref, calib_x, log, t0, verify_on)
             if prep.pending.archs:
                 deferred.append((i, prep))
             else:
@@ -125,10 +135,11 @@ class _Prepared:
     candidates: list[_Built]
     pending: object  # distilts.compile.crossarch.Pending
     t0: float
+    records: list[dict]  # module passes applied before export (manifest "passes")
 
 
-def _prepare_job(job: CompileJob, wrapper, config: dict, out_dir: Path, verify_x: np.ndarray, ref: np.ndarray,
-                 calib_x: np.ndarray | None, log, t0: float, verify_on: tuple[str, ...]) -> _Prepared:
+def _prepare_job(job: CompileJob, wrapper, records: list[dict], config: dict, out_dir: Path, verify_x: np.ndarray,
+                 ref: np.ndarray, calib_x: np.ndarray | None, log, t0: float, verify_on: tuple[str, ...]) -> _Prepared:
     from distilts.compile import crossarch
     from distilts.compile.scratch import Scratch, clean_stale
 
@@ -151,7 +162,7 @@ def _prepare_job(job: CompileJob, wrapper, config: dict, out_dir: Path, verify_x
                                     {c.method or "fp32": [(scratch / f, b) for f, b in c.files.items()]
                                      for c in candidates}, archs, required,
                                     {c.method or "fp32": c.preds for c in candidates})
-        return _Prepared(job, sc, final, candidates, pending, t0)
+        return _Prepared(job, sc, final, candidates, pending, t0, records)
     except BaseException:
         sc.discard()
         raise
@@ -170,8 +181,11 @@ def _finish_job(prep: _Prepared, checks: dict, config: dict, student_dir: Path, 
         scratch = tmp / "_scratch"
         models = _place(best, scratch, tmp, job)
         shutil.rmtree(scratch)
+        from distilts.compile.passes import EXPORT_PASSES
+
         manifest = _write_manifest(job, tmp, models, best, prep.candidates, config, student_dir, data,
-                                   verify_x, calib_x, {"aarch64": check} if check is not None else {})
+                                   verify_x, calib_x, {"aarch64": check} if check is not None else {},
+                                   [*prep.records, EXPORT_PASSES[job.format]])
         from distilts.runtime import Forecaster
 
         Forecaster.load(tmp)  # checksums + golden self-check through the runtime a device will use
@@ -205,7 +219,7 @@ def _final_name(job: CompileJob, batch: int | None) -> str:
 
 
 def _write_manifest(job, tmp, models, best, candidates, config, student_dir, data, verify_x, calib_x,
-                    checks: dict | None = None) -> dict:
+                    checks: dict | None = None, passes: list[dict] | None = None) -> dict:
     from distilts.compile import verify
     from distilts.compile.manifest import build_manifest, write_manifest
 
@@ -222,7 +236,8 @@ def _write_manifest(job, tmp, models, best, candidates, config, student_dir, dat
     target = None
     if job.target is not None:
         t = job.target
-        target = {"name": t.name, "threads": t.threads, "batch": t.batch, "description": t.description}
+        target = {"name": t.name, "threads": t.threads, "batch": t.batch, "mode": t.mode,
+                  "description": t.description}
     verification = {"windows": int(len(verify_x)), "part": "test", **best.errors,
                     "tolerance": dict(verify.TOLERANCES[job.precision]), "passed": True,
                     "reference": "pytorch student (scaler folded in), normalized-scale errors",
@@ -234,7 +249,7 @@ def _write_manifest(job, tmp, models, best, candidates, config, student_dir, dat
                               student_dir=student_dir, target=target, quantization=quant,
                               verification=verification, golden_in=golden_in, golden_out=golden_out,
                               atol=atol_frac * float(std.max()), rtol=rtol, opset=_opset(job, tmp, models),
-                              architectures=archs, golden_by_isa=by_isa)
+                              architectures=archs, golden_by_isa=by_isa, passes=passes)
     write_manifest(tmp, manifest)
     return manifest
 

@@ -1,9 +1,9 @@
 """Named deployment targets (rpi4, rpi5, x86-server, ...) and --target resolution. Pure Python."""
 
 from distilts.targets.registry import (
-    FORMATS, PRECISIONS, TARGETS, CompileJob, Target, UnknownTargetError, get_target, resolve_job,
+    FORMATS, MODES, PRECISIONS, TARGETS, CompileJob, Target, UnknownTargetError, get_target, resolve_job,
     target_names, valid_choices,
 )
 
-__all__ = ["FORMATS", "PRECISIONS", "TARGETS", "CompileJob", "Target", "UnknownTargetError", "get_target",
+__all__ = ["FORMATS", "MODES", "PRECISIONS", "TARGETS", "CompileJob", "Target", "UnknownTargetError", "get_target",
            "resolve_job", "target_names", "valid_choices"]

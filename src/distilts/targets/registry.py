@@ -11,6 +11,9 @@ from distilts.errors import DistiltsError
 
 FORMATS: tuple[str, ...] = ("onnx", "openvino", "tflite")
 PRECISIONS: tuple[str, ...] = ("fp32", "int8")
+# how the runtime sets up its session (docs/compile.md, "Targets"): latency = batch-1 calls answered as
+# fast as possible; throughput = large batches, parallel streams/requests
+MODES: tuple[str, ...] = ("latency", "throughput")
 
 
 class UnknownTargetError(DistiltsError):
@@ -19,7 +22,8 @@ class UnknownTargetError(DistiltsError):
 
 @dataclass(frozen=True)
 class Target:
-    """A deployment target. `batch` is the batch size it serves; TFLite files are compiled at it."""
+    """A deployment target. `batch` is the batch size it serves (TFLite files are compiled at it);
+    `threads` and `mode` (latency | throughput) go into the manifest for the runtime's session settings."""
 
     name: str
     format: str
@@ -28,6 +32,7 @@ class Target:
     batch: int
     description: str
     isa: str = "avx2"  # int8 instruction set (distilts.runtime.arch.ISAS): picks the int8 settings
+    mode: str = "latency"  # runtime default: "latency" (batch 1) or "throughput" (docs/runtime.md)
 
     @property
     def arch(self) -> str:
@@ -37,7 +42,7 @@ class Target:
     def line(self) -> str:
         """One line for `distilts targets`."""
         return (f"{self.name:<11} {self.format:<8} {self.precision:<4} threads={self.threads:<2} "
-                f"batch={self.batch:<3} {self.arch:<7} {self.description}")
+                f"batch={self.batch:<3} {self.mode:<10} {self.arch:<7} {self.description}")
 
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
@@ -48,7 +53,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     # x86 int8 ISA: x86-edge assumes no VNNI (AMD embedded, older NUCs), so its int8 never saturates
     Target("x86-edge", "onnx", "int8", 4, 1, "small x86 box (N100/NUC, AMD embedded): ONNX Runtime int8", "avx2"),
     Target("x86-server", "openvino", "fp32", 8, 64, "x86 server, batched serving: OpenVINO fp32, dynamic batch",
-           "avx512_vnni"),
+           "avx512_vnni", mode="throughput"),
 )}
 
 

@@ -1,0 +1,55 @@
+"""Pass `fold-scaler`: drop the global scaler around a student that normalizes each window itself (RevIN).
+
+With RevIN as the student's first and last step, the train-split scaler `z = (x - mu) / sd` around it
+is redundant: RevIN's statistics of `z` are those of `x` mapped through the scaler, so
+  RevIN(z) = (x - m_x) / sqrt(var_x + eps * sd^2)   and   out = F(...) * sqrt(var_x + eps * sd^2) + m_x,
+exactly. The pass keeps the student and gives its RevIN a per-variate `eps * sd^2`; the scaler's four
+elementwise ops over the raw input and output leave the graph. (DLinear goes through `fold-linear`.)
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+NAME = "fold-scaler"
+
+
+class RawRevIN(nn.Module):
+    """RevIN on raw values that equals `revin` on scaler-normalized values (statistics eps * sd^2)."""
+
+    def __init__(self, revin: nn.Module, std: Sequence[float], dtype: torch.dtype) -> None:
+        super().__init__()
+        self.inner = revin
+        self.affine = revin.affine
+        self.register_buffer("eps_stats", torch.tensor(float(revin.eps) * np.asarray(std, np.float64) ** 2,
+                                                       dtype=dtype))
+
+    def normalize(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mean = x.mean(dim=1, keepdim=True)
+        std = torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + self.eps_stats)
+        z = (x - mean) / std
+        if self.affine:
+            z = z * self.inner.weight + self.inner.bias
+        return z, mean, std
+
+    def denormalize(self, y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+        return self.inner.denormalize(y, mean, std)
+
+
+def applies(student: nn.Module) -> bool:
+    """A student with a RevIN (per-window normalization) of the project's own kind."""
+    from distilts.distill.students.revin import RevIN
+
+    return type(getattr(student, "revin", None)) is RevIN
+
+
+def fold(student: nn.Module, std: Sequence[float], dtype: torch.dtype = torch.float32) -> nn.Module:
+    """A copy of `student` (in `dtype`) taking raw values: its RevIN absorbs the scaler."""
+    out = copy.deepcopy(student).to(dtype).eval()
+    out.revin = RawRevIN(out.revin, std, dtype)
+    return out
