@@ -69,6 +69,10 @@ def test_fold_rejects_a_wrong_rewrite_and_skips_non_linear_students():
     it = build_student("itransformer", L, H, D, d_model=16, n_heads=2, e_layers=1, d_ff=16).eval()
     assert not applies(it)
     module, records = module_for(it, {"scaler": {"mean": MEAN, "std": STD}}, "fp32", _raw_windows())
+    # iTransformer normalises each window (RevIN without affine): only the scaler fold applies
+    assert [r["name"] for r in records] == ["fold-scaler"] and not isinstance(module, RawScaleForecaster)
+    it_plain = build_student("itransformer", L, H, D, d_model=16, n_heads=2, e_layers=1, d_ff=16, norm="none").eval()
+    module, records = module_for(it_plain, {"scaler": {"mean": MEAN, "std": STD}}, "fp32", _raw_windows())
     assert records == [] and isinstance(module, RawScaleForecaster)
     module, records = module_for(st, config, "fp32", _raw_windows(), enabled=False)
     assert records == [] and isinstance(module, RawScaleForecaster)
@@ -105,7 +109,7 @@ def test_scaler_folds_into_revin_of_any_student():
     from distilts.compile.passes import fold_scaler
 
     torch.manual_seed(0)
-    it = build_student("itransformer", L, H, D, d_model=16, n_heads=2, e_layers=1, d_ff=16, revin=True).eval()
+    it = build_student("itransformer", L, H, D, d_model=16, n_heads=2, e_layers=1, d_ff=16, norm="revin").eval()
     with torch.no_grad():
         it.revin.weight.uniform_(0.5, 2.0)
         it.revin.bias.uniform_(-1.0, 1.0)

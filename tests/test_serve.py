@@ -100,7 +100,7 @@ def test_columns_in_another_order_are_reordered(server, fc):
     ({"window": [[1.0] * 4] * 24, "last_timestamp": "yesterday"}, 422, "not an ISO 8601"),
     ({"window": [[1.0] * 4] * 24, "extra": 1}, 422, "Unknown field"),
     ([1, 2], 422, "must be a JSON object"),
-    ({"window": [[3e38] * 4] * 24}, 422, "forecast is not finite"),
+    ({"window": [[3.4e38] * 4] * 24}, 422, "forecast is not finite"),  # near float32 max: the forecast overflows
 ])
 def test_bad_requests_get_4xx_naming_the_problem(server, body, status, match):
     got, out = Client(server[0]).request("POST", "/forecast", body)
