@@ -81,6 +81,8 @@ def profile(artifact_dir: str, data_path: str | None, split_scheme: str, teacher
 
     Each model is measured in its own subprocess so its peak RSS is its own. Writes profile.json,
     profile.md and profile.png. The teacher and the PyTorch student import torch; the artifact does not.
+    Every model runs with the same thread count (--threads, else the artifact target's, else 1), so the
+    speedups compare like with like.
     """
     from distilts.runtime.profile_report import text_table, write_report
     from distilts.runtime.profiler import run_profile

@@ -125,6 +125,9 @@ def run_profile(artifact_dir: str | Path, data_args: dict, *, teacher: str | Non
                 big_batch: int = 64, timeout_s: float = 1800.0, log=print) -> dict:
     """Profile the artifact (+ PyTorch student, + teacher) and return the report dict."""
     man = read_manifest(artifact_dir)
+    # one thread count for every model (artifact, PyTorch student, teacher), recorded in the report:
+    # the target's threads, else 1 (torch's default of all cores for the teacher made speedups meaningless)
+    threads = int(threads or (man.target or {}).get("threads") or 1)
     wins = profile_windows(man, data_args, n_windows)
     fixed = sorted({m.batch for m in man.models if m.batch is not None})
     dynamic = any(m.batch is None for m in man.models)
