@@ -600,7 +600,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.student_horizons = _keyed(args.student_horizons, "--student-horizons", p, int)
     try:
-        args.teacher_for = sorted((int(a), int(b)) for a, b in (s.split("=", 1) for s in args.teacher_for))
+        args.teacher_for = sorted([int(a), int(b)] for a, b in (s.split("=", 1) for s in args.teacher_for))
     except ValueError:
         p.error("--teacher-for takes H=H2, e.g. 192=720")
     args.student_variants = {"itransformer": ["gt", "kd", "hkd", "fta", "fta16"],
