@@ -273,6 +273,11 @@ def run(args) -> dict:
     log = work / ("baselines.log" if args.baselines else "accuracy.log")
     todo = cells(args)
     prior_rows, prior_teachers = previous_results(args)
+    if args.render:  # no runs: the report of the finished rows (and teachers) only
+        todo = [c for c in todo if str(run_dir(args, *c)) in prior_rows]
+        teachers = [t for t in prior_teachers.values() if any(t["horizon"] == h for h, *_ in todo)]
+        rows = [{**prior_rows[str(run_dir(args, *c))], "resumed": True} for c in todo]
+        return record(args, rows, teachers)
     rows: list[dict[str, Any]] = []
     teachers: list[dict[str, Any]] = []
     lock = threading.Lock()
@@ -283,10 +288,11 @@ def run(args) -> dict:
         if not args.baselines and args.tau_sweep:
             plot_tau_sweep(rec, Path(args.out_md).with_name(Path(args.out_md).stem + "-tau-sweep.png"))
 
-    if not args.baselines:
-        for horizon in dict.fromkeys(h for h, *_ in todo):
-            teachers.append(prepare_teacher(args, horizon, todo, prior_teachers, log))
-            save()
+    if not args.baselines:  # one thread per horizon: each fills its own cache entries
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            teachers += pool.map(lambda h: prepare_teacher(args, h, todo, prior_teachers, log),
+                                 list(dict.fromkeys(h for h, *_ in todo)))
+        save()
     print(f"{len(todo)} runs, {args.jobs} at a time", flush=True)
 
     def one(cell) -> None:
@@ -313,18 +319,21 @@ RESUME_KEYS = ("data", "lookback", "teacher", "epochs", "stride", "tau", "beta",
 def previous_results(args) -> tuple[dict[str, dict], dict[str, dict]]:
     """Finished rows (by student dir) and teachers (by checkpoint dir) of an earlier run with the same
     settings, from its JSON: a stopped benchmark restarted with the same command skips them."""
-    path = Path(args.out_json)
-    if args.fresh or not path.exists():
-        return {}, {}
-    try:
-        old = json.loads(path.read_text())
-    except ValueError:
-        return {}, {}
-    if any(old.get("args", {}).get(k) != getattr(args, k) for k in RESUME_KEYS):
-        print(f"{path}: written with other settings, not resumed", flush=True)
-        return {}, {}
-    rows = {r["dir"]: r for r in old.get("rows", []) if r.get("mse") is not None and not r.get("error")}
-    teachers = {f"{t['path']}#H{t.get('horizon')}": t for t in old.get("teachers", []) if t.get("test")}
+    rows: dict[str, dict] = {}
+    teachers: dict[str, dict] = {}
+    if args.fresh:
+        return rows, teachers
+    for path in [Path(args.out_json), *map(Path, args.resume_from)]:
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        old_args = old.get("args", {})  # a key an older record lacks is not checked
+        if any(k in old_args and old_args[k] != getattr(args, k) for k in RESUME_KEYS):
+            print(f"{path}: written with other settings, not resumed", flush=True)
+            continue
+        rows.update({r["dir"]: r for r in old.get("rows", []) if r.get("mse") is not None and not r.get("error")})
+        teachers.update({f"{t['path']}#H{t.get('horizon')}": t for t in old.get("teachers", []) if t.get("test")})
     return rows, teachers
 
 
@@ -575,6 +584,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out-json", default=None)
     p.add_argument("--out-md", default=None)
     p.add_argument("--fresh", action="store_true", help="do not resume: rerun rows already in --out-json")
+    p.add_argument("--render", action="store_true",
+                   help="run nothing: rewrite the report from the finished rows of --out-json and --resume-from")
+    p.add_argument("--resume-from", nargs="*", default=[], metavar="JSON",
+                   help="also keep finished rows from these JSONs (parts of the grid run separately)")
     p.add_argument("--quick", action="store_true", help="L=96, H=96, 3 epochs, stride 4, 1 seed (minutes)")
     p.add_argument("--smoke", action="store_true", help="< 2 min: tiny teacher, dlinear, gt + hkd, 1 epoch")
     pre, _ = p.parse_known_args(argv)  # presets change defaults only: flags on the command line still win
@@ -587,7 +600,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.student_horizons = _keyed(args.student_horizons, "--student-horizons", p, int)
     try:
-        args.teacher_for = sorted((int(a), int(b)) for a, b in (s.split("=", 1) for s in args.teacher_for))
+        args.teacher_for = sorted([int(a), int(b)] for a, b in (s.split("=", 1) for s in args.teacher_for))
     except ValueError:
         p.error("--teacher-for takes H=H2, e.g. 192=720")
     args.student_variants = {"itransformer": ["gt", "kd", "hkd", "fta", "fta16"],
