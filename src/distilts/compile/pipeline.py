@@ -47,6 +47,7 @@ class _Built:
     errors: dict[str, float]
     weights: list[str] = field(default_factory=list)  # side files (OpenVINO .bin)
     preds: np.ndarray | None = None  # forecasts of the verification windows here (first file)
+    latency_ms: float | None = None  # median batch-1 call here, 1 thread (first file; int8 candidates only)
 
 
 def compile_student(student_dir: str | os.PathLike, jobs: list[CompileJob], out_dir: str | os.PathLike, *,
@@ -154,9 +155,17 @@ def _prepare_job(job: CompileJob, wrapper, records: list[dict], config: dict, ou
 
         with quiet():
             candidates = builder(job, wrapper, config, scratch, verify_x, ref, calib_x)
+        if len(candidates) > 1:
+            from distilts.compile import verify
+
+            with quiet():
+                for c in candidates:
+                    f, b = next(iter(c.files.items()))
+                    c.latency_ms = verify.time_file(job.format, scratch / f, b, verify_x)
         for c in candidates:
             log(f"{job.dirname}: {c.method or 'fp32'}: rel-MSE {c.errors['rel_mse']:.3g}, "
-                f"max abs {c.errors['max_abs_err']:.3g}")
+                f"max abs {c.errors['max_abs_err']:.3g}"
+                + (f", batch-1 call {c.latency_ms:.3f} ms" if c.latency_ms is not None else ""))
         archs, required = crossarch.archs_for(job, verify_on)
         pending = crossarch.Pending(job.dirname, job.format, job.precision,
                                     {c.method or "fp32": [(scratch / f, b) for f, b in c.files.items()]
@@ -232,7 +241,7 @@ def _write_manifest(job, tmp, models, best, candidates, config, student_dir, dat
     if job.precision == "int8":
         quant = {"method": best.method, "isa": job.isa, "calib_windows": int(len(calib_x)), "calib_part": "train",
                  "note": best.note, "chosen_by": "smallest rel-MSE vs the PyTorch student on the verification windows",
-                 "candidates": {c.method: c.errors for c in candidates}}
+                 "candidates": {c.method: {**c.errors, "latency_ms_b1": c.latency_ms} for c in candidates}}
     target = None
     if job.target is not None:
         t = job.target

@@ -39,6 +39,28 @@ def run_file(backend: str, path: Path, batch: int | None, x: np.ndarray, threads
     return np.concatenate(out)
 
 
+def time_file(backend: str, path: Path, batch: int | None, x: np.ndarray, calls: int = 20) -> float:
+    """Median batch-1 call time (ms) of one model file here (fixed batches: one call at that batch).
+
+    Used to choose between int8 candidates of equal standing: on small students int8 kernels can be
+    slower than fp32 (e.g. weight-only int8 dequantizes every call), so speed is measured, not assumed.
+    """
+    import time
+
+    from distilts.runtime.backends import open_session
+
+    sess = open_session(backend, path, batch=batch, input_name="x", output_name="y", threads=1)
+    one = np.ascontiguousarray(np.repeat(x[:1], batch or 1, axis=0), dtype=np.float32)
+    for _ in range(3):
+        sess.run(one)
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        sess.run(one)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1e3)
+
+
 def errors(pred: np.ndarray, ref: np.ndarray, mean: np.ndarray, std: np.ndarray) -> dict[str, float]:
     """max_abs_err and rel_mse on the normalized scale, plus max_abs_err_raw."""
     if pred.shape != ref.shape:
