@@ -21,15 +21,14 @@ through here too and merges what the killed job left.
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
+import io
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from distilts.utils import write_json
+from distilts.utils import atomic_write_bytes, write_json
 
 if TYPE_CHECKING:
     from distilts.distill.cache import _Filler
@@ -161,17 +160,10 @@ def _write_chunk(cdir: Path, c: int, f_rows: np.ndarray, h_rows: np.ndarray | No
 
 
 def _save_atomic(path: Path, arr: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, arr)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    """One chunk array as a .npy file, written atomically (a killed rank leaves no partial chunk)."""
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _chunk_file(cdir: Path, c: int, kind: str) -> Path:
