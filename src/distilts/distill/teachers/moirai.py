@@ -55,15 +55,21 @@ SMALL_CONFIG: dict[str, Any] = {
 TINY = {"d_model": 64, "num_layers": 2}  # uni2ts uses d_model // 64 heads
 
 
-def _uni2ts() -> Any:
+def import_uni2ts(module: str, what: str) -> Any:
+    """`uni2ts.model.<module>` with gluonts' json notice silenced; a clear error when uni2ts is missing."""
+    import importlib
+
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Using `json`-module")  # gluonts without orjson
         try:
-            from uni2ts.model import moirai
+            return importlib.import_module(f"uni2ts.model.{module}")
         except ImportError as exc:
             raise MissingExtraError(getattr(exc, "name", None) or "uni2ts", "teachers",
-                                    "the Moirai teacher (uni2ts itself: pip install --no-deps uni2ts)") from exc
-    return moirai
+                                    f"the {what} teacher (uni2ts itself: pip install --no-deps uni2ts)") from exc
+
+
+def _uni2ts() -> Any:
+    return import_uni2ts("moirai", "Moirai")
 
 
 class MoiraiTeacher(Teacher):

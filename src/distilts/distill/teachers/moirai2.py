@@ -20,7 +20,6 @@ import contextlib
 import io
 import json
 import math
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,8 @@ import torch
 
 from distilts.distill.teachers.base import Teacher, TeacherOutput, hash_weight_files, resolve_device
 from distilts.distill.teachers.hub import resolve_checkpoint
-from distilts.errors import DistiltsError, MissingExtraError, ModelDirError
+from distilts.distill.teachers.moirai import import_uni2ts
+from distilts.errors import DistiltsError, ModelDirError
 
 DEFAULT_PATH = "Salesforce/moirai-2.0-R-small"
 
@@ -43,14 +43,7 @@ TINY = {"d_model": 64, "d_ff": 128, "num_layers": 2}  # uni2ts uses d_model // 6
 
 
 def _moirai2() -> Any:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Using `json`-module")  # gluonts without orjson
-        try:
-            from uni2ts.model import moirai2
-        except ImportError as exc:
-            raise MissingExtraError(getattr(exc, "name", None) or "uni2ts", "teachers",
-                                    "the Moirai-2 teacher (uni2ts itself: pip install --no-deps uni2ts)") from exc
-    return moirai2
+    return import_uni2ts("moirai2", "Moirai-2")
 
 
 class Moirai2Teacher(Teacher):
