@@ -1,4 +1,5 @@
-"""Shared fixtures: the ETTh1 file beside the project and small CSV writers."""
+"""Shared fixtures: the ETTh1 file beside the project, small CSV writers, a tiny TimeMoE teacher and
+the built-in synthetic dataset (modules that need another teacher define their own `teacher_dir`)."""
 
 from __future__ import annotations
 
@@ -33,3 +34,19 @@ def write_csv(tmp_path):
         return p
 
     return _write
+
+
+@pytest.fixture(scope="session")
+def teacher_dir(tmp_path_factory) -> str:
+    """A tiny TimeMoE (official layout; d_model 32, 2 layers; one token per input step)."""
+    from distilts.distill.teachers.timemoe import save_random_checkpoint
+
+    return str(save_random_checkpoint(tmp_path_factory.mktemp("timemoe") / "tiny", seed=3))
+
+
+@pytest.fixture(scope="session")
+def dataset():
+    """The built-in synthetic series (4 hourly variates, seeded)."""
+    from distilts.data import load_dataset
+
+    return load_dataset(None)

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from distilts.data import load_dataset
 from distilts.distill import teachers
 from distilts.distill.cache import cache_root, ensure_teacher_cache, pool_tokens
 from distilts.errors import DistiltsError
@@ -21,19 +20,6 @@ torch.set_num_threads(1)
 L, H, STRIDE, BATCH = 64, 16, 48, 16
 TEACHER = "timemoe"
 REAL_LOAD = teachers.load_teacher
-
-
-@pytest.fixture(scope="module")
-def teacher_dir(tmp_path_factory) -> str:
-    """A tiny TimeMoE (official layout; d_model 32, 2 layers; one token per input step)."""
-    from distilts.distill.teachers.timemoe import save_random_checkpoint
-
-    return str(save_random_checkpoint(tmp_path_factory.mktemp("timemoe") / "tiny", seed=3))
-
-
-@pytest.fixture(scope="module")
-def dataset():
-    return load_dataset(None)
 
 
 class Counting:

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from distilts.data import load_dataset
 from distilts.distill import distributed, shard_fill, teachers
 from distilts.distill.cache import _Filler, ensure_teacher_cache, entry_bytes
 from distilts.errors import DistiltsError
@@ -24,18 +23,6 @@ torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
 L, H, STRIDE, CHUNK, TOKENS = 64, 16, 48, 16, 4
 REAL_LOAD = teachers.load_teacher
-
-
-@pytest.fixture(scope="module")
-def teacher_dir(tmp_path_factory) -> str:
-    from distilts.distill.teachers.timemoe import save_random_checkpoint
-
-    return str(save_random_checkpoint(tmp_path_factory.mktemp("timemoe") / "tiny", seed=3))
-
-
-@pytest.fixture(scope="module")
-def dataset():
-    return load_dataset(None)
 
 
 def _fill(dataset, teacher_dir, cache_dir, **kw):
