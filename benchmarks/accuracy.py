@@ -232,7 +232,7 @@ def cache_sizes(args, horizon: int, tokens: int | None) -> dict[str, Any]:
 def teacher_test_metrics(args, horizon: int) -> dict[str, Any]:
     """Teacher test MSE/MAE on the stride-1 test windows (a teacher not trained by train-teacher)."""
     from distilts.data import load_dataset
-    from distilts.distill.teachers import load_teacher
+    from distilts.teachers import load_teacher
 
     windows = load_dataset(args.data).windows("test", args.lookback, horizon, 1)
     teacher = load_teacher(args.teacher, str(teacher_dir(args, horizon)), "cpu")

@@ -28,9 +28,9 @@ def main() -> int:
     ap.add_argument("--json", default="benchmarks/results/arm64_fidelity.json")
     a = ap.parse_args()
 
-    from distilts.compile import arm64
+    from distilts.device import arm64
     from distilts.compile.data import load_compile_data
-    from distilts.distill.students.io import read_student_config
+    from distilts.students.io import read_student_config
     from distilts.runtime import Forecaster
 
     dev = arm64.find_device(arm64.BACKENDS) or arm64.build(arm64.BACKENDS)

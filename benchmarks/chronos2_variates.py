@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     from distilts.data import load_dataset
-    from distilts.distill.teachers import chronos2
+    from distilts.teachers import chronos2
 
     torch.set_num_threads(1)
     ckpt = args.checkpoint

@@ -36,12 +36,12 @@ CONFIG = next((d / "teacher-configs" / "timemoe-50m.json" for d in (ROOT / "shar
 
 
 def official_config(path: Path) -> tuple[dict, str]:
-    from distilts.distill.teachers.timemoe import OFFICIAL_50M_CONFIG
+    from distilts.teachers.timemoe import OFFICIAL_50M_CONFIG
 
     if path.is_file():
         cfg = json.loads(path.read_text())
         return cfg, str(path)
-    return dict(OFFICIAL_50M_CONFIG), ("distilts.distill.teachers.timemoe.OFFICIAL_50M_CONFIG "
+    return dict(OFFICIAL_50M_CONFIG), ("distilts.teachers.timemoe.OFFICIAL_50M_CONFIG "
                                        "(equal to the published config.json)")
 
 
@@ -88,8 +88,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from distilts.distill.cache import ensure_teacher_cache
     from distilts.distill.online_hidden import OnlineHidden
-    from distilts.distill.students import build_student
-    from distilts.distill.teachers import timemoe
+    from distilts.students import build_student
+    from distilts.teachers import timemoe
     from distilts.distill.trainer import TrainConfig, TrainData, train
 
     cuda = torch.cuda.is_available()

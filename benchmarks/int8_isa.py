@@ -41,10 +41,11 @@ def main() -> int:
     ap.add_argument("--json", default="benchmarks/results/int8_isa.json")
     a = ap.parse_args()
 
-    from distilts.compile import arm64, onnx_export, verify
+    from distilts.device import arm64
+    from distilts.compile import onnx_export, verify
     from distilts.compile.data import load_compile_data
     from distilts.compile.wrapper import torch_predict, wrap_student
-    from distilts.distill.students import load_student_dir
+    from distilts.students import load_student_dir
     from distilts.runtime.arch import host_isa
 
     model, config = load_student_dir(a.student)

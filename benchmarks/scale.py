@@ -124,7 +124,7 @@ def _worker_distill(a: argparse.Namespace) -> None:
     from distilts.data import load_dataset
     from distilts.distill import distributed
     from distilts.distill.cache import ensure_teacher_cache
-    from distilts.distill.students import build_student
+    from distilts.students import build_student
     from distilts.distill.trainer import TrainConfig, TrainData, train
 
     torch.set_num_threads(1)
@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = a.out / "scale.json", a.out / "scale.md"
     if not a.project_only:
-        from distilts.distill.teachers.timemoe import save_random_checkpoint
+        from distilts.teachers.timemoe import save_random_checkpoint
 
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
                "OMP_NUM_THREADS": "1"}

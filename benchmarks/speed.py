@@ -164,16 +164,16 @@ def real_size_teacher(name: str, work: Path) -> str:
         return str(d)
     cfg = json.loads((SHARED / "teacher-configs" / cfg_file).read_text()) if cfg_file else None
     if family in ("chronos-2", "moirai-2", "timesfm"):
-        from distilts.distill.teachers import chronos2, moirai2, timesfm
+        from distilts.teachers import chronos2, moirai2, timesfm
 
         module = {"chronos-2": chronos2, "moirai-2": moirai2, "timesfm": timesfm}[family]
         module.save_random_checkpoint(d, tiny=False, **({"config_overrides": cfg} if cfg else {}))
     elif family == "timemoe":
-        from distilts.distill.teachers import timemoe
+        from distilts.teachers import timemoe
 
         timemoe.save_random_checkpoint(d, config_overrides=cfg, tiny=False)
     else:
-        from distilts.distill.teachers import chronos
+        from distilts.teachers import chronos
 
         chronos.save_random_checkpoint(d, "chronos", tiny=False, config_overrides=cfg)
     return str(d)

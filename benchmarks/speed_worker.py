@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """One row of benchmarks/speed.py, in its own process: the runtime's profile worker plus the raw session call.
 
-`python benchmarks/speed_worker.py SPEC.json` with the spec of `distilts.runtime.profile_worker` (its
+`python benchmarks/speed_worker.py SPEC.json` with the spec of `distilts.profile.worker` (its
 batch-1 latency timer; throughput here is the median call time, see `time_throughput`), and:
 - kind `artifact`: also times the backend's raw `session.run` at batch 1 and at each throughput batch
   (same process, same inputs), so `Forecaster.predict`'s own overhead is `predict - raw`;
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distilts.runtime.profile_worker import load_model, predict_all, rss_mb, time_latency
+from distilts.profile.worker import load_model, predict_all, rss_mb, time_latency
 
 
 def time_throughput(fn, x: np.ndarray, batch: int, budget_s: float, min_calls: int = 7) -> dict:
@@ -60,7 +60,7 @@ def reference_fn(weights: str):
 def write_folded(student_dir: str, path: str) -> None:
     """The DLinear student + scaler folded exactly (distilts.compile.passes.fold_linear), as numpy arrays."""
     from distilts.compile.passes.fold_linear import fold
-    from distilts.distill.students import load_student_dir
+    from distilts.students import load_student_dir
 
     model, config = load_student_dir(student_dir)
     f = fold(model, config["scaler"]["mean"], config["scaler"]["std"])

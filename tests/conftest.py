@@ -39,7 +39,7 @@ def write_csv(tmp_path):
 @pytest.fixture(scope="session")
 def teacher_dir(tmp_path_factory) -> str:
     """A tiny TimeMoE (official layout; d_model 32, 2 layers; one token per input step)."""
-    from distilts.distill.teachers.timemoe import save_random_checkpoint
+    from distilts.teachers.timemoe import save_random_checkpoint
 
     return str(save_random_checkpoint(tmp_path_factory.mktemp("timemoe") / "tiny", seed=3))
 

@@ -20,7 +20,7 @@ FORMATS = ("onnx", "openvino", "tflite")
 
 @pytest.fixture(scope="module")
 def device():
-    from distilts.compile import arm64
+    from distilts.device import arm64
 
     dev = arm64.find_device(arm64.BACKENDS)
     if dev is None:
@@ -45,7 +45,7 @@ def _compile_all(tmp_path_factory, student: str, **kw):
 def test_every_artifact_verified_on_aarch64_and_forecasts_the_same_there(tmp_path_factory, device):
     """DLinear and iTransformer, each format x precision: compile --verify-on aarch64, then ONE emulated
     process loads every artifact (golden self-check for arm64) and forecasts; equal to x86 within tolerance."""
-    from distilts.compile import arm64
+    from distilts.device import arm64
     from distilts.runtime import Forecaster
 
     arts = [r.directory for s in ("dlinear", "itransformer") for r in _compile_all(tmp_path_factory, s,
@@ -94,7 +94,7 @@ def test_a_target_failing_on_its_architecture_is_not_written(tmp_path_factory, m
 
 
 def test_no_emulator_marks_the_artifact_unverified_on_arm64(tmp_path_factory, monkeypatch):
-    from distilts.compile import arm64
+    from distilts.device import arm64
     from distilts.compile.pipeline import compile_student
 
     def unavailable(backends, log):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from distilts.distill import teachers
+from distilts import teachers
 from distilts.distill.cache import cache_root, ensure_teacher_cache, pool_tokens
 from distilts.errors import DistiltsError
 
@@ -135,7 +135,7 @@ def test_forecast_only_request_reuses_an_entry_with_hidden_states(dataset, teach
 
 
 def test_window_the_teacher_cannot_take(dataset, tmp_path):
-    from distilts.distill.teachers.timemoe import save_random_checkpoint
+    from distilts.teachers.timemoe import save_random_checkpoint
 
     short = save_random_checkpoint(tmp_path / "short", {"max_position_embeddings": 70})
     with pytest.raises(DistiltsError, match=r"at most 70 time steps.*lookback 64 \+ horizon 16 = 80.*--lookback 54"):

@@ -20,7 +20,7 @@ SIZE = (96, 24)  # lookback, horizon of the students compiled in every format x 
 
 def _student_forecast(sdir: Path, x: np.ndarray) -> np.ndarray:
     from distilts.compile.wrapper import torch_predict, wrap_student
-    from distilts.distill.students import load_student_dir
+    from distilts.students import load_student_dir
 
     model, config = load_student_dir(sdir)
     return torch_predict(wrap_student(model, config), x)
@@ -28,7 +28,7 @@ def _student_forecast(sdir: Path, x: np.ndarray) -> np.ndarray:
 
 def _windows(sdir: Path, n: int = 16) -> np.ndarray:
     from distilts.compile.data import load_compile_data
-    from distilts.distill.students.io import read_student_config
+    from distilts.students.io import read_student_config
 
     return load_compile_data(read_student_config(sdir), None).windows("test", n)
 

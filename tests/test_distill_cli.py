@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from distilts.cli import cli
 from distilts.data import load_dataset
-from distilts.distill.students import student_options
+from distilts.students import student_options
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
@@ -31,7 +31,7 @@ TINIER = {"num_hidden_layers": 1, "hidden_size": 16, "intermediate_size": 32, "n
 
 @pytest.fixture(scope="module")
 def teacher_dir(tmp_path_factory) -> str:
-    from distilts.distill.teachers.timemoe import save_random_checkpoint
+    from distilts.teachers.timemoe import save_random_checkpoint
 
     return str(save_random_checkpoint(tmp_path_factory.mktemp("timemoe") / "tinier", TINIER, seed=4))
 
@@ -67,9 +67,9 @@ def student_keys(out) -> set[str]:
 
 
 def test_distill_and_eval_end_to_end_on_etth1(etth1_path, teacher_dir, cache_dir, tmp_path, monkeypatch):
-    from distilts.distill import teachers
-    from distilts.distill.students import build_student, load_student_dir
-    from distilts.distill.teachers.base import hash_weight_files
+    from distilts import teachers
+    from distilts.students import build_student, load_student_dir
+    from distilts.teachers.base import hash_weight_files
 
     out = tmp_path / "dlinear"
     res = distill(out, "--student", "dlinear", "--epochs", 2, "--max-train-windows", 256, "--stride", 8,
@@ -148,7 +148,7 @@ def test_distill_and_eval_end_to_end_on_etth1(etth1_path, teacher_dir, cache_dir
 
 
 def test_itransformer_with_fta_on_synthetic_data(teacher_dir, cache_dir, tmp_path):
-    from distilts.distill.students import build_student
+    from distilts.students import build_student
 
     out = tmp_path / "it"
     kw = {"d_model": 16, "n_heads": 2, "e_layers": 1, "d_ff": 32}
@@ -233,7 +233,7 @@ def test_config_file_gives_defaults_and_flags_win(tmp_path):
 
 
 def test_bad_input_errors(tmp_path):
-    from distilts.distill.teachers.timemoe import save_random_checkpoint
+    from distilts.teachers.timemoe import save_random_checkpoint
 
     short = str(save_random_checkpoint(tmp_path / "short", {**TINIER, "max_position_embeddings": 70}))
     res = distill(tmp_path / "a", teacher=short, cache=str(tmp_path / "c"), check=False)

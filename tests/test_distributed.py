@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from distilts.distill import distributed, shard_fill, teachers
+from distilts import teachers
+from distilts.distill import distributed, shard_fill
 from distilts.distill.cache import _Filler, ensure_teacher_cache, entry_bytes
 from distilts.errors import DistiltsError
 
@@ -156,7 +157,7 @@ def test_disk_budget_refuses_up_front_with_the_figure(dataset, teacher_dir, tmp_
 
 def test_online_hidden_states_equal_the_cached_ones_and_train(dataset, teacher_dir, tmp_path):
     from distilts.distill.online_hidden import OnlineHidden
-    from distilts.distill.students import build_student
+    from distilts.students import build_student
     from distilts.distill.trainer import TrainConfig, TrainData, train
 
     cache = _fill(dataset, teacher_dir, tmp_path, parts=("train",))

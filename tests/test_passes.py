@@ -13,7 +13,7 @@ from compiled_factory import compiled
 from distilts.compile.passes import _exact_wrapper, check_module, module_for
 from distilts.compile.passes.fold_linear import FoldedLinear, applies, fold
 from distilts.compile.wrapper import RawScaleForecaster
-from distilts.distill.students import build_student
+from distilts.students import build_student
 
 L, H, D = 48, 12, 3
 MEAN, STD = [10.0, -3.0, 250.0], [2.0, 0.1, 40.0]  # mixed offsets and scales, as in real series

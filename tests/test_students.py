@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from distilts.distill.students import (build_student, load_student_dir, param_count, save_student_dir,
+from distilts.students import (build_student, load_student_dir, param_count, save_student_dir,
                                        student_options)
 from distilts.errors import DistiltsError, ModelDirError
 

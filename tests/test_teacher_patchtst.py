@@ -18,7 +18,7 @@ L, H = 48, 12
 
 @pytest.fixture(scope="module")
 def teacher_dir(tmp_path_factory):
-    from distilts.distill.teachers.train_patchtst import train_patchtst
+    from distilts.distill.train_teacher import train_patchtst
 
     ds = load_dataset(None, seed=0)  # built-in synthetic series, 4 variates, 70/10/20 split
     out = tmp_path_factory.mktemp("t") / "patchtst"
@@ -38,7 +38,7 @@ def test_training_writes_checkpoint(teacher_dir):
 
 
 def test_load_predict_shapes_and_determinism(teacher_dir):
-    from distilts.distill.teachers import patchtst
+    from distilts.teachers import patchtst
 
     out, info, ds = teacher_dir
     teacher = patchtst.load(str(out), "cpu")
@@ -56,7 +56,7 @@ def test_load_predict_shapes_and_determinism(teacher_dir):
 
 
 def test_registry_and_errors(teacher_dir, tmp_path):
-    from distilts.distill.teachers import default_path, load_teacher, patchtst
+    from distilts.teachers import default_path, load_teacher, patchtst
 
     out, _, ds = teacher_dir
     assert patchtst.DEFAULT_PATH is None

@@ -13,7 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 
-from distilts.distill.teachers import timemoe as tm  # noqa: E402
+from distilts.teachers import timemoe as tm  # noqa: E402
 from distilts.errors import ModelDirError  # noqa: E402
 
 OFFICIAL_50M = Path(__file__).resolve().parents[2] / "shared/teacher-configs/timemoe-50m.json"
@@ -98,8 +98,8 @@ def test_loading_is_strict(ckpt, tmp_path):
 
 
 def test_teacher_attributes_and_registry(teacher, ckpt):
-    from distilts.distill.teachers import default_path, load_teacher
-    from distilts.distill.teachers.base import hash_weight_files
+    from distilts.teachers import default_path, load_teacher
+    from distilts.teachers.base import hash_weight_files
 
     assert (teacher.name, teacher.path, teacher.d_model) == ("timemoe", str(ckpt), 32)
     assert teacher.checkpoint_hash == hash_weight_files(ckpt)

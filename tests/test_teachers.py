@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from distilts.distill.teachers import TEACHERS, default_path, load_teacher
+from distilts.teachers import TEACHERS, default_path, load_teacher
 from distilts.errors import DistiltsError, ModelDirError
 
 from conftest import TEACHER_CONFIGS
@@ -25,7 +25,7 @@ HORIZON = {"chronos": 8, "chronos-bolt": 24, "moirai": 24}  # T5 samples token b
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory) -> dict[str, str]:
-    from distilts.distill.teachers import chronos, moirai
+    from distilts.teachers import chronos, moirai
 
     root = tmp_path_factory.mktemp("teachers")
     return {
@@ -61,14 +61,14 @@ def test_default_paths():
 
 
 def test_registry_and_teach_command_do_not_import_torch():
-    code = ("import sys, distilts.distill.teachers, distilts.distill.teach_cli\n"
+    code = ("import sys, distilts.teachers, distilts.distill.teach_cli\n"
             "print('HEAVY', [m for m in ('torch', 'transformers', 'chronos', 'uni2ts', 'timesfm') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "HEAVY []" in out.stdout, out.stdout + out.stderr
 
 
 def test_embedded_t5_config_is_the_published_one():
-    from distilts.distill.teachers.chronos import checkpoint_config
+    from distilts.teachers.chronos import checkpoint_config
 
     for size in ("small",):
         official = json.loads((TEACHER_CONFIGS / f"chronos-t5-{size}.json").read_text())
@@ -79,7 +79,7 @@ def test_embedded_t5_config_is_the_published_one():
 
 @pytest.mark.parametrize("name", ["chronos", "chronos-bolt", "moirai"])
 def test_forecast_and_hidden(loaded, checkpoints, name):
-    from distilts.distill.teachers.base import hash_weight_files
+    from distilts.teachers.base import hash_weight_files
 
     teacher = loaded[name]
     h = HORIZON[name]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from distilts.distill.teachers import default_path, load_teacher
+from distilts.teachers import default_path, load_teacher
 from distilts.errors import DistiltsError, ModelDirError
 
 torch = pytest.importorskip("torch")
@@ -25,7 +25,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "benchmarks" / "teacher-configs"
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory) -> dict[str, str]:
-    from distilts.distill.teachers import chronos2, moirai2, timesfm
+    from distilts.teachers import chronos2, moirai2, timesfm
 
     root = tmp_path_factory.mktemp("recent-teachers")
     return {
@@ -54,7 +54,7 @@ def test_default_hub_ids():
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_forecast_and_hidden(loaded, checkpoints, name):
-    from distilts.distill.teachers.base import hash_weight_files
+    from distilts.teachers.base import hash_weight_files
 
     teacher = loaded[name]
     x = _windows()
@@ -95,7 +95,7 @@ def test_chronos2_hidden_is_the_pipelines_embedding(loaded):
 
 
 def test_chronos2_sees_variates_jointly_unless_asked_not_to(loaded, checkpoints):
-    from distilts.distill.teachers import chronos2
+    from distilts.teachers import chronos2
 
     x = _windows()
     other = x.copy()
@@ -131,7 +131,7 @@ def test_timesfm_definition_is_read_from_the_weights():
     """The released 200M layout maps back to the package's own definition (and so its own classes)."""
     from timesfm.timesfm_2p5 import timesfm_2p5_base, timesfm_2p5_torch
 
-    from distilts.distill.teachers.timesfm import _wrapper_class, definition_from_shapes
+    from distilts.teachers.timesfm import _wrapper_class, definition_from_shapes
 
     with torch.device("meta"):  # shapes only, no 200M allocation
         module = timesfm_2p5_torch.TimesFM_2p5_200M_torch_module()
@@ -141,7 +141,7 @@ def test_timesfm_definition_is_read_from_the_weights():
 
 
 def test_published_configs_match_the_embedded_ones():
-    from distilts.distill.teachers import chronos2, moirai2
+    from distilts.teachers import chronos2, moirai2
 
     official = json.loads((CONFIGS / "chronos-2.json").read_text())
     official.pop("transformers_version", None)
@@ -150,7 +150,7 @@ def test_published_configs_match_the_embedded_ones():
 
 
 def test_wrong_family_and_pickles_are_refused(checkpoints, tmp_path):
-    from distilts.distill.teachers import moirai
+    from distilts.teachers import moirai
 
     with pytest.raises(ModelDirError, match="--teacher chronos-2"):
         load_teacher("chronos-bolt", checkpoints["chronos-2"], "cpu")
@@ -199,7 +199,7 @@ def _small_csv(tmp_path) -> str:
 @pytest.mark.parametrize("name", FAMILIES)
 def test_teach_then_distill_from_the_cache(name, checkpoints, etth1_path, tmp_path, monkeypatch):
     from distilts.cli import cli
-    from distilts.distill import teachers
+    from distilts import teachers
 
     d_model = {"chronos-2": 32, "moirai-2": 64, "timesfm": 32}[name]
     cache = str(tmp_path / "cache")

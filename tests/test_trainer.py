@@ -13,7 +13,7 @@ from distilts.data import load_dataset
 from distilts.distill.cache import pool_tokens
 from distilts.distill.checkpoint import load_checkpoint
 from distilts.distill.evaluate import predict
-from distilts.distill.students import build_student
+from distilts.students import build_student
 from distilts.distill.trainer import CHECKPOINT, LOG, TrainConfig, TrainData, lr_factor, train
 from distilts.errors import DistiltsError
 
@@ -29,7 +29,7 @@ def data() -> TrainData:
     hidden states for every training window."""
     import tempfile
 
-    from distilts.distill.teachers import timemoe
+    from distilts.teachers import timemoe
 
     ds = load_dataset(None)
     train_w, val_w = ds.windows("train", L, H, 24), ds.windows("val", L, H, 8)

@@ -19,7 +19,7 @@ COMMANDS = {
     "compile": "distilts.compile.cli:compile_cmd",
     "targets": "distilts.targets.cli:targets_cmd",
     "forecast": "distilts.runtime.cli:forecast",
-    "profile": "distilts.runtime.cli:profile",
+    "profile": "distilts.profile.cli:profile",
     "serve": "distilts.serve.cli:serve",
 }
 

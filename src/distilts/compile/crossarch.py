@@ -1,7 +1,7 @@
 """Verify artifacts on another architecture than this machine's: the emulated arm64 device.
 
 An arm64 target (rpi4, rpi5, jetson-cpu) and any artifact compiled with `--verify-on aarch64` has its
-verification windows run again in the emulated arm64 runtime (`distilts.compile.arm64`), with the same
+verification windows run again in the emulated arm64 runtime (`distilts.device.arm64`), with the same
 tolerances against the PyTorch student. All artifacts of one `distilts compile` call share ONE emulated
 process (its start and imports cost seconds).
 
@@ -66,7 +66,8 @@ def check_all(pending: list[Pending], verify_x: np.ndarray, ref: np.ndarray, con
     Returns {job key: {candidate: ArchCheck}}; `record["max_abs_diff_vs_host"]` is the largest
     normalized difference between the forecasts there and here.
     """
-    from distilts.compile import arm64, verify
+    from distilts.device import arm64
+    from distilts.compile import verify
 
     todo = [p for p in pending if "aarch64" in p.archs]
     if not todo:

@@ -38,7 +38,7 @@ class CompileData:
 
 def load_compile_data(config: dict, data_path: str | None) -> CompileData:
     """The series the student was trained on (or `data_path`), with the student's columns and split."""
-    from distilts.distill.run import dataset_for_student
+    from distilts.students.data import dataset_for_student
 
     source = str((config.get("data") or {}).get("source") or "")
     args: dict = {"path": data_path, "columns": None, "split": None, "fill": None, "date_column": None}

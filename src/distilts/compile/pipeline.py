@@ -64,7 +64,7 @@ def compile_student(student_dir: str | os.PathLike, jobs: list[CompileJob], out_
     from distilts.compile.data import load_compile_data
     from distilts.compile.passes import module_for
     from distilts.compile.wrapper import torch_predict, wrap_student
-    from distilts.distill.students import load_student_dir
+    from distilts.students import load_student_dir
 
     student_dir = Path(student_dir)
     model, config = load_student_dir(student_dir)

@@ -8,11 +8,13 @@ so a column with a large offset or unit cannot hide an error in another:
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 
 from distilts.errors import ArtifactError
+from distilts.runtime.backends import open_session, run_file
 
 # documented in docs/compile.md; int8 is looser: quantization changes the numbers by design
 TOLERANCES: dict[str, dict[str, float]] = {
@@ -23,32 +25,12 @@ TOLERANCES: dict[str, dict[str, float]] = {
 GOLDEN_TOL: dict[str, tuple[float, float]] = {"fp32": (1e-4, 1e-4), "int8": (2e-2, 1e-3)}
 
 
-def run_file(backend: str, path: Path, batch: int | None, x: np.ndarray, threads: int | None = None) -> np.ndarray:
-    """Forecasts of one model file for raw windows `x [N, L, D]` (fixed batches padded, dynamic in chunks)."""
-    from distilts.runtime.backends import open_session
-
-    sess = open_session(backend, path, batch=batch, input_name="x", output_name="y", threads=threads)
-    step = batch or 256
-    out = []
-    for lo in range(0, len(x), step):
-        chunk = x[lo:lo + step]
-        n = len(chunk)
-        if batch is not None and n < batch:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - n, axis=0)])
-        out.append(np.asarray(sess.run(np.ascontiguousarray(chunk, dtype=np.float32)), dtype=np.float32)[:n])
-    return np.concatenate(out)
-
-
 def time_file(backend: str, path: Path, batch: int | None, x: np.ndarray, calls: int = 20) -> float:
     """Median batch-1 call time (ms) of one model file here (fixed batches: one call at that batch).
 
     Used to choose between int8 candidates of equal standing: on small students int8 kernels can be
     slower than fp32 (e.g. weight-only int8 dequantizes every call), so speed is measured, not assumed.
     """
-    import time
-
-    from distilts.runtime.backends import open_session
-
     sess = open_session(backend, path, batch=batch, input_name="x", output_name="y", threads=1)
     one = np.ascontiguousarray(np.repeat(x[:1], batch or 1, axis=0), dtype=np.float32)
     for _ in range(3):

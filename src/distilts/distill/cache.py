@@ -36,7 +36,7 @@ from distilts.utils import read_json, write_json
 
 if TYPE_CHECKING:
     from distilts.data import Dataset
-    from distilts.distill.teachers.base import Teacher
+    from distilts.teachers.base import Teacher
 
 FORMAT_VERSION = 1
 PARTS = ("train", "val", "test")
@@ -112,8 +112,9 @@ def ensure_teacher_cache(
     window is computed, a fill whose entry would exceed that many GB (10^9 bytes). Under torchrun
     the fill is sharded by chunk across ranks (`distilts.distill.shard_fill`).
     """
-    from distilts.distill import distributed, shard_fill, teachers
-    from distilts.distill.teachers.hub import resolve_checkpoint
+    from distilts import teachers
+    from distilts.distill import distributed, shard_fill
+    from distilts.teachers.hub import resolve_checkpoint
 
     _validate(parts, stride, hidden_tokens, hidden_dtype, batch_size)
     if teacher_name not in teachers.TEACHERS:
@@ -353,7 +354,7 @@ def _npy_shape(path: Path) -> tuple:
 
 def _checkpoint_hash(local: Path, root: Path) -> str:
     """sha256 of a checkpoint's weight files, remembered per (path, sizes, mtimes) so reruns skip the read."""
-    from distilts.distill.teachers.base import hash_weight_files
+    from distilts.teachers.base import hash_weight_files
 
     files = sorted({p for pat in ("*.safetensors", "config.json") for p in local.glob(pat)})
     stamp = [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from distilts.data.options import data_options
-from distilts.distill.teachers import TEACHERS
+from distilts.teachers import TEACHERS
 from distilts.errors import DistiltsError
 
 STUDENT_NAMES = ("dlinear", "itransformer")
@@ -199,7 +199,7 @@ def eval_cmd(model_dir: str, data_args: dict, lookback: int | None, device: str,
     Writes metrics.json, plots/ and card.md into MODEL_DIR. The data must have the student's columns.
     """
     from distilts.distill.run import eval_dir
-    from distilts.distill.students.io import read_student_config
+    from distilts.students.io import read_student_config
 
     config = read_student_config(model_dir)
     metrics = eval_dir(model_dir, data_args, device=device, with_teacher=with_teacher, lookback=lookback,

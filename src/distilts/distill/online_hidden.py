@@ -17,7 +17,7 @@ from distilts.distill.cache import pool_tokens
 
 if TYPE_CHECKING:
     from distilts.data.windows import Windows
-    from distilts.distill.teachers.base import Teacher
+    from distilts.teachers.base import Teacher
 
 
 class OnlineHidden:

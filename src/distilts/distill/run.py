@@ -15,6 +15,7 @@ from distilts.distill import distributed
 from distilts.distill.trainer import CHECKPOINT, TrainConfig, TrainData, TrainResult, train
 from distilts.errors import DataError, DistiltsError
 from distilts.utils import write_json
+from distilts.students.data import dataset_for_student
 
 
 @dataclass
@@ -119,7 +120,7 @@ def teacher_outputs(dataset: Dataset, spec: DistillSpec, progress: bool = True, 
         out.train_hidden = train.hidden("train")
     if online:
         from distilts.distill.online_hidden import OnlineHidden
-        from distilts.distill.teachers import load_teacher
+        from distilts.teachers import load_teacher
 
         teacher = load_teacher(spec.teacher, spec.teacher_path, spec.train.device)
         out.train_hidden = OnlineHidden(teacher, dataset.windows("train", spec.lookback, spec.horizon, train_stride),
@@ -133,9 +134,9 @@ def distill(spec: DistillSpec, out: str | os.PathLike, *, resume: bool = False, 
     """Train the student of `spec` into `out`; returns (config, metrics, train result)."""
     import torch
 
-    from distilts.distill.students import build_student, param_count, save_student_dir
+    from distilts.students import build_student, param_count, save_student_dir
 
-    from distilts.distill.teachers.base import resolve_device
+    from distilts.teachers.base import resolve_device
 
     resolve_device(spec.train.device)  # an unavailable --device fails before any work
     out = Path(out)
@@ -168,7 +169,7 @@ def distill(spec: DistillSpec, out: str | os.PathLike, *, resume: bool = False, 
 def student_config(spec: DistillSpec, dataset: Dataset, teacher_info: dict | None, result: TrainResult,
                    train_stride: int | None = None) -> dict:
     """The `config.json` of the student directory (format and param_count are added on save)."""
-    from distilts.distill.students.io import resolved_spec
+    from distilts.students.io import resolved_spec
 
     freq = dataset.series.freq
     return {
@@ -196,7 +197,7 @@ def evaluate(model, config: dict, dataset: Dataset, teacher: TeacherOutputs, out
              device: str = "cpu") -> dict:
     """Test (stride 1) and val metrics of student and teacher; writes metrics.json, plots, card.md."""
     from distilts.distill import evaluate as ev
-    from distilts.distill.teachers.base import resolve_device
+    from distilts.teachers.base import resolve_device
 
     device = resolve_device(device)
     model.to(device)
@@ -233,7 +234,7 @@ def eval_dir(model_dir: str | os.PathLike, data_args: dict, *, device: str = "au
              lookback: int | None = None, cache_dir: str | None = None, write: bool = True,
              progress: bool = True) -> dict:
     """`distilts eval`: score a student directory on the test part of `data_args`' series."""
-    from distilts.distill.students import load_student_dir
+    from distilts.students import load_student_dir
 
     model_dir = Path(model_dir)
     model, config = load_student_dir(model_dir)
@@ -249,25 +250,6 @@ def eval_dir(model_dir: str | os.PathLike, data_args: dict, *, device: str = "au
                            train=TrainConfig(kd=False, beta=0.0, device=device))
         teacher = teacher_outputs(dataset, spec, progress)
     return evaluate(model, config, dataset, teacher, model_dir if write else None, device=device)
-
-
-def dataset_for_student(config: dict, data_args: dict) -> Dataset:
-    """Load the series with the student's columns, normalized with the student's own scaler."""
-    args = dict(data_args)
-    if args.get("columns") and list(args["columns"]) != list(config["columns"]):
-        raise DataError(f"--columns {args['columns']} differ from the student's columns {config['columns']}; "
-                        "the student needs exactly its own columns in that order.")
-    args["columns"] = config["columns"]
-    saved = config.get("data", {})
-    for key, saved_key in (("split", "split_scheme"), ("fill", "fill"), ("date_column", "date_column")):
-        if args.get(key) in (None, "auto") and saved.get(saved_key) is not None:
-            args[key] = saved[saved_key]
-    try:
-        dataset = load_dataset(**args)
-    except DataError as exc:
-        raise DataError(f"{exc} (The student was trained on columns {config['columns']}.)") from None
-    scaler = Scaler.from_dict(config["scaler"])
-    return Dataset(dataset.series, dataset.split, scaler, scaler.transform(dataset.series.values))
 
 
 def _teacher_info(cache, path: str | None) -> dict:

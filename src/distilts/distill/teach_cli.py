@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from distilts.data.options import data_options
-from distilts.distill.teachers import TEACHERS
+from distilts.teachers import TEACHERS
 
 
 @click.command(name="teach")

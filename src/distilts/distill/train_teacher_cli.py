@@ -36,7 +36,7 @@ def train_teacher(data_args: dict, lookback: int, horizon: int, out_dir: str, ep
       distilts teach --teacher patchtst --teacher-path OUT ...
     """
     from distilts.data import load_dataset
-    from distilts.distill.teachers.train_patchtst import train_patchtst
+    from distilts.distill.train_teacher import train_patchtst
 
     dataset = load_dataset(**data_args)
     info = train_patchtst(

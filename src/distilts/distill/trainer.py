@@ -243,7 +243,7 @@ def train(
     `settings` (JSON-able) identifies the run: `resume` refuses a checkpoint written with others.
     `on_epoch_end(epoch, record)` runs after each epoch's checkpoint is on disk.
     """
-    from distilts.distill.teachers.base import resolve_device
+    from distilts.teachers.base import resolve_device
 
     start = time.perf_counter()
     comm = distributed.current()

@@ -71,7 +71,7 @@ class FoldedLinear(nn.Module):
 
 def applies(student: nn.Module) -> bool:
     """Whether `student` is a DLinear (the linear student this pass folds)."""
-    from distilts.distill.students.dlinear import DLinear
+    from distilts.students.dlinear import DLinear
 
     return isinstance(student, DLinear)
 

@@ -43,7 +43,7 @@ class RawRevIN(nn.Module):
 
 def applies(student: nn.Module) -> bool:
     """A student with a RevIN (per-window normalization) of the project's own kind."""
-    from distilts.distill.students.revin import RevIN
+    from distilts.students.revin import RevIN
 
     return type(getattr(student, "revin", None)) is RevIN
 

@@ -84,7 +84,7 @@ def train_patchtst(
     """Train, early-stop on val MSE, restore the best epoch, save to `out_dir`; returns training.json."""
     import torch
 
-    from distilts.distill.teachers.base import resolve_device
+    from distilts.teachers.base import resolve_device
 
     device = resolve_device(device)
     log = log or (lambda s: None)

@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from distilts.distill.teachers.base import Teacher, TeacherOutput, hash_weight_files, resolve_device
-from distilts.distill.teachers.hub import resolve_checkpoint
+from distilts.teachers.base import Teacher, TeacherOutput, hash_weight_files, resolve_device
+from distilts.teachers.hub import resolve_checkpoint
 from distilts.errors import DistiltsError, MissingExtraError, ModelDirError
 
 DEFAULT_PATH = "google/timesfm-2.5-200m-pytorch"

@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from distilts.distill.teachers.base import Teacher, TeacherOutput, hash_weight_files, resolve_device
-from distilts.distill.teachers.hub import resolve_checkpoint
-from distilts.distill.teachers.moirai import import_uni2ts
+from distilts.teachers.base import Teacher, TeacherOutput, hash_weight_files, resolve_device
+from distilts.teachers.hub import resolve_checkpoint
+from distilts.teachers.moirai import import_uni2ts
 from distilts.errors import DistiltsError, ModelDirError
 
 DEFAULT_PATH = "Salesforce/moirai-2.0-R-small"

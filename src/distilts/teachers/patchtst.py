@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distilts.distill.teachers.base import Teacher, TeacherOutput, hash_weight_files, resolve_device
+from distilts.teachers.base import Teacher, TeacherOutput, hash_weight_files, resolve_device
 from distilts.errors import DistiltsError, ModelDirError
 
 DEFAULT_PATH = None  # trained locally: there is no published checkpoint, --teacher-path DIR is required
@@ -99,7 +99,7 @@ def load(path: str, device: str = "auto") -> PatchTSTTeacher:
             f"PatchTST teacher directory {local} does not exist. PatchTST teachers are trained here: "
             f"`distilts train-teacher --data DATA.csv --lookback L --horizon H --out {local}`."
         )
-    from distilts.distill.teachers.hub import _check_layout
+    from distilts.teachers.hub import _check_layout
 
     _check_layout(local, FAMILY, ("config.json",))
     from transformers import PatchTSTForPrediction

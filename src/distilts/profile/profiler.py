@@ -23,7 +23,7 @@ from distilts.errors import DistiltsError
 from distilts.runtime.manifest import Manifest, read_manifest
 
 RSS_METHOD = (
-    "Each model runs in its own fresh Python process (python -m distilts.runtime.profile_worker), so "
+    "Each model runs in its own fresh Python process (python -m distilts.profile.worker), so "
     "peak RSS (resource.getrusage ru_maxrss; psutil where resource is missing) is the peak of a process "
     "that loaded only that model and its library. 'baseline' is the RSS of that process before the model "
     "library was imported (Python + numpy + the windows); peak - baseline is attributable to the model."
@@ -81,7 +81,7 @@ def _run_worker(spec: dict, workdir: Path, timeout: float) -> tuple[dict, np.nda
     spec_path = wdir / "spec.json"
     spec_path.write_text(json.dumps(spec))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run([sys.executable, "-m", "distilts.runtime.profile_worker", str(spec_path)],
+    proc = subprocess.run([sys.executable, "-m", "distilts.profile.worker", str(spec_path)],
                           capture_output=True, text=True, timeout=timeout, env=env)
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1:] or ["(no output)"]

@@ -32,7 +32,7 @@ def save_student_dir(directory: str | os.PathLike, model: nn.Module, config: dic
     """
     from safetensors.torch import save_file
 
-    from distilts.distill.students import param_count
+    from distilts.students import param_count
 
     missing = [k for k in REQUIRED if k not in config]
     if missing:
@@ -88,7 +88,7 @@ def load_student_dir(directory: str | os.PathLike) -> tuple[nn.Module, dict[str,
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from distilts.distill.students import build_student
+    from distilts.students import build_student
     from distilts.errors import DistiltsError
 
     directory = Path(directory)
@@ -114,7 +114,7 @@ def load_student_dir(directory: str | os.PathLike) -> tuple[nn.Module, dict[str,
 def resolved_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """`{name, kwargs}` with every option of the student recorded (defaults filled in), so a
     directory keeps meaning the same model when a default changes."""
-    from distilts.distill.students import student_options
+    from distilts.students import student_options
 
     return {**spec, "kwargs": {**student_options(spec["name"]), **spec.get("kwargs", {})}}
 

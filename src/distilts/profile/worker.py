@@ -1,6 +1,6 @@
 """Measure ONE model in its own process, so that its peak RSS is attributable to it.
 
-Run as `python -m distilts.runtime.profile_worker SPEC.json`. The spec names the model (a compiled
+Run as `python -m distilts.profile.worker SPEC.json`. The spec names the model (a compiled
 artifact, a PyTorch student directory or a teacher), the input windows (.npy) and the batch sizes;
 the worker writes `result.json` and `pred.npy` into the spec's `out` directory. Only the `student`
 and `teacher` kinds import torch.
@@ -103,7 +103,7 @@ def load_model(spec: dict) -> tuple[Callable[[np.ndarray], np.ndarray], dict]:
     if threads:
         torch.set_num_threads(int(threads))
     if kind == "student":
-        from distilts.distill.students import load_student_dir
+        from distilts.students import load_student_dir
 
         model, config = load_student_dir(spec["path"])
         model = model.to("cpu").eval()
@@ -115,7 +115,7 @@ def load_model(spec: dict) -> tuple[Callable[[np.ndarray], np.ndarray], dict]:
         return fn, {"backend": f"torch {torch.__version__}", "threads": torch.get_num_threads(),
                     "param_count": int(sum(p.numel() for p in model.parameters()))}
     if kind == "teacher":
-        from distilts.distill.teachers import load_teacher
+        from distilts.teachers import load_teacher
 
         teacher = load_teacher(spec["name"], spec.get("path"), device="cpu")
 

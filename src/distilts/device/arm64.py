@@ -12,9 +12,9 @@ The .debs come from the Debian archive through `apt-get download` with a private
 and no root is needed beyond what `apt-get download` needs. Needs `apt-get` + `dpkg` (Debian/Ubuntu
 hosts) and access to deb.debian.org and PyPI.
 
-    python -m distilts.compile.arm64 build          # or scripts/arm64-device.sh build
-    python -m distilts.compile.arm64 run -- forecast ARTIFACT --input x.csv
-    python -m distilts.compile.arm64 measure        # footprint / import / first forecast (emulated)
+    python -m distilts.device.arm64 build          # or scripts/arm64-device.sh build
+    python -m distilts.device.arm64 run -- forecast ARTIFACT --input x.csv
+    python -m distilts.device.arm64 measure        # footprint / import / first forecast (emulated)
 
 Cache: $DISTILTS_ARM64_DIR, else ${XDG_CACHE_HOME:-~/.cache}/distilts/arm64.
 """
@@ -298,7 +298,7 @@ def run_tasks(dev: Device, tasks: list[dict], backends: list[str], timeout: floa
     with tempfile.TemporaryDirectory(prefix="distilts-arm64-") as d:
         req = Path(d) / "request.json"
         req.write_text(json.dumps({"tasks": tasks}))
-        res = dev.run(["-m", "distilts.compile.arm64_worker", str(req)], backends, timeout=timeout)
+        res = dev.run(["-m", "distilts.device.worker", str(req)], backends, timeout=timeout)
         out = req.with_suffix(".result.json")
         if res.returncode != 0 or not out.is_file():
             tail = "\n".join((res.stderr or res.stdout or "").strip().splitlines()[-8:])
@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     """CLI: build | info | run -- ARGS | python -- ARGS | measure ARTIFACT... (see the module docstring)."""
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m distilts.compile.arm64",
+    ap = argparse.ArgumentParser(prog="python -m distilts.device.arm64",
                                  description="The emulated arm64 device (Debian bookworm arm64 under qemu-aarch64).")
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="build it once (or reuse it) in the cache directory")

@@ -17,7 +17,7 @@ import math
 import torch
 from torch import nn
 
-from distilts.distill.students.revin import RevIN
+from distilts.students.revin import RevIN
 
 
 class MovingAverage(nn.Module):

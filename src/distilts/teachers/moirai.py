@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from distilts.distill.teachers.base import Teacher, TeacherOutput, hash_weight_files, resolve_device
-from distilts.distill.teachers.hub import resolve_checkpoint
-from distilts.distill.teachers.sampling import seeded
+from distilts.teachers.base import Teacher, TeacherOutput, hash_weight_files, resolve_device
+from distilts.teachers.hub import resolve_checkpoint
+from distilts.teachers.sampling import seeded
 from distilts.errors import MissingExtraError, ModelDirError
 
 DEFAULT_PATH = "Salesforce/moirai-1.1-R-small"

@@ -12,8 +12,8 @@ from typing import Any
 from torch import nn
 
 from distilts.errors import DistiltsError
-from distilts.distill.students.dlinear import DLinear
-from distilts.distill.students.itransformer import ITransformer
+from distilts.students.dlinear import DLinear
+from distilts.students.itransformer import ITransformer
 
 STUDENTS: dict[str, type[nn.Module]] = {"dlinear": DLinear, "itransformer": ITransformer}
 
@@ -51,4 +51,4 @@ def _student_class(name: str) -> type[nn.Module]:
     return STUDENTS[name]
 
 
-from distilts.distill.students.io import load_student_dir, save_student_dir  # noqa: E402
+from distilts.students.io import load_student_dir, save_student_dir  # noqa: E402

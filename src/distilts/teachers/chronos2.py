@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from distilts.distill.teachers.base import Teacher, TeacherOutput, hash_weight_files, resolve_device
-from distilts.distill.teachers.chronos import _quiet
-from distilts.distill.teachers.hub import resolve_checkpoint
+from distilts.teachers.base import Teacher, TeacherOutput, hash_weight_files, resolve_device
+from distilts.teachers.chronos import _quiet
+from distilts.teachers.hub import resolve_checkpoint
 from distilts.errors import DistiltsError, ModelDirError
 
 DEFAULT_PATH = "amazon/chronos-2"

@@ -55,8 +55,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from distilts.distill.teachers.base import Teacher, TeacherOutput, hash_weight_files, resolve_device
-from distilts.distill.teachers.hub import resolve_checkpoint
+from distilts.teachers.base import Teacher, TeacherOutput, hash_weight_files, resolve_device
+from distilts.teachers.hub import resolve_checkpoint
 from distilts.errors import DistiltsError, ModelDirError
 
 DEFAULT_PATH = "Maple728/TimeMoE-50M"

@@ -14,17 +14,17 @@ from typing import TYPE_CHECKING, Callable
 from distilts.errors import DistiltsError
 
 if TYPE_CHECKING:
-    from distilts.distill.teachers.base import Teacher
+    from distilts.teachers.base import Teacher
 
 TEACHERS: dict[str, str] = {
-    "timemoe": "distilts.distill.teachers.timemoe",
-    "chronos": "distilts.distill.teachers.chronos",
-    "chronos-bolt": "distilts.distill.teachers.chronos",
-    "moirai": "distilts.distill.teachers.moirai",
-    "chronos-2": "distilts.distill.teachers.chronos2",
-    "moirai-2": "distilts.distill.teachers.moirai2",
-    "timesfm": "distilts.distill.teachers.timesfm",
-    "patchtst": "distilts.distill.teachers.patchtst",
+    "timemoe": "distilts.teachers.timemoe",
+    "chronos": "distilts.teachers.chronos",
+    "chronos-bolt": "distilts.teachers.chronos",
+    "moirai": "distilts.teachers.moirai",
+    "chronos-2": "distilts.teachers.chronos2",
+    "moirai-2": "distilts.teachers.moirai2",
+    "timesfm": "distilts.teachers.timesfm",
+    "patchtst": "distilts.teachers.patchtst",
 }
 
 __all__ = ["TEACHERS", "default_path", "load_teacher"]

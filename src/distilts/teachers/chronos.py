@@ -25,9 +25,9 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from distilts.distill.teachers.base import Teacher, TeacherOutput, hash_weight_files, resolve_device
-from distilts.distill.teachers.hub import resolve_checkpoint
-from distilts.distill.teachers.sampling import seeded
+from distilts.teachers.base import Teacher, TeacherOutput, hash_weight_files, resolve_device
+from distilts.teachers.hub import resolve_checkpoint
+from distilts.teachers.sampling import seeded
 from distilts.errors import ModelDirError
 
 DEFAULT_T5 = "amazon/chronos-t5-small"

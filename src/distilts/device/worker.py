@@ -1,7 +1,7 @@
 """Runs inside the emulated arm64 device (numpy + the runtime backends, no torch): a batch of tasks in one
 process, so the emulator's slow start is paid once.
 
-    python -m distilts.compile.arm64_worker REQUEST.json
+    python -m distilts.device.worker REQUEST.json
 
 REQUEST: {"tasks": [{"id", "kind": "files", "backend", "files": [[path, batch], ...], "x": X.npy,
 "out": OUT.npy}, {"id", "kind": "artifact", "dir": DIR, "x": X.npy, "out": OUT.npy}]}. "files" runs
@@ -24,7 +24,7 @@ def _run(task: dict) -> dict:
 
     x = np.load(task["x"])
     if task["kind"] == "files":
-        from distilts.compile.verify import run_file
+        from distilts.runtime.backends import run_file
 
         outs = [run_file(task["backend"], Path(p), b, x) for p, b in task["files"]]
         np.save(task["out"], np.stack(outs))

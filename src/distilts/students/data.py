@@ -1,0 +1,25 @@
+"""The data a saved student was trained on, read again with its own columns, split and scaler."""
+
+from __future__ import annotations
+
+from distilts.data import Dataset, Scaler, load_dataset
+from distilts.errors import DataError
+
+
+def dataset_for_student(config: dict, data_args: dict) -> Dataset:
+    """Load the series with the student's columns, normalized with the student's own scaler."""
+    args = dict(data_args)
+    if args.get("columns") and list(args["columns"]) != list(config["columns"]):
+        raise DataError(f"--columns {args['columns']} differ from the student's columns {config['columns']}; "
+                        "the student needs exactly its own columns in that order.")
+    args["columns"] = config["columns"]
+    saved = config.get("data", {})
+    for key, saved_key in (("split", "split_scheme"), ("fill", "fill"), ("date_column", "date_column")):
+        if args.get(key) in (None, "auto") and saved.get(saved_key) is not None:
+            args[key] = saved[saved_key]
+    try:
+        dataset = load_dataset(**args)
+    except DataError as exc:
+        raise DataError(f"{exc} (The student was trained on columns {config['columns']}.)") from None
+    scaler = Scaler.from_dict(config["scaler"])
+    return Dataset(dataset.series, dataset.split, scaler, scaler.transform(dataset.series.values))
