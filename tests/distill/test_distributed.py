@@ -21,7 +21,7 @@ from distilts.errors import DistiltsError
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 L, H, STRIDE, CHUNK, TOKENS = 64, 16, 48, 16, 4
 REAL_LOAD = teachers.load_teacher
 

@@ -187,7 +187,7 @@ def test_load_benchmark_renders_its_records():
     """benchmarks/serve.py: the committed records render to the RESULTS.md tables (no server started)."""
     from pathlib import Path
 
-    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    bench = Path(__file__).resolve().parents[2] / "benchmarks"
     sys.path.insert(0, str(bench))
     try:
         import serve as serve_bench

@@ -18,7 +18,7 @@ import pytest
 
 from artifact_factory import artifact
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BLOCKER = textwrap.dedent("""
     import sys
     BLOCKED = ("torch", "transformers", "pandas", "distilts.compile")

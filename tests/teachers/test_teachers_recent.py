@@ -20,7 +20,7 @@ torch.set_num_threads(1)
 
 FAMILIES = ("chronos-2", "moirai-2", "timesfm")
 B, L, D, H = 2, 64, 3, 24
-CONFIGS = Path(__file__).resolve().parents[1] / "benchmarks" / "teacher-configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "benchmarks" / "teacher-configs"
 
 
 @pytest.fixture(scope="module")
