@@ -26,12 +26,14 @@ class Normalize(nn.Module):
 
 
 class Denormalize(nn.Module):
-    """x = z * std + mean, per variate (last axis)."""
+    """x = z * std + mean, per variate (last axis; the axis before the levels of quantile forecasts
+    `[B, H, D, Q]`, where a positive std keeps the levels' order)."""
 
-    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+    def __init__(self, mean: Sequence[float], std: Sequence[float], quantiles: bool = False) -> None:
         super().__init__()
-        self.register_buffer("mean", torch.tensor(np.asarray(mean, dtype=np.float32)))
-        self.register_buffer("std", torch.tensor(np.asarray(std, dtype=np.float32)))
+        shape = (-1, 1) if quantiles else (-1,)
+        self.register_buffer("mean", torch.tensor(np.asarray(mean, dtype=np.float32).reshape(shape)))
+        self.register_buffer("std", torch.tensor(np.asarray(std, dtype=np.float32).reshape(shape)))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return z * self.std + self.mean
@@ -40,11 +42,14 @@ class Denormalize(nn.Module):
 class RawScaleForecaster(nn.Module):
     """A student with its scaler folded in: raw values in, raw-scale forecasts out."""
 
-    def __init__(self, student: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
+    def __init__(self, student: nn.Module, mean: Sequence[float], std: Sequence[float],
+                 quantiles: bool | None = None) -> None:
         super().__init__()
         self.normalize = Normalize(mean, std)
         self.student = student
-        self.denormalize = Denormalize(mean, std)
+        if quantiles is None:  # a quantile student (or its fold) has `levels`
+            quantiles = getattr(student, "levels", None) is not None
+        self.denormalize = Denormalize(mean, std, quantiles)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.denormalize(self.student(self.normalize(x)))

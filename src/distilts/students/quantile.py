@@ -68,12 +68,12 @@ class QuantileOutput(nn.Module):
         gaps = torch.abs(raw).unflatten(-1, (self.horizon, self.n_levels - 1))  # [B, D, H, Q-1]
         return median.unsqueeze(-1) + torch.matmul(gaps, self.assemble)
 
-    def scaled(self, scale: Sequence[float]) -> "QuantileOutput":
-        """A copy for raw-scale inputs: features `s f` and a median already in raw scale, per-variate
-        scale `s > 0` (the scaler's std), giving `median_raw + s |f W + b| A`."""
+    def scaled(self, scale: Sequence[float], dtype: torch.dtype = torch.float32) -> "QuantileOutput":
+        """A copy in `dtype` for raw-scale inputs: features `s f` and a median already in raw scale,
+        per-variate scale `s > 0` (the scaler's std), giving `median_raw + s |f W + b| A`."""
         import copy
 
-        out = copy.deepcopy(self)
-        s = torch.as_tensor(np.asarray(scale, np.float32))
-        out.variate_bias = (self.gaps.bias.detach()[None, :] * s[:, None]).contiguous()
+        out = copy.deepcopy(self).to(dtype)
+        s = torch.as_tensor(np.asarray(scale, np.float64))
+        out.variate_bias = (self.gaps.bias.detach().double()[None, :] * s[:, None]).to(dtype).contiguous()
         return out.eval()

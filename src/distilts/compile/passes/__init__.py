@@ -90,7 +90,8 @@ def check_module(new32, new64, old32, old64, x: np.ndarray, config: dict, name: 
     std = np.asarray(config["scaler"]["std"], np.float64)
     with torch.no_grad():
         x64 = torch.from_numpy(np.asarray(x, np.float64))
-        e64 = float(np.max(np.abs((new64(x64).numpy() - old64(x64).numpy()) / std)))
+        e64 = float(np.max(np.abs(verify.normalized(new64(x64).numpy(), mean, std)
+                                  - verify.normalized(old64(x64).numpy(), mean, std))))
     e32 = verify.errors(torch_predict(new32, x), torch_predict(old32, x), mean, std)
     if not e64 <= F64_MAX_ABS or not verify.within(e32, "fp32"):
         raise ArtifactError(f"Compile pass '{name}' changed the student's forecasts (float64 max abs error "
@@ -114,5 +115,7 @@ def _exact_wrapper(module, mean, std):
 
     w = RawScaleForecaster(copy.deepcopy(module), mean, std).to(torch.float64).eval()
     m, s = torch.tensor(np.asarray(mean, np.float64)), torch.tensor(np.asarray(std, np.float64))
-    w.normalize.mean, w.normalize.inv_std, w.denormalize.mean, w.denormalize.std = m, 1.0 / s, m, s
+    out_shape = w.denormalize.mean.shape  # [D], or [D, 1] for quantile forecasts
+    w.normalize.mean, w.normalize.inv_std = m, 1.0 / s
+    w.denormalize.mean, w.denormalize.std = m.reshape(out_shape), s.reshape(out_shape)
     return w
