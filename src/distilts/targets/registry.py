@@ -8,12 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from distilts.errors import DistiltsError
+from distilts.runtime.arch import arch_of_isa, host_isa
+from distilts.runtime.backends import BACKENDS, MODES
 
-FORMATS: tuple[str, ...] = ("onnx", "openvino", "tflite")
+FORMATS: tuple[str, ...] = tuple(BACKENDS)
 PRECISIONS: tuple[str, ...] = ("fp32", "int8")
-# how the runtime sets up its session (docs/compile.md, "Targets"): latency = batch-1 calls answered as
-# fast as possible; throughput = large batches, parallel streams/requests
-MODES: tuple[str, ...] = ("latency", "throughput")
 
 
 class UnknownTargetError(DistiltsError):
@@ -37,7 +36,7 @@ class Target:
     @property
     def arch(self) -> str:
         """The CPU architecture the artifact runs on (aarch64 targets are also verified on emulated arm64)."""
-        return "aarch64" if self.isa == "arm64" else "x86_64"
+        return arch_of_isa(self.isa)
 
     def line(self) -> str:
         """One line for `distilts targets`."""
@@ -93,11 +92,7 @@ class CompileJob:
     @property
     def isa(self) -> str:
         """The int8 ISA the artifact is built for: the named target's, else this machine's."""
-        if self.target is not None:
-            return self.target.isa
-        from distilts.runtime.arch import host_isa
-
-        return host_isa()
+        return self.target.isa if self.target is not None else host_isa()
 
 
 def resolve_job(spec: str, int8: bool = False, batches: tuple[int, ...] = ()) -> CompileJob:
