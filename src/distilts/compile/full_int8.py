@@ -85,12 +85,36 @@ def tensor_io(path: Path) -> dict:
     return tflm.io_details(path.read_bytes())
 
 
-def io_manifest(io: dict, mean, std) -> dict:
-    """The manifest's `io` entry: tensor quantization plus its per-variate form with the scaler folded in."""
-    mu, sd = np.asarray(mean, np.float64), np.asarray(std, np.float64)
-    out = {"layout": "[batch, time, variate]", "normalization": "folded into the per-variate scale and zero point"}
+def io_record(tensors: dict, mean, std) -> dict:
+    """The `distilts_io` metadata / manifest `io`: the scaler, each tensor's quantization and its per-variate form."""
+    from distilts.runtime.int8_io import per_variate
+
+    out = {"layout": "[batch, time, variate]", "scaler": {"mean": [float(v) for v in mean],
+                                                          "std": [float(v) for v in std]},
+           "normalization": "folded into the per-variate scale and zero point: q = round(x / scale + zero_point)"}
     for side in ("input", "output"):
-        t = io[side]
-        s = sd * t["scale"]
-        out[side] = {**t, "per_variate": {"scale": s.tolist(), "zero_point": (t["zero_point"] - mu / s).tolist()}}
+        out[side] = {**tensors[side], "per_variate": per_variate(tensors[side], mean, std)}
     return out
+
+
+def embed_io(path: Path, io: dict) -> None:
+    """Add `io` to the model file as TFLite metadata `distilts_io` (the runtime reads it to map raw values)."""
+    import json
+
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    from distilts.runtime.int8_io import METADATA
+    from distilts.utils import atomic_write_bytes
+
+    model = schema.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
+    buf = schema.BufferT()
+    buf.data = np.frombuffer(json.dumps(io).encode(), np.uint8)
+    model.buffers.append(buf)
+    md = schema.MetadataT()
+    md.name = METADATA
+    md.buffer = len(model.buffers) - 1
+    model.metadata = [*(model.metadata or []), md]
+    b = flatbuffers.Builder(1 << 16)
+    b.Finish(model.Pack(b), file_identifier=b"TFL3")
+    atomic_write_bytes(path, bytes(b.Output()))

@@ -51,6 +51,15 @@ def _captured() -> Iterator[list[str]]:
             out.append(sink.read().decode("utf-8", "replace"))
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("tflite-micro")
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
 def _runtime():
     return require("tflite_micro.python.tflite_micro.runtime", "mcu", "TFLite Micro verification")
 
@@ -85,14 +94,14 @@ def load(model: bytes, arena: int | None = None):
         except RuntimeError:
             pass
     text = log[0] if log else ""
-    missing = re.findall(r"(?:Didn't find op for builtin opcode|Unsupported (?:data )?type[^']*)'?([A-Z0-9_]+)'?", text)
+    missing = re.findall(r"(?:Didn't find op for builtin opcode '|registration from op code )([A-Z0-9_]+)", text)
     float_ops = _float_ops(model)
     if missing or float_ops:
         names = sorted(set(missing) | set(float_ops))
         raise UnsupportedOperator(f"TFLite Micro cannot run this model: operator {', '.join(names)} "
-                                  f"{'is' if len(names) == 1 else 'are'} not supported in full-integer int8 "
-                                  f"({text.strip().splitlines()[-1] if text.strip() else 'allocation failed'}). "
-                                  "Compile this student to tflite/onnx for a CPU instead.")
+                                  f"{'has' if len(names) == 1 else 'have'} no full-integer int8 kernel in TFLite "
+                                  f"Micro {_version()} ({text.strip().splitlines()[0] if text.strip() else 'allocation failed'}"
+                                  "). Compile this student to tflite/onnx for a CPU instead.")
     raise UnsupportedOperator(f"TFLite Micro could not allocate the model: {text.strip()[-400:]}")
 
 
@@ -172,10 +181,17 @@ def _resolver_call(op: str) -> str:
     return _RESOLVER.get(op) or "Add" + "".join(p.capitalize() for p in op.split("_"))
 
 
-def example(ops: list[str], io: dict, arena: int) -> str:
-    """main.cc: the TFLite Micro calls for this model, with its quantization parameters (scaler folded in)."""
-    uniq = list(dict.fromkeys(ops))
-    adds = "\n".join(f"    resolver.{_resolver_call(op)}();" for op in uniq)
+def resolver_calls(ops: list[str]) -> list[str]:
+    """MicroMutableOpResolver methods for TFLite operator names (TRANSPOSE -> AddTranspose), once each."""
+    return list(dict.fromkeys(_resolver_call(op) for op in ops))
+
+
+def example(calls: list[str], io: dict, arena: int) -> str:
+    """main.cc: the TFLite Micro calls for this model, with its quantization parameters (scaler folded in).
+
+    calls: the op resolver's methods (resolver_calls; an Ethos-U model: AddEthosU + its CPU operators)."""
+    uniq = calls
+    adds = "\n".join(f"    resolver.{c}();" for c in uniq)
     pin, pout = io["input"]["per_variate"], io["output"]["per_variate"]
     L, D = io["input"]["shape"][1], io["input"]["shape"][2]
     H = io["output"]["shape"][1]

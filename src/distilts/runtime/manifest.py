@@ -29,7 +29,8 @@ class ModelFile:
     batch: int | None
     sha256: str
     size: int | None
-    role: str = "model"  # "weights" for OpenVINO's .bin, which is loaded with its .xml
+    role: str = "model"  # "weights": OpenVINO's .bin, loaded with its .xml; any other role (sources, the Vela
+    # model, reports): a side file, checked by sha256 but not loaded
 
 
 @dataclass
@@ -62,7 +63,7 @@ class Manifest:
     @property
     def models(self) -> list[ModelFile]:
         """Loadable model files (not weight side-files), smallest fixed batch first, dynamic last."""
-        ms = [m for m in self.files if m.role != "weights"]
+        ms = [m for m in self.files if m.role == "model"]
         return sorted(ms, key=lambda m: (m.batch is None, m.batch or 0))
 
     @property
@@ -127,7 +128,7 @@ def read_manifest(artifact_dir: str | Path, verify_checksums: bool = True) -> Ma
             raise ArtifactError(f"{mpath}: models[{i}].batch must be null or a positive integer, not {batch!r}.")
         files.append(ModelFile(name, batch, _need(m, "sha256", f"models[{i}].", mpath), m.get("size"),
                                m.get("role") or ("weights" if name.endswith(".bin") else "model")))
-    if not [f for f in files if f.role != "weights"]:
+    if not [f for f in files if f.role == "model"]:
         raise ArtifactError(f"{mpath}: 'models' lists no model file. {RECOMPILE}")
 
     lookback = int(_need(raw, "lookback", "", mpath))
