@@ -35,7 +35,8 @@ from distilts.distill.checkpoint import (load_checkpoint, optimizer_from_parts, 
                                          save_checkpoint, unprefixed)
 from distilts.distill.evaluate import predict
 from distilts.distill.fta import FTA, FTA_LATENT
-from distilts.distill.losses import horizon_weights, kd_loss, total_loss
+from distilts.distill.losses import (QUANTILE_KD, horizon_weights, kd_loss, pinball_loss, quantile_kd_loss,
+                                     total_loss)
 from distilts.errors import DistiltsError
 from distilts.utils import atomic_write_text
 
@@ -61,6 +62,7 @@ class TrainConfig:
     tau: float = 1.0
     kd: bool = True
     fta_latent: int = FTA_LATENT
+    quantile_kd: str = "pinball"  # quantile students: KD term against the teacher's levels (losses.QUANTILE_KD)
 
     @property
     def use_kd(self) -> bool:
@@ -77,7 +79,7 @@ class TrainData:
 
     train: Windows
     val: Windows
-    teacher_forecasts: np.ndarray | None = None  # [N_train, H, D]
+    teacher_forecasts: np.ndarray | None = None  # [N_train, H, D]; [N_train, H, D, Q] for a quantile student
     teacher_hidden: np.ndarray | None = None  # [N_train, D, T, d_T]
 
 
@@ -85,7 +87,7 @@ class TrainData:
 class TrainResult:
     history: list[dict] = field(default_factory=list)
     best_epoch: int = -1
-    best_val_mse: float = math.inf
+    best_val_mse: float = math.inf  # the early-stopping score: val MSE, or val WQL for a quantile student
     stopped_early: bool = False
     fta: dict | None = None
     wall_s: float = 0.0
@@ -126,6 +128,14 @@ class _Run:
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp) if device == "cuda" else None
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype is torch.float16 else None
         self.weights = horizon_weights(data.train.horizon, cfg.tau, device)
+        levels = getattr(model, "levels", None)
+        self.levels = None if levels is None else torch.tensor(levels, dtype=torch.float32, device=device)
+        if cfg.use_kd and data.teacher_forecasts is not None:
+            want = data.teacher_forecasts.ndim == 4
+            if want != (levels is not None) or (want and data.teacher_forecasts.shape[-1] != len(levels)):
+                raise DistiltsError(f"The teacher targets {tuple(data.teacher_forecasts.shape)} do not match the "
+                                    f"student's output (levels {levels}): a quantile student distils the teacher's "
+                                    "quantiles at its own levels, a point student the teacher's forecasts.")
         self.epoch = 0  # next epoch to run
         self.best_val, self.best_epoch, self.bad_epochs = math.inf, -1, 0
         self.best_state = _clone(model.state_dict())
@@ -214,10 +224,16 @@ class _Run:
                 pred, h = self.model.forward_with_repr(x)
                 fta = self.fta.loss(h.float(), hidden_t) if self.fta is not None else None
             pred = pred.float()
-            sup = torch.mean((pred - y) ** 2)
             kd = None
-            if cfg.use_kd:
-                kd = kd_loss(pred, _rows(data.teacher_forecasts, idx, dev), self.weights)
+            if self.levels is not None:  # quantile student: pinball against the truth, KD level by level
+                sup = pinball_loss(pred, y, self.levels)
+                if cfg.use_kd:
+                    kd = quantile_kd_loss(pred, _rows(data.teacher_forecasts, idx, dev), self.levels, self.weights,
+                                          cfg.quantile_kd)
+            else:
+                sup = torch.mean((pred - y) ** 2)
+                if cfg.use_kd:
+                    kd = kd_loss(pred, _rows(data.teacher_forecasts, idx, dev), self.weights)
             loss = total_loss(sup, kd, fta, cfg.alpha, cfg.beta)
         # DDP averages gradients over ranks; `scale` makes that the global batch's gradient (shard_batch)
         loss_to_step = loss * scale if self.ddp is not None else loss
@@ -259,17 +275,20 @@ def train(
     with _Bar(progress and comm.is_main) as bar:
         while not state.finished and state.epoch < cfg.epochs:
             means = state.train_epoch(bar)
-            val_mse = None
+            val = None
             if comm.is_main:  # the weights are the same on every rank: rank 0 scores, the others follow
-                val_mse = float(np.mean((predict(model, data.val, 256, state.device) - data.val.targets()) ** 2))
-            val_mse = comm.broadcast(val_mse)
-            improved = val_mse < state.best_val
+                val = val_scores(predict(model, data.val, 256, state.device), data.val.targets(),
+                                 getattr(model, "levels", None))
+            val = comm.broadcast(val)
+            val_mse = val["val_mse"]
+            score = val.get("val_wql", val_mse)
+            improved = score < state.best_val
             if improved:
-                state.best_val, state.best_epoch, state.bad_epochs = val_mse, state.epoch, 0
+                state.best_val, state.best_epoch, state.bad_epochs = score, state.epoch, 0
                 state.best_state = _clone(model.state_dict())
             else:
                 state.bad_epochs += 1
-            record = {"epoch": state.epoch + 1, **{f"train_{k}": v for k, v in means.items()}, "val_mse": val_mse,
+            record = {"epoch": state.epoch + 1, **{f"train_{k}": v for k, v in means.items()}, **val,
                       "best": improved}
             bar.log(record)
             state.history.append(record)
@@ -301,6 +320,17 @@ class _Objective(nn.Module):
 
 
 # -- helpers -----------------------------------------------------------------------------------
+def val_scores(pred: np.ndarray, truth: np.ndarray, levels: tuple[float, ...] | None) -> dict[str, float]:
+    """`val_mse` (of the median for a quantile student) and, with quantiles, `val_wql` (early stopping)."""
+    if levels is None:
+        return {"val_mse": float(np.mean((pred - truth) ** 2))}
+    from distilts.metrics import wql
+    from distilts.quantiles import median_index
+
+    return {"val_mse": float(np.mean((pred[..., median_index(levels)] - truth) ** 2)),
+            "val_wql": wql(pred, truth, levels)}
+
+
 def _check_data(data: TrainData, cfg: TrainConfig) -> None:
     if cfg.use_kd and data.teacher_forecasts is None:
         raise DistiltsError("Distillation (alpha > 0) needs the teacher's forecasts; pass --no-kd to train without.")
@@ -310,6 +340,8 @@ def _check_data(data: TrainData, cfg: TrainConfig) -> None:
         if arr is not None and len(arr) != len(data.train):
             raise DistiltsError(f"The cached teacher {name} have {len(arr)} windows but training has "
                                 f"{len(data.train)}: the cache does not match these windows (stride?).")
+    if cfg.quantile_kd not in QUANTILE_KD:
+        raise DistiltsError(f"Unknown quantile KD term '{cfg.quantile_kd}'. Use one of: {', '.join(QUANTILE_KD)}.")
     if cfg.schedule not in SCHEDULES:
         lr_factor(cfg.schedule, 0, 1)
     if cfg.amp not in AMP_MODES:
@@ -381,4 +413,5 @@ class _Bar:
         if self.progress is not None:
             self.progress.console.print(
                 f"epoch {record['epoch']}: sup {record['train_sup']:.4f} kd {record['train_kd']:.4f} "
-                f"fta {record['train_fta']:.4f} | val MSE {record['val_mse']:.4f}{' *' if record['best'] else ''}")
+                f"fta {record['train_fta']:.4f} | val MSE {record['val_mse']:.4f}"
+                + (f" WQL {record['val_wql']:.4f}" if "val_wql" in record else "") + (" *" if record["best"] else ""))
