@@ -78,3 +78,63 @@ def verify(src: Path, work: Path, model: cgen.LinearModel, x: np.ndarray, ref: n
         log(f"c-{precision}: {arch}: rel-MSE {errs['rel_mse']:.3g}, max abs {errs['max_abs_err']:.3g} ({errs['how']})")
         ver.check(errs, precision, f"The C artifact ({precision}) on {arch}")
     return out
+
+
+def compile_job(job, student, config: dict, out_dir: Path, student_dir: Path, data, verify_x: np.ndarray,
+                ref: np.ndarray, log: Callable[[str], None], t0: float):
+    """Build, verify (three CPUs) and write the C artifact of `job` under `out_dir`; a CompiledArtifact."""
+    import shutil
+    import time
+
+    from distilts.compile import verify as ver
+    from distilts.compile.manifest import build_manifest, model_entry, write_manifest
+    from distilts.compile.pipeline import CompiledArtifact
+    from distilts.compile.scratch import Scratch, clean_stale
+    from distilts.utils import replace_dir
+
+    model = linear_model(student, config)
+    final = out_dir / job.dirname
+    clean_stale(final, log)
+    sc = Scratch(final)
+    try:
+        tmp = sc.path
+        work = tmp / "_build"
+        work.mkdir()
+        names = write_sources(model, job.precision, tmp, f"{config['student']['name']} {job.precision}")
+        checks = verify(tmp, work, model, verify_x, ref, config, job.precision, log)
+        golden_out = ctoolchain.run_shared(work / "libforecast.so", verify_x[:1], model.horizon)
+        shutil.rmtree(work)
+        models = [model_entry(tmp, n, 1 if n == cgen.SOURCE else None,
+                              role={cgen.SOURCE: "model", cgen.HEADER: "source", cgen.EXAMPLE: "example"}[n])
+                  for n in names]
+        errs = checks["x86_64"]
+        verification = {"windows": int(len(verify_x)), "part": "test",
+                        **{k: max(c[k] for c in checks.values()) for k in ("rel_mse", "max_abs_err")},
+                        "tolerance": dict(ver.TOLERANCES[job.precision]), "passed": True,
+                        "reference": "pytorch student (scaler folded in), normalized-scale errors; worst of the "
+                                     "three architectures", "data": data.source, "data_hash": data.data_hash}
+        archs = {a: {"verified": True, **c} for a, c in checks.items()}
+        std = np.asarray(config["scaler"]["std"], np.float64)
+        atol_frac, rtol = ver.GOLDEN_TOL[job.precision]
+        quant = None
+        if job.precision == "int8":
+            quant = {"method": "c-int8", "note": "int8 weights, one scale per output step; the window quantized per "
+                     "variate at run time, int32 accumulation, one rescale per output", "calib_windows": 0}
+        manifest = build_manifest(backend="c", precision=job.precision, models=models, config=config,
+                                  student_dir=student_dir, target=None, quantization=quant, verification=verification,
+                                  golden_in=verify_x[:1], golden_out=golden_out, atol=atol_frac * float(std.max()),
+                                  rtol=rtol, opset=None, architectures=archs,
+                                  passes=[{"name": "fold-linear", "stage": "module", "scope": "student and scaler, "
+                                           "float64, cast once to the C constants"}])
+        manifest["c"] = {"entry": "void forecast(const float *window, float *out)",
+                         "flash_bytes": flash_bytes(model, job.precision),
+                         "stack_bytes_approx": cgen.stack_bytes(model), "heap_bytes": 0,
+                         "errors_x86_64": {k: errs[k] for k in ("rel_mse", "max_abs_err")},
+                         "build": "cc -O2 -std=c99 model.c main.c -lm (any C99 compiler; see docs/compile.md)"}
+        write_manifest(tmp, manifest)
+        sc.release()
+        replace_dir(tmp, final)
+    except BaseException:
+        sc.discard()
+        raise
+    return CompiledArtifact(job, final, manifest, time.perf_counter() - t0)

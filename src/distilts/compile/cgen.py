@@ -109,7 +109,7 @@ extern "C" {{
 #define FORECAST_VARIATES {m.n_variates}   /* D: variates (columns) */
 
 /* window: L x D raw values, row-major (time step, then variate), oldest first.
- * out: H x D raw forecasts, same layout. Reentrant; no heap; stack use ~{_stack(m)} bytes. */
+ * out: H x D raw forecasts, same layout. Reentrant; no heap; stack use ~{stack_bytes(m)} bytes. */
 void forecast(const float *window, float *out);
 
 #ifdef __cplusplus
@@ -119,7 +119,8 @@ void forecast(const float *window, float *out);
 """
 
 
-def _stack(m: LinearModel) -> int:
+def stack_bytes(m: LinearModel) -> int:
+    """Approximate stack use of forecast(): one variate's window (float or int8) and a few scalars."""
     return m.lookback * 5 + 64
 
 

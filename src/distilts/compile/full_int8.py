@@ -34,8 +34,19 @@ def normalized_module(student):
     return fold_linear.fold(student).eval() if fold_linear.applies(student) else student.eval()
 
 
-def export(module, lookback: int, n_variates: int, calib_z: np.ndarray, out: Path) -> Path:
-    """fp32 TFLite at batch 1 of `module` (normalized scale), then full int8 calibrated on `calib_z`."""
+def build_file(module, config: dict, calib_x: np.ndarray, out: Path, batch: int = 1) -> dict:
+    """The full-int8 file of `module` (normalized scale) at `batch`, its scaler embedded; returns its `io`."""
+    mean = np.asarray(config["scaler"]["mean"], np.float64)
+    std = np.asarray(config["scaler"]["std"], np.float64)
+    export(module, int(config["lookback"]), len(config["columns"]), ((calib_x - mean) / std).astype(np.float32),
+           out, batch)
+    io = io_record(tensor_io(out), mean, std)
+    embed_io(out, io)
+    return io
+
+
+def export(module, lookback: int, n_variates: int, calib_z: np.ndarray, out: Path, batch: int = 1) -> Path:
+    """fp32 TFLite at `batch` of `module` (normalized scale), then full int8 calibrated on `calib_z`."""
     import torch
 
     litert_torch = require("litert_torch", "compile", "TFLite export")
@@ -46,14 +57,19 @@ def export(module, lookback: int, n_variates: int, calib_z: np.ndarray, out: Pat
 
     fp32 = out.with_suffix(".fp32.tflite")
     with quiet():
-        litert_torch.convert(module, (torch.zeros(1, lookback, n_variates),)).export(str(fp32))
+        litert_torch.convert(module, (torch.zeros(batch, lookback, n_variates),)).export(str(fp32))
         q = quantizer.Quantizer(str(fp32), recipe.static_wi8_ai8())
         sig = _signature(fp32)
-        data = [{sig: np.ascontiguousarray(w[None], np.float32)} for w in calib_z]
+        data = [{sig: np.ascontiguousarray(_padded(calib_z[lo:lo + batch], batch), np.float32)}
+                for lo in range(0, len(calib_z), batch)]
         calibration = _calibrate(q, data)
         q.quantize(calibration).export_model(str(out), overwrite=True)
     fp32.unlink()
     return out
+
+
+def _padded(x: np.ndarray, batch: int) -> np.ndarray:
+    return x if len(x) == batch else np.concatenate([x, np.repeat(x[-1:], batch - len(x), axis=0)])
 
 
 def _calibrate(q, data: list[dict]) -> dict:

@@ -43,7 +43,8 @@ def _kib(n: float) -> str:
 
 def build(student, config: dict, calib_x: np.ndarray, verify_x: np.ndarray, ref: np.ndarray, out: Path,
           budget: Budget | None = None, log: Callable[[str], None] = lambda s: None) -> dict:
-    """Write model.tflite (+ C sources, + Vela output) into `out`; returns the manifest's `mcu` record.
+    """Write model.tflite (+ C sources, + Vela output) into `out`; returns the manifest's `mcu` record
+    (+ `io`, the I/O quantization, and `preds`, the TFLite Micro forecasts of `verify_x`).
 
     Raises UnsupportedOperator (naming the operator) when the student has no full-int8 TFLite Micro
     form, ArtifactError beyond the int8 tolerance, DoesNotFit when `budget` is too small.
@@ -53,11 +54,8 @@ def build(student, config: dict, calib_x: np.ndarray, verify_x: np.ndarray, ref:
 
     mean = np.asarray(config["scaler"]["mean"], np.float64)
     std = np.asarray(config["scaler"]["std"], np.float64)
-    L, D = int(config["lookback"]), len(config["columns"])
     path = out / "model.tflite"
-    calib_z = ((calib_x - mean) / std).astype(np.float32)
-    full_int8.export(full_int8.normalized_module(student), L, D, calib_z, path)
-    io = full_int8.io_record(full_int8.tensor_io(path), mean, std)
+    io = full_int8.build_file(full_int8.normalized_module(student), config, calib_x, path)
     content = path.read_bytes()
     leftover = tflm.float_operators(content)
     if leftover or io["input"]["dtype"] not in ("int8", "int16"):
@@ -65,8 +63,6 @@ def build(student, config: dict, calib_x: np.ndarray, verify_x: np.ndarray, ref:
             f"{type(student).__name__} has no full-integer int8 form: operator {', '.join(leftover) or '?'} "
             f"{'stays' if len(leftover) == 1 else 'stay'} in float after quantization (no int8 kernel). "
             "Compile it to tflite/onnx --int8 for a CPU instead.")
-    full_int8.embed_io(path, io)
-    content = path.read_bytes()
     ops = tflm.operators(content)
     tflm.load(content)  # raises naming an operator TFLite Micro lacks
     arena = tflm.arena_bytes(content)
@@ -81,7 +77,7 @@ def build(student, config: dict, calib_x: np.ndarray, verify_x: np.ndarray, ref:
               "arena_measured_on": "this host (64-bit); a 32-bit MCU needs at most this",
               "model_bytes": len(content), "flash_bytes": len(content),
               "flash_note": "the model only; the TFLite Micro library and its kernels add their code size",
-              "verification": {"windows": int(len(verify_x)), **errs}, "io": io}
+              "verification": {"windows": int(len(verify_x)), **errs}, "io": io, "preds": pred}
     if budget is not None:
         record["vela"] = _vela(path, budget, out, log) if budget.accelerator else None
         _check_fit(record, budget)

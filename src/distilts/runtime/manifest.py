@@ -112,6 +112,9 @@ def read_manifest(artifact_dir: str | Path, verify_checksums: bool = True) -> Ma
             f"{VERSION}). Upgrade distilts on this machine or re-compile with a matching version."
         )
     backend = _need(raw, "backend", "", mpath)
+    if backend == "c":
+        raise ArtifactError(f"{mpath}: this is a C source artifact (`--target c`): build model.c with a C compiler "
+                            "and call forecast() (docs/compile.md, \"The C artifact\"); the Python runtime does not load it.")
     if backend not in BACKENDS:
         raise ArtifactError(f"{mpath}: unknown backend '{backend}' (known: {', '.join(BACKENDS)}).")
     norm = raw.get("normalization", "in-graph")
