@@ -61,3 +61,25 @@ def test_non_linear_student_is_refused():
 
     with pytest.raises(c_artifact.NotFoldable, match="ITransformer"):
         c_artifact.linear_model(ITransformer(L, H, D, d_model=8, n_heads=2, e_layers=1, d_ff=8), CONFIG)
+
+
+def test_compile_c_target_end_to_end(tmp_path_factory):
+    """`distilts compile --target c`: sources + manifest; the Python runtime refuses it with the reason."""
+    if not _cross_ready() and os.environ.get("CI") != "true":
+        pytest.skip("cross compilers not installed (scripts/setup.sh installs them)")
+    from compiled_factory import compiled
+
+    from distilts.errors import ArtifactError
+    from distilts.runtime import Forecaster
+    from distilts.runtime.manifest import read_manifest
+
+    art = compiled(tmp_path_factory, "c")
+    assert sorted(p.name for p in art.iterdir()) == ["main.c", "manifest.json", "model.c", "model.h"]
+    with pytest.raises(ArtifactError, match="C source artifact"):
+        read_manifest(art)
+    import json
+
+    man = json.loads((art / "manifest.json").read_text())
+    assert set(man["architectures"]) == {"x86_64", "aarch64", "armhf"} and man["verification"]["rel_mse"] < 1e-6
+    with pytest.raises(ArtifactError):
+        Forecaster.load(art)

@@ -66,3 +66,30 @@ def test_operator_without_int8_kernel_is_named(tmp_path):
     cfg = {**CONFIG, "scaler": {"mean": [0.0] * D, "std": [1.0] * D}}
     with pytest.raises(tflm.UnsupportedOperator, match="operator GELU"):
         mcu.build(student, cfg, x[:8], x[8:], ref[8:], tmp_path)
+
+
+def test_compile_microcontroller_target_end_to_end(tmp_path_factory):
+    """`distilts compile --target cortex-m4f`: a Linux runtime loads the same file and forecasts raw values."""
+    from compiled_factory import compiled
+
+    from distilts.runtime import Forecaster
+    from distilts.runtime.manifest import read_manifest
+
+    art = compiled(tmp_path_factory, "cortex-m4f")
+    man = read_manifest(art).raw
+    assert man["format_name"] == "tflm" and man["backend"] == "tflite"
+    assert man["mcu"]["fits"]["sram_bytes"] == 192 * 1024 and man["mcu"]["tensor_arena_bytes"] > 0
+    assert {m["file"]: m.get("role") for m in man["models"]}["model_data.cc"] == "source"
+    assert man["target"]["sram_bytes"] == 192 * 1024
+    fc = Forecaster.load(art)
+    x = np.asarray(man["golden"]["input"], np.float32)[0]
+    assert np.allclose(fc.predict(x), np.asarray(man["golden"]["output"])[0], atol=man["golden"]["atol"])
+
+
+def test_microcontroller_formats_are_int8_at_batch_one():
+    from distilts.errors import DistiltsError
+    from distilts.targets import resolve_job
+
+    assert resolve_job("tflm").precision == "int8" and resolve_job("cortex-m7").batches == (1,)
+    with pytest.raises(DistiltsError, match="one window per call"):
+        resolve_job("c", batches=(4,))

@@ -67,7 +67,7 @@ def operators(model: bytes) -> list[str]:
     """The model's builtin operator names in graph order (e.g. ['TRANSPOSE', 'FULLY_CONNECTED', ...])."""
     from ai_edge_litert import interpreter as lite
 
-    it = lite.Interpreter(model_content=model, experimental_preserve_all_tensors=True)
+    it = lite.Interpreter(model_content=model)
     return [op["op_name"] for op in it._get_ops_details() if op["op_name"] != "DELEGATE"]
 
 
@@ -108,7 +108,7 @@ def _float_ops(model: bytes) -> list[str]:
     """Operators left computing in float after full-int8 quantization (the quantizer had no int8 kernel)."""
     from ai_edge_litert import interpreter as lite
 
-    it = lite.Interpreter(model_content=model, experimental_preserve_all_tensors=True)
+    it = lite.Interpreter(model_content=model)
     tensors = {t["index"]: t for t in it.get_tensor_details()}
     out = []
     for op in it._get_ops_details():

@@ -38,7 +38,7 @@ def model_macs(model: bytes) -> dict[str, int]:
     """MACs per matrix-product operator of a TFLite model ({'FULLY_CONNECTED#1': n, ...}, others 0)."""
     from ai_edge_litert import interpreter as lite
 
-    it = lite.Interpreter(model_content=model, experimental_preserve_all_tensors=True)
+    it = lite.Interpreter(model_content=model)
     shapes = {t["index"]: [int(v) for v in t["shape"]] for t in it.get_tensor_details()}
     out: dict[str, int] = {}
     for op in it._get_ops_details():
