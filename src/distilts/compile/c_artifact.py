@@ -30,6 +30,10 @@ def linear_model(student, config: dict) -> cgen.LinearModel:
 
     from distilts.compile.passes import fold_linear
 
+    if getattr(student, "quantile_head", None) is not None:
+        raise NotFoldable("The C target does not support quantile students yet (the non-crossing quantile head is "
+                          "not a single matrix product): compile this student to onnx/openvino/tflite, or distil a "
+                          "point-forecast DLinear (no --quantiles) for C.")
     if not fold_linear.applies(student):
         raise NotFoldable(f"The C target needs a student that folds into one matrix product (DLinear); "
                           f"{type(student).__name__} has non-linear operators (e.g. softmax attention, "

@@ -46,6 +46,7 @@ def build_manifest(*, backend: str, precision: str, models: list[dict], config: 
     for every other instruction set it was verified on (golden_out is this machine's, `golden.isa`).
     """
     L, H, D = int(config["lookback"]), int(config["horizon"]), len(config["columns"])
+    levels = (config["student"].get("kwargs") or {}).get("quantiles")
     batches = sorted({m["batch"] for m in models if m.get("role") in (None, "model")}, key=lambda b: (b is None, b or 0))
     shape_batch = batches[0] if len(batches) == 1 else None
     cfg_path = Path(student_dir) / "config.json"
@@ -54,7 +55,10 @@ def build_manifest(*, backend: str, precision: str, models: list[dict], config: 
         "backend": backend, "precision": precision,
         "models": models,
         "input": {"name": "x", "shape": [shape_batch, L, D], "dtype": "float32"},
-        "output": {"name": "y", "shape": [shape_batch, H, D], "dtype": "float32"},
+        "output": {"name": "y", "shape": [shape_batch, H, D, *([len(levels)] if levels else [])], "dtype": "float32"},
+        **({"quantiles": {"levels": [float(v) for v in levels], "median_index": [float(v) for v in levels].index(0.5),
+                          "guarantee": "levels never cross (median + cumulative non-negative gaps, in the graph)"}}
+           if levels else {}),
         "lookback": L, "horizon": H, "columns": list(config["columns"]),
         "freq_seconds": config.get("freq_seconds"),
         "normalization": "in-graph",

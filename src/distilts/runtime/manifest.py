@@ -55,10 +55,17 @@ class Manifest:
     atol: float
     rtol: float
     golden_isa: str | None = None  # the instruction set whose golden output was picked (None: the default)
+    levels: tuple[float, ...] | None = None  # quantile levels of a probabilistic artifact (output [B, H, D, Q])
 
     @property
     def n_variates(self) -> int:
         return len(self.columns)
+
+    @property
+    def output_tail(self) -> tuple[int, ...]:
+        """Shape of one window's output: `(H, D)`, or `(H, D, Q)` for a quantile artifact."""
+        base = (self.horizon, len(self.columns))
+        return base if self.levels is None else base + (len(self.levels),)
 
     @property
     def models(self) -> list[ModelFile]:
@@ -138,12 +145,16 @@ def read_manifest(artifact_dir: str | Path, verify_checksums: bool = True) -> Ma
     horizon = int(_need(raw, "horizon", "", mpath))
     columns = [str(c) for c in _need(raw, "columns", "", mpath)]
     inp, out = _need(raw, "input", "", mpath), _need(raw, "output", "", mpath)
-    for label, spec, steps in (("input", inp, lookback), ("output", out, horizon)):
+    levels = _levels(raw, mpath)
+    q_tail = [] if levels is None else [len(levels)]
+    for label, spec, tail in (("input", inp, [lookback, len(columns)]),
+                              ("output", out, [horizon, len(columns), *q_tail])):
         shape = list(spec.get("shape") or [])
-        if len(shape) != 3 or shape[1] != steps or shape[2] != len(columns):
+        if len(shape) != len(tail) + 1 or shape[1:] != tail:
             raise ArtifactError(
-                f"{mpath}: {label} shape {shape} does not match [batch, {steps}, {len(columns)}] "
-                f"(lookback/horizon and {len(columns)} columns). {RECOMPILE}"
+                f"{mpath}: {label} shape {shape} does not match [batch, {', '.join(map(str, tail))}] "
+                f"(lookback/horizon, {len(columns)} columns" + (", quantile levels" if q_tail and label == "output"
+                                                                else "") + f"). {RECOMPILE}"
             )
 
     golden = _need(raw, "golden", "", mpath)
@@ -157,7 +168,7 @@ def read_manifest(artifact_dir: str | Path, verify_checksums: bool = True) -> Ma
         g_out = np.asarray(golden["by_isa"][golden_isa], dtype=np.float32)
     if g_in.ndim == 2:
         g_in, g_out = g_in[None], g_out[None]
-    if g_in.shape[1:] != (lookback, len(columns)) or g_out.shape[1:] != (horizon, len(columns)):
+    if g_in.shape[1:] != (lookback, len(columns)) or list(g_out.shape[1:]) != [horizon, len(columns), *q_tail]:
         raise ArtifactError(
             f"{mpath}: golden input/output shapes {g_in.shape}/{g_out.shape} do not match lookback "
             f"{lookback}, horizon {horizon}, {len(columns)} columns. {RECOMPILE}"
@@ -173,10 +184,24 @@ def read_manifest(artifact_dir: str | Path, verify_checksums: bool = True) -> Ma
         freq_seconds=raw.get("freq_seconds"), scaler_mean=mean, scaler_std=std,
         golden_input=g_in, golden_output=g_out,
         atol=float(golden.get("atol", 1e-4)), rtol=float(golden.get("rtol", 1e-3)), golden_isa=golden_isa,
+        levels=levels,
     )
     if verify_checksums:
         verify_files(man)
     return man
+
+
+def _levels(raw: dict, mpath: Path) -> tuple[float, ...] | None:
+    """The `quantiles.levels` of a probabilistic artifact (sorted, in (0, 1), with 0.5), else None."""
+    from distilts.quantiles import QuantileError, validate_levels
+
+    spec = raw.get("quantiles")
+    if spec is None:
+        return None
+    try:
+        return validate_levels(spec.get("levels") or [])
+    except (QuantileError, AttributeError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"{mpath}: 'quantiles' is malformed ({exc}). {RECOMPILE}") from None
 
 
 def verify_files(man: Manifest) -> None:

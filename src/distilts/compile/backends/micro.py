@@ -33,6 +33,10 @@ def build(job, module, config: dict, scratch: Path, verify_x: np.ndarray, ref: n
     if job.format == "ethos-u" and (t is None or not t.accelerator):
         raise DistiltsError("--target ethos-u needs an accelerator: use a named target (ethos-u55-128, "
                             "ethos-u65-256; `distilts targets`).")
+    if (config["student"].get("kwargs") or {}).get("quantiles"):
+        raise DistiltsError(f"--target {job.format} does not support quantile students yet (their output has a "
+                            "quantile axis the int8 I/O mapping does not cover): compile to onnx/openvino/tflite, or "
+                            "distil a point-forecast student (no --quantiles).")
     budget = None
     if t is not None and t.sram_kib:
         budget = mcu.Budget(t.name, t.sram_kib * 1024, t.flash_kib * 1024, t.accelerator)

@@ -90,6 +90,8 @@ def full_int8_files(module, config: dict, batches: list[int], calib: np.ndarray,
     I/O quantization); None when the student has an operator left in float (no int8 kernel)."""
     from distilts.compile import tflm
 
+    if (config["student"].get("kwargs") or {}).get("quantiles"):
+        return None  # a quantile axis on the output: the per-variate I/O mapping does not cover it
     student = getattr(module, "student", module)  # the int8 module keeps the scaler outside its student
     files = {}
     for b in batches:
