@@ -101,3 +101,19 @@ def test_predict_quantiles_on_a_point_artifact_names_the_fix(tmp_path_factory):
     assert fc.levels is None
     with pytest.raises(DistiltsError, match="--quantiles"):
         fc.predict_quantiles(fc.manifest.golden_input)
+
+
+def test_forecast_writes_level_columns_and_a_band_plot(qstudent, tmp_path):
+    import csv
+
+    art = _compile(qstudent("dlinear"), "onnx", False, tmp_path)
+    out, png = tmp_path / "f.csv", tmp_path / "f.png"
+    res = CliRunner().invoke(cli, ["forecast", str(art), "--at-row", "7000", "--out", str(out), "--plot", str(png)])
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == H
+    assert list(rows[0])[:6] == ["date", "load", "temperature", "solar", "price", "load_q0.1"]
+    for r in rows:
+        assert r["load"] == r["load_q0.5"]
+        assert float(r["price_q0.1"]) <= float(r["price_q0.5"]) <= float(r["price_q0.9"])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
