@@ -1,7 +1,9 @@
 """LiteRT (TFLite) backend (`pip install "distilts[tflite]"`): one file per fixed batch size.
 
 A LiteRT interpreter serves one thread at a time, so concurrent calls each borrow an interpreter from
-a pool (all built from the same model bytes, read once).
+a pool (all built from the same model bytes, read once). A full-integer int8 model (int8 input and
+output, the scaler in its `distilts_io` metadata: distilts.runtime.int8_io) gets raw values
+normalized on the way in and mapped back on the way out, so callers see raw values either way.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from distilts.errors import require
 from distilts.quiet import quiet
 from distilts.runtime.backends import BACKENDS
 from distilts.runtime.backends.base import Pool, RunSettings, Session
+from distilts.runtime.int8_io import Scaler, read_io
 
 BACKEND = BACKENDS["tflite"]
 
@@ -50,6 +53,8 @@ class TfliteSession(Session):
         require(BACKEND.package, BACKEND.extra, "TFLite artifacts")
         from ai_edge_litert import interpreter as lite  # the optional extra, checked just above
         content = Path(path).read_bytes()
+        io = read_io(content)
+        self._scaler = Scaler(io) if io is not None else None
 
         def make() -> _Interpreter:
             return _Interpreter(lite, content, settings.threads, input_name, output_name)
@@ -59,9 +64,12 @@ class TfliteSession(Session):
         self.settings = settings
 
     def run(self, x: np.ndarray) -> np.ndarray:
+        sc = self._scaler
         interp = self._pool.get()
         try:
-            return interp.run(x, self.batch is None)
+            if sc is None:
+                return interp.run(x, self.batch is None)
+            return sc.denormalize(interp.run(sc.normalize(x), self.batch is None))
         finally:
             self._pool.put(interp)
 
