@@ -118,3 +118,25 @@ def test_forecast_writes_level_columns_and_a_band_plot(qstudent, tmp_path):
         assert r["load"] == r["load_q0.5"]
         assert float(r["price_q0.1"]) <= float(r["price_q0.5"]) <= float(r["price_q0.9"])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_serve_answers_the_levels(qstudent, tmp_path):
+    pytest.importorskip("fastapi")
+    import urllib.request
+
+    from distilts.runtime import Forecaster
+    from distilts.serve.app import create_app
+    from distilts.serve.testing import running
+
+    fc = Forecaster.load(_compile(qstudent("dlinear"), "onnx", False, tmp_path))
+    window = fc.manifest.golden_input[0]
+    with running(create_app(fc)) as url:
+        req = urllib.request.Request(url + "/forecast", data=json.dumps({"window": window.tolist()}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        answer = json.loads(urllib.request.urlopen(req).read())
+        model = json.loads(urllib.request.urlopen(url + "/model").read())
+    assert model["quantiles"] == LEVELS and answer["quantiles"]["levels"] == LEVELS
+    values = np.asarray(answer["quantiles"]["values"])
+    assert values.shape == (H, 4, 3) and np.all(np.diff(values, axis=-1) >= 0)
+    np.testing.assert_allclose(answer["forecast"], values[..., 1])
+    np.testing.assert_allclose(values, fc.predict_quantiles(window), rtol=1e-6)
