@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import click
 
@@ -21,7 +20,7 @@ def deploy(artifact_dir: str | None, store: str, rollback: bool) -> None:
     """
     from distilts.deploy.store import Store
 
-    s = Store(Path(store))
+    s = Store(store)
     if rollback == (artifact_dir is not None):
         raise click.UsageError("Give an ARTIFACT_DIR to deploy, or --rollback (not both).")
     before = s.current()
