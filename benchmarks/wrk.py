@@ -75,11 +75,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wrk(url: str, body: bytes, connections: int, seconds: float, headers: dict | None = None,
-        content_type: str = "application/json", expect: dict[str, bytes] | None = None, timeout_s: int = 10) -> dict:
-    """One wrk run (1 thread) posting `body`; returns its counts, req/s and latency percentiles (ms)."""
-    with tempfile.TemporaryDirectory(prefix="distilts-wrk-") as d:
-        script, body_file = Path(d) / "post.lua", Path(d) / "body"
+class Wrk:
+    """A wrk run (1 thread) posting `body`; `result()` waits for it (or stops it with SIGINT when `stop`) and
+    returns its counts, req/s and latency percentiles (ms)."""
+
+    def __init__(self, url: str, body: bytes, connections: int, seconds: float, headers: dict | None = None,
+                 content_type: str = "application/json", expect: dict[str, bytes] | None = None,
+                 timeout_s: int = 10) -> None:
+        self.dir = tempfile.TemporaryDirectory(prefix="distilts-wrk-")
+        d = Path(self.dir.name)
+        script, body_file = d / "post.lua", d / "body"
         script.write_text(LUA)
         body_file.write_bytes(body)
         env = {**os.environ, "BODY": str(body_file), "CONTENT_TYPE": content_type}
@@ -88,22 +93,35 @@ def wrk(url: str, body: bytes, connections: int, seconds: float, headers: dict |
         if expect:
             parts = []
             for v, answer in expect.items():
-                p = Path(d) / f"expect-{v}"
+                p = d / f"expect-{v}"
                 p.write_bytes(answer)
                 parts.append(f"{v}={p}")
             env["EXPECT"] = ";".join(parts)
-        res = subprocess.run([need_wrk(), "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", f"--timeout={timeout_s}s",
-                              "-s", str(script), url], capture_output=True, text=True, env=env)
-    line = next((ln for ln in res.stdout.splitlines() if ln.startswith("WRKJSON ")), None)
-    if line is None:
-        raise RuntimeError(f"wrk failed: {res.stdout[-800:]} {res.stderr[-800:]}")
-    out = json.loads(line[8:])
-    out["rps"] = out["requests"] / (out["duration_us"] / 1e6)
-    for k in ("p50", "p90", "p99", "max"):
-        out[f"{k}_ms"] = out.pop(f"{k}_us") / 1e3
-    out["errors"] = out["connect_errors"] + out["read_errors"] + out["write_errors"] + out["timeouts"]
-    out["connections"] = connections
-    return out
+        self.connections = connections
+        self.proc = subprocess.Popen([need_wrk(), "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+                                      f"--timeout={timeout_s}s", "-s", str(script), url],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+    def result(self, stop: bool = False) -> dict:
+        if stop:
+            self.proc.send_signal(2)  # wrk stops on SIGINT and still reports
+        stdout, stderr = self.proc.communicate()
+        self.dir.cleanup()
+        line = next((ln for ln in stdout.splitlines() if ln.startswith("WRKJSON ")), None)
+        if line is None:
+            raise RuntimeError(f"wrk failed: {stdout[-800:]} {stderr[-800:]}")
+        out = json.loads(line[8:])
+        out["rps"] = out["requests"] / (out["duration_us"] / 1e6)
+        for k in ("p50", "p90", "p99", "max"):
+            out[f"{k}_ms"] = out.pop(f"{k}_us") / 1e3
+        out["errors"] = out["connect_errors"] + out["read_errors"] + out["write_errors"] + out["timeouts"]
+        out["connections"] = self.connections
+        return out
+
+
+def wrk(url: str, body: bytes, connections: int, seconds: float, **kw) -> dict:
+    """One wrk run to its end (see Wrk)."""
+    return Wrk(url, body, connections, seconds, **kw).result()
 
 
 class Server:

@@ -87,7 +87,7 @@ def _fast_window(body: bytes, L: int, D: int) -> np.ndarray | None:
     try:
         doc = parser.parse(body)
         w = doc["window"] if isinstance(doc, simdjson.Object) and len(doc) == 1 else None
-        if not isinstance(w, simdjson.Array) or len(w) != L or not all(len(row) == D for row in w):
+        if not isinstance(w, simdjson.Array) or len(w) != L or set(map(len, w)) != {D}:
             return None
         flat = np.frombuffer(w.as_buffer(of_type="d"), dtype=np.float64)
     except RuntimeError:  # the parser's last document is still referenced somewhere: a new parser next time
