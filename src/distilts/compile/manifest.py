@@ -14,6 +14,7 @@ import numpy as np
 
 from distilts import __version__
 from distilts.compile import verify
+from distilts.compile.backends import runtime_backend
 from distilts.compile.backends.onnx import read_opset
 from distilts.compile.crossarch import ArchCheck
 from distilts.compile.data import CompileData
@@ -47,7 +48,7 @@ def build_manifest(*, backend: str, precision: str, models: list[dict], config: 
     """
     L, H, D = int(config["lookback"]), int(config["horizon"]), len(config["columns"])
     levels = (config["student"].get("kwargs") or {}).get("quantiles")
-    batches = sorted({m["batch"] for m in models if m.get("role") != "weights"}, key=lambda b: (b is None, b or 0))
+    batches = sorted({m["batch"] for m in models if m.get("role") in (None, "model")}, key=lambda b: (b is None, b or 0))
     shape_batch = batches[0] if len(batches) == 1 else None
     cfg_path = Path(student_dir) / "config.json"
     return {
@@ -96,8 +97,9 @@ def write_artifact_manifest(job: CompileJob, directory: Path, models: list[dict]
     applied, in order. The golden pair is the first verification window and its forecast here.
     """
     golden_in = verify_x[:1]
-    model_file = next(m for m in models if m.get("role") != "weights")
-    golden_out = run_file(job.format, directory / model_file["file"], model_file["batch"], golden_in)
+    backend = runtime_backend(job.format)
+    model_file = next(m for m in models if m.get("role") in (None, "model"))
+    golden_out = run_file(backend, directory / model_file["file"], model_file["batch"], golden_in)
     std = np.asarray(config["scaler"]["std"], np.float64)
     atol_frac, rtol = verify.GOLDEN_TOL[job.precision]
     quant = None
@@ -110,17 +112,22 @@ def write_artifact_manifest(job: CompileJob, directory: Path, models: list[dict]
         t = job.target
         target = {"name": t.name, "threads": t.threads, "batch": t.batch, "mode": t.mode,
                   "description": t.description}
+        if t.sram_kib:
+            target.update(sram_bytes=t.sram_kib * 1024, flash_bytes=t.flash_kib * 1024, accelerator=t.accelerator)
     verification = {"windows": int(len(verify_x)), "part": "test", **best.errors,
                     "tolerance": dict(verify.TOLERANCES[job.precision]), "passed": True,
                     "reference": "pytorch student (scaler folded in), normalized-scale errors",
                     "data": data.source, "data_hash": data.data_hash}
     archs, by_isa = architectures(job, best.errors, checks)
     opset = read_opset(directory / models[0]["file"]) if job.format == "onnx" else None
-    manifest = build_manifest(backend=job.format, precision=job.precision, models=models, config=config,
+    manifest = build_manifest(backend=backend, precision=job.precision, models=models, config=config,
                               student_dir=student_dir, target=target, quantization=quant,
                               verification=verification, golden_in=golden_in, golden_out=golden_out,
                               atol=atol_frac * float(std.max()), rtol=rtol, opset=opset,
                               architectures=archs, golden_by_isa=by_isa, passes=passes)
+    if job.format != backend:
+        manifest["format_name"] = job.format  # tflm / ethos-u: a TFLite file LiteRT also loads
+    manifest.update(best.facts)  # format-specific entries (tflm / ethos-u: `mcu`, `io`)
     write_manifest(directory, manifest)
     return manifest
 
@@ -137,7 +144,7 @@ def architectures(job: CompileJob, host_errors: dict, checks: dict[str, ArchChec
         if c.verified and c.golden_out is not None:
             by_isa[c.record.get("isa", a)] = np.asarray(c.golden_out, np.float32).tolist()
     target_arch = getattr(job.target, "arch", None) if job.target is not None else arch
-    if target_arch not in archs:
+    if target_arch is not None and target_arch not in archs:
         archs[target_arch] = {"verified": False, "reason": "not checked (pass --verify-on " + target_arch + ")"}
     return archs, by_isa
 

@@ -42,6 +42,8 @@ class Candidate:
     weights: list[str] = field(default_factory=list)  # side files (OpenVINO .bin)
     preds: np.ndarray | None = None  # forecasts of the verification windows here (first file)
     latency_ms: float | None = None  # median batch-1 call here, 1 thread (first file; int8 candidates only)
+    side: dict[str, tuple[str, str]] = field(default_factory=dict)  # other files: scratch name -> (final name, role)
+    facts: dict = field(default_factory=dict)  # manifest entries only this format has (e.g. `mcu`, `io`)
 
     @property
     def name(self) -> str:

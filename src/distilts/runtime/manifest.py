@@ -13,11 +13,12 @@ from typing import Any
 import numpy as np
 
 from distilts.errors import ArtifactError
+from distilts.runtime.arch import host_isa
+from distilts.runtime.backends import BACKENDS
 from distilts.utils import sha256_file
 
 FORMAT = "distilts-artifact"
 VERSION = 1
-BACKENDS = ("onnx", "openvino", "tflite")
 RECOMPILE = "Re-run `distilts compile` to rebuild the artifact."
 
 
@@ -29,7 +30,8 @@ class ModelFile:
     batch: int | None
     sha256: str
     size: int | None
-    role: str = "model"  # "weights" for OpenVINO's .bin, which is loaded with its .xml
+    role: str = "model"  # "weights": OpenVINO's .bin, loaded with its .xml; any other role (sources, the Vela
+    # model, reports): a side file, checked by sha256 but not loaded
 
 
 @dataclass
@@ -69,7 +71,7 @@ class Manifest:
     @property
     def models(self) -> list[ModelFile]:
         """Loadable model files (not weight side-files), smallest fixed batch first, dynamic last."""
-        ms = [m for m in self.files if m.role != "weights"]
+        ms = [m for m in self.files if m.role == "model"]
         return sorted(ms, key=lambda m: (m.batch is None, m.batch or 0))
 
     @property
@@ -118,6 +120,9 @@ def read_manifest(artifact_dir: str | Path, verify_checksums: bool = True) -> Ma
             f"{VERSION}). Upgrade distilts on this machine or re-compile with a matching version."
         )
     backend = _need(raw, "backend", "", mpath)
+    if backend == "c":
+        raise ArtifactError(f"{mpath}: this is a C source artifact (`--target c`): build model.c with a C compiler "
+                            "and call forecast() (docs/compile.md, \"The C artifact\"); the Python runtime does not load it.")
     if backend not in BACKENDS:
         raise ArtifactError(f"{mpath}: unknown backend '{backend}' (known: {', '.join(BACKENDS)}).")
     norm = raw.get("normalization", "in-graph")
@@ -134,7 +139,7 @@ def read_manifest(artifact_dir: str | Path, verify_checksums: bool = True) -> Ma
             raise ArtifactError(f"{mpath}: models[{i}].batch must be null or a positive integer, not {batch!r}.")
         files.append(ModelFile(name, batch, _need(m, "sha256", f"models[{i}].", mpath), m.get("size"),
                                m.get("role") or ("weights" if name.endswith(".bin") else "model")))
-    if not [f for f in files if f.role != "weights"]:
+    if not [f for f in files if f.role == "model"]:
         raise ArtifactError(f"{mpath}: 'models' lists no model file. {RECOMPILE}")
 
     lookback = int(_need(raw, "lookback", "", mpath))
@@ -156,8 +161,6 @@ def read_manifest(artifact_dir: str | Path, verify_checksums: bool = True) -> Ma
     golden = _need(raw, "golden", "", mpath)
     g_in = np.asarray(_need(golden, "input", "golden.", mpath), dtype=np.float32)
     g_out = np.asarray(_need(golden, "output", "golden.", mpath), dtype=np.float32)
-    from distilts.runtime.arch import host_isa
-
     golden_isa = host_isa() if golden.get("isa") == host_isa() else None
     if golden_isa is None and host_isa() in (golden.get("by_isa") or {}):  # verified on this CPU's ISA too
         golden_isa = host_isa()
