@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure  # no pyplot: no global backend or figure registry is touched
 from torch import nn
 
 from distilts.data.windows import Windows
@@ -32,12 +33,12 @@ def scores(pred: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
             "mae_by_step": np.mean(np.abs(err), axis=(0, 2)).tolist(), "windows": int(len(err))}
 
 
-def plot_forecast(path: str | os.PathLike, x: np.ndarray, y: np.ndarray, student: np.ndarray,
-                  teacher: np.ndarray | None, column: str) -> None:
+def plot_test_window(path: str | os.PathLike, x: np.ndarray, y: np.ndarray, student: np.ndarray,
+                     teacher: np.ndarray | None, column: str) -> None:
     """One test window of one variate: history, truth, student and teacher forecasts."""
-    plt = _pyplot()
     L, H = len(x), len(y)
-    fig, ax = plt.subplots(figsize=(9, 3.5))
+    fig = Figure(figsize=(9, 3.5))
+    ax = fig.subplots()
     ax.plot(np.arange(L), x, color="0.5", lw=1, label="history")
     steps = np.arange(L, L + H)
     ax.plot(steps, y, color="k", lw=1.5, label="truth")
@@ -52,8 +53,8 @@ def plot_forecast(path: str | os.PathLike, x: np.ndarray, y: np.ndarray, student
 
 def plot_mse_by_step(path: str | os.PathLike, student: list[float], teacher: list[float] | None) -> None:
     """Test MSE at each forecast step, student vs teacher."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig = Figure(figsize=(7, 3.5))
+    ax = fig.subplots()
     steps = np.arange(1, len(student) + 1)
     ax.plot(steps, student, color="tab:blue", label="student")
     if teacher is not None:
@@ -70,7 +71,7 @@ def write_plots(directory: Path, windows: Windows, pred: np.ndarray, teacher_pre
     plots.mkdir(parents=True, exist_ok=True)
     i, d = len(windows) // 2, len(columns) - 1
     x, y = windows[i]
-    plot_forecast(plots / "forecast.png", x[:, d], y[:, d], pred[i, :, d],
+    plot_test_window(plots / "forecast.png", x[:, d], y[:, d], pred[i, :, d],
                   None if teacher_pred is None else teacher_pred[i, :, d], columns[d])
     teacher = metrics.get("teacher") or {}
     plot_mse_by_step(plots / "mse_by_step.png", metrics["test"]["mse_by_step"],
@@ -136,17 +137,6 @@ def _rows(span) -> str:
     return f"{span[0]}-{span[1]}" if isinstance(span, (list, tuple)) and len(span) == 2 else "?"
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: str | os.PathLike) -> None:
-    plt = _pyplot()
+def _save(fig: Figure, path: str | os.PathLike) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)

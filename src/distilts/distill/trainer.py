@@ -33,42 +33,17 @@ from distilts.data.windows import Windows
 from distilts.distill import distributed
 from distilts.distill.checkpoint import (load_checkpoint, optimizer_from_parts, optimizer_to_parts, prefixed,
                                          save_checkpoint, unprefixed)
+from distilts.distill.config import TrainConfig
 from distilts.distill.evaluate import predict
-from distilts.distill.fta import FTA, FTA_LATENT
+from distilts.distill.fta import FTA
 from distilts.distill.losses import horizon_weights, kd_loss, total_loss
+from distilts.distill.progress import Bar
 from distilts.errors import DistiltsError
+from distilts.teachers.base import resolve_device
 from distilts.utils import atomic_write_text
 
-SCHEDULES = ("cosine", "step", "constant")
-AMP_MODES = ("off", "bf16", "fp16")
 LOG = "train_log.jsonl"
 CHECKPOINT = "checkpoint"
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 10
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    schedule: str = "cosine"
-    patience: int = 3
-    seed: int = 0
-    device: str = "auto"
-    amp: str = "off"
-    alpha: float = 0.5  # DistilTS kd_alpha
-    beta: float = 0.0  # FTA weight; `distilts distill` picks the student's default (fta.default_beta)
-    tau: float = 1.0
-    kd: bool = True
-    fta_latent: int = FTA_LATENT
-
-    @property
-    def use_kd(self) -> bool:
-        return self.kd and self.alpha > 0
-
-    @property
-    def use_fta(self) -> bool:
-        return self.beta > 0
 
 
 @dataclass
@@ -103,7 +78,7 @@ def lr_factor(schedule: str, epoch: int, epochs: int) -> float:
         return 0.5 ** epoch
     if schedule == "constant":
         return 1.0
-    raise DistiltsError(f"Unknown LR schedule '{schedule}'. Use one of: {', '.join(SCHEDULES)}.")
+    raise ValueError(f"unknown LR schedule {schedule!r}")  # TrainConfig.check names the choices
 
 
 class _Run:
@@ -177,7 +152,7 @@ class _Run:
         self.finished, self.stopped_early = meta["finished"], meta["stopped_early"]
 
     # -- one epoch ---------------------------------------------------------------------------
-    def train_epoch(self, bar: "_Bar") -> dict[str, float]:
+    def train_epoch(self, bar: Bar) -> dict[str, float]:
         cfg, data, model = self.cfg, self.data, self.model
         factor = lr_factor(cfg.schedule, self.epoch, cfg.epochs)
         for group in self.optimizer.param_groups:
@@ -188,7 +163,7 @@ class _Run:
         order = np.random.default_rng([cfg.seed, self.epoch]).permutation(len(data.train))
         sums = {"sup": 0.0, "kd": 0.0, "fta": 0.0, "loss": 0.0}
         seen = 0
-        bar.start_epoch(self.epoch, math.ceil(len(order) / cfg.batch_size))
+        bar.start(f"epoch {self.epoch + 1}", math.ceil(len(order) / cfg.batch_size))
         for lo in range(0, len(order), cfg.batch_size):
             # --batch-size is the global batch: under torchrun each rank takes its share of it
             idx, scale = distributed.shard_batch(order[lo: lo + cfg.batch_size], self.comm)
@@ -197,7 +172,7 @@ class _Run:
             seen += n
             for k, v in parts.items():
                 sums[k] += v * n
-            bar.advance({k: v / max(1, seen) for k, v in sums.items()})
+            bar.advance(1, " ".join(f"{k} {sums[k] / max(1, seen):.4f}" for k in ("sup", "kd", "fta")))
         if self.comm.active:  # the epoch's means over all ranks' windows
             *totals, seen = self.comm.sum([*sums.values(), seen])
             sums = dict(zip(sums, totals))
@@ -243,8 +218,6 @@ def train(
     `settings` (JSON-able) identifies the run: `resume` refuses a checkpoint written with others.
     `on_epoch_end(epoch, record)` runs after each epoch's checkpoint is on disk.
     """
-    from distilts.teachers.base import resolve_device
-
     start = time.perf_counter()
     comm = distributed.current()
     run_dir = Path(run_dir)
@@ -256,7 +229,7 @@ def train(
         state.restore(run_dir / CHECKPOINT, settings)
     if comm.is_main:
         _write_log(run_dir / LOG, state.history)
-    with _Bar(progress and comm.is_main) as bar:
+    with Bar(progress and comm.is_main, stderr=False) as bar:
         while not state.finished and state.epoch < cfg.epochs:
             means = state.train_epoch(bar)
             val_mse = None
@@ -271,7 +244,8 @@ def train(
                 state.bad_epochs += 1
             record = {"epoch": state.epoch + 1, **{f"train_{k}": v for k, v in means.items()}, "val_mse": val_mse,
                       "best": improved}
-            bar.log(record)
+            bar.print(f"epoch {record['epoch']}: sup {record['train_sup']:.4f} kd {record['train_kd']:.4f} "
+                      f"fta {record['train_fta']:.4f} | val MSE {record['val_mse']:.4f}{' *' if record['best'] else ''}")
             state.history.append(record)
             state.epoch += 1
             state.stopped_early = state.bad_epochs >= cfg.patience
@@ -310,10 +284,7 @@ def _check_data(data: TrainData, cfg: TrainConfig) -> None:
         if arr is not None and len(arr) != len(data.train):
             raise DistiltsError(f"The cached teacher {name} have {len(arr)} windows but training has "
                                 f"{len(data.train)}: the cache does not match these windows (stride?).")
-    if cfg.schedule not in SCHEDULES:
-        lr_factor(cfg.schedule, 0, 1)
-    if cfg.amp not in AMP_MODES:
-        raise DistiltsError(f"Unknown AMP mode '{cfg.amp}'. Use one of: {', '.join(AMP_MODES)}.")
+    cfg.check()
 
 
 def _rows(arr: np.ndarray, idx: np.ndarray, device: str) -> torch.Tensor:
@@ -345,40 +316,3 @@ def _write_log(path: Path, history: list[dict]) -> None:
 def _append_log(path: Path, record: dict) -> None:
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(record) + "\n")
-
-
-class _Bar:
-    """Rich progress bar with the running sup/kd/fta losses (silent when disabled)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled, self.progress, self.task = enabled, None, None
-
-    def __enter__(self) -> "_Bar":
-        if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TimeElapsedColumn(), TextColumn("{task.fields[losses]}"))
-            self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.progress is not None:
-            self.progress.__exit__(*exc)
-
-    def start_epoch(self, epoch: int, batches: int) -> None:
-        if self.progress is not None:
-            if self.task is not None:
-                self.progress.remove_task(self.task)
-            self.task = self.progress.add_task(f"epoch {epoch + 1}", total=batches, losses="")
-
-    def advance(self, means: dict[str, float]) -> None:
-        if self.progress is not None:
-            text = " ".join(f"{k} {means[k]:.4f}" for k in ("sup", "kd", "fta"))
-            self.progress.update(self.task, advance=1, losses=text)
-
-    def log(self, record: dict) -> None:
-        if self.progress is not None:
-            self.progress.console.print(
-                f"epoch {record['epoch']}: sup {record['train_sup']:.4f} kd {record['train_kd']:.4f} "
-                f"fta {record['train_fta']:.4f} | val MSE {record['val_mse']:.4f}{' *' if record['best'] else ''}")
