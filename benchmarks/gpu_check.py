@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> None:
     from distilts.distill.online_hidden import OnlineHidden
     from distilts.students import build_student
     from distilts.teachers import timemoe
-    from distilts.distill.trainer import TrainConfig, TrainData, train
+    from distilts.distill.config import TrainConfig
+    from distilts.distill.trainer import TrainData, train
 
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"

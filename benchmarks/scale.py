@@ -125,7 +125,8 @@ def _worker_distill(a: argparse.Namespace) -> None:
     from distilts.distill import distributed
     from distilts.distill.cache import fill_teacher_cache
     from distilts.students import build_student
-    from distilts.distill.trainer import TrainConfig, TrainData, train
+    from distilts.distill.config import TrainConfig
+    from distilts.distill.trainer import TrainData, train
 
     torch.set_num_threads(1)
     with distributed.session("cpu") as comm:

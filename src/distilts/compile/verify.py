@@ -9,12 +9,14 @@ so a column with a large offset or unit cannot hide an error in another:
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from distilts.errors import ArtifactError
-from distilts.runtime.backends import open_session, run_file
+from distilts.runtime.backends import open_session
+from distilts.runtime.batching import run_file
 
 # documented in docs/compile.md; int8 is looser: quantization changes the numbers by design
 TOLERANCES: dict[str, dict[str, float]] = {
@@ -23,6 +25,35 @@ TOLERANCES: dict[str, dict[str, float]] = {
 }
 # golden self-check at load time, as a fraction of the largest scaler std (atol) and relative (rtol)
 GOLDEN_TOL: dict[str, tuple[float, float]] = {"fp32": (1e-4, 1e-4), "int8": (2e-2, 1e-3)}
+
+
+@dataclass
+class Candidate:
+    """One built candidate of an artifact, in the scratch directory: its files (name -> batch), how it
+    was made, its errors against the PyTorch student here."""
+
+    files: dict[str, int | None]
+    method: str | None  # None: fp32
+    note: str | None
+    errors: dict[str, float]
+    weights: list[str] = field(default_factory=list)  # side files (OpenVINO .bin)
+    preds: np.ndarray | None = None  # forecasts of the verification windows here (first file)
+    latency_ms: float | None = None  # median batch-1 call here, 1 thread (first file; int8 candidates only)
+
+    @property
+    def name(self) -> str:
+        return self.method or "fp32"
+
+
+def measure(backend: str, files: dict[Path, int | None], x: np.ndarray, ref: np.ndarray, config: dict
+            ) -> tuple[dict[str, float], np.ndarray]:
+    """(worst errors over a candidate's files vs the PyTorch student, the first file's forecasts) on the
+    verification windows (TFLite has one file per batch size)."""
+    mean = np.asarray(config["scaler"]["mean"], np.float64)
+    std = np.asarray(config["scaler"]["std"], np.float64)
+    preds = [run_file(backend, p, b, x) for p, b in files.items()]
+    errs = [errors(pred, ref, mean, std) for pred in preds]
+    return {k: max(e[k] for e in errs) for k in errs[0]}, preds[0]
 
 
 def time_file(backend: str, path: Path, batch: int | None, x: np.ndarray, calls: int = 20) -> float:

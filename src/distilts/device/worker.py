@@ -24,7 +24,7 @@ def _run(task: dict) -> dict:
 
     x = np.load(task["x"])
     if task["kind"] == "files":
-        from distilts.runtime.backends import run_file
+        from distilts.runtime.batching import run_file
 
         outs = [run_file(task["backend"], Path(p), b, x) for p, b in task["files"]]
         np.save(task["out"], np.stack(outs))

@@ -10,8 +10,8 @@ from typing import Any
 import click
 
 from distilts.data.options import data_options
-from distilts.distill.config import (AMP_MODES, DEVICES, FTA_LATENT, SCHEDULES, TEACHER_HIDDEN, DistillSpec,
-                                     TrainConfig, default_beta)
+from distilts.distill.config import (AMP_MODES, DEVICES, FTA_LATENT, QUANTILE_KD, SCHEDULES, TEACHER_HIDDEN,
+                                     DistillSpec, TrainConfig, default_beta)
 from distilts.errors import DistiltsError
 from distilts.students import STUDENTS
 from distilts.teachers import TEACHERS
@@ -23,6 +23,7 @@ STUDENT_FLAGS = {
     "d_model": ("d_model", ("itransformer",)), "n_heads": ("n_heads", ("itransformer",)),
     "e_layers": ("e_layers", ("itransformer",)), "d_ff": ("d_ff", ("itransformer",)),
     "dropout": ("dropout", ("itransformer",)), "revin": ("revin", ("dlinear",)),
+    "quantile_rank": ("quantile_rank", ("dlinear", "itransformer")),
 }
 CONFIG_ALIASES = {"data": "data_path", "split": "split_scheme", "teacher": "teacher_name", "train_stride": "stride",
                   "student": "student_name"}
@@ -109,6 +110,15 @@ def _load_config_file(ctx: click.Context, _param, value: str | None) -> str | No
 @click.option("--revin/--no-revin", default=None,
               help="[dlinear] RevIN instance normalization (default off, as the official DLinear). iTransformer "
                    "always normalises each window (its official definition).")
+@click.option("--quantiles", default=None,
+              help="Make a probabilistic student forecasting these quantile levels: comma-separated in (0, 1), "
+                   "sorted, with 0.5 (e.g. 0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9), or a named set: deciles, "
+                   "chronos-2. Loss: pinball vs truth + alpha x horizon-weighted KD vs the teacher's quantiles.")
+@click.option("--quantile-kd", type=click.Choice(QUANTILE_KD), default=TRAIN.quantile_kd, show_default=True,
+              help="[--quantiles] KD term: pinball loss against the teacher's quantile values, or L2 between the "
+                   "quantile vectors (benchmarks/RESULTS.md compares them).")
+@click.option("--quantile-rank", type=click.IntRange(min=1), default=None,
+              help="[--quantiles] width of the low-rank features the level gaps are computed from (default 8).")
 @click.option("--fta-latent", type=click.IntRange(min=1), default=TRAIN.fta_latent, show_default=True,
               help=f"FTA latent width u (DistilTS: {FTA_LATENT}).")
 @click.option("--hidden-tokens", type=click.IntRange(min=0), default=SPEC.hidden_tokens, show_default=True,
@@ -131,7 +141,8 @@ def _load_config_file(ctx: click.Context, _param, value: str | None) -> str | No
 def distill(teacher_name: str, teacher_path: str | None, student_name: str, data_args: dict, lookback: int,
             horizon: int, stride: int, max_train_windows: int | None, tau: float, alpha: float, beta: float | None,
             no_kd: bool, epochs: int, batch_size: int, lr: float, weight_decay: float, lr_schedule: str,
-            patience: int, seed: int, device: str, amp: str, fta_latent: int, hidden_tokens: int,
+            patience: int, seed: int, device: str, amp: str, quantiles: str | None, quantile_kd: str,
+            fta_latent: int, hidden_tokens: int,
             cache_dir: str | None, teacher_hidden: str, max_cache_gb: float | None, out: str, resume: bool,
             quiet: bool, stop_after_epoch: int | None, **student_flags: Any) -> None:
     """Distil a teacher into a small student (DLinear or iTransformer) and write a student directory.
@@ -151,15 +162,22 @@ def distill(teacher_name: str, teacher_path: str | None, student_name: str, data
 
     if beta is None:
         beta = default_beta(student_name)
+    student_kwargs = _student_kwargs(student_name, student_flags)
+    if quantiles is not None:
+        from distilts.quantiles import parse_levels
+
+        student_kwargs["quantiles"] = list(parse_levels(quantiles))
+    elif "quantile_rank" in student_kwargs:
+        raise DistiltsError("--quantile-rank applies to quantile students only: add --quantiles or drop it.")
 
     spec = DistillSpec(
-        student=student_name, student_kwargs=_student_kwargs(student_name, student_flags), teacher=teacher_name,
+        student=student_name, student_kwargs=student_kwargs, teacher=teacher_name,
         teacher_path=teacher_path, data_args=data_args, lookback=lookback, horizon=horizon, stride=stride,
         hidden_tokens=hidden_tokens, cache_dir=cache_dir, max_train_windows=max_train_windows,
         teacher_hidden=teacher_hidden, max_cache_gb=max_cache_gb,
         train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                           schedule=lr_schedule, patience=patience, seed=seed, device=device, amp=amp, alpha=alpha,
-                          beta=beta, tau=tau, kd=not no_kd, fta_latent=fta_latent),
+                          beta=beta, tau=tau, kd=not no_kd, fta_latent=fta_latent, quantile_kd=quantile_kd),
     )
     def stop_hook(epoch: int, _record: dict) -> None:
         if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < epochs:
@@ -244,7 +262,9 @@ def _print_metrics(metrics: dict, config: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"Test metrics (normalized, stride 1, {metrics['test']['windows']} windows)")
+    prob = "quantiles" in metrics["test"]
+    table = Table(title=f"Test metrics (normalized, stride 1, {metrics['test']['windows']} windows"
+                        + ("; MSE/MAE of the median" if prob else "") + ")")
     for col in ("model", "params", "test MSE", "test MAE", "val MSE"):
         table.add_column(col, justify="left" if col == "model" else "right")
     table.add_row(f"student ({config['student']['name']})", f"{config['param_count']:,}",
@@ -255,3 +275,24 @@ def _print_metrics(metrics: dict, config: dict) -> None:
         table.add_row(f"teacher ({teacher['name']})", "", f"{teacher['test']['mse']:.4f}",
                       f"{teacher['test']['mae']:.4f}", "" if val is None else f"{val:.4f}")
     Console().print(table)
+    if prob:
+        Console().print(_quantile_table(metrics, config))
+
+
+def _quantile_table(metrics: dict, config: dict):
+    """WQL, MASE and the 0.1-0.9 interval of the student (and the teacher's quantiles when cached)."""
+    from rich.table import Table
+
+    table = Table(title="Probabilistic test metrics (WQL; MASE of the median; 0.1-0.9 interval)")
+    for col in ("model", "WQL", "MASE", "80% coverage", "80% width", "MSIS", "crossings"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    rows = [(f"student ({config['student']['name']})", metrics["test"].get("quantiles"))]
+    teacher = metrics.get("teacher") or {}
+    if teacher.get("test", {}).get("quantiles"):
+        rows.append((f"teacher ({teacher['name']})", teacher["test"]["quantiles"]))
+    for name, q in rows:
+        iv = q.get("interval") or {}
+        table.add_row(name, f"{q['wql']:.4f}", f"{q['mase']:.3f}",
+                      *((f"{iv['coverage']:.1%}", f"{iv['mean_width']:.3f}", f"{iv['msis']:.3f}") if iv else ("",) * 3),
+                      str(q["crossings"]))
+    return table

@@ -22,6 +22,7 @@ DEVICES = ("auto", "cpu", "cuda")
 SCHEDULES = ("cosine", "step", "constant")
 AMP_MODES = ("off", "bf16", "fp16")
 TEACHER_HIDDEN = ("cache", "online")  # where FTA's teacher hidden states come from
+QUANTILE_KD = ("pinball", "l2")  # quantile students: the KD term against the teacher's levels (distill/losses.py)
 
 # teacher cache
 PARTS = ("train", "val", "test")
@@ -58,6 +59,7 @@ class TrainConfig:
     tau: float = 1.0
     kd: bool = True
     fta_latent: int = FTA_LATENT
+    quantile_kd: str = QUANTILE_KD[0]  # quantile students: KD term against the teacher's levels
 
     @property
     def use_kd(self) -> bool:
@@ -68,7 +70,9 @@ class TrainConfig:
         return self.beta > 0
 
     def check(self) -> None:
-        """A DistiltsError naming the choices for an unknown schedule or AMP mode."""
+        """A DistiltsError naming the choices for an unknown schedule, AMP mode or quantile KD term."""
+        if self.quantile_kd not in QUANTILE_KD:
+            raise DistiltsError(f"Unknown quantile KD term '{self.quantile_kd}'. Use one of: {', '.join(QUANTILE_KD)}.")
         if self.schedule not in SCHEDULES:
             raise DistiltsError(f"Unknown LR schedule '{self.schedule}'. Use one of: {', '.join(SCHEDULES)}.")
         if self.amp not in AMP_MODES:
@@ -93,6 +97,12 @@ class DistillSpec:
     max_cache_gb: float | None = None
     max_train_windows: int | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    @property
+    def levels(self) -> tuple[float, ...] | None:
+        """The quantile levels of a quantile student (None: a point student)."""
+        q = self.student_kwargs.get("quantiles")
+        return None if q is None else tuple(float(v) for v in q)
 
     @property
     def needs_teacher_training_outputs(self) -> bool:

@@ -22,6 +22,8 @@ from distilts.distill.config import DistillSpec, TrainConfig
 from distilts.distill.online_hidden import OnlineHidden
 from distilts.distill.trainer import CHECKPOINT, TrainData, TrainResult, train
 from distilts.errors import DistiltsError
+from distilts.metrics import seasonality
+from distilts.quantiles import QuantileError, missing_levels
 from distilts.students.data import dataset_for_student
 from distilts.students.io import load_student_dir, resolved_spec, save_student_dir
 from distilts.students.registry import build_student, param_count
@@ -34,10 +36,12 @@ class TeacherOutputs:
     """Cached teacher arrays aligned with the run's windows (None where not needed)."""
 
     info: dict | None = None
-    train_forecasts: np.ndarray | None = None
+    train_forecasts: np.ndarray | None = None  # [N, H, D, Q] at the student's levels for a quantile student
     train_hidden: np.ndarray | None = None
-    val_forecasts: np.ndarray | None = None
+    val_forecasts: np.ndarray | None = None  # point forecasts [N, H, D] (the teacher's own)
     test_forecasts: np.ndarray | None = None
+    val_quantiles: np.ndarray | None = None  # [N, H, D, Q] at the student's levels (quantile students)
+    test_quantiles: np.ndarray | None = None
 
 
 def teacher_outputs(dataset: Dataset, spec: DistillSpec, progress: bool = True, train_stride: int | None = None
@@ -58,11 +62,13 @@ def teacher_outputs(dataset: Dataset, spec: DistillSpec, progress: bool = True, 
     fta = spec.train.use_fta and not online
     train_stride = train_stride or spec.stride
 
+    levels = spec.levels
+
     def cache(parts: tuple[str, ...], stride: int, hidden: bool):
         return fill_teacher_cache(dataset, spec.teacher, spec.teacher_path, spec.lookback, spec.horizon,
                                     parts=parts, stride=stride, hidden=hidden, hidden_tokens=spec.hidden_tokens,
                                     cache_dir=spec.cache_dir, device=spec.train.device, progress=progress,
-                                    max_cache_gb=spec.max_cache_gb)
+                                    max_cache_gb=spec.max_cache_gb, **({"quantiles": True} if levels else {}))
 
     eval_parts = ("val", "test") if spec.stride == 1 else ("val",)
     train = None
@@ -75,8 +81,12 @@ def teacher_outputs(dataset: Dataset, spec: DistillSpec, progress: bool = True, 
     test = main if spec.stride == 1 else cache(("test",), 1, False)
     out = TeacherOutputs(info=_teacher_info(train or main, spec.teacher_path), val_forecasts=main.forecasts("val"),
                          test_forecasts=test.forecasts("test"))
+    if levels is not None:
+        out.val_quantiles = teacher_quantiles(main, "val", levels)
+        out.test_quantiles = teacher_quantiles(test, "test", levels)
     if spec.train.use_kd:
-        out.train_forecasts = train.forecasts("train")
+        out.train_forecasts = (train.forecasts("train") if levels is None
+                               else teacher_quantiles(train, "train", levels))
     if fta:
         out.train_hidden = train.hidden("train")
     if online:
@@ -84,6 +94,24 @@ def teacher_outputs(dataset: Dataset, spec: DistillSpec, progress: bool = True, 
         out.train_hidden = OnlineHidden(teacher, dataset.windows("train", spec.lookback, spec.horizon, train_stride),
                                         spec.hidden_tokens)
     return out
+
+
+def teacher_quantiles(cache: TeacherCache, part: str, levels: tuple[float, ...]) -> np.ndarray:
+    """The cached teacher quantiles of `part` at `levels` (`[N, H, D, Q]`, memory-mapped when they are
+    the cached levels themselves), or a QuantileError naming what the teacher offers instead."""
+    have = cache.info.get("quantile_levels")
+    name = cache.info.get("teacher")
+    if not have:
+        raise QuantileError(f"The teacher '{name}' gives point forecasts only, so it cannot teach a quantile "
+                            "student. Use a probabilistic teacher (chronos, chronos-bolt, chronos-2, moirai, "
+                            "moirai-2, timesfm, or a patchtst trained with `distilts train-teacher --quantiles`), "
+                            "or train the quantile student on ground truth only (--no-kd --beta 0).")
+    if missing := missing_levels(levels, have):
+        raise QuantileError(f"The teacher '{name}' has no quantile levels {missing} (it gives {list(have)}). "
+                            f"Ask for levels it has, e.g. --quantiles {','.join(f'{v:g}' for v in have)}.")
+    arr = cache.quantiles(part)
+    idx = [[round(float(v), 6) for v in have].index(round(float(v), 6)) for v in levels]
+    return arr if idx == list(range(arr.shape[-1])) else np.asarray(arr[..., idx])
 
 
 def distill_student(spec: DistillSpec, out: str | os.PathLike, *, resume: bool = False, progress: bool = True,
@@ -135,9 +163,12 @@ def student_config(spec: DistillSpec, dataset: Dataset, teacher_info: dict | Non
                  "split_scheme": spec.data_args.get("split"), "fill": spec.data_args.get("fill"),
                  "date_column": spec.data_args.get("date_column")},
         "loss": {"kd": spec.train.use_kd, "alpha": spec.train.alpha, "tau": spec.train.tau, "beta": spec.train.beta,
+                 **({"supervised": "pinball", "quantile_kd": spec.train.quantile_kd if spec.train.use_kd else None,
+                     "levels": list(spec.levels)} if spec.levels else {}),
                  "fta": result.fta, "hidden_tokens": spec.hidden_tokens if spec.train.use_fta else None,
                  "teacher_hidden": spec.teacher_hidden if spec.train.use_fta else None},
-        "train": {**{k: v for k, v in asdict(spec.train).items() if k not in ("alpha", "beta", "tau", "kd")},
+        "train": {**{k: v for k, v in asdict(spec.train).items()
+                     if k not in ("alpha", "beta", "tau", "kd", "quantile_kd")},
                   "stride": spec.stride, "train_stride": train_stride or spec.stride,
                   "max_train_windows": spec.max_train_windows, "epochs_run": result.epochs_run,
                   "best_epoch": result.best_epoch, "best_val_mse": result.best_val_mse, "stopped_early": result.stopped_early,
@@ -153,6 +184,8 @@ def score_student(model: nn.Module, config: dict, dataset: Dataset, teacher: Tea
     device = resolve_device(device)
     model.to(device)
     L, H = config["lookback"], config["horizon"]
+    levels = getattr(model, "levels", None)
+    season = seasonality(config.get("freq_seconds"))
     test_w = dataset.windows("test", L, H, 1)
     pred = ev.predict(model, test_w, 256, device)
     metrics: dict[str, Any] = {
@@ -160,21 +193,24 @@ def score_student(model: nn.Module, config: dict, dataset: Dataset, teacher: Tea
         "protocol": {"part": "test", "stride": 1, "lookback": L, "horizon": H,
                      "scale": "normalized (z-score with the training part's statistics)",
                      "data": dataset.series.source, "data_hash": dataset.data_hash},
-        "test": ev.scores(pred, test_w.targets()),
+        "test": ev.scores(pred, test_w, levels, season),
         "teacher": None,
     }
     val_stride = config.get("train", {}).get("stride", 1)
     val_w = dataset.windows("val", L, H, val_stride)
-    metrics["val"] = {**ev.scores(ev.predict(model, val_w, 256, device), val_w.targets()), "stride": val_stride}
+    metrics["val"] = {**ev.scores(ev.predict(model, val_w, 256, device), val_w, levels, season), "stride": val_stride}
     if teacher.test_forecasts is not None:
         metrics["teacher"] = {"name": teacher.info["name"], "checkpoint_sha256": teacher.info["checkpoint_sha256"],
-                              "test": ev.scores(teacher.test_forecasts, test_w.targets())}
+                              "test": ev.scores(teacher.test_forecasts, test_w)}
+        if teacher.test_quantiles is not None:
+            metrics["teacher"]["test"]["quantiles"] = ev.scores(teacher.test_quantiles, test_w, levels,
+                                                                season)["quantiles"]
         if teacher.val_forecasts is not None and len(teacher.val_forecasts) == len(val_w):
-            metrics["teacher"]["val"] = {**ev.scores(teacher.val_forecasts, val_w.targets()), "stride": val_stride}
+            metrics["teacher"]["val"] = {**ev.scores(teacher.val_forecasts, val_w), "stride": val_stride}
     if out is not None:
         write_json(out / "metrics.json", metrics)
         ev.write_plots(out, test_w, pred, None if teacher.test_forecasts is None else np.asarray(teacher.test_forecasts),
-                       metrics, list(dataset.columns))
+                       metrics, list(dataset.columns), levels)
         atomic_write_text(out / "card.md", ev.model_card(config, metrics))
     return metrics
 

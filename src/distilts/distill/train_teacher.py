@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ from transformers.utils import logging as hf_logging
 from distilts.data import Dataset, Windows
 from distilts.distill import evaluate as ev
 from distilts.distill.config import TeacherTraining
+from distilts.distill.trainer import EarlyStopping
 from distilts.errors import DistiltsError
 from distilts.teachers.base import resolve_device
 from distilts.utils import atomic_directory, write_json
@@ -60,7 +61,7 @@ class PointForecaster(nn.Module):
 
 def _scores(model: PatchTSTForPrediction, windows: Windows, device: str) -> dict[str, float]:
     """MSE and MAE (normalized values) of `model` over all `windows`: the student's test protocol."""
-    s = ev.scores(ev.predict(PointForecaster(model).train(model.training), windows, 256, device), windows.targets())
+    s = ev.scores(ev.predict(PointForecaster(model).train(model.training), windows, 256, device), windows)
     return {"mse": s["mse"], "mae": s["mae"]}
 
 
@@ -83,17 +84,16 @@ def train_teacher(dataset: Dataset, out_dir: str | Path, options: TeacherTrainin
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=opts.weight_decay)
     steps = max(10, epochs * math.ceil(len(train) / batch_size))  # OneCycle needs >= 2 steps per phase
     sched = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.2)
-    best_box: list = [(math.inf, -1, None)]
+    early = EarlyStopping(opts.patience)
     history: list[dict] = []
     t0 = time.perf_counter()
     stop = _StopOnSignal()  # SIGTERM / SIGINT: finish now with the best epoch so far
     with stop:
-        _train_loop(model, optimizer, sched, train, val, device, epochs, batch_size, opts.patience, rng, history,
-                    best_box, stop, t0, log)
-    best = best_box[0]
-    if best[2] is None:
+        _train_loop(model, optimizer, sched, train, val, device, epochs, batch_size, rng, history, early, stop, t0,
+                    log)
+    if early.best_state is None:
         raise DistiltsError("train-teacher was stopped before its first epoch finished; nothing to save.")
-    model.load_state_dict(best[2])
+    model.load_state_dict(early.best_state)
     val_m = _scores(model, val, device)
     test_m = _scores(model, test, device)
     info = {
@@ -105,7 +105,7 @@ def train_teacher(dataset: Dataset, out_dir: str | Path, options: TeacherTrainin
                   "ffn_dim": opts.ffn_dim or 2 * opts.d_model, "patch_length": opts.patch_length,
                   "patch_stride": opts.patch_stride, "dropout": opts.dropout,
                   "param_count": int(sum(p.numel() for p in model.parameters()))},
-        "train": {"epochs": epochs, "epochs_run": len(history), "best_epoch": best[1], "batch_size": batch_size,
+        "train": {"epochs": epochs, "epochs_run": len(history), "best_epoch": early.best_epoch + 1, "batch_size": batch_size,
                   "lr": lr, "patience": opts.patience, "train_stride": opts.stride, "val_stride": opts.val_stride,
                   "train_windows": len(train), "seed": opts.seed, "device": device, "stopped_by_signal": stop.fired,
                   "wall_s": round(time.perf_counter() - t0, 2)},
@@ -122,10 +122,11 @@ def train_teacher(dataset: Dataset, out_dir: str | Path, options: TeacherTrainin
     return info
 
 
-def _train_loop(model, opt, sched, train, val, device, epochs, batch_size, patience, rng, history, best_box, stop,
-                t0, log) -> None:
-    """Epochs with early stopping; `best_box[0]` = (val mse, epoch, state) of the best epoch so far."""
-    bad = 0
+def _train_loop(model: PatchTSTForPrediction, optimizer: torch.optim.Optimizer, sched: Any, train: Windows,
+                val: Windows, device: str, epochs: int, batch_size: int, rng: np.random.Generator, history: list[dict],
+                early: EarlyStopping, stop: "_StopOnSignal", t0: float, log: Callable[[str], None]) -> None:
+    """PatchTST's recipe: one data-order stream, the one-cycle LR (and momentum) stepped per batch, gradient
+    norm clipped at 1; early stopping on val MSE as the student trainer (`trainer.EarlyStopping`)."""
     for epoch in range(epochs):
         model.train()
         order = rng.permutation(len(train))
@@ -136,10 +137,10 @@ def _train_loop(model, opt, sched, train, val, device, epochs, batch_size, patie
                 return
             x, y = train.batch(order[lo: lo + batch_size])
             out = model(past_values=torch.from_numpy(x).to(device), future_values=torch.from_numpy(y).to(device))
-            opt.zero_grad(set_to_none=True)
+            optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
+            optimizer.step()
             sched.step()
             total += float(out.loss.detach()) * len(x)
             count += len(x)
@@ -147,14 +148,10 @@ def _train_loop(model, opt, sched, train, val, device, epochs, batch_size, patie
         history.append({"epoch": epoch + 1, "train_mse": total / max(count, 1), "val_mse": val_m["mse"],
                         "val_mae": val_m["mae"], "elapsed_s": round(time.perf_counter() - t0, 2)})
         log(f"epoch {epoch + 1}/{epochs}: train mse {total / max(count, 1):.4f}  val mse {val_m['mse']:.4f}")
-        if val_m["mse"] < best_box[0][0]:
-            best_box[0] = (val_m["mse"], epoch + 1, {k: v.detach().clone() for k, v in model.state_dict().items()})
-            bad = 0
-        else:
-            bad += 1
-            if bad >= patience:
-                log(f"early stop: val mse did not improve for {patience} epochs")
-                return
+        early.update(val_m["mse"], epoch, model)
+        if early.stop:
+            log(f"early stop: val mse did not improve for {early.patience} epochs")
+            return
 
 
 class _StopOnSignal:

@@ -12,7 +12,7 @@ The scaler around the student, `z = (x - mu) / sd` and `out = y * sd + mu`, is f
     m, s = mean and sqrt(var + eps * sd^2) of the raw window (equal to RevIN's statistics of z,
     mapped back), out_d = g_d K_d^T (x_d - m_d) + s_d c'_d + m_d, where RevIN's affine weight `w`
     and bias `b` are folded into `g = w / (w + eps^2)` and `c' = (c + b 1^T K - b) / (w + eps^2)`.
-With `fold_scaler=False` (int8 jobs) the scaler stays outside (its own float submodules, so
+For int8 jobs the scaler stays outside (its own float submodules, so
 quantizers do not quantize raw values of mixed scales) and only the student is replaced.
 Shared DLinear keeps one `[L, H]` weight (per-variate gains and biases ride on it); `individual`
 keeps one per variate.
@@ -26,6 +26,9 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch import nn
+
+from distilts.compile.wrapper import RawScaleForecaster
+from distilts.students.dlinear import DLinear
 
 NAME = "fold-linear"
 
@@ -69,10 +72,30 @@ class FoldedLinear(nn.Module):
         return y + self.bias
 
 
+def apply(module: nn.Module, precision: str) -> tuple[nn.Module, dict] | None:
+    """The fold of a wrapped DLinear in the module's dtype and the pass record; None for any other module.
+
+    fp32: student and scaler folded together; int8: only the student, behind the wrapper's scaler.
+    """
+    if not isinstance(module, RawScaleForecaster) or not applies(module.student):
+        return None
+    if precision == "fp32":
+        folded = fold(module.student, module.mean, module.std, dtype=module.dtype)
+        scope = "student and scaler"
+    else:
+        folded = module.rewrap(fold(module.student, dtype=module.dtype))
+        scope = "student (scaler kept as float ops for the quantizer)"
+    shared = getattr(folded, "student", folded).shared
+    return folded, {"name": NAME, "stage": "module", "scope": scope,
+                    "description": "DLinear's moving average and both linear maps (+ RevIN affine"
+                                   + (", + the scaler" if precision == "fp32" else "") + ") folded into one "
+                                   "MatMul + Add per variate, computed in float64",
+                    "weights": "shared [L, H]" if shared else "per variate [D, L, H]",
+                    "constants": int(sum(b.numel() for b in folded.buffers()))}
+
+
 def applies(student: nn.Module) -> bool:
     """Whether `student` is a DLinear (the linear student this pass folds)."""
-    from distilts.students.dlinear import DLinear
-
     return isinstance(student, DLinear)
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-import numpy as np
-
 from distilts.runtime.backends.base import MODES, RunSettings, Session
 
 # backend name -> (module, pip extra)
@@ -16,7 +14,7 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "tflite": ("distilts.runtime.backends.tflite", "tflite"),
 }
 
-__all__ = ["BACKENDS", "MODES", "RunSettings", "Session", "open_session", "run_file"]
+__all__ = ["BACKENDS", "MODES", "RunSettings", "Session", "open_session"]
 
 
 def open_session(backend: str, path: str | Path, *, batch: int | None, input_name: str, output_name: str,
@@ -30,17 +28,3 @@ def open_session(backend: str, path: str | Path, *, batch: int | None, input_nam
     module = importlib.import_module(BACKENDS[backend][0])
     return module.open_session(Path(path), batch=batch, input_name=input_name, output_name=output_name,
                                settings=settings)
-
-
-def run_file(backend: str, path: Path, batch: int | None, x: np.ndarray, threads: int | None = None) -> np.ndarray:
-    """Forecasts of one model file for raw windows `x [N, L, D]` (fixed batches padded, dynamic in chunks)."""
-    sess = open_session(backend, path, batch=batch, input_name="x", output_name="y", threads=threads)
-    step = batch or 256
-    out = []
-    for lo in range(0, len(x), step):
-        chunk = x[lo:lo + step]
-        n = len(chunk)
-        if batch is not None and n < batch:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - n, axis=0)])
-        out.append(np.asarray(sess.run(np.ascontiguousarray(chunk, dtype=np.float32)), dtype=np.float32)[:n])
-    return np.concatenate(out)

@@ -1,8 +1,10 @@
-"""TFLite export with litert-torch (one file per fixed batch size) and int8 candidates.
+"""TFLite: export with litert-torch (one file per fixed batch size), int8 candidates and the builder.
 
 int8 candidates: `pt2e-static` (PT2E quantizer, int8 weights and activations of the linear layers,
 calibrated on train windows; the in-graph (de)normalization stays float) and `dynamic`
 (ai-edge-quantizer dynamic_wi8_afp32 on the fp32 file: int8 weights, activations quantized at run time).
+`litert_torch`, `torchao` and `ai_edge_quantizer` come with the `compile`/`tflite` extras and may be
+missing: they are imported inside the functions (`require` names the extra).
 """
 
 from __future__ import annotations
@@ -10,9 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from distilts.quiet import quiet
+from distilts.compile.verify import Candidate, measure
+from distilts.compile.wrapper import Denormalize, Normalize, batch_dim_shapes, example_input
 from distilts.errors import require
+from distilts.quiet import quiet
+
+EXT = ".tflite"
+EXPORT_PASS = {"name": "litert-converter", "stage": "export", "by": "litert_torch.convert"}
 
 
 def _litert():
@@ -21,8 +29,6 @@ def _litert():
 
 def export_fp32(wrapper, lookback: int, n_variates: int, batch: int, path: Path) -> Path:
     """Convert `wrapper` at a fixed batch size and write `path`."""
-    import torch
-
     litert_torch = _litert()
     with quiet():
         litert_torch.convert(wrapper, (torch.zeros(batch, lookback, n_variates),)).export(str(path))
@@ -32,14 +38,10 @@ def export_fp32(wrapper, lookback: int, n_variates: int, batch: int, path: Path)
 def pt2e_static(wrapper, lookback: int, n_variates: int, batches: list[int], calib: np.ndarray,
                 out_dir: Path) -> tuple[dict[int, Path], str]:
     """Calibrate once (dynamic-batch export), then convert at each batch size: {batch: file}, note."""
-    import torch
-
     litert_torch = _litert()
     from litert_torch.quantize import pt2e_quantizer as pq
     from litert_torch.quantize.quant_config import QuantConfig
     from torchao.quantization.pt2e import quantize_pt2e
-
-    from distilts.compile.wrapper import Denormalize, Normalize, batch_dim_shapes, example_input
 
     class LinearOnly(pq.PT2EQuantizer):
         STATIC_OPS = ["linear", "addmm"]  # matrix products only, like the ONNX static recipe
@@ -77,3 +79,21 @@ def dynamic_int8(fp32_files: dict[int, Path], out_dir: Path) -> tuple[dict[int, 
             files[b] = p
     return files, "ai-edge-quantizer dynamic_wi8_afp32: int8 weights, activations quantized at run time"
 
+
+
+def build(job, module, config: dict, scratch: Path, verify_x: np.ndarray, ref: np.ndarray,
+          calib_x: np.ndarray | None) -> list[Candidate]:
+    """The fp32 files (one per batch size), or the int8 candidates, in `scratch`, each measured against `ref`."""
+    L, D = int(config["lookback"]), len(config["columns"])
+    batches = [int(b) for b in job.batches]
+    fp32 = {b: export_fp32(module, L, D, b, scratch / f"model-b{b}.fp32.tflite") for b in batches}
+    if job.precision == "fp32":
+        variants: dict[str | None, tuple[dict[int, Path], str | None]] = {None: (fp32, None)}
+    else:
+        variants = {"pt2e-static": pt2e_static(module, L, D, batches, calib_x, scratch),
+                    "dynamic": dynamic_int8(fp32, scratch)}
+    out = []
+    for method, (files, note) in variants.items():
+        errs, pred = measure("tflite", {p: b for b, p in files.items()}, verify_x, ref, config)
+        out.append(Candidate({p.name: b for b, p in files.items()}, method, note, errs, preds=pred))
+    return out
