@@ -8,13 +8,16 @@ import torch
 
 from distilts.quantiles import DECILES, QuantileError
 from distilts.students import build_student
-from distilts.students.quantile import QuantileOutput, gap_matrix
+from distilts.students.quantile import QuantileOutput
 
 
-def test_gap_matrix_by_hand():
-    assert gap_matrix((0.1, 0.5, 0.9)).tolist() == [[-1, 0, 0], [0, 0, 1]]
-    a = gap_matrix((0.1, 0.25, 0.5, 0.9))
-    assert a.tolist() == [[-1, 0, 0, 0], [-1, -1, 0, 0], [0, 0, 0, 1]]
+def test_levels_are_the_median_plus_cumulative_gaps():
+    head = QuantileOutput((0.1, 0.25, 0.5, 0.9), 1, rank=1)
+    with torch.no_grad():
+        head.gaps.weight.zero_()
+        head.gaps.bias.copy_(torch.tensor([1.0, -2.0, 3.0]))  # gaps |1|, |-2|, |3|
+    q = head(torch.full((1, 1, 1), 10.0), torch.zeros(1, 1, 1))
+    assert q.flatten().tolist() == [7.0, 8.0, 10.0, 13.0]
 
 
 @pytest.mark.parametrize("name, kwargs", [("dlinear", {}), ("dlinear", {"individual": True}),

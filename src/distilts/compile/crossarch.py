@@ -114,9 +114,10 @@ def check_all(pending: list[Pending], verify_x: np.ndarray, ref: np.ndarray, con
                    "windows": int(len(verify_x)), **errs, "tolerance": dict(verify.TOLERANCES[p.precision])}
             host = p.host_preds.get(c)
             if host is not None:
-                diff = (preds[0].astype(np.float64) - host) / std
+                diff = verify.normalized(preds[0], mean, std) - verify.normalized(host, mean, std)
                 rec["max_abs_diff_vs_host"] = float(np.max(np.abs(diff)))
-                rec["rel_mse_vs_host"] = float(np.mean(diff ** 2) / max(float(np.mean(((host - mean) / std) ** 2)), 1e-12))
+                rec["rel_mse_vs_host"] = float(np.mean(diff ** 2)
+                                               / max(float(np.mean(verify.normalized(host, mean, std) ** 2)), 1e-12))
             out.setdefault(p.key, {})[c] = ArchCheck("aarch64", rec, preds[0][:1] if ok else None, required)
     return out
 

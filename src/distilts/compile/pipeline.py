@@ -22,9 +22,9 @@ import numpy as np
 from torch import nn
 
 from distilts.compile import DEFAULT_CALIB_WINDOWS, DEFAULT_VERIFY_WINDOWS, crossarch, select, verify
-from distilts.compile.backends import BUILDERS
+from distilts.compile.backends import BUILDERS, runtime_backend
 from distilts.compile.data import CompileData, load_compile_data
-from distilts.compile.manifest import model_entry, write_artifact_manifest
+from distilts.compile.manifest import CompiledArtifact, model_entry, write_artifact_manifest
 from distilts.compile.passes import apply_passes
 from distilts.compile.scratch import Scratch, clean_stale
 from distilts.compile.verify import Candidate
@@ -35,20 +35,6 @@ from distilts.runtime import Forecaster
 from distilts.students import load_student_dir
 from distilts.targets import CompileJob
 from distilts.utils import replace_dir
-
-
-@dataclass
-class CompiledArtifact:
-    """What one job produced: the directory, its manifest and a summary for the CLI table."""
-
-    job: CompileJob
-    directory: Path
-    manifest: dict
-    seconds: float
-
-    @property
-    def size(self) -> int:
-        return sum(m["size"] for m in self.manifest["models"])
 
 
 @dataclass
@@ -107,7 +93,13 @@ def compile_student(student_dir: str | os.PathLike, jobs: list[CompileJob], out_
                         f"float32 {rec['max_abs_err_f32']:.2g}")
             module, records = modules[job.precision]
             log(f"{job.dirname}: exporting {job.format} {job.precision}"
-                + (f" at batch {', '.join(map(str, job.batches))}" if job.format == "tflite" else " (dynamic batch)"))
+                + (" (dynamic batch)" if job.batches == (None,) else f" at batch {', '.join(map(str, job.batches))}"))
+            if job.format == "c":  # source code, no runtime backend: its own build and checks
+                from distilts.compile import c_artifact
+
+                results[i] = c_artifact.compile_job(job, model, config, out_dir, student_dir, data, verify_x, ref,
+                                                    log, t0)
+                continue
             prep = _prepare_job(job, module, records, config, out_dir, verify_x, ref, calib_x, log, t0, verify_on)
             if prep.pending.archs:
                 deferred.append((i, prep))
@@ -150,13 +142,13 @@ def _prepare_job(job: CompileJob, module: nn.Module, records: list[dict], config
             if len(candidates) > 1:
                 for c in candidates:
                     f, b = next(iter(c.files.items()))
-                    c.latency_ms = verify.time_file(job.format, scratch / f, b, verify_x)
+                    c.latency_ms = verify.time_file(runtime_backend(job.format), scratch / f, b, verify_x)
         for c in candidates:
             log(f"{job.dirname}: {c.name}: rel-MSE {c.errors['rel_mse']:.3g}, "
                 f"max abs {c.errors['max_abs_err']:.3g}"
                 + (f", batch-1 call {c.latency_ms:.3f} ms" if c.latency_ms is not None else ""))
         archs, required = crossarch.archs_for(job, verify_on)
-        pending = crossarch.Pending(job.dirname, job.format, job.precision,
+        pending = crossarch.Pending(job.dirname, runtime_backend(job.format), job.precision,
                                     {c.name: [(scratch / f, b) for f, b in c.files.items()] for c in candidates},
                                     archs, required, {c.name: c.preds for c in candidates})
         return _Prepared(job, sc, final, candidates, pending, t0, records)
@@ -200,4 +192,7 @@ def _place(best: Candidate, scratch: Path, tmp: Path, job: CompileJob) -> list[d
         name = Path(models[0]["file"]).with_suffix(".bin").name
         os.replace(scratch / src, tmp / name)
         models.append(model_entry(tmp, name, None, role="weights"))
+    for src, (name, role) in best.side.items():  # sources, examples, reports: checksummed, not loaded
+        os.replace(scratch / src, tmp / name)
+        models.append(model_entry(tmp, name, None, role=role))
     return models

@@ -1,4 +1,5 @@
-"""The exported graph: raw `[B, L, D]` -> normalize -> student -> de-normalize -> raw `[B, H, D]`.
+"""The exported graph: raw `[B, L, D]` -> normalize -> student -> de-normalize -> raw `[B, H, D]`
+(`[B, H, D, Q]` for a quantile student).
 
 Normalization lives in its own submodules so int8 quantizers can leave it in float (quantizing
 raw inputs with one scale across variates of different magnitudes would waste the int8 range).
@@ -29,12 +30,14 @@ class Normalize(nn.Module):
 
 
 class Denormalize(nn.Module):
-    """x = z * std + mean, per variate (last axis)."""
+    """x = z * std + mean, per variate (last axis; the axis before the levels of quantile forecasts
+    `[B, H, D, Q]`, where a positive std keeps the levels' order)."""
 
-    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+    def __init__(self, mean: Sequence[float], std: Sequence[float], quantiles: bool = False) -> None:
         super().__init__()
-        self.register_buffer("mean", torch.tensor(np.asarray(mean, dtype=np.float32)))
-        self.register_buffer("std", torch.tensor(np.asarray(std, dtype=np.float32)))
+        shape = (-1, 1) if quantiles else (-1,)
+        self.register_buffer("mean", torch.tensor(np.asarray(mean, dtype=np.float32).reshape(shape)))
+        self.register_buffer("std", torch.tensor(np.asarray(std, dtype=np.float32).reshape(shape)))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return z * self.std + self.mean
@@ -46,13 +49,16 @@ class RawScaleForecaster(nn.Module):
     `mean` and `std` (float64 numpy) are the exact scaler; the buffers hold it in the module's dtype.
     """
 
-    def __init__(self, student: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
+    def __init__(self, student: nn.Module, mean: Sequence[float], std: Sequence[float],
+                 quantiles: bool | None = None) -> None:
         super().__init__()
         self.mean = np.asarray(mean, np.float64)
         self.std = np.asarray(std, np.float64)
         self.normalize = Normalize(mean, std)
         self.student = student
-        self.denormalize = Denormalize(mean, std)
+        if quantiles is None:  # a quantile student (or its fold) has `levels`
+            quantiles = getattr(student, "levels", None) is not None
+        self.denormalize = Denormalize(mean, std, quantiles)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.denormalize(self.student(self.normalize(x)))
@@ -70,7 +76,9 @@ class RawScaleForecaster(nn.Module):
         """A float64 copy with the scaler in exact float64 (the float32 wrapper rounds 1/std)."""
         w = copy.deepcopy(self).to(torch.float64).eval()
         m, s = torch.tensor(self.mean), torch.tensor(self.std)
-        w.normalize.mean, w.normalize.inv_std, w.denormalize.mean, w.denormalize.std = m, 1.0 / s, m, s
+        out_shape = w.denormalize.mean.shape  # [D], or [D, 1] for quantile forecasts
+        w.normalize.mean, w.normalize.inv_std = m, 1.0 / s
+        w.denormalize.mean, w.denormalize.std = m.reshape(out_shape), s.reshape(out_shape)
         return w
 
 

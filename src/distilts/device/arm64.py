@@ -220,41 +220,71 @@ def _sh(argv: list[str], what: str, cwd: Path | None = None) -> str:
     return res.stdout
 
 
-def _build_base(home: Path, log: Callable[[str], None]) -> dict:
-    """arm64 root (bookworm .debs, dpkg -x) + static qemu-aarch64 (trixie qemu-user); returns device info."""
-    apt, dpkg = _need_tool("apt-get"), _need_tool("dpkg")
+def _apt_download(work: Path, packages: list[str], log: Callable[[str], None]) -> list[Path]:
+    """`apt-get download PACKAGES` with a private configuration inside `work` (bookworm arm64, trixie amd64)."""
+    apt = _need_tool("apt-get")
     if not Path(KEYRING).is_file():
         raise EmulatorUnavailable(f"Cannot build the emulated arm64 device: {KEYRING} is missing "
                                   "(apt-get install debian-archive-keyring).")
+    a = work / "apt"
+    for d in ("lists/partial", "cache/archives/partial", "etc/parts", "debs"):
+        (a / d).mkdir(parents=True)
+    (a / "status").touch()
+    (a / "etc/sources.list").write_text(
+        f"deb [arch=arm64 signed-by={KEYRING}] {DEBIAN} bookworm main\n"
+        f"deb [arch=amd64 signed-by={KEYRING}] {DEBIAN} trixie main\n")
+    opts = [f"-oDir::Etc::SourceList={a}/etc/sources.list", f"-oDir::Etc::SourceParts={a}/etc/parts",
+            f"-oDir::Etc::Preferences={a}/etc/none", f"-oDir::Etc::PreferencesParts={a}/etc/parts",
+            f"-oDir::State::Lists={a}/lists", f"-oDir::Cache={a}/cache", f"-oDir::State::Status={a}/status",
+            "-oAPT::Architectures::=arm64", "-oAPT::Architectures::=amd64", "-oDebug::NoLocking=1",
+            "-oAPT::Sandbox::User=root", "-qq"]
+    log("  apt-get update (private lists: bookworm arm64, trixie amd64)")
+    _sh([apt, *opts, "update"], "apt-get update")
+    log(f"  apt-get download: {', '.join(packages[:3])}{' ...' if len(packages) > 3 else ''}")
+    _sh([apt, *opts, "download", *packages], "apt-get download", cwd=a / "debs")
+    return sorted((a / "debs").glob("*.deb"))
+
+
+# statically linked user-mode emulators kept from trixie's qemu-user: arm64 (the device), x86 without VNNI
+# (`qemu-x86_64 -cpu Haswell`, benchmarks/int8_isa.py) and 32-bit armhf (the C artifact's armhf check)
+QEMU_BINARIES = ("qemu-aarch64", "qemu-x86_64", "qemu-arm")
+
+
+def qemu_binary(name: str, log: Callable[[str], None] = print) -> Path:
+    """A static trixie `qemu-<arch>` user emulator in the device cache, fetched alone when the cache lacks it."""
+    home = cache_dir()
+    if (home / name).is_file():
+        return home / name
+    if name not in QEMU_BINARIES:
+        raise EmulatorUnavailable(f"No {name} in trixie's qemu-user here: use one of {', '.join(QEMU_BINARIES)}.")
+    dpkg = _need_tool("dpkg")
+    with _locked(home):
+        if not (home / name).is_file():
+            work = Path(tempfile.mkdtemp(prefix=".qemu-", dir=home))
+            try:
+                log(f"fetching {name} (Debian trixie qemu-user) into {home}")
+                deb = _apt_download(work, ["qemu-user"], log)[0]
+                _sh([dpkg, "-x", str(deb), str(work / "x")], f"dpkg -x {deb.name}")
+                os.replace(work / "x/usr/bin" / name, home / name)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+    return home / name
+
+
+def _build_base(home: Path, log: Callable[[str], None]) -> dict:
+    """arm64 root (bookworm .debs, dpkg -x) + static qemu-aarch64 (trixie qemu-user); returns device info."""
+    dpkg = _need_tool("dpkg")
     work = Path(tempfile.mkdtemp(prefix=".build-", dir=home))
     try:
-        a = work / "apt"
-        for d in ("lists/partial", "cache/archives/partial", "etc/parts", "debs"):
-            (a / d).mkdir(parents=True)
-        (a / "status").touch()
-        (a / "etc/sources.list").write_text(
-            f"deb [arch=arm64 signed-by={KEYRING}] {DEBIAN} bookworm main\n"
-            f"deb [arch=amd64 signed-by={KEYRING}] {DEBIAN} trixie main\n")
-        opts = [f"-oDir::Etc::SourceList={a}/etc/sources.list", f"-oDir::Etc::SourceParts={a}/etc/parts",
-                f"-oDir::Etc::Preferences={a}/etc/none", f"-oDir::Etc::PreferencesParts={a}/etc/parts",
-                f"-oDir::State::Lists={a}/lists", f"-oDir::Cache={a}/cache", f"-oDir::State::Status={a}/status",
-                "-oAPT::Architectures::=arm64", "-oAPT::Architectures::=amd64", "-oDebug::NoLocking=1",
-                "-oAPT::Sandbox::User=root", "-qq"]
-        log("  apt-get update (private lists: bookworm arm64, trixie amd64)")
-        _sh([apt, *opts, "update"], "apt-get update")
-        log("  apt-get download: qemu-user (trixie) and the arm64 python3.11 userland (bookworm)")
-        _sh([apt, *opts, "download", "qemu-user", *(f"{p}:arm64" for p in ARM64_DEBS)], "apt-get download",
-            cwd=a / "debs")
+        debs = _apt_download(work, ["qemu-user", *(f"{p}:arm64" for p in ARM64_DEBS)], log)
         stage = work / "stage"
         (stage / "root").mkdir(parents=True)
         qx = work / "qemu-x"
-        debs = sorted((a / "debs").glob("*.deb"))
         for deb in debs:
             dest = qx if deb.name.startswith("qemu-user_") else stage / "root"
             _sh([dpkg, "-x", str(deb), str(dest)], f"dpkg -x {deb.name}")
-        shutil.move(str(qx / "usr/bin/qemu-aarch64"), stage / "qemu-aarch64")
-        # also kept: an x86 CPU without VNNI (`qemu-x86_64 -cpu Haswell`), for benchmarks/int8_isa.py
-        shutil.move(str(qx / "usr/bin/qemu-x86_64"), stage / "qemu-x86_64")
+        for name in QEMU_BINARIES:
+            shutil.move(str(qx / "usr/bin" / name), stage / name)
         qemu_version = _sh([str(stage / "qemu-aarch64"), "--version"], "qemu-aarch64 --version").split()[2]
         py = subprocess.run([str(stage / "qemu-aarch64"), "-L", str(stage / "root"),
                              str(stage / "root/usr/bin/python3.11"), "-c",
@@ -262,7 +292,7 @@ def _build_base(home: Path, log: Callable[[str], None]) -> dict:
                             capture_output=True, text=True)
         if py.returncode != 0 or not py.stdout.startswith("aarch64"):
             raise EmulatorUnavailable(f"The emulated arm64 python does not start: {py.stderr.strip()[-400:]}")
-        for name in ("root", "qemu-aarch64", "qemu-x86_64"):
+        for name in ("root", *QEMU_BINARIES):
             if (home / name).exists():
                 shutil.rmtree(home / name) if (home / name).is_dir() else (home / name).unlink()
             os.replace(stage / name, home / name)

@@ -18,7 +18,8 @@ class Forecaster:
     """A compiled student ready to serve: checksums and the golden self-check have passed.
 
     `predict` takes raw values (normalization is in the graph) for one window `[L, D]` or a batch
-    `[B, L, D]` and returns raw-scale forecasts `[H, D]` / `[B, H, D]`, for any B.
+    `[B, L, D]` and returns raw-scale forecasts `[H, D]` / `[B, H, D]`, for any B (the median of a
+    quantile artifact); `predict_quantiles` returns every level, `[H, D, Q]` / `[B, H, D, Q]`.
     One Forecaster may be shared by any number of threads (docs/runtime.md, "Threads").
     """
 
@@ -79,6 +80,11 @@ class Forecaster:
         return self.manifest.backend
 
     @property
+    def levels(self) -> tuple[float, ...] | None:
+        """Quantile levels of a probabilistic artifact (`predict_quantiles`), None for a point one."""
+        return self.manifest.levels
+
+    @property
     def batch_sizes(self) -> list[int | None]:
         """Batch sizes of the model files (None = dynamic)."""
         return list(self.sessions)
@@ -129,7 +135,22 @@ class Forecaster:
 
     # --- inference --------------------------------------------------------------------------
     def predict(self, values: np.ndarray) -> np.ndarray:
-        """Raw `[L, D]` -> `[H, D]`, or `[B, L, D]` -> `[B, H, D]` (chunked over the model files' batches)."""
+        """Raw `[L, D]` -> `[H, D]`, or `[B, L, D]` -> `[B, H, D]` (chunked over the model files' batches);
+        the 0.5 level of a quantile artifact."""
+        if self.manifest.levels is None:
+            return self._run(values)
+        return np.ascontiguousarray(self._run(values)[..., self.manifest.levels.index(0.5)])
+
+    def predict_quantiles(self, values: np.ndarray) -> np.ndarray:
+        """Raw `[L, D]` -> `[H, D, Q]`, or `[B, L, D]` -> `[B, H, D, Q]`: the forecast at every level of
+        `levels` (sorted; they never cross)."""
+        if self.manifest.levels is None:
+            raise DistiltsError(f"{self.manifest.directory} is a point forecaster (no quantile levels in its "
+                                "manifest): use predict(), or distil a quantile student (`distilts distill "
+                                "--quantiles deciles`) and compile that.")
+        return self._run(values)
+
+    def _run(self, values: np.ndarray) -> np.ndarray:
         single = np.ndim(values) == 2
         x = np.ascontiguousarray(self.check_window(values))
         n = x.shape[0]
@@ -140,7 +161,7 @@ class Forecaster:
         if len(chunks) == 1 and chunks[0][2] in (None, n):  # one call, no padding: the session's array is ours
             y = self.sessions[chunks[0][2]].run(x)
             return y[0] if single else y
-        out = np.empty((n, self.horizon, len(self.columns)), dtype=np.float32)
+        out = np.empty((n, *self.manifest.output_tail), dtype=np.float32)
         for lo, hi, batch in chunks:
             out[lo:hi] = run_padded(self.sessions[batch], x[lo:hi])
         return out[0] if single else out

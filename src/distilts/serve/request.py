@@ -69,7 +69,8 @@ def _array(value: object, ndim: int, L: int, D: int, columns: list[str]) -> np.n
     what = f"[{L}][{D}]" if ndim == 2 else f"[B][{L}][{D}]"
     key = "window" if ndim == 2 else "windows"
     try:
-        x = np.asarray(value, dtype=np.float32)
+        with np.errstate(over="ignore"):  # beyond float32: inf, refused below with the NaN/inf message
+            x = np.asarray(value, dtype=np.float32)
     except (TypeError, ValueError):
         raise RequestError(422, f"'{key}' must be a rectangular array {what} of numbers (lookback {L} x "
                                 f"{D} columns: {', '.join(columns)}); it has ragged rows or non-numbers.") from None
@@ -113,5 +114,9 @@ def _timestamps(req: dict, n: int, fc: Forecaster) -> list[list[str]]:
         except (TypeError, ValueError):
             raise RequestError(422, f"'last_timestamp' {t!r} is not an ISO 8601 date-time "
                                     "(e.g. \"2018-06-26 19:00:00\").") from None
-        out.append([(t0 + timedelta(seconds=step * k)).isoformat(sep=" ") for k in range(1, fc.horizon + 1)])
+        try:
+            out.append([(t0 + timedelta(seconds=step * k)).isoformat(sep=" ") for k in range(1, fc.horizon + 1)])
+        except OverflowError:
+            raise RequestError(422, f"The forecast's timestamps from {t!r} every {step} s fall outside the years "
+                                    "1-9999; check 'last_timestamp' and 'step_seconds'.") from None
     return out

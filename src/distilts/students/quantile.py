@@ -4,11 +4,13 @@ A quantile student's last linear layer gives, per variate, `H` median values and
 `f`. The other levels are the median plus cumulative non-negative offsets:
 
     g     = |f W + b|                  [B, D, H, Q-1]   (W: rank -> H x (Q-1); |.| keeps them >= 0)
-    q     = median + g A               [B, D, H, Q]     (A [Q-1, Q] constant, entries 0 / +1 / -1)
+    q_j   = median + sum of the gaps between the median and level j   (+ above, - below)
 
-where column j of `A` sums the gaps between the median and level j (+ above, - below). So
+computed with cumulative sums (above: `cumsum(g_up)`; below: `cumsum(g_lo) - g_lo - sum(g_lo)`), so
 `q_{j+1} - q_j` is one gap, >= 0 for any weights: the levels cannot cross, in PyTorch and in every
-exported graph (Abs, MatMul and Add exist in ONNX, OpenVINO and TFLite). |.| is positively
+exported graph (Abs, CumSum, Concat exist in ONNX, OpenVINO and TFLite, and int8 quantizers leave
+CumSum in float; a MatMul with a constant 0/±1 matrix is the same map, but OpenVINO's int8
+transformations could not pass its dequantization through the reshape after it). |.| is positively
 homogeneous, so a positive per-variate scale `s` (the de-normalisation) passes through: the raw-scale
 levels are `median_raw + |f_raw W + s b| A` with `f_raw = s f` (what the compile fold uses).
 
@@ -29,18 +31,6 @@ from distilts.quantiles import median_index, validate_levels
 DEFAULT_RANK = 8
 
 
-def gap_matrix(levels: Sequence[float]) -> np.ndarray:
-    """`A [Q-1, Q]`: column j is the signed sum of the gaps between the median and level j."""
-    Q, m = len(levels), median_index(levels)
-    a = np.zeros((Q - 1, Q), np.float32)
-    for j in range(Q):
-        if j > m:  # gaps m..j-1 (gap k lies between levels k and k+1)
-            a[m:j, j] = 1.0
-        elif j < m:  # gaps j..m-1, subtracted
-            a[j:m, j] = -1.0
-    return a
-
-
 class QuantileOutput(nn.Module):
     """`(median [B, D, H], features [B, D, rank]) -> [B, D, H, Q]` with non-crossing levels."""
 
@@ -55,7 +45,7 @@ class QuantileOutput(nn.Module):
         nn.init.zeros_(self.gaps.weight)
         with torch.no_grad():  # start with evenly spread levels, 0.3 apart (in normalized units)
             self.gaps.bias.fill_(0.3)
-        self.register_buffer("assemble", torch.from_numpy(gap_matrix(self.levels)), persistent=False)
+        self.median_index = median_index(self.levels)
         self.register_buffer("variate_bias", None, persistent=False)  # [D, H (Q-1)] once scaled
 
     @property
@@ -66,14 +56,23 @@ class QuantileOutput(nn.Module):
         raw = torch.matmul(features, self.gaps.weight.t())  # [B, D, H (Q-1)]
         raw = raw + (self.gaps.bias if self.variate_bias is None else self.variate_bias)
         gaps = torch.abs(raw).unflatten(-1, (self.horizon, self.n_levels - 1))  # [B, D, H, Q-1]
-        return median.unsqueeze(-1) + torch.matmul(gaps, self.assemble)
+        m = self.median_index
+        parts = []
+        if m > 0:  # level j < m: -(g_j + ... + g_{m-1}) = C_j - g_j - C_{m-1}
+            lo = gaps[..., :m]
+            c = torch.cumsum(lo, dim=-1)
+            parts.append(c - lo - c[..., -1:])
+        parts.append(torch.zeros_like(gaps[..., :1]))
+        if m < self.n_levels - 1:  # level j > m: g_m + ... + g_{j-1}
+            parts.append(torch.cumsum(gaps[..., m:], dim=-1))
+        return median.unsqueeze(-1) + torch.cat(parts, dim=-1)
 
-    def scaled(self, scale: Sequence[float]) -> "QuantileOutput":
-        """A copy for raw-scale inputs: features `s f` and a median already in raw scale, per-variate
-        scale `s > 0` (the scaler's std), giving `median_raw + s |f W + b| A`."""
+    def scaled(self, scale: Sequence[float], dtype: torch.dtype = torch.float32) -> "QuantileOutput":
+        """A copy in `dtype` for raw-scale inputs: features `s f` and a median already in raw scale,
+        per-variate scale `s > 0` (the scaler's std), giving `median_raw + s |f W + b| A`."""
         import copy
 
-        out = copy.deepcopy(self)
-        s = torch.as_tensor(np.asarray(scale, np.float32))
-        out.variate_bias = (self.gaps.bias.detach()[None, :] * s[:, None]).contiguous()
+        out = copy.deepcopy(self).to(dtype)
+        s = torch.as_tensor(np.asarray(scale, np.float64))
+        out.variate_bias = (self.gaps.bias.detach().double()[None, :] * s[:, None]).to(dtype).contiguous()
         return out.eval()

@@ -1,8 +1,10 @@
 """TFLite: export with litert-torch (one file per fixed batch size), int8 candidates and the builder.
 
 int8 candidates: `pt2e-static` (PT2E quantizer, int8 weights and activations of the linear layers,
-calibrated on train windows; the in-graph (de)normalization stays float) and `dynamic`
-(ai-edge-quantizer dynamic_wi8_afp32 on the fp32 file: int8 weights, activations quantized at run time).
+calibrated on train windows; the in-graph (de)normalization stays float), `dynamic`
+(ai-edge-quantizer dynamic_wi8_afp32 on the fp32 file: int8 weights, activations quantized at run time)
+and `full-int8` (distilts.compile.full_int8: every tensor int8, input and output included, the scaler
+folded into the I/O quantization; the form microcontrollers and NPUs run).
 `litert_torch`, `torchao` and `ai_edge_quantizer` come with the `compile`/`tflite` extras and may be
 missing: they are imported inside the functions (`require` names the extra).
 """
@@ -14,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from distilts.compile import full_int8
 from distilts.compile.verify import Candidate, measure
 from distilts.compile.wrapper import Denormalize, Normalize, batch_dim_shapes, example_input
 from distilts.errors import require
@@ -81,6 +84,28 @@ def dynamic_int8(fp32_files: dict[int, Path], out_dir: Path) -> tuple[dict[int, 
 
 
 
+def full_int8_files(module, config: dict, batches: list[int], calib: np.ndarray, out_dir: Path
+                    ) -> tuple[dict[int, Path], str] | None:
+    """The `full-int8` candidate (distilts.compile.full_int8: int8 input/output, the scaler folded into the
+    I/O quantization); None when the student has an operator left in float (no int8 kernel)."""
+    from distilts.compile import tflm
+
+    if (config["student"].get("kwargs") or {}).get("quantiles"):
+        return None  # a quantile axis on the output: the per-variate I/O mapping does not cover it
+    student = getattr(module, "student", module)  # the int8 module keeps the scaler outside its student
+    files = {}
+    for b in batches:
+        p = out_dir / f"model-b{b}.full-int8.tflite"
+        try:
+            full_int8.build_file(student, config, calib, p, batch=b)
+        except Exception:  # noqa: BLE001 - a recipe the quantizer cannot apply is one candidate fewer, not a failure
+            return None
+        if tflm.float_operators(p.read_bytes()):
+            return None
+        files[b] = p
+    return files, full_int8.NOTE
+
+
 def build(job, module, config: dict, scratch: Path, verify_x: np.ndarray, ref: np.ndarray,
           calib_x: np.ndarray | None) -> list[Candidate]:
     """The fp32 files (one per batch size), or the int8 candidates, in `scratch`, each measured against `ref`."""
@@ -92,6 +117,9 @@ def build(job, module, config: dict, scratch: Path, verify_x: np.ndarray, ref: n
     else:
         variants = {"pt2e-static": pt2e_static(module, L, D, batches, calib_x, scratch),
                     "dynamic": dynamic_int8(fp32, scratch)}
+        full = full_int8_files(module, config, batches, calib_x, scratch)
+        if full is not None:
+            variants[full_int8.METHOD] = full
     out = []
     for method, (files, note) in variants.items():
         errs, pred = measure("tflite", {p: b for b, p in files.items()}, verify_x, ref, config)

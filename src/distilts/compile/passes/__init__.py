@@ -56,7 +56,8 @@ class Original:
     def check(self, name: str, new32: nn.Module, new64: nn.Module) -> dict[str, float]:
         """Errors of a rewrite against the original, in float64 and float32 (normalized units); raises
         ArtifactError when the float64 rewrite is not exact or the float32 one is out of fp32 tolerance."""
-        e64 = float(np.max(np.abs((torch_predict(new64, self.x, dtype=np.float64) - self.out64) / self.std)))
+        e64 = float(np.max(np.abs(verify.normalized(torch_predict(new64, self.x, dtype=np.float64), self.mean, self.std)
+                                  - verify.normalized(self.out64, self.mean, self.std))))
         e32 = verify.errors(torch_predict(new32, self.x), self.out32, self.mean, self.std)
         if not e64 <= F64_MAX_ABS or not verify.within(e32, "fp32"):
             raise ArtifactError(f"Compile pass '{name}' changed the student's forecasts (float64 max abs error "

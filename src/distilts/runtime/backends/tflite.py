@@ -1,7 +1,9 @@
 """LiteRT (TFLite) backend (`pip install "distilts[tflite]"`): one file per fixed batch size.
 
 A LiteRT interpreter serves one thread at a time, so concurrent calls each borrow an interpreter from
-a pool (all built from the same model bytes, read once).
+a pool (all built from the same model bytes, read once). A full-integer int8 model (int8 input and
+output, the scaler in its `distilts_io` metadata: distilts.runtime.int8_io) gets raw values
+normalized on the way in and mapped back on the way out, so callers see raw values either way.
 """
 
 from __future__ import annotations
@@ -48,6 +50,10 @@ class TfliteSession(Session):
     def __init__(self, path: Path, batch: int | None, input_name: str, output_name: str, settings: RunSettings):
         require("ai_edge_litert", "tflite", "TFLite artifacts")
         content = Path(path).read_bytes()
+        from distilts.runtime.int8_io import Scaler, read_io
+
+        io = read_io(content)
+        self._scaler = Scaler(io) if io is not None else None
 
         def make() -> _Interpreter:
             return _Interpreter(content, settings.threads, input_name, output_name)
@@ -57,9 +63,12 @@ class TfliteSession(Session):
         self.settings = settings
 
     def run(self, x: np.ndarray) -> np.ndarray:
+        sc = self._scaler
         interp = self._pool.get()
         try:
-            return interp.run(x, self.batch is None)
+            if sc is None:
+                return interp.run(x, self.batch is None)
+            return sc.denormalize(interp.run(sc.normalize(x), self.batch is None))
         finally:
             self._pool.put(interp)
 
