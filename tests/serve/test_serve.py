@@ -181,3 +181,36 @@ def test_serve_command_help_and_missing_artifact():
     out = subprocess.run([sys.executable, "-m", "distilts", "serve", "/nonexistent/artifact"], capture_output=True,
                          text=True)
     assert out.returncode != 0 and "Artifact directory not found" in out.stderr
+
+
+@pytest.mark.parametrize("body", [
+    {"window": [[1.5, -2, 3e5, 0]] * 24},
+    {"window": [[1.0, 2.0, 3.0, 4.0]] * 23 + [[1.0, 2.0, 3.0]]},  # ragged
+    {"window": [[1.0, 2.0, 3.0, [4.0]]] + [[1.0] * 4] * 23},  # nested
+    {"window": [[1.0, 2.0, 3.0, "4"]] * 24},
+    {"window": [[1e39] * 4] * 24},  # beyond float32
+    {"window": [1.0] * 24},
+    {"window": [[1.0] * 4] * 24, "columns": ["load", "temperature", "solar", "price"]},
+])
+def test_fast_window_path_equals_the_general_path(fc, monkeypatch, body):
+    """pysimdjson's path for {"window": ...} gives the same arrays and the same errors as orjson + numpy."""
+    from distilts.serve import request
+
+    raw = json.dumps(body).encode()
+
+    def parse():
+        try:
+            r = request.parse_request(raw, fc, 8)
+            return r.x, r.single
+        except request.RequestError as exc:
+            return exc.status, exc.message
+
+    fast = parse()
+    monkeypatch.setattr(request, "simdjson", None)
+    general = parse()
+    assert type(fast[0]) is type(general[0])
+    if isinstance(fast[0], np.ndarray):
+        np.testing.assert_array_equal(fast[0], general[0])
+        assert fast[1] == general[1]
+    else:
+        assert fast == general

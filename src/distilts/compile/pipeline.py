@@ -100,7 +100,13 @@ def compile_student(student_dir: str | os.PathLike, jobs: list[CompileJob], out_
                 results[i] = c_artifact.compile_job(job, model, config, out_dir, student_dir, data, verify_x, ref,
                                                     log, t0)
                 continue
-            prep = _prepare_job(job, module, records, config, out_dir, verify_x, ref, calib_x, log, t0, verify_on)
+            fp32_module = None
+            if job.precision == "int8" and job.format in ("onnx", "openvino", "tflite"):  # int8-storage candidate
+                if "fp32" not in modules:
+                    modules["fp32"] = apply_passes(wrapper, "fp32", verify_x, enabled=passes)
+                fp32_module = modules["fp32"][0]
+            prep = _prepare_job(job, module, records, config, out_dir, verify_x, ref, calib_x, log, t0, verify_on,
+                                fp32_module)
             if prep.pending.archs:
                 deferred.append((i, prep))
             else:
@@ -129,7 +135,7 @@ def _held_out(data: CompileData, n: int) -> np.ndarray:
 
 def _prepare_job(job: CompileJob, module: nn.Module, records: list[dict], config: dict, out_dir: Path,
                  verify_x: np.ndarray, ref: np.ndarray, calib_x: np.ndarray | None, log: Callable[[str], None],
-                 t0: float, verify_on: tuple[str, ...]) -> _Prepared:
+                 t0: float, verify_on: tuple[str, ...], fp32_module: nn.Module | None = None) -> _Prepared:
     """Export the job's candidates into a locked scratch dir and measure them here (errors; int8: speed)."""
     final = out_dir / job.dirname
     clean_stale(final, log)
@@ -138,7 +144,8 @@ def _prepare_job(job: CompileJob, module: nn.Module, records: list[dict], config
         scratch = sc.path / "_scratch"
         scratch.mkdir()
         with quiet():
-            candidates = BUILDERS[job.format].build(job, module, config, scratch, verify_x, ref, calib_x)
+            candidates = BUILDERS[job.format].build(job, module, config, scratch, verify_x, ref, calib_x,
+                                                    fp32_module=fp32_module)
             if len(candidates) > 1:
                 for c in candidates:
                     f, b = next(iter(c.files.items()))

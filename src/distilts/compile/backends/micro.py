@@ -25,7 +25,7 @@ SIDE_FILES = {"model_data.cc": "source", "model_data.h": "source", "main.cc": "e
 
 
 def build(job, module, config: dict, scratch: Path, verify_x: np.ndarray, ref: np.ndarray,
-          calib_x: np.ndarray | None) -> list[Candidate]:
+          calib_x: np.ndarray | None, fp32_module=None) -> list[Candidate]:
     """The full-int8 model + C sources (+ Vela output) in `scratch`, verified in TFLite Micro."""
     from distilts.compile import mcu
 

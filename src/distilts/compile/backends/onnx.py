@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from distilts.compile import int8_storage
 from distilts.compile.verify import Candidate, measure
 from distilts.compile.wrapper import batch_dim_shapes, example_input
 from distilts.errors import require
@@ -38,8 +39,10 @@ def export_onnx(wrapper, lookback: int, n_variates: int, path: Path) -> int:
 
 
 def build(job, module, config: dict, scratch: Path, verify_x: np.ndarray, ref: np.ndarray,
-          calib_x: np.ndarray | None) -> list[Candidate]:
-    """The fp32 file, or the int8 candidates made from it, in `scratch`, each measured against `ref`."""
+          calib_x: np.ndarray | None, fp32_module=None) -> list[Candidate]:
+    """The fp32 file, or the int8 candidates made from it, in `scratch`, each measured against `ref`.
+
+    fp32_module: the fp32 job's module (scaler folded in), source of the `int8-storage` candidate."""
     L, D = int(config["lookback"]), len(config["columns"])
     fp32 = scratch / "model.fp32.onnx"
     export_onnx(module, L, D, fp32)
@@ -47,6 +50,12 @@ def build(job, module, config: dict, scratch: Path, verify_x: np.ndarray, ref: n
         variants = {None: (fp32, None)}
     else:
         variants = int8_candidates(fp32, scratch, calib_x, reduce_range=saturates_int8(job.isa))
+        if fp32_module is not None:
+            folded = scratch / "model.fp32-module.onnx"
+            export_onnx(fp32_module, L, D, folded)
+            stored = int8_storage.onnx_file(folded, scratch / f"model.{int8_storage.NAME}.onnx")
+            if stored is not None:
+                variants[int8_storage.NAME] = (stored, int8_storage.NOTE)
     out = []
     for method, (path, note) in variants.items():
         errs, pred = measure("onnx", {path: None}, verify_x, ref, config)

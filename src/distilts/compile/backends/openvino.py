@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from distilts.compile import int8_storage
 from distilts.compile.verify import Candidate, measure
 from distilts.compile.wrapper import batch_dim_shapes, example_input
 from distilts.errors import require
@@ -74,12 +75,17 @@ def int8_candidates(model, calib: np.ndarray, overflow_fix: bool = False) -> dic
 
 
 def build(job, module, config: dict, scratch: Path, verify_x: np.ndarray, ref: np.ndarray,
-          calib_x: np.ndarray | None) -> list[Candidate]:
-    """The fp32 IR, or its NNCF int8 candidates, saved in `scratch`, each measured against `ref`."""
+          calib_x: np.ndarray | None, fp32_module=None) -> list[Candidate]:
+    """The fp32 IR, or its NNCF int8 candidates (+ `int8-storage` of `fp32_module`, the fp32 job's module),
+    saved in `scratch`, each measured against `ref`."""
     L, D = int(config["lookback"]), len(config["columns"])
     model = convert(module, L, D)
     variants = ({None: (model, None)} if job.precision == "fp32" else
                 int8_candidates(model, calib_x, overflow_fix=saturates_int8(job.isa)))
+    if job.precision == "int8" and fp32_module is not None:
+        stored = int8_storage.openvino_model(convert(fp32_module, L, D))
+        if stored is not None:
+            variants[int8_storage.NAME] = (stored, int8_storage.NOTE)
     out = []
     for method, (m, note) in variants.items():
         xml = scratch / f"model.{method or 'fp32'}.xml"

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distilts.compile import full_int8
+from distilts.compile import full_int8, int8_storage
 from distilts.compile.verify import Candidate, measure
 from distilts.compile.wrapper import Denormalize, Normalize, batch_dim_shapes, example_input
 from distilts.errors import require
@@ -107,7 +107,7 @@ def full_int8_files(module, config: dict, batches: list[int], calib: np.ndarray,
 
 
 def build(job, module, config: dict, scratch: Path, verify_x: np.ndarray, ref: np.ndarray,
-          calib_x: np.ndarray | None) -> list[Candidate]:
+          calib_x: np.ndarray | None, fp32_module=None) -> list[Candidate]:
     """The fp32 files (one per batch size), or the int8 candidates, in `scratch`, each measured against `ref`."""
     L, D = int(config["lookback"]), len(config["columns"])
     batches = [int(b) for b in job.batches]
@@ -117,6 +117,9 @@ def build(job, module, config: dict, scratch: Path, verify_x: np.ndarray, ref: n
     else:
         variants = {"pt2e-static": pt2e_static(module, L, D, batches, calib_x, scratch),
                     "dynamic": dynamic_int8(fp32, scratch)}
+        if fp32_module is not None:
+            folded = {b: export_fp32(fp32_module, L, D, b, scratch / f"model-b{b}.fp32-module.tflite") for b in batches}
+            variants[int8_storage.NAME] = (int8_storage.tflite_files(folded, scratch), int8_storage.NOTE)
         full = full_int8_files(module, config, batches, calib_x, scratch)
         if full is not None:
             variants[full_int8.METHOD] = full
