@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import DISTILTS, ROOT, git_commit, machine_info, write_outputs  # noqa: E402
+from benchlib import DISTILTS, ROOT, git_commit, machine_info, write_outputs  # noqa: E402
 from serve import build_artifacts, test_windows  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
