@@ -91,8 +91,7 @@ def compile_job(job, student, config: dict, out_dir: Path, student_dir: Path, da
     import time
 
     from distilts.compile import verify as ver
-    from distilts.compile.manifest import build_manifest, model_entry, write_manifest
-    from distilts.compile.pipeline import CompiledArtifact
+    from distilts.compile.manifest import CompiledArtifact, build_manifest, model_entry, write_manifest
     from distilts.compile.scratch import Scratch, clean_stale
     from distilts.utils import replace_dir
 
