@@ -126,7 +126,7 @@ def test_serve_answers_the_levels(qstudent, tmp_path):
 
     from distilts.runtime import Forecaster
     from distilts.serve.app import create_app
-    from distilts.serve.testing import running
+    from serve_server import running
 
     fc = Forecaster.load(_compile(qstudent("dlinear"), "onnx", False, tmp_path))
     window = fc.manifest.golden_input[0]
