@@ -70,6 +70,7 @@ class SeriesBlock:
     offsets: np.ndarray  # int64 [S + 1]
     values: np.ndarray  # float32 [n]
     times: np.ndarray | None  # int64 [n]: seconds since the epoch ("datetime") or plain integers
+    time_kind: str | None = None  # "datetime" | "integer" | None (no timestamps)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -118,7 +119,7 @@ def iter_blocks(path: str | Path, columns: LongColumns = LongColumns(), layout: 
         return
     if layout != "long":
         raise DataError(f"Unknown layout '{layout}'. Use auto, long or m4.")
-    yield from _Assembler(str(path), block_rows).run(_record_batches(path, columns, block_rows))
+    yield from _Assembler(str(path)).run(*_record_batches(path, columns, block_rows))
 
 
 def column_names(path: str | Path) -> list[str]:
@@ -160,6 +161,13 @@ def _record_batches(path: Path, columns: LongColumns, block_rows: int):
     return cols, _convert(pa, str(path), cols, batches)
 
 
+def blocks_from_table(table, columns: LongColumns, source: str = "<table>") -> Iterator[SeriesBlock]:
+    """Blocks of complete series from an in-memory pyarrow Table (e.g. a Ray Data batch)."""
+    pa = require("pyarrow", "parquet", "reading long-format data")
+    cols = columns.resolve(list(table.column_names), source)
+    yield from _Assembler(source).run(cols, _convert(pa, source, cols, table.select(cols.names()).to_batches()))
+
+
 def _convert(pa, source: str, cols: LongColumns, batches):
     import pyarrow.compute as pc
 
@@ -176,8 +184,9 @@ def _convert(pa, source: str, cols: LongColumns, batches):
                 raise DataError(f"{source}: {ids.null_count} row(s) have no id in column '{cols.id}'. "
                                 "Every row needs the id of its series.")
             values = _targets(pa, pc, source, cols, ids, rb.column(cols.target))
-            times = None if cols.timestamp is None else _times(pa, pc, source, cols, ids, rb.column(cols.timestamp))
-            yield ids, times, values
+            times, kind = (None, None) if cols.timestamp is None else \
+                _times(pa, pc, source, cols, ids, rb.column(cols.timestamp))
+            yield ids, times, values, kind
     except pa.ArrowInvalid as exc:
         raise DataError(f"{source}: cannot read it ({exc}). Fix the malformed rows.") from None
 
@@ -215,10 +224,10 @@ def _first_bad_number(cells: list) -> int:
     return 0
 
 
-def _times(pa, pc, source, cols, ids, col) -> np.ndarray:
+def _times(pa, pc, source, cols, ids, col) -> tuple[np.ndarray, str]:
     t = col.type
     if pa.types.is_integer(t):
-        return col.to_numpy(zero_copy_only=False).astype(np.int64)
+        return col.to_numpy(zero_copy_only=False).astype(np.int64), "integer"
     try:
         if pa.types.is_string(t) or pa.types.is_large_string(t):
             col = pc.cast(col, pa.timestamp("s"))
@@ -236,20 +245,19 @@ def _times(pa, pc, source, cols, ids, col) -> np.ndarray:
     if col.null_count:
         i = int(np.argmax(col.is_null().to_numpy(zero_copy_only=False)))
         raise DataError(f"{source}: series '{ids[i].as_py()}' has a row without a timestamp. Every row needs one.")
-    return col.cast(pa.int64()).to_numpy(zero_copy_only=False)
+    return col.cast(pa.int64()).to_numpy(zero_copy_only=False), "datetime"
 
 
 class _Assembler:
     """Cuts record batches into complete series (a series may span batches) and validates them."""
 
-    def __init__(self, source: str, block_rows: int) -> None:
+    def __init__(self, source: str) -> None:
         self.source = source
-        self.block_rows = block_rows
         self.seen: set[str] = set()
         self.kind: str | None = None
 
-    def run(self, resolved) -> Iterator[SeriesBlock]:
-        cols, batches = resolved
+    def run(self, cols: LongColumns, batches) -> Iterator[SeriesBlock]:
+        """Blocks of complete series from (ids, times, values, time kind) record batches."""
         self.cols = cols
         pend_id: str | None = None
         pend_v: list[np.ndarray] = []
@@ -257,8 +265,9 @@ class _Assembler:
         any_rows = False
         import pyarrow.compute as pc
 
-        for ids, times, values in batches:
+        for ids, times, values, kind in batches:
             any_rows = True
+            self.kind = kind
             n = len(values)
             change = np.flatnonzero(pc.not_equal(ids[1:], ids[:-1]).to_numpy(zero_copy_only=False)) + 1 if n > 1 \
                 else np.zeros(0, dtype=np.int64)
@@ -302,7 +311,7 @@ class _Assembler:
     def _block(self, ids, lengths, vals, times) -> SeriesBlock:
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         block = SeriesBlock(list(ids), offsets, np.concatenate(vals).astype(np.float32, copy=False),
-                            None if times is None else np.concatenate(times))
+                            None if times is None else np.concatenate(times), self.kind)
         for sid in ids:
             if sid in self.seen:
                 raise DataError(
