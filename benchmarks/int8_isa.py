@@ -42,7 +42,8 @@ def main() -> int:
     a = ap.parse_args()
 
     from distilts.device import arm64
-    from distilts.compile import onnx_export, verify
+    from distilts.compile import verify
+    from distilts.compile.backends import onnx as onnx_export
     from distilts.compile.data import load_compile_data
     from distilts.compile.wrapper import torch_predict, wrap_student
     from distilts.students import load_student_dir

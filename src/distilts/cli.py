@@ -21,6 +21,8 @@ COMMANDS = {
     "forecast": "distilts.runtime.cli:forecast",
     "profile": "distilts.profile.cli:profile",
     "serve": "distilts.serve.cli:serve",
+    "deploy": "distilts.deploy.cli:deploy",
+    "bundle": "distilts.deploy.cli:bundle",
 }
 
 
@@ -66,7 +68,9 @@ def cli() -> None:
       compile   export a student to ONNX / OpenVINO / TFLite, fp32 or int8, verified
       forecast  forecast from raw values with a compiled artifact (no torch needed)
       profile   latency, memory and accuracy, student vs teacher
-      serve     serve an artifact's forecasts over HTTP (POST /forecast)
+      serve     serve an artifact's forecasts over HTTP (POST /forecast, KServe v2)
+      deploy    put an artifact into a model store (versions, atomic switch, rollback)
+      bundle    an offline install bundle for a device (wheels, install script, systemd unit)
 
     With no --data, commands run on a built-in synthetic series.
     """

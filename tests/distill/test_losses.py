@@ -53,3 +53,22 @@ def test_total_loss():
     one = torch.tensor(1.0)
     assert total_loss(one, torch.tensor(2.0), torch.tensor(4.0), alpha=0.5, beta=0.25).item() == 3.0
     assert total_loss(one, None, None, alpha=1.0, beta=1.0).item() == 1.0
+
+
+def test_pinball_by_hand_and_quantile_kd_terms():
+    from distilts.distill.losses import pinball_loss, pinball_per_step, quantile_kd_loss
+
+    levels = torch.tensor([0.1, 0.5, 0.9])
+    pred = torch.tensor([[[[0.0, 1.0, 2.0]], [[2.0, 2.5, 4.0]]]])  # [1, 2, 1, 3]
+    y = torch.tensor([[[1.0], [3.0]]])
+    # step 1: 0.1, 0, 0.1; step 2: 0.1, 0.25, 0.1 (means over levels)
+    assert torch.allclose(pinball_per_step(pred, y, levels), torch.tensor([0.2 / 3, 0.45 / 3]))
+    assert torch.isclose(pinball_loss(pred, y, levels), torch.tensor(0.65 / 6))
+    teacher = pred + torch.tensor([0.5, 0.0, -1.0])
+    w = horizon_weights(2, 0.0)
+    # pinball against the teacher's values: rho_0.1(0.5) = 0.05, rho_0.9(-1) = 0.1, per step (0.15 / 3)
+    assert torch.isclose(quantile_kd_loss(pred, teacher, levels, w, "pinball"), torch.tensor(0.05))
+    assert torch.isclose(quantile_kd_loss(pred, teacher, levels, w, "l2"), torch.tensor((0.25 + 1.0) / 3))
+    assert quantile_kd_loss(pred, pred, levels, horizon_weights(2, 1.0), "pinball") == 0
+    with pytest.raises(ValueError, match="unknown quantile KD"):
+        quantile_kd_loss(pred, teacher, levels, w, "kl")

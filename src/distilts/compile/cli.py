@@ -1,18 +1,26 @@
-"""`distilts compile`: student directory -> verified ONNX / OpenVINO / TFLite artifacts. Imports click only."""
+"""`distilts compile`: student directory -> verified ONNX / OpenVINO / TFLite artifacts.
+
+A CLI boundary: at import only click and pure-Python tables (no numpy, no torch), so `distilts --help`
+stays fast; the pipeline (torch) and the table printer (rich) are imported when the command runs.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import click
 
 from distilts.compile import DEFAULT_CALIB_WINDOWS, DEFAULT_VERIFY_WINDOWS
+from distilts.errors import MissingExtraError
+from distilts.runtime.backends import BACKENDS
+from distilts.targets import resolve_job
 
 
 @click.command(name="compile")
 @click.argument("model_dir", type=click.Path(file_okay=False))
 @click.option("--target", "targets", multiple=True, required=True, metavar="TARGET",
-              help="A format (onnx, openvino, tflite) or a named target (see `distilts targets`). Repeat or "
+              help="A format (onnx, openvino, tflite, tflm, ethos-u, c) or a named target (see `distilts targets`). Repeat or "
                    "comma-separate for several artifacts in one call.")
 @click.option("--int8", is_flag=True, help="Post-training int8 quantization, calibrated on train windows "
                                             "(overrides a named target's precision).")
@@ -51,8 +59,6 @@ def compile_cmd(model_dir: str, targets: tuple[str, ...], int8: bool, batches: t
       distilts compile runs/etth1-dlinear --target onnx,openvino,tflite
       distilts compile runs/etth1-dlinear --target onnx --int8 --verify-on aarch64
     """
-    from distilts.targets import resolve_job
-
     specs = [s for t in targets for s in t.split(",") if s.strip()]
     jobs = [resolve_job(s, int8=int8, batches=batches) for s in specs]  # unknown target: error before torch loads
     seen, unique = set(), []
@@ -71,19 +77,23 @@ def compile_cmd(model_dir: str, targets: tuple[str, ...], int8: bool, batches: t
     _print_table(results)
 
 
+# formats without a runtime backend of their own (full-int8 TFLite for TFLite Micro / Ethos-U, C source):
+# the modules compiling them needs; the runtime formats' needs are in distilts.runtime.backends.BACKENDS
+_MICRO = (*BACKENDS["tflite"].compile_needs, "ai_edge_quantizer", "tflite_micro")
+BELOW_THE_PI: dict[str, tuple[str, ...]] = {"tflm": _MICRO, "ethos-u": (*_MICRO, "ethosu"), "c": ()}
+
+
 def _require_format(fmt: str, precision: str) -> None:
     """MissingExtraError naming the pip extra when a library this format needs is absent (not imported)."""
-    import importlib.util
-
-    from distilts.errors import MissingExtraError
-
-    needs = {"onnx": ["onnx", "onnxscript", "onnxruntime"], "openvino": ["openvino"],
-             "tflite": ["litert_torch", "ai_edge_litert"]}[fmt]
-    if precision == "int8":
-        needs += {"onnx": [], "openvino": ["nncf"], "tflite": ["ai_edge_quantizer", "torchao"]}[fmt]
+    if fmt in BACKENDS:
+        backend = BACKENDS[fmt]
+        needs = [*backend.compile_needs, *(backend.compile_int8_needs if precision == "int8" else ())]
+    else:
+        needs = list(BELOW_THE_PI[fmt])
     for module in ["torch", *needs]:
         if importlib.util.find_spec(module) is None:
-            raise MissingExtraError(module, "compile", f"{fmt} {precision} artifacts")
+            extra = "mcu" if module in ("tflite_micro", "ethosu") else "compile"
+            raise MissingExtraError(module, extra, f"{fmt} {precision} artifacts")
 
 
 def _print_table(results) -> None:
@@ -104,6 +114,9 @@ def _print_table(results) -> None:
                       _archs(r.manifest), f"{r.seconds:.1f}s")
     console = Console()
     console.print(table)
+    for r in results:
+        for line in _below_the_pi(r.manifest):
+            console.print(f"{r.directory.name}: {line}")
     if results:
         console.print(f"artifacts in {results[0].directory.parent}/ (manifest.json in each)")
 
@@ -114,7 +127,29 @@ def _archs(manifest: dict) -> str:
     for arch, rec in (manifest.get("architectures") or {}).items():
         label = arch + (" (emulated)" if rec.get("emulated") else "")
         parts.append(label if rec.get("verified") else f"NOT {arch}")
+    if manifest.get("mcu"):
+        parts.append("TFLite Micro")
     return ", ".join(parts) or "-"
+
+
+def _below_the_pi(manifest: dict) -> list[str]:
+    """Memory and NPU lines for microcontroller, Ethos-U and C artifacts."""
+    out = []
+    mcu = manifest.get("mcu")
+    if mcu:
+        fits = mcu.get("fits")
+        out.append(f"tensor arena {mcu['tensor_arena_bytes']:,} B, model {mcu['flash_bytes']:,} B"
+                   + (f" (profile: {fits['sram_bytes'] // 1024} KiB SRAM, {fits['flash_bytes'] // 1024} KiB flash)"
+                      if fits else ""))
+        v = mcu.get("vela")
+        if v:
+            out.append(f"Vela {v['accelerator']}: {len(v['npu_operators'])} NPU / {len(v['cpu_operators'])} CPU "
+                       f"operators, {v['macs_npu_share']:.0%} of {v['macs_total']:,} MACs on the NPU, "
+                       f"{v['cycles_total']:,} cycles = {v['inference_time_ms']:.3f} ms, SRAM {v['sram_bytes']:,} B")
+    if manifest.get("c"):
+        out.append(f"C: {manifest['c']['flash_bytes']:,} B of constants, forecast() stack ~"
+                   f"{manifest['c']['stack_bytes_approx']:,} B, no heap")
+    return out
 
 
 def _size(n: int) -> str:

@@ -1,18 +1,44 @@
-"""Write an artifact's `manifest.json` (schema: docs/design.md, "Artifact directory"); read via the runtime."""
+"""Write an artifact's `manifest.json` (schema: docs/design.md, "Artifact directory"); read via the runtime.
+
+`write_artifact_manifest` gathers the facts of one compiled artifact (the chosen candidate, its
+verification on every architecture, the golden pair, the passes) and writes them with `build_manifest`.
+"""
 
 from __future__ import annotations
 
 import datetime as _dt
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from distilts import __version__
-from distilts.runtime.arch import host_isa
+from distilts.compile import verify
+from distilts.compile.backends import runtime_backend
+from distilts.compile.backends.onnx import read_opset
+from distilts.compile.crossarch import ArchCheck
+from distilts.compile.data import CompileData
+from distilts.compile.verify import Candidate
+from distilts.runtime.arch import host_arch, host_isa
+from distilts.runtime.batching import run_file
 from distilts.runtime.manifest import FORMAT, VERSION  # one schema: the runtime reads what this writes
+from distilts.targets import CompileJob
 from distilts.utils import sha256_file, write_json
 
+
+@dataclass
+class CompiledArtifact:
+    """What one job produced: the directory, its manifest and a summary for the CLI table."""
+
+    job: CompileJob
+    directory: Path
+    manifest: dict
+    seconds: float
+
+    @property
+    def size(self) -> int:
+        return sum(m["size"] for m in self.manifest["models"] if m.get("role") in (None, "model", "weights"))
 
 
 def model_entry(directory: Path, file: str, batch: int | None, role: str | None = None) -> dict[str, Any]:
@@ -36,7 +62,8 @@ def build_manifest(*, backend: str, precision: str, models: list[dict], config: 
     for every other instruction set it was verified on (golden_out is this machine's, `golden.isa`).
     """
     L, H, D = int(config["lookback"]), int(config["horizon"]), len(config["columns"])
-    batches = sorted({m["batch"] for m in models if m.get("role") != "weights"}, key=lambda b: (b is None, b or 0))
+    levels = (config["student"].get("kwargs") or {}).get("quantiles")
+    batches = sorted({m["batch"] for m in models if m.get("role") in (None, "model")}, key=lambda b: (b is None, b or 0))
     shape_batch = batches[0] if len(batches) == 1 else None
     cfg_path = Path(student_dir) / "config.json"
     return {
@@ -44,7 +71,10 @@ def build_manifest(*, backend: str, precision: str, models: list[dict], config: 
         "backend": backend, "precision": precision,
         "models": models,
         "input": {"name": "x", "shape": [shape_batch, L, D], "dtype": "float32"},
-        "output": {"name": "y", "shape": [shape_batch, H, D], "dtype": "float32"},
+        "output": {"name": "y", "shape": [shape_batch, H, D, *([len(levels)] if levels else [])], "dtype": "float32"},
+        **({"quantiles": {"levels": [float(v) for v in levels], "median_index": [float(v) for v in levels].index(0.5),
+                          "guarantee": "levels never cross (median + cumulative non-negative gaps, in the graph)"}}
+           if levels else {}),
         "lookback": L, "horizon": H, "columns": list(config["columns"]),
         "freq_seconds": config.get("freq_seconds"),
         "normalization": "in-graph",
@@ -70,4 +100,66 @@ def write_manifest(directory: Path, manifest: dict[str, Any]) -> Path:
     path = Path(directory) / "manifest.json"
     write_json(path, manifest)
     return path
+
+
+def write_artifact_manifest(job: CompileJob, directory: Path, models: list[dict], best: Candidate,
+                            candidates: list[Candidate], config: dict, student_dir: Path, data: CompileData,
+                            verify_x: np.ndarray, calib_x: np.ndarray | None, checks: dict[str, ArchCheck],
+                            passes: list[dict]) -> dict:
+    """Write `directory/manifest.json` for the chosen candidate `best`, whose files are placed as `models`.
+
+    checks: {arch: ArchCheck} of the other architectures it was verified on; passes: every pass
+    applied, in order. The golden pair is the first verification window and its forecast here.
+    """
+    golden_in = verify_x[:1]
+    backend = runtime_backend(job.format)
+    model_file = next(m for m in models if m.get("role") in (None, "model"))
+    golden_out = run_file(backend, directory / model_file["file"], model_file["batch"], golden_in)
+    std = np.asarray(config["scaler"]["std"], np.float64)
+    atol_frac, rtol = verify.GOLDEN_TOL[job.precision]
+    quant = None
+    if job.precision == "int8":
+        quant = {"method": best.method, "isa": job.isa, "calib_windows": int(len(calib_x)), "calib_part": "train",
+                 "note": best.note, "chosen_by": "smallest rel-MSE vs the PyTorch student on the verification windows",
+                 "candidates": {c.method: {**c.errors, "latency_ms_b1": c.latency_ms} for c in candidates}}
+    target = None
+    if job.target is not None:
+        t = job.target
+        target = {"name": t.name, "threads": t.threads, "batch": t.batch, "mode": t.mode,
+                  "description": t.description}
+        if t.sram_kib:
+            target.update(sram_bytes=t.sram_kib * 1024, flash_bytes=t.flash_kib * 1024, accelerator=t.accelerator)
+    verification = {"windows": int(len(verify_x)), "part": "test", **best.errors,
+                    "tolerance": dict(verify.TOLERANCES[job.precision]), "passed": True,
+                    "reference": "pytorch student (scaler folded in), normalized-scale errors",
+                    "data": data.source, "data_hash": data.data_hash}
+    archs, by_isa = architectures(job, best.errors, checks)
+    opset = read_opset(directory / models[0]["file"]) if job.format == "onnx" else None
+    manifest = build_manifest(backend=backend, precision=job.precision, models=models, config=config,
+                              student_dir=student_dir, target=target, quantization=quant,
+                              verification=verification, golden_in=golden_in, golden_out=golden_out,
+                              atol=atol_frac * float(std.max()), rtol=rtol, opset=opset,
+                              architectures=archs, golden_by_isa=by_isa, passes=passes)
+    if job.format != backend:
+        manifest["format_name"] = job.format  # tflm / ethos-u: a TFLite file LiteRT also loads
+    manifest.update(best.facts)  # format-specific entries (tflm / ethos-u: `mcu`, `io`)
+    write_manifest(directory, manifest)
+    return manifest
+
+
+def architectures(job: CompileJob, host_errors: dict, checks: dict[str, ArchCheck]) -> tuple[dict, dict]:
+    """The manifest's `architectures` (every arch: verified or why not) and `golden.by_isa`: the golden
+    outputs of the other verified ISAs (this machine's is `golden.output`)."""
+    arch, isa = host_arch(), host_isa()
+    archs = {arch: {"verified": verify.within(host_errors, job.precision), "isa": isa, "emulated": None,
+                    **{k: host_errors[k] for k in ("rel_mse", "max_abs_err")}}}
+    by_isa: dict = {}  # this machine's output is golden.output (golden.isa); the others' here
+    for a, c in checks.items():
+        archs[a] = c.record
+        if c.verified and c.golden_out is not None:
+            by_isa[c.record.get("isa", a)] = np.asarray(c.golden_out, np.float32).tolist()
+    target_arch = getattr(job.target, "arch", None) if job.target is not None else arch
+    if target_arch is not None and target_arch not in archs:
+        archs[target_arch] = {"verified": False, "reason": "not checked (pass --verify-on " + target_arch + ")"}
+    return archs, by_isa
 

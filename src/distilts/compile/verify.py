@@ -4,17 +4,22 @@ Errors are measured on the normalized scale (both forecasts mapped through the s
 so a column with a large offset or unit cannot hide an error in another:
   max_abs_err = max |a - b|,  rel_mse = mean((a - b)^2) / mean(b^2)   (a: artifact, b: PyTorch).
 `max_abs_err_raw` is the same maximum in the data's own units.
+Quantile forecasts `[N, H, D, Q]`: the same over every level, plus `worst_level_rel_mse` (the largest
+rel-MSE of one level alone, held to the same tolerance) and `crossings` (windows x steps x variates
+whose levels are out of order: any is refused).
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from distilts.errors import ArtifactError
-from distilts.runtime.backends import open_session, run_file
+from distilts.runtime.backends import open_session
+from distilts.runtime.batching import run_file
 
 # documented in docs/compile.md; int8 is looser: quantization changes the numbers by design
 TOLERANCES: dict[str, dict[str, float]] = {
@@ -23,6 +28,37 @@ TOLERANCES: dict[str, dict[str, float]] = {
 }
 # golden self-check at load time, as a fraction of the largest scaler std (atol) and relative (rtol)
 GOLDEN_TOL: dict[str, tuple[float, float]] = {"fp32": (1e-4, 1e-4), "int8": (2e-2, 1e-3)}
+
+
+@dataclass
+class Candidate:
+    """One built candidate of an artifact, in the scratch directory: its files (name -> batch), how it
+    was made, its errors against the PyTorch student here."""
+
+    files: dict[str, int | None]
+    method: str | None  # None: fp32
+    note: str | None
+    errors: dict[str, float]
+    weights: list[str] = field(default_factory=list)  # side files (OpenVINO .bin)
+    preds: np.ndarray | None = None  # forecasts of the verification windows here (first file)
+    latency_ms: float | None = None  # median batch-1 call here, 1 thread (first file; int8 candidates only)
+    side: dict[str, tuple[str, str]] = field(default_factory=dict)  # other files: scratch name -> (final name, role)
+    facts: dict = field(default_factory=dict)  # manifest entries only this format has (e.g. `mcu`, `io`)
+
+    @property
+    def name(self) -> str:
+        return self.method or "fp32"
+
+
+def measure(backend: str, files: dict[Path, int | None], x: np.ndarray, ref: np.ndarray, config: dict
+            ) -> tuple[dict[str, float], np.ndarray]:
+    """(worst errors over a candidate's files vs the PyTorch student, the first file's forecasts) on the
+    verification windows (TFLite has one file per batch size)."""
+    mean = np.asarray(config["scaler"]["mean"], np.float64)
+    std = np.asarray(config["scaler"]["std"], np.float64)
+    preds = [run_file(backend, p, b, x) for p, b in files.items()]
+    errs = [errors(pred, ref, mean, std) for pred in preds]
+    return {k: max(e[k] for e in errs) for k in errs[0]}, preds[0]
 
 
 def time_file(backend: str, path: Path, batch: int | None, x: np.ndarray, calls: int = 20) -> float:
@@ -43,31 +79,49 @@ def time_file(backend: str, path: Path, batch: int | None, x: np.ndarray, calls:
     return float(np.median(times) * 1e3)
 
 
+def normalized(y: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """`(y - mean) / std` per variate, for `[..., H, D]` forecasts or `[N, H, D, Q]` quantiles."""
+    mean, std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
+    if y.ndim == 4:
+        mean, std = mean[:, None], std[:, None]
+    return (y.astype(np.float64) - mean) / std
+
+
 def errors(pred: np.ndarray, ref: np.ndarray, mean: np.ndarray, std: np.ndarray) -> dict[str, float]:
-    """max_abs_err and rel_mse on the normalized scale, plus max_abs_err_raw."""
+    """max_abs_err and rel_mse on the normalized scale, plus max_abs_err_raw (and, for quantile
+    forecasts, worst_level_rel_mse and crossings)."""
     if pred.shape != ref.shape:
         raise ArtifactError(f"The artifact returns shape {pred.shape}, the PyTorch student {ref.shape}.")
+    quantiles = pred.ndim == 4
     if not np.all(np.isfinite(pred)):
-        return {"max_abs_err": float("inf"), "rel_mse": float("inf"), "max_abs_err_raw": float("inf")}
-    a = (pred.astype(np.float64) - mean) / std
-    b = (ref.astype(np.float64) - mean) / std
-    return {"max_abs_err": float(np.max(np.abs(a - b))),
-            "rel_mse": float(np.mean((a - b) ** 2) / max(float(np.mean(b ** 2)), 1e-12)),
-            "max_abs_err_raw": float(np.max(np.abs(pred.astype(np.float64) - ref)))}
+        inf = {"max_abs_err": float("inf"), "rel_mse": float("inf"), "max_abs_err_raw": float("inf")}
+        return {**inf, "worst_level_rel_mse": float("inf"), "crossings": 0} if quantiles else inf
+    a, b = normalized(pred, mean, std), normalized(ref, mean, std)
+    out = {"max_abs_err": float(np.max(np.abs(a - b))),
+           "rel_mse": float(np.mean((a - b) ** 2) / max(float(np.mean(b ** 2)), 1e-12)),
+           "max_abs_err_raw": float(np.max(np.abs(pred.astype(np.float64) - ref)))}
+    if quantiles:
+        per_level = np.mean((a - b) ** 2, axis=(0, 1, 2)) / np.maximum(np.mean(b ** 2, axis=(0, 1, 2)), 1e-12)
+        out["worst_level_rel_mse"] = float(per_level.max())
+        out["crossings"] = int(np.any(np.diff(pred, axis=-1) < 0, axis=-1).sum())
+    return out
 
 
 def within(errs: dict[str, float], precision: str) -> bool:
     tol = TOLERANCES[precision]
-    return errs["rel_mse"] <= tol["rel_mse"] and errs["max_abs_err"] <= tol["max_abs"]
+    return (errs["rel_mse"] <= tol["rel_mse"] and errs["max_abs_err"] <= tol["max_abs"]
+            and errs.get("worst_level_rel_mse", 0.0) <= tol["rel_mse"] and errs.get("crossings", 0) == 0)
 
 
 def check(errs: dict[str, float], precision: str, what: str) -> None:
     """Raise ArtifactError when `errs` exceed the tolerance of `precision`."""
     if not within(errs, precision):
         tol = TOLERANCES[precision]
+        levels = (f", worst quantile level rel-MSE {errs['worst_level_rel_mse']:.3g}, {errs['crossings']} crossed "
+                  "levels (allowed 0)" if "crossings" in errs else "")
         raise ArtifactError(
             f"{what} does not match the PyTorch student: rel-MSE {errs['rel_mse']:.3g} (allowed "
             f"{tol['rel_mse']:g}), max abs error {errs['max_abs_err']:.3g} normalized units (allowed "
-            f"{tol['max_abs']:g}). The artifact was not written."
+            f"{tol['max_abs']:g}){levels}. The artifact was not written."
             + (" int8 lost too much accuracy for this student: use the fp32 artifact, or more --calib-windows."
                if precision == "int8" else " This is a converter bug: try another format."))

@@ -1,11 +1,15 @@
-"""The exported graph: raw `[B, L, D]` -> normalize -> student -> de-normalize -> raw `[B, H, D]`.
+"""The exported graph: raw `[B, L, D]` -> normalize -> student -> de-normalize -> raw `[B, H, D]`
+(`[B, H, D, Q]` for a quantile student).
 
 Normalization lives in its own submodules so int8 quantizers can leave it in float (quantizing
 raw inputs with one scale across variates of different magnitudes would waste the int8 range).
+The wrapper also carries the exact scaler (float64 numpy) for the module passes, and
+`as_float64()` gives the exact float64 original every pass is checked against.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Sequence
 
 import numpy as np
@@ -26,28 +30,56 @@ class Normalize(nn.Module):
 
 
 class Denormalize(nn.Module):
-    """x = z * std + mean, per variate (last axis)."""
+    """x = z * std + mean, per variate (last axis; the axis before the levels of quantile forecasts
+    `[B, H, D, Q]`, where a positive std keeps the levels' order)."""
 
-    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+    def __init__(self, mean: Sequence[float], std: Sequence[float], quantiles: bool = False) -> None:
         super().__init__()
-        self.register_buffer("mean", torch.tensor(np.asarray(mean, dtype=np.float32)))
-        self.register_buffer("std", torch.tensor(np.asarray(std, dtype=np.float32)))
+        shape = (-1, 1) if quantiles else (-1,)
+        self.register_buffer("mean", torch.tensor(np.asarray(mean, dtype=np.float32).reshape(shape)))
+        self.register_buffer("std", torch.tensor(np.asarray(std, dtype=np.float32).reshape(shape)))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return z * self.std + self.mean
 
 
 class RawScaleForecaster(nn.Module):
-    """A student with its scaler folded in: raw values in, raw-scale forecasts out."""
+    """A student with its scaler folded in: raw values in, raw-scale forecasts out.
 
-    def __init__(self, student: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
+    `mean` and `std` (float64 numpy) are the exact scaler; the buffers hold it in the module's dtype.
+    """
+
+    def __init__(self, student: nn.Module, mean: Sequence[float], std: Sequence[float],
+                 quantiles: bool | None = None) -> None:
         super().__init__()
+        self.mean = np.asarray(mean, np.float64)
+        self.std = np.asarray(std, np.float64)
         self.normalize = Normalize(mean, std)
         self.student = student
-        self.denormalize = Denormalize(mean, std)
+        if quantiles is None:  # a quantile student (or its fold) has `levels`
+            quantiles = getattr(student, "levels", None) is not None
+        self.denormalize = Denormalize(mean, std, quantiles)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.denormalize(self.student(self.normalize(x)))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.normalize.mean.dtype
+
+    def rewrap(self, student: nn.Module) -> "RawScaleForecaster":
+        """`student` behind this wrapper's scaler, in this wrapper's dtype (exact when float64)."""
+        out = RawScaleForecaster(student, self.mean, self.std).eval()
+        return out.as_float64() if self.dtype == torch.float64 else out
+
+    def as_float64(self) -> "RawScaleForecaster":
+        """A float64 copy with the scaler in exact float64 (the float32 wrapper rounds 1/std)."""
+        w = copy.deepcopy(self).to(torch.float64).eval()
+        m, s = torch.tensor(self.mean), torch.tensor(self.std)
+        out_shape = w.denormalize.mean.shape  # [D], or [D, 1] for quantile forecasts
+        w.normalize.mean, w.normalize.inv_std = m, 1.0 / s
+        w.denormalize.mean, w.denormalize.std = m.reshape(out_shape), s.reshape(out_shape)
+        return w
 
 
 def wrap_student(model: nn.Module, config: dict) -> RawScaleForecaster:
@@ -56,13 +88,13 @@ def wrap_student(model: nn.Module, config: dict) -> RawScaleForecaster:
     return RawScaleForecaster(model.eval(), scaler["mean"], scaler["std"]).eval()
 
 
-def torch_predict(wrapper: nn.Module, x: np.ndarray, batch: int = 256) -> np.ndarray:
-    """Reference forecasts of the PyTorch wrapper for raw `[N, L, D]` windows."""
+def torch_predict(module: nn.Module, x: np.ndarray, batch: int = 256, dtype: type = np.float32) -> np.ndarray:
+    """Forecasts of a torch module for raw `[N, L, D]` windows fed as `dtype` (float64 for a float64 module)."""
     out = []
     with torch.no_grad():
         for lo in range(0, len(x), batch):
-            out.append(wrapper(torch.from_numpy(np.ascontiguousarray(x[lo:lo + batch], dtype=np.float32))).numpy())
-    return np.concatenate(out) if out else np.zeros((0,), np.float32)
+            out.append(module(torch.from_numpy(np.ascontiguousarray(x[lo:lo + batch], dtype=dtype))).numpy())
+    return np.concatenate(out) if out else np.zeros((0,), dtype)
 
 
 def example_input(lookback: int, n_variates: int, batch: int = 2) -> tuple[torch.Tensor]:

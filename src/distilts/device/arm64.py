@@ -21,7 +21,9 @@ Cache: $DISTILTS_ARM64_DIR, else ${XDG_CACHE_HOME:-~/.cache}/distilts/arm64.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -30,17 +32,19 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Callable, Iterator
 
+import distilts
 from distilts.errors import DistiltsError
+from distilts.runtime.backends import BACKENDS as BACKEND_TABLE
+from distilts.runtime.manifest import read_manifest
+from distilts.utils import replace_dir, write_json
 
 ARCH = "aarch64"
-BACKENDS = ("onnx", "tflite", "openvino")
-# backend -> the aarch64 wheels it needs (numpy + click are the runtime core)
-WHEELS: dict[str, tuple[str, ...]] = {"onnx": ("onnxruntime",), "tflite": ("ai-edge-litert",),
-                                      "openvino": ("openvino",)}
-CORE_WHEELS = ("numpy", "click")
+BACKENDS = tuple(BACKEND_TABLE)
+CORE_WHEELS = ("numpy", "click")  # the runtime core; each backend adds its library's wheel (BACKEND_TABLE)
 DEBIAN = "http://deb.debian.org/debian"
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 # bookworm arm64: python3.11 and everything its stdlib and the backends' wheels link against
@@ -71,10 +75,8 @@ def cache_dir() -> Path:
 
 def wanted_versions(backend: str) -> dict[str, str | None]:
     """The wheels of `backend`'s site-packages, pinned to the versions installed here (None: newest)."""
-    from importlib import metadata
-
     out: dict[str, str | None] = {}
-    for name in (*CORE_WHEELS, *WHEELS[backend]):
+    for name in (*CORE_WHEELS, BACKEND_TABLE[backend].distribution):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -105,8 +107,6 @@ class Device:
 
     def command(self, args: list[str], backends: list[str] | None = None) -> tuple[list[str], dict[str, str]]:
         """argv + env that run `python3.11 ARGS` on the device with distilts (this checkout) importable."""
-        import distilts
-
         src = Path(distilts.__file__).resolve().parent.parent
         sites = [str(self.site(b)) for b in (backends or self.backends())]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "LD_", "VIRTUAL_ENV"))}
@@ -143,8 +143,6 @@ def find_device(backends: list[str] | tuple[str, ...] = ()) -> Device | None:
 
 @contextlib.contextmanager
 def _locked(home: Path) -> Iterator[None]:
-    import fcntl
-
     home.mkdir(parents=True, exist_ok=True)
     with open(home / ".lock", "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
@@ -197,8 +195,6 @@ def ensure_device(backends: list[str] | tuple[str, ...], log: Callable[[str], No
 
 
 def _write_info(home: Path, info: dict) -> None:
-    from distilts.utils import write_json
-
     write_json(home / "device.json", info)
 
 
@@ -220,41 +216,71 @@ def _sh(argv: list[str], what: str, cwd: Path | None = None) -> str:
     return res.stdout
 
 
-def _build_base(home: Path, log: Callable[[str], None]) -> dict:
-    """arm64 root (bookworm .debs, dpkg -x) + static qemu-aarch64 (trixie qemu-user); returns device info."""
-    apt, dpkg = _need_tool("apt-get"), _need_tool("dpkg")
+def _apt_download(work: Path, packages: list[str], log: Callable[[str], None]) -> list[Path]:
+    """`apt-get download PACKAGES` with a private configuration inside `work` (bookworm arm64, trixie amd64)."""
+    apt = _need_tool("apt-get")
     if not Path(KEYRING).is_file():
         raise EmulatorUnavailable(f"Cannot build the emulated arm64 device: {KEYRING} is missing "
                                   "(apt-get install debian-archive-keyring).")
+    a = work / "apt"
+    for d in ("lists/partial", "cache/archives/partial", "etc/parts", "debs"):
+        (a / d).mkdir(parents=True)
+    (a / "status").touch()
+    (a / "etc/sources.list").write_text(
+        f"deb [arch=arm64 signed-by={KEYRING}] {DEBIAN} bookworm main\n"
+        f"deb [arch=amd64 signed-by={KEYRING}] {DEBIAN} trixie main\n")
+    opts = [f"-oDir::Etc::SourceList={a}/etc/sources.list", f"-oDir::Etc::SourceParts={a}/etc/parts",
+            f"-oDir::Etc::Preferences={a}/etc/none", f"-oDir::Etc::PreferencesParts={a}/etc/parts",
+            f"-oDir::State::Lists={a}/lists", f"-oDir::Cache={a}/cache", f"-oDir::State::Status={a}/status",
+            "-oAPT::Architectures::=arm64", "-oAPT::Architectures::=amd64", "-oDebug::NoLocking=1",
+            "-oAPT::Sandbox::User=root", "-qq"]
+    log("  apt-get update (private lists: bookworm arm64, trixie amd64)")
+    _sh([apt, *opts, "update"], "apt-get update")
+    log(f"  apt-get download: {', '.join(packages[:3])}{' ...' if len(packages) > 3 else ''}")
+    _sh([apt, *opts, "download", *packages], "apt-get download", cwd=a / "debs")
+    return sorted((a / "debs").glob("*.deb"))
+
+
+# statically linked user-mode emulators kept from trixie's qemu-user: arm64 (the device), x86 without VNNI
+# (`qemu-x86_64 -cpu Haswell`, benchmarks/int8_isa.py) and 32-bit armhf (the C artifact's armhf check)
+QEMU_BINARIES = ("qemu-aarch64", "qemu-x86_64", "qemu-arm")
+
+
+def qemu_binary(name: str, log: Callable[[str], None] = print) -> Path:
+    """A static trixie `qemu-<arch>` user emulator in the device cache, fetched alone when the cache lacks it."""
+    home = cache_dir()
+    if (home / name).is_file():
+        return home / name
+    if name not in QEMU_BINARIES:
+        raise EmulatorUnavailable(f"No {name} in trixie's qemu-user here: use one of {', '.join(QEMU_BINARIES)}.")
+    dpkg = _need_tool("dpkg")
+    with _locked(home):
+        if not (home / name).is_file():
+            work = Path(tempfile.mkdtemp(prefix=".qemu-", dir=home))
+            try:
+                log(f"fetching {name} (Debian trixie qemu-user) into {home}")
+                deb = _apt_download(work, ["qemu-user"], log)[0]
+                _sh([dpkg, "-x", str(deb), str(work / "x")], f"dpkg -x {deb.name}")
+                os.replace(work / "x/usr/bin" / name, home / name)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+    return home / name
+
+
+def _build_base(home: Path, log: Callable[[str], None]) -> dict:
+    """arm64 root (bookworm .debs, dpkg -x) + static qemu-aarch64 (trixie qemu-user); returns device info."""
+    dpkg = _need_tool("dpkg")
     work = Path(tempfile.mkdtemp(prefix=".build-", dir=home))
     try:
-        a = work / "apt"
-        for d in ("lists/partial", "cache/archives/partial", "etc/parts", "debs"):
-            (a / d).mkdir(parents=True)
-        (a / "status").touch()
-        (a / "etc/sources.list").write_text(
-            f"deb [arch=arm64 signed-by={KEYRING}] {DEBIAN} bookworm main\n"
-            f"deb [arch=amd64 signed-by={KEYRING}] {DEBIAN} trixie main\n")
-        opts = [f"-oDir::Etc::SourceList={a}/etc/sources.list", f"-oDir::Etc::SourceParts={a}/etc/parts",
-                f"-oDir::Etc::Preferences={a}/etc/none", f"-oDir::Etc::PreferencesParts={a}/etc/parts",
-                f"-oDir::State::Lists={a}/lists", f"-oDir::Cache={a}/cache", f"-oDir::State::Status={a}/status",
-                "-oAPT::Architectures::=arm64", "-oAPT::Architectures::=amd64", "-oDebug::NoLocking=1",
-                "-oAPT::Sandbox::User=root", "-qq"]
-        log("  apt-get update (private lists: bookworm arm64, trixie amd64)")
-        _sh([apt, *opts, "update"], "apt-get update")
-        log("  apt-get download: qemu-user (trixie) and the arm64 python3.11 userland (bookworm)")
-        _sh([apt, *opts, "download", "qemu-user", *(f"{p}:arm64" for p in ARM64_DEBS)], "apt-get download",
-            cwd=a / "debs")
+        debs = _apt_download(work, ["qemu-user", *(f"{p}:arm64" for p in ARM64_DEBS)], log)
         stage = work / "stage"
         (stage / "root").mkdir(parents=True)
         qx = work / "qemu-x"
-        debs = sorted((a / "debs").glob("*.deb"))
         for deb in debs:
             dest = qx if deb.name.startswith("qemu-user_") else stage / "root"
             _sh([dpkg, "-x", str(deb), str(dest)], f"dpkg -x {deb.name}")
-        shutil.move(str(qx / "usr/bin/qemu-aarch64"), stage / "qemu-aarch64")
-        # also kept: an x86 CPU without VNNI (`qemu-x86_64 -cpu Haswell`), for benchmarks/int8_isa.py
-        shutil.move(str(qx / "usr/bin/qemu-x86_64"), stage / "qemu-x86_64")
+        for name in QEMU_BINARIES:
+            shutil.move(str(qx / "usr/bin" / name), stage / name)
         qemu_version = _sh([str(stage / "qemu-aarch64"), "--version"], "qemu-aarch64 --version").split()[2]
         py = subprocess.run([str(stage / "qemu-aarch64"), "-L", str(stage / "root"),
                              str(stage / "root/usr/bin/python3.11"), "-c",
@@ -262,7 +288,7 @@ def _build_base(home: Path, log: Callable[[str], None]) -> dict:
                             capture_output=True, text=True)
         if py.returncode != 0 or not py.stdout.startswith("aarch64"):
             raise EmulatorUnavailable(f"The emulated arm64 python does not start: {py.stderr.strip()[-400:]}")
-        for name in ("root", "qemu-aarch64", "qemu-x86_64"):
+        for name in ("root", *QEMU_BINARIES):
             if (home / name).exists():
                 shutil.rmtree(home / name) if (home / name).is_dir() else (home / name).unlink()
             os.replace(stage / name, home / name)
@@ -286,8 +312,6 @@ def _install_site(dest: Path, pins: dict[str, str | None]) -> None:
              "--target", str(tmp), *plat, "--only-binary=:all:", "--python-version", "3.11", "--implementation",
              "cp", *reqs], "pip install (aarch64 wheels) " + " ".join(reqs))
         shutil.rmtree(tmp / "bin", ignore_errors=True)  # console scripts for the wrong interpreter
-        from distilts.utils import replace_dir
-
         replace_dir(tmp, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -311,12 +335,12 @@ import json, sys, time
 c0, t0 = time.process_time(), time.perf_counter()
 import numpy as np
 from distilts.runtime import Forecaster
+from distilts.runtime.backends import BACKENDS
 from distilts.runtime.manifest import read_manifest
 import importlib
 art = sys.argv[1]
 man = read_manifest(art)
-importlib.import_module({"onnx": "onnxruntime", "tflite": "ai_edge_litert.interpreter",
-                         "openvino": "openvino"}[man.backend])
+importlib.import_module(BACKENDS[man.backend].library)
 c1, t1 = time.process_time(), time.perf_counter()
 fc = Forecaster.load(art)
 fc.predict(man.golden_input[0])
@@ -341,8 +365,6 @@ def measure(dev: Device, artifacts: list[str]) -> dict:
                 top[p.name] = site_size(p)
         out["sites"][b] = {"bytes": site_size(dev.site(b)), "largest": dict(sorted(top.items(), key=lambda kv: -kv[1])[:5])}
     for art in artifacts:
-        from distilts.runtime.manifest import read_manifest
-
         backend = read_manifest(art, verify_checksums=False).backend
         t0 = time.perf_counter()
         res = dev.run(["-c", _PROBE, art], [backend])
@@ -357,8 +379,6 @@ def measure(dev: Device, artifacts: list[str]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI: build | info | run -- ARGS | python -- ARGS | measure ARTIFACT... (see the module docstring)."""
-    import argparse
-
     ap = argparse.ArgumentParser(prog="python -m distilts.device.arm64",
                                  description="The emulated arm64 device (Debian bookworm arm64 under qemu-aarch64).")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -403,8 +423,6 @@ def main(argv: list[str] | None = None) -> int:
         res = measure(dev, a.artifacts)
         print(json.dumps(res, indent=2))
         if a.json:
-            from distilts.utils import write_json
-
             write_json(a.json, res)
         return 0
     except DistiltsError as exc:

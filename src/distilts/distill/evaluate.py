@@ -1,5 +1,6 @@
 """The test protocol: MSE/MAE on normalized values (overall and per forecast step) for the student
-and, on the very same windows, the teacher; plus the run's plots and model card."""
+and, on the very same windows, the teacher; for quantile forecasts also WQL, MASE of the median,
+80% interval coverage / width and MSIS (distilts.metrics); plus the run's plots and model card."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure  # no pyplot: no global backend or figure registry is touched
 from torch import nn
 
 from distilts.data.windows import Windows
+from distilts.metrics import probabilistic_scores
+from distilts.quantiles import format_level, median_index
 
 
 @torch.no_grad()
@@ -24,24 +28,36 @@ def predict(model: nn.Module, windows: Windows, batch_size: int = 256, device: s
     return np.concatenate(out) if out else np.zeros((0, windows.horizon, windows.values.shape[1]), np.float32)
 
 
-def scores(pred: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
-    """MSE and MAE overall and per forecast step for `[N, H, D]` arrays."""
-    err = np.asarray(pred, dtype=np.float64) - np.asarray(truth, dtype=np.float64)
-    return {"mse": float(np.mean(err ** 2)), "mae": float(np.mean(np.abs(err))),
-            "mse_by_step": np.mean(err ** 2, axis=(0, 2)).tolist(),
-            "mae_by_step": np.mean(np.abs(err), axis=(0, 2)).tolist(), "windows": int(len(err))}
+def scores(pred: np.ndarray, windows: Windows, levels: tuple[float, ...] | None = None,
+           season: int = 1) -> dict[str, Any]:
+    """MSE and MAE overall and per forecast step of `[N, H, D]` forecasts (of the median for
+    quantile forecasts `[N, H, D, Q]` at `levels`, which also get `quantiles`: WQL, MASE, interval)."""
+    truth = windows.targets()
+    point = pred[..., median_index(levels)] if levels is not None else pred
+    err = np.asarray(point, dtype=np.float64) - np.asarray(truth, dtype=np.float64)
+    out = {"mse": float(np.mean(err ** 2)), "mae": float(np.mean(np.abs(err))),
+           "mse_by_step": np.mean(err ** 2, axis=(0, 2)).tolist(),
+           "mae_by_step": np.mean(np.abs(err), axis=(0, 2)).tolist(), "windows": int(len(err))}
+    if levels is not None:
+        out["quantiles"] = probabilistic_scores(pred, truth, windows.inputs(), levels, season=season)
+    return out
 
 
-def plot_forecast(path: str | os.PathLike, x: np.ndarray, y: np.ndarray, student: np.ndarray,
-                  teacher: np.ndarray | None, column: str) -> None:
-    """One test window of one variate: history, truth, student and teacher forecasts."""
-    plt = _pyplot()
+def plot_test_window(path: str | os.PathLike, x: np.ndarray, y: np.ndarray, student: np.ndarray,
+                     teacher: np.ndarray | None, column: str, levels: tuple[float, ...] | None = None) -> None:
+    """One test window of one variate: history, truth, student (its median and the band between its
+    outer levels for quantile forecasts `[H, Q]`) and teacher forecasts."""
     L, H = len(x), len(y)
-    fig, ax = plt.subplots(figsize=(9, 3.5))
+    fig = Figure(figsize=(9, 3.5))
+    ax = fig.subplots()
     ax.plot(np.arange(L), x, color="0.5", lw=1, label="history")
     steps = np.arange(L, L + H)
     ax.plot(steps, y, color="k", lw=1.5, label="truth")
-    ax.plot(steps, student, color="tab:blue", lw=1.5, label="student")
+    if levels is not None:
+        ax.fill_between(steps, student[:, 0], student[:, -1], color="tab:blue", alpha=0.25, lw=0,
+                        label=f"student {format_level(levels[0])}-{format_level(levels[-1])}")
+        student = student[:, median_index(levels)]
+    ax.plot(steps, student, color="tab:blue", lw=1.5, label="student" + (" median" if levels else ""))
     if teacher is not None:
         ax.plot(steps, teacher, color="tab:orange", lw=1.2, ls="--", label="teacher")
     ax.axvline(L - 0.5, color="0.8", lw=1)
@@ -52,8 +68,8 @@ def plot_forecast(path: str | os.PathLike, x: np.ndarray, y: np.ndarray, student
 
 def plot_mse_by_step(path: str | os.PathLike, student: list[float], teacher: list[float] | None) -> None:
     """Test MSE at each forecast step, student vs teacher."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig = Figure(figsize=(7, 3.5))
+    ax = fig.subplots()
     steps = np.arange(1, len(student) + 1)
     ax.plot(steps, student, color="tab:blue", label="student")
     if teacher is not None:
@@ -64,14 +80,14 @@ def plot_mse_by_step(path: str | os.PathLike, student: list[float], teacher: lis
 
 
 def write_plots(directory: Path, windows: Windows, pred: np.ndarray, teacher_pred: np.ndarray | None,
-                metrics: dict, columns: list[str]) -> None:
+                metrics: dict, columns: list[str], levels: tuple[float, ...] | None = None) -> None:
     """`plots/forecast.png` (the middle test window, last variate) and `plots/mse_by_step.png`."""
     plots = directory / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     i, d = len(windows) // 2, len(columns) - 1
     x, y = windows[i]
-    plot_forecast(plots / "forecast.png", x[:, d], y[:, d], pred[i, :, d],
-                  None if teacher_pred is None else teacher_pred[i, :, d], columns[d])
+    plot_test_window(plots / "forecast.png", x[:, d], y[:, d], pred[i, :, d],
+                     None if teacher_pred is None else teacher_pred[i, :, d], columns[d], levels)
     teacher = metrics.get("teacher") or {}
     plot_mse_by_step(plots / "mse_by_step.png", metrics["test"]["mse_by_step"],
                      (teacher.get("test") or {}).get("mse_by_step"))
@@ -84,6 +100,7 @@ def model_card(config: dict, metrics: dict) -> str:
     if metrics.get("teacher") and metrics["teacher"].get("test"):
         rows.append((f"teacher ({metrics['teacher']['name']})", metrics["teacher"]["test"]))
     table = "\n".join(f"| {name} | {m['mse']:.4f} | {m['mae']:.4f} |" for name, m in rows)
+    prob = _quantile_table(rows)
     teacher = (f"{t['name']} (`{t.get('path')}`, checkpoint sha256 `{str(t.get('checkpoint_sha256'))[:16]}…`)"
                if t else "none (trained on ground truth only)")
     kwargs = ", ".join(f"{k}={v}" for k, v in s.get("kwargs", {}).items()) or "defaults"
@@ -92,9 +109,11 @@ def model_card(config: dict, metrics: dict) -> str:
     if isinstance(split, dict):
         split_text = (f"{split.get('scheme', '?')} split, rows train {_rows(split.get('train'))}, "
                       f"val {_rows(split.get('val'))}, test {_rows(split.get('test'))}")
-    terms = ["supervised MSE"]
+    terms = ["supervised pinball loss" if loss.get("supervised") == "pinball" else "supervised MSE"]
     if loss.get("kd"):
-        terms.append(f"{loss.get('alpha')} x horizon-weighted KD (tau={loss.get('tau')})")
+        kind = {"pinball": "pinball against the teacher's quantiles", "l2": "L2 between the quantile vectors"}
+        what = f", {kind.get(loss.get('quantile_kd'), loss.get('quantile_kd'))}" if loss.get("quantile_kd") else ""
+        terms.append(f"{loss.get('alpha')} x horizon-weighted KD (tau={loss.get('tau')}{what})")
     if loss.get("fta"):
         n_tok = loss["fta"].get("n_tokens") if isinstance(loss["fta"], dict) else None
         pooled = loss.get("hidden_tokens")
@@ -103,6 +122,10 @@ def model_card(config: dict, metrics: dict) -> str:
     elif loss.get("kd") is not None:
         terms.append("no FTA" + (" (off by default for DLinear, as in the DistilTS scripts; --beta > 0 turns it on)"
                                  if s["name"] == "dlinear" else ""))
+    levels = (loss.get("levels") or s.get("kwargs", {}).get("quantiles"))
+    limits = ("Point forecasts only (no uncertainty). " if not levels else
+              f"Quantiles at levels {', '.join(f'{v:g}' for v in levels)} (0.5 is the point forecast); "
+              "the interval's coverage is measured on the test split above and is not guaranteed elsewhere. ")
     return f"""# {s['name']} student — L={config['lookback']}, H={config['horizon']}
 
 **What**: {s['name']} forecaster ({kwargs}; {config['param_count']:,} parameters) mapping the last
@@ -120,33 +143,41 @@ z-scored with the training-part statistics stored in `config.json`.
 | model | MSE | MAE |
 |---|---|---|
 {table}
-
+{prob}
 ## Intended use
 Fast point forecasts on CPUs and edge devices for series like the training data, after
 `distilts compile`. Compare with the teacher above before relying on it.
 
 ## Limitations
-Point forecasts only (no uncertainty). Fixed lookback, horizon and variates; accuracy is
+{limits}Fixed lookback, horizon and variates; accuracy is
 measured on one dataset's test split and degrades under distribution shift. The teacher's
 errors and biases are distilled along with its skill.
 """
+
+
+def _quantile_table(rows: list[tuple[str, dict]]) -> str:
+    """The probabilistic metrics of the rows that have them, as a Markdown table (or "")."""
+    lines = []
+    for name, m in rows:
+        q = m.get("quantiles")
+        if not q:
+            continue
+        iv = q.get("interval") or {}
+        fmt = lambda v, f=".4f": "–" if v is None else format(v, f)  # noqa: E731
+        lines.append(f"| {name} | {fmt(q['wql'])} | {fmt(q['mase'], '.3f')} | {fmt(iv.get('coverage'), '.1%')} | "
+                     f"{fmt(iv.get('mean_width'), '.3f')} | {fmt(iv.get('msis'), '.3f')} | {q['crossings']} |")
+    if not lines:
+        return ""
+    return ("\nProbabilistic (WQL as Chronos / GIFT-Eval; MASE of the median; the 0.1-0.9 interval: coverage, "
+            "mean width, MSIS; seasonal-naive scale over each window's lookback):\n\n"
+            "| model | WQL | MASE | 80% coverage | mean width | MSIS | crossings |\n|---|---|---|---|---|---|---|\n"
+            + "\n".join(lines) + "\n")
 
 
 def _rows(span) -> str:
     return f"{span[0]}-{span[1]}" if isinstance(span, (list, tuple)) and len(span) == 2 else "?"
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: str | os.PathLike) -> None:
-    plt = _pyplot()
+def _save(fig: Figure, path: str | os.PathLike) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)

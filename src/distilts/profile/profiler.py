@@ -7,6 +7,7 @@ Accuracy is on the normalized scale (the manifest's scaler), the benchmark conve
 from __future__ import annotations
 
 import datetime as _dt
+import importlib.util
 import json
 import os
 import platform
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from distilts import __version__
+from distilts.data import load_dataset, make_windows
 from distilts.errors import DistiltsError
 from distilts.runtime.manifest import Manifest, read_manifest
 
@@ -52,8 +54,6 @@ class ProfileWindows:
 
 def profile_windows(man: Manifest, data_args: dict, n_windows: int) -> ProfileWindows:
     """Up to n_windows evenly spaced windows of the standard test split, normalized with the manifest's scaler."""
-    from distilts.data import load_dataset, make_windows
-
     ds = load_dataset(data_args.get("path"), columns=man.columns, split=data_args.get("split", "auto"),
                       fill=data_args.get("fill"), date_column=data_args.get("date_column"))
     raw = make_windows(ds.series.values, ds.split.test, man.lookback, man.horizon)
@@ -111,19 +111,21 @@ def student_dir_from_manifest(man: Manifest) -> str | None:
 
 
 def _torch_installed() -> bool:
-    import importlib.util
-
     try:
         return importlib.util.find_spec("torch") is not None
     except (ImportError, ValueError):
         return False
 
 
-def run_profile(artifact_dir: str | Path, data_args: dict, *, teacher: str | None = None,
+def profile_artifact(artifact_dir: str | Path, data_args: dict | None = None, *, teacher: str | None = None,
                 teacher_path: str | None = None, student_dir: str | None = None, n_windows: int = 200,
                 threads: int | None = None, iters: int = 200, warmup: int = 10, budget_s: float = 20.0,
                 big_batch: int = 64, timeout_s: float = 1800.0, log=print) -> dict:
-    """Profile the artifact (+ PyTorch student, + teacher) and return the report dict."""
+    """`distilts profile`: latency, throughput, peak RSS, size and accuracy of the artifact (+ its
+    PyTorch student, + `teacher`), each in its own process, on test windows of the series `data_args`
+    names (`load_dataset`'s arguments; default: the synthetic series). Returns the report dict
+    (`profile.report.write_report` writes profile.json/.md/.png)."""
+    data_args = data_args or {}
     man = read_manifest(artifact_dir)
     # one thread count for every model (artifact, PyTorch student, teacher), recorded in the report:
     # the target's threads, else 1 (torch's default of all cores for the teacher made speedups meaningless)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from distilts.data.series import TimeSeries, default_names, is_data_row, load_series
+from distilts.data.synthetic import synthetic_series
 from distilts.errors import DataError, require
 from distilts.runtime.forecaster import Forecaster
 
@@ -28,6 +29,8 @@ class ForecastResult:
     history: np.ndarray  # [L, D] the input window
     history_dates: np.ndarray | None
     actual: np.ndarray | None  # rows after at_row present in the data (up to H), for plots
+    quantiles: np.ndarray | None = None  # [H, D, Q] of a quantile artifact (values = the 0.5 level)
+    levels: tuple[float, ...] | None = None
 
 
 def read_header(path: Path) -> list[str] | None:
@@ -46,8 +49,6 @@ def load_for_artifact(path: str | Path | None, columns: list[str], date_column: 
                       fill: str | None = None) -> TimeSeries:
     """The artifact's variates (in the manifest's order) from a CSV, or from the built-in synthetic series."""
     if path is None:
-        from distilts.data.synthetic import synthetic_series
-
         series = synthetic_series()
         missing = [c for c in columns if c not in series.columns]
         if missing:
@@ -85,14 +86,15 @@ def forecast_at(fc: Forecaster, series: TimeSeries, at_row: int | None = None) -
             f"rows ({L} x {len(fc.columns)}: {', '.join(fc.columns)}). Use --at-row {L - 1} or later, or more data."
         )
     window = series.values[row + 1 - L: row + 1]
-    values = fc.predict(window)
+    quantiles = fc.predict_quantiles(window) if fc.levels is not None else None
+    values = fc.predict(window) if quantiles is None else quantiles[..., fc.levels.index(0.5)]
     dates = hist_dates = None
     if series.dates is not None and series.freq is not None:
         step = series.freq
         dates = series.dates[row] + step * np.arange(1, H + 1)
         hist_dates = series.dates[row + 1 - L: row + 1]
     actual = series.values[row + 1: row + 1 + H] if row + 1 < n else None
-    return ForecastResult(values, list(fc.columns), row, dates, window, hist_dates, actual)
+    return ForecastResult(values, list(fc.columns), row, dates, window, hist_dates, actual, quantiles, fc.levels)
 
 
 def _fmt_date(d: np.datetime64) -> str:
@@ -100,20 +102,25 @@ def _fmt_date(d: np.datetime64) -> str:
 
 
 def forecast_csv(res: ForecastResult) -> str:
-    """CSV text: a `date` column (continued at the data's median step) or `step` (1..H), then the variates."""
+    """CSV text: a `date` column (continued at the data's median step) or `step` (1..H), then the variates
+    (the median for a quantile artifact), then every level of each variate (`OT_q0.1`, ..., `OT_q0.9`)."""
+    from distilts.quantiles import column_name
+
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["date" if res.dates is not None else "step", *res.columns])
+    qcols = [column_name(c, q) for c in res.columns for q in (res.levels or ())]
+    w.writerow(["date" if res.dates is not None else "step", *res.columns, *qcols])
     for i, row in enumerate(res.values):
         key = _fmt_date(res.dates[i]) if res.dates is not None else str(i + 1)
-        w.writerow([key, *(f"{float(v):.7g}" for v in row)])
+        levels = res.quantiles[i].reshape(-1) if res.quantiles is not None else ()
+        w.writerow([key, *(f"{float(v):.7g}" for v in row), *(f"{float(v):.7g}" for v in levels)])
     return buf.getvalue()
 
 
 def plot_forecast(res: ForecastResult, path: str | Path, title: str = "") -> Path:
     """PNG: per variate, the input window, the forecast, and the actual values when the data has them."""
     require("matplotlib", "plot", "--plot")
-    import matplotlib
+    import matplotlib  # the optional `plot` extra, checked by require() just above
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -127,11 +134,14 @@ def plot_forecast(res: ForecastResult, path: str | Path, title: str = "") -> Pat
         ax.plot(xh, res.history[:, j], color="0.35", lw=1.2, label="input window")
         if res.actual is not None and len(res.actual):
             ax.plot(xf[: len(res.actual)], res.actual[:, j], color="tab:green", lw=1.2, label="actual")
-        ax.plot(xf, res.values[:, j], color="tab:orange", lw=1.6, marker=".", label="forecast")
+        if res.quantiles is not None:  # one band per symmetric pair of levels, darker toward the median
+            _bands(ax, xf, res.quantiles[:, j], res.levels)
+        ax.plot(xf, res.values[:, j], color="tab:orange", lw=1.6, marker="." if res.quantiles is None else None,
+                label="forecast" if res.quantiles is None else "median")
         ax.axvline(xh[-1], color="0.7", lw=0.8, ls="--")
         ax.set_ylabel(res.columns[j], fontsize=8)
         ax.tick_params(labelsize=7)
-    axes[0, 0].legend(fontsize=7, loc="upper left", ncol=3)
+    axes[0, 0].legend(fontsize=7, loc="upper left", ncol=4)
     fig.suptitle(title or f"Forecast of {H} steps after row {res.at_row}", fontsize=10)
     fig.autofmt_xdate()
     fig.tight_layout()
@@ -140,3 +150,15 @@ def plot_forecast(res: ForecastResult, path: str | Path, title: str = "") -> Pat
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _bands(ax, x: np.ndarray, q: np.ndarray, levels: tuple[float, ...]) -> None:
+    """Shade between level i and level Q-1-i (the central intervals), labelling the outermost."""
+    from distilts.quantiles import format_level
+
+    pairs = [(i, len(levels) - 1 - i) for i in range(len(levels) // 2)]
+    for k, (lo, hi) in enumerate(pairs):
+        label = (f"{format_level(levels[lo])}-{format_level(levels[hi])} "
+                 f"({round((levels[hi] - levels[lo]) * 100):g}% interval)") if k == 0 else None
+        ax.fill_between(x, q[:, lo], q[:, hi], color="tab:blue", alpha=0.15 + 0.3 * k / max(len(pairs), 1),
+                        lw=0, label=label)

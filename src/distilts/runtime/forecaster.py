@@ -8,17 +8,18 @@ from pathlib import Path
 import numpy as np
 
 from distilts.errors import ArtifactError, DataError, DistiltsError
+from distilts.runtime.arch import host_isa
 from distilts.runtime.backends import MODES, RunSettings, Session, open_session
+from distilts.runtime.batching import plan_chunks, run_padded
 from distilts.runtime.manifest import RECOMPILE, Manifest, ModelFile, read_manifest
-
-MAX_DYNAMIC_BATCH = 1024  # dynamic-batch models still get chunks of at most this many windows
 
 
 class Forecaster:
     """A compiled student ready to serve: checksums and the golden self-check have passed.
 
     `predict` takes raw values (normalization is in the graph) for one window `[L, D]` or a batch
-    `[B, L, D]` and returns raw-scale forecasts `[H, D]` / `[B, H, D]`, for any B.
+    `[B, L, D]` and returns raw-scale forecasts `[H, D]` / `[B, H, D]`, for any B (the median of a
+    quantile artifact); `predict_quantiles` returns every level, `[H, D, Q]` / `[B, H, D, Q]`.
     One Forecaster may be shared by any number of threads (docs/runtime.md, "Threads").
     """
 
@@ -79,6 +80,11 @@ class Forecaster:
         return self.manifest.backend
 
     @property
+    def levels(self) -> tuple[float, ...] | None:
+        """Quantile levels of a probabilistic artifact (`predict_quantiles`), None for a point one."""
+        return self.manifest.levels
+
+    @property
     def batch_sizes(self) -> list[int | None]:
         """Batch sizes of the model files (None = dynamic)."""
         return list(self.sessions)
@@ -88,7 +94,7 @@ class Forecaster:
         """Run the manifest's golden input through every model file; refuse to serve on a mismatch."""
         man = self.manifest
         for batch, sess in self.sessions.items():
-            got = self._run_padded(sess, man.golden_input)
+            got = run_padded(sess, man.golden_input)
             want = man.golden_output
             if got.shape != want.shape or not np.all(np.isfinite(got)) or not np.allclose(got, want, atol=man.atol, rtol=man.rtol):
                 err = float(np.max(np.abs(got - want))) if got.shape == want.shape else float("nan")
@@ -117,10 +123,7 @@ class Forecaster:
                 x = x.astype(np.float32)
             except (TypeError, ValueError):
                 raise DataError(f"Input window must be numeric; got dtype {x.dtype}.") from None
-        finite = np.isfinite(x)
-        if finite.all():
-            return x[None] if x.ndim == 2 else x
-        bad = ~finite
+        bad = ~np.isfinite(x)
         if bad.any():
             idx = np.argwhere(bad)[0]
             where = f"window {idx[0]}, " if x.ndim == 3 else ""
@@ -132,7 +135,22 @@ class Forecaster:
 
     # --- inference --------------------------------------------------------------------------
     def predict(self, values: np.ndarray) -> np.ndarray:
-        """Raw `[L, D]` -> `[H, D]`, or `[B, L, D]` -> `[B, H, D]` (chunked over the model files' batches)."""
+        """Raw `[L, D]` -> `[H, D]`, or `[B, L, D]` -> `[B, H, D]` (chunked over the model files' batches);
+        the 0.5 level of a quantile artifact."""
+        if self.manifest.levels is None:
+            return self._run(values)
+        return np.ascontiguousarray(self._run(values)[..., self.manifest.levels.index(0.5)])
+
+    def predict_quantiles(self, values: np.ndarray) -> np.ndarray:
+        """Raw `[L, D]` -> `[H, D, Q]`, or `[B, L, D]` -> `[B, H, D, Q]`: the forecast at every level of
+        `levels` (sorted; they never cross)."""
+        if self.manifest.levels is None:
+            raise DistiltsError(f"{self.manifest.directory} is a point forecaster (no quantile levels in its "
+                                "manifest): use predict(), or distil a quantile student (`distilts distill "
+                                "--quantiles deciles`) and compile that.")
+        return self._run(values)
+
+    def _run(self, values: np.ndarray) -> np.ndarray:
         single = np.ndim(values) == 2
         x = np.ascontiguousarray(self.check_window(values))
         n = x.shape[0]
@@ -143,42 +161,10 @@ class Forecaster:
         if len(chunks) == 1 and chunks[0][2] in (None, n):  # one call, no padding: the session's array is ours
             y = self.sessions[chunks[0][2]].run(x)
             return y[0] if single else y
-        out = np.empty((n, self.horizon, len(self.columns)), dtype=np.float32)
+        out = np.empty((n, *self.manifest.output_tail), dtype=np.float32)
         for lo, hi, batch in chunks:
-            out[lo:hi] = self._run_padded(self.sessions[batch], x[lo:hi])
+            out[lo:hi] = run_padded(self.sessions[batch], x[lo:hi])
         return out[0] if single else out
-
-    def _run_padded(self, sess: Session, x: np.ndarray) -> np.ndarray:
-        """Run `x` on a session, padding with copies of the last window up to its fixed batch."""
-        n = x.shape[0]
-        if sess.batch is not None and n < sess.batch:
-            x = np.concatenate([x, np.repeat(x[-1:], sess.batch - n, axis=0)])
-        y = sess.run(np.ascontiguousarray(x, dtype=np.float32))
-        return np.asarray(y, dtype=np.float32)[:n]
-
-
-def plan_chunks(n: int, batches: list[int | None]) -> list[tuple[int, int, int | None]]:
-    """Split n windows into (lo, hi, batch) chunks over the available batch sizes.
-
-    A dynamic model (None) takes everything in chunks of MAX_DYNAMIC_BATCH. Otherwise the largest
-    fixed batch that fits is used greedily; a remainder smaller than every batch is padded up to the
-    smallest batch that holds it.
-    """
-    chunks: list[tuple[int, int, int | None]] = []
-    if None in batches:
-        for lo in range(0, n, MAX_DYNAMIC_BATCH):
-            chunks.append((lo, min(n, lo + MAX_DYNAMIC_BATCH), None))
-        return chunks
-    fixed = sorted(b for b in batches if b is not None)
-    lo = 0
-    while lo < n:
-        rest = n - lo
-        fit = [b for b in fixed if b <= rest]
-        b = fit[-1] if fit else min(b for b in fixed if b >= rest)
-        hi = lo + min(b, rest)
-        chunks.append((lo, hi, b))
-        lo = hi
-    return chunks
 
 
 def run_settings(man: Manifest, threads: int | None = None, mode: str | None = None) -> RunSettings:
@@ -214,7 +200,5 @@ def _isa_hint(man: Manifest) -> str:
     verified = [i for i in [golden.get("isa"), *(golden.get("by_isa") or {})] if i]
     if man.golden_isa is not None or not verified:
         return ""
-    from distilts.runtime.arch import host_isa
-
     return (f" It was verified on {', '.join(verified)} only and this CPU is {host_isa()}: compile it for this "
             "CPU (on it, or `--verify-on aarch64` for arm64; `--target x86-edge` for x86 without VNNI).")

@@ -13,11 +13,12 @@ from typing import Any
 import numpy as np
 
 from distilts.errors import ArtifactError
+from distilts.runtime.arch import host_isa
+from distilts.runtime.backends import BACKENDS
 from distilts.utils import sha256_file
 
 FORMAT = "distilts-artifact"
 VERSION = 1
-BACKENDS = ("onnx", "openvino", "tflite")
 RECOMPILE = "Re-run `distilts compile` to rebuild the artifact."
 
 
@@ -29,7 +30,8 @@ class ModelFile:
     batch: int | None
     sha256: str
     size: int | None
-    role: str = "model"  # "weights" for OpenVINO's .bin, which is loaded with its .xml
+    role: str = "model"  # "weights": OpenVINO's .bin, loaded with its .xml; any other role (sources, the Vela
+    # model, reports): a side file, checked by sha256 but not loaded
 
 
 @dataclass
@@ -54,15 +56,22 @@ class Manifest:
     atol: float
     rtol: float
     golden_isa: str | None = None  # the instruction set whose golden output was picked (None: the default)
+    levels: tuple[float, ...] | None = None  # quantile levels of a probabilistic artifact (output [B, H, D, Q])
 
     @property
     def n_variates(self) -> int:
         return len(self.columns)
 
     @property
+    def output_tail(self) -> tuple[int, ...]:
+        """Shape of one window's output: `(H, D)`, or `(H, D, Q)` for a quantile artifact."""
+        base = (self.horizon, len(self.columns))
+        return base if self.levels is None else base + (len(self.levels),)
+
+    @property
     def models(self) -> list[ModelFile]:
         """Loadable model files (not weight side-files), smallest fixed batch first, dynamic last."""
-        ms = [m for m in self.files if m.role != "weights"]
+        ms = [m for m in self.files if m.role == "model"]
         return sorted(ms, key=lambda m: (m.batch is None, m.batch or 0))
 
     @property
@@ -111,6 +120,9 @@ def read_manifest(artifact_dir: str | Path, verify_checksums: bool = True) -> Ma
             f"{VERSION}). Upgrade distilts on this machine or re-compile with a matching version."
         )
     backend = _need(raw, "backend", "", mpath)
+    if backend == "c":
+        raise ArtifactError(f"{mpath}: this is a C source artifact (`--target c`): build model.c with a C compiler "
+                            "and call forecast() (docs/compile.md, \"The C artifact\"); the Python runtime does not load it.")
     if backend not in BACKENDS:
         raise ArtifactError(f"{mpath}: unknown backend '{backend}' (known: {', '.join(BACKENDS)}).")
     norm = raw.get("normalization", "in-graph")
@@ -127,33 +139,35 @@ def read_manifest(artifact_dir: str | Path, verify_checksums: bool = True) -> Ma
             raise ArtifactError(f"{mpath}: models[{i}].batch must be null or a positive integer, not {batch!r}.")
         files.append(ModelFile(name, batch, _need(m, "sha256", f"models[{i}].", mpath), m.get("size"),
                                m.get("role") or ("weights" if name.endswith(".bin") else "model")))
-    if not [f for f in files if f.role != "weights"]:
+    if not [f for f in files if f.role == "model"]:
         raise ArtifactError(f"{mpath}: 'models' lists no model file. {RECOMPILE}")
 
     lookback = int(_need(raw, "lookback", "", mpath))
     horizon = int(_need(raw, "horizon", "", mpath))
     columns = [str(c) for c in _need(raw, "columns", "", mpath)]
     inp, out = _need(raw, "input", "", mpath), _need(raw, "output", "", mpath)
-    for label, spec, steps in (("input", inp, lookback), ("output", out, horizon)):
+    levels = _levels(raw, mpath)
+    q_tail = [] if levels is None else [len(levels)]
+    for label, spec, tail in (("input", inp, [lookback, len(columns)]),
+                              ("output", out, [horizon, len(columns), *q_tail])):
         shape = list(spec.get("shape") or [])
-        if len(shape) != 3 or shape[1] != steps or shape[2] != len(columns):
+        if len(shape) != len(tail) + 1 or shape[1:] != tail:
             raise ArtifactError(
-                f"{mpath}: {label} shape {shape} does not match [batch, {steps}, {len(columns)}] "
-                f"(lookback/horizon and {len(columns)} columns). {RECOMPILE}"
+                f"{mpath}: {label} shape {shape} does not match [batch, {', '.join(map(str, tail))}] "
+                f"(lookback/horizon, {len(columns)} columns" + (", quantile levels" if q_tail and label == "output"
+                                                                else "") + f"). {RECOMPILE}"
             )
 
     golden = _need(raw, "golden", "", mpath)
     g_in = np.asarray(_need(golden, "input", "golden.", mpath), dtype=np.float32)
     g_out = np.asarray(_need(golden, "output", "golden.", mpath), dtype=np.float32)
-    from distilts.runtime.arch import host_isa
-
     golden_isa = host_isa() if golden.get("isa") == host_isa() else None
     if golden_isa is None and host_isa() in (golden.get("by_isa") or {}):  # verified on this CPU's ISA too
         golden_isa = host_isa()
         g_out = np.asarray(golden["by_isa"][golden_isa], dtype=np.float32)
     if g_in.ndim == 2:
         g_in, g_out = g_in[None], g_out[None]
-    if g_in.shape[1:] != (lookback, len(columns)) or g_out.shape[1:] != (horizon, len(columns)):
+    if g_in.shape[1:] != (lookback, len(columns)) or list(g_out.shape[1:]) != [horizon, len(columns), *q_tail]:
         raise ArtifactError(
             f"{mpath}: golden input/output shapes {g_in.shape}/{g_out.shape} do not match lookback "
             f"{lookback}, horizon {horizon}, {len(columns)} columns. {RECOMPILE}"
@@ -169,10 +183,24 @@ def read_manifest(artifact_dir: str | Path, verify_checksums: bool = True) -> Ma
         freq_seconds=raw.get("freq_seconds"), scaler_mean=mean, scaler_std=std,
         golden_input=g_in, golden_output=g_out,
         atol=float(golden.get("atol", 1e-4)), rtol=float(golden.get("rtol", 1e-3)), golden_isa=golden_isa,
+        levels=levels,
     )
     if verify_checksums:
         verify_files(man)
     return man
+
+
+def _levels(raw: dict, mpath: Path) -> tuple[float, ...] | None:
+    """The `quantiles.levels` of a probabilistic artifact (sorted, in (0, 1), with 0.5), else None."""
+    from distilts.quantiles import QuantileError, validate_levels
+
+    spec = raw.get("quantiles")
+    if spec is None:
+        return None
+    try:
+        return validate_levels(spec.get("levels") or [])
+    except (QuantileError, AttributeError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"{mpath}: 'quantiles' is malformed ({exc}). {RECOMPILE}") from None
 
 
 def verify_files(man: Manifest) -> None:

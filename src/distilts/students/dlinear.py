@@ -8,6 +8,11 @@ unless `revin` is asked for (the official DLinear has none).
 FTA representation (`represent`): for each variate, the concatenation of its seasonal and its
 trend projections, `[B, D, 2H]` (d_S = 2 * horizon). These are the model's only per-variate
 features before the final sum, so aligning them with the teacher shapes both branches.
+
+Quantile DLinear (`quantiles=(0.1, ..., 0.5, ..., 0.9)`): both maps give `H + quantile_rank` outputs,
+the median and the features of the level gaps (students/quantile.py); output `[B, H, D, Q]`. It is
+still affine in the input up to the head, so compile folds it into one MatMul + Add (H + rank
+columns) followed by the non-crossing transform.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import math
 import torch
 from torch import nn
 
+from distilts.students.quantile import DEFAULT_RANK, QuantileOutput
 from distilts.students.revin import RevIN
 
 
@@ -52,34 +58,63 @@ class PerVariateLinear(nn.Module):
 
 
 class DLinear(nn.Module):
-    """`[B, L, D] -> [B, H, D]`: y = Linear_s(x - MA(x)) + Linear_t(MA(x)), per variate or shared."""
+    """`[B, L, D] -> [B, H, D]`: y = Linear_s(x - MA(x)) + Linear_t(MA(x)), per variate or shared.
+
+    With `quantiles`, `[B, L, D] -> [B, H, D, Q]` (levels sorted, 0.5 among them, never crossing).
+    """
 
     def __init__(
         self, lookback: int, horizon: int, n_variates: int, *,
         moving_avg: int = 25, individual: bool = False, revin: bool = False,
+        quantiles: tuple[float, ...] | list[float] | None = None, quantile_rank: int = DEFAULT_RANK,
     ) -> None:
         super().__init__()
         self.lookback, self.horizon, self.n_variates = lookback, horizon, n_variates
         self.repr_dim = 2 * horizon
         self.decompose = MovingAverage(moving_avg)
+        self.quantile_head = None
+        width = horizon
+        if quantiles is not None:
+            if revin:
+                raise ValueError("revin is not supported with quantiles (its learnable scale may flip the "
+                                 "levels); drop --revin.")
+            self.quantile_head = QuantileOutput(quantiles, horizon, quantile_rank)
+            width = horizon + quantile_rank
         if individual:
-            self.seasonal = PerVariateLinear(n_variates, lookback, horizon)
-            self.trend = PerVariateLinear(n_variates, lookback, horizon)
+            self.seasonal = PerVariateLinear(n_variates, lookback, width)
+            self.trend = PerVariateLinear(n_variates, lookback, width)
         else:
-            self.seasonal = nn.Linear(lookback, horizon)
-            self.trend = nn.Linear(lookback, horizon)
-            for linear in (self.seasonal, self.trend):  # the official 1/L weight init
-                nn.init.constant_(linear.weight, 1.0 / lookback)
+            self.seasonal = nn.Linear(lookback, width)
+            self.trend = nn.Linear(lookback, width)
+            with torch.no_grad():  # the official 1/L weight init (the gap features keep nn.Linear's)
+                for linear in (self.seasonal, self.trend):
+                    linear.weight[:horizon].fill_(1.0 / lookback)
         self.revin = RevIN(n_variates) if revin else None
 
+    @property
+    def levels(self) -> tuple[float, ...] | None:
+        return None if self.quantile_head is None else self.quantile_head.levels
+
+    def linear_core(self, x: torch.Tensor) -> torch.Tensor:
+        """The affine part, `[B, L, D] -> [B, D, H (+ rank)]` (normalized scale; no RevIN)."""
+        z = x.transpose(1, 2)  # [B, D, L]
+        trend = self.decompose(z)
+        return self.seasonal(z - trend) + self.trend(trend)
+
     def forward_with_repr(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Forecast `[B, H, D]` and representation `[B, D, 2H]` (seasonal ++ trend projections)."""
+        """Forecast `[B, H, D]` (`[B, H, D, Q]` with quantiles) and representation `[B, D, 2H]`
+        (seasonal ++ trend projections of the median)."""
         if self.revin is not None:
             x, mean, std = self.revin.normalize(x)
         z = x.transpose(1, 2)  # [B, D, L]
         trend = self.decompose(z)
-        s = self.seasonal(z - trend)  # [B, D, H]
+        s = self.seasonal(z - trend)  # [B, D, H (+ rank)]
         t = self.trend(trend)
+        H = self.horizon
+        if self.quantile_head is not None:
+            out = s + t
+            y = self.quantile_head(out[..., :H], out[..., H:]).transpose(1, 2)  # [B, H, D, Q]
+            return y, torch.cat([s[..., :H], t[..., :H]], dim=-1)
         y = (s + t).transpose(1, 2)
         if self.revin is not None:
             y = self.revin.denormalize(y, mean, std)

@@ -20,6 +20,7 @@ import math
 import torch
 from torch import nn
 
+from distilts.students.quantile import DEFAULT_RANK, QuantileOutput
 from distilts.students.revin import RevIN
 
 
@@ -77,17 +78,21 @@ class ITransformer(nn.Module):
         self, lookback: int, horizon: int, n_variates: int, *,
         d_model: int = 512, n_heads: int = 4, e_layers: int = 1, d_ff: int = 2048,
         dropout: float = 0.1, norm: str = "window",
+        quantiles: tuple[float, ...] | list[float] | None = None, quantile_rank: int = DEFAULT_RANK,
     ) -> None:
         super().__init__()
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS} (got {norm!r}).")
+        if quantiles is not None and norm == "revin":
+            raise ValueError("norm 'revin' is not supported with quantiles (its learnable scale may flip the levels).")
         self.lookback, self.horizon, self.n_variates = lookback, horizon, n_variates
         self.repr_dim = d_model
         self.embed = nn.Linear(lookback, d_model)
         self.embed_dropout = nn.Dropout(dropout)
         self.layers = nn.ModuleList(EncoderLayer(d_model, n_heads, d_ff, dropout) for _ in range(e_layers))
         self.norm = nn.LayerNorm(d_model)
-        self.head = nn.Linear(d_model, horizon)
+        self.quantile_head = None if quantiles is None else QuantileOutput(quantiles, horizon, quantile_rank)
+        self.head = nn.Linear(d_model, horizon + (0 if quantiles is None else quantile_rank))
         self.norm_mode = norm
         self.revin = None if norm == "none" else RevIN(n_variates, affine=norm == "revin")
 
@@ -99,10 +104,20 @@ class ITransformer(nn.Module):
         for layer in self.layers:
             h = layer(h)
         h = self.norm(h)
+        if self.quantile_head is not None:
+            out, H = self.head(h), self.horizon
+            y = self.quantile_head(out[..., :H], out[..., H:]).transpose(1, 2)  # [B, H, D, Q]
+            if self.revin is not None:  # a positive scale per window and variate: the order is kept
+                y = self.revin.denormalize(y, mean.unsqueeze(-1), std.unsqueeze(-1))
+            return y, h
         y = self.head(h).transpose(1, 2)
         if self.revin is not None:
             y = self.revin.denormalize(y, mean, std)
         return y, h
+
+    @property
+    def levels(self) -> tuple[float, ...] | None:
+        return None if self.quantile_head is None else self.quantile_head.levels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_with_repr(x)[0]

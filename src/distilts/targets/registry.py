@@ -8,12 +8,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from distilts.errors import DistiltsError
+from distilts.runtime.arch import arch_of_isa, host_isa
+from distilts.runtime.backends import BACKENDS, MODES
 
-FORMATS: tuple[str, ...] = ("onnx", "openvino", "tflite")
+FORMATS: tuple[str, ...] = (*BACKENDS, "tflm", "ethos-u", "c")  # the runtime backends, then formats below the Pi
+# below the Pi (docs/compile.md, "Microcontrollers, Ethos-U and C"): TFLite Micro and Ethos-U artifacts are
+# full-integer int8 only; `c` is a dependency-free C source of a folded linear student (fp32 or int8)
+INT8_ONLY: tuple[str, ...] = ("tflm", "ethos-u")
+BATCH_ONE: tuple[str, ...] = ("tflm", "ethos-u", "c")
 PRECISIONS: tuple[str, ...] = ("fp32", "int8")
-# how the runtime sets up its session (docs/compile.md, "Targets"): latency = batch-1 calls answered as
-# fast as possible; throughput = large batches, parallel streams/requests
-MODES: tuple[str, ...] = ("latency", "throughput")
 
 
 class UnknownTargetError(DistiltsError):
@@ -33,16 +36,21 @@ class Target:
     description: str
     isa: str = "avx2"  # int8 instruction set (distilts.runtime.arch.ISAS): picks the int8 settings
     mode: str = "latency"  # runtime default: "latency" (batch 1) or "throughput" (docs/runtime.md)
+    sram_kib: int | None = None  # microcontroller profiles: SRAM for the tensor arena, flash for the model;
+    flash_kib: int | None = None  # compile refuses a model that does not fit (with the figures)
+    accelerator: str | None = None  # Ethos-U: Vela's --accelerator-config
 
     @property
-    def arch(self) -> str:
-        """The CPU architecture the artifact runs on (aarch64 targets are also verified on emulated arm64)."""
-        return "aarch64" if self.isa == "arm64" else "x86_64"
+    def arch(self) -> str | None:
+        """The CPU architecture the artifact runs on (aarch64 targets are also verified on emulated arm64);
+        None for a microcontroller (verified in the TFLite Micro interpreter instead)."""
+        return None if self.isa == "mcu" else arch_of_isa(self.isa)
 
     def line(self) -> str:
         """One line for `distilts targets`."""
-        return (f"{self.name:<11} {self.format:<8} {self.precision:<4} threads={self.threads:<2} "
-                f"batch={self.batch:<3} {self.mode:<10} {self.arch:<7} {self.description}")
+        where = self.arch or (f"{self.sram_kib}K/{self.flash_kib}K" if self.sram_kib else "mcu")
+        return (f"{self.name:<13} {self.format:<8} {self.precision:<4} threads={self.threads:<2} "
+                f"batch={self.batch:<3} {self.mode:<10} {where:<10} {self.description}")
 
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
@@ -54,6 +62,18 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("x86-edge", "onnx", "int8", 4, 1, "small x86 box (N100/NUC, AMD embedded): ONNX Runtime int8", "avx2"),
     Target("x86-server", "openvino", "fp32", 8, 64, "x86 server, batched serving: OpenVINO fp32, dynamic batch",
            "avx512_vnni", mode="throughput"),
+    # microcontrollers (SRAM / flash of a typical part of the class; the arena must fit the SRAM, the model the flash)
+    Target("cortex-m4f", "tflm", "int8", 1, 1, "Cortex-M4F MCU (STM32F4-class: 192 KB SRAM, 1 MB flash): "
+           "TFLite Micro full int8", "mcu", sram_kib=192, flash_kib=1024),
+    Target("cortex-m7", "tflm", "int8", 1, 1, "Cortex-M7 MCU (STM32F7-class: 512 KB SRAM, 2 MB flash): "
+           "TFLite Micro full int8", "mcu", sram_kib=512, flash_kib=2048),
+    Target("cortex-m55", "tflm", "int8", 1, 1, "Cortex-M55 MCU with Helium (Corstone-300-class: 512 KB SRAM, "
+           "2 MB flash): TFLite Micro full int8", "mcu", sram_kib=512, flash_kib=2048),
+    Target("ethos-u55-128", "ethos-u", "int8", 1, 1, "Cortex-M55 + Ethos-U55 NPU, 128 MACs/cycle (512 KB SRAM, "
+           "2 MB flash): Vela + TFLite Micro", "mcu", sram_kib=512, flash_kib=2048, accelerator="ethos-u55-128"),
+    Target("ethos-u65-256", "ethos-u", "int8", 1, 1, "Ethos-U65 NPU, 256 MACs/cycle, beside a host CPU with DRAM "
+           "(384 KB NPU SRAM, 64 MB DRAM): Vela + TFLite Micro", "mcu", sram_kib=384, flash_kib=65536,
+           accelerator="ethos-u65-256"),
 )}
 
 
@@ -62,11 +82,17 @@ def target_names() -> list[str]:
 
 
 def valid_choices() -> str:
-    """'onnx, openvino, tflite (formats) or rpi4, ... (targets)' for error messages."""
+    """'onnx, openvino, ... (formats) or rpi4, ... (targets)' for error messages."""
     return f"{', '.join(FORMATS)} (formats) or {', '.join(TARGETS)} (named targets)"
 
 
+def list_targets() -> list[Target]:
+    """Every named deployment target, in the order `distilts targets` lists them."""
+    return list(TARGETS.values())
+
+
 def get_target(name: str) -> Target:
+    """The named deployment target `name` (an UnknownTargetError lists the valid ones)."""
     if name not in TARGETS:
         raise UnknownTargetError(f"Unknown target '{name}'. Use one of: {valid_choices()}. "
                                  "See `distilts targets`.")
@@ -93,11 +119,7 @@ class CompileJob:
     @property
     def isa(self) -> str:
         """The int8 ISA the artifact is built for: the named target's, else this machine's."""
-        if self.target is not None:
-            return self.target.isa
-        from distilts.runtime.arch import host_isa
-
-        return host_isa()
+        return self.target.isa if self.target is not None else host_isa()
 
 
 def resolve_job(spec: str, int8: bool = False, batches: tuple[int, ...] = ()) -> CompileJob:
@@ -108,7 +130,7 @@ def resolve_job(spec: str, int8: bool = False, batches: tuple[int, ...] = ()) ->
     """
     spec = spec.strip().lower()
     if spec in FORMATS:
-        fmt, precision, target = spec, "int8" if int8 else "fp32", None
+        fmt, precision, target = spec, "int8" if int8 or spec in INT8_ONLY else "fp32", None
         default_batch = 1
     else:
         target = get_target(spec)
@@ -116,8 +138,12 @@ def resolve_job(spec: str, int8: bool = False, batches: tuple[int, ...] = ()) ->
         default_batch = target.batch
     if any(b < 1 for b in batches):
         raise DistiltsError(f"--batch must be a positive integer (got {list(batches)}).")
-    if fmt == "tflite":
-        chosen: tuple[int | None, ...] = tuple(sorted(set(batches))) or (default_batch,)
+    if fmt in BATCH_ONE:
+        if set(batches) - {1}:
+            raise DistiltsError(f"--target {spec} forecasts one window per call: drop --batch {list(batches)}.")
+        chosen: tuple[int | None, ...] = (1,)
+    elif fmt == "tflite":
+        chosen = tuple(sorted(set(batches))) or (default_batch,)
     else:
         chosen = (None,)
     return CompileJob(fmt, precision, chosen, target)

@@ -1,13 +1,17 @@
 """Compile passes: rewrites applied before (module passes) or after (graph passes) export.
 
-Each pass lives in its own module and is checked on the verification windows before it is used;
-the manifest's `passes` list names every pass applied, with its checks. The artifact itself is then
-verified against the original PyTorch student as always (docs/compile.md).
+Module passes run in order on the wrapped student (`RawScaleForecaster`, scaler in the graph): each
+takes the module the previous one returned and returns its rewrite (or None when it does not apply),
+built in float32 and, for its check, in float64. Each rewrite is checked once against the original
+wrapped student (float64 and float32, on the verification windows) before it is used; the manifest's
+`passes` list names every pass applied, with its checks. The artifact itself is then verified against
+the original PyTorch student as always (docs/compile.md).
 
 Module passes (torch, before export, so every exporter benefits):
   fold-linear   DLinear (+ scaler, + RevIN affine) -> one MatMul + Add per variate (fold_linear.py)
   fold-scaler   any other student with RevIN: the scaler is absorbed by RevIN's statistics (fold_scaler.py)
-Export passes (the library's own graph optimiser, run by every export; verified with the artifact):
+Export passes (the library's own graph optimiser, run by every export; verified with the artifact;
+each backend module's EXPORT_PASS, distilts.compile.backends):
   onnxscript-optimizer   torch.onnx.export(optimize=True): constant folding, LayerNormalization/Gelu fusion
   openvino-moc           openvino.convert_model's MOC transformations (the CPU plugin adds its own at load)
   litert-converter       the LiteRT converter's graph optimisations
@@ -18,101 +22,69 @@ load, so latency was unchanged, and the saved graph would need onnxruntime's con
 
 from __future__ import annotations
 
-import copy
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
+from torch import nn
 
+from distilts.compile import verify
+from distilts.compile.passes import fold_linear, fold_scaler
+from distilts.compile.wrapper import RawScaleForecaster, torch_predict
 from distilts.errors import ArtifactError
 
-EXPORT_PASSES: dict[str, dict[str, str]] = {
-    "onnx": {"name": "onnxscript-optimizer", "stage": "export", "by": "torch.onnx.export(dynamo=True, optimize=True)"},
-    "openvino": {"name": "openvino-moc", "stage": "export", "by": "openvino.convert_model (MOC transformations)"},
-    "tflite": {"name": "litert-converter", "stage": "export", "by": "litert_torch.convert"},
-}
+MODULE_PASSES = (fold_linear, fold_scaler)  # in order; each: NAME, apply(module, precision) -> (module, record) | None
 
-# the float64 fold must match the float64 student to this (normalized units): only rounding is allowed
+# the float64 rewrite must match the float64 original to this (normalized units): only rounding is allowed
 F64_MAX_ABS = 1e-9
 
 
-def module_for(student, config: dict, precision: str, x_check: np.ndarray, enabled: bool = True
-               ) -> tuple[Any, list[dict]]:
-    """The torch module to export for `precision` and the records of the passes applied to it.
+@dataclass
+class Original:
+    """The original wrapped student's forecasts on the check windows, float32 and exact float64."""
+
+    x: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    out32: np.ndarray
+    out64: np.ndarray
+
+    @classmethod
+    def of(cls, wrapper: RawScaleForecaster, x: np.ndarray) -> "Original":
+        return cls(x, wrapper.mean, wrapper.std, torch_predict(wrapper, x),
+                   torch_predict(wrapper.as_float64(), x, dtype=np.float64))
+
+    def check(self, name: str, new32: nn.Module, new64: nn.Module) -> dict[str, float]:
+        """Errors of a rewrite against the original, in float64 and float32 (normalized units); raises
+        ArtifactError when the float64 rewrite is not exact or the float32 one is out of fp32 tolerance."""
+        e64 = float(np.max(np.abs(verify.normalized(torch_predict(new64, self.x, dtype=np.float64), self.mean, self.std)
+                                  - verify.normalized(self.out64, self.mean, self.std))))
+        e32 = verify.errors(torch_predict(new32, self.x), self.out32, self.mean, self.std)
+        if not e64 <= F64_MAX_ABS or not verify.within(e32, "fp32"):
+            raise ArtifactError(f"Compile pass '{name}' changed the student's forecasts (float64 max abs error "
+                                f"{e64:.3g}, allowed {F64_MAX_ABS:g}; float32 rel-MSE {e32['rel_mse']:.3g}). This is a "
+                                "bug in the pass: compile with --no-passes and report it.")
+        return {"max_abs_err_f64": e64, "max_abs_err_f32": e32["max_abs_err"], "rel_mse_f32": e32["rel_mse"],
+                "checked_windows": int(len(self.x))}
+
+
+def apply_passes(wrapper: RawScaleForecaster, precision: str, x_check: np.ndarray, enabled: bool = True
+                 ) -> tuple[nn.Module, list[dict]]:
+    """The module to export for `precision` and the records of the module passes applied to it.
 
     fp32 folds the scaler into the weights; int8 keeps the scaler as its own float submodules (so
     quantizers leave raw values of mixed scales alone) and folds only the student.
     """
-    from distilts.compile.passes import fold_linear, fold_scaler
-    from distilts.compile.wrapper import RawScaleForecaster, wrap_student
-
-    wrapper = wrap_student(student, config)
-    mean, std = config["scaler"]["mean"], config["scaler"]["std"]
-    if enabled and not fold_linear.applies(student) and fold_scaler.applies(student):
-        folded = fold_scaler.fold(student, std)
-        checks = check_module(folded, fold_scaler.fold(student, std, dtype=_f64()), wrapper,
-                              _exact_wrapper(student, mean, std), x_check, config, fold_scaler.NAME)
-        return folded, [{"name": fold_scaler.NAME, "stage": "module", "scope": "scaler into the student's RevIN",
-                         "description": "the train-split scaler around a per-window-normalized (RevIN) student "
-                                        "folded into RevIN's statistics (eps * std^2), exact", **checks}]
-    if not enabled or not fold_linear.applies(student):
-        return wrapper, []
-    if precision == "fp32":
-        folded, folded64 = fold_linear.fold(student, mean, std), fold_linear.fold(student, mean, std, dtype=_f64())
-        scope = "student and scaler"
-    else:
-        folded = RawScaleForecaster(fold_linear.fold(student), mean, std).eval()
-        folded64 = _exact_wrapper(fold_linear.fold(student, dtype=_f64()), mean, std)
-        scope = "student (scaler kept as float ops for the quantizer)"
-    checks = check_module(folded, folded64, wrapper, _exact_wrapper(student, mean, std), x_check, config,
-                          fold_linear.NAME)
-    n_params = int(sum(b.numel() for b in folded.buffers()))
-    return folded, [{"name": fold_linear.NAME, "stage": "module", "scope": scope,
-                     "description": "DLinear's moving average and both linear maps (+ RevIN affine"
-                                    + (", + the scaler" if precision == "fp32" else "") + ") folded into one "
-                                    "MatMul + Add per variate, computed in float64",
-                     "weights": "shared [L, H]" if folded_shared(folded) else "per variate [D, L, H]",
-                     "constants": n_params, **checks}]
-
-
-def folded_shared(module) -> bool:
-    inner = getattr(module, "student", module)
-    return bool(getattr(inner, "shared", False))
-
-
-def check_module(new32, new64, old32, old64, x: np.ndarray, config: dict, name: str) -> dict[str, float]:
-    """Errors of a rewritten module against the original, in float64 and in float32 (normalized units)."""
-    import torch
-
-    from distilts.compile import verify
-    from distilts.compile.wrapper import torch_predict
-
-    mean = np.asarray(config["scaler"]["mean"], np.float64)
-    std = np.asarray(config["scaler"]["std"], np.float64)
-    with torch.no_grad():
-        x64 = torch.from_numpy(np.asarray(x, np.float64))
-        e64 = float(np.max(np.abs((new64(x64).numpy() - old64(x64).numpy()) / std)))
-    e32 = verify.errors(torch_predict(new32, x), torch_predict(old32, x), mean, std)
-    if not e64 <= F64_MAX_ABS or not verify.within(e32, "fp32"):
-        raise ArtifactError(f"Compile pass '{name}' changed the student's forecasts (float64 max abs error "
-                            f"{e64:.3g}, allowed {F64_MAX_ABS:g}; float32 rel-MSE {e32['rel_mse']:.3g}). This is a "
-                            "bug in the pass: compile with --no-passes and report it.")
-    return {"max_abs_err_f64": e64, "max_abs_err_f32": e32["max_abs_err"], "rel_mse_f32": e32["rel_mse"],
-            "checked_windows": int(len(x))}
-
-
-def _f64():
-    import torch
-
-    return torch.float64
-
-
-def _exact_wrapper(module, mean, std):
-    """`module` wrapped with the scaler in exact float64 (the float32 wrapper rounds 1/std)."""
-    import torch
-
-    from distilts.compile.wrapper import RawScaleForecaster
-
-    w = RawScaleForecaster(copy.deepcopy(module), mean, std).to(torch.float64).eval()
-    m, s = torch.tensor(np.asarray(mean, np.float64)), torch.tensor(np.asarray(std, np.float64))
-    w.normalize.mean, w.normalize.inv_std, w.denormalize.mean, w.denormalize.std = m, 1.0 / s, m, s
-    return w
+    module32, records = wrapper, []
+    if not enabled:
+        return module32, records
+    module64, original = wrapper.as_float64(), None
+    for p in MODULE_PASSES:
+        done = p.apply(module32, precision)
+        if done is None:
+            continue
+        new32, record = done
+        new64, _ = p.apply(module64, precision)
+        original = original or Original.of(wrapper, x_check)
+        records.append({**record, **original.check(p.NAME, new32, new64)})
+        module32, module64 = new32, new64
+    return module32, records

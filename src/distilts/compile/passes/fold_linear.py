@@ -12,10 +12,15 @@ The scaler around the student, `z = (x - mu) / sd` and `out = y * sd + mu`, is f
     m, s = mean and sqrt(var + eps * sd^2) of the raw window (equal to RevIN's statistics of z,
     mapped back), out_d = g_d K_d^T (x_d - m_d) + s_d c'_d + m_d, where RevIN's affine weight `w`
     and bias `b` are folded into `g = w / (w + eps^2)` and `c' = (c + b 1^T K - b) / (w + eps^2)`.
-With `fold_scaler=False` (int8 jobs) the scaler stays outside (its own float submodules, so
+For int8 jobs the scaler stays outside (its own float submodules, so
 quantizers do not quantize raw values of mixed scales) and only the student is replaced.
 Shared DLinear keeps one `[L, H]` weight (per-variate gains and biases ride on it); `individual`
 keeps one per variate.
+
+Quantile DLinear: the affine part gives `H + rank` columns (median and gap features), folded the
+same way into one MatMul + Add, then the non-crossing head (students/quantile.py) follows. With the
+scaler folded the feature columns take `sd` but not `+ mu` (`f_raw = sd f`), and the head's bias is
+scaled per variate, which |.| allows: `median_raw + sd |f W + b| A = median_raw + |f_raw W + sd b| A`.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch import nn
+
+from distilts.compile.wrapper import RawScaleForecaster
+from distilts.students.dlinear import DLinear
 
 NAME = "fold-linear"
 
@@ -69,10 +77,61 @@ class FoldedLinear(nn.Module):
         return y + self.bias
 
 
+class FoldedQuantileLinear(nn.Module):
+    """Raw (or normalized) `[B, L, D]` -> `[B, H, D, Q]`: one matmul + bias giving the median and the gap
+    features `[B, D, H + rank]`, then the non-crossing quantile head (already scaled to raw values)."""
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray, head: nn.Module, horizon: int,
+                 dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        self.shared = weight.ndim == 2
+        w = weight.T if self.shared else weight
+        self.register_buffer("weight", torch.tensor(np.ascontiguousarray(w), dtype=dtype))
+        self.register_buffer("bias", torch.tensor(np.ascontiguousarray(bias.T), dtype=dtype))  # [D, H + rank]
+        self.head = head.to(dtype)
+        self.horizon = horizon
+
+    @property
+    def levels(self) -> tuple[float, ...]:
+        return self.head.levels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xt = x.transpose(1, 2)  # [B, D, L]
+        if self.shared:
+            y = nn.functional.linear(xt, self.weight)  # [B, D, H + rank]
+        else:
+            y = torch.bmm(xt.transpose(0, 1), self.weight).transpose(0, 1)
+        y = y + self.bias
+        return self.head(y[..., :self.horizon], y[..., self.horizon:]).transpose(1, 2)  # [B, H, D, Q]
+
+
+def apply(module: nn.Module, precision: str) -> tuple[nn.Module, dict] | None:
+    """The fold of a wrapped DLinear in the module's dtype and the pass record; None for any other module.
+
+    fp32: student and scaler folded together; int8: only the student, behind the wrapper's scaler.
+    """
+    if not isinstance(module, RawScaleForecaster) or not applies(module.student):
+        return None
+    if precision == "fp32":
+        folded = fold(module.student, module.mean, module.std, dtype=module.dtype)
+        scope = "student and scaler"
+    else:
+        folded = module.rewrap(fold(module.student, dtype=module.dtype))
+        scope = "student (scaler kept as float ops for the quantizer)"
+    shared = getattr(folded, "student", folded).shared
+    return folded, {"name": NAME, "stage": "module", "scope": scope,
+                    "description": "DLinear's moving average and both linear maps (+ RevIN affine"
+                                   + (", + the scaler" if precision == "fp32" else "") + ") folded into one "
+                                   "MatMul + Add per variate, computed in float64"
+                                   + (" (H + rank columns: median and gap features, then the non-crossing "
+                                      "quantile head)" if isinstance(getattr(folded, "student", folded),
+                                                                     FoldedQuantileLinear) else ""),
+                    "weights": "shared [L, H]" if shared else "per variate [D, L, H]",
+                    "constants": int(sum(b.numel() for b in folded.buffers()))}
+
+
 def applies(student: nn.Module) -> bool:
     """Whether `student` is a DLinear (the linear student this pass folds)."""
-    from distilts.students.dlinear import DLinear
-
     return isinstance(student, DLinear)
 
 
@@ -84,14 +143,17 @@ def _linear_core(student: nn.Module) -> tuple[np.ndarray, np.ndarray]:
     basis = torch.zeros(L + 1, L, D, dtype=torch.float64)
     basis[torch.arange(1, L + 1), torch.arange(L)] = 1.0  # window 0: zeros; window j+1: unit step at time j
     with torch.no_grad():
-        out = core(basis).numpy()  # [L + 1, H, D]
+        if getattr(core, "quantile_head", None) is not None:  # the affine part: median + gap features
+            out = core.linear_core(basis).transpose(1, 2).numpy()  # [L + 1, H + rank, D]
+        else:
+            out = core(basis).numpy()  # [L + 1, H, D]
     c = out[0]
     k = (out[1:] - c[None]).transpose(2, 0, 1)  # [D, L, H]
     return k, c
 
 
 def fold(student: nn.Module, mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-         dtype: torch.dtype = torch.float32) -> FoldedLinear:
+         dtype: torch.dtype = torch.float32) -> FoldedLinear | FoldedQuantileLinear:
     """The folded module of a DLinear `student`, with the scaler (`mean`, `std`) folded in when given."""
     k, c = _linear_core(student)  # [D, L, H], [H, D]
     D = k.shape[0]
@@ -100,6 +162,13 @@ def fold(student: nn.Module, mean: Sequence[float] | None = None, std: Sequence[
     colsum = k.sum(axis=1).T  # [H, D]: 1^T K_d
     revin = getattr(student, "revin", None)
     gain, eps = None, None
+    head = getattr(student, "quantile_head", None)
+    if head is not None:  # no RevIN with quantiles (DLinear refuses it)
+        H = int(student.horizon)
+        bias = c * sd - mu * colsum
+        bias[:H] += mu  # the median columns are forecasts (+ mu); the gap features are differences (no mu)
+        weight = k[0] if isinstance(student.seasonal, nn.Linear) else k
+        return FoldedQuantileLinear(weight, bias, head.scaled(sd, dtype), H, dtype=dtype).eval()
     if revin is None:
         bias = c * sd + mu - mu * colsum
     else:

@@ -16,6 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from distilts.compile.wrapper import RawScaleForecaster
+from distilts.students.revin import RevIN
+
 NAME = "fold-scaler"
 
 
@@ -41,10 +44,19 @@ class RawRevIN(nn.Module):
         return self.inner.denormalize(y, mean, std)
 
 
+def apply(module: nn.Module, precision: str) -> tuple[nn.Module, dict] | None:
+    """The wrapped student without its scaler (absorbed by its RevIN), in the module's dtype, and the
+    pass record; None unless `module` is a wrapped student with RevIN."""
+    if not isinstance(module, RawScaleForecaster) or not applies(module.student):
+        return None
+    return fold(module.student, module.std, dtype=module.dtype), {
+        "name": NAME, "stage": "module", "scope": "scaler into the student's RevIN",
+        "description": "the train-split scaler around a per-window-normalized (RevIN) student folded into "
+                       "RevIN's statistics (eps * std^2), exact"}
+
+
 def applies(student: nn.Module) -> bool:
     """A student with a RevIN (per-window normalization) of the project's own kind."""
-    from distilts.students.revin import RevIN
-
     return type(getattr(student, "revin", None)) is RevIN
 
 

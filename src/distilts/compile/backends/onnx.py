@@ -1,14 +1,25 @@
-"""ONNX export (torch.onnx dynamo exporter, dynamic batch) and ONNX Runtime int8 candidates."""
+"""ONNX: export (torch.onnx dynamo exporter, dynamic batch), ONNX Runtime int8 candidates and the builder.
+
+The `onnx`, `onnxscript` and `onnxruntime` imports stay inside the functions: they come with the
+`compile`/`onnx` extras and may be missing (`require` names the extra).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from distilts.quiet import quiet
+from distilts.compile import int8_storage
+from distilts.compile.verify import Candidate, measure
+from distilts.compile.wrapper import batch_dim_shapes, example_input
 from distilts.errors import require
+from distilts.quiet import quiet
+from distilts.runtime.arch import saturates_int8
 
+EXT = ".onnx"
+EXPORT_PASS = {"name": "onnxscript-optimizer", "stage": "export", "by": "torch.onnx.export(dynamo=True, optimize=True)"}
 OPSET = 20
 # static int8 quantizes only the matrix products (weights + their input activations): quantizing
 # the in-graph (de)normalization too costs ~50x more error for no speed gain
@@ -17,12 +28,8 @@ STATIC_OPS = ["MatMul", "Gemm", "Conv"]
 
 def export_onnx(wrapper, lookback: int, n_variates: int, path: Path) -> int:
     """Write `wrapper` as ONNX with input `x [batch, L, D]` and output `y`; returns the opset."""
-    import torch
-
     require("onnx", "compile", "ONNX export")
     require("onnxscript", "compile", "ONNX export")
-    from distilts.compile.wrapper import batch_dim_shapes, example_input
-
     ep = torch.export.export(wrapper, example_input(lookback, n_variates), dynamic_shapes=batch_dim_shapes())
     with quiet():
         prog = torch.onnx.export(ep, dynamo=True, input_names=["x"], output_names=["y"], opset_version=OPSET,
@@ -31,7 +38,33 @@ def export_onnx(wrapper, lookback: int, n_variates: int, path: Path) -> int:
     return read_opset(path)
 
 
+def build(job, module, config: dict, scratch: Path, verify_x: np.ndarray, ref: np.ndarray,
+          calib_x: np.ndarray | None, fp32_module=None) -> list[Candidate]:
+    """The fp32 file, or the int8 candidates made from it, in `scratch`, each measured against `ref`.
+
+    fp32_module: the fp32 job's module (scaler folded in), source of the `int8-storage` candidate."""
+    L, D = int(config["lookback"]), len(config["columns"])
+    fp32 = scratch / "model.fp32.onnx"
+    export_onnx(module, L, D, fp32)
+    if job.precision == "fp32":
+        variants = {None: (fp32, None)}
+    else:
+        variants = int8_candidates(fp32, scratch, calib_x, reduce_range=saturates_int8(job.isa))
+        if fp32_module is not None:
+            folded = scratch / "model.fp32-module.onnx"
+            export_onnx(fp32_module, L, D, folded)
+            stored = int8_storage.onnx_file(folded, scratch / f"model.{int8_storage.NAME}.onnx")
+            if stored is not None:
+                variants[int8_storage.NAME] = (stored, int8_storage.NOTE)
+    out = []
+    for method, (path, note) in variants.items():
+        errs, pred = measure("onnx", {path: None}, verify_x, ref, config)
+        out.append(Candidate({path.name: None}, method, note, errs, preds=pred))
+    return out
+
+
 def read_opset(path: Path) -> int:
+    """The default-domain opset of an ONNX file."""
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)

@@ -1,20 +1,31 @@
-"""OpenVINO IR export (convert_model from a torch.export program, fp32 weights) and NNCF int8 candidates."""
+"""OpenVINO: IR export (convert_model from a torch.export program, fp32 weights), NNCF int8 candidates
+and the builder.
+
+`openvino` and `nncf` come with the `compile`/`openvino` extras and may be missing: `require` imports
+them inside the functions and names the extra.
+"""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from distilts.compile import int8_storage
+from distilts.compile.verify import Candidate, measure
+from distilts.compile.wrapper import batch_dim_shapes, example_input
 from distilts.errors import require
+from distilts.runtime.arch import saturates_int8
+
+EXT = ".xml"
+EXPORT_PASS = {"name": "openvino-moc", "stage": "export", "by": "openvino.convert_model (MOC transformations)"}
 
 
 def convert(wrapper, lookback: int, n_variates: int):
     """An `openvino.Model` of `wrapper` with input `x [?, L, D]` and output `y`."""
-    import torch
-
     ov = require("openvino", "compile", "OpenVINO export")
-    from distilts.compile.wrapper import batch_dim_shapes, example_input
 
     ep = torch.export.export(wrapper, example_input(lookback, n_variates), dynamic_shapes=batch_dim_shapes())
     model = ov.convert_model(ep)
@@ -43,14 +54,12 @@ def int8_candidates(model, calib: np.ndarray, overflow_fix: bool = False) -> dic
     fallback when calibrated activation ranges do not hold on held-out data (e.g. a trending series).
     """
     nncf = require("nncf", "compile", "OpenVINO int8 quantization")
-    import logging
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
 
     logging.getLogger("nncf").setLevel(logging.ERROR)
     dataset = nncf.Dataset([calib[i:i + 1] for i in range(len(calib))])
     n = len(calib)
     out: dict[str, tuple[object, str]] = {}
-    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
-
     adv = AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE if overflow_fix else OverflowFix.DISABLE)
     of = ", overflow fix (no int16 saturation on x86 without VNNI)" if overflow_fix else ""
     q = nncf.quantize(model, dataset, subset_size=n, fast_bias_correction=True, advanced_parameters=adv)
@@ -62,4 +71,25 @@ def int8_candidates(model, calib: np.ndarray, overflow_fix: bool = False) -> dic
     q = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
     out["nncf-weights"] = (q, "nncf.compress_weights INT8_ASYM: per-channel int8 weights, f32 activations "
                               "(no calibration needed)")
+    return out
+
+
+def build(job, module, config: dict, scratch: Path, verify_x: np.ndarray, ref: np.ndarray,
+          calib_x: np.ndarray | None, fp32_module=None) -> list[Candidate]:
+    """The fp32 IR, or its NNCF int8 candidates (+ `int8-storage` of `fp32_module`, the fp32 job's module),
+    saved in `scratch`, each measured against `ref`."""
+    L, D = int(config["lookback"]), len(config["columns"])
+    model = convert(module, L, D)
+    variants = ({None: (model, None)} if job.precision == "fp32" else
+                int8_candidates(model, calib_x, overflow_fix=saturates_int8(job.isa)))
+    if job.precision == "int8" and fp32_module is not None:
+        stored = int8_storage.openvino_model(convert(fp32_module, L, D))
+        if stored is not None:
+            variants[int8_storage.NAME] = (stored, int8_storage.NOTE)
+    out = []
+    for method, (m, note) in variants.items():
+        xml = scratch / f"model.{method or 'fp32'}.xml"
+        save(m, xml)
+        errs, pred = measure("openvino", {xml: None}, verify_x, ref, config)
+        out.append(Candidate({xml.name: None}, method, note, errs, weights=[xml.with_suffix(".bin").name], preds=pred))
     return out

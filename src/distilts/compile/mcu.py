@@ -1,0 +1,143 @@
+"""Microcontroller and Ethos-U artifacts: full-int8 TFLite verified in TFLite Micro, sized against the device.
+
+One build for both: the full-int8 model (compile/full_int8.py) is run in the TFLite Micro interpreter on
+the verification windows (raw values quantized with the scaler folded in, outputs dequantized) and
+checked against the PyTorch student with the int8 tolerance; its tensor arena is measured there.
+The artifact carries `model.tflite` (which LiteRT on a Linux device also loads through
+`distilts.runtime.Forecaster`), `model_data.cc/.h` (the model as a C array) and `main.cc` (the
+TFLite Micro calls with the quantization parameters). For an Ethos-U target, Vela compiles the same
+model into `model_vela.tflite` and its report; the NPU's `ethos-u` operator needs the hardware or
+Arm's FVP, so the numbers stay verified on the pre-Vela model.
+A profile whose SRAM or flash is too small is refused with the figures; nothing is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from distilts.compile import full_int8, tflm
+from distilts.errors import DistiltsError
+
+
+class DoesNotFit(DistiltsError):
+    """The model needs more SRAM or flash than the target profile has."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What a device offers the model: SRAM for the tensor arena (+ the app's stack), flash for the model."""
+
+    name: str
+    sram_bytes: int
+    flash_bytes: int
+    accelerator: str | None = None  # Vela --accelerator-config (Ethos-U targets)
+
+
+def _kib(n: float) -> str:
+    return f"{n / 1024:.1f} KiB"
+
+
+def build(student, config: dict, calib_x: np.ndarray, verify_x: np.ndarray, ref: np.ndarray, out: Path,
+          budget: Budget | None = None, log: Callable[[str], None] = lambda s: None) -> dict:
+    """Write model.tflite (+ C sources, + Vela output) into `out`; returns the manifest's `mcu` record
+    (+ `io`, the I/O quantization, and `preds`, the TFLite Micro forecasts of `verify_x`).
+
+    Raises UnsupportedOperator (naming the operator) when the student has no full-int8 TFLite Micro
+    form, ArtifactError beyond the int8 tolerance, DoesNotFit when `budget` is too small.
+    """
+    from distilts.compile import verify as ver
+    from distilts.runtime import int8_io
+
+    mean = np.asarray(config["scaler"]["mean"], np.float64)
+    std = np.asarray(config["scaler"]["std"], np.float64)
+    path = out / "model.tflite"
+    io = full_int8.build_file(full_int8.normalized_module(student), config, calib_x, path)
+    content = path.read_bytes()
+    leftover = tflm.float_operators(content)
+    if leftover or io["input"]["dtype"] not in ("int8", "int16"):
+        raise tflm.UnsupportedOperator(
+            f"{type(student).__name__} has no full-integer int8 form: operator {', '.join(leftover) or '?'} "
+            f"{'stays' if len(leftover) == 1 else 'stay'} in float after quantization (no int8 kernel). "
+            "Compile it to tflite/onnx --int8 for a CPU instead.")
+    ops = tflm.operators(content)
+    tflm.load(content)  # raises naming an operator TFLite Micro lacks
+    arena = tflm.arena_bytes(content)
+    q = int8_io.quantize(verify_x, io["input"], io["input"]["per_variate"])
+    pred = int8_io.dequantize(tflm.run(content, q), io["output"]["per_variate"])
+    errs = ver.errors(pred, ref, mean, std)
+    log(f"TFLite Micro: rel-MSE {errs['rel_mse']:.3g}, max abs {errs['max_abs_err']:.3g}, arena {arena} B, "
+        f"model {len(content)} B, operators {', '.join(ops)}")
+    ver.check(errs, "int8", "The full-int8 model in TFLite Micro")
+    record = {"interpreter": f"tflite-micro {_version('tflite-micro')}", "operators": ops,
+              "tensor_arena_bytes": arena, "arena_margin_bytes": tflm.ARENA_MARGIN,
+              "arena_measured_on": "this host (64-bit); a 32-bit MCU needs at most this",
+              "model_bytes": len(content), "flash_bytes": len(content),
+              "flash_note": "the model only; the TFLite Micro library and its kernels add their code size",
+              "verification": {"windows": int(len(verify_x)), **errs}, "io": io, "preds": pred}
+    if budget is not None:
+        record["vela"] = _vela(path, budget, out, log) if budget.accelerator else None
+        _check_fit(record, budget)
+    calls, embedded = tflm.resolver_calls(ops), content
+    if record.get("vela"):  # the device runs Vela's model: one ethos-u operator + whatever stayed on the CPU
+        embedded = (out / "model_vela.tflite").read_bytes()
+        calls = ["AddEthosU", *(f"Add{op}" for op in dict.fromkeys(record["vela"]["cpu_operators"]))]
+    cc, h = tflm.model_data(embedded)
+    (out / "model_data.cc").write_text(cc)
+    (out / "model_data.h").write_text(h)
+    (out / "main.cc").write_text(tflm.example(calls, io, arena))
+    return record
+
+
+def _vela(path: Path, budget: Budget, out: Path, log) -> dict:
+    import shutil
+
+    from distilts.compile import vela
+
+    work = out / "_vela"
+    rep = vela.compile_model(path, budget.accelerator, work)
+    for key, name in (("model", "model_vela.tflite"), ("summary", "vela-summary.csv"), ("report", "vela-report.txt")):
+        shutil.move(str(work / rep["files"][key]), out / name)
+        rep["files"][key] = name
+    shutil.rmtree(work)
+    rep["vela_model_bytes"] = (out / "model_vela.tflite").stat().st_size
+    log(f"Vela {budget.accelerator}: {len(rep['npu_operators'])} NPU / {len(rep['cpu_operators'])} CPU operators, "
+        f"{rep['macs_npu_share']:.0%} of {rep['macs_total']} MACs on the NPU, {rep['cycles_total']} cycles "
+        f"({rep['inference_time_ms']:.3f} ms at {rep['clock_hz'] / 1e6:.0f} MHz), SRAM {_kib(rep['sram_bytes'])}")
+    if rep["macs_npu_share"] < 0.9:
+        log(f"WARNING: only {rep['macs_npu_share']:.0%} of the matrix-product MACs run on the {budget.accelerator} "
+            f"NPU; CPU operators: {', '.join(rep['cpu_operators']) or 'none'} (see vela-report.txt)")
+    return rep
+
+
+def _check_fit(record: dict, budget: Budget) -> None:
+    sram = record["tensor_arena_bytes"] + record["arena_margin_bytes"]
+    flash = record["flash_bytes"]
+    vela = record.get("vela")
+    if vela:  # the NPU's own figures: the SRAM it schedules; the Vela model (command stream + encoded weights)
+        sram = max(sram, vela["sram_bytes"])
+        flash = max(flash, vela["vela_model_bytes"])
+    short = []
+    if sram > budget.sram_bytes:
+        short.append(f"SRAM: needs {_kib(sram)} (tensor arena {_kib(record['tensor_arena_bytes'])}"
+                     f"{', Vela ' + _kib(vela['sram_bytes']) if vela else ''}), {budget.name} has {_kib(budget.sram_bytes)}")
+    if flash > budget.flash_bytes:
+        short.append(f"flash: needs {_kib(flash)} for the model, {budget.name} has {_kib(budget.flash_bytes)}")
+    record["fits"] = {"sram_needed_bytes": sram, "sram_bytes": budget.sram_bytes, "flash_needed_bytes": flash,
+                      "flash_bytes": budget.flash_bytes}
+    if short:
+        raise DoesNotFit(f"The model does not fit {budget.name}: {'; '.join(short)}. Fix: a smaller student "
+                         "(shorter --lookback or --horizon), or a target with more memory (`distilts targets`). "
+                         "The artifact was not written.")
+
+
+def _version(dist: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "?"

@@ -1,0 +1,56 @@
+"""Windows to calls: fixed-batch files are padded with copies of the last window, large batches chunked.
+
+One padding rule for every caller: the Forecaster (`plan_chunks` + `run_padded`), the compile-time
+verification and the emulated device (`run_file`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from distilts.runtime.backends import Session, open_session
+
+MAX_DYNAMIC_BATCH = 1024  # dynamic-batch models still get chunks of at most this many windows
+FILE_CHUNK = 256  # windows per call of a dynamic-batch file in run_file
+
+
+def run_padded(sess: Session, x: np.ndarray) -> np.ndarray:
+    """Forecasts of `x [n, L, D]` (n <= a fixed batch) from one call, padding up to the session's fixed batch."""
+    n = x.shape[0]
+    if sess.batch is not None and n < sess.batch:
+        x = np.concatenate([x, np.repeat(x[-1:], sess.batch - n, axis=0)])
+    y = sess.run(np.ascontiguousarray(x, dtype=np.float32))
+    return np.asarray(y, dtype=np.float32)[:n]
+
+
+def plan_chunks(n: int, batches: list[int | None]) -> list[tuple[int, int, int | None]]:
+    """Split n windows into (lo, hi, batch) chunks over the available batch sizes.
+
+    A dynamic model (None) takes everything in chunks of MAX_DYNAMIC_BATCH. Otherwise the largest
+    fixed batch that fits is used greedily; a remainder smaller than every batch is padded up to the
+    smallest batch that holds it.
+    """
+    chunks: list[tuple[int, int, int | None]] = []
+    if None in batches:
+        for lo in range(0, n, MAX_DYNAMIC_BATCH):
+            chunks.append((lo, min(n, lo + MAX_DYNAMIC_BATCH), None))
+        return chunks
+    fixed = sorted(b for b in batches if b is not None)
+    lo = 0
+    while lo < n:
+        rest = n - lo
+        fit = [b for b in fixed if b <= rest]
+        b = fit[-1] if fit else min(b for b in fixed if b >= rest)
+        hi = lo + min(b, rest)
+        chunks.append((lo, hi, b))
+        lo = hi
+    return chunks
+
+
+def run_file(backend: str, path: Path, batch: int | None, x: np.ndarray, threads: int | None = None) -> np.ndarray:
+    """Forecasts of one model file for raw windows `x [N, L, D]` (fixed batches padded, dynamic in chunks)."""
+    sess = open_session(backend, path, batch=batch, input_name="x", output_name="y", threads=threads)
+    step = batch or FILE_CHUNK
+    return np.concatenate([run_padded(sess, x[lo:lo + step]) for lo in range(0, len(x), step)])

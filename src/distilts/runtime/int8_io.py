@@ -1,0 +1,64 @@
+"""Raw values in and out of a full-integer int8 TFLite model whose scaler is folded into its I/O quantization.
+
+A full-int8 model computes on the normalized scale with int8 input and output tensors. The training
+scaler (`mean`, `std` per variate) travels inside the model file as TFLite metadata named
+`distilts_io` (JSON), so any reader of the file (the LiteRT backend here, the arm64 check, a C++
+port) maps raw values exactly as compile verified: per variate d,
+`q = clip(round(x_d / scale_d + zero_point_d))` and `y_d = scale_d * (q - zero_point_d)` with
+`scale_d = std_d * s` and `zero_point_d = z - mean_d / scale_d` (s, z: the tensor's own
+quantization), which is normalization and quantization in one multiply-add.
+numpy + flatbuffers (a dependency of ai-edge-litert): part of the runtime a device installs.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+METADATA = "distilts_io"
+
+
+def read_io(content: bytes) -> dict | None:
+    """The `distilts_io` metadata of a TFLite flatbuffer (None when absent)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(content, 0)
+    for i in range(model.MetadataLength()):
+        md = model.Metadata(i)
+        if md.Name() == METADATA.encode():
+            return json.loads(model.Buffers(md.Buffer()).DataAsNumpy().tobytes())
+    return None
+
+
+class Scaler:
+    """The per-variate affine map between raw values and the model's normalized scale."""
+
+    def __init__(self, io: dict) -> None:
+        self.mean = np.asarray(io["scaler"]["mean"], np.float32)
+        self.std = np.asarray(io["scaler"]["std"], np.float32)
+        self.inv_std = (1.0 / self.std).astype(np.float32)
+
+    def normalize(self, x: np.ndarray) -> np.ndarray:
+        return (x - self.mean) * self.inv_std
+
+    def denormalize(self, y: np.ndarray) -> np.ndarray:
+        return y * self.std + self.mean
+
+
+def per_variate(tensor: dict, mean, std) -> dict:
+    """The scaler folded into a tensor's quantization: {'scale': [D], 'zero_point': [D]} (see module doc)."""
+    s = np.asarray(std, np.float64) * tensor["scale"]
+    return {"scale": s.tolist(), "zero_point": (tensor["zero_point"] - np.asarray(mean, np.float64) / s).tolist()}
+
+
+def quantize(x: np.ndarray, tensor: dict, pv: dict) -> np.ndarray:
+    """Raw `[B, L, D]` windows -> int8 input tensor values (pv: per_variate of the input tensor)."""
+    info = np.iinfo(np.dtype(tensor["dtype"]))
+    q = np.rint(np.asarray(x, np.float64) / np.asarray(pv["scale"]) + np.asarray(pv["zero_point"]))
+    return np.clip(q, info.min, info.max).astype(tensor["dtype"])
+
+
+def dequantize(q: np.ndarray, pv: dict) -> np.ndarray:
+    """int8 output tensor values -> raw `[B, H, D]` forecasts (pv: per_variate of the output tensor)."""
+    return ((q.astype(np.float64) - np.asarray(pv["zero_point"])) * np.asarray(pv["scale"])).astype(np.float32)
