@@ -19,7 +19,7 @@ pytest.importorskip("uvicorn")
 from artifact_factory import artifact  # noqa: E402
 from distilts.runtime import Forecaster  # noqa: E402
 from distilts.serve.app import ServeOptions, create_app  # noqa: E402
-from distilts.serve.testing import running  # noqa: E402
+from serve_server import running  # noqa: E402
 
 
 class Client:
@@ -183,17 +183,34 @@ def test_serve_command_help_and_missing_artifact():
     assert out.returncode != 0 and "Artifact directory not found" in out.stderr
 
 
-def test_load_benchmark_renders_its_records():
-    """benchmarks/serve.py: the committed records render to the RESULTS.md tables (no server started)."""
-    from pathlib import Path
+@pytest.mark.parametrize("body", [
+    {"window": [[1.5, -2, 3e5, 0]] * 24},
+    {"window": [[1.0, 2.0, 3.0, 4.0]] * 23 + [[1.0, 2.0, 3.0]]},  # ragged
+    {"window": [[1.0, 2.0, 3.0, [4.0]]] + [[1.0] * 4] * 23},  # nested
+    {"window": [[1.0, 2.0, 3.0, "4"]] * 24},
+    {"window": [[1e39] * 4] * 24},  # beyond float32
+    {"window": [1.0] * 24},
+    {"window": [[1.0] * 4] * 24, "columns": ["load", "temperature", "solar", "price"]},
+])
+def test_fast_window_path_equals_the_general_path(fc, monkeypatch, body):
+    """pysimdjson's path for {"window": ...} gives the same arrays and the same errors as orjson + numpy."""
+    from distilts.serve import request
 
-    bench = Path(__file__).resolve().parents[2] / "benchmarks"
-    sys.path.insert(0, str(bench))
-    try:
-        import serve as serve_bench
-    finally:
-        sys.path.remove(str(bench))
-    for name in ("serve.json", "serve-micro-batch.json"):
-        md = serve_bench.render(json.loads((bench / "results" / name).read_text()))
-        assert "| onnx |" in md and "| tflite |" in md and "thread scaling" in md
-    assert "micro-batch" in md  # the old record keeps its column
+    raw = json.dumps(body).encode()
+
+    def parse():
+        try:
+            r = request.parse_request(raw, fc, 8)
+            return r.x, r.single
+        except request.RequestError as exc:
+            return exc.status, exc.message
+
+    fast = parse()
+    monkeypatch.setattr(request, "simdjson", None)
+    general = parse()
+    assert type(fast[0]) is type(general[0])
+    if isinstance(fast[0], np.ndarray):
+        np.testing.assert_array_equal(fast[0], general[0])
+        assert fast[1] == general[1]
+    else:
+        assert fast == general

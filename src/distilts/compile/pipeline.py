@@ -24,7 +24,7 @@ from torch import nn
 from distilts.compile import DEFAULT_CALIB_WINDOWS, DEFAULT_VERIFY_WINDOWS, c_artifact, crossarch, select, verify
 from distilts.compile.backends import BUILDERS, runtime_backend
 from distilts.compile.data import CompileData, load_compile_data
-from distilts.compile.manifest import model_entry, write_artifact_manifest
+from distilts.compile.manifest import CompiledArtifact, model_entry, write_artifact_manifest
 from distilts.compile.passes import apply_passes
 from distilts.compile.scratch import Scratch, clean_stale
 from distilts.compile.verify import Candidate
@@ -35,20 +35,6 @@ from distilts.runtime import Forecaster
 from distilts.students import load_student_dir
 from distilts.targets import CompileJob
 from distilts.utils import replace_dir
-
-
-@dataclass
-class CompiledArtifact:
-    """What one job produced: the directory, its manifest and a summary for the CLI table."""
-
-    job: CompileJob
-    directory: Path
-    manifest: dict
-    seconds: float
-
-    @property
-    def size(self) -> int:
-        return sum(m["size"] for m in self.manifest["models"] if m.get("role") in (None, "model", "weights"))
 
 
 @dataclass
