@@ -32,6 +32,7 @@ from distilts.compile.wrapper import torch_predict, wrap_student
 from distilts.errors import DataError
 from distilts.quiet import quiet
 from distilts.runtime import Forecaster
+from distilts.runtime.backends import BACKENDS
 from distilts.students import load_student_dir
 from distilts.targets import CompileJob
 from distilts.utils import replace_dir
@@ -100,7 +101,7 @@ def compile_student(student_dir: str | os.PathLike, jobs: list[CompileJob], out_
                 results[i] = CompiledArtifact(job, final, manifest, time.perf_counter() - t0)
                 continue
             fp32_module = None
-            if job.precision == "int8" and job.format in ("onnx", "openvino", "tflite"):  # int8-storage candidate
+            if job.precision == "int8" and job.format in BACKENDS:  # int8-storage candidate
                 if "fp32" not in modules:
                     modules["fp32"] = apply_passes(wrapper, "fp32", verify_x, enabled=passes)
                 fp32_module = modules["fp32"][0]
