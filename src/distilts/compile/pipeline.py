@@ -149,7 +149,8 @@ def _prepare_job(job: CompileJob, module: nn.Module, records: list[dict], config
             if len(candidates) > 1:
                 for c in candidates:
                     f, b = next(iter(c.files.items()))
-                    c.latency_ms = verify.time_file(runtime_backend(job.format), scratch / f, b, verify_x)
+                    if np.isfinite(c.errors["rel_mse"]):  # (a candidate the runtime cannot run is not timed)
+                        c.latency_ms = verify.time_file(runtime_backend(job.format), scratch / f, b, verify_x)
         for c in candidates:
             log(f"{job.dirname}: {c.name}: rel-MSE {c.errors['rel_mse']:.3g}, "
                 f"max abs {c.errors['max_abs_err']:.3g}"
