@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 from torch import nn
 
-from distilts.compile import DEFAULT_CALIB_WINDOWS, DEFAULT_VERIFY_WINDOWS, crossarch, select, verify
+from distilts.compile import DEFAULT_CALIB_WINDOWS, DEFAULT_VERIFY_WINDOWS, c_artifact, crossarch, select, verify
 from distilts.compile.backends import BUILDERS, runtime_backend
 from distilts.compile.data import CompileData, load_compile_data
 from distilts.compile.manifest import CompiledArtifact, model_entry, write_artifact_manifest
@@ -32,6 +32,7 @@ from distilts.compile.wrapper import torch_predict, wrap_student
 from distilts.errors import DataError
 from distilts.quiet import quiet
 from distilts.runtime import Forecaster
+from distilts.runtime.backends import BACKENDS
 from distilts.students import load_student_dir
 from distilts.targets import CompileJob
 from distilts.utils import replace_dir
@@ -95,13 +96,12 @@ def compile_student(student_dir: str | os.PathLike, jobs: list[CompileJob], out_
             log(f"{job.dirname}: exporting {job.format} {job.precision}"
                 + (" (dynamic batch)" if job.batches == (None,) else f" at batch {', '.join(map(str, job.batches))}"))
             if job.format == "c":  # source code, no runtime backend: its own build and checks
-                from distilts.compile import c_artifact
-
-                results[i] = c_artifact.compile_job(job, model, config, out_dir, student_dir, data, verify_x, ref,
-                                                    log, t0)
+                final, manifest = c_artifact.compile_job(job, model, config, out_dir, student_dir, data, verify_x,
+                                                         ref, log)
+                results[i] = CompiledArtifact(job, final, manifest, time.perf_counter() - t0)
                 continue
             fp32_module = None
-            if job.precision == "int8" and job.format in ("onnx", "openvino", "tflite"):  # int8-storage candidate
+            if job.precision == "int8" and job.format in BACKENDS:  # int8-storage candidate
                 if "fp32" not in modules:
                     modules["fp32"] = apply_passes(wrapper, "fp32", verify_x, enabled=passes)
                 fp32_module = modules["fp32"][0]
@@ -149,7 +149,8 @@ def _prepare_job(job: CompileJob, module: nn.Module, records: list[dict], config
             if len(candidates) > 1:
                 for c in candidates:
                     f, b = next(iter(c.files.items()))
-                    c.latency_ms = verify.time_file(runtime_backend(job.format), scratch / f, b, verify_x)
+                    if np.isfinite(c.errors["rel_mse"]):  # (a candidate the runtime cannot run is not timed)
+                        c.latency_ms = verify.time_file(runtime_backend(job.format), scratch / f, b, verify_x)
         for c in candidates:
             log(f"{job.dirname}: {c.name}: rel-MSE {c.errors['rel_mse']:.3g}, "
                 f"max abs {c.errors['max_abs_err']:.3g}"
