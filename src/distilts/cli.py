@@ -22,6 +22,7 @@ COMMANDS = {
     "profile": "distilts.profile.cli:profile",
     "serve": "distilts.serve.cli:serve",
     "deploy": "distilts.deploy.cli:deploy",
+    "bundle": "distilts.deploy.cli:bundle",
 }
 
 
@@ -69,6 +70,7 @@ def cli() -> None:
       profile   latency, memory and accuracy, student vs teacher
       serve     serve an artifact's forecasts over HTTP (POST /forecast, KServe v2)
       deploy    put an artifact into a model store (versions, atomic switch, rollback)
+      bundle    an offline install bundle for a device (wheels, install script, systemd unit)
 
     With no --data, commands run on a built-in synthetic series.
     """

@@ -70,13 +70,14 @@ def test_each_format_and_precision_matches_the_student(tmp_path_factory, student
     assert sizes["int8"] < sizes["fp32"], sizes
 
 
-def test_named_target_rpi4_is_tflite_int8_with_threads(tmp_path_factory):
-    art = compiled(tmp_path_factory, "rpi4")
-    raw = json.loads((art / "manifest.json").read_text())
+def test_named_target_rpi4_runs_with_its_threads_and_batch(tmp_path_factory):
+    from distilts.runtime import Forecaster
+
+    art = compiled(tmp_path_factory, "rpi4")  # tflite int8, 4 threads, batch 1, latency
     assert art.name == "tflite-int8-rpi4"
-    assert raw["backend"] == "tflite" and raw["precision"] == "int8"
-    assert raw["target"]["name"] == "rpi4" and raw["target"]["threads"] == 4 and raw["target"]["batch"] == 1
-    assert [m["batch"] for m in raw["models"]] == [1]
+    fc = Forecaster.load(art)
+    assert (fc.backend, fc.manifest.precision, fc.batch_sizes) == ("tflite", "int8", [1])
+    assert (fc.threads, fc.mode) == (4, "latency")  # the runtime's settings come from the target
 
 
 def test_tflite_fixed_batches_chunk_to_the_same_numbers(tmp_path_factory):

@@ -58,6 +58,19 @@ def test_batch_chunking_equals_one_by_one(art, n):
     np.testing.assert_allclose(batched, single, rtol=1e-5, atol=1e-5)
 
 
+def test_run_file_pads_fixed_batches_like_the_forecaster(tmp_path_factory):
+    from distilts.runtime.batching import run_file
+
+    art = artifact(tmp_path_factory, "tflite")  # files for batch 1 and 4
+    fc = Forecaster.load(art, threads=1)
+    x = fc.manifest.golden_input[0] + np.random.default_rng(0).normal(0, 1, (7, fc.lookback, len(fc.columns)))
+    x = x.astype(np.float32)
+    b4 = next(m for m in fc.manifest.models if m.batch == 4)
+    y = run_file("tflite", fc.manifest.path(b4), 4, x)  # chunks of 4, the last one padded from 3
+    assert y.shape == (7, fc.horizon, len(fc.columns))
+    np.testing.assert_allclose(y, fc.predict(x), rtol=1e-5, atol=1e-5)
+
+
 def test_plan_chunks():
     assert plan_chunks(7, [1, 4]) == [(0, 4, 4), (4, 5, 1), (5, 6, 1), (6, 7, 1)]
     assert plan_chunks(3, [4]) == [(0, 3, 4)]  # padded up to the fixed batch

@@ -197,3 +197,36 @@ def test_load_benchmark_renders_its_records():
         md = serve_bench.render(json.loads((bench / "results" / name).read_text()))
         assert "| onnx |" in md and "| tflite |" in md and "thread scaling" in md
     assert "micro-batch" in md  # the old record keeps its column
+
+
+@pytest.mark.parametrize("body", [
+    {"window": [[1.5, -2, 3e5, 0]] * 24},
+    {"window": [[1.0, 2.0, 3.0, 4.0]] * 23 + [[1.0, 2.0, 3.0]]},  # ragged
+    {"window": [[1.0, 2.0, 3.0, [4.0]]] + [[1.0] * 4] * 23},  # nested
+    {"window": [[1.0, 2.0, 3.0, "4"]] * 24},
+    {"window": [[1e39] * 4] * 24},  # beyond float32
+    {"window": [1.0] * 24},
+    {"window": [[1.0] * 4] * 24, "columns": ["load", "temperature", "solar", "price"]},
+])
+def test_fast_window_path_equals_the_general_path(fc, monkeypatch, body):
+    """pysimdjson's path for {"window": ...} gives the same arrays and the same errors as orjson + numpy."""
+    from distilts.serve import request
+
+    raw = json.dumps(body).encode()
+
+    def parse():
+        try:
+            r = request.parse_request(raw, fc, 8)
+            return r.x, r.single
+        except request.RequestError as exc:
+            return exc.status, exc.message
+
+    fast = parse()
+    monkeypatch.setattr(request, "simdjson", None)
+    general = parse()
+    assert type(fast[0]) is type(general[0])
+    if isinstance(fast[0], np.ndarray):
+        np.testing.assert_array_equal(fast[0], general[0])
+        assert fast[1] == general[1]
+    else:
+        assert fast == general

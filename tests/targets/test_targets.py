@@ -7,14 +7,24 @@ from click.testing import CliRunner
 
 from distilts.cli import cli
 from distilts.errors import DistiltsError
-from distilts.targets import FORMATS, MODES, PRECISIONS, TARGETS, resolve_job
+from distilts.runtime.arch import ISAS
+from distilts.runtime.backends import BACKENDS, RunSettings
+from distilts.targets import FORMATS, PRECISIONS, TARGETS, resolve_job
 
 
-def test_required_targets_exist_with_valid_settings():
+def test_every_named_target_resolves_to_a_job_the_toolchain_can_build():
     assert {"rpi4", "rpi5", "x86-server"} <= set(TARGETS)
-    for t in TARGETS.values():
-        assert t.format in FORMATS and t.precision in PRECISIONS and t.threads >= 1 and t.batch >= 1
-        assert t.mode in MODES and (t.mode == "throughput") == (t.batch > 1)  # batched serving <-> throughput
+    for name, t in TARGETS.items():
+        job = resolve_job(name)
+        assert job.format in FORMATS and job.precision in PRECISIONS and job.isa in (*ISAS, "mcu")
+        assert job.dirname == f"{job.format}-{job.precision}-{name}" and job.threads == t.threads >= 1
+        assert t.arch == (None if t.isa == "mcu" else "aarch64" if t.isa == "arm64" else "x86_64")
+        if job.format in BACKENDS:  # a runtime backend loads it: fixed batches for tflite, any batch otherwise
+            assert job.batches == ((t.batch,) if job.format == "tflite" else (None,))
+        else:  # below the Pi: one window per call
+            assert job.batches == (1,)
+        # the runtime accepts the target's settings; batched serving <-> throughput mode
+        assert RunSettings(threads=t.threads, mode=t.mode).mode == t.mode and (t.mode == "throughput") == (t.batch > 1)
 
 
 def test_targets_command_lists_one_line_each():

@@ -1,12 +1,20 @@
-"""`distilts compile`: student directory -> verified ONNX / OpenVINO / TFLite artifacts. Imports click only."""
+"""`distilts compile`: student directory -> verified ONNX / OpenVINO / TFLite artifacts.
+
+A CLI boundary: at import only click and pure-Python tables (no numpy, no torch), so `distilts --help`
+stays fast; the pipeline (torch) and the table printer (rich) are imported when the command runs.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import click
 
 from distilts.compile import DEFAULT_CALIB_WINDOWS, DEFAULT_VERIFY_WINDOWS
+from distilts.errors import MissingExtraError
+from distilts.runtime.backends import BACKENDS
+from distilts.targets import resolve_job
 
 
 @click.command(name="compile")
@@ -51,8 +59,6 @@ def compile_cmd(model_dir: str, targets: tuple[str, ...], int8: bool, batches: t
       distilts compile runs/etth1-dlinear --target onnx,openvino,tflite
       distilts compile runs/etth1-dlinear --target onnx --int8 --verify-on aarch64
     """
-    from distilts.targets import resolve_job
-
     specs = [s for t in targets for s in t.split(",") if s.strip()]
     jobs = [resolve_job(s, int8=int8, batches=batches) for s in specs]  # unknown target: error before torch loads
     seen, unique = set(), []
@@ -71,18 +77,19 @@ def compile_cmd(model_dir: str, targets: tuple[str, ...], int8: bool, batches: t
     _print_table(results)
 
 
+# formats without a runtime backend of their own (full-int8 TFLite for TFLite Micro / Ethos-U, C source):
+# the modules compiling them needs; the runtime formats' needs are in distilts.runtime.backends.BACKENDS
+_MICRO = (*BACKENDS["tflite"].compile_needs, "ai_edge_quantizer", "tflite_micro")
+BELOW_THE_PI: dict[str, tuple[str, ...]] = {"tflm": _MICRO, "ethos-u": (*_MICRO, "ethosu"), "c": ()}
+
+
 def _require_format(fmt: str, precision: str) -> None:
     """MissingExtraError naming the pip extra when a library this format needs is absent (not imported)."""
-    import importlib.util
-
-    from distilts.errors import MissingExtraError
-
-    micro = ["litert_torch", "ai_edge_litert", "ai_edge_quantizer", "tflite_micro"]
-    needs = {"onnx": ["onnx", "onnxscript", "onnxruntime"], "openvino": ["openvino"],
-             "tflite": ["litert_torch", "ai_edge_litert"], "tflm": micro, "ethos-u": [*micro, "ethosu"],
-             "c": []}[fmt]
-    if precision == "int8":
-        needs += {"onnx": [], "openvino": ["nncf"], "tflite": ["ai_edge_quantizer", "torchao"]}.get(fmt, [])
+    if fmt in BACKENDS:
+        backend = BACKENDS[fmt]
+        needs = [*backend.compile_needs, *(backend.compile_int8_needs if precision == "int8" else ())]
+    else:
+        needs = list(BELOW_THE_PI[fmt])
     for module in ["torch", *needs]:
         if importlib.util.find_spec(module) is None:
             extra = "mcu" if module in ("tflite_micro", "ethosu") else "compile"

@@ -24,9 +24,6 @@ from distilts.compile import verify
 from distilts.device import arm64
 from distilts.runtime.arch import host_arch
 
-ARCHS = ("aarch64",)  # what --verify-on accepts besides this machine's own architecture
-
-
 @dataclass
 class ArchCheck:
     """One artifact's result on one architecture (a manifest `architectures[arch]` entry + its golden)."""

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from distilts.data import Split, make_windows
 from distilts.errors import DataError
+from distilts.students.data import dataset_for_student
 
 
 @dataclass
@@ -16,7 +18,7 @@ class CompileData:
     """The student's series (raw values) and its split; windows come out raw (not normalized)."""
 
     values: np.ndarray  # [N, D] float32 raw
-    split: object  # distilts.data.Split
+    split: Split
     source: str
     data_hash: str
     lookback: int
@@ -24,8 +26,6 @@ class CompileData:
 
     def windows(self, part: str, n: int) -> np.ndarray:
         """Up to `n` raw input windows `[n, L, D]`, evenly spaced over `part` (empty if none)."""
-        from distilts.data import make_windows
-
         if n <= 0:
             return np.zeros((0, self.lookback, self.values.shape[1]), np.float32)
         try:
@@ -38,8 +38,6 @@ class CompileData:
 
 def load_compile_data(config: dict, data_path: str | None) -> CompileData:
     """The series the student was trained on (or `data_path`), with the student's columns and split."""
-    from distilts.students.data import dataset_for_student
-
     source = str((config.get("data") or {}).get("source") or "")
     args: dict = {"path": data_path, "columns": None, "split": None, "fill": None, "date_column": None}
     if data_path is None:

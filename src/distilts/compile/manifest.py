@@ -14,6 +14,7 @@ import numpy as np
 
 from distilts import __version__
 from distilts.compile import verify
+from distilts.compile.backends import runtime_backend
 from distilts.compile.backends.onnx import read_opset
 from distilts.compile.crossarch import ArchCheck
 from distilts.compile.data import CompileData
@@ -96,8 +97,6 @@ def write_artifact_manifest(job: CompileJob, directory: Path, models: list[dict]
     applied, in order. The golden pair is the first verification window and its forecast here.
     """
     golden_in = verify_x[:1]
-    from distilts.compile.backends import runtime_backend
-
     backend = runtime_backend(job.format)
     model_file = next(m for m in models if m.get("role") in (None, "model"))
     golden_out = run_file(backend, directory / model_file["file"], model_file["batch"], golden_in)

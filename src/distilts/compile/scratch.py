@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from distilts.utils import temp_dir_beside
+
 OWNER = ".owner"
 STALE_SECONDS = 3600
 
@@ -27,8 +29,6 @@ class Scratch:
     """A locked scratch directory beside `final`; `release()` before moving it into place."""
 
     def __init__(self, final: Path) -> None:
-        from distilts.utils import temp_dir_beside
-
         self.path = temp_dir_beside(final)
         self._fd = os.open(self.path / OWNER, os.O_CREAT | os.O_RDWR, 0o644)
         fcntl.flock(self._fd, fcntl.LOCK_EX)

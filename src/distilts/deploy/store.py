@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 from distilts.errors import ArtifactError, DistiltsError
@@ -44,11 +43,11 @@ def is_store(path: str | Path) -> bool:
     return (p / CURRENT).is_symlink() or (p / VERSIONS).is_dir()
 
 
-@dataclass(frozen=True)
 class Store:
     """A model store directory (it need not exist before the first deploy)."""
 
-    root: Path
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
 
     @property
     def current_link(self) -> Path:

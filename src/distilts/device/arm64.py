@@ -21,7 +21,9 @@ Cache: $DISTILTS_ARM64_DIR, else ${XDG_CACHE_HOME:-~/.cache}/distilts/arm64.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -30,17 +32,19 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Callable, Iterator
 
+import distilts
 from distilts.errors import DistiltsError
+from distilts.runtime.backends import BACKENDS as BACKEND_TABLE
+from distilts.runtime.manifest import read_manifest
+from distilts.utils import replace_dir, write_json
 
 ARCH = "aarch64"
-BACKENDS = ("onnx", "tflite", "openvino")
-# backend -> the aarch64 wheels it needs (numpy + click are the runtime core)
-WHEELS: dict[str, tuple[str, ...]] = {"onnx": ("onnxruntime",), "tflite": ("ai-edge-litert",),
-                                      "openvino": ("openvino",)}
-CORE_WHEELS = ("numpy", "click")
+BACKENDS = tuple(BACKEND_TABLE)
+CORE_WHEELS = ("numpy", "click")  # the runtime core; each backend adds its library's wheel (BACKEND_TABLE)
 DEBIAN = "http://deb.debian.org/debian"
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 # bookworm arm64: python3.11 and everything its stdlib and the backends' wheels link against
@@ -71,10 +75,8 @@ def cache_dir() -> Path:
 
 def wanted_versions(backend: str) -> dict[str, str | None]:
     """The wheels of `backend`'s site-packages, pinned to the versions installed here (None: newest)."""
-    from importlib import metadata
-
     out: dict[str, str | None] = {}
-    for name in (*CORE_WHEELS, *WHEELS[backend]):
+    for name in (*CORE_WHEELS, BACKEND_TABLE[backend].distribution):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -105,8 +107,6 @@ class Device:
 
     def command(self, args: list[str], backends: list[str] | None = None) -> tuple[list[str], dict[str, str]]:
         """argv + env that run `python3.11 ARGS` on the device with distilts (this checkout) importable."""
-        import distilts
-
         src = Path(distilts.__file__).resolve().parent.parent
         sites = [str(self.site(b)) for b in (backends or self.backends())]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "LD_", "VIRTUAL_ENV"))}
@@ -143,8 +143,6 @@ def find_device(backends: list[str] | tuple[str, ...] = ()) -> Device | None:
 
 @contextlib.contextmanager
 def _locked(home: Path) -> Iterator[None]:
-    import fcntl
-
     home.mkdir(parents=True, exist_ok=True)
     with open(home / ".lock", "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
@@ -197,8 +195,6 @@ def ensure_device(backends: list[str] | tuple[str, ...], log: Callable[[str], No
 
 
 def _write_info(home: Path, info: dict) -> None:
-    from distilts.utils import write_json
-
     write_json(home / "device.json", info)
 
 
@@ -316,8 +312,6 @@ def _install_site(dest: Path, pins: dict[str, str | None]) -> None:
              "--target", str(tmp), *plat, "--only-binary=:all:", "--python-version", "3.11", "--implementation",
              "cp", *reqs], "pip install (aarch64 wheels) " + " ".join(reqs))
         shutil.rmtree(tmp / "bin", ignore_errors=True)  # console scripts for the wrong interpreter
-        from distilts.utils import replace_dir
-
         replace_dir(tmp, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -341,12 +335,12 @@ import json, sys, time
 c0, t0 = time.process_time(), time.perf_counter()
 import numpy as np
 from distilts.runtime import Forecaster
+from distilts.runtime.backends import BACKENDS
 from distilts.runtime.manifest import read_manifest
 import importlib
 art = sys.argv[1]
 man = read_manifest(art)
-importlib.import_module({"onnx": "onnxruntime", "tflite": "ai_edge_litert.interpreter",
-                         "openvino": "openvino"}[man.backend])
+importlib.import_module(BACKENDS[man.backend].library)
 c1, t1 = time.process_time(), time.perf_counter()
 fc = Forecaster.load(art)
 fc.predict(man.golden_input[0])
@@ -371,8 +365,6 @@ def measure(dev: Device, artifacts: list[str]) -> dict:
                 top[p.name] = site_size(p)
         out["sites"][b] = {"bytes": site_size(dev.site(b)), "largest": dict(sorted(top.items(), key=lambda kv: -kv[1])[:5])}
     for art in artifacts:
-        from distilts.runtime.manifest import read_manifest
-
         backend = read_manifest(art, verify_checksums=False).backend
         t0 = time.perf_counter()
         res = dev.run(["-c", _PROBE, art], [backend])
@@ -387,8 +379,6 @@ def measure(dev: Device, artifacts: list[str]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI: build | info | run -- ARGS | python -- ARGS | measure ARTIFACT... (see the module docstring)."""
-    import argparse
-
     ap = argparse.ArgumentParser(prog="python -m distilts.device.arm64",
                                  description="The emulated arm64 device (Debian bookworm arm64 under qemu-aarch64).")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -433,8 +423,6 @@ def main(argv: list[str] | None = None) -> int:
         res = measure(dev, a.artifacts)
         print(json.dumps(res, indent=2))
         if a.json:
-            from distilts.utils import write_json
-
             write_json(a.json, res)
         return 0
     except DistiltsError as exc:

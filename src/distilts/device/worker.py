@@ -18,29 +18,22 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
+from distilts.runtime import Forecaster
+from distilts.runtime.backends import BACKENDS
+from distilts.runtime.batching import run_file
+
 
 def _run(task: dict) -> dict:
-    import numpy as np
-
     x = np.load(task["x"])
     if task["kind"] == "files":
-        from distilts.runtime.batching import run_file
-
         outs = [run_file(task["backend"], Path(p), b, x) for p, b in task["files"]]
         np.save(task["out"], np.stack(outs))
-        return {"version": _version(task["backend"])}
-    from distilts.runtime import Forecaster
-
+        return {"version": BACKENDS[task["backend"]].version()}
     fc = Forecaster.load(task["dir"])
     np.save(task["out"], fc.predict(x))
     return {"version": next(iter(fc.sessions.values())).version, "golden_isa": fc.manifest.golden_isa}
-
-
-def _version(backend: str) -> str:
-    from importlib import metadata
-
-    lib = {"onnx": "onnxruntime", "tflite": "ai-edge-litert", "openvino": "openvino"}[backend]
-    return f"{lib} {metadata.version(lib)}"
 
 
 def main(argv: list[str]) -> int:

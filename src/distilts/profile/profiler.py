@@ -7,6 +7,7 @@ Accuracy is on the normalized scale (the manifest's scaler), the benchmark conve
 from __future__ import annotations
 
 import datetime as _dt
+import importlib.util
 import json
 import os
 import platform
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from distilts import __version__
+from distilts.data import load_dataset, make_windows
 from distilts.errors import DistiltsError
 from distilts.runtime.manifest import Manifest, read_manifest
 
@@ -52,8 +54,6 @@ class ProfileWindows:
 
 def profile_windows(man: Manifest, data_args: dict, n_windows: int) -> ProfileWindows:
     """Up to n_windows evenly spaced windows of the standard test split, normalized with the manifest's scaler."""
-    from distilts.data import load_dataset, make_windows
-
     ds = load_dataset(data_args.get("path"), columns=man.columns, split=data_args.get("split", "auto"),
                       fill=data_args.get("fill"), date_column=data_args.get("date_column"))
     raw = make_windows(ds.series.values, ds.split.test, man.lookback, man.horizon)
@@ -111,8 +111,6 @@ def student_dir_from_manifest(man: Manifest) -> str | None:
 
 
 def _torch_installed() -> bool:
-    import importlib.util
-
     try:
         return importlib.util.find_spec("torch") is not None
     except (ImportError, ValueError):

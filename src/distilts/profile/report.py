@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from distilts.utils import atomic_write_text, write_json
 
 COLUMNS = ["model", "backend", "params", "size", "load s", "p50 ms", "p95 ms", "p99 ms", "throughput /s",
@@ -86,11 +88,10 @@ def markdown(report: dict, png: str | None) -> str:
 
 def plot(report: dict, path: Path) -> Path:
     """Latency (p50 with p95/p99 ticks, log scale) and accuracy (MSE/MAE vs truth) side by side."""
-    import matplotlib
+    import matplotlib  # optional (the `plot` extra): write_report notes its absence
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     ms = report["models"]
     names = [m["role"].replace(" (", "\n(") for m in ms]

@@ -17,6 +17,9 @@ from typing import Callable
 
 import numpy as np
 
+from distilts.runtime.backends import BACKENDS
+from distilts.runtime.forecaster import Forecaster
+
 
 def rss_mb() -> tuple[float | None, float | None]:
     """(current RSS, peak RSS) of this process in MiB; psutil if present, else resource/procfs."""
@@ -91,14 +94,14 @@ def load_model(spec: dict) -> tuple[Callable[[np.ndarray], np.ndarray], dict]:
     """(predict function on the spec's input scale, facts about the model)."""
     kind, threads, horizon = spec["kind"], spec.get("threads"), int(spec["horizon"])
     if kind == "artifact":
-        from distilts.runtime.forecaster import Forecaster
-
         fc = Forecaster.load(spec["path"], threads=threads)
         sess = next(iter(fc.sessions.values()))
         return fc.predict, {"backend": fc.backend, "backend_version": sess.version,
                             "precision": fc.manifest.precision, "batch_sizes": fc.batch_sizes,
                             "threads": fc.threads}
-    import torch  # only the PyTorch student and the teacher get here
+    # torch, students and teachers are imported here, not at the top: an artifact's process must not
+    # load them (its peak RSS is what a device pays)
+    import torch
 
     if threads:
         torch.set_num_threads(int(threads))
@@ -131,7 +134,7 @@ def _param_count(obj) -> int | None:
     """Parameters of a teacher: its `param_count`, or those of the first torch module it holds."""
     if getattr(obj, "param_count", None):
         return int(obj.param_count)
-    import torch
+    import torch  # loaded already (teacher kind only); not at the top, see load_model
 
     for value in vars(obj).values():
         if isinstance(value, torch.nn.Module):
@@ -160,8 +163,8 @@ def main(spec_path: str) -> None:
     result = {"load_s": load_s, "latency_ms": latency, "throughput": throughput,
               "rss_mb": {"baseline": base_cur, "baseline_peak": base_peak, "peak_after_load": peak_after_load,
                          "peak": peak},
-              "modules": sorted(m for m in ("torch", "transformers", "pandas", "onnxruntime", "openvino",
-                                            "ai_edge_litert") if m in sys.modules),
+              "modules": sorted(m for m in ("torch", "transformers", "pandas", *(b.package for b in BACKENDS.values()))
+                                if m in sys.modules),
               **facts}
     (out / "result.json").write_text(json.dumps(result, indent=2))
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from distilts.data.series import TimeSeries, load_series
+from distilts.data.synthetic import synthetic_series
 from distilts.errors import DataError, require
 from distilts.runtime.forecaster import Forecaster
 
@@ -45,8 +46,6 @@ def load_for_artifact(path: str | Path | None, columns: list[str], date_column: 
                       fill: str | None = None) -> TimeSeries:
     """The artifact's variates (in the manifest's order) from a CSV, or from the built-in synthetic series."""
     if path is None:
-        from distilts.data.synthetic import synthetic_series
-
         series = synthetic_series()
         missing = [c for c in columns if c not in series.columns]
         if missing:
@@ -118,7 +117,7 @@ def forecast_csv(res: ForecastResult) -> str:
 def plot_forecast(res: ForecastResult, path: str | Path, title: str = "") -> Path:
     """PNG: per variate, the input window, the forecast, and the actual values when the data has them."""
     require("matplotlib", "plot", "--plot")
-    import matplotlib
+    import matplotlib  # the optional `plot` extra, checked by require() just above
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -13,11 +13,12 @@ from typing import Any
 import numpy as np
 
 from distilts.errors import ArtifactError
+from distilts.runtime.arch import host_isa
+from distilts.runtime.backends import BACKENDS
 from distilts.utils import sha256_file
 
 FORMAT = "distilts-artifact"
 VERSION = 1
-BACKENDS = ("onnx", "openvino", "tflite")
 RECOMPILE = "Re-run `distilts compile` to rebuild the artifact."
 
 
@@ -160,8 +161,6 @@ def read_manifest(artifact_dir: str | Path, verify_checksums: bool = True) -> Ma
     golden = _need(raw, "golden", "", mpath)
     g_in = np.asarray(_need(golden, "input", "golden.", mpath), dtype=np.float32)
     g_out = np.asarray(_need(golden, "output", "golden.", mpath), dtype=np.float32)
-    from distilts.runtime.arch import host_isa
-
     golden_isa = host_isa() if golden.get("isa") == host_isa() else None
     if golden_isa is None and host_isa() in (golden.get("by_isa") or {}):  # verified on this CPU's ISA too
         golden_isa = host_isa()

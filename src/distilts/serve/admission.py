@@ -47,8 +47,6 @@ class Admission:
         self.queue.set_function(lambda: max(0, self.pending - self.workers))
         self.version = Gauge("distilts_model_version_info", "The version being served (value 1).", ["version"],
                              registry=r)
-        self.reloads = Counter("distilts_reloads", "Reloads of the store's current version, by result.", ["result"],
-                               registry=r)
         self._retry = str(max(1, round(self.deadline_s / 4)))
 
     @property
@@ -77,6 +75,20 @@ class Admission:
             except ValueError:
                 pass
         return arrived + limit
+
+    def count_reloads(self, reloads: dict) -> None:
+        """Export `reloads` ({"loaded": n, "refused": n}, kept by the model holder) as distilts_reloads_total."""
+        from prometheus_client.core import CounterMetricFamily
+
+        class Reloads:
+            def collect(self):
+                c = CounterMetricFamily("distilts_reloads", "Reloads of the store's current version, by result.",
+                                        labels=["result"])
+                for result, n in reloads.items():
+                    c.add_metric([result], n)
+                yield c
+
+        self.registry.register(Reloads())
 
     def reject(self, reason: str) -> None:
         """Count a 503 for `reason` (queue_full or deadline)."""

@@ -21,7 +21,7 @@ from distilts.errors import require
 from distilts.runtime.forecaster import Forecaster
 from distilts.serve import oip
 from distilts.serve.admission import Admission, Rejected, run_before
-from distilts.serve.models import ModelHolder, Served
+from distilts.serve.models import INLINE_S, ModelHolder, Served
 from distilts.serve.request import RequestError, parse_request
 
 VERSION_HEADER = "x-model-version"
@@ -36,6 +36,7 @@ class ServeOptions:
     max_queue: int = 64  # forecasts waiting for a worker; beyond: 503 + Retry-After
     deadline_s: float = 10.0  # a request still waiting for a worker after this long gets 503
     name: str = ""  # model name in the Open Inference Protocol (default: the artifact's or store's dir name)
+    inline_s: float = INLINE_S  # requests estimated to take less predict time run on the event loop
 
     def body_limit(self, fc: Forecaster) -> int:
         """Largest accepted body: 32 bytes per value of a full batch, plus 64 KiB."""
@@ -73,6 +74,7 @@ def create_app(model: "Forecaster | ModelHolder", options: ServeOptions | None =
     pool = ThreadPoolExecutor(workers, thread_name_prefix="distilts-predict")
     adm = Admission(workers, opts.max_queue, opts.deadline_s)
     adm.set_version(None, holder.current.version)
+    adm.count_reloads(holder.reloads)
     name = opts.name or holder.path.name
     stop = threading.Event()
 
@@ -80,17 +82,11 @@ def create_app(model: "Forecaster | ModelHolder", options: ServeOptions | None =
     async def lifespan(app):
         loop = asyncio.get_running_loop()
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # only in the main thread
-            loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, reload, True))
+            loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, holder.reload, True))
         holder.watch(stop)
         yield
         stop.set()
         pool.shutdown(wait=True)  # graceful shutdown: uvicorn has drained the requests in flight
-
-    def reload(force: bool = False) -> str:
-        result = holder.reload(force=force)
-        if result != "unchanged":
-            adm.reloads.labels(result.split(":")[0]).inc()
-        return result
 
     def swapped(new: Served, old: Served) -> None:
         adm.set_version(old.version, new.version)
@@ -119,7 +115,7 @@ def create_app(model: "Forecaster | ModelHolder", options: ServeOptions | None =
 
     async def predict(served: Served, x: np.ndarray, headers: dict, arrived: float) -> np.ndarray:
         """The forecast of `x`: on the loop when cheap, else on the pool behind the bounded queue."""
-        if served.inline(len(x)):
+        if len(x) * served.window_s <= opts.inline_s:  # a thread hop would cost more than the forecast
             return served.fc.predict(x)
         deadline = adm.deadline(headers.get("x-deadline-ms"), arrived)
         adm.admit()

@@ -30,10 +30,6 @@ class Served:
     window_s: float  # measured predict time of one window (batch 1)
     loaded_at: float = field(default_factory=time.time)
 
-    def inline(self, n_windows: int) -> bool:
-        """Cheap enough to run on the event loop: a thread hop would cost more than the forecast."""
-        return n_windows * self.window_s <= INLINE_S
-
 
 def load_served(directory: Path, version: str, threads: int | None, mode: str | None) -> Served:
     """Load (checksums + golden self-check) and time one batch-1 call."""

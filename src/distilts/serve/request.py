@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -12,6 +13,11 @@ from distilts.errors import DataError, require
 from distilts.runtime.forecaster import Forecaster
 
 orjson = require("orjson", "serve", "distilts serve")
+try:  # optional: parses a window straight into a float buffer (2-3x faster than orjson + numpy.asarray)
+    import simdjson
+except ImportError:  # pragma: no cover - the general path below gives the same answers
+    simdjson = None
+_local = threading.local()  # one simdjson parser per thread (a parser holds one document at a time)
 EXAMPLE = '{"window": [[v1, ..., vD], ... L rows], "columns": [...], "last_timestamp": "2018-06-26 19:00:00"}'
 
 
@@ -33,6 +39,12 @@ class ForecastRequest:
 
 def parse_request(body: bytes, fc: Forecaster, max_batch: int) -> ForecastRequest:
     """The windows of a request body, validated against the artifact (shape, values, columns, batch)."""
+    x = _fast_window(body, fc.lookback, len(fc.columns)) if simdjson is not None else None
+    if x is not None:  # {"window": [L][D] numbers} and nothing else: the common request
+        try:
+            return ForecastRequest(fc.check_window(x), True, None)
+        except DataError as exc:
+            raise RequestError(422, str(exc)) from None
     try:
         req = orjson.loads(body)  # ~10x faster than json; strict JSON (no NaN/Infinity literals)
     except orjson.JSONDecodeError:
@@ -63,6 +75,30 @@ def parse_request(body: bytes, fc: Forecaster, max_batch: int) -> ForecastReques
         raise RequestError(422, str(exc)) from None
     stamps = _timestamps(req, x.shape[0], fc) if "last_timestamp" in req else None
     return ForecastRequest(np.ascontiguousarray(x), single, stamps)
+
+
+def _fast_window(body: bytes, L: int, D: int) -> np.ndarray | None:
+    """`[L, D]` float32 from a body that is exactly {"window": [L rows of D numbers]}, else None (then the
+    general path parses it, with its messages)."""
+    if body.count(b"[") != L + 1:  # one per row and one around them: no deeper nesting
+        return None
+    parser = _local.parser = getattr(_local, "parser", None) or simdjson.Parser()
+    doc = w = None
+    try:
+        doc = parser.parse(body)
+        w = doc["window"] if isinstance(doc, simdjson.Object) and len(doc) == 1 else None
+        if not isinstance(w, simdjson.Array) or len(w) != L or set(map(len, w)) != {D}:
+            return None
+        flat = np.frombuffer(w.as_buffer(of_type="d"), dtype=np.float64)
+    except RuntimeError:  # the parser's last document is still referenced somewhere: a new parser next time
+        _local.parser = None
+        return None
+    except (ValueError, TypeError, KeyError, AttributeError):  # not JSON, not numbers, scalar rows: general path
+        return None
+    finally:
+        doc = w = None  # a parser cannot parse again while proxies of its document live
+    with np.errstate(over="ignore"):  # beyond float32: inf, refused with the NaN/inf message
+        return flat.astype(np.float32).reshape(L, D)
 
 
 def _array(value: object, ndim: int, L: int, D: int, columns: list[str]) -> np.ndarray:

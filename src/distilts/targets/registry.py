@@ -8,16 +8,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from distilts.errors import DistiltsError
+from distilts.runtime.arch import arch_of_isa, host_isa
+from distilts.runtime.backends import BACKENDS, MODES
 
-FORMATS: tuple[str, ...] = ("onnx", "openvino", "tflite", "tflm", "ethos-u", "c")
+FORMATS: tuple[str, ...] = (*BACKENDS, "tflm", "ethos-u", "c")  # the runtime backends, then formats below the Pi
 # below the Pi (docs/compile.md, "Microcontrollers, Ethos-U and C"): TFLite Micro and Ethos-U artifacts are
 # full-integer int8 only; `c` is a dependency-free C source of a folded linear student (fp32 or int8)
 INT8_ONLY: tuple[str, ...] = ("tflm", "ethos-u")
 BATCH_ONE: tuple[str, ...] = ("tflm", "ethos-u", "c")
 PRECISIONS: tuple[str, ...] = ("fp32", "int8")
-# how the runtime sets up its session (docs/compile.md, "Targets"): latency = batch-1 calls answered as
-# fast as possible; throughput = large batches, parallel streams/requests
-MODES: tuple[str, ...] = ("latency", "throughput")
 
 
 class UnknownTargetError(DistiltsError):
@@ -45,7 +44,7 @@ class Target:
     def arch(self) -> str | None:
         """The CPU architecture the artifact runs on (aarch64 targets are also verified on emulated arm64);
         None for a microcontroller (verified in the TFLite Micro interpreter instead)."""
-        return {"arm64": "aarch64", "mcu": None}.get(self.isa, "x86_64")
+        return None if self.isa == "mcu" else arch_of_isa(self.isa)
 
     def line(self) -> str:
         """One line for `distilts targets`."""
@@ -114,11 +113,7 @@ class CompileJob:
     @property
     def isa(self) -> str:
         """The int8 ISA the artifact is built for: the named target's, else this machine's."""
-        if self.target is not None:
-            return self.target.isa
-        from distilts.runtime.arch import host_isa
-
-        return host_isa()
+        return self.target.isa if self.target is not None else host_isa()
 
 
 def resolve_job(spec: str, int8: bool = False, batches: tuple[int, ...] = ()) -> CompileJob:

@@ -8,11 +8,14 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
-import numpy as np
+if TYPE_CHECKING:  # annotations only: `distilts --help` (targets read MODES) imports no numpy
+    import numpy as np
 
-MODES = ("latency", "throughput")
+# how the runtime sets up its session (docs/runtime.md, "Settings"): latency = batch-1 calls answered as
+# fast as possible; throughput = large batches, parallel streams/requests
+MODES: tuple[str, ...] = ("latency", "throughput")
 W = TypeVar("W")
 
 

@@ -10,14 +10,17 @@ from pathlib import Path
 import numpy as np
 
 from distilts.errors import require
+from distilts.runtime.backends import BACKENDS
 from distilts.runtime.backends.base import RunSettings, Session
+
+BACKEND = BACKENDS["onnx"]
 
 
 class OnnxSession(Session):
     backend = "onnx"
 
     def __init__(self, path: Path, batch: int | None, input_name: str, output_name: str, settings: RunSettings):
-        ort = require("onnxruntime", "onnx", "ONNX artifacts")
+        ort = require(BACKEND.library, BACKEND.extra, "ONNX artifacts")
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL

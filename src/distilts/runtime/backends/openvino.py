@@ -12,7 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from distilts.errors import require
+from distilts.runtime.backends import BACKENDS
 from distilts.runtime.backends.base import Pool, RunSettings, Session
+
+BACKEND = BACKENDS["openvino"]
 
 
 class _Request:
@@ -37,7 +40,7 @@ class OpenVinoSession(Session):
     backend = "openvino"
 
     def __init__(self, path: Path, batch: int | None, input_name: str, output_name: str, settings: RunSettings):
-        ov = require("openvino", "openvino", "OpenVINO artifacts")
+        ov = require(BACKEND.library, BACKEND.extra, "OpenVINO artifacts")
         self._ov = ov
         core = ov.Core()
         # f32 inference precision: no silent bf16/f16 on CPUs that support it (golden check must hold)

@@ -8,22 +8,24 @@ normalized on the way in and mapped back on the way out, so callers see raw valu
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from distilts.errors import require
+from distilts.quiet import quiet
+from distilts.runtime.backends import BACKENDS
 from distilts.runtime.backends.base import Pool, RunSettings, Session
+from distilts.runtime.int8_io import Scaler, read_io
+
+BACKEND = BACKENDS["tflite"]
 
 
 class _Interpreter:
     """One interpreter with its input/output details (re-read after a dynamic-batch resize)."""
 
-    def __init__(self, content: bytes, threads: int, input_name: str, output_name: str) -> None:
-        from ai_edge_litert import interpreter as lite
-
-        from distilts.quiet import quiet
-
+    def __init__(self, lite, content: bytes, threads: int, input_name: str, output_name: str) -> None:
         with quiet():  # no "Created TensorFlow Lite XNNPACK delegate" banner on every load (replayed on error)
             self.interp = lite.Interpreter(model_content=content, num_threads=threads)
             self.interp.allocate_tensors()
@@ -48,15 +50,14 @@ class TfliteSession(Session):
     backend = "tflite"
 
     def __init__(self, path: Path, batch: int | None, input_name: str, output_name: str, settings: RunSettings):
-        require("ai_edge_litert", "tflite", "TFLite artifacts")
+        require(BACKEND.package, BACKEND.extra, "TFLite artifacts")
+        from ai_edge_litert import interpreter as lite  # the optional extra, checked just above
         content = Path(path).read_bytes()
-        from distilts.runtime.int8_io import Scaler, read_io
-
         io = read_io(content)
         self._scaler = Scaler(io) if io is not None else None
 
         def make() -> _Interpreter:
-            return _Interpreter(content, settings.threads, input_name, output_name)
+            return _Interpreter(lite, content, settings.threads, input_name, output_name)
 
         self._pool = Pool(make, settings.workers, first=make())
         self.batch = batch
@@ -74,9 +75,7 @@ class TfliteSession(Session):
 
     @property
     def version(self) -> str:
-        import ai_edge_litert
-
-        return f"ai-edge-litert {getattr(ai_edge_litert, '__version__', '?')}"
+        return f"ai-edge-litert {getattr(sys.modules[BACKEND.package], '__version__', '?')}"
 
 
 def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:
