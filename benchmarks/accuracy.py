@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import DISTILTS, ROOT, git_commit, machine_info, markdown_table, run_timed, text_table, write_outputs  # noqa: E402
+from benchlib import DISTILTS, ROOT, git_commit, machine_info, markdown_table, run_timed, text_table, write_outputs  # noqa: E402
 
 STUDENTS = ("dlinear", "itransformer")
 VARIANTS: dict[str, tuple[str, list[str]]] = {
@@ -218,9 +218,9 @@ def prepare_teacher(args, horizon: int, todo, prior: dict, log: Path) -> dict[st
 def cache_sizes(args, horizon: int, tokens: int | None) -> dict[str, Any]:
     """Bytes of the cache entry `distilts teach` just filled (hidden states of the train part apart)."""
     from distilts.data import load_dataset
-    from distilts.distill.cache import ensure_teacher_cache
+    from distilts.distill.cache import fill_teacher_cache
 
-    cache = ensure_teacher_cache(load_dataset(args.data), args.teacher, str(teacher_dir(args, horizon)), args.lookback,
+    cache = fill_teacher_cache(load_dataset(args.data), args.teacher, str(teacher_dir(args, horizon)), args.lookback,
                                  horizon, stride=args.stride, hidden=tokens is not None,
                                  hidden_tokens=tokens or 0, cache_dir=args.cache_dir, progress=False, device="cpu")
     hidden = cache.directory / "train.hidden.npy"

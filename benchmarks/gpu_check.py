@@ -5,7 +5,7 @@ weights: only cost is measured) on one GPU, written as one JSON record.
   1. teacher throughput (series/s, windows/s at D variates) of the cache fill's teacher call,
      `TimeMoETeacher.predict(x [B, L, D], H, hidden=True)`, in fp32 and in bf16 autocast, at the
      teacher's default inner batch (32 series per model call, what `distilts teach` uses) and a large one
-  2. `ensure_teacher_cache` end to end (fp32, as `distilts teach --hidden` runs): seconds, bytes
+  2. `fill_teacher_cache` end to end (fp32, as `distilts teach --hidden` runs): seconds, bytes
   3. one distill epoch (DLinear + KD + FTA) with AMP bf16 on that cache, and the same epoch with
      `--teacher-hidden online` (teacher run on every batch): the "store vs recompute" trade-off
 
@@ -27,7 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import ROOT, git_commit, machine_info  # noqa: E402
+from benchlib import ROOT, git_commit, machine_info  # noqa: E402
 
 # the published config: shared/ inside the checkout (device machines), else beside it
 CONFIG = next((d / "teacher-configs" / "timemoe-50m.json" for d in (ROOT / "shared", ROOT.parent / "shared")
@@ -86,11 +86,12 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from distilts.distill.cache import ensure_teacher_cache
+    from distilts.distill.cache import fill_teacher_cache
     from distilts.distill.online_hidden import OnlineHidden
     from distilts.students import build_student
     from distilts.teachers import timemoe
-    from distilts.distill.trainer import TrainConfig, TrainData, train
+    from distilts.distill.config import TrainConfig
+    from distilts.distill.trainer import TrainData, train
 
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     # 2. the cache fill end to end (the code path of `distilts teach --hidden`, fp32)
     ds = synthetic_dataset(a.rows, work)
     t0 = time.perf_counter()
-    cache = ensure_teacher_cache(ds, "timemoe", str(ckpt), a.lookback, a.horizon, parts=("train",), stride=a.stride,
+    cache = fill_teacher_cache(ds, "timemoe", str(ckpt), a.lookback, a.horizon, parts=("train",), stride=a.stride,
                                  hidden=True, hidden_tokens=16, cache_dir=work / "cache", batch_size=64, device=device,
                                  progress=False)
     sync()

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import ROOT, git_commit, machine_info, markdown_table, text_table, write_outputs  # noqa: E402
+from benchlib import ROOT, git_commit, machine_info, markdown_table, text_table, write_outputs  # noqa: E402
 
 SRC = ROOT / "src"
 OUT = ROOT / "benchmarks" / "runs" / "scale"
@@ -123,14 +123,15 @@ def _worker_distill(a: argparse.Namespace) -> None:
 
     from distilts.data import load_dataset
     from distilts.distill import distributed
-    from distilts.distill.cache import ensure_teacher_cache
+    from distilts.distill.cache import fill_teacher_cache
     from distilts.students import build_student
-    from distilts.distill.trainer import TrainConfig, TrainData, train
+    from distilts.distill.config import TrainConfig
+    from distilts.distill.trainer import TrainData, train
 
     torch.set_num_threads(1)
     with distributed.session("cpu") as comm:
         ds = load_dataset(a.data)
-        cache = ensure_teacher_cache(ds, "timemoe", a.teacher_path, a.lookback, a.horizon, parts=("train", "val"),
+        cache = fill_teacher_cache(ds, "timemoe", a.teacher_path, a.lookback, a.horizon, parts=("train", "val"),
                                      stride=a.stride, hidden=True, hidden_tokens=TOKENS, cache_dir=a.cache_dir,
                                      device="cpu", progress=False)
         train_w = ds.windows("train", a.lookback, a.horizon, a.stride)

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import DISTILTS, ROOT, git_commit, machine_info, markdown_table, write_outputs  # noqa: E402
+from benchlib import DISTILTS, ROOT, git_commit, machine_info, markdown_table, write_outputs  # noqa: E402
 from serve import build_artifacts, test_windows  # noqa: E402
 from serve_stack import oip_body  # noqa: E402
 from wrk import Wrk, distilts_server  # noqa: E402

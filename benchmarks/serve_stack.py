@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import ROOT, git_commit, machine_info, markdown_table, text_table, write_outputs  # noqa: E402
+from benchlib import ROOT, git_commit, machine_info, markdown_table, text_table, write_outputs  # noqa: E402
 from serve import build_artifacts, test_windows  # noqa: E402
 from wrk import bare_server, distilts_server, wrk  # noqa: E402
 

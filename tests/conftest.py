@@ -50,3 +50,21 @@ def dataset():
     from distilts.data import load_dataset
 
     return load_dataset(None)
+
+
+@pytest.fixture(scope="session")
+def checkpoint_sha256():
+    """checkpoint_sha256(dir): the documented checkpoint hash computed here with hashlib, independently
+    of the loaders: sha256 over (name, bytes) of `*.safetensors` and `config.json`, sorted by name."""
+    import hashlib
+
+    def _hash(directory) -> str:
+        files = sorted([*Path(directory).glob("*.safetensors"), *Path(directory).glob("config.json")],
+                       key=lambda p: p.name)
+        assert files, f"no weight files in {directory}"
+        h = hashlib.sha256()
+        for p in files:
+            h.update(p.name.encode() + p.read_bytes())
+        return h.hexdigest()
+
+    return _hash

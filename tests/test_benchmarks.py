@@ -17,25 +17,25 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 import accuracy  # noqa: E402
-import report  # noqa: E402
+import benchlib  # noqa: E402
 import speed  # noqa: E402
 
 
 def test_markdown_and_text_tables():
     rows = [{"a": "x", "b": 0.123456, "c": None, "d": 12345}, {"a": "y", "b": float("nan"), "c": True, "d": 3}]
     cols = [("a", "name"), ("b", "B"), ("c", "C"), ("d", "D")]
-    md = report.markdown_table(rows, cols)
+    md = benchlib.markdown_table(rows, cols)
     lines = md.splitlines()
     assert lines[0] == "| name | B | C | D |" and lines[1] == "|---|---:|---:|---:|"
     assert lines[2] == "| x | 0.123 | – | 12,345 |" and "| nan | yes | 3 |" in lines[3]
-    txt = report.text_table(rows, cols).splitlines()
+    txt = benchlib.text_table(rows, cols).splitlines()
     assert len(txt) == 4 and len({len(line) for line in txt}) == 1  # aligned
 
 
 def test_write_outputs(tmp_path):
     import numpy as np
 
-    report.write_outputs({"x": np.float32(1.5), "p": tmp_path}, "# hi", tmp_path / "a.json", tmp_path / "a.md")
+    benchlib.write_outputs({"x": np.float32(1.5), "p": tmp_path}, "# hi", tmp_path / "a.json", tmp_path / "a.md")
     assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1.5, "p": str(tmp_path)}
     assert (tmp_path / "a.md").read_text() == "# hi\n"
 
@@ -131,7 +131,7 @@ def test_speed_presets_and_tables():
     sp = speed.pairwise_speedups(rows)
     assert sp["dlinear onnx int8"]["patchtst pytorch"] == pytest.approx(100.0)
     assert sp["dlinear onnx int8"]["dlinear pytorch"] == pytest.approx(4.0) and "timemoe-50m pytorch" not in sp
-    rec = {"machine": report.machine_info(), "args": vars(full), "commit": None, "rows": rows,
+    rec = {"machine": benchlib.machine_info(), "args": vars(full), "commit": None, "rows": rows,
            "windows": {"lookback": 512, "horizon": 96, "n_variates": 7}, "notes": ["n1"]}
     trows = speed.table_rows(rec)
     assert trows[1]["x_vs_eager"] == pytest.approx(4.0) and trows[1]["x_vs_teacher"] == pytest.approx(100.0)
@@ -161,7 +161,7 @@ def test_accuracy_resumes_finished_rows(tmp_path):
     rec = accuracy.record(args, [{**cell, "dir": str(done), "mse": 0.5, "mae": 0.4},
                                  {**cell, "seed": 1, "dir": "x", "error": "boom", "mse": None}],
                           [{"path": "t", "horizon": 96, "test": {"mse": 0.4, "mae": 0.4}}])
-    report.write_outputs(rec, "", args.out_json, args.out_md)
+    benchlib.write_outputs(rec, "", args.out_json, args.out_md)
     rows, teachers = accuracy.previous_results(args)
     assert list(rows) == [str(done)] and list(teachers) == ["t#H96"]  # failed rows are rerun
     assert accuracy.previous_results(accuracy.parse_args(["--quick", "--work-dir", str(tmp_path), "--fresh"])) == ({}, {})
@@ -182,7 +182,7 @@ def test_speed_table_vs_real_size_teacher_and_render(tmp_path):
              "weights": "trained here", "latency_ms_median": 5.0},
             {"model": "timemoe-50m", "role": "teacher", "format": "pytorch", "precision": "fp32",
              "weights": "random (cost only)", "latency_ms_median": 5000.0}]
-    rec = {"machine": report.machine_info(), "args": {**vars(speed.parse_args([])), "batch": 64}, "commit": None,
+    rec = {"machine": benchlib.machine_info(), "args": {**vars(speed.parse_args([])), "batch": 64}, "commit": None,
            "rows": rows, "windows": {"lookback": 512, "horizon": 96, "n_variates": 7}, "notes": []}
     trows = speed.table_rows(rec)
     assert trows[0]["x_vs_teacher"] == pytest.approx(10.0) and trows[0]["x_vs_real_teacher"] == pytest.approx(1e4)
@@ -212,3 +212,13 @@ def test_scale_projection_is_the_cache_formula():
     md = scale.render({"args": {"lookback": 96, "horizon": 24, "chunk": 64, "batch_size": 32}, "rows": [],
                        "projection": scale.projection()})
     assert "| traffic | 862 |" in md
+
+
+def test_load_benchmark_renders_its_records():
+    """benchmarks/serve.py: the committed records render to the RESULTS.md tables (no server started)."""
+    import serve as serve_bench
+
+    for name in ("serve.json", "serve-micro-batch.json"):
+        md = serve_bench.render(json.loads((BENCH / "results" / name).read_text()))
+        assert "| onnx |" in md and "| tflite |" in md and "thread scaling" in md
+    assert "micro-batch" in md  # the old record keeps its column

@@ -1,11 +1,57 @@
 """distilts: distil time-series foundation models into tiny CPU/edge forecasters.
 
-Importing the package is cheap: heavy libraries (torch, transformers, backends) load only
-inside the stage that needs them.
+The Python API is the command line's own functions (docs/api.md), one per stage:
+
+    load_dataset        the series, its split, scaler and windows         (--data ...)
+    load_teacher        a frozen teacher by family name                    (--teacher, --teacher-path)
+    train_teacher       `distilts train-teacher` (TeacherTraining)
+    fill_teacher_cache  `distilts teach`
+    distill_student     `distilts distill` (DistillSpec, TrainConfig)
+    evaluate_student    `distilts eval`
+    compile_student     `distilts compile` (jobs from resolve_job; targets: get_target, list_targets)
+    Forecaster          `distilts forecast` (numpy + one backend, never torch)
+    profile_artifact    `distilts profile`
+
+Importing the package is cheap: these names load on first use (PEP 562), so `import distilts`
+imports neither torch nor numpy.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
 from distilts.errors import DistiltsError  # noqa: E402
 
-__all__ = ["DistiltsError", "__version__"]
+# public name -> module that defines it
+API = {
+    "load_dataset": "distilts.data.dataset",
+    "load_teacher": "distilts.teachers",
+    "TeacherTraining": "distilts.distill.config",
+    "train_teacher": "distilts.distill.train_teacher",
+    "fill_teacher_cache": "distilts.distill.cache",
+    "DistillSpec": "distilts.distill.config",
+    "TrainConfig": "distilts.distill.config",
+    "distill_student": "distilts.distill.run",
+    "evaluate_student": "distilts.distill.run",
+    "resolve_job": "distilts.targets.registry",
+    "get_target": "distilts.targets.registry",
+    "list_targets": "distilts.targets.registry",
+    "compile_student": "distilts.compile.pipeline",
+    "Forecaster": "distilts.runtime.forecaster",
+    "profile_artifact": "distilts.profile.profiler",
+}
+
+__all__ = ["DistiltsError", "__version__", *API]
+
+
+def __getattr__(name: str) -> Any:
+    if name in API:
+        return getattr(importlib.import_module(API[name]), name)
+    raise AttributeError(f"module 'distilts' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(API))

@@ -21,10 +21,6 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -98,17 +94,14 @@ def replace_dir(tmp: Path, final: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_directory(final: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
-    """Yield a temp directory beside `final`; on success rename it to `final` in one step.
-
-    On error the temp directory is removed and `final` is left untouched.
+def atomic_directory(final: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temp directory beside `final`; on success rename it to `final` in one step (an existing
+    `final` is replaced). On error the temp directory is removed and `final` is left untouched.
     """
     final = Path(final)
     tmp = temp_dir_beside(final)
     try:
         yield tmp
-        if final.exists() and not overwrite:
-            raise FileExistsError(final)
         replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

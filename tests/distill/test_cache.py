@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from distilts import teachers
-from distilts.distill.cache import cache_root, ensure_teacher_cache, pool_tokens
+from distilts.distill.cache import cache_root, fill_teacher_cache
+from distilts.distill.fill import pool_tokens
 from distilts.errors import DistiltsError
 
 torch = pytest.importorskip("torch")
@@ -47,7 +48,7 @@ class Counting:
 
 def _fill(dataset, teacher_dir, cache_dir, **kw):
     kw = {"stride": STRIDE, "batch_size": BATCH, "device": "cpu", "progress": False, **kw}
-    return ensure_teacher_cache(dataset, TEACHER, teacher_dir, L, H, cache_dir=cache_dir, **kw)
+    return fill_teacher_cache(dataset, TEACHER, teacher_dir, L, H, cache_dir=cache_dir, **kw)
 
 
 def _n_chunks(dataset, parts=("train", "val", "test")) -> int:
@@ -161,7 +162,7 @@ def test_bad_settings(dataset, teacher_dir, tmp_path):
     with pytest.raises(DistiltsError, match="Unknown split part"):
         _fill(dataset, teacher_dir, tmp_path, parts=("holdout",))
     with pytest.raises(DistiltsError, match="Unknown teacher"):
-        ensure_teacher_cache(dataset, "gpt", None, L, H, cache_dir=tmp_path)
+        fill_teacher_cache(dataset, "gpt", None, L, H, cache_dir=tmp_path)
 
 
 def test_teach_command_end_to_end(etth1_path, teacher_dir, tmp_path):

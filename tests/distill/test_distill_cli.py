@@ -66,10 +66,10 @@ def student_keys(out) -> set[str]:
         return set(f.keys())
 
 
-def test_distill_and_eval_end_to_end_on_etth1(etth1_path, teacher_dir, cache_dir, tmp_path, monkeypatch):
+def test_distill_and_eval_end_to_end_on_etth1(etth1_path, teacher_dir, cache_dir, tmp_path, monkeypatch,
+                                              checkpoint_sha256):
     from distilts import teachers
     from distilts.students import build_student, load_student_dir
-    from distilts.teachers.base import hash_weight_files
 
     out = tmp_path / "dlinear"
     res = distill(out, "--student", "dlinear", "--epochs", 2, "--max-train-windows", 256, "--stride", 8,
@@ -96,7 +96,7 @@ def test_distill_and_eval_end_to_end_on_etth1(etth1_path, teacher_dir, cache_dir
     np.testing.assert_allclose(config["scaler"]["mean"], ds.scaler.to_dict()["mean"])
     np.testing.assert_allclose(config["scaler"]["std"], ds.scaler.to_dict()["std"])
     assert config["teacher"]["name"] == "timemoe" and config["teacher"]["path"] == str(Path(teacher_dir).resolve())
-    assert config["teacher"]["checkpoint_sha256"] == hash_weight_files(teacher_dir)
+    assert config["teacher"]["checkpoint_sha256"] == checkpoint_sha256(teacher_dir)
     assert config["data"]["hash"] == ds.data_hash and config["data"]["split_scheme"] == "auto"
     assert config["data"]["split"]["scheme"] == "ett-hourly"
     assert config["loss"]["kd"] is True and config["loss"]["alpha"] == 0.5 and config["loss"]["tau"] == 1.0

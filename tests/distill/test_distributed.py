@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from distilts import teachers
-from distilts.distill import distributed, shard_fill
-from distilts.distill.cache import _Filler, ensure_teacher_cache, entry_bytes
+from distilts.distill import distributed, fill
+from distilts.distill.cache import entry_bytes, fill_teacher_cache
 from distilts.errors import DistiltsError
 
 torch = pytest.importorskip("torch")
@@ -29,7 +29,7 @@ REAL_LOAD = teachers.load_teacher
 def _fill(dataset, teacher_dir, cache_dir, **kw):
     kw = {"stride": STRIDE, "batch_size": CHUNK, "device": "cpu", "progress": False, "hidden": True,
           "hidden_tokens": TOKENS, **kw}
-    return ensure_teacher_cache(dataset, "timemoe", teacher_dir, L, H, cache_dir=cache_dir, **kw)
+    return fill_teacher_cache(dataset, "timemoe", teacher_dir, L, H, cache_dir=cache_dir, **kw)
 
 
 def _torchrun(args: list[str], env: dict) -> subprocess.CompletedProcess:
@@ -105,17 +105,17 @@ def test_chunk_files_of_a_killed_sharded_fill_are_merged_on_resume(dataset, teac
     # what rank 1 leaves behind: its chunk files, in the entry's <part>.chunks/ directory
     entry = tmp_path / "killed" / "teacher" / fresh.directory.name
     entry.mkdir(parents=True)
-    filler = _Filler(dataset, {k: fresh.info[k] for k in ("teacher", "lookback", "horizon", "stride", "hidden",
+    filler = fill.Filler(dataset, {k: fresh.info[k] for k in ("teacher", "lookback", "horizon", "stride", "hidden",
                                                            "hidden_tokens", "hidden_dtype")},
                      entry, CHUNK, lambda: REAL_LOAD("timemoe", teacher_dir, "cpu"))
     windows = dataset.windows("train", L, H, STRIDE)
-    f_shape, h_shape = filler._shapes(len(windows))
+    f_shape, h_shape = filler.shapes(len(windows))
     state = {"hidden_shape": h_shape}
-    cdir = shard_fill.chunks_dir(entry, "train")
+    cdir = filler.file("train", "chunks")
     cdir.mkdir()
     for c in (1, 3, 5):
         idx = np.arange(c * CHUNK, min(len(windows), (c + 1) * CHUNK))
-        shard_fill._write_chunk(cdir, c, *filler.compute(windows, idx, "train", state), "float16")
+        fill._write_chunk(cdir, c, *filler.compute(windows, idx, "train", state), "float16")
 
     calls = []
 
@@ -158,7 +158,8 @@ def test_disk_budget_refuses_up_front_with_the_figure(dataset, teacher_dir, tmp_
 def test_online_hidden_states_equal_the_cached_ones_and_train(dataset, teacher_dir, tmp_path):
     from distilts.distill.online_hidden import OnlineHidden
     from distilts.students import build_student
-    from distilts.distill.trainer import TrainConfig, TrainData, train
+    from distilts.distill.config import TrainConfig
+    from distilts.distill.trainer import TrainData, train
 
     cache = _fill(dataset, teacher_dir, tmp_path, parts=("train",))
     train_w = dataset.windows("train", L, H, STRIDE)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from distilts.distill.fta import FTA, FTA_BLOCK, FTA_LATENT, FTA_WEIGHT, default_beta
+from distilts.distill.fta import FTA
 
 torch.set_num_threads(1)
 
@@ -58,11 +58,8 @@ def test_exact_solution_exists():
     assert fta.loss(h, teacher).item() < 1e-10
 
 
-def test_defaults_are_the_distilts_code():
-    """VarTimeFactorAligner: u = 256, GELU, no biases, E ~ N(0, 1/u), blocks of 128 tokens, weight 0.3;
-    the DistilTS scripts turn it on for iTransformer only."""
-    assert (FTA_WEIGHT, FTA_LATENT, FTA_BLOCK) == (0.3, 256, 128)
-    assert default_beta("itransformer") == 0.3 and default_beta("dlinear") == 0.0
+def test_a_default_fta_is_the_distilts_aligner():
+    """VarTimeFactorAligner: u = 256, GELU, no biases, E ~ N(0, 1/u), blocks of 128 tokens."""
     fta = FTA(12, 20, 512)
     assert fta.latent == 256 and isinstance(fta.phi, nn.GELU) and fta.block == 128
     assert fta.W_s.bias is None and fta.W_out.bias is None

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from distilts.data import load_dataset
-from distilts.distill.cache import pool_tokens
+from distilts.distill.fill import pool_tokens
 from distilts.distill.checkpoint import load_checkpoint
 from distilts.distill.evaluate import predict
 from distilts.students import build_student
-from distilts.distill.trainer import CHECKPOINT, LOG, TrainConfig, TrainData, lr_factor, train
+from distilts.distill.config import TrainConfig
+from distilts.distill.trainer import CHECKPOINT, LOG, TrainData, lr_factor, train
 from distilts.errors import DistiltsError
 
 torch = pytest.importorskip("torch")

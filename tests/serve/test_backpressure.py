@@ -16,7 +16,7 @@ pytest.importorskip("fastapi")
 from artifact_factory import artifact  # noqa: E402
 from distilts.runtime import Forecaster  # noqa: E402
 from distilts.serve.app import ServeOptions, create_app  # noqa: E402
-from distilts.serve.testing import running  # noqa: E402
+from serve_server import running  # noqa: E402
 
 SLOW_S = 0.4
 

@@ -18,7 +18,7 @@ from tritonclient.utils import InferenceServerException  # noqa: E402
 from artifact_factory import artifact  # noqa: E402
 from distilts.runtime import Forecaster  # noqa: E402
 from distilts.serve.app import ServeOptions, create_app  # noqa: E402
-from distilts.serve.testing import running  # noqa: E402
+from serve_server import running  # noqa: E402
 
 NAME = "etth1"
 

@@ -19,7 +19,7 @@ pytest.importorskip("schemathesis")
 from artifact_factory import artifact  # noqa: E402
 from distilts.runtime import Forecaster  # noqa: E402
 from distilts.serve.app import ServeOptions, create_app  # noqa: E402
-from distilts.serve.testing import running  # noqa: E402
+from serve_server import running  # noqa: E402
 
 MIN_CASES = 500
 

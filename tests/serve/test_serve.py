@@ -19,7 +19,7 @@ pytest.importorskip("uvicorn")
 from artifact_factory import artifact  # noqa: E402
 from distilts.runtime import Forecaster  # noqa: E402
 from distilts.serve.app import ServeOptions, create_app  # noqa: E402
-from distilts.serve.testing import running  # noqa: E402
+from serve_server import running  # noqa: E402
 
 
 class Client:
@@ -181,22 +181,6 @@ def test_serve_command_help_and_missing_artifact():
     out = subprocess.run([sys.executable, "-m", "distilts", "serve", "/nonexistent/artifact"], capture_output=True,
                          text=True)
     assert out.returncode != 0 and "Artifact directory not found" in out.stderr
-
-
-def test_load_benchmark_renders_its_records():
-    """benchmarks/serve.py: the committed records render to the RESULTS.md tables (no server started)."""
-    from pathlib import Path
-
-    bench = Path(__file__).resolve().parents[2] / "benchmarks"
-    sys.path.insert(0, str(bench))
-    try:
-        import serve as serve_bench
-    finally:
-        sys.path.remove(str(bench))
-    for name in ("serve.json", "serve-micro-batch.json"):
-        md = serve_bench.render(json.loads((bench / "results" / name).read_text()))
-        assert "| onnx |" in md and "| tflite |" in md and "thread scaling" in md
-    assert "micro-batch" in md  # the old record keeps its column
 
 
 @pytest.mark.parametrize("body", [

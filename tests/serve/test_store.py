@@ -25,7 +25,7 @@ from distilts.deploy.store import Store  # noqa: E402
 from distilts.runtime import Forecaster  # noqa: E402
 from distilts.serve.app import create_app  # noqa: E402
 from distilts.serve.models import ModelHolder  # noqa: E402
-from distilts.serve.testing import running  # noqa: E402
+from serve_server import running  # noqa: E402
 
 
 def deploy(*args: str):

@@ -18,12 +18,14 @@ L, H = 48, 12
 
 @pytest.fixture(scope="module")
 def teacher_dir(tmp_path_factory):
-    from distilts.distill.train_teacher import train_patchtst
+    from distilts.distill.config import TeacherTraining
+    from distilts.distill.train_teacher import train_teacher
 
     ds = load_dataset(None, seed=0)  # built-in synthetic series, 4 variates, 70/10/20 split
     out = tmp_path_factory.mktemp("t") / "patchtst"
-    info = train_patchtst(ds, L, H, out, epochs=1, d_model=16, layers=1, heads=2, patch_length=8,
-                          patch_stride=8, batch_size=128, stride=16, val_stride=8, log=None)
+    info = train_teacher(ds, out, TeacherTraining(lookback=L, horizon=H, epochs=1, d_model=16, layers=1, heads=2,
+                                                  patch_length=8, patch_stride=8, batch_size=128, stride=16,
+                                                  val_stride=8, device="cpu"), log=None)
     return out, info, ds
 
 

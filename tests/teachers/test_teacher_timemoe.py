@@ -97,16 +97,14 @@ def test_loading_is_strict(ckpt, tmp_path):
         tm.load(str(other), "cpu")
 
 
-def test_teacher_attributes_and_registry(teacher, ckpt):
-    from distilts.teachers import default_path, load_teacher
-    from distilts.teachers.base import hash_weight_files
+def test_teacher_attributes_and_registry(teacher, ckpt, checkpoint_sha256):
+    from distilts.teachers import load_teacher
 
     assert (teacher.name, teacher.path, teacher.d_model) == ("timemoe", str(ckpt), 32)
-    assert teacher.checkpoint_hash == hash_weight_files(ckpt)
+    assert teacher.checkpoint_hash == checkpoint_sha256(ckpt)
     assert teacher.info["heads"] == [1, 8, 32, 64]
     assert not teacher.model.training
     assert all(p.dtype == torch.float32 for p in teacher.model.parameters())
-    assert default_path("timemoe") == tm.DEFAULT_PATH == "Maple728/TimeMoE-50M"
     assert isinstance(load_teacher("timemoe", str(ckpt), "cpu"), tm.TimeMoETeacher)
 
 

@@ -54,10 +54,34 @@ def test_registry_names_and_unknown_name():
         load_teacher("chronos-3")
 
 
-def test_default_paths():
-    assert default_path("chronos") == "amazon/chronos-t5-small"
-    assert default_path("chronos-bolt") == "amazon/chronos-bolt-small"
-    assert default_path("moirai") == "Salesforce/moirai-1.1-R-small"
+PUBLISHED = {"timemoe": "Maple728/TimeMoE-50M", "chronos": "amazon/chronos-t5-small",
+             "chronos-bolt": "amazon/chronos-bolt-small", "moirai": "Salesforce/moirai-1.1-R-small",
+             "chronos-2": "amazon/chronos-2", "moirai-2": "Salesforce/moirai-2.0-R-small",
+             "timesfm": "google/timesfm-2.5-200m-pytorch"}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_without_a_path_the_published_checkpoint_is_fetched(name, monkeypatch):
+    """No --teacher-path: the loader asks the hub for the family's published small model (weights and
+    configs only), and an offline machine gets an error that says how to pass a downloaded copy."""
+    import huggingface_hub
+
+    asked = []
+
+    def offline(repo_id, **kwargs):
+        asked.append((repo_id, kwargs))
+        raise OSError("no network")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    with pytest.raises(ModelDirError, match=rf"Could not fetch .*'{PUBLISHED[name]}'.*--teacher-path"):
+        load_teacher(name, device="cpu")
+    assert asked == [(PUBLISHED[name], {"allow_patterns": ["*.json", "*.safetensors"]})]
+    assert default_path(name) == PUBLISHED[name]
+
+
+def test_a_teacher_trained_here_needs_its_path():
+    with pytest.raises(DistiltsError, match="no default checkpoint: pass --teacher-path"):
+        load_teacher("patchtst")
 
 
 def test_registry_and_teach_command_do_not_import_torch():
@@ -78,9 +102,7 @@ def test_embedded_t5_config_is_the_published_one():
 
 
 @pytest.mark.parametrize("name", ["chronos", "chronos-bolt", "moirai"])
-def test_forecast_and_hidden(loaded, checkpoints, name):
-    from distilts.teachers.base import hash_weight_files
-
+def test_forecast_and_hidden(loaded, checkpoints, name, checkpoint_sha256):
     teacher = loaded[name]
     h = HORIZON[name]
     x = _windows()
@@ -97,7 +119,7 @@ def test_forecast_and_hidden(loaded, checkpoints, name):
     other = teacher.predict(_windows(seed=1) * 3 + 2, h).forecast
     assert not np.allclose(other, out.forecast)
     assert teacher.name == name
-    assert teacher.checkpoint_hash == hash_weight_files(checkpoints[name])
+    assert teacher.checkpoint_hash == checkpoint_sha256(checkpoints[name])
     assert {"point", "hidden", "d_model"} <= set(teacher.info)
 
 

@@ -46,16 +46,8 @@ def _windows(seed: int = 0, length: int = L) -> np.ndarray:
     return (np.sin(2 * np.pi * t / 16) + 0.3 * rng.normal(size=(B, length, D))).astype(np.float32)
 
 
-def test_default_hub_ids():
-    assert default_path("chronos-2") == "amazon/chronos-2"
-    assert default_path("moirai-2") == "Salesforce/moirai-2.0-R-small"
-    assert default_path("timesfm") == "google/timesfm-2.5-200m-pytorch"
-
-
 @pytest.mark.parametrize("name", FAMILIES)
-def test_forecast_and_hidden(loaded, checkpoints, name):
-    from distilts.teachers.base import hash_weight_files
-
+def test_forecast_and_hidden(loaded, checkpoints, name, checkpoint_sha256):
     teacher = loaded[name]
     x = _windows()
     out = teacher.predict(x, H, hidden=True)
@@ -70,7 +62,7 @@ def test_forecast_and_hidden(loaded, checkpoints, name):
     moved = teacher.predict(x * 3 + 2, H).forecast
     assert not np.allclose(moved, out.forecast)
     np.testing.assert_allclose(moved, out.forecast * 3 + 2, rtol=1e-3, atol=1e-3)
-    assert teacher.name == name and teacher.checkpoint_hash == hash_weight_files(checkpoints[name])
+    assert teacher.name == name and teacher.checkpoint_hash == checkpoint_sha256(checkpoints[name])
     assert {"point", "hidden", "d_model"} <= set(teacher.info)
 
 
@@ -101,9 +93,10 @@ def test_chronos2_sees_variates_jointly_unless_asked_not_to(loaded, checkpoints)
     other = x.copy()
     other[:, :, 0] = np.cos(np.arange(L) / 3)[None]  # change variate 0 only
     joint = loaded["chronos-2"]
-    assert joint.multivariate and joint.info["multivariate"]
+    assert joint.joint and joint.info["multivariate"]
     assert not np.allclose(joint.predict(x, H).forecast[:, :, 1:], joint.predict(other, H).forecast[:, :, 1:])
     alone = chronos2.load(checkpoints["chronos-2"], "cpu", multivariate=False)
+    assert not alone.joint
     full = alone.predict(x, H).forecast
     np.testing.assert_array_equal(full[:, :, 1:], alone.predict(other, H).forecast[:, :, 1:])
     np.testing.assert_allclose(full[:, :, 1:2], alone.predict(x[:, :, 1:2], H).forecast, atol=1e-6)
@@ -113,6 +106,7 @@ def test_chronos2_sees_variates_jointly_unless_asked_not_to(loaded, checkpoints)
 def test_univariate_families_are_channel_independent(loaded, name):
     x = _windows()
     full = loaded[name].predict(x, H).forecast
+    assert not loaded[name].joint
     np.testing.assert_allclose(full[:, :, 1:2], loaded[name].predict(x[:, :, 1:2], H).forecast, atol=1e-5)
 
 

@@ -9,6 +9,9 @@ at init). The file is ~4x smaller like any int8 artifact; the calls
 run the fp32 graph's kernels, so int8 is no slower than fp32 (on small students the other int8
 recipes can be: their activation quantization costs more than the small product saves) and the
 numbers are the same on every ISA.
+
+onnx, openvino and ai_edge_quantizer are imported inside the functions: optional extras that may be
+missing (each candidate is skipped or `require` names the extra).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ verification on every architecture, the golden pair, the passes) and writes them
 from __future__ import annotations
 
 import datetime as _dt
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,20 @@ from distilts.runtime.batching import run_file
 from distilts.runtime.manifest import FORMAT, VERSION  # one schema: the runtime reads what this writes
 from distilts.targets import CompileJob
 from distilts.utils import sha256_file, write_json
+
+
+@dataclass
+class CompiledArtifact:
+    """What one job produced: the directory, its manifest and a summary for the CLI table."""
+
+    job: CompileJob
+    directory: Path
+    manifest: dict
+    seconds: float
+
+    @property
+    def size(self) -> int:
+        return sum(m["size"] for m in self.manifest["models"] if m.get("role") in (None, "model", "weights"))
 
 
 def model_entry(directory: Path, file: str, batch: int | None, role: str | None = None) -> dict[str, Any]:

@@ -21,10 +21,10 @@ from typing import Callable
 import numpy as np
 from torch import nn
 
-from distilts.compile import DEFAULT_CALIB_WINDOWS, DEFAULT_VERIFY_WINDOWS, crossarch, select, verify
+from distilts.compile import DEFAULT_CALIB_WINDOWS, DEFAULT_VERIFY_WINDOWS, c_artifact, crossarch, select, verify
 from distilts.compile.backends import BUILDERS, runtime_backend
 from distilts.compile.data import CompileData, load_compile_data
-from distilts.compile.manifest import model_entry, write_artifact_manifest
+from distilts.compile.manifest import CompiledArtifact, model_entry, write_artifact_manifest
 from distilts.compile.passes import apply_passes
 from distilts.compile.scratch import Scratch, clean_stale
 from distilts.compile.verify import Candidate
@@ -35,20 +35,6 @@ from distilts.runtime import Forecaster
 from distilts.students import load_student_dir
 from distilts.targets import CompileJob
 from distilts.utils import replace_dir
-
-
-@dataclass
-class CompiledArtifact:
-    """What one job produced: the directory, its manifest and a summary for the CLI table."""
-
-    job: CompileJob
-    directory: Path
-    manifest: dict
-    seconds: float
-
-    @property
-    def size(self) -> int:
-        return sum(m["size"] for m in self.manifest["models"] if m.get("role") in (None, "model", "weights"))
 
 
 @dataclass
@@ -109,10 +95,9 @@ def compile_student(student_dir: str | os.PathLike, jobs: list[CompileJob], out_
             log(f"{job.dirname}: exporting {job.format} {job.precision}"
                 + (" (dynamic batch)" if job.batches == (None,) else f" at batch {', '.join(map(str, job.batches))}"))
             if job.format == "c":  # source code, no runtime backend: its own build and checks
-                from distilts.compile import c_artifact
-
-                results[i] = c_artifact.compile_job(job, model, config, out_dir, student_dir, data, verify_x, ref,
-                                                    log, t0)
+                final, manifest = c_artifact.compile_job(job, model, config, out_dir, student_dir, data, verify_x,
+                                                         ref, log)
+                results[i] = CompiledArtifact(job, final, manifest, time.perf_counter() - t0)
                 continue
             fp32_module = None
             if job.precision == "int8" and job.format in ("onnx", "openvino", "tflite"):  # int8-storage candidate

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from distilts.errors import DistiltsError
 from distilts.utils import atomic_directory, read_json, write_json
@@ -21,8 +22,6 @@ META = "state.json"
 
 def save_checkpoint(directory: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
     """Write `tensors` and JSON-able `meta` to `directory` in one atomic step."""
-    from safetensors.torch import save_file
-
     with atomic_directory(directory) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / TENSORS))
         write_json(tmp / META, meta)
@@ -30,8 +29,6 @@ def save_checkpoint(directory: str | os.PathLike, tensors: dict[str, torch.Tenso
 
 def load_checkpoint(directory: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read a checkpoint written by `save_checkpoint`."""
-    from safetensors.torch import load_file
-
     directory = Path(directory)
     if not (directory / META).is_file() or not (directory / TENSORS).is_file():
         raise DistiltsError(f"No complete training checkpoint in {directory}: nothing to resume. "

@@ -1,4 +1,5 @@
-"""`distilts distill` and `distilts eval`. torch is imported only inside the commands."""
+"""`distilts distill` and `distilts eval`. torch is imported only inside the commands; the option
+choices and defaults come from the library (`distill.config`, the teacher and student registries)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ from typing import Any
 import click
 
 from distilts.data.options import data_options
-from distilts.teachers import TEACHERS
+from distilts.distill.config import (AMP_MODES, DEVICES, FTA_LATENT, QUANTILE_KD, SCHEDULES, TEACHER_HIDDEN,
+                                     DistillSpec, TrainConfig, default_beta)
 from distilts.errors import DistiltsError
+from distilts.students import STUDENTS
+from distilts.teachers import TEACHERS
 
-STUDENT_NAMES = ("dlinear", "itransformer")
+SPEC, TRAIN = DistillSpec(), TrainConfig()  # the library's defaults
 # CLI parameter -> (student option, students that have it)
 STUDENT_FLAGS = {
     "moving_avg": ("moving_avg", ("dlinear",)), "individual": ("individual", ("dlinear",)),
@@ -22,7 +26,7 @@ STUDENT_FLAGS = {
     "quantile_rank": ("quantile_rank", ("dlinear", "itransformer")),
 }
 CONFIG_ALIASES = {"data": "data_path", "split": "split_scheme", "teacher": "teacher_name", "train_stride": "stride",
-                  "student": "student_name", "no_kd": "no_kd"}
+                  "student": "student_name"}
 
 
 def _load_config_file(ctx: click.Context, _param, value: str | None) -> str | None:
@@ -61,38 +65,40 @@ def _load_config_file(ctx: click.Context, _param, value: str | None) -> str | No
 @click.command(name="distill")
 @click.option("--config", type=click.Path(dir_okay=False, exists=True), callback=_load_config_file, is_eager=True,
               expose_value=False, help="YAML/JSON file with any of these options (flags on the command line win).")
-@click.option("--teacher", "teacher_name", type=click.Choice(list(TEACHERS)), default="timemoe", show_default=True,
+@click.option("--teacher", "teacher_name", type=click.Choice(list(TEACHERS)), default=SPEC.teacher, show_default=True,
               help="Teacher family (its outputs come from the teacher cache; see `distilts teach`).")
 @click.option("--teacher-path", default=None, help="Teacher checkpoint directory or hub id (default: the family's model).")
-@click.option("--student", "student_name", type=click.Choice(STUDENT_NAMES), default="dlinear", show_default=True)
+@click.option("--student", "student_name", type=click.Choice(list(STUDENTS)), default=SPEC.student,
+              show_default=True)
 @data_options
-@click.option("--lookback", type=click.IntRange(min=1), default=512, show_default=True, help="Context length L.")
-@click.option("--horizon", type=click.IntRange(min=1), default=96, show_default=True, help="Forecast length H.")
-@click.option("--stride", "--train-stride", "stride", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--lookback", type=click.IntRange(min=1), default=SPEC.lookback, show_default=True, help="Context length L.")
+@click.option("--horizon", type=click.IntRange(min=1), default=SPEC.horizon, show_default=True, help="Forecast length H.")
+@click.option("--stride", "--train-stride", "stride", type=click.IntRange(min=1), default=SPEC.stride, show_default=True,
               help="Step between train/val windows (and of the teacher cache); test windows always use 1.")
 @click.option("--max-train-windows", type=click.IntRange(min=1), default=None,
               help="Use at most this many training windows, evenly spaced over the train part (raises the "
                    "train stride); for quick runs and smoke tests. Val and test windows are unaffected.")
-@click.option("--tau", type=float, default=1.0, show_default=True,
+@click.option("--tau", type=float, default=TRAIN.tau, show_default=True,
               help="Horizon-weight temperature of the KD loss (0 = uniform over steps).")
-@click.option("--alpha", type=click.FloatRange(min=0), default=0.5, show_default=True,
+@click.option("--alpha", type=click.FloatRange(min=0), default=TRAIN.alpha, show_default=True,
               help="Weight of the KD loss (DistilTS kd_alpha).")
 @click.option("--beta", type=click.FloatRange(min=0), default=None,
               help="Weight of the FTA (hidden-state alignment) loss; 0 = off. Default as the DistilTS scripts: "
                    "0.3 for itransformer, 0 (off) for dlinear (FTA measured no gain for DLinear: "
                    "benchmarks/RESULTS.md).")
 @click.option("--no-kd", is_flag=True, help="No distillation loss (with --beta 0: ground truth only, no teacher).")
-@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
-@click.option("--weight-decay", type=click.FloatRange(min=0), default=1e-4, show_default=True, help="AdamW weight decay.")
-@click.option("--lr-schedule", type=click.Choice(["cosine", "step", "constant"]), default="cosine", show_default=True,
+@click.option("--epochs", type=click.IntRange(min=1), default=TRAIN.epochs, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=TRAIN.batch_size, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=TRAIN.lr, show_default=True)
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=TRAIN.weight_decay, show_default=True,
+              help="AdamW weight decay.")
+@click.option("--lr-schedule", type=click.Choice(SCHEDULES), default=TRAIN.schedule, show_default=True,
               help="Per epoch: cosine to 0, step = halve every epoch, or constant.")
-@click.option("--patience", type=click.IntRange(min=1), default=3, show_default=True,
+@click.option("--patience", type=click.IntRange(min=1), default=TRAIN.patience, show_default=True,
               help="Stop after this many epochs without a better validation MSE.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--amp", type=click.Choice(["off", "bf16", "fp16"]), default="off", show_default=True,
+@click.option("--seed", type=int, default=TRAIN.seed, show_default=True)
+@click.option("--device", type=click.Choice(DEVICES), default=TRAIN.device, show_default=True)
+@click.option("--amp", type=click.Choice(AMP_MODES), default=TRAIN.amp, show_default=True,
               help="Mixed precision (CUDA only; ignored on CPU).")
 @click.option("--moving-avg", type=click.IntRange(min=1), default=None, help="[dlinear] decomposition kernel (odd; default 25).")
 @click.option("--individual/--shared", default=None, help="[dlinear] one linear map per variate, or shared (default).")
@@ -108,20 +114,20 @@ def _load_config_file(ctx: click.Context, _param, value: str | None) -> str | No
               help="Make a probabilistic student forecasting these quantile levels: comma-separated in (0, 1), "
                    "sorted, with 0.5 (e.g. 0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9), or a named set: deciles, "
                    "chronos-2. Loss: pinball vs truth + alpha x horizon-weighted KD vs the teacher's quantiles.")
-@click.option("--quantile-kd", type=click.Choice(["pinball", "l2"]), default="pinball", show_default=True,
+@click.option("--quantile-kd", type=click.Choice(QUANTILE_KD), default=TRAIN.quantile_kd, show_default=True,
               help="[--quantiles] KD term: pinball loss against the teacher's quantile values, or L2 between the "
                    "quantile vectors (benchmarks/RESULTS.md compares them).")
 @click.option("--quantile-rank", type=click.IntRange(min=1), default=None,
               help="[--quantiles] width of the low-rank features the level gaps are computed from (default 8).")
-@click.option("--fta-latent", type=click.IntRange(min=1), default=256, show_default=True,
-              help="FTA latent width u (DistilTS: 256).")
-@click.option("--hidden-tokens", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--fta-latent", type=click.IntRange(min=1), default=TRAIN.fta_latent, show_default=True,
+              help=f"FTA latent width u (DistilTS: {FTA_LATENT}).")
+@click.option("--hidden-tokens", type=click.IntRange(min=0), default=SPEC.hidden_tokens, show_default=True,
               help="Teacher tokens FTA aligns with: 0 = all of them (the DistilTS code); N > 0 mean-pools them to N "
                    "to bound the cache (hidden states cost N_windows x D x tokens x d_teacher x 2 bytes: "
                    "TimeMoE-50M at L=512, stride 1 on ETTh1: ~37 GB for all 512 tokens, ~1.2 GB for 16).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Teacher cache root (default: $DISTILTS_CACHE_DIR, else the user cache directory).")
-@click.option("--teacher-hidden", type=click.Choice(["cache", "online"]), default="cache", show_default=True,
+@click.option("--teacher-hidden", type=click.Choice(TEACHER_HIDDEN), default=SPEC.teacher_hidden, show_default=True,
               help="Where FTA's teacher hidden states come from: the teacher cache (computed once, stored on disk), "
                    "or the teacher run on every training batch (no hidden-state cache; for GPUs where recomputing "
                    "is cheaper than storing).")
@@ -152,10 +158,7 @@ def distill(teacher_name: str, teacher_path: str | None, student_name: str, data
     Under torchrun: DistributedDataParallel, --batch-size is the global batch, rank 0 writes --out.
     """
     from distilts.distill import distributed
-    from distilts.distill.fta import default_beta
-    from distilts.distill.run import DistillSpec
-    from distilts.distill.run import distill as run_distill
-    from distilts.distill.trainer import TrainConfig
+    from distilts.distill.run import distill_student
 
     if beta is None:
         beta = default_beta(student_name)
@@ -187,7 +190,7 @@ def distill(teacher_name: str, teacher_path: str | None, student_name: str, data
         if not spec.uses_teacher:
             echo("ground truth only (--no-kd, --beta 0): no teacher is used")
         try:
-            config, metrics, result = run_distill(spec, out, resume=resume, progress=not quiet and comm.is_main,
+            config, metrics, result = distill_student(spec, out, resume=resume, progress=not quiet and comm.is_main,
                                                   on_epoch_end=stop_hook, log=echo)
         except _Stopped as stop:
             echo(f"stopped after epoch {stop.epoch} (checkpoint saved); continue with --resume")
@@ -205,7 +208,7 @@ def distill(teacher_name: str, teacher_path: str | None, student_name: str, data
 @data_options
 @click.option("--lookback", type=click.IntRange(min=1), default=None,
               help="Expected lookback (checked against the student's).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @click.option("--teacher/--no-teacher", "with_teacher", default=True, show_default=True,
               help="Also score the student's teacher (from the teacher cache) when its checkpoint directory exists.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Teacher cache root.")
@@ -216,12 +219,12 @@ def eval_cmd(model_dir: str, data_args: dict, lookback: int | None, device: str,
 
     Writes metrics.json, plots/ and card.md into MODEL_DIR. The data must have the student's columns.
     """
-    from distilts.distill.run import eval_dir
+    from distilts.distill.run import evaluate_student
     from distilts.students.io import read_student_config
 
+    metrics = evaluate_student(model_dir, data_args, device=device, with_teacher=with_teacher, lookback=lookback,
+                               cache_dir=cache_dir, progress=not as_json)
     config = read_student_config(model_dir)
-    metrics = eval_dir(model_dir, data_args, device=device, with_teacher=with_teacher, lookback=lookback,
-                       cache_dir=cache_dir, progress=not as_json)
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
         return

@@ -10,9 +10,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure  # no pyplot: no global backend or figure registry is touched
 from torch import nn
 
 from distilts.data.windows import Windows
+from distilts.metrics import probabilistic_scores
+from distilts.quantiles import format_level, median_index
 
 
 @torch.no_grad()
@@ -29,9 +32,6 @@ def scores(pred: np.ndarray, windows: Windows, levels: tuple[float, ...] | None 
            season: int = 1) -> dict[str, Any]:
     """MSE and MAE overall and per forecast step of `[N, H, D]` forecasts (of the median for
     quantile forecasts `[N, H, D, Q]` at `levels`, which also get `quantiles`: WQL, MASE, interval)."""
-    from distilts.metrics import probabilistic_scores
-    from distilts.quantiles import median_index
-
     truth = windows.targets()
     point = pred[..., median_index(levels)] if levels is not None else pred
     err = np.asarray(point, dtype=np.float64) - np.asarray(truth, dtype=np.float64)
@@ -43,15 +43,13 @@ def scores(pred: np.ndarray, windows: Windows, levels: tuple[float, ...] | None 
     return out
 
 
-def plot_forecast(path: str | os.PathLike, x: np.ndarray, y: np.ndarray, student: np.ndarray,
-                  teacher: np.ndarray | None, column: str, levels: tuple[float, ...] | None = None) -> None:
+def plot_test_window(path: str | os.PathLike, x: np.ndarray, y: np.ndarray, student: np.ndarray,
+                     teacher: np.ndarray | None, column: str, levels: tuple[float, ...] | None = None) -> None:
     """One test window of one variate: history, truth, student (its median and the band between its
     outer levels for quantile forecasts `[H, Q]`) and teacher forecasts."""
-    from distilts.quantiles import format_level, median_index
-
-    plt = _pyplot()
     L, H = len(x), len(y)
-    fig, ax = plt.subplots(figsize=(9, 3.5))
+    fig = Figure(figsize=(9, 3.5))
+    ax = fig.subplots()
     ax.plot(np.arange(L), x, color="0.5", lw=1, label="history")
     steps = np.arange(L, L + H)
     ax.plot(steps, y, color="k", lw=1.5, label="truth")
@@ -70,8 +68,8 @@ def plot_forecast(path: str | os.PathLike, x: np.ndarray, y: np.ndarray, student
 
 def plot_mse_by_step(path: str | os.PathLike, student: list[float], teacher: list[float] | None) -> None:
     """Test MSE at each forecast step, student vs teacher."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig = Figure(figsize=(7, 3.5))
+    ax = fig.subplots()
     steps = np.arange(1, len(student) + 1)
     ax.plot(steps, student, color="tab:blue", label="student")
     if teacher is not None:
@@ -88,8 +86,8 @@ def write_plots(directory: Path, windows: Windows, pred: np.ndarray, teacher_pre
     plots.mkdir(parents=True, exist_ok=True)
     i, d = len(windows) // 2, len(columns) - 1
     x, y = windows[i]
-    plot_forecast(plots / "forecast.png", x[:, d], y[:, d], pred[i, :, d],
-                  None if teacher_pred is None else teacher_pred[i, :, d], columns[d], levels)
+    plot_test_window(plots / "forecast.png", x[:, d], y[:, d], pred[i, :, d],
+                     None if teacher_pred is None else teacher_pred[i, :, d], columns[d], levels)
     teacher = metrics.get("teacher") or {}
     plot_mse_by_step(plots / "mse_by_step.png", metrics["test"]["mse_by_step"],
                      (teacher.get("test") or {}).get("mse_by_step"))
@@ -180,17 +178,6 @@ def _rows(span) -> str:
     return f"{span[0]}-{span[1]}" if isinstance(span, (list, tuple)) and len(span) == 2 else "?"
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: str | os.PathLike) -> None:
-    plt = _pyplot()
+def _save(fig: Figure, path: str | os.PathLike) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)

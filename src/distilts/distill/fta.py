@@ -6,8 +6,8 @@ teacher's per-token hidden states through a factorized, time-indexed projection.
 As the DistilTS code defines it (`VarTimeFactorAligner`): latent width u = 256, phi = GELU, no
 biases, `E` `[T, u]` initialised N(0, 1/u), one row per teacher token (all T tokens by default),
 and the loss is the mean over blocks of 128 tokens of each block's MSE (blocks bound the memory of
-the `[B, D, block, u]` intermediate). Its weight in the total loss is 0.3 (`FTA_WEIGHT`); the
-DistilTS scripts use FTA for iTransformer only (`vt_loss 0` for DLinear), hence `DEFAULT_BETA`.
+the `[B, D, block, u]` intermediate). Its weight in the total loss is 0.3 (`config.FTA_WEIGHT`); the
+DistilTS scripts use FTA for iTransformer only (`vt_loss 0` for DLinear), hence `config.DEFAULT_BETA`.
 FTA is training-only: it is never part of the saved student.
 
 One deviation, on purpose: the official code builds its optimizer from the student's parameters
@@ -23,15 +23,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-FTA_WEIGHT = 0.3
-FTA_LATENT = 256
+from distilts.distill.config import FTA_LATENT
+
 FTA_BLOCK = 128
-DEFAULT_BETA = {"itransformer": FTA_WEIGHT, "dlinear": 0.0}
-
-
-def default_beta(student: str) -> float:
-    """The FTA weight a student gets when --beta is not given (0 = off, as the DistilTS scripts)."""
-    return DEFAULT_BETA.get(student, 0.0)
 
 
 class FTA(nn.Module):

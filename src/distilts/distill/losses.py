@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import torch
 
+from distilts.distill.config import QUANTILE_KD
+
 
 def horizon_weights(T: int, tau: float, device: torch.device | str | None = None) -> torch.Tensor:
     """Softmax weights `[T]` over forecast steps with temperature `tau` (sum to 1)."""
@@ -38,7 +40,6 @@ def kd_loss(student: torch.Tensor, teacher: torch.Tensor, weights: torch.Tensor)
     return (weights * mse_per_step(student, teacher)).sum()
 
 
-QUANTILE_KD = ("pinball", "l2")
 
 
 def pinball_per_step(pred: torch.Tensor, target: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:

@@ -1,76 +1,34 @@
 """What `distilts distill` and `distilts eval` do, without the command line: data -> cached teacher
-outputs -> trained student -> student directory with metrics, plots and a model card."""
+outputs -> trained student -> student directory with metrics, plots and a model card
+(`distill_student`, `evaluate_student`)."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import torch
+from torch import nn
 
-from distilts.data import Dataset, Scaler, load_dataset
+from distilts import teachers
+from distilts.data import Dataset, load_dataset
 from distilts.distill import distributed
-from distilts.distill.trainer import CHECKPOINT, TrainConfig, TrainData, TrainResult, train
-from distilts.errors import DataError, DistiltsError
+from distilts.distill import evaluate as ev
+from distilts.distill.cache import TeacherCache, fill_teacher_cache
+from distilts.distill.config import DistillSpec, TrainConfig
+from distilts.distill.online_hidden import OnlineHidden
+from distilts.distill.trainer import CHECKPOINT, TrainData, TrainResult, train
+from distilts.errors import DistiltsError
 from distilts.metrics import seasonality
-from distilts.utils import write_json
+from distilts.quantiles import QuantileError, missing_levels
 from distilts.students.data import dataset_for_student
-
-
-@dataclass
-class DistillSpec:
-    """Everything a distillation run depends on (besides the output directory)."""
-
-    student: str = "dlinear"
-    student_kwargs: dict[str, Any] = field(default_factory=dict)
-    teacher: str = "timemoe"
-    teacher_path: str | None = None
-    data_args: dict[str, Any] = field(default_factory=dict)
-    lookback: int = 512
-    horizon: int = 96
-    stride: int = 1
-    hidden_tokens: int = 0  # all teacher tokens (DistilTS); N > 0 pools them to N
-    cache_dir: str | None = None
-    teacher_hidden: str = "cache"  # "cache" (teacher cache) or "online" (teacher runs in the training loop)
-    max_cache_gb: float | None = None
-    max_train_windows: int | None = None
-    train: TrainConfig = field(default_factory=TrainConfig)
-
-    @property
-    def levels(self) -> tuple[float, ...] | None:
-        """The quantile levels of a quantile student (None: a point student)."""
-        q = self.student_kwargs.get("quantiles")
-        return None if q is None else tuple(float(v) for v in q)
-
-    @property
-    def needs_teacher_training_outputs(self) -> bool:
-        return self.train.use_kd or self.train.use_fta
-
-    @property
-    def uses_teacher(self) -> bool:
-        """The teacher is needed to train, or was named explicitly for the metrics."""
-        return self.needs_teacher_training_outputs or self.teacher_path is not None
-
-    def train_stride(self, dataset: Dataset) -> int:
-        """Stride of the training windows: `stride`, raised so that at most `max_train_windows`
-        windows remain (evenly spaced over the train part)."""
-        if not self.max_train_windows:
-            return self.stride
-        if self.max_train_windows < 1:
-            raise DistiltsError(f"--max-train-windows must be positive (got {self.max_train_windows}).")
-        n_all = len(dataset.windows("train", self.lookback, self.horizon, 1))
-        return max(self.stride, -(-n_all // self.max_train_windows))
-
-    def settings(self) -> dict:
-        """The JSON identity of the run (resume checks it; excludes the device)."""
-        d = asdict(self)
-        d["train"] = {k: v for k, v in d["train"].items() if k != "device"}
-        d.pop("max_cache_gb")  # a disk budget does not change the numbers
-        if d["teacher_hidden"] == "cache":  # the identity of runs from before the option existed
-            d.pop("teacher_hidden")
-        return d
+from distilts.students.io import load_student_dir, resolved_spec, save_student_dir
+from distilts.students.registry import build_student, param_count
+from distilts.teachers.base import resolve_device
+from distilts.utils import atomic_write_text, write_json
 
 
 @dataclass
@@ -96,8 +54,6 @@ def teacher_outputs(dataset: Dataset, spec: DistillSpec, progress: bool = True, 
     written by `distilts teach --hidden` serves both). Without FTA and with one stride everywhere a
     single forecast-only entry holds all three parts.
     """
-    from distilts.distill.cache import ensure_teacher_cache
-
     if not spec.uses_teacher:
         return TeacherOutputs()
     if spec.teacher_hidden not in ("cache", "online"):
@@ -109,7 +65,7 @@ def teacher_outputs(dataset: Dataset, spec: DistillSpec, progress: bool = True, 
     levels = spec.levels
 
     def cache(parts: tuple[str, ...], stride: int, hidden: bool):
-        return ensure_teacher_cache(dataset, spec.teacher, spec.teacher_path, spec.lookback, spec.horizon,
+        return fill_teacher_cache(dataset, spec.teacher, spec.teacher_path, spec.lookback, spec.horizon,
                                     parts=parts, stride=stride, hidden=hidden, hidden_tokens=spec.hidden_tokens,
                                     cache_dir=spec.cache_dir, device=spec.train.device, progress=progress,
                                     max_cache_gb=spec.max_cache_gb, **({"quantiles": True} if levels else {}))
@@ -134,20 +90,15 @@ def teacher_outputs(dataset: Dataset, spec: DistillSpec, progress: bool = True, 
     if fta:
         out.train_hidden = train.hidden("train")
     if online:
-        from distilts.distill.online_hidden import OnlineHidden
-        from distilts.teachers import load_teacher
-
-        teacher = load_teacher(spec.teacher, spec.teacher_path, spec.train.device)
+        teacher = teachers.load_teacher(spec.teacher, spec.teacher_path, spec.train.device)
         out.train_hidden = OnlineHidden(teacher, dataset.windows("train", spec.lookback, spec.horizon, train_stride),
                                         spec.hidden_tokens)
     return out
 
 
-def teacher_quantiles(cache, part: str, levels: tuple[float, ...]) -> np.ndarray:
+def teacher_quantiles(cache: TeacherCache, part: str, levels: tuple[float, ...]) -> np.ndarray:
     """The cached teacher quantiles of `part` at `levels` (`[N, H, D, Q]`, memory-mapped when they are
     the cached levels themselves), or a QuantileError naming what the teacher offers instead."""
-    from distilts.quantiles import QuantileError, missing_levels
-
     have = cache.info.get("quantile_levels")
     name = cache.info.get("teacher")
     if not have:
@@ -163,16 +114,13 @@ def teacher_quantiles(cache, part: str, levels: tuple[float, ...]) -> np.ndarray
     return arr if idx == list(range(arr.shape[-1])) else np.asarray(arr[..., idx])
 
 
-def distill(spec: DistillSpec, out: str | os.PathLike, *, resume: bool = False, progress: bool = True,
-            on_epoch_end: Callable[[int, dict], None] | None = None,
-            log: Callable[[str], None] = print) -> tuple[dict, dict, TrainResult]:
-    """Train the student of `spec` into `out`; returns (config, metrics, train result)."""
-    import torch
-
-    from distilts.students import build_student, param_count, save_student_dir
-
-    from distilts.teachers.base import resolve_device
-
+def distill_student(spec: DistillSpec, out: str | os.PathLike, *, resume: bool = False, progress: bool = True,
+                    on_epoch_end: Callable[[int, dict], None] | None = None,
+                    log: Callable[[str], None] = print) -> tuple[dict, dict | None, TrainResult]:
+    """`distilts distill`: train the student of `spec` into the student directory `out` (weights,
+    config.json, metrics.json, card.md, plots/, train_log.jsonl, checkpoint/); returns (config,
+    metrics, train result). `resume` continues a killed run from its last epoch checkpoint; under
+    torchrun only rank 0 gets the metrics (the other ranks get None)."""
     resolve_device(spec.train.device)  # an unavailable --device fails before any work
     out = Path(out)
     if not resume and (out / CHECKPOINT).is_dir():
@@ -197,15 +145,13 @@ def distill(spec: DistillSpec, out: str | os.PathLike, *, resume: bool = False, 
         return config, None, result
     save_student_dir(out, model, config)
     config["param_count"] = param_count(model)
-    metrics = evaluate(model, config, dataset, teacher, out, device=spec.train.device)
+    metrics = score_student(model, config, dataset, teacher, out, device=spec.train.device)
     return config, metrics, result
 
 
 def student_config(spec: DistillSpec, dataset: Dataset, teacher_info: dict | None, result: TrainResult,
                    train_stride: int | None = None) -> dict:
     """The `config.json` of the student directory (format and param_count are added on save)."""
-    from distilts.students.io import resolved_spec
-
     freq = dataset.series.freq
     return {
         "student": resolved_spec({"name": spec.student, "kwargs": dict(spec.student_kwargs)}),
@@ -231,12 +177,10 @@ def student_config(spec: DistillSpec, dataset: Dataset, teacher_info: dict | Non
     }
 
 
-def evaluate(model, config: dict, dataset: Dataset, teacher: TeacherOutputs, out: Path | None,
-             device: str = "cpu") -> dict:
-    """Test (stride 1) and val metrics of student and teacher; writes metrics.json, plots, card.md."""
-    from distilts.distill import evaluate as ev
-    from distilts.teachers.base import resolve_device
-
+def score_student(model: nn.Module, config: dict, dataset: Dataset, teacher: TeacherOutputs, out: Path | None,
+                  device: str = "cpu") -> dict:
+    """Test (stride 1) and val metrics of student and teacher; with `out`, writes metrics.json,
+    plots/ and card.md there."""
     device = resolve_device(device)
     model.to(device)
     L, H = config["lookback"], config["horizon"]
@@ -267,18 +211,18 @@ def evaluate(model, config: dict, dataset: Dataset, teacher: TeacherOutputs, out
         write_json(out / "metrics.json", metrics)
         ev.write_plots(out, test_w, pred, None if teacher.test_forecasts is None else np.asarray(teacher.test_forecasts),
                        metrics, list(dataset.columns), levels)
-        from distilts.utils import atomic_write_text
-
         atomic_write_text(out / "card.md", ev.model_card(config, metrics))
     return metrics
 
 
-def eval_dir(model_dir: str | os.PathLike, data_args: dict, *, device: str = "auto", with_teacher: bool = True,
-             lookback: int | None = None, cache_dir: str | None = None, write: bool = True,
-             progress: bool = True) -> dict:
-    """`distilts eval`: score a student directory on the test part of `data_args`' series."""
-    from distilts.students import load_student_dir
-
+def evaluate_student(model_dir: str | os.PathLike, data_args: dict | None = None, *, device: str = "auto",
+                     with_teacher: bool = True, lookback: int | None = None, cache_dir: str | None = None,
+                     write: bool = True, progress: bool = True) -> dict:
+    """`distilts eval`: score a student directory on the test part (stride 1, normalized scale) of
+    the series `data_args` names (`load_dataset`'s arguments; default: the built-in synthetic
+    series), and its teacher from the teacher cache when the teacher's directory exists. Returns
+    the metrics; `write` also puts metrics.json, plots/ and card.md into the directory."""
+    data_args = data_args or {}
     model_dir = Path(model_dir)
     model, config = load_student_dir(model_dir)
     if lookback is not None and lookback != config["lookback"]:
@@ -292,10 +236,10 @@ def eval_dir(model_dir: str | os.PathLike, data_args: dict, *, device: str = "au
                            horizon=config["horizon"], stride=config["train"].get("stride", 1), cache_dir=cache_dir,
                            train=TrainConfig(kd=False, beta=0.0, device=device))
         teacher = teacher_outputs(dataset, spec, progress)
-    return evaluate(model, config, dataset, teacher, model_dir if write else None, device=device)
+    return score_student(model, config, dataset, teacher, model_dir if write else None, device=device)
 
 
-def _teacher_info(cache, path: str | None) -> dict:
+def _teacher_info(cache: TeacherCache, path: str | None) -> dict:
     """The teacher as this run named it (the cache entry may have been filled from another copy of
     the same checkpoint: it is keyed by the weights' hash, not by the path)."""
     info = cache.info

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from distilts.data.options import data_options
+from distilts.distill.config import DEVICES, HIDDEN_TOKENS, HORIZON, LOOKBACK, PARTS, TEACH_BATCH
 from distilts.teachers import TEACHERS
 
 
@@ -15,18 +16,18 @@ from distilts.teachers import TEACHERS
               help="Checkpoint directory in the family's official layout, or a hub id (default: the family's "
                    "published small model).")
 @data_options
-@click.option("--lookback", type=click.IntRange(min=1), default=512, show_default=True, help="Context length L.")
-@click.option("--horizon", type=click.IntRange(min=1), default=96, show_default=True, help="Forecast length H.")
+@click.option("--lookback", type=click.IntRange(min=1), default=LOOKBACK, show_default=True, help="Context length L.")
+@click.option("--horizon", type=click.IntRange(min=1), default=HORIZON, show_default=True, help="Forecast length H.")
 @click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True, help="Step between windows.")
-@click.option("--parts", default="train,val,test", show_default=True, help="Split parts to cache, comma-separated.")
+@click.option("--parts", default=",".join(PARTS), show_default=True, help="Split parts to cache, comma-separated.")
 @click.option("--hidden/--no-hidden", default=False, show_default=True,
               help="Also cache the teacher's hidden states (pooled to --hidden-tokens tokens).")
-@click.option("--hidden-tokens", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--hidden-tokens", type=click.IntRange(min=0), default=HIDDEN_TOKENS, show_default=True,
               help="Mean-pool the teacher's tokens into this many contiguous groups (0 = keep all).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Cache root (default: $DISTILTS_CACHE_DIR, else the user cache directory).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=TEACH_BATCH, show_default=True,
               help="Windows per teacher call (one resumable chunk).")
 @click.option("--max-cache-gb", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Refuse up front (before any teacher call) a fill whose cache entry would exceed this many GB.")
@@ -43,12 +44,12 @@ def teach(teacher_name: str, teacher_path: str | None, data_args: dict, lookback
     """
     from distilts.data import load_dataset
     from distilts.distill import distributed
-    from distilts.distill.cache import ensure_teacher_cache
+    from distilts.distill.cache import fill_teacher_cache
 
     dataset = load_dataset(**data_args)
     part_list = [p.strip() for p in parts.split(",") if p.strip()]
     with distributed.session(device) as comm:  # a no-op (no torch import) outside torchrun
-        cache = ensure_teacher_cache(
+        cache = fill_teacher_cache(
             dataset, teacher_name, teacher_path, lookback, horizon, parts=part_list, stride=stride, hidden=hidden,
             hidden_tokens=hidden_tokens, cache_dir=cache_dir, batch_size=batch_size, device=device,
             progress=not quiet, max_cache_gb=max_cache_gb,

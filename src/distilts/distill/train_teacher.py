@@ -9,128 +9,111 @@ training stops it early *with* the best epoch so far (recorded as `stopped_by_si
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
+import torch
+from torch import nn
+from transformers import PatchTSTConfig, PatchTSTForPrediction
+from transformers.utils import logging as hf_logging
 
 from distilts.data import Dataset, Windows
+from distilts.distill import evaluate as ev
+from distilts.distill.config import TeacherTraining
+from distilts.distill.trainer import EarlyStopping
 from distilts.errors import DistiltsError
+from distilts.teachers.base import resolve_device
 from distilts.utils import atomic_directory, write_json
 
 
-def build_patchtst(n_variates: int, lookback: int, horizon: int, d_model: int = 64, layers: int = 3,
-                   heads: int = 4, ffn_dim: int | None = None, patch_length: int = 16, patch_stride: int = 8,
-                   dropout: float = 0.2, seed: int = 0):
+def build_patchtst(n_variates: int, opts: TeacherTraining) -> PatchTSTForPrediction:
     """A fresh channel-independent `PatchTSTForPrediction` (flatten MSE head, per-window std scaling)."""
-    import torch
-    from transformers import PatchTSTConfig, PatchTSTForPrediction
-
-    if d_model % heads:
-        raise DistiltsError(f"--d-model {d_model} must be divisible by the number of heads ({heads}).")
-    if lookback < patch_length:
-        raise DistiltsError(f"lookback {lookback} is shorter than one patch ({patch_length} steps).")
+    if opts.d_model % opts.heads:
+        raise DistiltsError(f"--d-model {opts.d_model} must be divisible by the number of heads ({opts.heads}).")
+    if opts.lookback < opts.patch_length:
+        raise DistiltsError(f"lookback {opts.lookback} is shorter than one patch ({opts.patch_length} steps).")
     config = PatchTSTConfig(
-        num_input_channels=n_variates, context_length=lookback, prediction_length=horizon,
-        patch_length=patch_length, patch_stride=patch_stride, d_model=d_model, num_hidden_layers=layers,
-        num_attention_heads=heads, ffn_dim=ffn_dim or 2 * d_model, dropout=dropout, attention_dropout=0.0,
-        ff_dropout=0.0, head_dropout=0.0, positional_dropout=0.0, path_dropout=0.0,
-        scaling="std", loss="mse", pooling_type=None, share_embedding=True, channel_attention=False, do_mask_input=False,
+        num_input_channels=n_variates, context_length=opts.lookback, prediction_length=opts.horizon,
+        patch_length=opts.patch_length, patch_stride=opts.patch_stride, d_model=opts.d_model,
+        num_hidden_layers=opts.layers, num_attention_heads=opts.heads, ffn_dim=opts.ffn_dim or 2 * opts.d_model,
+        dropout=opts.dropout, attention_dropout=0.0, ff_dropout=0.0, head_dropout=0.0, positional_dropout=0.0,
+        path_dropout=0.0, scaling="std", loss="mse", pooling_type=None, share_embedding=True,
+        channel_attention=False, do_mask_input=False,
     )
-    torch.manual_seed(seed)
+    torch.manual_seed(opts.seed)
     return PatchTSTForPrediction(config)
 
 
-def _evaluate(model, windows: Windows, device: str, batch_size: int = 256) -> dict[str, float]:
-    """MSE and MAE (normalized values) of `model` over all `windows`."""
-    import torch
+class PointForecaster(nn.Module):
+    """A `PatchTSTForPrediction` as a forecaster `[B, L, D] -> [B, H, D]` (what `evaluate.predict` takes)."""
 
-    model.eval()
-    se = ae = 0.0
-    n = 0
-    with torch.inference_mode():
-        for _, x, y in windows.iter_batches(batch_size):
-            pred = model(past_values=torch.from_numpy(x).to(device)).prediction_outputs.float().cpu().numpy()
-            se += float(np.square(pred - y, dtype=np.float64).sum())
-            ae += float(np.abs(pred - y, dtype=np.float64).sum())
-            n += y.size
-    return {"mse": se / max(n, 1), "mae": ae / max(n, 1)}
+    def __init__(self, model: PatchTSTForPrediction) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(past_values=x).prediction_outputs
 
 
-def train_patchtst(
-    dataset: Dataset,
-    lookback: int,
-    horizon: int,
-    out_dir: str | Path,
-    epochs: int = 10,
-    *,
-    d_model: int = 64,
-    layers: int = 3,
-    heads: int = 4,
-    ffn_dim: int | None = None,
-    patch_length: int = 16,
-    patch_stride: int = 8,
-    dropout: float = 0.2,
-    batch_size: int = 64,
-    lr: float = 1e-3,
-    patience: int = 3,
-    stride: int = 1,
-    val_stride: int = 1,
-    seed: int = 0,
-    device: str = "cpu",
-    log: Callable[[str], None] | None = print,
-) -> dict:
-    """Train, early-stop on val MSE, restore the best epoch, save to `out_dir`; returns training.json."""
-    import torch
+def _scores(model: PatchTSTForPrediction, windows: Windows, device: str) -> dict[str, float]:
+    """MSE and MAE (normalized values) of `model` over all `windows`: the student's test protocol."""
+    s = ev.scores(ev.predict(PointForecaster(model).train(model.training), windows, 256, device), windows)
+    return {"mse": s["mse"], "mae": s["mae"]}
 
-    from distilts.teachers.base import resolve_device
 
-    device = resolve_device(device)
+def train_teacher(dataset: Dataset, out_dir: str | Path, options: TeacherTraining | None = None, *,
+                  log: Callable[[str], None] | None = print) -> dict:
+    """`distilts train-teacher`: train a PatchTST teacher on `dataset`'s train windows, early-stop on
+    val MSE, restore the best epoch and save it to `out_dir` (config.json, model.safetensors,
+    training.json) in one atomic rename; returns training.json's contents."""
+    opts = options or TeacherTraining()
+    lookback, horizon, epochs, batch_size, lr = opts.lookback, opts.horizon, opts.epochs, opts.batch_size, opts.lr
+    device = resolve_device(opts.device)
     log = log or (lambda s: None)
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    train = dataset.windows("train", lookback, horizon, stride)
-    val = dataset.windows("val", lookback, horizon, val_stride)
+    torch.manual_seed(opts.seed)
+    rng = np.random.default_rng(opts.seed)
+    train = dataset.windows("train", lookback, horizon, opts.stride)
+    val = dataset.windows("val", lookback, horizon, opts.val_stride)
     test = dataset.windows("test", lookback, horizon, 1)
     n_var = dataset.normalized.shape[1]
-    model = build_patchtst(n_var, lookback, horizon, d_model, layers, heads, ffn_dim, patch_length, patch_stride,
-                           dropout, seed).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    model = build_patchtst(n_var, opts).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=opts.weight_decay)
     steps = max(10, epochs * math.ceil(len(train) / batch_size))  # OneCycle needs >= 2 steps per phase
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.2)
-    best_box: list = [(math.inf, -1, None)]
+    sched = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.2)
+    early = EarlyStopping(opts.patience)
     history: list[dict] = []
     t0 = time.perf_counter()
     stop = _StopOnSignal()  # SIGTERM / SIGINT: finish now with the best epoch so far
     with stop:
-        _train_loop(model, opt, sched, train, val, device, epochs, batch_size, patience, rng, history, best_box,
-                    stop, t0, log)
-    best = best_box[0]
-    if best[2] is None:
+        _train_loop(model, optimizer, sched, train, val, device, epochs, batch_size, rng, history, early, stop, t0,
+                    log)
+    if early.best_state is None:
         raise DistiltsError("train-teacher was stopped before its first epoch finished; nothing to save.")
-    model.load_state_dict(best[2])
-    val_m = _evaluate(model, val, device)
-    test_m = _evaluate(model, test, device)
+    model.load_state_dict(early.best_state)
+    val_m = _scores(model, val, device)
+    test_m = _scores(model, test, device)
     info = {
         "format": "distilts-teacher-training", "version": 1, "family": "patchtst",
         "data": {"source": dataset.series.source, "hash": dataset.data_hash, "split": dataset.split.to_dict(),
                  "columns": dataset.columns},
         "lookback": lookback, "horizon": horizon,
-        "model": {"d_model": d_model, "layers": layers, "heads": heads, "ffn_dim": ffn_dim or 2 * d_model, "patch_length": patch_length,
-                  "patch_stride": patch_stride, "dropout": dropout,
+        "model": {"d_model": opts.d_model, "layers": opts.layers, "heads": opts.heads,
+                  "ffn_dim": opts.ffn_dim or 2 * opts.d_model, "patch_length": opts.patch_length,
+                  "patch_stride": opts.patch_stride, "dropout": opts.dropout,
                   "param_count": int(sum(p.numel() for p in model.parameters()))},
-        "train": {"epochs": epochs, "epochs_run": len(history), "best_epoch": best[1], "batch_size": batch_size,
-                  "lr": lr, "patience": patience, "train_stride": stride, "val_stride": val_stride,
-                  "train_windows": len(train), "seed": seed, "device": device, "stopped_by_signal": stop.fired,
+        "train": {"epochs": epochs, "epochs_run": len(history), "best_epoch": early.best_epoch + 1, "batch_size": batch_size,
+                  "lr": lr, "patience": opts.patience, "train_stride": opts.stride, "val_stride": opts.val_stride,
+                  "train_windows": len(train), "seed": opts.seed, "device": device, "stopped_by_signal": stop.fired,
                   "wall_s": round(time.perf_counter() - t0, 2)},
         "history": history,
         "val": val_m, "test": test_m,
         "metrics_note": "MSE/MAE on z-scored values (train statistics), test windows stride 1",
     }
     out_dir = Path(out_dir)
-    from transformers.utils import logging as hf_logging
-
     hf_logging.disable_progress_bar()  # one tiny shard: no "Writing model shards" bar
     with atomic_directory(out_dir) as tmp:
         model.save_pretrained(str(tmp), safe_serialization=True)
@@ -139,12 +122,11 @@ def train_patchtst(
     return info
 
 
-def _train_loop(model, opt, sched, train, val, device, epochs, batch_size, patience, rng, history, best_box, stop,
-                t0, log) -> None:
-    """Epochs with early stopping; `best_box[0]` = (val mse, epoch, state) of the best epoch so far."""
-    import torch
-
-    bad = 0
+def _train_loop(model: PatchTSTForPrediction, optimizer: torch.optim.Optimizer, sched: Any, train: Windows,
+                val: Windows, device: str, epochs: int, batch_size: int, rng: np.random.Generator, history: list[dict],
+                early: EarlyStopping, stop: "_StopOnSignal", t0: float, log: Callable[[str], None]) -> None:
+    """PatchTST's recipe: one data-order stream, the one-cycle LR (and momentum) stepped per batch, gradient
+    norm clipped at 1; early stopping on val MSE as the student trainer (`trainer.EarlyStopping`)."""
     for epoch in range(epochs):
         model.train()
         order = rng.permutation(len(train))
@@ -155,25 +137,21 @@ def _train_loop(model, opt, sched, train, val, device, epochs, batch_size, patie
                 return
             x, y = train.batch(order[lo: lo + batch_size])
             out = model(past_values=torch.from_numpy(x).to(device), future_values=torch.from_numpy(y).to(device))
-            opt.zero_grad(set_to_none=True)
+            optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
+            optimizer.step()
             sched.step()
             total += float(out.loss.detach()) * len(x)
             count += len(x)
-        val_m = _evaluate(model, val, device)
+        val_m = _scores(model, val, device)
         history.append({"epoch": epoch + 1, "train_mse": total / max(count, 1), "val_mse": val_m["mse"],
                         "val_mae": val_m["mae"], "elapsed_s": round(time.perf_counter() - t0, 2)})
         log(f"epoch {epoch + 1}/{epochs}: train mse {total / max(count, 1):.4f}  val mse {val_m['mse']:.4f}")
-        if val_m["mse"] < best_box[0][0]:
-            best_box[0] = (val_m["mse"], epoch + 1, {k: v.detach().clone() for k, v in model.state_dict().items()})
-            bad = 0
-        else:
-            bad += 1
-            if bad >= patience:
-                log(f"early stop: val mse did not improve for {patience} epochs")
-                return
+        early.update(val_m["mse"], epoch, model)
+        if early.stop:
+            log(f"early stop: val mse did not improve for {early.patience} epochs")
+            return
 
 
 class _StopOnSignal:
@@ -187,16 +165,11 @@ class _StopOnSignal:
         self.fired = True
 
     def __enter__(self) -> "_StopOnSignal":
-        import signal
-        import threading
-
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self._old[sig] = signal.signal(sig, self._handle)
         return self
 
     def __exit__(self, *exc) -> None:
-        import signal
-
         for sig, handler in self._old.items():
             signal.signal(sig, handler)

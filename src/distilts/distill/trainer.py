@@ -33,44 +33,19 @@ from distilts.data.windows import Windows
 from distilts.distill import distributed
 from distilts.distill.checkpoint import (load_checkpoint, optimizer_from_parts, optimizer_to_parts, prefixed,
                                          save_checkpoint, unprefixed)
+from distilts.distill.config import TrainConfig
 from distilts.distill.evaluate import predict
-from distilts.distill.fta import FTA, FTA_LATENT
-from distilts.distill.losses import (QUANTILE_KD, horizon_weights, kd_loss, pinball_loss, quantile_kd_loss,
-                                     total_loss)
+from distilts.distill.fta import FTA
+from distilts.distill.losses import horizon_weights, kd_loss, pinball_loss, quantile_kd_loss, total_loss
+from distilts.distill.progress import Bar
 from distilts.errors import DistiltsError
+from distilts.metrics import wql
+from distilts.quantiles import median_index
+from distilts.teachers.base import resolve_device
 from distilts.utils import atomic_write_text
 
-SCHEDULES = ("cosine", "step", "constant")
-AMP_MODES = ("off", "bf16", "fp16")
 LOG = "train_log.jsonl"
 CHECKPOINT = "checkpoint"
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 10
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    schedule: str = "cosine"
-    patience: int = 3
-    seed: int = 0
-    device: str = "auto"
-    amp: str = "off"
-    alpha: float = 0.5  # DistilTS kd_alpha
-    beta: float = 0.0  # FTA weight; `distilts distill` picks the student's default (fta.default_beta)
-    tau: float = 1.0
-    kd: bool = True
-    fta_latent: int = FTA_LATENT
-    quantile_kd: str = "pinball"  # quantile students: KD term against the teacher's levels (losses.QUANTILE_KD)
-
-    @property
-    def use_kd(self) -> bool:
-        return self.kd and self.alpha > 0
-
-    @property
-    def use_fta(self) -> bool:
-        return self.beta > 0
 
 
 @dataclass
@@ -81,6 +56,31 @@ class TrainData:
     val: Windows
     teacher_forecasts: np.ndarray | None = None  # [N_train, H, D]; [N_train, H, D, Q] for a quantile student
     teacher_hidden: np.ndarray | None = None  # [N_train, D, T, d_T]
+
+
+@dataclass
+class EarlyStopping:
+    """Early stopping on a validation score (lower is better): the best epoch (0-based), its score and
+    weights, and the epochs since; `stop` once `patience` epochs in a row brought no improvement."""
+
+    patience: int
+    best: float = math.inf
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    best_state: dict[str, torch.Tensor] | None = None
+
+    def update(self, score: float, epoch: int, model: nn.Module) -> bool:
+        """Record `epoch`'s score; True when it is the best so far (then `model`'s weights are kept)."""
+        if score < self.best:
+            self.best, self.best_epoch, self.bad_epochs = score, epoch, 0
+            self.best_state = _clone(model.state_dict())
+            return True
+        self.bad_epochs += 1
+        return False
+
+    @property
+    def stop(self) -> bool:
+        return self.bad_epochs >= self.patience
 
 
 @dataclass
@@ -105,7 +105,7 @@ def lr_factor(schedule: str, epoch: int, epochs: int) -> float:
         return 0.5 ** epoch
     if schedule == "constant":
         return 1.0
-    raise DistiltsError(f"Unknown LR schedule '{schedule}'. Use one of: {', '.join(SCHEDULES)}.")
+    raise ValueError(f"unknown LR schedule {schedule!r}")  # TrainConfig.check names the choices
 
 
 class _Run:
@@ -137,8 +137,7 @@ class _Run:
                                     f"student's output (levels {levels}): a quantile student distils the teacher's "
                                     "quantiles at its own levels, a point student the teacher's forecasts.")
         self.epoch = 0  # next epoch to run
-        self.best_val, self.best_epoch, self.bad_epochs = math.inf, -1, 0
-        self.best_state = _clone(model.state_dict())
+        self.early = EarlyStopping(cfg.patience, best_state=_clone(model.state_dict()))
         self.history: list[dict] = []
         self.finished = self.stopped_early = False
 
@@ -148,14 +147,14 @@ class _Run:
         rng = self.comm.gather(torch.get_rng_state())  # every rank's stream, so a resume continues each
         if not self.comm.is_main:
             return
-        tensors = {**prefixed(self.model.state_dict(), "model"), **prefixed(self.best_state, "best"),
+        tensors = {**prefixed(self.model.state_dict(), "model"), **prefixed(self.early.best_state, "best"),
                    **opt_tensors, "rng.torch": rng[0], **{f"rng.torch.rank{r}": t for r, t in enumerate(rng) if r}}
         if self.fta is not None:
             tensors.update(prefixed(self.fta.state_dict(), "fta"))
         if torch.cuda.is_available():
             tensors["rng.cuda"] = torch.cuda.get_rng_state()
-        meta = {"epoch": self.epoch, "best_val_mse": self.best_val, "best_epoch": self.best_epoch,
-                "bad_epochs": self.bad_epochs, "finished": self.finished, "stopped_early": self.stopped_early,
+        meta = {"epoch": self.epoch, "best_val_mse": self.early.best, "best_epoch": self.early.best_epoch,
+                "bad_epochs": self.early.bad_epochs, "finished": self.finished, "stopped_early": self.stopped_early,
                 "history": self.history, "optimizer": opt_meta, "settings": settings,
                 "grad_scaler": self.scaler.state_dict() if self.scaler else None,
                 "lr_schedule": {"name": self.cfg.schedule, "epoch": self.epoch}}
@@ -169,7 +168,7 @@ class _Run:
             raise DistiltsError(f"The checkpoint in {directory} was written with different settings ({shown}). "
                                 "Resume with the same options, or run without --resume to start over.")
         self.model.load_state_dict(unprefixed(tensors, "model"))
-        self.best_state = unprefixed(tensors, "best")
+        self.early.best_state = unprefixed(tensors, "best")
         if self.fta is not None:
             self.fta.load_state_dict(unprefixed(tensors, "fta"))
         optimizer_from_parts(self.optimizer, tensors, meta["optimizer"])
@@ -183,11 +182,12 @@ class _Run:
         if "rng.cuda" in tensors and torch.cuda.is_available():
             torch.cuda.set_rng_state(tensors["rng.cuda"])
         self.epoch, self.history = meta["epoch"], meta["history"]
-        self.best_val, self.best_epoch, self.bad_epochs = meta["best_val_mse"], meta["best_epoch"], meta["bad_epochs"]
+        self.early.best, self.early.best_epoch = meta["best_val_mse"], meta["best_epoch"]
+        self.early.bad_epochs = meta["bad_epochs"]
         self.finished, self.stopped_early = meta["finished"], meta["stopped_early"]
 
     # -- one epoch ---------------------------------------------------------------------------
-    def train_epoch(self, bar: "_Bar") -> dict[str, float]:
+    def train_epoch(self, bar: Bar) -> dict[str, float]:
         cfg, data, model = self.cfg, self.data, self.model
         factor = lr_factor(cfg.schedule, self.epoch, cfg.epochs)
         for group in self.optimizer.param_groups:
@@ -198,7 +198,7 @@ class _Run:
         order = np.random.default_rng([cfg.seed, self.epoch]).permutation(len(data.train))
         sums = {"sup": 0.0, "kd": 0.0, "fta": 0.0, "loss": 0.0}
         seen = 0
-        bar.start_epoch(self.epoch, math.ceil(len(order) / cfg.batch_size))
+        bar.start(f"epoch {self.epoch + 1}", math.ceil(len(order) / cfg.batch_size))
         for lo in range(0, len(order), cfg.batch_size):
             # --batch-size is the global batch: under torchrun each rank takes its share of it
             idx, scale = distributed.shard_batch(order[lo: lo + cfg.batch_size], self.comm)
@@ -207,7 +207,7 @@ class _Run:
             seen += n
             for k, v in parts.items():
                 sums[k] += v * n
-            bar.advance({k: v / max(1, seen) for k, v in sums.items()})
+            bar.advance(1, " ".join(f"{k} {sums[k] / max(1, seen):.4f}" for k in ("sup", "kd", "fta")))
         if self.comm.active:  # the epoch's means over all ranks' windows
             *totals, seen = self.comm.sum([*sums.values(), seen])
             sums = dict(zip(sums, totals))
@@ -259,8 +259,6 @@ def train(
     `settings` (JSON-able) identifies the run: `resume` refuses a checkpoint written with others.
     `on_epoch_end(epoch, record)` runs after each epoch's checkpoint is on disk.
     """
-    from distilts.teachers.base import resolve_device
-
     start = time.perf_counter()
     comm = distributed.current()
     run_dir = Path(run_dir)
@@ -272,7 +270,7 @@ def train(
         state.restore(run_dir / CHECKPOINT, settings)
     if comm.is_main:
         _write_log(run_dir / LOG, state.history)
-    with _Bar(progress and comm.is_main) as bar:
+    with Bar(progress and comm.is_main, stderr=False) as bar:
         while not state.finished and state.epoch < cfg.epochs:
             means = state.train_epoch(bar)
             val = None
@@ -282,18 +280,15 @@ def train(
             val = comm.broadcast(val)
             val_mse = val["val_mse"]
             score = val.get("val_wql", val_mse)
-            improved = score < state.best_val
-            if improved:
-                state.best_val, state.best_epoch, state.bad_epochs = score, state.epoch, 0
-                state.best_state = _clone(model.state_dict())
-            else:
-                state.bad_epochs += 1
+            improved = state.early.update(score, state.epoch, model)
             record = {"epoch": state.epoch + 1, **{f"train_{k}": v for k, v in means.items()}, **val,
                       "best": improved}
-            bar.log(record)
+            bar.print(f"epoch {record['epoch']}: sup {record['train_sup']:.4f} kd {record['train_kd']:.4f} "
+                      f"fta {record['train_fta']:.4f} | val MSE {record['val_mse']:.4f}"
+                      + (f" WQL {record['val_wql']:.4f}" if "val_wql" in record else "") + (" *" if record["best"] else ""))
             state.history.append(record)
             state.epoch += 1
-            state.stopped_early = state.bad_epochs >= cfg.patience
+            state.stopped_early = state.early.stop
             state.finished = state.stopped_early or state.epoch >= cfg.epochs
             if comm.is_main:
                 _append_log(run_dir / LOG, record)
@@ -301,9 +296,9 @@ def train(
             comm.barrier()  # the checkpoint is on disk before any rank moves on (or is stopped)
             if on_epoch_end is not None:
                 on_epoch_end(state.epoch, record)
-    model.load_state_dict(state.best_state)
+    model.load_state_dict(state.early.best_state)
     model.eval()
-    return TrainResult(state.history, state.best_epoch + 1, state.best_val, state.stopped_early,
+    return TrainResult(state.history, state.early.best_epoch + 1, state.early.best, state.stopped_early,
                        state.fta.settings() if state.fta else None, time.perf_counter() - start)
 
 
@@ -324,9 +319,6 @@ def val_scores(pred: np.ndarray, truth: np.ndarray, levels: tuple[float, ...] | 
     """`val_mse` (of the median for a quantile student) and, with quantiles, `val_wql` (early stopping)."""
     if levels is None:
         return {"val_mse": float(np.mean((pred - truth) ** 2))}
-    from distilts.metrics import wql
-    from distilts.quantiles import median_index
-
     return {"val_mse": float(np.mean((pred[..., median_index(levels)] - truth) ** 2)),
             "val_wql": wql(pred, truth, levels)}
 
@@ -340,12 +332,7 @@ def _check_data(data: TrainData, cfg: TrainConfig) -> None:
         if arr is not None and len(arr) != len(data.train):
             raise DistiltsError(f"The cached teacher {name} have {len(arr)} windows but training has "
                                 f"{len(data.train)}: the cache does not match these windows (stride?).")
-    if cfg.quantile_kd not in QUANTILE_KD:
-        raise DistiltsError(f"Unknown quantile KD term '{cfg.quantile_kd}'. Use one of: {', '.join(QUANTILE_KD)}.")
-    if cfg.schedule not in SCHEDULES:
-        lr_factor(cfg.schedule, 0, 1)
-    if cfg.amp not in AMP_MODES:
-        raise DistiltsError(f"Unknown AMP mode '{cfg.amp}'. Use one of: {', '.join(AMP_MODES)}.")
+    cfg.check()
 
 
 def _rows(arr: np.ndarray, idx: np.ndarray, device: str) -> torch.Tensor:
@@ -377,41 +364,3 @@ def _write_log(path: Path, history: list[dict]) -> None:
 def _append_log(path: Path, record: dict) -> None:
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(record) + "\n")
-
-
-class _Bar:
-    """Rich progress bar with the running sup/kd/fta losses (silent when disabled)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled, self.progress, self.task = enabled, None, None
-
-    def __enter__(self) -> "_Bar":
-        if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TimeElapsedColumn(), TextColumn("{task.fields[losses]}"))
-            self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.progress is not None:
-            self.progress.__exit__(*exc)
-
-    def start_epoch(self, epoch: int, batches: int) -> None:
-        if self.progress is not None:
-            if self.task is not None:
-                self.progress.remove_task(self.task)
-            self.task = self.progress.add_task(f"epoch {epoch + 1}", total=batches, losses="")
-
-    def advance(self, means: dict[str, float]) -> None:
-        if self.progress is not None:
-            text = " ".join(f"{k} {means[k]:.4f}" for k in ("sup", "kd", "fta"))
-            self.progress.update(self.task, advance=1, losses=text)
-
-    def log(self, record: dict) -> None:
-        if self.progress is not None:
-            self.progress.console.print(
-                f"epoch {record['epoch']}: sup {record['train_sup']:.4f} kd {record['train_kd']:.4f} "
-                f"fta {record['train_fta']:.4f} | val MSE {record['val_mse']:.4f}"
-                + (f" WQL {record['val_wql']:.4f}" if "val_wql" in record else "") + (" *" if record["best"] else ""))

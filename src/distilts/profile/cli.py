@@ -38,12 +38,12 @@ def profile(artifact_dir: str, data_path: str | None, split_scheme: str, teacher
     speedups compare like with like.
     """
     from distilts.profile.report import text_table, write_report
-    from distilts.profile.profiler import run_profile
+    from distilts.profile.profiler import profile_artifact
 
     if teacher_path and not teacher:
         raise click.UsageError("--teacher-path needs --teacher NAME.")
     data_args = {"path": data_path, "split": split_scheme, "fill": fill, "date_column": date_column}
-    report = run_profile(artifact_dir, data_args, teacher=teacher, teacher_path=teacher_path,
+    report = profile_artifact(artifact_dir, data_args, teacher=teacher, teacher_path=teacher_path,
                          student_dir=student_dir, n_windows=n_windows, threads=threads, iters=iters,
                          budget_s=budget, log=lambda s: click.echo(s, err=True))
     written = write_report(report, out_dir)

@@ -117,11 +117,15 @@ def _torch_installed() -> bool:
         return False
 
 
-def run_profile(artifact_dir: str | Path, data_args: dict, *, teacher: str | None = None,
+def profile_artifact(artifact_dir: str | Path, data_args: dict | None = None, *, teacher: str | None = None,
                 teacher_path: str | None = None, student_dir: str | None = None, n_windows: int = 200,
                 threads: int | None = None, iters: int = 200, warmup: int = 10, budget_s: float = 20.0,
                 big_batch: int = 64, timeout_s: float = 1800.0, log=print) -> dict:
-    """Profile the artifact (+ PyTorch student, + teacher) and return the report dict."""
+    """`distilts profile`: latency, throughput, peak RSS, size and accuracy of the artifact (+ its
+    PyTorch student, + `teacher`), each in its own process, on test windows of the series `data_args`
+    names (`load_dataset`'s arguments; default: the synthetic series). Returns the report dict
+    (`profile.report.write_report` writes profile.json/.md/.png)."""
+    data_args = data_args or {}
     man = read_manifest(artifact_dir)
     # one thread count for every model (artifact, PyTorch student, teacher), recorded in the report:
     # the target's threads, else 1 (torch's default of all cores for the teacher made speedups meaningless)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from distilts.errors import ArtifactError
+from distilts.quantiles import QuantileError, validate_levels
 from distilts.runtime.arch import host_isa
 from distilts.runtime.backends import BACKENDS
 from distilts.utils import sha256_file
@@ -192,8 +193,6 @@ def read_manifest(artifact_dir: str | Path, verify_checksums: bool = True) -> Ma
 
 def _levels(raw: dict, mpath: Path) -> tuple[float, ...] | None:
     """The `quantiles.levels` of a probabilistic artifact (sorted, in (0, 1), with 0.5), else None."""
-    from distilts.quantiles import QuantileError, validate_levels
-
     spec = raw.get("quantiles")
     if spec is None:
         return None

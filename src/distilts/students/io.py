@@ -12,9 +12,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 from torch import nn
 
-from distilts.errors import ModelDirError
+from distilts.errors import DistiltsError, ModelDirError
+from distilts.students.registry import build_student, param_count, student_options
 from distilts.utils import temp_dir_beside, write_json
 
 FORMAT = "distilts-student"
@@ -30,10 +33,6 @@ def save_student_dir(directory: str | os.PathLike, model: nn.Module, config: dic
     `config` must hold `student: {name, kwargs}`, `lookback`, `horizon`, `n_variates`; other files
     already in `directory` (metrics, plots, checkpoints) are left alone.
     """
-    from safetensors.torch import save_file
-
-    from distilts.students import param_count
-
     missing = [k for k in REQUIRED if k not in config]
     if missing:
         raise ModelDirError(f"Student config is missing {missing}; it needs {list(REQUIRED)}.")
@@ -85,12 +84,6 @@ def read_student_config(directory: str | os.PathLike) -> dict[str, Any]:
 
 def load_student_dir(directory: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the student from `config.json`, check and load its weights; eval mode."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from distilts.students import build_student
-    from distilts.errors import DistiltsError
-
     directory = Path(directory)
     config = read_student_config(directory)
     weights = directory / WEIGHTS
@@ -114,8 +107,6 @@ def load_student_dir(directory: str | os.PathLike) -> tuple[nn.Module, dict[str,
 def resolved_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """`{name, kwargs}` with every option of the student recorded (defaults filled in), so a
     directory keeps meaning the same model when a default changes."""
-    from distilts.students import student_options
-
     return {**spec, "kwargs": {**student_options(spec["name"]), **spec.get("kwargs", {})}}
 
 

@@ -86,7 +86,13 @@ def valid_choices() -> str:
     return f"{', '.join(FORMATS)} (formats) or {', '.join(TARGETS)} (named targets)"
 
 
+def list_targets() -> list[Target]:
+    """Every named deployment target, in the order `distilts targets` lists them."""
+    return list(TARGETS.values())
+
+
 def get_target(name: str) -> Target:
+    """The named deployment target `name` (an UnknownTargetError lists the valid ones)."""
     if name not in TARGETS:
         raise UnknownTargetError(f"Unknown target '{name}'. Use one of: {valid_choices()}. "
                                  "See `distilts targets`.")

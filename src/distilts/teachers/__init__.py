@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Callable
 
-from distilts.errors import DistiltsError
+from distilts.errors import DistiltsError, MissingExtraError
 
 if TYPE_CHECKING:
     from distilts.teachers.base import Teacher
@@ -43,8 +43,6 @@ def _entry(name: str) -> tuple[str | None, Callable[..., "Teacher"]]:
     except ModuleNotFoundError as exc:
         if exc.name == TEACHERS[name]:
             raise DistiltsError(f"The '{name}' teacher is not available in this version of distilts.") from None
-        from distilts.errors import MissingExtraError
-
         raise MissingExtraError(exc.name or "?", "teachers", f"the {name} teacher") from exc
     variants = getattr(module, "VARIANTS", None)
     if variants is not None:

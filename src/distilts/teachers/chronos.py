@@ -24,9 +24,12 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
+from chronos import BaseChronosPipeline
+from chronos.chronos_bolt import ChronosBoltModelForForecasting
+from transformers import T5Config, T5ForConditionalGeneration
+from transformers.utils import logging as hf_logging
 
-from distilts.teachers.base import Teacher, TeacherOutput, hash_weight_files, resolve_device
-from distilts.teachers.hub import resolve_checkpoint
+from distilts.teachers.base import Teacher, hash_checkpoint, resolve_checkpoint, resolve_device, to_numpy
 from distilts.teachers.sampling import seeded
 from distilts.errors import ModelDirError
 
@@ -63,7 +66,7 @@ TINY_TRUNK = {"d_model": 32, "d_ff": 64, "d_kv": 8, "num_heads": 4, "num_layers"
 
 
 class ChronosTeacher(Teacher):
-    """Shared part of both Chronos families: channel-independent batching and hidden states."""
+    """Shared part of both Chronos families (channel-independent): point forecast and hidden states."""
 
     def __init__(self, name: str, pipeline: Any, path: str, checkpoint_hash: str, device: str, seed: int = 0) -> None:
         self.name = name
@@ -86,17 +89,12 @@ class ChronosTeacher(Teacher):
         raise NotImplementedError
 
     # --- the Teacher interface ----------------------------------------------------------------
-    def predict(self, x: np.ndarray, horizon: int, hidden: bool = False) -> TeacherOutput:
-        b, length, d = x.shape
-        series = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 1), dtype=np.float32).reshape(b * d, length))
+    def _forecast(self, series: np.ndarray, horizon: int, hidden: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        s = torch.from_numpy(series)
         with torch.inference_mode(), _quiet(), seeded(self.seed, self.device):
-            point = self._median(series, horizon)
-            emb = self._drop_special(self.pipeline.embed(series)[0]) if hidden else None
-        forecast = point.float().cpu().numpy().reshape(b, d, horizon).transpose(0, 2, 1)
-        hid = None
-        if emb is not None:
-            hid = emb.float().cpu().numpy().reshape(b, d, emb.shape[1], emb.shape[2])
-        return TeacherOutput(np.ascontiguousarray(forecast, dtype=np.float32), hid)
+            point = self._median(s, horizon)
+            emb = self._drop_special(self.pipeline.embed(s)[0]) if hidden else None
+        return to_numpy(point), None if emb is None else to_numpy(emb)
 
     @property
     def info(self) -> dict:
@@ -161,13 +159,9 @@ def _load(path: str, device: str, family: str) -> tuple[Any, Path, str]:
         raise ModelDirError(f"{local} is a {pipeline_class} checkpoint, not a {family} one.{hint}")
     if family == "chronos" and config["chronos_config"].get("model_type", "seq2seq") != "seq2seq":
         raise ModelDirError(f"{local} is a causal Chronos model; only the seq2seq (T5) models are supported.")
-    from chronos import BaseChronosPipeline
-
     dev = resolve_device(device)
     with _quiet():
         # local directory, safetensors only, never remote code; float32 so caches are reproducible
-        from transformers.utils import logging as hf_logging
-
         hf_logging.disable_progress_bar()  # no "Loading weights" bar on every load
         pipeline = BaseChronosPipeline.from_pretrained(str(local), dtype=torch.float32, use_safetensors=True)
     pipeline.inner_model.to(dev).eval()
@@ -178,14 +172,14 @@ def load_t5(path: str = DEFAULT_T5, device: str = "auto", *, num_samples: int | 
             seed: int = 0) -> ChronosT5Teacher:
     """Chronos (T5) teacher from a local checkpoint directory or hub id."""
     pipeline, local, dev = _load(path, device, "chronos")
-    return ChronosT5Teacher("chronos", pipeline, path, hash_weight_files(local), dev, seed=seed,
+    return ChronosT5Teacher("chronos", pipeline, path, hash_checkpoint(local), dev, seed=seed,
                             num_samples=num_samples)
 
 
 def load_bolt(path: str = DEFAULT_BOLT, device: str = "auto", *, seed: int = 0) -> ChronosBoltTeacher:
     """Chronos-Bolt teacher from a local checkpoint directory or hub id."""
     pipeline, local, dev = _load(path, device, "chronos-bolt")
-    return ChronosBoltTeacher("chronos-bolt", pipeline, path, hash_weight_files(local), dev, seed=seed)
+    return ChronosBoltTeacher("chronos-bolt", pipeline, path, hash_checkpoint(local), dev, seed=seed)
 
 
 VARIANTS = {"chronos": (DEFAULT_T5, load_t5), "chronos-bolt": (DEFAULT_BOLT, load_bolt)}
@@ -213,10 +207,6 @@ def save_random_checkpoint(directory: str | Path, family: str = "chronos", seed:
 
     Its forecasts are meaningless: it exists to test loading and to time the real shapes (tiny=False).
     """
-    from transformers import T5Config, T5ForConditionalGeneration
-
-    from chronos.chronos_bolt import ChronosBoltModelForForecasting
-
     directory = Path(directory)
     cfg = checkpoint_config(family, tiny, config_overrides)
     cls = ChronosBoltModelForForecasting if family == "chronos-bolt" else T5ForConditionalGeneration
@@ -231,8 +221,6 @@ def save_random_checkpoint(directory: str | Path, family: str = "chronos", seed:
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """Silence the long-horizon advice and transformers' load/progress chatter."""
-    from transformers.utils import logging as hf_logging
-
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     loggers = [logging.getLogger(n) for n in ("transformers", *[k for k in logging.root.manager.loggerDict

@@ -27,10 +27,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from chronos import Chronos2Pipeline
+from chronos.chronos2 import Chronos2Model
+from chronos.chronos2.config import Chronos2CoreConfig
 
-from distilts.teachers.base import Teacher, TeacherOutput, hash_weight_files, resolve_device
+from distilts.teachers.base import Teacher, hash_checkpoint, resolve_checkpoint, resolve_device, to_numpy
 from distilts.teachers.chronos import _quiet
-from distilts.teachers.hub import resolve_checkpoint
 from distilts.errors import DistiltsError, ModelDirError
 
 DEFAULT_PATH = "amazon/chronos-2"
@@ -62,7 +64,7 @@ class Chronos2Teacher(Teacher):
         self.path = path
         self.checkpoint_hash = checkpoint_hash
         self.device = device
-        self.multivariate = multivariate
+        self.joint = multivariate  # the D variates of a window as one task (the pipeline's 3-D input)
         self.config = pipeline.model.chronos_config
         self.d_model = int(pipeline.model.config.d_model)
 
@@ -75,12 +77,10 @@ class Chronos2Teacher(Teacher):
     def hidden_tokens(self, lookback: int) -> int:
         return math.ceil(min(lookback, self.config.context_length) / self.config.input_patch_size)
 
-    def predict(self, x: np.ndarray, horizon: int, hidden: bool = False) -> TeacherOutput:
-        b, length, d = x.shape
-        self.check_window(length, horizon)
-        series = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 1), dtype=np.float32))  # [B, D, L]
-        if not self.multivariate:
-            series = series.reshape(b * d, 1, length)
+    def _forecast(self, series: np.ndarray, horizon: int, hidden: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        length = series.shape[-1]
+        tasks = torch.from_numpy(series if self.joint else series.reshape(-1, 1, length))  # [tasks, variates, L]
+        n = tasks.shape[0] * tasks.shape[1]
         captured: list[torch.Tensor] = []
         encoder = self.pipeline.model.encoder
         hook = encoder.register_forward_hook(
@@ -88,23 +88,19 @@ class Chronos2Teacher(Teacher):
         try:
             with torch.inference_mode(), _quiet():
                 # batch_size = all B*D series: one first model call whose rows are (window, variate) in order
-                quantiles, _ = self.pipeline.predict_quantiles(series, prediction_length=horizon,
-                                                               quantile_levels=[0.5], batch_size=b * d)
+                quantiles, _ = self.pipeline.predict_quantiles(tasks, prediction_length=horizon,
+                                                               quantile_levels=[0.5], batch_size=n)
         finally:
             if hook is not None:
                 hook.remove()
-        point = torch.stack([q[..., 0] for q in quantiles]).reshape(b, d, horizon)  # [B, D, H]
-        forecast = point.float().cpu().numpy().transpose(0, 2, 1)
-        hid = None
-        if hidden:
-            tokens = captured[0][:, : self.hidden_tokens(length)].float().cpu().numpy()  # first call: context patches
-            hid = tokens.reshape(b, d, tokens.shape[1], tokens.shape[2])
-        return TeacherOutput(np.ascontiguousarray(forecast, dtype=np.float32), hid)
+        point = torch.stack([q[..., 0] for q in quantiles]).reshape(n, horizon)
+        # the first model call's rows are (window, variate) in order; its first tokens the context patches
+        return to_numpy(point), to_numpy(captured[0][:, : self.hidden_tokens(length)]) if hidden else None
 
     @property
     def info(self) -> dict:
-        return {**super().info, "multivariate": self.multivariate,
-                "point": "0.5 quantile head" + (" (variates of a window forecast jointly)" if self.multivariate
+        return {**super().info, "multivariate": self.joint,
+                "point": "0.5 quantile head" + (" (variates of a window forecast jointly)" if self.joint
                                                 else " (each variate on its own)"),
                 "hidden": "encoder last hidden state, one token per 16-step context patch ([REG], future dropped)"}
 
@@ -120,13 +116,11 @@ def load(path: str = DEFAULT_PATH, device: str = "auto", *, multivariate: bool =
         other = {"ChronosBoltPipeline": "chronos-bolt", "ChronosPipeline": "chronos", None: "chronos"}.get(pipeline_class)
         hint = f" Use --teacher {other}." if other else ""
         raise ModelDirError(f"{local} is a {pipeline_class or 'ChronosPipeline'} checkpoint, not a Chronos-2 one.{hint}")
-    from chronos import Chronos2Pipeline
-
     dev = resolve_device(device)
     with _quiet():
         pipeline = Chronos2Pipeline.from_pretrained(str(local), dtype=torch.float32, use_safetensors=True)
     pipeline.model.to(dev).eval()
-    return Chronos2Teacher(pipeline, path, hash_weight_files(local), dev, multivariate=multivariate)
+    return Chronos2Teacher(pipeline, path, hash_checkpoint(local), dev, multivariate=multivariate)
 
 
 def checkpoint_config(tiny: bool = True, overrides: dict | None = None) -> dict:
@@ -148,9 +142,6 @@ def save_random_checkpoint(directory: str | Path, seed: int = 0, *, tiny: bool =
 
     Its forecasts are meaningless: it exists to test loading and to time the real shapes (tiny=False).
     """
-    from chronos.chronos2 import Chronos2Model
-    from chronos.chronos2.config import Chronos2CoreConfig
-
     cfg = checkpoint_config(tiny, config_overrides)
     directory = Path(directory)
     with torch.random.fork_rng(devices=[]), _quiet():

@@ -16,6 +16,7 @@ checkpoint with missing keys would silently keep random weights), and it needs d
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import json
 import math
@@ -26,8 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from distilts.teachers.base import Teacher, TeacherOutput, hash_weight_files, resolve_device
-from distilts.teachers.hub import resolve_checkpoint
+from distilts.teachers.base import Teacher, hash_checkpoint, resolve_checkpoint, resolve_device, to_numpy
 from distilts.teachers.sampling import seeded
 from distilts.errors import MissingExtraError, ModelDirError
 
@@ -57,8 +57,6 @@ TINY = {"d_model": 64, "num_layers": 2}  # uni2ts uses d_model // 64 heads
 
 def import_uni2ts(module: str, what: str) -> Any:
     """`uni2ts.model.<module>` with gluonts' json notice silenced; a clear error when uni2ts is missing."""
-    import importlib
-
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Using `json`-module")  # gluonts without orjson
         try:
@@ -72,7 +70,48 @@ def _uni2ts() -> Any:
     return import_uni2ts("moirai", "Moirai")
 
 
-class MoiraiTeacher(Teacher):
+class Uni2tsTeacher(Teacher):
+    """What Moirai and Moirai-2 share: a uni2ts forecaster per (lookback, horizon) over univariate
+    series (`target_dim=1`), and the hidden states of `module.encoder` for the context patches."""
+
+    module: Any
+    device: str
+    patch_size: int
+
+    def _forecaster(self, lookback: int, horizon: int) -> Any:
+        """The family's uni2ts `...Forecast` module for these windows (cached)."""
+        raise NotImplementedError
+
+    def _point(self, output: torch.Tensor) -> torch.Tensor:
+        """`[N, H]` point forecast from the forecaster's output."""
+        raise NotImplementedError
+
+    def _sampling(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
+
+    def hidden_tokens(self, lookback: int) -> int:
+        return math.ceil(lookback / self.patch_size)
+
+    def _forecast(self, series: np.ndarray, horizon: int, hidden: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        length = series.shape[1]
+        target = torch.from_numpy(series[..., None]).to(self.device)  # [N, L, 1]
+        forecaster = self._forecaster(length, horizon)
+        captured: list[torch.Tensor] = []
+        hook = self.module.encoder.register_forward_hook(lambda _m, _i, out: captured.append(out)) if hidden else None
+        try:
+            with torch.inference_mode(), self._sampling():
+                point = self._point(forecaster(
+                    past_target=target,
+                    past_observed_target=torch.ones_like(target, dtype=torch.bool),
+                    past_is_pad=torch.zeros(target.shape[:2], dtype=torch.bool, device=self.device),
+                ))
+        finally:
+            if hook is not None:
+                hook.remove()
+        return to_numpy(point), to_numpy(captured[0][:, : self.hidden_tokens(length)]) if hidden else None
+
+
+class MoiraiTeacher(Uni2tsTeacher):
     name = "moirai"
 
     def __init__(self, module: Any, path: str, checkpoint_hash: str, device: str, *, patch_size: int = 32,
@@ -99,33 +138,11 @@ class MoiraiTeacher(Teacher):
             ).eval()
         return self._forecasters[key]
 
-    def hidden_tokens(self, lookback: int) -> int:
-        return math.ceil(lookback / self.patch_size)
+    def _sampling(self) -> contextlib.AbstractContextManager:
+        return seeded(self.seed, self.device)
 
-    def predict(self, x: np.ndarray, horizon: int, hidden: bool = False) -> TeacherOutput:
-        b, length, d = x.shape
-        series = np.ascontiguousarray(x.transpose(0, 2, 1), dtype=np.float32).reshape(b * d, length, 1)
-        target = torch.from_numpy(series).to(self.device)
-        forecaster = self._forecaster(length, horizon)
-        captured: list[torch.Tensor] = []
-        hook = self.module.encoder.register_forward_hook(lambda _m, _i, out: captured.append(out)) if hidden else None
-        try:
-            with torch.inference_mode(), seeded(self.seed, self.device):
-                samples = forecaster(
-                    past_target=target,
-                    past_observed_target=torch.ones_like(target, dtype=torch.bool),
-                    past_is_pad=torch.zeros(target.shape[:2], dtype=torch.bool, device=self.device),
-                )  # [N, S, H]
-                point = torch.quantile(samples.float(), 0.5, dim=1)
-        finally:
-            if hook is not None:
-                hook.remove()
-        forecast = point.cpu().numpy().reshape(b, d, horizon).transpose(0, 2, 1)
-        hid = None
-        if hidden:
-            tokens = captured[0][:, : self.hidden_tokens(length)].float().cpu().numpy()
-            hid = tokens.reshape(b, d, tokens.shape[1], tokens.shape[2])
-        return TeacherOutput(np.ascontiguousarray(forecast, dtype=np.float32), hid)
+    def _point(self, samples: torch.Tensor) -> torch.Tensor:
+        return torch.quantile(samples.float(), 0.5, dim=1)  # samples [N, S, H]
 
     @property
     def info(self) -> dict:
@@ -149,7 +166,7 @@ def load(path: str = DEFAULT_PATH, device: str = "auto", *, patch_size: int = 32
     except RuntimeError as exc:  # missing / unexpected keys
         raise ModelDirError(f"{local} does not match its config.json: {str(exc).splitlines()[0]}") from None
     module.to(dev).eval()
-    return MoiraiTeacher(module, path, hash_weight_files(local), dev, patch_size=patch_size,
+    return MoiraiTeacher(module, path, hash_checkpoint(local), dev, patch_size=patch_size,
                          num_samples=num_samples, seed=seed)
 
 

@@ -23,12 +23,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from distilts.teachers.base import Teacher, TeacherOutput, hash_weight_files, resolve_device
-from distilts.teachers.hub import resolve_checkpoint
-from distilts.teachers.moirai import import_uni2ts
+from distilts.teachers.base import hash_checkpoint, resolve_checkpoint, resolve_device
+from distilts.teachers.moirai import Uni2tsTeacher, import_uni2ts
 from distilts.errors import DistiltsError, ModelDirError
 
 DEFAULT_PATH = "Salesforce/moirai-2.0-R-small"
@@ -46,7 +44,7 @@ def _moirai2() -> Any:
     return import_uni2ts("moirai2", "Moirai-2")
 
 
-class Moirai2Teacher(Teacher):
+class Moirai2Teacher(Uni2tsTeacher):
     name = "moirai-2"
 
     def __init__(self, module: Any, path: str, checkpoint_hash: str, device: str) -> None:
@@ -70,9 +68,6 @@ class Moirai2Teacher(Teacher):
                 f"horizon, its max_seq_len); --lookback {lookback} with --horizon {horizon} needs {tokens}. "
                 f"Use --lookback {max(most, 0)} or less.")
 
-    def hidden_tokens(self, lookback: int) -> int:
-        return math.ceil(lookback / self.patch_size)
-
     def _forecaster(self, lookback: int, horizon: int) -> Any:
         key = (lookback, horizon)
         if key not in self._forecasters:
@@ -82,30 +77,8 @@ class Moirai2Teacher(Teacher):
             ).to(self.device).eval()  # the LightningModule's own .device places the tensors it builds
         return self._forecasters[key]
 
-    def predict(self, x: np.ndarray, horizon: int, hidden: bool = False) -> TeacherOutput:
-        b, length, d = x.shape
-        self.check_window(length, horizon)
-        series = np.ascontiguousarray(x.transpose(0, 2, 1), dtype=np.float32).reshape(b * d, length, 1)
-        target = torch.from_numpy(series).to(self.device)
-        captured: list[torch.Tensor] = []
-        hook = self.module.encoder.register_forward_hook(lambda _m, _i, out: captured.append(out)) if hidden else None
-        try:
-            with torch.inference_mode():
-                quantiles = self._forecaster(length, horizon)(
-                    past_target=target,
-                    past_observed_target=torch.ones_like(target, dtype=torch.bool),
-                    past_is_pad=torch.zeros(target.shape[:2], dtype=torch.bool, device=self.device),
-                )  # [N, Q, H]
-        finally:
-            if hook is not None:
-                hook.remove()
-        point = quantiles[:, self._median].float().cpu().numpy()
-        forecast = point.reshape(b, d, horizon).transpose(0, 2, 1)
-        hid = None
-        if hidden:
-            tokens = captured[0][:, : self.hidden_tokens(length)].float().cpu().numpy()
-            hid = tokens.reshape(b, d, tokens.shape[1], tokens.shape[2])
-        return TeacherOutput(np.ascontiguousarray(forecast, dtype=np.float32), hid)
+    def _point(self, quantiles: torch.Tensor) -> torch.Tensor:
+        return quantiles[:, self._median]  # quantiles [N, Q, H]
 
     @property
     def info(self) -> dict:
@@ -128,7 +101,7 @@ def load(path: str = DEFAULT_PATH, device: str = "auto") -> Moirai2Teacher:
     except RuntimeError as exc:  # missing / unexpected keys, wrong shapes
         raise ModelDirError(f"{local} does not match its config.json: {str(exc).splitlines()[0]}") from None
     module.to(dev).eval()
-    return Moirai2Teacher(module, path, hash_weight_files(local), dev)
+    return Moirai2Teacher(module, path, hash_checkpoint(local), dev)
 
 
 def save_random_checkpoint(directory: str | Path, seed: int = 0, *, tiny: bool = True,

@@ -16,7 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from distilts.teachers.base import Teacher, TeacherOutput, hash_weight_files, resolve_device
+import torch
+from transformers import PatchTSTForPrediction
+from transformers.utils import logging as hf_logging
+
+from distilts.teachers.base import Teacher, TeacherOutput, check_layout, hash_checkpoint, resolve_device
 from distilts.errors import DistiltsError, ModelDirError
 
 DEFAULT_PATH = None  # trained locally: there is no published checkpoint, --teacher-path DIR is required
@@ -29,7 +33,8 @@ def num_patches(context_length: int, patch_length: int, patch_stride: int) -> in
 
 
 class PatchTSTTeacher(Teacher):
-    """A trained `PatchTSTForPrediction` (point forecasts, MSE head) in eval mode."""
+    """A trained `PatchTSTForPrediction` (point forecasts, MSE head) in eval mode. Channel-independent
+    (`channel_attention` off), but its model takes the windows `[B, L, D]` whole: `predict` is its own."""
 
     name = FAMILY
 
@@ -43,7 +48,7 @@ class PatchTSTTeacher(Teacher):
         self.prediction_length = int(cfg.prediction_length)
         self.d_model = int(cfg.d_model)
         self.n_variates = int(cfg.num_input_channels)
-        self.checkpoint_hash = hash_weight_files(path)
+        self.checkpoint_hash = hash_checkpoint(path)
 
     def hidden_tokens(self, lookback: int) -> int:
         cfg = self.model.config
@@ -69,8 +74,6 @@ class PatchTSTTeacher(Teacher):
     def predict(self, x: np.ndarray, horizon: int, hidden: bool = False) -> TeacherOutput:
         """Forecast `[B, H, D]` (same scale as `x`; the first H steps of the trained horizon), and
         optionally the encoder states per patch."""
-        import torch
-
         x = np.asarray(x, dtype=np.float32)
         self._check(x, horizon)
         forecasts, states = [], []
@@ -99,12 +102,7 @@ def load(path: str, device: str = "auto") -> PatchTSTTeacher:
             f"PatchTST teacher directory {local} does not exist. PatchTST teachers are trained here: "
             f"`distilts train-teacher --data DATA.csv --lookback L --horizon H --out {local}`."
         )
-    from distilts.teachers.hub import _check_layout
-
-    _check_layout(local, FAMILY, ("config.json",))
-    from transformers import PatchTSTForPrediction
-    from transformers.utils import logging as hf_logging
-
+    check_layout(local, FAMILY, ("config.json",))
     hf_logging.disable_progress_bar()  # no "Loading weights" bar on every load
     try:
         model = PatchTSTForPrediction.from_pretrained(str(local), use_safetensors=True)

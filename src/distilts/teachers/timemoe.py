@@ -53,10 +53,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 from torch import nn
 
-from distilts.teachers.base import Teacher, TeacherOutput, hash_weight_files, resolve_device
-from distilts.teachers.hub import resolve_checkpoint
+from distilts.teachers.base import Teacher, hash_checkpoint, resolve_checkpoint, resolve_device, to_numpy
 from distilts.errors import DistiltsError, ModelDirError
 
 DEFAULT_PATH = "Maple728/TimeMoE-50M"
@@ -373,8 +373,6 @@ def init_weights(model: TimeMoeForPrediction, std: float, generator: torch.Gener
 
 def read_weights(directory: Path) -> dict[str, torch.Tensor]:
     """All tensors of the checkpoint's *.safetensors files (never pickles)."""
-    from safetensors.torch import load_file
-
     files = sorted(directory.glob("*.safetensors"))
     if not files:
         raise ModelDirError(f"{directory} has no *.safetensors weights.")
@@ -410,8 +408,6 @@ def save_random_checkpoint(directory: str | Path, config_overrides: dict | None 
     `config_overrides`; weights are stored in its `torch_dtype`. Forecasts are meaningless: it exists
     to test loading and to time real shapes (pass the official config as overrides, or tiny=False).
     """
-    from safetensors.torch import save_file
-
     cfg = copy.deepcopy(base_config or OFFICIAL_50M_CONFIG)
     cfg.update(TINY if tiny else {})
     cfg.update(copy.deepcopy(config_overrides or {}))
@@ -451,13 +447,10 @@ class TimeMoETeacher(Teacher):
                 f"(max_position_embeddings in its config.json): lookback {lookback} + horizon {horizon} = "
                 f"{lookback + horizon} is too long. Use --lookback {max(1, limit - horizon)} or less.")
 
-    def predict(self, x: np.ndarray, horizon: int, hidden: bool = False) -> TeacherOutput:
-        b, length, d = x.shape
-        self.check_window(length, horizon)
-        series = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 1), dtype=np.float32).reshape(b * d, length))
+    def _forecast(self, series: np.ndarray, horizon: int, hidden: bool) -> tuple[np.ndarray, np.ndarray | None]:
         forecasts, hiddens = [], []
         with torch.inference_mode():
-            for chunk in series.split(self.batch_size):
+            for chunk in torch.from_numpy(series).split(self.batch_size):
                 s = chunk.to(self.device)
                 mean = s.mean(dim=-1, keepdim=True)
                 std = s.std(dim=-1, keepdim=True).nan_to_num(0.0).clamp_min(STD_FLOOR)
@@ -465,9 +458,7 @@ class TimeMoETeacher(Teacher):
                 forecasts.append((pred * std + mean).float().cpu())
                 if hidden:
                     hiddens.append(hid.float().cpu())
-        forecast = torch.cat(forecasts).numpy().reshape(b, d, horizon).transpose(0, 2, 1)
-        hid = torch.cat(hiddens).numpy().reshape(b, d, length, self.d_model) if hidden else None
-        return TeacherOutput(np.ascontiguousarray(forecast, dtype=np.float32), hid)
+        return to_numpy(torch.cat(forecasts)), to_numpy(torch.cat(hiddens)) if hidden else None
 
     @property
     def info(self) -> dict:
@@ -484,7 +475,7 @@ def load(path: str | None = None, device: str = "auto", batch_size: int = 32) ->
     local = resolve_checkpoint(path, "timemoe", ("config.json",))
     dev = resolve_device(device)
     model = load_model(local, dev)
-    return TimeMoETeacher(model, path, hash_weight_files(local), dev, batch_size=batch_size)
+    return TimeMoETeacher(model, path, hash_checkpoint(local), dev, batch_size=batch_size)
 
 
 def param_count(config: dict[str, Any]) -> int:

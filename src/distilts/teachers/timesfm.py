@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
 
-from distilts.teachers.base import Teacher, TeacherOutput, hash_weight_files, resolve_device
-from distilts.teachers.hub import resolve_checkpoint
+from distilts.teachers.base import Teacher, hash_checkpoint, resolve_checkpoint, resolve_device, to_numpy
 from distilts.errors import DistiltsError, MissingExtraError, ModelDirError
 
 DEFAULT_PATH = "google/timesfm-2.5-200m-pytorch"
@@ -130,12 +130,10 @@ class TimesFMTeacher(Teacher):
     def hidden_tokens(self, lookback: int) -> int:
         return self._max_context(lookback) // self.patch
 
-    def predict(self, x: np.ndarray, horizon: int, hidden: bool = False) -> TeacherOutput:
+    def _forecast(self, series: np.ndarray, horizon: int, hidden: bool) -> tuple[np.ndarray, np.ndarray | None]:
         timesfm, _, _ = _package()
-        b, length, d = x.shape
-        self.check_window(length, horizon)
-        series = np.ascontiguousarray(x.transpose(0, 2, 1), dtype=np.float64).reshape(b * d, length)
-        n = b * d
+        n, length = series.shape
+        series = series.astype(np.float64)
         # the model card's settings but infer_is_positive; one batch of all B*D series (compile is cheap)
         self.wrapper.compile(timesfm.ForecastConfig(
             max_context=self._max_context(length), max_horizon=horizon, per_core_batch_size=n,
@@ -150,12 +148,8 @@ class TimesFMTeacher(Teacher):
         finally:
             if hook is not None:
                 hook.remove()
-        forecast = np.asarray(point, dtype=np.float32)[:n].reshape(b, d, horizon).transpose(0, 2, 1)
-        hid = None
-        if hidden:
-            tokens = captured[0][:n, -self.hidden_tokens(length):].float().cpu().numpy()  # prefill of the input
-            hid = tokens.reshape(b, d, tokens.shape[1], tokens.shape[2])
-        return TeacherOutput(np.ascontiguousarray(forecast, dtype=np.float32), hid)
+        states = to_numpy(captured[0][:n, -self.hidden_tokens(length):]) if hidden else None  # prefill of the input
+        return np.asarray(point, dtype=np.float32)[:n], states
 
     @property
     def info(self) -> dict:
@@ -165,8 +159,6 @@ class TimesFMTeacher(Teacher):
 
 
 def _weight_shapes(file: Path) -> dict[str, tuple[int, ...]]:
-    from safetensors import safe_open
-
     with safe_open(str(file), framework="pt") as f:
         return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
 
@@ -185,7 +177,7 @@ def load(path: str = DEFAULT_PATH, device: str = "auto") -> TimesFMTeacher:
         raise ModelDirError(f"{local}/{WEIGHTS} is not a TimesFM-2.5 model: {str(exc).splitlines()[0]}") from None
     wrapper.model.device = torch.device(dev)  # the package picks cuda:0 whenever it exists
     wrapper.model.to(dev).eval()
-    return TimesFMTeacher(wrapper, path, hash_weight_files(local), dev)
+    return TimesFMTeacher(wrapper, path, hash_checkpoint(local), dev)
 
 
 def save_random_checkpoint(directory: str | Path, seed: int = 0, *, tiny: bool = True) -> Path:

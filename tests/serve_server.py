@@ -1,4 +1,4 @@
-"""Run the server in a background thread on a free loopback port (for tests and benchmarks)."""
+"""A distilts server in a background thread on a free loopback port (the serve tests)."""
 
 from __future__ import annotations
 
