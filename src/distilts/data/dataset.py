@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -69,6 +70,13 @@ def load_dataset(
             raise DataError(f"synthetic data has no column(s) {missing}; it has {series.columns}.")
         series = TimeSeries(series.values[:, idx], list(columns), series.dates, series.source)
     sp = standard_split(len(series), split, series.source)
+    if path is not None:
+        for note in series.notes:
+            print(f"note: {note}", file=sys.stderr)
+        if series.dates is None:
+            print(f"note: {Path(path).name} has no dates; split by rows with the '{sp.scheme}' rule: "
+                  + ", ".join(f"{p} rows {a}..{b - 1}" for p, (a, b) in
+                              (("train", sp.train), ("val", sp.val), ("test", sp.test))), file=sys.stderr)
     lo, hi = sp.train
     scaler = Scaler.fit(series.values[lo:hi])
     return Dataset(series, sp, scaler, scaler.transform(series.values))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distilts.data.series import TimeSeries, load_series
+from distilts.data.series import TimeSeries, default_names, is_data_row, load_series
 from distilts.data.synthetic import synthetic_series
 from distilts.errors import DataError, require
 from distilts.quantiles import column_name, format_level
@@ -40,7 +40,10 @@ def read_header(path: Path) -> list[str] | None:
         return None
     with open(path, newline="", encoding="utf-8-sig") as f:
         row = next(csv.reader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ","), None)
-    return [h.strip() for h in row] if row else None
+    if not row:
+        return None
+    row = [h.strip() for h in row]
+    return default_names(row) if is_data_row(row) else row
 
 
 def load_for_artifact(path: str | Path | None, columns: list[str], date_column: str | None = None,
