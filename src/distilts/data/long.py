@@ -99,6 +99,20 @@ def detect_layout(path: Path) -> str:
     return "m4" if len(header) >= 2 and header[0] == "V1" and header[1] == "V2" else "long"
 
 
+def is_long(path: str | Path | None, columns: LongColumns = LongColumns()) -> bool:
+    """True when `path` is long-format or M4 wide-row data (else: the single wide table)."""
+    if path is None:
+        return False
+    path = Path(path)
+    if columns.id is not None:
+        return True
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    if detect_layout(path) == "m4":
+        return True
+    return any(conv[0] in column_names(path) for conv in CONVENTIONS)
+
+
 def iter_blocks(path: str | Path, columns: LongColumns = LongColumns(), layout: str = "auto",
                 block_rows: int = BLOCK_ROWS) -> Iterator[SeriesBlock]:
     """Yield blocks of complete, validated series from a long-format CSV/Parquet file or M4 wide rows.

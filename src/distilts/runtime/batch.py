@@ -17,7 +17,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from distilts.data.long import CONVENTIONS, LongColumns, SeriesBlock, column_names, detect_layout, iter_blocks
+from distilts.data.long import LongColumns, SeriesBlock, column_names, detect_layout, iter_blocks
 from distilts.errors import DataError, require
 from distilts.runtime.forecaster import Forecaster
 
@@ -160,21 +160,6 @@ def to_table(block: SeriesBlock, cols: dict, names: LongColumns):
         out["cutoff"] = (pa.array(cols["cutoff"], pa.timestamp("s")) if block.time_kind == "datetime"
                          else pa.array(cols["cutoff"]))
     return pa.table(out)
-
-
-def is_long(path: str | Path | None, columns: LongColumns) -> bool:
-    """True when `path` is long-format or M4 wide-row data (else: the single wide table)."""
-    if path is None:
-        return False
-    path = Path(path)
-    if columns.id is not None:
-        return True
-    if not path.is_file() or path.stat().st_size == 0:
-        return path.suffix.lower() == ".parquet" and path.is_file()
-    if detect_layout(path) == "m4":
-        return True
-    header = column_names(path)
-    return any(conv[0] in header for conv in CONVENTIONS)
 
 
 def resolved_columns(path: Path, columns: LongColumns, layout: str) -> LongColumns:
