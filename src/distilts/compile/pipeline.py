@@ -84,15 +84,20 @@ def compile_student(student_dir: str | os.PathLike, jobs: list[CompileJob], out_
     results: dict[int, CompiledArtifact] = {}
     deferred: list[tuple[int, _Prepared]] = []
     modules: dict[str, tuple[nn.Module, list[dict]]] = {}  # precision -> (module to export, pass records)
+
+    def module_for(precision: str) -> tuple[nn.Module, list[dict]]:
+        """The wrapped student after the module passes for `precision` (applied and logged once)."""
+        if precision not in modules:
+            modules[precision] = apply_passes(wrapper, precision, verify_x, enabled=passes)
+            for rec in modules[precision][1]:
+                log(f"pass {rec['name']} ({rec['scope']}): float64 max abs error {rec['max_abs_err_f64']:.2g}, "
+                    f"float32 {rec['max_abs_err_f32']:.2g}")
+        return modules[precision]
+
     try:
         for i, job in enumerate(jobs):
             t0 = time.perf_counter()
-            if job.precision not in modules:
-                modules[job.precision] = apply_passes(wrapper, job.precision, verify_x, enabled=passes)
-                for rec in modules[job.precision][1]:
-                    log(f"pass {rec['name']} ({rec['scope']}): float64 max abs error {rec['max_abs_err_f64']:.2g}, "
-                        f"float32 {rec['max_abs_err_f32']:.2g}")
-            module, records = modules[job.precision]
+            module, records = module_for(job.precision)
             log(f"{job.dirname}: exporting {job.format} {job.precision}"
                 + (" (dynamic batch)" if job.batches == (None,) else f" at batch {', '.join(map(str, job.batches))}"))
             if job.format == "c":  # source code, no runtime backend: its own build and checks
@@ -100,11 +105,8 @@ def compile_student(student_dir: str | os.PathLike, jobs: list[CompileJob], out_
                                                          ref, log)
                 results[i] = CompiledArtifact(job, final, manifest, time.perf_counter() - t0)
                 continue
-            fp32_module = None
-            if job.precision == "int8" and job.format in BACKENDS:  # int8-storage candidate
-                if "fp32" not in modules:
-                    modules["fp32"] = apply_passes(wrapper, "fp32", verify_x, enabled=passes)
-                fp32_module = modules["fp32"][0]
+            # int8 jobs of the runtime formats also try `int8-storage` of the fp32 module (scaler folded in)
+            fp32_module = module_for("fp32")[0] if job.precision == "int8" and job.format in BACKENDS else None
             prep = _prepare_job(job, module, records, config, out_dir, verify_x, ref, calib_x, log, t0, verify_on,
                                 fp32_module)
             if prep.pending.archs:
