@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import DISTILTS, ROOT, git_commit, machine_info, markdown_table, run_timed, text_table, write_outputs  # noqa: E402
+from benchlib import DISTILTS, ROOT, git_commit, machine_info, markdown_table, run_timed, text_table, write_outputs  # noqa: E402
 
 FORMATS = [("onnx", "fp32"), ("onnx", "int8"), ("openvino", "fp32"), ("openvino", "int8"), ("tflite", "fp32"),
            ("tflite", "int8")]

@@ -15,6 +15,7 @@ from torch import nn
 
 from distilts import teachers
 from distilts.data import Dataset, load_dataset
+from distilts.data.panel import PanelDataset
 from distilts.distill import distributed
 from distilts.distill import evaluate as ev
 from distilts.distill.cache import TeacherCache, fill_teacher_cache
@@ -24,7 +25,7 @@ from distilts.distill.trainer import CHECKPOINT, TrainData, TrainResult, train
 from distilts.errors import DistiltsError
 from distilts.metrics import seasonality
 from distilts.quantiles import QuantileError, missing_levels
-from distilts.students.data import dataset_for_student
+from distilts.students.data import LONG_ARGS, dataset_for_student
 from distilts.students.io import load_student_dir, resolved_spec, save_student_dir
 from distilts.students.registry import build_student, param_count
 from distilts.teachers.base import resolve_device
@@ -68,7 +69,7 @@ def teacher_outputs(dataset: Dataset, spec: DistillSpec, progress: bool = True, 
         return fill_teacher_cache(dataset, spec.teacher, spec.teacher_path, spec.lookback, spec.horizon,
                                     parts=parts, stride=stride, hidden=hidden, hidden_tokens=spec.hidden_tokens,
                                     cache_dir=spec.cache_dir, device=spec.train.device, progress=progress,
-                                    max_cache_gb=spec.max_cache_gb, **({"quantiles": True} if levels else {}))
+                                    max_cache_gb=spec.max_cache_gb, quantiles=levels is not None)
 
     eval_parts = ("val", "test") if spec.stride == 1 else ("val",)
     train = None
@@ -126,12 +127,20 @@ def distill_student(spec: DistillSpec, out: str | os.PathLike, *, resume: bool =
     if not resume and (out / CHECKPOINT).is_dir():
         log(f"note: {out} holds the checkpoint of an earlier run; starting over (use --resume to continue it)")
     dataset = load_dataset(**spec.data_args)
+    if isinstance(dataset, PanelDataset) and spec.student == "dlinear" and not spec.student_kwargs.get("revin"):
+        raise DistiltsError(
+            f"{dataset.series.source} holds many series of different scales: a global DLinear needs instance "
+            "normalization to take each series' raw values. Add --revin (iTransformer normalizes each window itself).")
     train_stride = spec.train_stride(dataset)
     train_w = dataset.windows("train", spec.lookback, spec.horizon, train_stride)
     val_w = dataset.windows("val", spec.lookback, spec.horizon, spec.stride)
     test_w = dataset.windows("test", spec.lookback, spec.horizon, 1)  # fail now, not after training
     log(f"windows: train {len(train_w):,} (stride {train_stride}), val {len(val_w):,} (stride {spec.stride}), "
         f"test {len(test_w):,} (stride 1)")
+    if getattr(train_w, "skipped", None):  # a panel: series too short for one window, by id
+        ids = train_w.skipped
+        log(f"note: {len(ids)} series have no training window (too short for lookback {spec.lookback} + horizon "
+            f"{spec.horizon} before their val/test values): {', '.join(ids[:20])}{' ...' if len(ids) > 20 else ''}")
     teacher = teacher_outputs(dataset, spec, progress, train_stride)
     torch.manual_seed(spec.train.seed)
     model = build_student(spec.student, spec.lookback, spec.horizon, len(dataset.columns), **spec.student_kwargs)
@@ -161,7 +170,8 @@ def student_config(spec: DistillSpec, dataset: Dataset, teacher_info: dict | Non
         "teacher": teacher_info,
         "data": {"source": _absolute_if_file(dataset.series.source), "hash": dataset.data_hash, "split": dataset.split.to_dict(),
                  "split_scheme": spec.data_args.get("split"), "fill": spec.data_args.get("fill"),
-                 "date_column": spec.data_args.get("date_column")},
+                 "date_column": spec.data_args.get("date_column"),
+                 **{k: spec.data_args[k] for k in LONG_ARGS if spec.data_args.get(k) is not None}},
         "loss": {"kd": spec.train.use_kd, "alpha": spec.train.alpha, "tau": spec.train.tau, "beta": spec.train.beta,
                  **({"supervised": "pinball", "quantile_kd": spec.train.quantile_kd if spec.train.use_kd else None,
                      "levels": list(spec.levels)} if spec.levels else {}),
@@ -232,8 +242,10 @@ def evaluate_student(model_dir: str | os.PathLike, data_args: dict | None = None
     teacher = TeacherOutputs()
     t = config.get("teacher")
     if with_teacher and t and t.get("path") and Path(t["path"]).is_dir():
+        levels = config["student"].get("kwargs", {}).get("quantiles") if t.get("quantile_levels") else None
         spec = DistillSpec(teacher=t["name"], teacher_path=t["path"], lookback=config["lookback"],
                            horizon=config["horizon"], stride=config["train"].get("stride", 1), cache_dir=cache_dir,
+                           student_kwargs={"quantiles": levels} if levels else {},
                            train=TrainConfig(kd=False, beta=0.0, device=device))
         teacher = teacher_outputs(dataset, spec, progress)
     return score_student(model, config, dataset, teacher, model_dir if write else None, device=device)
@@ -248,7 +260,8 @@ def _teacher_info(cache: TeacherCache, path: str | None) -> dict:
         path = str(Path(path).resolve())
     return {"name": info["teacher"], "path": path or info.get("teacher_path"),
             "checkpoint_sha256": info["checkpoint_sha256"], "d_model": extra.get("d_model"),
-            "cache": str(cache.directory), "cache_key": info.get("key")}
+            "cache": str(cache.directory), "cache_key": info.get("key"),
+            **({"quantile_levels": info["quantile_levels"]} if info.get("quantile_levels") else {})}
 
 
 def _absolute_if_file(source: str) -> str:

@@ -55,8 +55,7 @@ def forecast(artifact_dir: str, data_path: str | None, at_row: int | None, out_p
 
     Checks the artifact's checksums and its golden self-test first; refuses to serve on a mismatch.
     """
-    from distilts.data.long import LongColumns
-    from distilts.runtime.batch import is_long
+    from distilts.data.long import LongColumns, is_long
 
     names = LongColumns(id_column, timestamp_column, target_column)
     if is_long(data_path, names) or engine == "ray":
