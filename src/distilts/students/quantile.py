@@ -20,6 +20,7 @@ columns instead of `H x Q`, so its cost stays close to the point model's.
 
 from __future__ import annotations
 
+import copy
 from typing import Sequence
 
 import numpy as np
@@ -70,8 +71,6 @@ class QuantileOutput(nn.Module):
     def scaled(self, scale: Sequence[float], dtype: torch.dtype = torch.float32) -> "QuantileOutput":
         """A copy in `dtype` for raw-scale inputs: features `s f` and a median already in raw scale,
         per-variate scale `s > 0` (the scaler's std), giving `median_raw + s |f W + b| A`."""
-        import copy
-
         out = copy.deepcopy(self).to(dtype)
         s = torch.as_tensor(np.asarray(scale, np.float64))
         out.variate_bias = (self.gaps.bias.detach().double()[None, :] * s[:, None]).to(dtype).contiguous()
