@@ -142,13 +142,15 @@ def main() -> None:
 def render(p: dict) -> str:
     b, s = p["bundle"], p["served"]
     wheels = sorted(b["wheels"].items(), key=lambda kv: -kv[1])[:4]
+    biggest = ", ".join("-".join(k.split("-")[:2]) + f" {v / 2**20:.1f} MiB" for k, v in wheels)
     return "\n".join([
         f"### An {b['target']} bundle on the emulated arm64 device, offline", "",
         f"`python benchmarks/bundle_arm64.py`, {p['machine']['date']}, commit {p.get('commit')}; {p['device']}.", "",
         f"- `distilts bundle {Path(p['artifact']).name} --target {b['target']}`: {len(b['wheels'])} wheels for "
-        f"python {b['python_version']} ({', '.join(f'{k} {v / 2**20:.1f} MiB' for k, v in wheels)}, ...), "
+        f"python {b['python_version']} ({biggest}, ...), "
         f"**{b['bytes'] / 2**20:.1f} MiB** in all with the artifact; built in {b['build_s']:.0f} s (pip cache warm).",
-        f"- `sh install.sh` in a network namespace with no interface up (`unshare -n`), emulated python: "
+        f"- `sh install.sh` in a new network namespace (`unshare -n`: no interface but loopback, no route out), "
+        f"emulated python: "
         f"{p['install_s']:.0f} s; the venv takes {p['installed_venv_bytes'] / 2**20:.0f} MiB.",
         f"- `distilts serve STORE` (the systemd unit's command) under emulation: up in {s['start_s']:.0f} s, first "
         f"forecast {s['first_forecast_s']:.2f} s, HTTP {s['status']}, version {s['version']}; max abs difference "

@@ -206,6 +206,10 @@ def run(args) -> dict:
             weights = folded_weights(st["path"], work / f"folded-{name}-L{args.lookback}-H{args.horizon}.npz", log)
             add({"model": name, "role": "reference", "format": "numpy-gemm", "precision": "fp32"},
                 {"kind": "reference", "weights": str(weights)}, files["raw"], with_accuracy=False)
+            for fmt in ("openvino", "onnx"):  # each runtime's per-call floor: a graph with no arithmetic
+                if fmt in args.formats:
+                    add({"model": name, "role": "floor", "format": f"{fmt}-floor", "precision": "fp32"},
+                        {"kind": "floor", "backend": fmt}, files["raw"], with_accuracy=False)
         size = Path(st["path"], "model.safetensors").stat().st_size
         add({"model": name, "role": "student", "format": "pytorch", "precision": "fp32", "size_bytes": size},
             {"kind": "student", "path": st["path"]}, files["normalized"])
@@ -278,7 +282,7 @@ def _dir_size(path: str) -> int:
 
 
 def row_label(r: dict) -> str:
-    if r["format"] in ("pytorch", "numpy-gemm"):
+    if r["format"] in ("pytorch", "numpy-gemm") or r["role"] == "floor":
         return f"{r['model']} {r['format']}"
     return f"{r['model']} {r['format']} {r['precision']}"
 
@@ -327,7 +331,7 @@ def table_rows(record: dict) -> list[dict]:
             t["x_vs_eager"] = eager[r["model"]]["latency_ms_median"] / lat
             if r.get("throughput_wps") and eager[r["model"]].get("throughput_wps"):
                 t["x_vs_eager_tp"] = r["throughput_wps"] / eager[r["model"]]["throughput_wps"]
-        if lat and r["role"] == "student" and r["model"] in ref:  # how many times the reference's time
+        if lat and r["role"] in ("student", "floor") and r["model"] in ref:  # how many times the reference's time
             t["x_ref"] = lat / ref[r["model"]]["latency_ms_median"]
             if r.get("throughput_wps") and ref[r["model"]].get("throughput_wps"):
                 t["x_ref_tp"] = ref[r["model"]]["throughput_wps"] / r["throughput_wps"]
@@ -353,9 +357,13 @@ def target_checks(record: dict) -> list[str]:
     if ref:
         ref_lat = {r["model"]: r["latency_ms_median"] for r in record["rows"] if r["role"] == "reference"
                    and r.get("latency_ms_median")}
+        floors = {t["format"].removesuffix("-floor"): t for t in table_rows(record) if t["role"] == "floor"
+                  and t.get("x_ref")}
         parts = []
         for t in ref:
             raw = f", raw call {t['raw_ms_median'] / ref_lat['dlinear']:.2f}x" if t.get("raw_ms_median") else ""
+            if t["format"] in floors:
+                raw += f"; a no-arithmetic graph costs {floors[t['format']]['x_ref']:.2f}x"
             parts.append(f"{t['format']} {t['x_ref']:.2f}x ({'met' if t['x_ref'] <= 2 else 'MISSED'}{raw})")
         out.append("DLinear fp32 <= 2x the reference at b=1: " + "; ".join(parts))
     for key, what in (("x_vs_eager", "b=1"), ("x_vs_eager_tp", f"b={record['args'].get('batch', 256)}")):

@@ -6,7 +6,9 @@ batch-1 latency timer; throughput here is the median call time, see `time_throug
 - kind `artifact`: also times the backend's raw `session.run` at batch 1 and at each throughput batch
   (same process, same inputs), so `Forecaster.predict`'s own overhead is `predict - raw`;
 - kind `reference`: the physical reference, a numpy GEMM of the folded DLinear weights (`weights`:
-  an .npz with `weight` [L, H] shared or [D, L, H] per variate and `bias` [H, D]), no framework at all.
+  an .npz with `weight` [L, H] shared or [D, L, H] per variate and `bias` [H, D]), no framework at all;
+- kind `floor`: a backend's per-call floor: a model with no arithmetic (the first `horizon` steps of
+  the window, so the same input and output shapes as a student) called through its runtime session.
 numpy's BLAS threads are set by the caller through OPENBLAS_NUM_THREADS (before numpy loads).
 `python benchmarks/speed_worker.py --fold STUDENT_DIR OUT.npz` writes those folded weights (torch is
 imported in that process only: Linux keeps a process's peak RSS across fork + exec, so the parent
@@ -57,6 +59,35 @@ def reference_fn(weights: str):
     return fn, {"backend": f"numpy {np.__version__} GEMM", "shared": w.ndim == 2}
 
 
+def floor_fn(backend: str, lookback: int, horizon: int, n_variates: int, tmp: Path):
+    """The runtime session of a no-arithmetic model `y = x[:, :horizon, :]` (backend: openvino | onnx)."""
+    from distilts.runtime.backends import open_session
+
+    if backend == "openvino":
+        import openvino as ov
+        from openvino import opset13 as ops
+
+        x = ops.parameter([-1, lookback, n_variates], np.float32, name="x")
+        i64 = lambda v: np.array([v], np.int64)  # noqa: E731
+        y = ops.slice(x, i64(0), i64(horizon), i64(1), i64(1))
+        path = tmp / "floor.xml"
+        ov.save_model(ov.Model([y], [x]), str(path))
+    else:
+        import onnx
+        from onnx import TensorProto, helper
+
+        consts = [helper.make_tensor(n, TensorProto.INT64, [1], [v]) for n, v in
+                  (("starts", 0), ("ends", horizon), ("axes", 1))]
+        g = helper.make_graph([helper.make_node("Slice", ["x", "starts", "ends", "axes"], ["y"])], "floor",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", lookback, n_variates])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", horizon, n_variates])],
+                              consts)
+        path = tmp / "floor.onnx"
+        onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 20)]), str(path))
+    sess = open_session(backend, path, batch=None, input_name="x", output_name="y", threads=1)
+    return sess.run, {"backend": f"{backend} no-arithmetic graph ({sess.version})"}
+
+
 def write_folded(student_dir: str, path: str) -> None:
     """The DLinear student + scaler folded exactly (distilts.compile.passes.fold_linear), as numpy arrays."""
     from distilts.compile.passes.fold_linear import fold
@@ -77,6 +108,8 @@ def main(spec_path: str) -> None:
     raw: dict = {}
     if spec["kind"] == "reference":
         fn, facts = reference_fn(spec["weights"])
+    elif spec["kind"] == "floor":
+        fn, facts = floor_fn(spec["backend"], x.shape[1], int(spec["horizon"]), x.shape[2], out)
     elif spec["kind"] == "artifact":
         from distilts.runtime.forecaster import Forecaster
 

@@ -52,7 +52,7 @@ def test_quantile_artifact_matches_the_student_level_by_level(qstudent, tmp_path
     art = _compile(sdir, target, int8, tmp_path)
     man = json.loads((art / "manifest.json").read_text())
     assert man["quantiles"]["levels"] == LEVELS and man["quantiles"]["median_index"] == 1
-    assert man["output"]["shape"][1:] == [H, 4, 3]
+    assert man["output"]["shape"][1:] == [4, H, 3] and man["quantiles"]["layout"] == "[B, D, H, Q]"
     assert man["verification"]["crossings"] == 0 and "worst_level_rel_mse" in man["verification"]
     fc = Forecaster.load(art)
     assert fc.levels == tuple(LEVELS)
@@ -62,7 +62,7 @@ def test_quantile_artifact_matches_the_student_level_by_level(qstudent, tmp_path
     raw = load_dataset(None).series.values  # the synthetic series the student was trained on (test part)
     x = np.stack([raw[7100 + 20 * i: 7100 + 20 * i + L] for i in range(9)]).astype(np.float32)
     q = fc.predict_quantiles(x)
-    ref = torch_predict(wrap_student(model, config), x)
+    ref = torch_predict(wrap_student(model, config), x).transpose(0, 2, 1, 3)  # artifact [B, D, H, Q] -> [B, H, D, Q]
     assert q.shape == (9, H, 4, 3) and np.all(np.diff(q, axis=-1) >= 0)
     err = np.abs(q - ref) / np.asarray(config["scaler"]["std"])[:, None]  # normalized units
     assert err.max() < (0.5 if int8 else 1e-4)
@@ -81,13 +81,14 @@ def test_fold_is_one_matmul_and_add_before_the_head(qstudent, tmp_path):
     mu, sd = (torch.tensor(config["scaler"][k], dtype=torch.float64) for k in ("mean", "std"))
     x = torch.randn(5, L, 4, dtype=torch.float64) * sd + mu
     with torch.no_grad():
-        want = model.double()((x - mu) / sd) * sd[:, None] + mu[:, None]
+        want = (model.double()((x - mu) / sd) * sd[:, None] + mu[:, None]).transpose(1, 2)  # [B, D, H, Q]
         assert torch.allclose(folded(x), want, atol=1e-9)
     art = _compile(qstudent("dlinear"), "onnx", False, tmp_path)
     ops = [n.op_type for n in onnx.load(str(art / "model.onnx")).graph.node]
     first_abs = ops.index("Abs")
     assert ops[:first_abs].count("MatMul") == 2  # the folded map, then the rank -> gaps map
-    assert ops.count("Abs") == 1 and ops.count("CumSum") >= 1 and ops[first_abs + 1:].count("MatMul") == 0
+    assert ops.count("Abs") == 1 and ops[first_abs + 1:].count("MatMul") == 1  # the cumulative sums
+    assert ops.count("Transpose") == 1  # the input's; the output stays in the artifact layout [B, D, H, Q]
     assert "ReduceMean" not in ops and "AveragePool" not in ops  # the moving average is folded
 
 
@@ -117,3 +118,25 @@ def test_forecast_writes_level_columns_and_a_band_plot(qstudent, tmp_path):
         assert r["load"] == r["load_q0.5"]
         assert float(r["price_q0.1"]) <= float(r["price_q0.5"]) <= float(r["price_q0.9"])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_serve_answers_the_levels(qstudent, tmp_path):
+    pytest.importorskip("fastapi")
+    import urllib.request
+
+    from distilts.runtime import Forecaster
+    from distilts.serve.app import create_app
+    from serve_server import running
+
+    fc = Forecaster.load(_compile(qstudent("dlinear"), "onnx", False, tmp_path))
+    window = fc.manifest.golden_input[0]
+    with running(create_app(fc)) as url:
+        req = urllib.request.Request(url + "/forecast", data=json.dumps({"window": window.tolist()}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        answer = json.loads(urllib.request.urlopen(req).read())
+        model = json.loads(urllib.request.urlopen(url + "/model").read())
+    assert model["quantiles"] == LEVELS and answer["quantiles"]["levels"] == LEVELS
+    values = np.asarray(answer["quantiles"]["values"])
+    assert values.shape == (H, 4, 3) and np.all(np.diff(values, axis=-1) >= 0)
+    np.testing.assert_allclose(answer["forecast"], values[..., 1])
+    np.testing.assert_allclose(values, fc.predict_quantiles(window), rtol=1e-6)

@@ -109,13 +109,26 @@ def test_no_emulator_marks_the_artifact_unverified_on_arm64(tmp_path_factory, mo
     assert any("not verified on aarch64" in s for s in logs)
 
 
-def test_targets_know_their_isa_and_int8_settings_follow_it():
+@pytest.mark.parametrize("spec", ["x86-edge", "onnx"])
+def test_int8_settings_follow_the_targets_isa(tmp_path_factory, tmp_path, monkeypatch, spec):
+    """x86-edge (no VNNI) gets reduced-range int8 weights; an int8 job without a target follows this CPU."""
+    from distilts.compile.backends import onnx
+    from distilts.compile.pipeline import compile_student
     from distilts.runtime.arch import host_isa, saturates_int8
 
-    assert {TARGETS[t].arch for t in ("rpi4", "rpi5", "jetson-cpu")} == {"aarch64"}
-    assert TARGETS["x86-edge"].isa == "avx2" and saturates_int8("avx2") and not saturates_int8("arm64")
-    assert not saturates_int8("avx512_vnni")
-    assert resolve_job("onnx", int8=True).isa == host_isa()  # no named device: this machine
+    seen = {}
+
+    def capture(fp32_path, out_dir, calib, reduce_range=False):
+        seen["reduce_range"] = reduce_range
+        raise KeyboardInterrupt  # stop before quantizing: the setting is what this test checks
+
+    monkeypatch.setattr(onnx, "int8_candidates", capture)
+    with pytest.raises(KeyboardInterrupt):
+        compile_student(student_dir(tmp_path_factory), [resolve_job(spec, int8=True)], tmp_path, calib_windows=4,
+                        verify_windows=4)
+    isa = TARGETS[spec].isa if spec in TARGETS else host_isa()
+    assert seen["reduce_range"] is saturates_int8(isa) and (spec != "x86-edge" or seen["reduce_range"])
+    assert list(tmp_path.iterdir()) == []  # an interrupted compile leaves nothing behind
 
 
 def test_runtime_picks_the_golden_output_of_its_own_isa(tmp_path):

@@ -58,9 +58,9 @@ def test_scaled_head_equals_denormalized_levels():
     with torch.no_grad():
         head.gaps.weight.normal_()
         head.gaps.bias.normal_()
-    median, feat = torch.randn(2, 4, 6), torch.randn(2, 4, 3)
+    median, feat = torch.randn(2, 4, 6), torch.randn(2, 4, 3)  # [B, D, H], [B, D, rank]
     sd, mu = torch.tensor([0.5, 2.0, 3.0, 10.0]), torch.tensor([1.0, -1.0, 0.0, 5.0])
-    want = head(median, feat) * sd[:, None, None] + mu[:, None, None]
+    want = head(median, feat) * sd[:, None, None] + mu[:, None, None]  # [B, D, H, Q]
     got = head.scaled(sd.numpy())(median * sd[:, None] + mu[:, None], feat * sd[:, None])
-    assert torch.allclose(got, want, atol=1e-5)
+    assert got.shape == (2, 4, 6, 9) and torch.allclose(got, want, atol=1e-5)
     assert np.allclose(head.levels, DECILES)

@@ -9,13 +9,20 @@ the `fold-linear` pass folds (DLinear) have a C artifact; any other is refused n
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import torch
 
 from distilts.compile import cgen, ctoolchain
+from distilts.compile import verify as ver
+from distilts.compile.manifest import build_manifest, model_entry, write_manifest
+from distilts.compile.passes import fold_linear
+from distilts.compile.scratch import Scratch, clean_stale
 from distilts.errors import DistiltsError
+from distilts.utils import replace_dir
 
 ARCHS = ("x86_64", "aarch64", "armhf")
 
@@ -26,10 +33,6 @@ class NotFoldable(DistiltsError):
 
 def linear_model(student, config: dict) -> cgen.LinearModel:
     """The student (+ its scaler) folded in float64, as arrays; refuses a non-linear student."""
-    import torch
-
-    from distilts.compile.passes import fold_linear
-
     if getattr(student, "quantile_head", None) is not None:
         raise NotFoldable("The C target does not support quantile students yet (the non-crossing quantile head is "
                           "not a single matrix product): compile this student to onnx/openvino/tflite, or distil a "
@@ -61,8 +64,6 @@ def flash_bytes(model: cgen.LinearModel, precision: str) -> int:
 def verify(src: Path, work: Path, model: cgen.LinearModel, x: np.ndarray, ref: np.ndarray, config: dict,
            precision: str, log: Callable[[str], None] = lambda s: None) -> dict[str, dict]:
     """Build and run the sources on every architecture of ARCHS; {arch: errors + how}; raises beyond tolerance."""
-    from distilts.compile import verify as ver
-
     mean = np.asarray(config["scaler"]["mean"], np.float64)
     std = np.asarray(config["scaler"]["std"], np.float64)
     out: dict[str, dict] = {}
@@ -85,16 +86,8 @@ def verify(src: Path, work: Path, model: cgen.LinearModel, x: np.ndarray, ref: n
 
 
 def compile_job(job, student, config: dict, out_dir: Path, student_dir: Path, data, verify_x: np.ndarray,
-                ref: np.ndarray, log: Callable[[str], None], t0: float):
-    """Build, verify (three CPUs) and write the C artifact of `job` under `out_dir`; a CompiledArtifact."""
-    import shutil
-    import time
-
-    from distilts.compile import verify as ver
-    from distilts.compile.manifest import CompiledArtifact, build_manifest, model_entry, write_manifest
-    from distilts.compile.scratch import Scratch, clean_stale
-    from distilts.utils import replace_dir
-
+                ref: np.ndarray, log: Callable[[str], None]) -> tuple[Path, dict]:
+    """Build, verify (three CPUs) and write the C artifact of `job` under `out_dir`; (its directory, manifest)."""
     model = linear_model(student, config)
     final = out_dir / job.dirname
     clean_stale(final, log)
@@ -140,4 +133,4 @@ def compile_job(job, student, config: dict, out_dir: Path, student_dir: Path, da
     except BaseException:
         sc.discard()
         raise
-    return CompiledArtifact(job, final, manifest, time.perf_counter() - t0)
+    return final, manifest

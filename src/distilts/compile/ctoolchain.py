@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from distilts.device.arm64 import EmulatorUnavailable, qemu_binary
 from distilts.errors import DistiltsError
 
 CFLAGS = ("-O2", "-std=c99", "-Wall", "-Werror")
@@ -102,8 +103,6 @@ def build_static(arch: str, src: Path, out: Path) -> Path:
 def run_emulated(arch: str, binary: Path, x: np.ndarray, horizon: int,
                  log: Callable[[str], None] = lambda s: None) -> tuple[np.ndarray, str]:
     """(forecasts of `x` by the static `binary` under qemu-user, the emulator's version)."""
-    from distilts.device.arm64 import EmulatorUnavailable, qemu_binary
-
     try:
         qemu = qemu_binary(CROSS[arch].qemu, log)
     except EmulatorUnavailable as exc:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from distilts.data import Split, make_windows
+from distilts.data.panel import Panel, PanelDataset, panel_windows
 from distilts.errors import DataError
 from distilts.students.data import dataset_for_student
 
@@ -53,5 +54,28 @@ def load_compile_data(config: dict, data_path: str | None) -> CompileData:
     if args["split"] is None:
         args["split"] = "auto"
     ds = dataset_for_student(config, args)
+    if isinstance(ds, PanelDataset):
+        return PanelCompileData(ds.panel, ds.split, ds.series.source, ds.data_hash, int(config["lookback"]),
+                                int(config["horizon"]))
     return CompileData(np.ascontiguousarray(ds.series.values, dtype=np.float32), ds.split, ds.series.source,
                        ds.data_hash, int(config["lookback"]), int(config["horizon"]))
+
+
+@dataclass
+class PanelCompileData:
+    """A panel's raw series (global students, D=1): windows pooled over series, evenly spaced."""
+
+    panel: Panel
+    split: object  # PanelSplit (per series)
+    source: str
+    data_hash: str
+    lookback: int
+    horizon: int
+
+    def windows(self, part: str, n: int) -> np.ndarray:
+        """Up to `n` raw input windows `[n, L, 1]`, evenly spaced over the windows of `part` of all series."""
+        w = panel_windows(self.panel, self.split, part, self.lookback, self.horizon)
+        if n <= 0 or len(w) == 0:
+            return np.zeros((0, self.lookback, 1), np.float32)
+        idx = np.unique(np.linspace(0, len(w) - 1, num=min(n, len(w))).round().astype(np.int64))
+        return w.inputs(idx)

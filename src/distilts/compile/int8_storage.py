@@ -2,12 +2,16 @@
 
 Made from the **fp32** graph (scaler folded in, as the fp32 artifact): every matrix-product weight is
 stored as int8 with one symmetric scale per output channel and a dequantize op in front of it, which
-each runtime evaluates once when it loads the model (onnxruntime folds DequantizeLinear of an
-initializer, OpenVINO constant-folds Convert x Multiply of a constant, LiteRT's XNNPACK delegate
-unpacks a constant DEQUANTIZE at init). The file is ~4x smaller like any int8 artifact; the calls
+each runtime evaluates once when it loads the model (onnxruntime constant-folds Cast x Mul of an
+initializer: its optimized graph is the fp32 one; OpenVINO constant-folds Convert / constant: its
+runtime graph has the fp32 FullyConnected; LiteRT's XNNPACK delegate unpacks a constant DEQUANTIZE
+at init). The file is ~4x smaller like any int8 artifact; the calls
 run the fp32 graph's kernels, so int8 is no slower than fp32 (on small students the other int8
 recipes can be: their activation quantization costs more than the small product saves) and the
 numbers are the same on every ISA.
+
+onnx, openvino and ai_edge_quantizer are imported inside the functions: optional extras that may be
+missing (each candidate is skipped or `require` names the extra).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ def quantize(w: np.ndarray, reduce_axis: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def onnx_file(fp32_path: Path, dest: Path) -> Path | None:
-    """Every 2-D float initializer that is a MatMul's B behind a per-column DequantizeLinear; None if none."""
+    """Every 2-D float initializer that is a MatMul's B stored int8, behind Cast x Mul (per column); None if none."""
     import onnx
     from onnx import helper, numpy_helper
 
@@ -46,10 +50,11 @@ def onnx_file(fp32_path: Path, dest: Path) -> Path | None:
             continue
         q, scale = quantize(w, 0)  # B [K, N]: one scale per output column
         n = init.name
-        new_inits += [numpy_helper.from_array(q, f"{n}_q"), numpy_helper.from_array(scale[0], f"{n}_scale"),
-                      numpy_helper.from_array(np.zeros(q.shape[1], np.int8), f"{n}_zero")]
-        nodes.append(helper.make_node("DequantizeLinear", [f"{n}_q", f"{n}_scale", f"{n}_zero"], [n], axis=1,
-                                      name=f"{n}_dequantize"))
+        new_inits += [numpy_helper.from_array(q, f"{n}_q"), numpy_helper.from_array(scale, f"{n}_scale")]
+        # Cast x Mul, not DequantizeLinear: onnxruntime constant-folds these at load (its optimized graph is
+        # the fp32 one), while DequantizeLinear + MatMul is fused into MatMulNBits, which dequantizes per call
+        nodes += [helper.make_node("Cast", [f"{n}_q"], [f"{n}_float"], to=onnx.TensorProto.FLOAT, name=f"{n}_cast"),
+                  helper.make_node("Mul", [f"{n}_float", f"{n}_scale"], [n], name=f"{n}_dequantize")]
     if not nodes:
         return None
     del g.initializer[:]
@@ -61,7 +66,7 @@ def onnx_file(fp32_path: Path, dest: Path) -> Path | None:
 
 
 def openvino_model(model):
-    """A copy of `model` whose constant MatMul inputs are int8 Constant -> Convert -> Multiply; None if none."""
+    """A copy of `model` whose constant MatMul inputs are int8 Constant -> Convert -> Divide; None if none."""
     import openvino as ov
     from openvino import opset13 as ops
 
@@ -82,7 +87,10 @@ def openvino_model(model):
             # reduce over the contraction axis: B [K, N] (or [N, K] transposed); A [M, K] (or [K, M])
             reduce_axis = (0 if not transposed else 1) if i else (1 if not transposed else 0)
             q, scale = quantize(w, reduce_axis)
-            deq = ops.multiply(ops.convert(ops.constant(q), ov.Type.f32), ops.constant(scale))
+            # Divide by 1/scale, not Multiply: OpenVINO's CPU plugin recognises Convert x Multiply as weight
+            # decompression and keeps the int8 weights (an i8 FullyConnected that dequantizes per call);
+            # Convert / constant is constant-folded, so its runtime graph is the fp32 one (f32 FullyConnected)
+            deq = ops.divide(ops.convert(ops.constant(q), ov.Type.f32), ops.constant((1.0 / scale).astype(np.float32)))
             op.input(i).replace_source_output(deq.output(0))
             changed += 1
     if not changed:

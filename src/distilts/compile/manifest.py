@@ -71,8 +71,10 @@ def build_manifest(*, backend: str, precision: str, models: list[dict], config: 
         "backend": backend, "precision": precision,
         "models": models,
         "input": {"name": "x", "shape": [shape_batch, L, D], "dtype": "float32"},
-        "output": {"name": "y", "shape": [shape_batch, H, D, *([len(levels)] if levels else [])], "dtype": "float32"},
+        "output": {"name": "y", "shape": [shape_batch, D, H, len(levels)] if levels else [shape_batch, H, D],
+                   "dtype": "float32"},
         **({"quantiles": {"levels": [float(v) for v in levels], "median_index": [float(v) for v in levels].index(0.5),
+                          "layout": "[B, D, H, Q]",
                           "guarantee": "levels never cross (median + cumulative non-negative gaps, in the graph)"}}
            if levels else {}),
         "lookback": L, "horizon": H, "columns": list(config["columns"]),

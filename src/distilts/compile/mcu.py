@@ -13,13 +13,17 @@ A profile whose SRAM or flash is too small is refused with the figures; nothing 
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from distilts.compile import full_int8, tflm
+from distilts.compile import full_int8, tflm, vela
+from distilts.compile import verify as ver
+from distilts.runtime import int8_io
 from distilts.errors import DistiltsError
 
 
@@ -49,9 +53,6 @@ def build(student, config: dict, calib_x: np.ndarray, verify_x: np.ndarray, ref:
     Raises UnsupportedOperator (naming the operator) when the student has no full-int8 TFLite Micro
     form, ArtifactError beyond the int8 tolerance, DoesNotFit when `budget` is too small.
     """
-    from distilts.compile import verify as ver
-    from distilts.runtime import int8_io
-
     mean = np.asarray(config["scaler"]["mean"], np.float64)
     std = np.asarray(config["scaler"]["std"], np.float64)
     path = out / "model.tflite"
@@ -93,10 +94,6 @@ def build(student, config: dict, calib_x: np.ndarray, verify_x: np.ndarray, ref:
 
 
 def _vela(path: Path, budget: Budget, out: Path, log) -> dict:
-    import shutil
-
-    from distilts.compile import vela
-
     work = out / "_vela"
     rep = vela.compile_model(path, budget.accelerator, work)
     for key, name in (("model", "model_vela.tflite"), ("summary", "vela-summary.csv"), ("report", "vela-report.txt")):
@@ -135,8 +132,6 @@ def _check_fit(record: dict, budget: Budget) -> None:
 
 
 def _version(dist: str) -> str:
-    from importlib import metadata
-
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:

@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 from torch import nn
 
-from distilts.compile import DEFAULT_CALIB_WINDOWS, DEFAULT_VERIFY_WINDOWS, crossarch, select, verify
+from distilts.compile import DEFAULT_CALIB_WINDOWS, DEFAULT_VERIFY_WINDOWS, c_artifact, crossarch, select, verify
 from distilts.compile.backends import BUILDERS, runtime_backend
 from distilts.compile.data import CompileData, load_compile_data
 from distilts.compile.manifest import CompiledArtifact, model_entry, write_artifact_manifest
@@ -32,6 +32,7 @@ from distilts.compile.wrapper import torch_predict, wrap_student
 from distilts.errors import DataError
 from distilts.quiet import quiet
 from distilts.runtime import Forecaster
+from distilts.runtime.backends import BACKENDS
 from distilts.students import load_student_dir
 from distilts.targets import CompileJob
 from distilts.utils import replace_dir
@@ -83,28 +84,29 @@ def compile_student(student_dir: str | os.PathLike, jobs: list[CompileJob], out_
     results: dict[int, CompiledArtifact] = {}
     deferred: list[tuple[int, _Prepared]] = []
     modules: dict[str, tuple[nn.Module, list[dict]]] = {}  # precision -> (module to export, pass records)
+
+    def module_for(precision: str) -> tuple[nn.Module, list[dict]]:
+        """The wrapped student after the module passes for `precision` (applied and logged once)."""
+        if precision not in modules:
+            modules[precision] = apply_passes(wrapper, precision, verify_x, enabled=passes)
+            for rec in modules[precision][1]:
+                log(f"pass {rec['name']} ({rec['scope']}): float64 max abs error {rec['max_abs_err_f64']:.2g}, "
+                    f"float32 {rec['max_abs_err_f32']:.2g}")
+        return modules[precision]
+
     try:
         for i, job in enumerate(jobs):
             t0 = time.perf_counter()
-            if job.precision not in modules:
-                modules[job.precision] = apply_passes(wrapper, job.precision, verify_x, enabled=passes)
-                for rec in modules[job.precision][1]:
-                    log(f"pass {rec['name']} ({rec['scope']}): float64 max abs error {rec['max_abs_err_f64']:.2g}, "
-                        f"float32 {rec['max_abs_err_f32']:.2g}")
-            module, records = modules[job.precision]
+            module, records = module_for(job.precision)
             log(f"{job.dirname}: exporting {job.format} {job.precision}"
                 + (" (dynamic batch)" if job.batches == (None,) else f" at batch {', '.join(map(str, job.batches))}"))
             if job.format == "c":  # source code, no runtime backend: its own build and checks
-                from distilts.compile import c_artifact
-
-                results[i] = c_artifact.compile_job(job, model, config, out_dir, student_dir, data, verify_x, ref,
-                                                    log, t0)
+                final, manifest = c_artifact.compile_job(job, model, config, out_dir, student_dir, data, verify_x,
+                                                         ref, log)
+                results[i] = CompiledArtifact(job, final, manifest, time.perf_counter() - t0)
                 continue
-            fp32_module = None
-            if job.precision == "int8" and job.format in ("onnx", "openvino", "tflite"):  # int8-storage candidate
-                if "fp32" not in modules:
-                    modules["fp32"] = apply_passes(wrapper, "fp32", verify_x, enabled=passes)
-                fp32_module = modules["fp32"][0]
+            # int8 jobs of the runtime formats also try `int8-storage` of the fp32 module (scaler folded in)
+            fp32_module = module_for("fp32")[0] if job.precision == "int8" and job.format in BACKENDS else None
             prep = _prepare_job(job, module, records, config, out_dir, verify_x, ref, calib_x, log, t0, verify_on,
                                 fp32_module)
             if prep.pending.archs:
@@ -149,7 +151,8 @@ def _prepare_job(job: CompileJob, module: nn.Module, records: list[dict], config
             if len(candidates) > 1:
                 for c in candidates:
                     f, b = next(iter(c.files.items()))
-                    c.latency_ms = verify.time_file(runtime_backend(job.format), scratch / f, b, verify_x)
+                    if np.isfinite(c.errors["rel_mse"]):  # (a candidate the runtime cannot run is not timed)
+                        c.latency_ms = verify.time_file(runtime_backend(job.format), scratch / f, b, verify_x)
         for c in candidates:
             log(f"{job.dirname}: {c.name}: rel-MSE {c.errors['rel_mse']:.3g}, "
                 f"max abs {c.errors['max_abs_err']:.3g}"

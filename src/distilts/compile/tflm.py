@@ -5,6 +5,9 @@ kernels (reference C++) and the same arena planner a Cortex-M build uses. The te
 needs is measured by bisection on the interpreter's `arena_size` (the smallest that allocates). It
 is measured on this 64-bit host; a 32-bit MCU needs slightly less (pointers and structs are half
 as wide), so the manifest's figure is an upper bound plus the documented margin.
+
+ai_edge_litert and tflite_micro are imported inside the functions: optional extras (tflite, mcu) that
+may be missing (`require` names the extra).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import os
 import re
 import sys
 import tempfile
+from importlib import metadata
 from typing import Iterator
 
 import numpy as np
@@ -51,8 +55,6 @@ def _captured() -> Iterator[list[str]]:
 
 
 def _version() -> str:
-    from importlib import metadata
-
     try:
         return metadata.version("tflite-micro")
     except metadata.PackageNotFoundError:

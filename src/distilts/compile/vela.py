@@ -6,6 +6,8 @@ Vela rewrites the model: the operators it can place on the NPU become one `ethos
 configuration (Vela's defaults per accelerator, recorded in the report): no hardware is involved.
 The `ethos-u` operator itself runs only on the NPU or Arm's Corstone virtual platform (FVP), so the
 numbers of an Ethos-U artifact are verified on the pre-Vela full-int8 model in TFLite Micro.
+
+ai_edge_litert is imported inside the functions: an optional extra that may be missing.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import csv
 import re
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +32,6 @@ class VelaError(DistiltsError):
 
 
 def version() -> str:
-    from importlib import metadata
-
     return f"ethos-u-vela {metadata.version('ethos-u-vela')}"
 
 

@@ -4,9 +4,9 @@ Errors are measured on the normalized scale (both forecasts mapped through the s
 so a column with a large offset or unit cannot hide an error in another:
   max_abs_err = max |a - b|,  rel_mse = mean((a - b)^2) / mean(b^2)   (a: artifact, b: PyTorch).
 `max_abs_err_raw` is the same maximum in the data's own units.
-Quantile forecasts `[N, H, D, Q]`: the same over every level, plus `worst_level_rel_mse` (the largest
-rel-MSE of one level alone, held to the same tolerance) and `crossings` (windows x steps x variates
-whose levels are out of order: any is refused).
+Quantile forecasts (artifact layout `[N, D, H, Q]`): the same over every level, plus
+`worst_level_rel_mse` (the largest rel-MSE of one level alone, held to the same tolerance) and
+`crossings` (windows x steps x variates whose levels are out of order: any is refused).
 """
 
 from __future__ import annotations
@@ -56,7 +56,11 @@ def measure(backend: str, files: dict[Path, int | None], x: np.ndarray, ref: np.
     verification windows (TFLite has one file per batch size)."""
     mean = np.asarray(config["scaler"]["mean"], np.float64)
     std = np.asarray(config["scaler"]["std"], np.float64)
-    preds = [run_file(backend, p, b, x) for p, b in files.items()]
+    try:
+        preds = [run_file(backend, p, b, x) for p, b in files.items()]
+    except RuntimeError:  # the runtime cannot load or run this candidate (e.g. an unsupported int8 kernel
+        # combination): it counts as infinitely wrong, so another candidate ships or compile refuses
+        preds = [np.full_like(ref, np.nan)]
     errs = [errors(pred, ref, mean, std) for pred in preds]
     return {k: max(e[k] for e in errs) for k in errs[0]}, preds[0]
 
@@ -80,10 +84,10 @@ def time_file(backend: str, path: Path, batch: int | None, x: np.ndarray, calls:
 
 
 def normalized(y: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """`(y - mean) / std` per variate, for `[..., H, D]` forecasts or `[N, H, D, Q]` quantiles."""
+    """`(y - mean) / std` per variate: the last axis of `[..., H, D]` forecasts, axis 1 of `[N, D, H, Q]`."""
     mean, std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
     if y.ndim == 4:
-        mean, std = mean[:, None], std[:, None]
+        mean, std = mean[:, None, None], std[:, None, None]
     return (y.astype(np.float64) - mean) / std
 
 

@@ -1,5 +1,6 @@
 """The exported graph: raw `[B, L, D]` -> normalize -> student -> de-normalize -> raw `[B, H, D]`
-(`[B, H, D, Q]` for a quantile student).
+(`[B, D, H, Q]` for a quantile student: variates first, so the folded head needs no output transpose
+and every MatMul has its weights on the right; the runtime returns `[B, H, D, Q]` views).
 
 Normalization lives in its own submodules so int8 quantizers can leave it in float (quantizing
 raw inputs with one scale across variates of different magnitudes would waste the int8 range).
@@ -30,12 +31,12 @@ class Normalize(nn.Module):
 
 
 class Denormalize(nn.Module):
-    """x = z * std + mean, per variate (last axis; the axis before the levels of quantile forecasts
-    `[B, H, D, Q]`, where a positive std keeps the levels' order)."""
+    """x = z * std + mean, per variate (last axis; axis 1 of quantile forecasts `[B, D, H, Q]`, where a
+    positive std keeps the levels in order)."""
 
     def __init__(self, mean: Sequence[float], std: Sequence[float], quantiles: bool = False) -> None:
         super().__init__()
-        shape = (-1, 1) if quantiles else (-1,)
+        shape = (-1, 1, 1) if quantiles else (-1,)
         self.register_buffer("mean", torch.tensor(np.asarray(mean, dtype=np.float32).reshape(shape)))
         self.register_buffer("std", torch.tensor(np.asarray(std, dtype=np.float32).reshape(shape)))
 
@@ -49,19 +50,20 @@ class RawScaleForecaster(nn.Module):
     `mean` and `std` (float64 numpy) are the exact scaler; the buffers hold it in the module's dtype.
     """
 
-    def __init__(self, student: nn.Module, mean: Sequence[float], std: Sequence[float],
-                 quantiles: bool | None = None) -> None:
+    def __init__(self, student: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         self.mean = np.asarray(mean, np.float64)
         self.std = np.asarray(std, np.float64)
         self.normalize = Normalize(mean, std)
         self.student = student
-        if quantiles is None:  # a quantile student (or its fold) has `levels`
-            quantiles = getattr(student, "levels", None) is not None
+        quantiles = getattr(student, "levels", None) is not None
         self.denormalize = Denormalize(mean, std, quantiles)
+        # a quantile student returns [B, H, D, Q]; the artifact layout is [B, D, H, Q] (a fold gives it directly)
+        self.to_artifact_layout = quantiles and not getattr(student, "artifact_layout", False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.denormalize(self.student(self.normalize(x)))
+        y = self.student(self.normalize(x))
+        return self.denormalize(y.transpose(1, 2) if self.to_artifact_layout else y)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -76,9 +78,9 @@ class RawScaleForecaster(nn.Module):
         """A float64 copy with the scaler in exact float64 (the float32 wrapper rounds 1/std)."""
         w = copy.deepcopy(self).to(torch.float64).eval()
         m, s = torch.tensor(self.mean), torch.tensor(self.std)
-        out_shape = w.denormalize.mean.shape  # [D], or [D, 1] for quantile forecasts
+        shape = w.denormalize.mean.shape  # [D], or [D, 1, 1] for quantile forecasts
         w.normalize.mean, w.normalize.inv_std = m, 1.0 / s
-        w.denormalize.mean, w.denormalize.std = m.reshape(out_shape), s.reshape(out_shape)
+        w.denormalize.mean, w.denormalize.std = m.reshape(shape), s.reshape(shape)
         return w
 
 

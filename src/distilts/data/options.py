@@ -21,8 +21,15 @@ def data_options(func):
                   help="auto: ETT files 12/4/4 months, others 70/10/20.")
     @click.option("--fill", type=click.Choice(FILL_POLICIES), default=None,
                   help="Fill NaN/inf values and date gaps with this policy (default: refuse such data).")
+    @click.option("--id-column", default=None,
+                  help="Long-format data: the series id column (default: item_id or unique_id when present).")
+    @click.option("--timestamp-column", default=None, help="Long-format data: the timestamp column (default: timestamp or ds).")
+    @click.option("--target-column", default=None, help="Long-format data: the value column (default: target or y).")
+    @click.option("--max-windows-per-series", type=click.IntRange(min=1), default=None,
+                  help="Long-format data: keep at most this many (most recent) windows of each series.")
     @functools.wraps(func)
-    def wrapper(*args, data_path, columns, date_column, split_scheme, fill, **kwargs):
+    def wrapper(*args, data_path, columns, date_column, split_scheme, fill, id_column, timestamp_column,
+                target_column, max_windows_per_series, **kwargs):
         data_args = {
             "path": data_path,
             "columns": [c.strip() for c in columns.split(",") if c.strip()] if columns else None,
@@ -30,6 +37,9 @@ def data_options(func):
             "split": split_scheme,
             "fill": fill,
         }
+        long_args = {"id_column": id_column, "timestamp_column": timestamp_column, "target_column": target_column,
+                     "max_windows_per_series": max_windows_per_series}
+        data_args.update({k: v for k, v in long_args.items() if v is not None})  # absent: old configs keep their identity
         return func(*args, data_args=data_args, **kwargs)
 
     return wrapper

@@ -61,16 +61,22 @@ def load_series(
     if path.is_dir():
         raise DataError(f"{path} is a directory; --data needs a .csv or .parquet file.")
     suffix = path.suffix.lower()
+    headerless = False
     if suffix == ".parquet":
         header, cells = _read_parquet(path)
     elif suffix in (".csv", ".txt", ".tsv"):
-        header, cells = _read_csv(path, delimiter="\t" if suffix == ".tsv" else ",")
+        header, cells, headerless = _read_csv(path, delimiter="\t" if suffix == ".tsv" else ",")
     else:
         raise DataError(f"{path}: unsupported file type '{suffix}'. Use a .csv or .parquet file.")
-    return _table_to_series(path, header, cells, columns, date_column, fill)
+    series = _table_to_series(path, header, cells, columns, date_column, fill)
+    if headerless:
+        series.notes.insert(0, f"{path.name} has no header row: its first row is read as data and the columns "
+                               f"are named {', '.join(header)}")
+    return series
 
 
-def _read_csv(path: Path, delimiter: str) -> tuple[list[str], list[list[str]]]:
+def _read_csv(path: Path, delimiter: str) -> tuple[list[str], list[list[str]], bool]:
+    """Header, column-major cells, and whether the file had no header row (its first row is data)."""
     with open(path, newline="", encoding="utf-8-sig") as f:
         rows = list(csv.reader(f, delimiter=delimiter))
     rows = [r for r in rows if r and any(c.strip() for c in r)]
@@ -78,6 +84,10 @@ def _read_csv(path: Path, delimiter: str) -> tuple[list[str], list[list[str]]]:
         raise DataError(f"{path} is empty. A header row and at least one data row are needed.")
     header = [h.strip() for h in rows[0]]
     body = rows[1:]
+    headerless = is_data_row(header)
+    if headerless:  # e.g. the LTSF exchange_rate file: the first row is data, not names
+        body = rows
+        header = default_names(header)
     for i, r in enumerate(body):
         if len(r) != len(header):
             raise DataError(
@@ -86,7 +96,32 @@ def _read_csv(path: Path, delimiter: str) -> tuple[list[str], list[list[str]]]:
             )
     # column-major cells
     cells = [list(col) for col in zip(*body)] if body else [[] for _ in header]
-    return header, cells
+    return header, cells, headerless
+
+
+def is_data_row(cells: list[str]) -> bool:
+    """True when every cell is a number or an ISO timestamp and at least one is a number (no names)."""
+    kinds = [_cell_kind(c) for c in cells]
+    return all(k != "text" for k in kinds) and "number" in kinds
+
+
+def _cell_kind(cell: str) -> str:
+    s = cell.strip()
+    try:
+        float(s)
+        return "number"
+    except ValueError:
+        pass
+    try:
+        np.datetime64(s.replace(" ", "T", 1), "s")
+        return "date"
+    except ValueError:
+        return "text"
+
+
+def default_names(first_row: list[str]) -> list[str]:
+    """Names for a headerless file: 'date' for a timestamp column, else the column's position 0, 1, ..."""
+    return ["date" if _cell_kind(c) == "date" else str(i) for i, c in enumerate(first_row)]
 
 
 def _read_parquet(path: Path) -> tuple[list[str], list[list]]:

@@ -20,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 
 from distilts.errors import DistiltsError
+from distilts.runtime.backends import BACKENDS
 from distilts.runtime.manifest import read_manifest
 from distilts.utils import atomic_write_text, temp_dir_beside, write_json
 
@@ -28,7 +29,6 @@ PLATFORMS = {
     "arm64": tuple(f"manylinux_2_{v}_aarch64" for v in range(36, 16, -1)) + ("manylinux2014_aarch64",),
     "x86_64": tuple(f"manylinux_2_{v}_x86_64" for v in range(36, 16, -1)) + ("manylinux2014_x86_64",),
 }
-BACKEND_PACKAGES = {"onnx": ("onnxruntime",), "openvino": ("openvino",), "tflite": ("ai-edge-litert",)}
 PORT = 8000
 
 INSTALL = r"""#!/bin/sh
@@ -102,7 +102,7 @@ def _pip(args: list[str], what: str) -> None:
 def _pins(backend: str) -> list[str]:
     """numpy and the backend at this machine's versions (what the artifact was verified with), when installed."""
     out = []
-    for name in ("numpy", *BACKEND_PACKAGES[backend]):
+    for name in ("numpy", BACKENDS[backend].distribution):
         try:
             out.append(f"{name}=={metadata.version(name)}")
         except metadata.PackageNotFoundError:

@@ -15,6 +15,7 @@ from torch import nn
 
 from distilts import teachers
 from distilts.data import Dataset, load_dataset
+from distilts.data.panel import PanelDataset
 from distilts.distill import distributed
 from distilts.distill import evaluate as ev
 from distilts.distill.cache import TeacherCache, fill_teacher_cache
@@ -24,7 +25,7 @@ from distilts.distill.trainer import CHECKPOINT, TrainData, TrainResult, train
 from distilts.errors import DistiltsError
 from distilts.metrics import seasonality
 from distilts.quantiles import QuantileError, missing_levels
-from distilts.students.data import dataset_for_student
+from distilts.students.data import LONG_ARGS, dataset_for_student
 from distilts.students.io import load_student_dir, resolved_spec, save_student_dir
 from distilts.students.registry import build_student, param_count
 from distilts.teachers.base import resolve_device
@@ -126,12 +127,20 @@ def distill_student(spec: DistillSpec, out: str | os.PathLike, *, resume: bool =
     if not resume and (out / CHECKPOINT).is_dir():
         log(f"note: {out} holds the checkpoint of an earlier run; starting over (use --resume to continue it)")
     dataset = load_dataset(**spec.data_args)
+    if isinstance(dataset, PanelDataset) and spec.student == "dlinear" and not spec.student_kwargs.get("revin"):
+        raise DistiltsError(
+            f"{dataset.series.source} holds many series of different scales: a global DLinear needs instance "
+            "normalization to take each series' raw values. Add --revin (iTransformer normalizes each window itself).")
     train_stride = spec.train_stride(dataset)
     train_w = dataset.windows("train", spec.lookback, spec.horizon, train_stride)
     val_w = dataset.windows("val", spec.lookback, spec.horizon, spec.stride)
     test_w = dataset.windows("test", spec.lookback, spec.horizon, 1)  # fail now, not after training
     log(f"windows: train {len(train_w):,} (stride {train_stride}), val {len(val_w):,} (stride {spec.stride}), "
         f"test {len(test_w):,} (stride 1)")
+    if getattr(train_w, "skipped", None):  # a panel: series too short for one window, by id
+        ids = train_w.skipped
+        log(f"note: {len(ids)} series have no training window (too short for lookback {spec.lookback} + horizon "
+            f"{spec.horizon} before their val/test values): {', '.join(ids[:20])}{' ...' if len(ids) > 20 else ''}")
     teacher = teacher_outputs(dataset, spec, progress, train_stride)
     torch.manual_seed(spec.train.seed)
     model = build_student(spec.student, spec.lookback, spec.horizon, len(dataset.columns), **spec.student_kwargs)
@@ -161,7 +170,8 @@ def student_config(spec: DistillSpec, dataset: Dataset, teacher_info: dict | Non
         "teacher": teacher_info,
         "data": {"source": _absolute_if_file(dataset.series.source), "hash": dataset.data_hash, "split": dataset.split.to_dict(),
                  "split_scheme": spec.data_args.get("split"), "fill": spec.data_args.get("fill"),
-                 "date_column": spec.data_args.get("date_column")},
+                 "date_column": spec.data_args.get("date_column"),
+                 **{k: spec.data_args[k] for k in LONG_ARGS if spec.data_args.get(k) is not None}},
         "loss": {"kd": spec.train.use_kd, "alpha": spec.train.alpha, "tau": spec.train.tau, "beta": spec.train.beta,
                  **({"supervised": "pinball", "quantile_kd": spec.train.quantile_kd if spec.train.use_kd else None,
                      "levels": list(spec.levels)} if spec.levels else {}),

@@ -28,12 +28,42 @@ _date = click.option("--date-column", default=None, help="Timestamp column (defa
 @_threads
 @_date
 @_fill
+@click.option("--id-column", default=None,
+              help="Long-format data: the series id column (default: item_id or unique_id). Forecasts every series.")
+@click.option("--timestamp-column", default=None, help="Long-format data: the timestamp column (default: timestamp or ds).")
+@click.option("--target-column", default=None, help="Long-format data: the value column (default: target or y).")
+@click.option("--cutoff", "cutoffs", multiple=True,
+              help="Long-format data: forecast from the window ending at this timestamp (repeatable, for backtests); "
+                   "-k = k values before each series' end. Default: each series' last window.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Long-format data: windows per backend call.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Long-format Parquet: local (one process, all cores) or ray (Ray Data; pip install \"distilts[ray]\").")
+@click.option("--address", default=None, help="--engine ray: the cluster address (default: start a local Ray).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="--engine ray: actors, one Forecaster each (default: the cluster's CPUs).")
 def forecast(artifact_dir: str, data_path: str | None, at_row: int | None, out_path: str, plot_path: str | None,
-             threads: int | None, date_column: str | None, fill: str | None) -> None:
+             threads: int | None, date_column: str | None, fill: str | None, id_column: str | None,
+             timestamp_column: str | None, target_column: str | None, cutoffs: tuple[str, ...], batch_size: int,
+             engine: str, address: str | None, workers: int | None) -> None:
     """Forecast the next H steps from raw values with a compiled artifact (no torch needed).
+
+    \b
+    A wide table (a date column plus the artifact's columns): the H steps after its last row (or --at-row).
+    Long-format data (item_id,timestamp,target or unique_id,ds,y, or named by --id-column ...; CSV or
+    Parquet) or M4 wide rows: every series, with a univariate (global) artifact, to --out .parquet/.csv.
 
     Checks the artifact's checksums and its golden self-test first; refuses to serve on a mismatch.
     """
+    from distilts.data.long import LongColumns, is_long
+
+    names = LongColumns(id_column, timestamp_column, target_column)
+    if is_long(data_path, names) or engine == "ray":
+        from distilts.runtime.batch_cli import run_batch
+
+        run_batch(artifact_dir, data_path, out_path, names, list(cutoffs), batch_size, threads, engine, address,
+                  workers)
+        return
     from distilts.runtime.forecast_io import forecast_at, forecast_csv, load_for_artifact, plot_forecast
     from distilts.runtime.forecaster import Forecaster
     from distilts.utils import atomic_write_text

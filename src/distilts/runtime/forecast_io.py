@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from distilts.data.series import TimeSeries, load_series
+from distilts.data.series import TimeSeries, default_names, is_data_row, load_series
 from distilts.data.synthetic import synthetic_series
 from distilts.errors import DataError, require
+from distilts.quantiles import column_name, format_level
 from distilts.runtime.forecaster import Forecaster
 
 
@@ -39,7 +40,10 @@ def read_header(path: Path) -> list[str] | None:
         return None
     with open(path, newline="", encoding="utf-8-sig") as f:
         row = next(csv.reader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ","), None)
-    return [h.strip() for h in row] if row else None
+    if not row:
+        return None
+    row = [h.strip() for h in row]
+    return default_names(row) if is_data_row(row) else row
 
 
 def load_for_artifact(path: str | Path | None, columns: list[str], date_column: str | None = None,
@@ -101,8 +105,6 @@ def _fmt_date(d: np.datetime64) -> str:
 def forecast_csv(res: ForecastResult) -> str:
     """CSV text: a `date` column (continued at the data's median step) or `step` (1..H), then the variates
     (the median for a quantile artifact), then every level of each variate (`OT_q0.1`, ..., `OT_q0.9`)."""
-    from distilts.quantiles import column_name
-
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     qcols = [column_name(c, q) for c in res.columns for q in (res.levels or ())]
@@ -151,8 +153,6 @@ def plot_forecast(res: ForecastResult, path: str | Path, title: str = "") -> Pat
 
 def _bands(ax, x: np.ndarray, q: np.ndarray, levels: tuple[float, ...]) -> None:
     """Shade between level i and level Q-1-i (the central intervals), labelling the outermost."""
-    from distilts.quantiles import format_level
-
     pairs = [(i, len(levels) - 1 - i) for i in range(len(levels) // 2)]
     for k, (lo, hi) in enumerate(pairs):
         label = (f"{format_level(levels[lo])}-{format_level(levels[hi])} "

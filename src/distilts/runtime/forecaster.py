@@ -139,16 +139,16 @@ class Forecaster:
         the 0.5 level of a quantile artifact."""
         if self.manifest.levels is None:
             return self._run(values)
-        return np.ascontiguousarray(self._run(values)[..., self.manifest.levels.index(0.5)])
+        return np.ascontiguousarray(np.swapaxes(self._run(values)[..., self.manifest.levels.index(0.5)], -1, -2))
 
     def predict_quantiles(self, values: np.ndarray) -> np.ndarray:
         """Raw `[L, D]` -> `[H, D, Q]`, or `[B, L, D]` -> `[B, H, D, Q]`: the forecast at every level of
-        `levels` (sorted; they never cross)."""
+        `levels` (sorted; they never cross). A view of the model's `[.., D, H, Q]` output (no copy)."""
         if self.manifest.levels is None:
             raise DistiltsError(f"{self.manifest.directory} is a point forecaster (no quantile levels in its "
                                 "manifest): use predict(), or distil a quantile student (`distilts distill "
                                 "--quantiles deciles`) and compile that.")
-        return self._run(values)
+        return np.swapaxes(self._run(values), -3, -2)
 
     def _run(self, values: np.ndarray) -> np.ndarray:
         single = np.ndim(values) == 2

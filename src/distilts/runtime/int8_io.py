@@ -21,7 +21,7 @@ METADATA = "distilts_io"
 
 def read_io(content: bytes) -> dict | None:
     """The `distilts_io` metadata of a TFLite flatbuffer (None when absent)."""
-    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert import schema_py_generated as schema  # the tflite extra: only TFLite files get here
 
     model = schema.Model.GetRootAs(content, 0)
     for i in range(model.MetadataLength()):

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from distilts.errors import ArtifactError
+from distilts.quantiles import QuantileError, validate_levels
 from distilts.runtime.arch import host_isa
 from distilts.runtime.backends import BACKENDS
 from distilts.utils import sha256_file
@@ -56,7 +57,7 @@ class Manifest:
     atol: float
     rtol: float
     golden_isa: str | None = None  # the instruction set whose golden output was picked (None: the default)
-    levels: tuple[float, ...] | None = None  # quantile levels of a probabilistic artifact (output [B, H, D, Q])
+    levels: tuple[float, ...] | None = None  # quantile levels of a probabilistic artifact (output [B, D, H, Q])
 
     @property
     def n_variates(self) -> int:
@@ -64,9 +65,10 @@ class Manifest:
 
     @property
     def output_tail(self) -> tuple[int, ...]:
-        """Shape of one window's output: `(H, D)`, or `(H, D, Q)` for a quantile artifact."""
-        base = (self.horizon, len(self.columns))
-        return base if self.levels is None else base + (len(self.levels),)
+        """Shape of one window's model output: `(H, D)`, or `(D, H, Q)` for a quantile artifact."""
+        if self.levels is None:
+            return (self.horizon, len(self.columns))
+        return (len(self.columns), self.horizon, len(self.levels))
 
     @property
     def models(self) -> list[ModelFile]:
@@ -147,14 +149,13 @@ def read_manifest(artifact_dir: str | Path, verify_checksums: bool = True) -> Ma
     columns = [str(c) for c in _need(raw, "columns", "", mpath)]
     inp, out = _need(raw, "input", "", mpath), _need(raw, "output", "", mpath)
     levels = _levels(raw, mpath)
-    q_tail = [] if levels is None else [len(levels)]
-    for label, spec, tail in (("input", inp, [lookback, len(columns)]),
-                              ("output", out, [horizon, len(columns), *q_tail])):
+    out_tail = [horizon, len(columns)] if levels is None else [len(columns), horizon, len(levels)]
+    for label, spec, tail in (("input", inp, [lookback, len(columns)]), ("output", out, out_tail)):
         shape = list(spec.get("shape") or [])
         if len(shape) != len(tail) + 1 or shape[1:] != tail:
             raise ArtifactError(
                 f"{mpath}: {label} shape {shape} does not match [batch, {', '.join(map(str, tail))}] "
-                f"(lookback/horizon, {len(columns)} columns" + (", quantile levels" if q_tail and label == "output"
+                f"(lookback/horizon, {len(columns)} columns" + (", quantile levels" if levels and label == "output"
                                                                 else "") + f"). {RECOMPILE}"
             )
 
@@ -167,7 +168,7 @@ def read_manifest(artifact_dir: str | Path, verify_checksums: bool = True) -> Ma
         g_out = np.asarray(golden["by_isa"][golden_isa], dtype=np.float32)
     if g_in.ndim == 2:
         g_in, g_out = g_in[None], g_out[None]
-    if g_in.shape[1:] != (lookback, len(columns)) or list(g_out.shape[1:]) != [horizon, len(columns), *q_tail]:
+    if g_in.shape[1:] != (lookback, len(columns)) or list(g_out.shape[1:]) != out_tail:
         raise ArtifactError(
             f"{mpath}: golden input/output shapes {g_in.shape}/{g_out.shape} do not match lookback "
             f"{lookback}, horizon {horizon}, {len(columns)} columns. {RECOMPILE}"
@@ -192,8 +193,6 @@ def read_manifest(artifact_dir: str | Path, verify_checksums: bool = True) -> Ma
 
 def _levels(raw: dict, mpath: Path) -> tuple[float, ...] | None:
     """The `quantiles.levels` of a probabilistic artifact (sorted, in (0, 1), with 0.5), else None."""
-    from distilts.quantiles import QuantileError, validate_levels
-
     spec = raw.get("quantiles")
     if spec is None:
         return None

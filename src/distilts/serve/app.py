@@ -51,6 +51,7 @@ def model_summary(fc: Forecaster) -> dict:
             "student": {k: v for k, v in (raw.get("student") or {}).items() if k != "dir"}, "target": fc.manifest.target, "verification": raw.get("verification"),
             "quantization": raw.get("quantization"), "created_by": raw.get("created_by"),
             "created_at": raw.get("created_at"), "batch_sizes": fc.batch_sizes,
+            "quantiles": None if fc.levels is None else list(fc.levels),
             "runtime": {"threads": fc.threads, "mode": fc.mode, "workers": fc.settings.workers,
                         "backend_version": next(iter(fc.sessions.values())).version}}
 
@@ -113,14 +114,17 @@ def create_app(model: "Forecaster | ModelHolder", options: ServeOptions | None =
     def busy(exc: Rejected, served: Served, endpoint: str) -> Answer:
         return error(503, exc.message, served, endpoint, {"retry-after": adm.retry_after})
 
-    async def predict(served: Served, x: np.ndarray, headers: dict, arrived: float) -> np.ndarray:
-        """The forecast of `x`: on the loop when cheap, else on the pool behind the bounded queue."""
+    async def predict(served: Served, x: np.ndarray, headers: dict, arrived: float,
+                      quantiles: bool = False) -> np.ndarray:
+        """The forecast of `x` (every level `[B, H, D, Q]` with `quantiles`): on the loop when cheap, else on
+        the pool behind the bounded queue."""
+        fn = served.fc.predict_quantiles if quantiles else served.fc.predict
         if len(x) * served.window_s <= opts.inline_s:  # a thread hop would cost more than the forecast
-            return served.fc.predict(x)
+            return fn(x)
         deadline = adm.deadline(headers.get("x-deadline-ms"), arrived)
         adm.admit()
         try:
-            return await asyncio.get_running_loop().run_in_executor(pool, run_before, deadline, served.fc.predict, x)
+            return await asyncio.get_running_loop().run_in_executor(pool, run_before, deadline, fn, x)
         except Rejected as exc:
             adm.reject(exc.reason)
             raise
@@ -136,7 +140,8 @@ def create_app(model: "Forecaster | ModelHolder", options: ServeOptions | None =
             body = await _receive_body(receive, headers, opts.body_limit(fc))
             req = parse_request(body, fc, opts.max_batch)
             t1 = time.perf_counter()
-            y = await predict(served, req.x, headers, t0)
+            levels = fc.levels  # a quantile model answers every level from one inference
+            y = await predict(served, req.x, headers, t0, quantiles=levels is not None)
         except RequestError as exc:
             return error(exc.status, exc.message, served, "forecast")
         except Rejected as exc:
@@ -144,7 +149,12 @@ def create_app(model: "Forecaster | ModelHolder", options: ServeOptions | None =
         t2 = time.perf_counter()
         if not np.isfinite(y).all():  # finite input, overflowing forecast: never send a partial answer
             return error(422, NOT_FINITE, served, "forecast")
+        yq = None
+        if levels is not None:
+            yq, y = y, y[..., levels.index(0.5)]
         out: dict = {"columns": fc.columns, "forecast": np.ascontiguousarray(y[0] if req.single else y)}
+        if yq is not None:
+            out["quantiles"] = {"levels": list(levels), "values": np.ascontiguousarray(yq[0] if req.single else yq)}
         if req.timestamps is not None:
             out["timestamps"] = req.timestamps[0] if req.single else req.timestamps
         # float32 values in their shortest form that reads back to the same float32

@@ -56,7 +56,10 @@ def forecast_models(fc: Forecaster, max_batch: int) -> dict[str, Any]:
         columns=(list[str], Field(description="the model's columns", examples=[fc.columns])),
         forecast=(Out | list[Out], Field(description=f"[{H}][{D}] for a window, [B][{H}][{D}] for windows")),
         timestamps=(list[str] | list[list[str]] | None, Field(None, description="the forecast's time stamps, when "
-                                                                                 "last_timestamp was given")))
+                                                                                 "last_timestamp was given")),
+        quantiles=(dict[str, Any] | None, Field(None, description="quantile models only: {levels: [Q], values: "
+                                                                  f"[{H}][{D}][Q] or [B][{H}][{D}][Q]}} (forecast is "
+                                                                  "the 0.5 level)")))
     return {"ForecastRequest": Union[one, many], "ForecastAnswer": answer}
 
 

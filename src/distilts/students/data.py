@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from distilts.data import Dataset, Scaler, load_dataset
+from distilts.data.panel import PanelDataset
+
+LONG_ARGS = ("id_column", "timestamp_column", "target_column", "max_windows_per_series")
 from distilts.errors import DataError
 
 
@@ -14,12 +17,16 @@ def dataset_for_student(config: dict, data_args: dict) -> Dataset:
                         "the student needs exactly its own columns in that order.")
     args["columns"] = config["columns"]
     saved = config.get("data", {})
-    for key, saved_key in (("split", "split_scheme"), ("fill", "fill"), ("date_column", "date_column")):
+    for key, saved_key in (("split", "split_scheme"), ("fill", "fill"), ("date_column", "date_column"),
+                           *((k, k) for k in LONG_ARGS)):
         if args.get(key) in (None, "auto") and saved.get(saved_key) is not None:
             args[key] = saved[saved_key]
     try:
         dataset = load_dataset(**args)
     except DataError as exc:
         raise DataError(f"{exc} (The student was trained on columns {config['columns']}.)") from None
+    if isinstance(dataset, PanelDataset):  # a global student: per-series scaling, identity scaler
+        dataset.windows("test", int(config["lookback"]), int(config["horizon"]))  # fixes its per-series split
+        return dataset
     scaler = Scaler.from_dict(config["scaler"])
     return Dataset(dataset.series, dataset.split, scaler, scaler.transform(dataset.series.values))

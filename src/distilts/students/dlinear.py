@@ -112,8 +112,8 @@ class DLinear(nn.Module):
         t = self.trend(trend)
         H = self.horizon
         if self.quantile_head is not None:
-            out = s + t
-            y = self.quantile_head(out[..., :H], out[..., H:]).transpose(1, 2)  # [B, H, D, Q]
+            out = s + t  # [B, D, H + rank]
+            y = self.quantile_head(out[..., :H], out[..., H:]).transpose(1, 2)  # [B, D, H, Q] -> [B, H, D, Q]
             return y, torch.cat([s[..., :H], t[..., :H]], dim=-1)
         y = (s + t).transpose(1, 2)
         if self.revin is not None:

@@ -105,10 +105,10 @@ class ITransformer(nn.Module):
             h = layer(h)
         h = self.norm(h)
         if self.quantile_head is not None:
-            out, H = self.head(h), self.horizon
-            y = self.quantile_head(out[..., :H], out[..., H:]).transpose(1, 2)  # [B, H, D, Q]
+            out, H = self.head(h), self.horizon  # [B, D, H + rank]
+            y = self.quantile_head(out[..., :H], out[..., H:]).transpose(1, 2)  # [B, D, H, Q] -> [B, H, D, Q]
             if self.revin is not None:  # a positive scale per window and variate: the order is kept
-                y = self.revin.denormalize(y, mean.unsqueeze(-1), std.unsqueeze(-1))
+                y = self.revin.denormalize(y, mean.unsqueeze(-1), std.unsqueeze(-1))  # [B, 1, D, 1]
             return y, h
         y = self.head(h).transpose(1, 2)
         if self.revin is not None:

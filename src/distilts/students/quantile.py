@@ -1,21 +1,22 @@
 """The quantile head shared by the students: levels that never cross, by construction.
 
 A quantile student's last linear layer gives, per variate, `H` median values and `rank` features
-`f`. The other levels are the median plus cumulative non-negative offsets:
+`f`. The other levels are the median plus cumulative non-negative gaps:
 
-    g     = |f W + b|                  [B, D, H, Q-1]   (W: rank -> H x (Q-1); |.| keeps them >= 0)
-    q_j   = median + sum of the gaps between the median and level j   (+ above, - below)
+    g = |f W + b|                      [B, D, H, Q-1]   (W: rank -> H x (Q-1); |.| keeps them >= 0)
+    q = [median, g] A                  [B, D, H, Q]     (A [Q, Q] constant: row 0 all ones, then 0 / ±1)
 
-computed with cumulative sums (above: `cumsum(g_up)`; below: `cumsum(g_lo) - g_lo - sum(g_lo)`), so
-`q_{j+1} - q_j` is one gap, >= 0 for any weights: the levels cannot cross, in PyTorch and in every
-exported graph (Abs, CumSum, Concat exist in ONNX, OpenVINO and TFLite, and int8 quantizers leave
-CumSum in float; a MatMul with a constant 0/±1 matrix is the same map, but OpenVINO's int8
-transformations could not pass its dequantization through the reshape after it). |.| is positively
-homogeneous, so a positive per-variate scale `s` (the de-normalisation) passes through: the raw-scale
-levels are `median_raw + |f_raw W + s b| A` with `f_raw = s f` (what the compile fold uses).
+where column j of `A` adds the median and the gaps between the median and level j (+ above, - below),
+so `q_{j+1} - q_j` is one gap, >= 0 for any weights: the levels cannot cross, in PyTorch and in every
+exported graph (Abs, Concat and MatMul exist in ONNX, OpenVINO and TFLite; int8 verification checks
+the order on every window). |.| is positively homogeneous, so a positive per-variate scale `s` (the
+de-normalisation) passes through: the raw-scale levels are `[median_raw, |f_raw W + s b|] A` with
+`f_raw = s f` (what the compile fold uses).
 
-The low-rank offsets (rank 8 by default) keep a quantile DLinear's folded matrix at `H + rank`
-columns instead of `H x Q`, so its cost stays close to the point model's.
+Layout: the head works on `[B, D, H, Q]` (variates first, weights on the right of every MatMul, as
+int8 TFLite kernels need), which is what a compiled artifact returns (no output transpose in the
+graph; the runtime hands out `[B, H, D, Q]` views). Students return `[B, H, D, Q]`. The low-rank gaps (rank 8 by default) keep a quantile DLinear's folded matrix at
+`H + rank` columns instead of `H x Q`, so its cost stays close to the point model's.
 """
 
 from __future__ import annotations
@@ -32,6 +33,19 @@ from distilts.quantiles import median_index, validate_levels
 DEFAULT_RANK = 8
 
 
+def assemble_matrix(levels: Sequence[float]) -> np.ndarray:
+    """`A [Q, Q]` such that `q = [median, g_0 .. g_{Q-2}] @ A`: column j of A gives level j."""
+    Q, m = len(levels), median_index(levels)
+    a = np.zeros((Q, Q), np.float32)
+    a[0, :] = 1.0  # every level starts at the median
+    for j in range(Q):
+        if j > m:  # + gaps m .. j-1 (gap k lies between levels k and k+1; row k + 1)
+            a[1 + m: 1 + j, j] = 1.0
+        elif j < m:  # - gaps j .. m-1
+            a[1 + j: 1 + m, j] = -1.0
+    return a
+
+
 class QuantileOutput(nn.Module):
     """`(median [B, D, H], features [B, D, rank]) -> [B, D, H, Q]` with non-crossing levels."""
 
@@ -46,7 +60,7 @@ class QuantileOutput(nn.Module):
         nn.init.zeros_(self.gaps.weight)
         with torch.no_grad():  # start with evenly spread levels, 0.3 apart (in normalized units)
             self.gaps.bias.fill_(0.3)
-        self.median_index = median_index(self.levels)
+        self.register_buffer("assemble", torch.from_numpy(assemble_matrix(self.levels)), persistent=False)
         self.register_buffer("variate_bias", None, persistent=False)  # [D, H (Q-1)] once scaled
 
     @property
@@ -57,20 +71,11 @@ class QuantileOutput(nn.Module):
         raw = torch.matmul(features, self.gaps.weight.t())  # [B, D, H (Q-1)]
         raw = raw + (self.gaps.bias if self.variate_bias is None else self.variate_bias)
         gaps = torch.abs(raw).unflatten(-1, (self.horizon, self.n_levels - 1))  # [B, D, H, Q-1]
-        m = self.median_index
-        parts = []
-        if m > 0:  # level j < m: -(g_j + ... + g_{m-1}) = C_j - g_j - C_{m-1}
-            lo = gaps[..., :m]
-            c = torch.cumsum(lo, dim=-1)
-            parts.append(c - lo - c[..., -1:])
-        parts.append(torch.zeros_like(gaps[..., :1]))
-        if m < self.n_levels - 1:  # level j > m: g_m + ... + g_{j-1}
-            parts.append(torch.cumsum(gaps[..., m:], dim=-1))
-        return median.unsqueeze(-1) + torch.cat(parts, dim=-1)
+        return torch.matmul(torch.cat([median.unsqueeze(-1), gaps], dim=-1), self.assemble)  # [B, D, H, Q]
 
     def scaled(self, scale: Sequence[float], dtype: torch.dtype = torch.float32) -> "QuantileOutput":
         """A copy in `dtype` for raw-scale inputs: features `s f` and a median already in raw scale,
-        per-variate scale `s > 0` (the scaler's std), giving `median_raw + s |f W + b| A`."""
+        per-variate scale `s > 0` (the scaler's std), giving `[median_raw, s |f W + b|] A`."""
         out = copy.deepcopy(self).to(dtype)
         s = torch.as_tensor(np.asarray(scale, np.float64))
         out.variate_bias = (self.gaps.bias.detach().double()[None, :] * s[:, None]).to(dtype).contiguous()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distilts.compile import full_int8
+from distilts.compile import full_int8, mcu
 from distilts.compile.verify import Candidate
 from distilts.errors import DistiltsError
 
@@ -27,8 +27,6 @@ SIDE_FILES = {"model_data.cc": "source", "model_data.h": "source", "main.cc": "e
 def build(job, module, config: dict, scratch: Path, verify_x: np.ndarray, ref: np.ndarray,
           calib_x: np.ndarray | None, fp32_module=None) -> list[Candidate]:
     """The full-int8 model + C sources (+ Vela output) in `scratch`, verified in TFLite Micro."""
-    from distilts.compile import mcu
-
     t = job.target
     if job.format == "ethos-u" and (t is None or not t.accelerator):
         raise DistiltsError("--target ethos-u needs an accelerator: use a named target (ethos-u55-128, "

@@ -42,8 +42,26 @@ def save(model, xml_path: Path) -> list[Path]:
     return [xml_path, xml_path.with_suffix(".bin")]
 
 
-def int8_candidates(model, calib: np.ndarray, overflow_fix: bool = False) -> dict[str, tuple[object, str]]:
-    """NNCF post-training int8 variants of `model`: {method: (openvino.Model, note)}.
+def quantile_assembly(model, n_levels: int) -> list[str]:
+    """Names of the MatMuls with a constant `[Q, Q]` operand: a quantile head's assembly of the median
+    and the gaps (students/quantile.py). They stay float in int8 artifacts: quantizing them gains
+    nothing (Q x Q weights) and the CPU plugin fails to load the int8 MatMul fused with the per-variate
+    de-normalisation after it (OpenVINO 2025/2026: `data.size() == OC` in dnnl_postops_composer)."""
+    names = []
+    for op in model.get_ordered_ops():
+        if op.get_type_name() != "MatMul":
+            continue
+        for inp in op.inputs():
+            src = inp.get_source_output().get_node()
+            if src.get_type_name() == "Constant" and list(src.get_output_shape(0)) == [n_levels, n_levels]:
+                names.append(op.get_friendly_name())
+    return names
+
+
+def int8_candidates(model, calib: np.ndarray, overflow_fix: bool = False, keep_float: list[str] | None = None
+                    ) -> dict[str, tuple[object, str]]:
+    """NNCF post-training int8 variants of `model`: {method: (openvino.Model, note)}; the ops named in
+    `keep_float` are left in float (NNCF's ignored scope).
 
     overflow_fix: NNCF's fix for x86 without VNNI (7-bit weights in every layer, so u8 x s8 products
     do not saturate int16); off for arm64 and VNNI x86, which compute them exactly.
@@ -62,13 +80,16 @@ def int8_candidates(model, calib: np.ndarray, overflow_fix: bool = False) -> dic
     out: dict[str, tuple[object, str]] = {}
     adv = AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE if overflow_fix else OverflowFix.DISABLE)
     of = ", overflow fix (no int16 saturation on x86 without VNNI)" if overflow_fix else ""
-    q = nncf.quantize(model, dataset, subset_size=n, fast_bias_correction=True, advanced_parameters=adv)
+    ignored = nncf.IgnoredScope(names=list(keep_float or []))
+    q = nncf.quantize(model, dataset, subset_size=n, fast_bias_correction=True, advanced_parameters=adv,
+                      ignored_scope=ignored)
     out["nncf-default"] = (q, f"nncf.quantize (mixed preset), int8 weights and activations calibrated on {n} "
                               f"train windows{of}")
-    q = nncf.quantize(model, dataset, subset_size=n, model_type=nncf.ModelType.TRANSFORMER, advanced_parameters=adv)
+    q = nncf.quantize(model, dataset, subset_size=n, model_type=nncf.ModelType.TRANSFORMER, advanced_parameters=adv,
+                      ignored_scope=ignored)
     out["nncf-transformer"] = (q, f"nncf.quantize model_type=TRANSFORMER (SmoothQuant), calibrated on {n} "
                                   f"train windows{of}")
-    q = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
+    q = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM, ignored_scope=ignored)
     out["nncf-weights"] = (q, "nncf.compress_weights INT8_ASYM: per-channel int8 weights, f32 activations "
                               "(no calibration needed)")
     return out
@@ -80,8 +101,10 @@ def build(job, module, config: dict, scratch: Path, verify_x: np.ndarray, ref: n
     saved in `scratch`, each measured against `ref`."""
     L, D = int(config["lookback"]), len(config["columns"])
     model = convert(module, L, D)
+    levels = (config["student"].get("kwargs") or {}).get("quantiles")
+    keep_float = quantile_assembly(model, len(levels)) if levels else []
     variants = ({None: (model, None)} if job.precision == "fp32" else
-                int8_candidates(model, calib_x, overflow_fix=saturates_int8(job.isa)))
+                int8_candidates(model, calib_x, overflow_fix=saturates_int8(job.isa), keep_float=keep_float))
     if job.precision == "int8" and fp32_module is not None:
         stored = int8_storage.openvino_model(convert(fp32_module, L, D))
         if stored is not None:

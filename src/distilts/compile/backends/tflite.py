@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distilts.compile import full_int8, int8_storage
+from distilts.compile import full_int8, int8_storage, tflm
 from distilts.compile.verify import Candidate, measure
 from distilts.compile.wrapper import Denormalize, Normalize, batch_dim_shapes, example_input
 from distilts.errors import require
@@ -88,8 +88,6 @@ def full_int8_files(module, config: dict, batches: list[int], calib: np.ndarray,
                     ) -> tuple[dict[int, Path], str] | None:
     """The `full-int8` candidate (distilts.compile.full_int8: int8 input/output, the scaler folded into the
     I/O quantization); None when the student has an operator left in float (no int8 kernel)."""
-    from distilts.compile import tflm
-
     if (config["student"].get("kwargs") or {}).get("quantiles"):
         return None  # a quantile axis on the output: the per-variate I/O mapping does not cover it
     student = getattr(module, "student", module)  # the int8 module keeps the scaler outside its student

@@ -61,7 +61,7 @@ class Original:
         e32 = verify.errors(torch_predict(new32, self.x), self.out32, self.mean, self.std)
         if not e64 <= F64_MAX_ABS or not verify.within(e32, "fp32"):
             raise ArtifactError(f"Compile pass '{name}' changed the student's forecasts (float64 max abs error "
-                                f"{e64:.3g}, allowed {F64_MAX_ABS:g}; float32 rel-MSE {e32['rel_mse']:.3g}). This is a "
+                                f"{e64:.3g}, allowed {F64_MAX_ABS:g}; float32 rel-MSE {e32['rel_mse']:.3g}, max abs {e32['max_abs_err']:.3g}). This is a "
                                 "bug in the pass: compile with --no-passes and report it.")
         return {"max_abs_err_f64": e64, "max_abs_err_f32": e32["max_abs_err"], "rel_mse_f32": e32["rel_mse"],
                 "checked_windows": int(len(self.x))}

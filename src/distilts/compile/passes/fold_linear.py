@@ -78,14 +78,17 @@ class FoldedLinear(nn.Module):
 
 
 class FoldedQuantileLinear(nn.Module):
-    """Raw (or normalized) `[B, L, D]` -> `[B, H, D, Q]`: one matmul + bias giving the median and the gap
-    features `[B, D, H + rank]`, then the non-crossing quantile head (already scaled to raw values)."""
+    """Raw (or normalized) `[B, L, D]` -> `[B, D, H, Q]` (the artifact layout): one matmul + bias giving
+    the median and the gap features `[B, D, H + rank]`, then the non-crossing quantile head (already
+    scaled to raw values)."""
+
+    artifact_layout = True  # its output is [B, D, H, Q] already (compile/wrapper.py)
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray, head: nn.Module, horizon: int,
                  dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         self.shared = weight.ndim == 2
-        w = weight.T if self.shared else weight
+        w = weight.T if self.shared else weight  # shared: [H + rank, L] (as nn.Linear); per variate: [D, L, H + rank]
         self.register_buffer("weight", torch.tensor(np.ascontiguousarray(w), dtype=dtype))
         self.register_buffer("bias", torch.tensor(np.ascontiguousarray(bias.T), dtype=dtype))  # [D, H + rank]
         self.head = head.to(dtype)
@@ -100,9 +103,9 @@ class FoldedQuantileLinear(nn.Module):
         if self.shared:
             y = nn.functional.linear(xt, self.weight)  # [B, D, H + rank]
         else:
-            y = torch.bmm(xt.transpose(0, 1), self.weight).transpose(0, 1)
+            y = torch.bmm(xt.transpose(0, 1), self.weight).transpose(0, 1)  # [D, B, H + rank] -> [B, D, H + rank]
         y = y + self.bias
-        return self.head(y[..., :self.horizon], y[..., self.horizon:]).transpose(1, 2)  # [B, H, D, Q]
+        return self.head(y[..., :self.horizon], y[..., self.horizon:])  # [B, D, H, Q]
 
 
 def apply(module: nn.Module, precision: str) -> tuple[nn.Module, dict] | None:

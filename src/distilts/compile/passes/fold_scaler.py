@@ -56,8 +56,9 @@ def apply(module: nn.Module, precision: str) -> tuple[nn.Module, dict] | None:
 
 
 def applies(student: nn.Module) -> bool:
-    """A student with a RevIN (per-window normalization) of the project's own kind."""
-    return type(getattr(student, "revin", None)) is RevIN
+    """A point student with a RevIN (per-window normalization) of the project's own kind. (A quantile
+    student keeps the wrapper: it also puts the output in the artifact layout, compile/wrapper.py.)"""
+    return type(getattr(student, "revin", None)) is RevIN and getattr(student, "levels", None) is None
 
 
 def fold(student: nn.Module, std: Sequence[float], dtype: torch.dtype = torch.float32) -> nn.Module:
