@@ -109,13 +109,12 @@ def test_chunk_files_of_a_killed_sharded_fill_are_merged_on_resume(dataset, teac
                                                            "hidden_tokens", "hidden_dtype")},
                      entry, CHUNK, lambda: REAL_LOAD("timemoe", teacher_dir, "cpu"))
     windows = dataset.windows("train", L, H, STRIDE)
-    f_shape, h_shape = filler.shapes(len(windows))
-    state = {"hidden_shape": h_shape}
+    state = {"hidden_shape": filler.shapes(len(windows))["hidden"]}
     cdir = filler.file("train", "chunks")
     cdir.mkdir()
     for c in (1, 3, 5):
         idx = np.arange(c * CHUNK, min(len(windows), (c + 1) * CHUNK))
-        fill._write_chunk(cdir, c, *filler.compute(windows, idx, "train", state), "float16")
+        fill._write_chunk(cdir, c, filler.compute(windows, idx, "train", state), filler)
 
     calls = []
 

@@ -3,6 +3,8 @@
 Layout of one entry, `<root>/teacher/<teacher>-<data>-L<L>-H<H>-<key16>/`:
   <part>.forecast.npy  [N, H, D] float32     (N = len(dataset.windows(part, L, H, stride)))
   <part>.hidden.npy    [N, D, T', d_model]   hidden_dtype (float16 by default), only with hidden=True
+  <part>.quantiles.npy [N, H, D, Q] float32  the teacher's quantiles, only with quantiles=True (levels in
+                                             meta.json `quantile_levels`; Q = the teacher's native levels)
   <part>.json          the part's record (shapes, teacher info), written when the part is complete
   meta.json            written last: its presence means the parts it lists are complete
 While a part fills: <part>.forecast.npy.partial / <part>.hidden.npy.partial (preallocated .npy
@@ -10,7 +12,7 @@ memmaps) and <part>.progress.json (finished chunks, rewritten atomically after e
 flushed), so a killed run resumes at the first unfinished chunk.
 
 `key16` hashes everything the numbers depend on: teacher name, checkpoint sha256, data hash,
-lookback, horizon, stride and the hidden settings. Hidden states are reduced to `hidden_tokens`
+lookback, horizon, stride, the hidden settings and (only when asked) `quantiles`. Hidden states are reduced to `hidden_tokens`
 tokens by mean-pooling contiguous, near-equal groups of the teacher's tokens (0 = keep all).
 `<root>` is `cache_dir`, else $DISTILTS_CACHE_DIR, else platformdirs' user cache dir.
 A forecast-only request is also served by a complete entry with hidden states (same teacher, data
@@ -57,6 +59,13 @@ class TeacherCache:
     def forecasts(self, part: str) -> np.ndarray:
         """Teacher point forecasts `[N, H, D]` float32 (normalized scale)."""
         return np.load(self._file(part, "forecast"), mmap_mode="r")
+
+    def quantiles(self, part: str) -> np.ndarray:
+        """Teacher quantiles `[N, H, D, Q]` float32 at `info["quantile_levels"]` (normalized scale)."""
+        if not self.info.get("quantiles"):
+            raise DistiltsError(f"The teacher cache at {self.directory} holds no quantiles: rerun `distilts teach` "
+                                "with --quantiles.")
+        return np.load(self._file(part, "quantiles"), mmap_mode="r")
 
     def hidden(self, part: str) -> np.ndarray:
         """Pooled teacher hidden states `[N, D, T', d_model]`."""
@@ -106,6 +115,7 @@ def fill_teacher_cache(
     device: str = "auto",
     progress: bool = True,
     max_cache_gb: float | None = None,
+    quantiles: bool = False,
 ) -> TeacherCache:
     """`distilts teach`: the teacher cache for these settings, computing (or resuming) whatever is missing.
 
@@ -125,6 +135,7 @@ def fill_teacher_cache(
         "data_sha256": dataset.data_hash, "lookback": int(lookback), "horizon": int(horizon), "stride": int(stride),
         "hidden": bool(hidden), "hidden_tokens": int(hidden_tokens) if hidden else None,
         "hidden_dtype": hidden_dtype if hidden else None,
+        **({"quantiles": True} if quantiles else {}),  # absent for point entries (their keys stay as they were)
     }
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
     directory = root / "teacher" / f"{teacher_name}-{_slug(dataset.name)}-L{lookback}-H{horizon}-{key[:16]}"
@@ -133,7 +144,7 @@ def fill_teacher_cache(
     todo = [p for p in dict.fromkeys(parts) if p not in meta.get("parts", {})]
     if not todo:
         return TeacherCache(directory, meta, reused=True)
-    if not hidden and (sibling := _entry_with_hidden(directory, settings, parts)) is not None:
+    if not hidden and not quantiles and (sibling := _entry_with_hidden(directory, settings, parts)) is not None:
         return sibling  # forecasts are the same with or without hidden states
 
     comm = distributed.current()
@@ -154,6 +165,7 @@ def fill_teacher_cache(
     teacher_info = next((r["teacher"] for r in records.values() if r.get("teacher")), None)
     meta = {**settings, "key": key, "teacher_path": path, "data_source": dataset.series.source,
             "columns": list(dataset.columns), "teacher_info": teacher_info, "parts": records,
+            "quantile_levels": (teacher_info or {}).get("quantile_levels") if quantiles else None,
             "created_by": "distilts", "completed_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     if comm.is_main:
         write_json(meta_file, meta)  # last: marks the entry complete

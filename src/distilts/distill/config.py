@@ -147,6 +147,7 @@ class TeacherTraining:
     patch_length: int = 16
     patch_stride: int = 8
     dropout: float = 0.2
+    quantiles: tuple[float, ...] | None = None  # a quantile head at these levels (pinball loss); None: MSE point head
     batch_size: int = 64
     lr: float = 1e-3  # peak of the one-cycle schedule
     weight_decay: float = 1e-4

@@ -3,13 +3,14 @@ process or across the ranks of a torchrun job (one process is a job of one rank)
 
 One part of one entry is `ceil(N / chunk)` chunks (chunk = --batch-size windows), so every chunk is
 computed on the same batch of windows whatever the number of ranks, and the arrays come out the
-same. Rank 0 owns the part's preallocated memmaps (`<part>.forecast.npy.partial`,
-`<part>.hidden.npy.partial`) and `<part>.progress.json` (finished chunks, rewritten atomically after
-each chunk is flushed), and writes its own chunks straight into them. Every other rank writes each
-finished chunk atomically as its own pair of files,
+same. Rank 0 owns the part's preallocated memmaps (`<part>.forecast.npy.partial`, and with them
+`<part>.hidden.npy.partial` / `<part>.quantiles.npy.partial`) and `<part>.progress.json` (finished
+chunks, rewritten atomically after each chunk is flushed), and writes its own chunks straight into
+them. Every other rank writes each finished chunk atomically as its own set of files,
 
-    <part>.chunks/c<index>.hidden.npy   (with hidden states; written first)
-    <part>.chunks/c<index>.forecast.npy (written last: its presence marks the chunk complete)
+    <part>.chunks/c<index>.hidden.npy     (with hidden states; written first)
+    <part>.chunks/c<index>.quantiles.npy  (with quantiles; written before the forecast)
+    <part>.chunks/c<index>.forecast.npy   (written last: its presence marks the chunk complete)
 
 so ranks never share a file (safe on any shared filesystem across nodes). After a barrier rank 0
 copies the chunk files into the memmaps (recording each in progress.json before deleting it),
@@ -58,7 +59,8 @@ def pool_tokens(hidden: np.ndarray, n_tokens: int) -> np.ndarray:
 class Filler:
     """The parts of one cache entry: their windows, shapes and files; loads the teacher only when needed.
 
-    `settings` holds teacher, lookback, horizon, stride, hidden, hidden_tokens, hidden_dtype.
+    `settings` holds teacher, lookback, horizon, stride, hidden, hidden_tokens, hidden_dtype and, when
+    the teacher's quantiles are cached too, `quantiles: True`.
     """
 
     def __init__(self, dataset: "Dataset", settings: dict, directory: Path, batch_size: int,
@@ -81,32 +83,48 @@ class Filler:
     def windows(self, part: str) -> "Windows":
         return self.dataset.windows(part, self.s["lookback"], self.s["horizon"], self.s["stride"])
 
+    @property
+    def kinds(self) -> list[str]:
+        """The arrays of this entry: forecast, then hidden and quantiles when asked for."""
+        return ["forecast"] + ["hidden"] * bool(self.s["hidden"]) + ["quantiles"] * bool(self.s.get("quantiles"))
+
+    def dtype(self, kind: str) -> str:
+        return self.s["hidden_dtype"] if kind == "hidden" else "float32"
+
     def file(self, part: str, kind: str) -> Path:
-        """`forecast` / `hidden` (the partial memmaps), `progress`, `record` or `chunks` of `part`."""
-        name = {"forecast": "forecast.npy.partial", "hidden": "hidden.npy.partial", "progress": "progress.json",
-                "record": "json", "chunks": "chunks"}[kind]
+        """`forecast` / `hidden` / `quantiles` (the partial memmaps), `progress`, `record` or `chunks` of `part`."""
+        name = {"forecast": "forecast.npy.partial", "hidden": "hidden.npy.partial",
+                "quantiles": "quantiles.npy.partial", "progress": "progress.json", "record": "json",
+                "chunks": "chunks"}[kind]
         return self.directory / f"{part}.{name}"
 
-    def compute(self, windows: "Windows", idx: np.ndarray, part: str, state: dict
-                ) -> tuple[np.ndarray, np.ndarray | None]:
-        """The teacher's checked forecasts `[B, H, D]` and pooled hidden states (or None) for windows `idx`."""
+    def compute(self, windows: "Windows", idx: np.ndarray, part: str, state: dict) -> dict[str, np.ndarray]:
+        """The teacher's checked rows for windows `idx`: forecasts `[B, H, D]`, pooled hidden states and
+        quantiles `[B, H, D, Q]` (those of `kinds`)."""
         x, _ = windows.batch(idx)
-        out = self.teacher.predict(x, self.s["horizon"], hidden=self.s["hidden"])
-        f_rows = self._check(out.forecast, (len(idx), self.s["horizon"], x.shape[2]), part, idx)
-        if not self.s["hidden"]:
-            return f_rows, None
-        pooled = pool_tokens(out.hidden, self.s["hidden_tokens"])
-        return f_rows, self._check(pooled, (len(idx), *state["hidden_shape"][1:]), part, idx)
+        quantiles = bool(self.s.get("quantiles"))
+        out = self.teacher.predict(x, self.s["horizon"], hidden=self.s["hidden"], **({"quantiles": True} if quantiles
+                                                                                      else {}))
+        rows = {"forecast": self._check(out.forecast, (len(idx), self.s["horizon"], x.shape[2]), part, idx)}
+        if self.s["hidden"]:
+            pooled = pool_tokens(out.hidden, self.s["hidden_tokens"])
+            rows["hidden"] = self._check(pooled, (len(idx), *state["hidden_shape"][1:]), part, idx)
+        if quantiles:
+            rows["quantiles"] = self._check(out.quantiles, (len(idx), *state["quantiles_shape"][1:]), part, idx)
+        return rows
 
-    def shapes(self, n: int) -> tuple[list[int], list[int] | None]:
-        """Forecast and hidden array shapes of a part with `n` windows (hidden: loads the teacher)."""
+    def shapes(self, n: int) -> dict[str, list[int]]:
+        """Array shapes of a part with `n` windows, by kind (hidden and quantiles: loads the teacher)."""
         n_vars = self.dataset.normalized.shape[1]
-        if not self.s["hidden"]:
-            return [n, self.s["horizon"], n_vars], None
-        t = self.teacher
-        tokens = t.hidden_tokens(self.s["lookback"])
-        kept = tokens if self.s["hidden_tokens"] <= 0 else min(tokens, self.s["hidden_tokens"])
-        return [n, self.s["horizon"], n_vars], [n, n_vars, kept, int(t.d_model)]
+        out = {"forecast": [n, self.s["horizon"], n_vars]}
+        if self.s["hidden"]:
+            t = self.teacher
+            tokens = t.hidden_tokens(self.s["lookback"])
+            kept = tokens if self.s["hidden_tokens"] <= 0 else min(tokens, self.s["hidden_tokens"])
+            out["hidden"] = [n, n_vars, kept, int(t.d_model)]
+        if self.s.get("quantiles"):
+            out["quantiles"] = [n, self.s["horizon"], n_vars, len(self.teacher.require_quantiles())]
+        return out
 
     def check_budget(self, todo: Sequence[str], complete: dict, max_cache_gb: float | None) -> None:
         """Refuse, before any teacher call, a fill that exceeds `max_cache_gb` or the free disk space."""
@@ -116,9 +134,10 @@ class Filler:
         hd = self.s["hidden_dtype"] or "float16"
         new = {}
         for part in todo:
-            f_shape, h_shape = self.shapes(len(self.windows(part)))
-            new[part] = size(f_shape, "float32") + size(h_shape, hd)
-        old = sum(size(r.get("forecast_shape"), "float32") + size(r.get("hidden_shape"), hd) for r in complete.values())
+            shapes = self.shapes(len(self.windows(part)))
+            new[part] = sum(size(shape, self.dtype(k) or hd) for k, shape in shapes.items())
+        old = sum(size(r.get("forecast_shape"), "float32") + size(r.get("hidden_shape"), hd)
+                  + size(r.get("quantiles_shape"), "float32") for r in complete.values())
         total = old + sum(new.values())
         detail = ", ".join(f"{p} {v / 1e9:.3g} GB" for p, v in new.items())
         fix = ("Bound it with a larger --stride (or --max-train-windows), fewer --hidden-tokens, fewer --parts, or "
@@ -139,39 +158,40 @@ class Filler:
         state = self._resume_state(part, n)
         if state is None:
             info = self.teacher.info
-            f_shape, h_shape = self.shapes(n)
-            np.lib.format.open_memmap(self.file(part, "forecast"), mode="w+", dtype=np.float32,
-                                      shape=tuple(f_shape)).flush()
-            if h_shape is not None:
-                np.lib.format.open_memmap(self.file(part, "hidden"), mode="w+", dtype=np.dtype(self.s["hidden_dtype"]),
-                                          shape=tuple(h_shape)).flush()
-            state = {"windows": n, "chunk_size": self.batch_size, "forecast_shape": f_shape,
-                     "hidden_shape": h_shape, "teacher": info, "done": []}
+            shapes = self.shapes(n)
+            for kind, shape in shapes.items():
+                np.lib.format.open_memmap(self.file(part, kind), mode="w+", dtype=np.dtype(self.dtype(kind)),
+                                          shape=tuple(shape)).flush()
+            state = {"windows": n, "chunk_size": self.batch_size, "forecast_shape": shapes["forecast"],
+                     "hidden_shape": shapes.get("hidden"), "teacher": info, "done": []}
+            if "quantiles" in shapes:
+                state["quantiles_shape"] = shapes["quantiles"]
             write_json(self.file(part, "progress"), state)
         return state
 
     def finish(self, part: str, state: dict) -> dict:
         """Rename a part's completed partial files into place and write its record."""
         d = self.directory
-        os.replace(self.file(part, "forecast"), d / f"{part}.forecast.npy")
-        if self.s["hidden"]:
-            os.replace(self.file(part, "hidden"), d / f"{part}.hidden.npy")
+        for kind in self.kinds:
+            os.replace(self.file(part, kind), d / f"{part}.{kind}.npy")
         record = {"windows": state["windows"], "forecast_shape": state["forecast_shape"],
                   "hidden_shape": state["hidden_shape"], "chunk_size": state["chunk_size"],
                   "teacher": state.get("teacher")}
+        if "quantiles_shape" in state:
+            record["quantiles_shape"] = state["quantiles_shape"]
         write_json(self.file(part, "record"), record)
         self.file(part, "progress").unlink(missing_ok=True)
         return record
 
     def _resume_state(self, part: str, n: int) -> dict | None:
-        progress, f_tmp, h_tmp = self.file(part, "progress"), self.file(part, "forecast"), self.file(part, "hidden")
-        if not (progress.exists() and f_tmp.exists() and (h_tmp.exists() or not self.s["hidden"])):
+        progress = self.file(part, "progress")
+        if not (progress.exists() and all(self.file(part, k).exists() for k in self.kinds)):
             return None
         try:
             state = read_json(progress)
-            ok = state["windows"] == n and _npy_shape(f_tmp) == tuple(state["forecast_shape"])
-            if self.s["hidden"]:
-                ok = ok and state["hidden_shape"] is not None and _npy_shape(h_tmp) == tuple(state["hidden_shape"])
+            ok = state["windows"] == n and all(state.get(f"{k}_shape") is not None
+                                               and _npy_shape(self.file(part, k)) == tuple(state[f"{k}_shape"])
+                                               for k in self.kinds)
         except (ValueError, KeyError, OSError):
             return None
         return state if ok else None
@@ -200,7 +220,7 @@ def fill_part(filler: Filler, part: str, bar: Bar, comm: Comm = SINGLE) -> dict:
         state = filler.start(part, n)
         if comm.active:
             cdir.mkdir(exist_ok=True)
-        done = set(state["done"]) | set(_complete_chunks(cdir, filler.s["hidden"]))
+        done = set(state["done"]) | set(_complete_chunks(cdir, filler.kinds))
         plan = {"state": state, "pending": [c for c in range(-(-n // state["chunk_size"])) if c not in done]}
     plan = comm.broadcast(plan)
     state, pending = plan["state"], plan["pending"]
@@ -212,7 +232,7 @@ def fill_part(filler: Filler, part: str, bar: Bar, comm: Comm = SINGLE) -> dict:
         _fill_own(filler, windows, part, state, mine, bar, comm.world)
     else:
         for c in mine:
-            _write_chunk(cdir, c, *filler.compute(windows, _index(c, chunk, n), part, state), filler.s["hidden_dtype"])
+            _write_chunk(cdir, c, filler.compute(windows, _index(c, chunk, n), part, state), filler)
     comm.barrier()
     record = None
     if comm.is_main:  # other nodes' files can take a moment to show up on a network filesystem
@@ -225,41 +245,39 @@ def _fill_own(filler: Filler, windows: "Windows", part: str, state: dict, mine: 
               world: int) -> None:
     """Rank 0: compute its chunks straight into the part's memmaps."""
     n, chunk = state["windows"], state["chunk_size"]
-    forecast, hid = _open(filler, part)
+    maps = _open(filler, part)
     done = set(state["done"])
     for c in mine:
         idx = _index(c, chunk, n)
-        _store(forecast, hid, idx, *filler.compute(windows, idx, part, state))
+        _store(maps, idx, filler.compute(windows, idx, part, state))
         done.add(c)
         state["done"] = sorted(done)
         write_json(filler.file(part, "progress"), state)
         bar.advance(len(idx) * world)  # the other ranks advance at about the same pace
-    del forecast, hid  # close the maps before the part is renamed
+    del maps  # close the maps before the part is renamed
 
 
 def _merge(filler: Filler, part: str, state: dict, wait_s: float = 0.0) -> None:
     """Rank 0: copy the other ranks' chunk files into the memmaps, then delete them (waiting up to
     `wait_s` seconds for files that are not visible yet)."""
     n, chunk, cdir = state["windows"], state["chunk_size"], filler.file(part, "chunks")
-    forecast, hid = _open(filler, part)
+    maps = _open(filler, part)
     done = set(state["done"])
     deadline = time.monotonic() + wait_s
     while True:
-        for c in _complete_chunks(cdir, filler.s["hidden"]):
+        for c in _complete_chunks(cdir, filler.kinds):
             if c not in done:
-                f_rows = np.load(_chunk_file(cdir, c, "forecast"))
-                h_rows = np.load(_chunk_file(cdir, c, "hidden")) if hid is not None else None
-                _store(forecast, hid, _index(c, chunk, n), f_rows, h_rows)
+                _store(maps, _index(c, chunk, n), {k: np.load(_chunk_file(cdir, c, k)) for k in maps})
                 done.add(c)
                 state["done"] = sorted(done)
                 write_json(filler.file(part, "progress"), state)
-            for kind in ("forecast", "hidden"):
+            for kind in ("forecast", "hidden", "quantiles"):
                 _chunk_file(cdir, c, kind).unlink(missing_ok=True)
         missing = sorted(set(range(-(-n // chunk))) - done)
         if not missing or time.monotonic() >= deadline:
             break
         time.sleep(2.0)
-    del forecast, hid
+    del maps
     if missing:
         raise DistiltsError(f"The sharded teacher cache fill of the {part} part is missing chunks {missing[:8]}"
                             f"{' ...' if len(missing) > 8 else ''} after every rank finished; rerun the same "
@@ -271,26 +289,20 @@ def _merge(filler: Filler, part: str, state: dict, wait_s: float = 0.0) -> None:
             cdir.rmdir()
 
 
-def _open(filler: Filler, part: str) -> tuple[np.ndarray, np.ndarray | None]:
-    forecast = np.lib.format.open_memmap(filler.file(part, "forecast"), mode="r+")
-    hid = np.lib.format.open_memmap(filler.file(part, "hidden"), mode="r+") if filler.s["hidden"] else None
-    return forecast, hid
+def _open(filler: Filler, part: str) -> dict[str, np.ndarray]:
+    return {k: np.lib.format.open_memmap(filler.file(part, k), mode="r+") for k in filler.kinds}
 
 
-def _store(forecast: np.ndarray, hid: np.ndarray | None, idx: np.ndarray, f_rows: np.ndarray,
-           h_rows: np.ndarray | None) -> None:
-    forecast[idx[0]: idx[-1] + 1] = f_rows
-    forecast.flush()
-    if hid is not None:
-        hid[idx[0]: idx[-1] + 1] = h_rows
-        hid.flush()
+def _store(maps: dict[str, np.ndarray], idx: np.ndarray, rows: dict[str, np.ndarray]) -> None:
+    for kind, arr in maps.items():
+        arr[idx[0]: idx[-1] + 1] = rows[kind]
+        arr.flush()
 
 
-def _write_chunk(cdir: Path, c: int, f_rows: np.ndarray, h_rows: np.ndarray | None, hidden_dtype: str | None) -> None:
+def _write_chunk(cdir: Path, c: int, rows: dict[str, np.ndarray], filler: Filler) -> None:
     """One chunk as .npy files, each via a temp file and an atomic rename; the forecast file last."""
-    if h_rows is not None:
-        _save_atomic(_chunk_file(cdir, c, "hidden"), np.asarray(h_rows, dtype=hidden_dtype))
-    _save_atomic(_chunk_file(cdir, c, "forecast"), np.asarray(f_rows, dtype=np.float32))
+    for kind in reversed(filler.kinds):  # forecast last: its presence marks the chunk complete
+        _save_atomic(_chunk_file(cdir, c, kind), np.asarray(rows[kind], dtype=filler.dtype(kind)))
 
 
 def _save_atomic(path: Path, arr: np.ndarray) -> None:
@@ -303,14 +315,14 @@ def _chunk_file(cdir: Path, c: int, kind: str) -> Path:
     return cdir / f"c{c:07d}.{kind}.npy"
 
 
-def _complete_chunks(cdir: Path, hidden: bool) -> list[int]:
-    """Indices of chunks whose files are all in place."""
+def _complete_chunks(cdir: Path, kinds: list[str]) -> list[int]:
+    """Indices of chunks whose files (one per kind) are all in place."""
     if not cdir.is_dir():
         return []
     out = []
     for p in cdir.glob("c*.forecast.npy"):
         c = int(p.name[1:8])
-        if not hidden or _chunk_file(cdir, c, "hidden").exists():
+        if all(_chunk_file(cdir, c, k).exists() for k in kinds):
             out.append(c)
     return sorted(out)
 

@@ -69,7 +69,7 @@ def teacher_outputs(dataset: Dataset, spec: DistillSpec, progress: bool = True, 
         return fill_teacher_cache(dataset, spec.teacher, spec.teacher_path, spec.lookback, spec.horizon,
                                     parts=parts, stride=stride, hidden=hidden, hidden_tokens=spec.hidden_tokens,
                                     cache_dir=spec.cache_dir, device=spec.train.device, progress=progress,
-                                    max_cache_gb=spec.max_cache_gb, **({"quantiles": True} if levels else {}))
+                                    max_cache_gb=spec.max_cache_gb, quantiles=levels is not None)
 
     eval_parts = ("val", "test") if spec.stride == 1 else ("val",)
     train = None
@@ -242,8 +242,10 @@ def evaluate_student(model_dir: str | os.PathLike, data_args: dict | None = None
     teacher = TeacherOutputs()
     t = config.get("teacher")
     if with_teacher and t and t.get("path") and Path(t["path"]).is_dir():
+        levels = config["student"].get("kwargs", {}).get("quantiles") if t.get("quantile_levels") else None
         spec = DistillSpec(teacher=t["name"], teacher_path=t["path"], lookback=config["lookback"],
                            horizon=config["horizon"], stride=config["train"].get("stride", 1), cache_dir=cache_dir,
+                           student_kwargs={"quantiles": levels} if levels else {},
                            train=TrainConfig(kd=False, beta=0.0, device=device))
         teacher = teacher_outputs(dataset, spec, progress)
     return score_student(model, config, dataset, teacher, model_dir if write else None, device=device)
@@ -258,7 +260,8 @@ def _teacher_info(cache: TeacherCache, path: str | None) -> dict:
         path = str(Path(path).resolve())
     return {"name": info["teacher"], "path": path or info.get("teacher_path"),
             "checkpoint_sha256": info["checkpoint_sha256"], "d_model": extra.get("d_model"),
-            "cache": str(cache.directory), "cache_key": info.get("key")}
+            "cache": str(cache.directory), "cache_key": info.get("key"),
+            **({"quantile_levels": info["quantile_levels"]} if info.get("quantile_levels") else {})}
 
 
 def _absolute_if_file(source: str) -> str:

@@ -24,6 +24,9 @@ from distilts.teachers import TEACHERS
               help="Also cache the teacher's hidden states (pooled to --hidden-tokens tokens).")
 @click.option("--hidden-tokens", type=click.IntRange(min=0), default=HIDDEN_TOKENS, show_default=True,
               help="Mean-pool the teacher's tokens into this many contiguous groups (0 = keep all).")
+@click.option("--quantiles/--no-quantiles", default=False, show_default=True,
+              help="Also cache the teacher's quantiles [N, H, D, Q] at its native levels (for quantile students; "
+                   "a point-only teacher is refused with the alternatives).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Cache root (default: $DISTILTS_CACHE_DIR, else the user cache directory).")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
@@ -33,8 +36,8 @@ from distilts.teachers import TEACHERS
               help="Refuse up front (before any teacher call) a fill whose cache entry would exceed this many GB.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def teach(teacher_name: str, teacher_path: str | None, data_args: dict, lookback: int, horizon: int, stride: int,
-          parts: str, hidden: bool, hidden_tokens: int, cache_dir: str | None, device: str, batch_size: int,
-          max_cache_gb: float | None, quiet: bool) -> None:
+          parts: str, hidden: bool, hidden_tokens: int, quantiles: bool, cache_dir: str | None, device: str,
+          batch_size: int, max_cache_gb: float | None, quiet: bool) -> None:
     """Run a frozen teacher (TimeMoE, Chronos(-Bolt, -2), Moirai(-2), TimesFM) over every window and cache it.
 
     The cache is keyed by teacher checkpoint, data, window settings and hidden settings; a rerun
@@ -52,7 +55,7 @@ def teach(teacher_name: str, teacher_path: str | None, data_args: dict, lookback
         cache = fill_teacher_cache(
             dataset, teacher_name, teacher_path, lookback, horizon, parts=part_list, stride=stride, hidden=hidden,
             hidden_tokens=hidden_tokens, cache_dir=cache_dir, batch_size=batch_size, device=device,
-            progress=not quiet, max_cache_gb=max_cache_gb,
+            progress=not quiet, max_cache_gb=max_cache_gb, quantiles=quantiles,
         )
     if not comm.is_main:
         return
@@ -65,6 +68,9 @@ def teach(teacher_name: str, teacher_path: str | None, data_args: dict, lookback
     for part in part_list:
         r = records[part]
         extra = f", hidden {tuple(r['hidden_shape'])}" if r.get("hidden_shape") else ""
+        if r.get("quantiles_shape"):
+            extra += (f", quantiles {tuple(r['quantiles_shape'])} at levels "
+                      f"{','.join(f'{v:g}' for v in cache.info.get('quantile_levels') or [])}")
         click.echo(f"  {part}: {r['windows']} windows, forecasts {tuple(r['forecast_shape'])}{extra}")
 
 

@@ -1,4 +1,5 @@
-"""Train a PatchTST teacher on a dataset's normalized train windows, early-stopped on val MSE.
+"""Train a PatchTST teacher on a dataset's normalized train windows, early-stopped on val MSE (with
+`quantiles`: a quantile head trained with the pinball loss, early-stopped on val WQL).
 
 Writes `config.json` + `model.safetensors` (via `save_pretrained`) and `training.json` (settings,
 per-epoch losses, best epoch, val and test MSE/MAE on normalized values) into `out_dir` in one
@@ -27,6 +28,7 @@ from distilts.distill.config import TeacherTraining
 from distilts.distill.trainer import EarlyStopping
 from distilts.errors import DistiltsError
 from distilts.teachers.base import resolve_device
+from distilts.teachers.patchtst import quantile_forecast
 from distilts.utils import atomic_directory, write_json
 
 
@@ -36,8 +38,10 @@ def build_patchtst(n_variates: int, opts: TeacherTraining) -> PatchTSTForPredict
         raise DistiltsError(f"--d-model {opts.d_model} must be divisible by the number of heads ({opts.heads}).")
     if opts.lookback < opts.patch_length:
         raise DistiltsError(f"lookback {opts.lookback} is shorter than one patch ({opts.patch_length} steps).")
+    levels = list(opts.quantiles) if opts.quantiles else None
     config = PatchTSTConfig(
-        num_input_channels=n_variates, context_length=opts.lookback, prediction_length=opts.horizon,
+        num_input_channels=n_variates, context_length=opts.lookback,
+        prediction_length=opts.horizon * (len(levels) if levels else 1), distilts_quantiles=levels,
         patch_length=opts.patch_length, patch_stride=opts.patch_stride, d_model=opts.d_model,
         num_hidden_layers=opts.layers, num_attention_heads=opts.heads, ffn_dim=opts.ffn_dim or 2 * opts.d_model,
         dropout=opts.dropout, attention_dropout=0.0, ff_dropout=0.0, head_dropout=0.0, positional_dropout=0.0,
@@ -49,20 +53,30 @@ def build_patchtst(n_variates: int, opts: TeacherTraining) -> PatchTSTForPredict
 
 
 class PointForecaster(nn.Module):
-    """A `PatchTSTForPrediction` as a forecaster `[B, L, D] -> [B, H, D]` (what `evaluate.predict` takes)."""
+    """A `PatchTSTForPrediction` as a forecaster `[B, L, D] -> [B, H, D]` (what `evaluate.predict` takes),
+    or `[B, H, D, Q]` at `levels` for a quantile PatchTST."""
 
     def __init__(self, model: PatchTSTForPrediction) -> None:
         super().__init__()
         self.model = model
+        q = getattr(model.config, "distilts_quantiles", None)
+        self.levels = tuple(q) if q else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(past_values=x).prediction_outputs
+        point, quantiles, _ = quantile_forecast(self.model, x, self.levels)
+        return point if quantiles is None else quantiles
 
 
 def _scores(model: PatchTSTForPrediction, windows: Windows, device: str) -> dict[str, float]:
-    """MSE and MAE (normalized values) of `model` over all `windows`: the student's test protocol."""
-    s = ev.scores(ev.predict(PointForecaster(model).train(model.training), windows, 256, device), windows)
-    return {"mse": s["mse"], "mae": s["mae"]}
+    """MSE and MAE (normalized values) of `model` over all `windows`: the student's test protocol (of
+    the median for a quantile PatchTST, which also gets WQL and the 80% interval's coverage)."""
+    fc = PointForecaster(model).train(model.training)
+    s = ev.scores(ev.predict(fc, windows, 256, device), windows, fc.levels)
+    out = {"mse": s["mse"], "mae": s["mae"]}
+    if "quantiles" in s:
+        q = s["quantiles"]
+        out.update(wql=q["wql"], coverage_80=(q.get("interval") or {}).get("coverage"))
+    return out
 
 
 def train_teacher(dataset: Dataset, out_dir: str | Path, options: TeacherTraining | None = None, *,
@@ -101,6 +115,7 @@ def train_teacher(dataset: Dataset, out_dir: str | Path, options: TeacherTrainin
         "data": {"source": dataset.series.source, "hash": dataset.data_hash, "split": dataset.split.to_dict(),
                  "columns": dataset.columns},
         "lookback": lookback, "horizon": horizon,
+        "quantiles": list(opts.quantiles) if opts.quantiles else None,
         "model": {"d_model": opts.d_model, "layers": opts.layers, "heads": opts.heads,
                   "ffn_dim": opts.ffn_dim or 2 * opts.d_model, "patch_length": opts.patch_length,
                   "patch_stride": opts.patch_stride, "dropout": opts.dropout,
@@ -136,22 +151,35 @@ def _train_loop(model: PatchTSTForPrediction, optimizer: torch.optim.Optimizer, 
                 log("stopped by signal: keeping the best epoch so far")
                 return
             x, y = train.batch(order[lo: lo + batch_size])
-            out = model(past_values=torch.from_numpy(x).to(device), future_values=torch.from_numpy(y).to(device))
+            loss = _loss(model, torch.from_numpy(x).to(device), torch.from_numpy(y).to(device))
             optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
+            loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             sched.step()
-            total += float(out.loss.detach()) * len(x)
+            total += float(loss.detach()) * len(x)
             count += len(x)
         val_m = _scores(model, val, device)
-        history.append({"epoch": epoch + 1, "train_mse": total / max(count, 1), "val_mse": val_m["mse"],
-                        "val_mae": val_m["mae"], "elapsed_s": round(time.perf_counter() - t0, 2)})
-        log(f"epoch {epoch + 1}/{epochs}: train mse {total / max(count, 1):.4f}  val mse {val_m['mse']:.4f}")
-        early.update(val_m["mse"], epoch, model)
+        kind = "pinball" if "wql" in val_m else "mse"
+        history.append({"epoch": epoch + 1, f"train_{kind}": total / max(count, 1), **{f"val_{k}": v for k, v in val_m.items()},
+                        "elapsed_s": round(time.perf_counter() - t0, 2)})
+        log(f"epoch {epoch + 1}/{epochs}: train {kind} {total / max(count, 1):.4f}  val mse {val_m['mse']:.4f}"
+            + (f"  val WQL {val_m['wql']:.4f}" if "wql" in val_m else ""))
+        early.update(val_m.get("wql", val_m["mse"]), epoch, model)
         if early.stop:
             log(f"early stop: val mse did not improve for {early.patience} epochs")
             return
+
+
+def _loss(model: PatchTSTForPrediction, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """MSE of the point head, or the pinball loss of a quantile head against the truth."""
+    levels = getattr(model.config, "distilts_quantiles", None)
+    if not levels:
+        return model(past_values=x, future_values=y).loss
+    from distilts.distill.losses import pinball_loss
+
+    _, q, _ = quantile_forecast(model, x, tuple(levels))
+    return pinball_loss(q, y, torch.tensor(levels, dtype=q.dtype, device=q.device))
 
 
 class _StopOnSignal:

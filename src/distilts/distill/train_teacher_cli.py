@@ -30,6 +30,9 @@ T = TeacherTraining()  # the library's defaults
               help="Epochs without val improvement before stopping.")
 @click.option("--stride", type=int, default=T.stride, show_default=True,
               help="Step between train windows (>1 trains faster).")
+@click.option("--quantiles", default=None,
+              help="Train a quantile head at these levels (comma-separated in (0, 1) with 0.5, or a named set: "
+                   "deciles, chronos-2) with the pinball loss, so the teacher can teach quantile students.")
 @click.option("--seed", type=int, default=T.seed, show_default=True)
 @click.option("--device", type=click.Choice(DEVICES), default=T.device, show_default=True)
 def train_teacher(data_args: dict, out_dir: str, **options) -> None:
@@ -41,6 +44,11 @@ def train_teacher(data_args: dict, out_dir: str, **options) -> None:
     """
     from distilts.data import load_dataset
     from distilts.distill.train_teacher import train_teacher as run
+
+    if options.get("quantiles") is not None:
+        from distilts.quantiles import parse_levels
+
+        options["quantiles"] = parse_levels(options["quantiles"])
 
     info = run(load_dataset(**data_args), out_dir, TeacherTraining(**options), log=lambda s: click.echo(s, err=True))
     t = info["test"]

@@ -30,6 +30,7 @@ WEIGHT_PATTERNS = ("*.safetensors", "config.json")  # the files a checkpoint has
 class TeacherOutput:
     forecast: np.ndarray  # [B, H, D] float32, same scale as the input windows
     hidden: np.ndarray | None = None  # [B, D, T_tokens, d_model] float32, or None
+    quantiles: np.ndarray | None = None  # [B, H, D, Q] at the teacher's `quantile_levels`, or None
 
 
 class Teacher:
@@ -48,19 +49,46 @@ class Teacher:
     checkpoint_hash: str  # sha256 over the weight files (keys the cache)
     d_model: int  # width of the hidden states
     joint: bool = False  # True: the variates of a window are forecast together
+    quantile_levels: tuple[float, ...] | None = None  # the levels `predict(quantiles=True)` gives; None: point only
 
-    def predict(self, x: np.ndarray, horizon: int, hidden: bool = False) -> TeacherOutput:
-        """Forecast `horizon` steps after each window of `x` `[B, L, D]`; optionally hidden states."""
+    def predict(self, x: np.ndarray, horizon: int, hidden: bool = False, quantiles: bool = False) -> TeacherOutput:
+        """Forecast `horizon` steps after each window of `x` `[B, L, D]`; optionally hidden states and
+        the quantiles at `quantile_levels` (`[B, H, D, Q]`, from the same model call)."""
         b, length, d = x.shape
         self.check_window(length, horizon)
         series = np.ascontiguousarray(np.asarray(x).transpose(0, 2, 1), dtype=np.float32)  # [B, D, L]
-        point, states = self._forecast(series if self.joint else series.reshape(b * d, length), horizon, hidden)
+        series = series if self.joint else series.reshape(b * d, length)
+        q = None
+        if quantiles:
+            self.require_quantiles()
+            point, q, states = self._forecast_quantiles(series, horizon, hidden)
+            q = np.ascontiguousarray(np.asarray(q, np.float32).reshape(b, d, horizon, -1).transpose(0, 2, 1, 3))
+        else:
+            point, states = self._forecast(series, horizon, hidden)
         forecast = np.asarray(point, dtype=np.float32).reshape(b, d, horizon).transpose(0, 2, 1)
         hid = None
         if hidden:
             states = np.asarray(states, dtype=np.float32)
             hid = states.reshape(b, d, states.shape[1], states.shape[2])
-        return TeacherOutput(np.ascontiguousarray(forecast), hid)
+        return TeacherOutput(np.ascontiguousarray(forecast), hid, q)
+
+    def require_quantiles(self) -> tuple[float, ...]:
+        """The teacher's quantile levels, or a QuantileError naming the probabilistic teachers."""
+        from distilts.quantiles import QuantileError
+
+        if not self.quantile_levels:
+            raise QuantileError(
+                f"The {self.name} teacher ({self.path}) gives point forecasts only, so it cannot teach quantiles. "
+                "Use a probabilistic teacher: chronos-bolt, timesfm (0.1 ... 0.9), chronos-2 (21 levels), chronos, "
+                "moirai, moirai-2 (quantiles of their samples), or a patchtst trained with `distilts train-teacher "
+                "--quantiles deciles`; or train the quantile student on ground truth only (--no-kd --beta 0).")
+        return self.quantile_levels
+
+    def _forecast_quantiles(self, series: np.ndarray, horizon: int, hidden: bool
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """As `_forecast`, plus the quantiles `[N, H, Q]` at `quantile_levels` (probabilistic families)."""
+        self.require_quantiles()
+        raise NotImplementedError
 
     def _forecast(self, series: np.ndarray, horizon: int, hidden: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """Point forecasts `[N, H]` and hidden states `[N, T, d_model]` (or None) of the series, one row
@@ -77,7 +105,8 @@ class Teacher:
     @property
     def info(self) -> dict:
         return {"name": self.name, "path": str(self.path), "checkpoint_sha256": self.checkpoint_hash,
-                "d_model": int(self.d_model)}
+                "d_model": int(self.d_model),
+                "quantile_levels": None if self.quantile_levels is None else list(self.quantile_levels)}
 
 
 def to_numpy(t: Any) -> np.ndarray:

@@ -8,6 +8,11 @@ model.safetensors) of `transformers.PatchTSTForPrediction`; no remote code, no p
 
 Hidden states: the encoder's last hidden state, one token per patch and per variate
 (channel-independent), `[B, D, T_patches, d_model]`.
+
+Quantile PatchTST (`train-teacher --quantiles`): the same model with a head of `H x Q` outputs, read
+as the median `[H]` and the `H x (Q-1)` gaps between neighbouring levels (|.|, so levels never cross),
+in the window-scaled space before PatchTST's own de-scaling; `config.json` records the levels as
+`distilts_quantiles` (and `prediction_length` = H x Q). The point forecast is the 0.5 level.
 """
 
 from __future__ import annotations
@@ -27,6 +32,25 @@ DEFAULT_PATH = None  # trained locally: there is no published checkpoint, --teac
 FAMILY = "patchtst"
 
 
+def quantile_forecast(model, x: torch.Tensor, levels: tuple[float, ...] | None):
+    """(forecast `[b, H', D]`, quantiles `[b, H', D, Q]` or None, model output) of a PatchTST on `x`:
+    H' the trained horizon; with `levels` the head's `H' x Q` outputs are the median and the level gaps."""
+    out = model.model(past_values=x, return_dict=True)
+    y = model.head(out.last_hidden_state)  # [b, H' (x Q), D], window-scaled
+    if not levels:
+        return y * out.scale + out.loc, None, out
+    q_n = len(levels)
+    h = y.shape[1] // q_n
+    m = levels.index(0.5)
+    gaps = torch.abs(y[:, h:]).unflatten(1, (h, q_n - 1))  # [b, H', Q-1, D]
+    below = -torch.flip(torch.cumsum(torch.flip(gaps[:, :, :m], [2]), 2), [2])  # levels 0..m-1
+    above = torch.cumsum(gaps[:, :, m:], 2)  # levels m+1..Q-1
+    med = y[:, :h].unsqueeze(2)
+    q = torch.cat([med + below, med, med + above], dim=2)  # [b, H', Q, D]
+    q = q * out.scale.unsqueeze(1) + out.loc.unsqueeze(1)
+    return q[:, :, m], q.transpose(2, 3), out
+
+
 def num_patches(context_length: int, patch_length: int, patch_stride: int) -> int:
     """Patches PatchTST cuts from a window of `context_length` steps (its patchifier's formula)."""
     return (max(context_length, patch_length) - patch_length) // patch_stride + 1
@@ -44,8 +68,10 @@ class PatchTSTTeacher(Teacher):
         self.device = device
         self.batch_size = batch_size
         cfg = model.config
+        levels = getattr(cfg, "distilts_quantiles", None)
+        self.quantile_levels = tuple(float(v) for v in levels) if levels else None
         self.context_length = int(cfg.context_length)
-        self.prediction_length = int(cfg.prediction_length)
+        self.prediction_length = int(cfg.prediction_length) // (len(levels) if levels else 1)
         self.d_model = int(cfg.d_model)
         self.n_variates = int(cfg.num_input_channels)
         self.checkpoint_hash = hash_checkpoint(path)
@@ -71,19 +97,20 @@ class PatchTSTTeacher(Teacher):
                 f"with `distilts train-teacher --horizon {horizon}` and pass that directory."
             )
 
-    def predict(self, x: np.ndarray, horizon: int, hidden: bool = False) -> TeacherOutput:
+    def predict(self, x: np.ndarray, horizon: int, hidden: bool = False, quantiles: bool = False) -> TeacherOutput:
         """Forecast `[B, H, D]` (same scale as `x`; the first H steps of the trained horizon), and
-        optionally the encoder states per patch."""
+        optionally the encoder states per patch and the quantiles `[B, H, D, Q]`."""
         x = np.asarray(x, dtype=np.float32)
         self._check(x, horizon)
-        forecasts, states = [], []
+        levels = self.require_quantiles() if quantiles else self.quantile_levels
+        forecasts, states, qs = [], [], []
         with torch.inference_mode():
             for lo in range(0, x.shape[0], self.batch_size):
                 xb = torch.from_numpy(x[lo: lo + self.batch_size]).to(self.device)
-                out = self.model.model(past_values=xb, return_dict=True)
-                y = self.model.head(out.last_hidden_state) * out.scale + out.loc  # [b, H_trained, D]
-                y = y[:, :horizon]  # a teacher trained for a longer horizon serves shorter ones
-                forecasts.append(y.float().cpu().numpy())
+                y, q, out = quantile_forecast(self.model, xb, levels)  # [b, H_trained, D]
+                forecasts.append(y[:, :horizon].float().cpu().numpy())  # a longer-horizon teacher serves shorter ones
+                if quantiles:
+                    qs.append(q[:, :horizon].float().cpu().numpy())
                 if hidden:
                     states.append(out.last_hidden_state.float().cpu().numpy())  # [b, D, T, d_model]
         forecast = np.concatenate(forecasts, axis=0) if forecasts else np.zeros((0, horizon, x.shape[2]), np.float32)
@@ -91,7 +118,10 @@ class PatchTSTTeacher(Teacher):
         if hidden:
             hid = (np.concatenate(states, axis=0) if states
                    else np.zeros((0, x.shape[2], self.hidden_tokens(x.shape[1]), self.d_model), np.float32))
-        return TeacherOutput(forecast=forecast, hidden=hid)
+        quant = None
+        if quantiles:
+            quant = np.concatenate(qs) if qs else np.zeros((0, horizon, x.shape[2], len(levels)), np.float32)
+        return TeacherOutput(forecast=forecast, hidden=hid, quantiles=quant)
 
 
 def load(path: str, device: str = "auto") -> PatchTSTTeacher:
