@@ -17,6 +17,8 @@ For each artifact (default: DLinear L=512 H=96 on ETTh1, compiled to ONNX, OpenV
     python benchmarks/serve.py --render benchmarks/results/serve.json
 
 Loopback only. Writes OUT/serve.json and OUT/serve.md (OUT: benchmarks/runs/serve).
+Against the ceiling of the HTTP stack itself, with wrk as the client: benchmarks/serve_stack.py; deploys under
+load and overload: benchmarks/serve_ops.py.
 """
 
 from __future__ import annotations

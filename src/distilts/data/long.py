@@ -216,10 +216,12 @@ def _targets(pa, pc, source, cols, ids, col) -> np.ndarray:
                 f"{col[bad].as_py()!r} in column '{cols.target}'. Targets must be numbers: clean the column, "
                 "or name the right one with --target-column."
             ) from None
-    values = col.to_numpy(zero_copy_only=False).astype(np.float32)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        i = int(np.argmax(bad))
+    col = pc.cast(col, pa.float32())
+    values = None if col.null_count else _numpy(col)
+    bad = None if values is None else ~np.isfinite(values)
+    if values is None or bad.any():
+        i = _first_null(pc, col) if values is None else int(np.argmax(bad))
+        bad = np.ones(col.null_count) if values is None else bad
         raise DataError(
             f"{source}: series '{ids[i].as_py()}' has {int(bad.sum())} missing or non-finite target(s) in this "
             f"block (first at its row {i + 1}). Fill or drop them before forecasting (nothing is filled silently)."
@@ -241,7 +243,10 @@ def _first_bad_number(cells: list) -> int:
 def _times(pa, pc, source, cols, ids, col) -> tuple[np.ndarray, str]:
     t = col.type
     if pa.types.is_integer(t):
-        return col.to_numpy(zero_copy_only=False).astype(np.int64), "integer"
+        if col.null_count:
+            raise DataError(f"{source}: series '{ids[_first_null(pc, col)].as_py()}' has a row without a timestamp. "
+                            "Every row needs one.")
+        return _numpy(pc.cast(col, pa.int64())), "integer"
     try:
         if pa.types.is_string(t) or pa.types.is_large_string(t):
             col = pc.cast(col, pa.timestamp("s"))
@@ -257,9 +262,42 @@ def _times(pa, pc, source, cols, ids, col) -> tuple[np.ndarray, str]:
             "such as 2016-07-01 00:00:00, integers, or name another column with --timestamp-column."
         ) from None
     if col.null_count:
-        i = int(np.argmax(col.is_null().to_numpy(zero_copy_only=False)))
-        raise DataError(f"{source}: series '{ids[i].as_py()}' has a row without a timestamp. Every row needs one.")
-    return col.cast(pa.int64()).to_numpy(zero_copy_only=False), "datetime"
+        raise DataError(f"{source}: series '{ids[_first_null(pc, col)].as_py()}' has a row without a timestamp. "
+                        "Every row needs one.")
+    return _numpy(col.cast(pa.int64())), "datetime"
+
+
+def _numpy(arr) -> np.ndarray:
+    """A null-free primitive arrow array as a numpy view of its buffer (arrow's to_numpy imports pandas)."""
+    dtype = np.dtype(arr.type.to_pandas_dtype()) if not hasattr(arr.type, "unit") else np.dtype(np.int64)
+    return np.frombuffer(arr.buffers()[1], dtype=dtype, count=len(arr), offset=arr.offset * dtype.itemsize)
+
+
+def arrow_strings(pa, values: list[str]):
+    """A list of str as an arrow string array, by buffer (pa.array imports pandas when it is installed)."""
+    raw = [v.encode("utf-8") for v in values]
+    offsets = np.zeros(len(raw) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in raw], out=offsets[1:])
+    return pa.Array.from_buffers(pa.large_string(), len(raw), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(raw))]
+                                 ).cast(pa.string())
+
+
+def arrow_array(pa, values: np.ndarray, type_):
+    """A numpy array as an arrow array of a primitive type, by buffer (pa.array of numpy imports pandas)."""
+    dtype = {pa.float32(): np.float32, pa.float64(): np.float64}.get(type_, np.int64)
+    arr = np.ascontiguousarray(values, dtype=dtype)
+    return pa.Array.from_buffers(type_, len(arr), [None, pa.py_buffer(arr)])
+
+
+def _first_null(pc, col) -> int:
+    return int(pc.indices_nonzero(col.is_null())[0].as_py())
+
+
+def changes(pc, ids) -> np.ndarray:
+    """Row positions where the id differs from the row before (int64)."""
+    if len(ids) < 2:
+        return np.zeros(0, dtype=np.int64)
+    return _numpy(pc.indices_nonzero(pc.not_equal(ids[1:], ids[:-1]))).astype(np.int64) + 1
 
 
 class _Assembler:
@@ -277,16 +315,16 @@ class _Assembler:
         pend_v: list[np.ndarray] = []
         pend_t: list[np.ndarray] = []
         any_rows = False
+        import pyarrow as pa
         import pyarrow.compute as pc
 
         for ids, times, values, kind in batches:
             any_rows = True
             self.kind = kind
             n = len(values)
-            change = np.flatnonzero(pc.not_equal(ids[1:], ids[:-1]).to_numpy(zero_copy_only=False)) + 1 if n > 1 \
-                else np.zeros(0, dtype=np.int64)
+            change = changes(pc, ids)
             starts = np.concatenate([[0], change]).astype(np.int64)
-            seg_ids = ids.take(starts).to_pylist()
+            seg_ids = ids.take(arrow_array(pa, starts, pa.int64())).to_pylist()
             bounds = np.concatenate([starts, [n]])
             out_ids: list[str] = []
             out_v: list[np.ndarray] = []

@@ -17,7 +17,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from distilts.data.long import LongColumns, SeriesBlock, column_names, detect_layout, iter_blocks
+from distilts.data.long import LongColumns, arrow_array, arrow_strings, SeriesBlock, column_names, detect_layout, iter_blocks
 from distilts.errors import DataError, require
 from distilts.runtime.forecaster import Forecaster
 
@@ -152,14 +152,14 @@ def _cut_label(block: SeriesBlock, kind: str, value: int) -> str:
 def to_table(block: SeriesBlock, cols: dict, names: LongColumns):
     """The block's forecasts as a pyarrow Table: id, timestamp (or step), forecast[, cutoff]."""
     pa = require("pyarrow", "parquet", "writing batch forecasts")
-    ids = pa.array(block.ids, pa.string()).take(pa.array(cols["series"]))
-    tcol = pa.array(cols["time"], pa.timestamp("s")) if block.time_kind == "datetime" else pa.array(cols["time"])
-    out = {names.id or "id": ids, (names.timestamp if block.times is not None else None) or "step": tcol,
-           FORECAST: pa.array(cols[FORECAST])}
+    time_type = pa.timestamp("s") if block.time_kind == "datetime" else pa.int64()
+    ids = arrow_strings(pa, block.ids).take(arrow_array(pa, cols["series"], pa.int64()))
+    arrays = [ids, arrow_array(pa, cols["time"], time_type), arrow_array(pa, cols[FORECAST], pa.float32())]
+    fields = [names.id or "id", (names.timestamp if block.times is not None else None) or "step", FORECAST]
     if "cutoff" in cols:
-        out["cutoff"] = (pa.array(cols["cutoff"], pa.timestamp("s")) if block.time_kind == "datetime"
-                         else pa.array(cols["cutoff"]))
-    return pa.table(out)
+        arrays.append(arrow_array(pa, cols["cutoff"], time_type))
+        fields.append("cutoff")
+    return pa.Table.from_arrays(arrays, names=fields)
 
 
 def resolved_columns(path: Path, columns: LongColumns, layout: str) -> LongColumns:

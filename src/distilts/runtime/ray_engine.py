@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from distilts.data.long import LongColumns, blocks_from_table, column_names
+from distilts.data.long import LongColumns, blocks_from_table, changes, column_names
 from distilts.errors import DataError, DistiltsError, require
 from distilts.runtime.batch import BatchReport, iter_forecast_tables, parse_cutoffs
 
@@ -78,7 +78,7 @@ def plan_ranges(files: list[Path], id_column: str, target_rows: int = RANGE_ROWS
             ids = rb.column(0)
             if ids.type != "string":
                 ids = pc.cast(ids.dictionary_decode() if hasattr(ids, "dictionary_decode") else ids, "string")
-            change = np.flatnonzero(pc.not_equal(ids[1:], ids[:-1]).to_numpy(zero_copy_only=False)) + 1
+            change = changes(pc, ids)
             if last is not None and ids[0].as_py() != last:
                 change = np.concatenate([[0], change])
             for c in change + pos:
