@@ -85,14 +85,16 @@ def build(student, config: dict, calib_x: np.ndarray, verify_x: np.ndarray, ref:
     if budget is not None:
         record["vela"] = _vela(path, budget, out, log) if budget.accelerator else None
         _check_fit(record, budget)
-    calls, embedded = tflm.resolver_calls(ops), content
+    calls, embedded, arena_c = tflm.resolver_calls(ops), content, arena
     if record.get("vela"):  # the device runs Vela's model: one ethos-u operator + whatever stayed on the CPU
+        v = record["vela"]
         embedded = (out / "model_vela.tflite").read_bytes()
-        calls = ["AddEthosU", *(f"Add{op}" for op in dict.fromkeys(record["vela"]["cpu_operators"]))]
+        calls = ["AddEthosU", *(f"Add{op}" for op in dict.fromkeys(v["cpu_operators"]))]
+        arena_c = max(arena, v["sram_bytes"], v["dram_bytes"])  # Vela's scratch lives in the tensor arena
     cc, h = tflm.model_data(embedded)
     (out / "model_data.cc").write_text(cc)
     (out / "model_data.h").write_text(h)
-    (out / "main.cc").write_text(tflm.example(calls, io, arena))
+    (out / "main.cc").write_text(tflm.example(calls, io, arena_c))
     return record
 
 
