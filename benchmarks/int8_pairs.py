@@ -24,7 +24,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import ROOT, git_commit, machine_info, markdown_table, text_table, write_outputs  # noqa: E402
+from benchlib import ROOT, git_commit, machine_info, markdown_table, text_table, write_outputs  # noqa: E402
 
 FORMATS = ("onnx", "openvino", "tflite")
 COLUMNS = [("format", "format"), ("batch", "batch"), ("fp32_ms", "fp32 median ms"), ("int8_ms", "int8 median ms"),

@@ -201,7 +201,8 @@ def example(calls: list[str], io: dict, arena: int) -> str:
 #include "tensorflow/lite/schema/schema_generated.h"
 
 constexpr int kLookback = {L}, kHorizon = {H}, kVariates = {D};
-// tensor arena measured by distilts in the TFLite Micro interpreter ({arena} bytes) + {ARENA_MARGIN} bytes margin
+// tensor arena: measured by distilts ({arena} bytes: TFLite Micro's, or Vela's SRAM/DRAM use when larger)
+// + {ARENA_MARGIN} bytes margin
 constexpr int kArenaSize = {arena + ARENA_MARGIN};
 alignas(16) static uint8_t tensor_arena[kArenaSize];
 
