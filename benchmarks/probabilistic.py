@@ -150,7 +150,20 @@ def prepare_teacher(args, horizon: int, log: Path) -> dict[str, Any]:
     tj = json.loads((tdir / "training.json").read_text())
     info["training"] = {k: tj.get(k) for k in ("test", "val", "train")}
     info["teach_wall_s"], _ = run_timed(teach_cmd(args, horizon), log, env=_env(args))
+    stride = train_stride(args, horizon)
+    if stride > 1:  # the train windows the runs use (--max-train-windows): cached once, before the parallel jobs
+        cmd = teach_cmd(args, horizon)
+        cmd[cmd.index("--stride") + 1] = stride
+        run_timed([*cmd, "--parts", "train"], log, env=_env(args))
     return info
+
+
+def train_stride(args, horizon: int) -> int:
+    """The train-window stride `distilts distill --max-train-windows` picks (DistillSpec.train_stride)."""
+    from distilts.data import load_dataset
+
+    n = len(load_dataset(args.data).windows("train", args.lookback, horizon, 1))
+    return max(1, -(-n // args.max_train_windows))
 
 
 def _env(args) -> dict[str, str]:
