@@ -61,6 +61,28 @@ def wait_version(url: str, body: bytes, version: str, seconds: float = 30) -> fl
     return time.monotonic() - t0
 
 
+def ok_latency_buckets(url: str) -> dict[float, float]:
+    """The server's histogram of 200 answers to infer: upper bound (s) -> cumulative count."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"{url}/metrics", timeout=30) as r:
+        text = r.read().decode()
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        if fam.name == "distilts_request_seconds":
+            for smp in fam.samples:
+                if smp.name.endswith("_bucket") and smp.labels.get("endpoint") == "infer":
+                    out[float(smp.labels["le"])] = smp.value
+    return out
+
+
+def p99_bound(before: dict, after: dict) -> float:
+    """The smallest histogram bound holding 99% of the 200s answered between `before` and `after`."""
+    diff = {le: after[le] - before.get(le, 0.0) for le in sorted(after)}
+    total = diff[float("inf")]
+    return next(le for le, n in diff.items() if n >= 0.99 * total)
+
+
 def deploy(*args) -> subprocess.CompletedProcess:
     return subprocess.run([*DISTILTS, "deploy", *map(str, args)], capture_output=True, text=True, cwd=ROOT)
 
@@ -139,7 +161,9 @@ def overload(a: str, xs: np.ndarray, args, log: Path) -> dict:
         at_cap = Wrk(url, body, cap, args.seconds, **kw).result()
         t = threading.Thread(target=sample, daemon=True)
         t.start()
+        hist0 = ok_latency_buckets(srv.url)
         over = Wrk(url, body, 4 * cap, args.overload_seconds, **kw).result()
+        over["ok_p99_bound_s"] = p99_bound(hist0, ok_latency_buckets(srv.url))
         stop.set()
         t.join()
         final = stats(srv.url)
@@ -186,7 +210,10 @@ def render(payload: dict) -> str:
                              ("max_ms", "max ms")], digits=2), "",
              f"Server RSS during the 4x run ({o['rss_mib']['samples']} samples, every 0.5 s): first fifth "
              f"{o['rss_mib']['first_fifth']:.1f} MiB, last fifth {o['rss_mib']['last_fifth']:.1f} MiB, max "
-             f"{o['rss_mib']['max']:.1f} MiB. Rejected by the server: {o['server_rejected']}.", ""]
+             f"{o['rss_mib']['max']:.1f} MiB. Rejected by the server: {o['server_rejected']}."
+             + (f" 99% of the 200s were answered within {o['overload']['ok_p99_bound_s'] * 1e3:.0f} ms of their "
+                "arrival (server side, `distilts_request_seconds` histogram bucket)." if "ok_p99_bound_s" in o["overload"]
+                else ""), ""]
     return "\n".join(lines)
 
 

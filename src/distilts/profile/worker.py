@@ -113,10 +113,13 @@ def load_model(spec: dict) -> tuple[Callable[[np.ndarray], np.ndarray], dict]:
 
         model, config = load_student_dir(spec["path"])
         model = model.to("cpu").eval()
+        levels = getattr(model, "levels", None)
+        median = None if levels is None else levels.index(0.5)
 
-        def fn(x: np.ndarray) -> np.ndarray:
+        def fn(x: np.ndarray) -> np.ndarray:  # the point forecast (the median of a quantile student)
             with torch.inference_mode():
-                return model(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+                y = model(torch.from_numpy(np.ascontiguousarray(x)))
+                return (y if median is None else y[..., median]).numpy()
 
         return fn, {"backend": f"torch {torch.__version__}", "threads": torch.get_num_threads(),
                     "param_count": int(sum(p.numel() for p in model.parameters()))}
