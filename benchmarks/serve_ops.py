@@ -35,11 +35,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import DISTILTS, ROOT, git_commit, machine_info, markdown_table, write_outputs  # noqa: E402
-from serve import build_artifacts, test_windows  # noqa: E402
+from serve import bench_args, build_artifacts, test_windows  # noqa: E402
 from serve_stack import oip_body  # noqa: E402
-from wrk import Wrk, distilts_server  # noqa: E402
+from wrk import Wrk, answer, distilts_server, stats  # noqa: E402
 
-SHARED = ROOT.parent / "shared"
 
 
 def corrupt(src: str, dst: Path) -> Path:
@@ -54,17 +53,6 @@ def corrupt(src: str, dst: Path) -> Path:
     return art
 
 
-def answer(url: str, body: bytes) -> tuple[str, bytes]:
-    req = urllib.request.Request(f"{url}/forecast", data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return r.headers["x-model-version"], r.read()
-
-
-def stats(url: str) -> dict:
-    with urllib.request.urlopen(f"{url}/stats", timeout=30) as r:
-        return json.loads(r.read())
-
-
 def wait_version(url: str, body: bytes, version: str, seconds: float = 30) -> float:
     t0 = time.monotonic()
     while answer(url, body)[0] != version:
@@ -72,6 +60,28 @@ def wait_version(url: str, body: bytes, version: str, seconds: float = 30) -> fl
             raise RuntimeError(f"the server did not switch to {version} in {seconds} s")
         time.sleep(0.05)
     return time.monotonic() - t0
+
+
+def ok_latency_buckets(url: str) -> dict[float, float]:
+    """The server's histogram of 200 answers to infer: upper bound (s) -> cumulative count."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"{url}/metrics", timeout=30) as r:
+        text = r.read().decode()
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        if fam.name == "distilts_request_seconds":
+            for smp in fam.samples:
+                if smp.name.endswith("_bucket") and smp.labels.get("endpoint") == "infer":
+                    out[float(smp.labels["le"])] = smp.value
+    return out
+
+
+def p99_bound(before: dict, after: dict) -> float:
+    """The smallest histogram bound holding 99% of the 200s answered between `before` and `after`."""
+    diff = {le: after[le] - before.get(le, 0.0) for le in sorted(after)}
+    total = diff[float("inf")]
+    return next(le for le, n in diff.items() if n >= 0.99 * total)
 
 
 def deploy(*args) -> subprocess.CompletedProcess:
@@ -152,7 +162,9 @@ def overload(a: str, xs: np.ndarray, args, log: Path) -> dict:
         at_cap = Wrk(url, body, cap, args.seconds, **kw).result()
         t = threading.Thread(target=sample, daemon=True)
         t.start()
+        hist0 = ok_latency_buckets(srv.url)
         over = Wrk(url, body, 4 * cap, args.overload_seconds, **kw).result()
+        over["ok_p99_bound_s"] = p99_bound(hist0, ok_latency_buckets(srv.url))
         stop.set()
         t.join()
         final = stats(srv.url)
@@ -199,16 +211,15 @@ def render(payload: dict) -> str:
                              ("max_ms", "max ms")], digits=2), "",
              f"Server RSS during the 4x run ({o['rss_mib']['samples']} samples, every 0.5 s): first fifth "
              f"{o['rss_mib']['first_fifth']:.1f} MiB, last fifth {o['rss_mib']['last_fifth']:.1f} MiB, max "
-             f"{o['rss_mib']['max']:.1f} MiB. Rejected by the server: {o['server_rejected']}.", ""]
+             f"{o['rss_mib']['max']:.1f} MiB. Rejected by the server: {o['server_rejected']}."
+             + (f" 99% of the 200s were answered within {o['overload']['ok_p99_bound_s'] * 1e3:.0f} ms of their "
+                "arrival (server side, `distilts_request_seconds` histogram bucket)." if "ok_p99_bound_s" in o["overload"]
+                else ""), ""]
     return "\n".join(lines)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=str(SHARED / "data" / "ETTh1.csv"))
-    p.add_argument("--lookback", type=int, default=512)
-    p.add_argument("--horizon", type=int, default=96)
-    p.add_argument("--batch", type=int, default=32, help="TFLite batch file compiled next to batch 1 (as serve.py)")
     p.add_argument("--overload-batch", type=int, default=128, help="windows per request in the overload runs")
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--deploys", type=int, default=20)
@@ -216,11 +227,8 @@ def main() -> None:
     p.add_argument("--max-queue", type=int, default=4)
     p.add_argument("--seconds", type=float, default=10)
     p.add_argument("--overload-seconds", type=float, default=30)
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "runs" / "serve"))
-    p.add_argument("--render", default=None)
-    args = p.parse_args()
-    if args.render:
-        print(render(json.loads(Path(args.render).read_text())))
+    args = bench_args(p, render)
+    if args is None:  # --render: printed
         return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -96,3 +96,22 @@ def test_microcontroller_formats_are_int8_at_batch_one():
     assert resolve_job("tflm").precision == "int8" and resolve_job("cortex-m7").batches == (1,)
     with pytest.raises(DistiltsError, match="one window per call"):
         resolve_job("c", batches=(4,))
+
+
+def test_vela_warns_when_the_matrix_product_stays_on_the_cpu(tmp_path, case, monkeypatch):
+    from distilts.compile import mcu, vela
+
+    real = vela.compile_model
+
+    def cpu_heavy(src, accelerator, out_dir):  # Vela's report as if the FullyConnected had stayed on the CPU
+        rep = real(src, accelerator, out_dir)
+        return {**rep, "macs_npu": 0, "macs_npu_share": 0.0, "cpu_operators": ["FullyConnected"]}
+
+    monkeypatch.setattr(vela, "compile_model", cpu_heavy)
+    student, calib, ver, ref = case
+    lines: list[str] = []
+    rec = mcu.build(student, CONFIG, calib, ver, ref, tmp_path, mcu.Budget("u55", 256 << 10, 1 << 20, "ethos-u55-128"),
+                    log=lines.append)
+    assert "0% of the matrix-product MACs" in rec["vela"]["warning"]
+    assert any(line.startswith("WARNING: only 0%") for line in lines)
+    assert "resolver.AddFullyConnected()" in (tmp_path / "main.cc").read_text()

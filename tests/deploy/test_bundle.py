@@ -4,6 +4,7 @@ systemd unit. (Installing it on the emulated arm64 device with no network: bench
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -17,8 +18,8 @@ def test_rpi4_bundle_holds_aarch64_wheels_an_offline_installer_and_a_unit(tmp_pa
     art = artifact(tmp_path_factory, "tflite")
     out = tmp_path / "bundle"
     res = CliRunner().invoke(cli, ["bundle", str(art), "--target", "rpi4", "--out", str(out)])
-    if res.exit_code != 0 and "pip download" in res.output and "index" in res.output.lower():
-        pytest.skip(f"no package index reachable to download the wheels: {res.output[-300:]}")
+    if res.exit_code != 0 and "pip download" in res.output and not os.environ.get("CI"):
+        pytest.skip(f"the target's wheels could not be downloaded here (no package index?): {res.output[-300:]}")
     assert res.exit_code == 0, res.output
     info = json.loads((out / "bundle.json").read_text())
     wheels = info["wheels"]

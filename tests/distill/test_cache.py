@@ -186,3 +186,33 @@ def test_teach_command_end_to_end(etth1_path, teacher_dir, tmp_path):
     assert "reused" in out.stdout and "HEAVY []" in out.stdout, out.stdout + out.stderr
     bad = CliRunner().invoke(cli, args[:-3] + ["--teacher-path", str(tmp_path / "nope"), "--quiet"])
     assert bad.exit_code != 0 and "neither an existing directory nor a hub id" in bad.output
+
+
+def test_the_checkpoint_is_read_once_for_the_key_and_the_loaded_teacher(dataset, teacher_dir, tmp_path,
+                                                                       monkeypatch, checkpoint_sha256):
+    """The cache key and the loaded teacher share one hash of the weights; a rerun in another process
+    finds it in the cache's memo; a changed file is hashed again."""
+    import hashlib
+    import os
+    from types import SimpleNamespace
+
+    from distilts.teachers import base
+
+    made = []
+
+    def counting_sha256():
+        made.append(1)
+        return hashlib.sha256()
+
+    monkeypatch.setattr(base, "hashlib", SimpleNamespace(sha256=counting_sha256))
+    monkeypatch.setattr(base, "_HASHES", {})
+    cache = _fill(dataset, teacher_dir, tmp_path, parts=("test",))
+    assert len(made) == 1 and not cache.reused
+    assert cache.info["checkpoint_sha256"] == cache.info["teacher_info"]["checkpoint_sha256"] \
+        == checkpoint_sha256(teacher_dir)
+    monkeypatch.setattr(base, "_HASHES", {})  # a new process: the memo file answers
+    assert not _fill(dataset, teacher_dir, tmp_path, parts=("val",)).reused and len(made) == 1
+    config = os.path.join(teacher_dir, "config.json")
+    os.utime(config, ns=(os.stat(config).st_atime_ns, os.stat(config).st_mtime_ns + 10**9))
+    assert _fill(dataset, teacher_dir, tmp_path, parts=("val",)).info["checkpoint_sha256"] \
+        == checkpoint_sha256(teacher_dir) and len(made) == 2

@@ -160,3 +160,36 @@ def test_serve_command_reloads_on_sighup(arts, tmp_path):
         log, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, log
     assert f"refused version {bad}, still serving {va}" in log
+
+
+class SlowForecaster(Forecaster):
+    """A real forecaster whose calls take a second (a request still in flight during a deploy)."""
+
+    def predict(self, values):
+        time.sleep(1.0)
+        return super().predict(values)
+
+
+def test_a_request_in_flight_finishes_on_the_version_it_started_with(arts, tmp_path):
+    import threading
+
+    from distilts.serve.app import ServeOptions
+
+    a, b = arts
+    s = Store(tmp_path / "store")
+    va = s.deploy(a)
+    holder = ModelHolder(s.root, threads=1)
+    holder.current.fc.__class__ = SlowForecaster  # version A answers slowly
+    fa, fb = Forecaster.load(a, threads=1), Forecaster.load(b, threads=1)
+    x = fa.manifest.golden_input[0] - 0.25
+    with running(create_app(holder, ServeOptions(inline_s=0, workers=2))) as url:
+        got: dict = {}
+        t = threading.Thread(target=lambda: got.update(old=forecast(url, x)))
+        t.start()
+        time.sleep(0.3)  # A is computing
+        vb = s.deploy(b)
+        wait_for(url, x, vb)  # new requests are answered by B meanwhile
+        t.join()
+        assert got["old"][0] == va and np.array_equal(got["old"][1], fa.predict(x))
+        v, y = forecast(url, x)
+        assert v == vb and np.array_equal(y, fb.predict(x))

@@ -13,10 +13,11 @@ import pytest
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 
+from conftest import TEACHER_CONFIGS  # noqa: E402
 from distilts.teachers import timemoe as tm  # noqa: E402
 from distilts.errors import ModelDirError  # noqa: E402
 
-OFFICIAL_50M = Path(__file__).resolve().parents[2] / "shared/teacher-configs/timemoe-50m.json"
+OFFICIAL_50M = TEACHER_CONFIGS / "timemoe-50m.json"
 B, L, D = 2, 40, 3
 
 # Names of one MoE decoder layer in the reference (TimeMoeDecoderLayer / TimeMoeSparseExpertsLayer).

@@ -176,3 +176,18 @@ def test_moirai_weights_must_match_config(checkpoints, tmp_path):
     (d / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ModelDirError, match="does not match its config.json"):
         load_teacher("moirai", str(d), "cpu")
+
+
+@pytest.mark.parametrize("name, n_levels", [("chronos", 9), ("chronos-bolt", 9), ("moirai", 9)])
+def test_quantiles_at_the_native_levels(loaded, name, n_levels):
+    """Chronos-Bolt: its 9 quantile heads; Chronos (T5) and Moirai: empirical quantiles of their samples
+    (sorted by construction; the sample count is in `info`). The point forecast is the 0.5 level."""
+    teacher, h, x = loaded[name], HORIZON[name], _windows()
+    out = teacher.predict(x, h, quantiles=True)
+    assert len(teacher.quantile_levels) == n_levels and out.quantiles.shape == (B, h, D, n_levels)
+    np.testing.assert_allclose(out.quantiles[..., teacher.quantile_levels.index(0.5)], out.forecast, rtol=1e-5,
+                               atol=1e-5)
+    np.testing.assert_allclose(teacher.predict(x, h).forecast, out.forecast, rtol=1e-5, atol=1e-5)
+    if name != "chronos-bolt":  # sample quantiles are ordered; random heads need not be
+        assert np.all(np.diff(out.quantiles, axis=-1) >= -1e-6)
+        assert teacher.info["num_samples"] > 1 and "empirical" in teacher.info["quantiles"]

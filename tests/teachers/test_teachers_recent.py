@@ -223,3 +223,14 @@ def test_teach_then_distill_from_the_cache(name, checkpoints, etth1_path, tmp_pa
     assert config["teacher"]["name"] == name and config["loss"]["fta"]["d_teacher"] == d_model
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["teacher"]["name"] == name and np.isfinite(metrics["test"]["mse"])
+
+
+@pytest.mark.parametrize("name, n_levels", [("chronos-2", 21), ("moirai-2", 9), ("timesfm", 9)])
+def test_quantiles_at_the_native_levels(loaded, name, n_levels):
+    """Chronos-2: its 21 quantile heads; Moirai-2 and TimesFM: 0.1 ... 0.9. The point forecast is the 0.5 level."""
+    teacher, x = loaded[name], _windows()
+    out = teacher.predict(x, H, quantiles=True)
+    assert len(teacher.quantile_levels) == n_levels and out.quantiles.shape == (B, H, D, n_levels)
+    np.testing.assert_allclose(out.quantiles[..., teacher.quantile_levels.index(0.5)], out.forecast, rtol=1e-4,
+                               atol=1e-4)
+    np.testing.assert_allclose(teacher.predict(x, H).forecast, out.forecast, rtol=1e-5, atol=1e-5)

@@ -146,6 +146,8 @@ def _below_the_pi(manifest: dict) -> list[str]:
             out.append(f"Vela {v['accelerator']}: {len(v['npu_operators'])} NPU / {len(v['cpu_operators'])} CPU "
                        f"operators, {v['macs_npu_share']:.0%} of {v['macs_total']:,} MACs on the NPU, "
                        f"{v['cycles_total']:,} cycles = {v['inference_time_ms']:.3f} ms, SRAM {v['sram_bytes']:,} B")
+            if v.get("warning"):
+                out.append(f"WARNING: {v['warning']}")
     if manifest.get("c"):
         out.append(f"C: {manifest['c']['flash_bytes']:,} B of constants, forecast() stack ~"
                    f"{manifest['c']['stack_bytes_approx']:,} B, no heap")

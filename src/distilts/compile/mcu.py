@@ -27,6 +27,9 @@ from distilts.runtime import int8_io
 from distilts.errors import DistiltsError
 
 
+NPU_MAC_SHARE = 0.9  # below this share of the matrix-product MACs on the NPU, compile warns
+
+
 class DoesNotFit(DistiltsError):
     """The model needs more SRAM or flash than the target profile has."""
 
@@ -82,14 +85,16 @@ def build(student, config: dict, calib_x: np.ndarray, verify_x: np.ndarray, ref:
     if budget is not None:
         record["vela"] = _vela(path, budget, out, log) if budget.accelerator else None
         _check_fit(record, budget)
-    calls, embedded = tflm.resolver_calls(ops), content
+    calls, embedded, arena_c = tflm.resolver_calls(ops), content, arena
     if record.get("vela"):  # the device runs Vela's model: one ethos-u operator + whatever stayed on the CPU
+        v = record["vela"]
         embedded = (out / "model_vela.tflite").read_bytes()
-        calls = ["AddEthosU", *(f"Add{op}" for op in dict.fromkeys(record["vela"]["cpu_operators"]))]
+        calls = ["AddEthosU", *(f"Add{op}" for op in dict.fromkeys(v["cpu_operators"]))]
+        arena_c = max(arena, v["sram_bytes"], v["dram_bytes"])  # Vela's scratch lives in the tensor arena
     cc, h = tflm.model_data(embedded)
     (out / "model_data.cc").write_text(cc)
     (out / "model_data.h").write_text(h)
-    (out / "main.cc").write_text(tflm.example(calls, io, arena))
+    (out / "main.cc").write_text(tflm.example(calls, io, arena_c))
     return record
 
 
@@ -104,9 +109,11 @@ def _vela(path: Path, budget: Budget, out: Path, log) -> dict:
     log(f"Vela {budget.accelerator}: {len(rep['npu_operators'])} NPU / {len(rep['cpu_operators'])} CPU operators, "
         f"{rep['macs_npu_share']:.0%} of {rep['macs_total']} MACs on the NPU, {rep['cycles_total']} cycles "
         f"({rep['inference_time_ms']:.3f} ms at {rep['clock_hz'] / 1e6:.0f} MHz), SRAM {_kib(rep['sram_bytes'])}")
-    if rep["macs_npu_share"] < 0.9:
-        log(f"WARNING: only {rep['macs_npu_share']:.0%} of the matrix-product MACs run on the {budget.accelerator} "
-            f"NPU; CPU operators: {', '.join(rep['cpu_operators']) or 'none'} (see vela-report.txt)")
+    if rep["macs_npu_share"] < NPU_MAC_SHARE:
+        rep["warning"] = (f"only {rep['macs_npu_share']:.0%} of the matrix-product MACs ({rep['macs_npu']:,} of "
+                          f"{rep['macs_total']:,}) run on the {budget.accelerator} NPU; CPU operators: "
+                          f"{', '.join(rep['cpu_operators']) or 'none'} (see vela-report.txt)")
+        log(f"WARNING: {rep['warning']}")
     return rep
 
 

@@ -130,7 +130,8 @@ def fill_teacher_cache(
     local = resolve_checkpoint(path, teacher_name)
     root = cache_root(cache_dir)
     settings = {
-        "format": FORMAT_VERSION, "teacher": teacher_name, "checkpoint_sha256": hash_checkpoint(local, memo=root / "checkpoint-hashes.json"),
+        "format": FORMAT_VERSION, "teacher": teacher_name,
+        "checkpoint_sha256": hash_checkpoint(local, memo=root / "checkpoint-hashes.json"),
         "data_sha256": dataset.data_hash, "lookback": int(lookback), "horizon": int(horizon), "stride": int(stride),
         "hidden": bool(hidden), "hidden_tokens": int(hidden_tokens) if hidden else None,
         "hidden_dtype": hidden_dtype if hidden else None,

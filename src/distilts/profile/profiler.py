@@ -94,6 +94,17 @@ def _mse_mae(a: np.ndarray, b: np.ndarray) -> dict:
     return {"mse": float(np.mean(d * d)), "mae": float(np.mean(np.abs(d)))}
 
 
+def _quantile_scores(artifact_dir: str | Path, threads: int, wins: ProfileWindows, man: Manifest) -> dict:
+    """WQL, MASE of the median and the 0.1-0.9 interval of a quantile artifact on the profile windows
+    (normalized scale, seasonal-naive scale from each window's lookback)."""
+    from distilts.metrics import probabilistic_scores, seasonality
+    from distilts.runtime import Forecaster
+
+    q = Forecaster.load(artifact_dir, threads=threads).predict_quantiles(wins.x_raw)  # [N, H, D, Q]
+    q = (q - wins.mean[:, None]) / wins.std[:, None]
+    return probabilistic_scores(q, wins.y_norm, wins.x_norm, man.levels, season=seasonality(man.freq_seconds))
+
+
 def _dir_size(path: Path, patterns: tuple[str, ...]) -> int | None:
     if not path.is_dir():
         return None
@@ -180,6 +191,9 @@ def profile_artifact(artifact_dir: str | Path, data_args: dict | None = None, *,
                          "vs_teacher": _mse_mae(p, teacher_pred) if teacher_pred is not None and m["kind"] != "teacher" else None}
         if m["kind"] == "artifact" and student_pred is not None:
             m["accuracy"]["vs_pytorch_student"] = _mse_mae(p, student_pred)
+    if man.levels is not None:  # here, after every worker ran (the parent's peak RSS is not theirs)
+        by = {m["role"]: m for m in models}
+        by["student (artifact)"]["accuracy"]["quantiles"] = _quantile_scores(artifact_dir, threads, wins, man)
     by_role = {m["role"]: m for m in models}
     speedup = {}
     art_p50 = by_role["student (artifact)"]["latency_ms"]["p50"]

@@ -73,6 +73,13 @@ def markdown(report: dict, png: str | None) -> str:
         md += ["", "Speed-ups (ratio of p50 batch-1 latencies measured in this run):", ""]
         md += [f"- {k.replace('_', ' ')}: **{v:.1f}x**" for k, v in report["speedup"].items()]
     for m in report["models"]:
+        if q := m["accuracy"].get("quantiles"):
+            iv = q.get("interval") or {}
+            md += ["", f"Quantiles of the artifact (levels {', '.join(f'{v:g}' for v in q['levels'])}): WQL "
+                       f"{q['wql']:.4f}, MASE of the median {q['mase']:.3f}"
+                   + (f", {iv['lo']:g}-{iv['hi']:g} interval coverage {iv['coverage']:.1%}, mean width "
+                      f"{iv['mean_width']:.3f}, MSIS {iv['msis']:.3f}" if iv else "")
+                   + f", crossings {q['crossings']}."]
         if m["accuracy"].get("vs_pytorch_student"):
             a = m["accuracy"]["vs_pytorch_student"]
             md += ["", f"Artifact vs PyTorch student (compile fidelity): MSE {a['mse']:.3g}, MAE {a['mae']:.3g}."]

@@ -21,6 +21,7 @@ graph; the runtime hands out `[B, H, D, Q]` views). Students return `[B, H, D, Q
 
 from __future__ import annotations
 
+import copy
 from typing import Sequence
 
 import numpy as np
@@ -75,8 +76,6 @@ class QuantileOutput(nn.Module):
     def scaled(self, scale: Sequence[float], dtype: torch.dtype = torch.float32) -> "QuantileOutput":
         """A copy in `dtype` for raw-scale inputs: features `s f` and a median already in raw scale,
         per-variate scale `s > 0` (the scaler's std), giving `[median_raw, s |f W + b|] A`."""
-        import copy
-
         out = copy.deepcopy(self).to(dtype)
         s = torch.as_tensor(np.asarray(scale, np.float64))
         out.variate_bias = (self.gaps.bias.detach().double()[None, :] * s[:, None]).to(dtype).contiguous()

@@ -1,6 +1,8 @@
 """Chronos (T5 tokens, sampled) and Chronos-Bolt (patches, quantile heads) via chronos-forecasting.
 
-Point forecast: the 0.5 quantile from the pipeline's own `predict_quantiles`.
+Point forecast: the 0.5 quantile from the pipeline's own `predict_quantiles`; quantiles
+(`predict(quantiles=True)`): the same call at 0.1 ... 0.9 (Bolt: its native quantile heads; T5: the
+empirical quantiles of the `num_samples` sampled paths, sample count in `info`).
   - Chronos-T5: the median of `num_samples` (default 20) sampled paths, linearly interpolated
     between the middle two (torch.quantile); sampling is seeded per call (`seed`, default 0) in a
     forked RNG, so equal input batches give equal forecasts and the global RNG is untouched.
@@ -30,6 +32,7 @@ from transformers import T5Config, T5ForConditionalGeneration
 from transformers.utils import logging as hf_logging
 
 from distilts.teachers.base import Teacher, hash_checkpoint, resolve_checkpoint, resolve_device, to_numpy
+from distilts.quantiles import DECILES
 from distilts.teachers.sampling import seeded
 from distilts.errors import ModelDirError
 
@@ -79,10 +82,12 @@ class ChronosTeacher(Teacher):
         self.d_model = int(self.config.d_model)
 
     # --- family specifics -------------------------------------------------------------------
-    def _median(self, series: torch.Tensor, horizon: int) -> torch.Tensor:
-        """[N, L] -> [N, H] point forecast."""
-        quantiles, _ = self.pipeline.predict_quantiles(series, prediction_length=horizon, quantile_levels=[0.5])
-        return quantiles[..., 0]
+    quantile_levels = DECILES  # Bolt's nine heads; T5: empirical quantiles of its samples
+
+    def _quantiles(self, series: torch.Tensor, horizon: int, levels: list[float]) -> torch.Tensor:
+        """[N, L] -> [N, H, Q] at `levels` (the pipeline's own `predict_quantiles`)."""
+        quantiles, _ = self.pipeline.predict_quantiles(series, prediction_length=horizon, quantile_levels=levels)
+        return quantiles
 
     def _drop_special(self, emb: torch.Tensor) -> torch.Tensor:
         """Keep only the tokens that stand for context steps/patches."""
@@ -90,11 +95,20 @@ class ChronosTeacher(Teacher):
 
     # --- the Teacher interface ----------------------------------------------------------------
     def _forecast(self, series: np.ndarray, horizon: int, hidden: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        point, _, states = self._run(series, horizon, hidden, [0.5])
+        return point, states
+
+    def _forecast_quantiles(self, series: np.ndarray, horizon: int, hidden: bool
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        return self._run(series, horizon, hidden, list(self.quantile_levels))
+
+    def _run(self, series: np.ndarray, horizon: int, hidden: bool, levels: list[float]
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         s = torch.from_numpy(series)
-        with torch.inference_mode(), _quiet(), seeded(self.seed, self.device):
-            point = self._median(s, horizon)
+        with torch.inference_mode(), _quiet(), seeded(self.seed, self.device):  # same seed: same samples
+            q = self._quantiles(s, horizon, levels)
             emb = self._drop_special(self.pipeline.embed(s)[0]) if hidden else None
-        return to_numpy(point), None if emb is None else to_numpy(emb)
+        return to_numpy(q[..., levels.index(0.5)]), to_numpy(q), None if emb is None else to_numpy(emb)
 
     @property
     def info(self) -> dict:
@@ -107,11 +121,11 @@ class ChronosT5Teacher(ChronosTeacher):
         self.chronos_config = self.pipeline.model.config
         self.num_samples = int(num_samples or self.chronos_config.num_samples)
 
-    def _median(self, series: torch.Tensor, horizon: int) -> torch.Tensor:
+    def _quantiles(self, series: torch.Tensor, horizon: int, levels: list[float]) -> torch.Tensor:
         quantiles, _ = self.pipeline.predict_quantiles(
-            series, prediction_length=horizon, quantile_levels=[0.5], num_samples=self.num_samples
+            series, prediction_length=horizon, quantile_levels=levels, num_samples=self.num_samples
         )
-        return quantiles[..., 0]
+        return quantiles
 
     def _drop_special(self, emb: torch.Tensor) -> torch.Tensor:
         return emb[:, :-1] if self.chronos_config.use_eos_token else emb
@@ -122,6 +136,7 @@ class ChronosT5Teacher(ChronosTeacher):
     @property
     def info(self) -> dict:
         return {**super().info, "point": f"median (0.5 quantile) of {self.num_samples} sampled paths",
+                "quantiles": f"empirical quantiles of {self.num_samples} sampled paths", "num_samples": self.num_samples,
                 "hidden": "encoder last hidden state, one token per context step (EOS dropped)"}
 
 
@@ -129,6 +144,7 @@ class ChronosBoltTeacher(ChronosTeacher):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.chronos_config = self.pipeline.model.chronos_config
+        self.quantile_levels = tuple(float(v) for v in self.chronos_config.quantiles)  # its native heads
 
     def _drop_special(self, emb: torch.Tensor) -> torch.Tensor:
         return emb[:, :-1] if self.chronos_config.use_reg_token else emb

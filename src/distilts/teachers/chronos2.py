@@ -67,6 +67,7 @@ class Chronos2Teacher(Teacher):
         self.joint = multivariate  # the D variates of a window as one task (the pipeline's 3-D input)
         self.config = pipeline.model.chronos_config
         self.d_model = int(pipeline.model.config.d_model)
+        self.quantile_levels = tuple(float(v) for v in self.config.quantiles)  # its 21 heads
 
     def check_window(self, lookback: int, horizon: int) -> None:
         if lookback > self.config.context_length:
@@ -78,6 +79,15 @@ class Chronos2Teacher(Teacher):
         return math.ceil(min(lookback, self.config.context_length) / self.config.input_patch_size)
 
     def _forecast(self, series: np.ndarray, horizon: int, hidden: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        point, _, states = self._run(series, horizon, hidden, [0.5])
+        return point, states
+
+    def _forecast_quantiles(self, series: np.ndarray, horizon: int, hidden: bool
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        return self._run(series, horizon, hidden, list(self.quantile_levels))
+
+    def _run(self, series: np.ndarray, horizon: int, hidden: bool, levels: list[float]
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         length = series.shape[-1]
         tasks = torch.from_numpy(series if self.joint else series.reshape(-1, 1, length))  # [tasks, variates, L]
         n = tasks.shape[0] * tasks.shape[1]
@@ -89,13 +99,14 @@ class Chronos2Teacher(Teacher):
             with torch.inference_mode(), _quiet():
                 # batch_size = all B*D series: one first model call whose rows are (window, variate) in order
                 quantiles, _ = self.pipeline.predict_quantiles(tasks, prediction_length=horizon,
-                                                               quantile_levels=[0.5], batch_size=n)
+                                                               quantile_levels=levels, batch_size=n)
         finally:
             if hook is not None:
                 hook.remove()
-        point = torch.stack([q[..., 0] for q in quantiles]).reshape(n, horizon)
+        q = torch.stack(list(quantiles)).reshape(n, horizon, len(levels))
+        point = q[..., levels.index(0.5)]
         # the first model call's rows are (window, variate) in order; its first tokens the context patches
-        return to_numpy(point), to_numpy(captured[0][:, : self.hidden_tokens(length)]) if hidden else None
+        return to_numpy(point), to_numpy(q), to_numpy(captured[0][:, : self.hidden_tokens(length)]) if hidden else None
 
     @property
     def info(self) -> dict:

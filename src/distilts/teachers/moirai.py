@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from distilts.quantiles import DECILES
 from distilts.teachers.base import Teacher, hash_checkpoint, resolve_checkpoint, resolve_device, to_numpy
 from distilts.teachers.sampling import seeded
 from distilts.errors import MissingExtraError, ModelDirError
@@ -86,6 +87,10 @@ class Uni2tsTeacher(Teacher):
         """`[N, H]` point forecast from the forecaster's output."""
         raise NotImplementedError
 
+    def _quantiles(self, output: torch.Tensor) -> torch.Tensor:
+        """`[N, H, Q]` quantiles at `quantile_levels` from the forecaster's output."""
+        raise NotImplementedError
+
     def _sampling(self) -> contextlib.AbstractContextManager:
         return contextlib.nullcontext()
 
@@ -93,6 +98,15 @@ class Uni2tsTeacher(Teacher):
         return math.ceil(lookback / self.patch_size)
 
     def _forecast(self, series: np.ndarray, horizon: int, hidden: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        output, states = self._run(series, horizon, hidden)
+        return to_numpy(self._point(output)), states
+
+    def _forecast_quantiles(self, series: np.ndarray, horizon: int, hidden: bool
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        output, states = self._run(series, horizon, hidden)
+        return to_numpy(self._point(output)), to_numpy(self._quantiles(output)), states
+
+    def _run(self, series: np.ndarray, horizon: int, hidden: bool) -> tuple[torch.Tensor, np.ndarray | None]:
         length = series.shape[1]
         target = torch.from_numpy(series[..., None]).to(self.device)  # [N, L, 1]
         forecaster = self._forecaster(length, horizon)
@@ -100,7 +114,7 @@ class Uni2tsTeacher(Teacher):
         hook = self.module.encoder.register_forward_hook(lambda _m, _i, out: captured.append(out)) if hidden else None
         try:
             with torch.inference_mode(), self._sampling():
-                point = self._point(forecaster(
+                output = (forecaster(
                     past_target=target,
                     past_observed_target=torch.ones_like(target, dtype=torch.bool),
                     past_is_pad=torch.zeros(target.shape[:2], dtype=torch.bool, device=self.device),
@@ -108,7 +122,7 @@ class Uni2tsTeacher(Teacher):
         finally:
             if hook is not None:
                 hook.remove()
-        return to_numpy(point), to_numpy(captured[0][:, : self.hidden_tokens(length)]) if hidden else None
+        return output, to_numpy(captured[0][:, : self.hidden_tokens(length)]) if hidden else None
 
 
 class MoiraiTeacher(Uni2tsTeacher):
@@ -141,13 +155,20 @@ class MoiraiTeacher(Uni2tsTeacher):
     def _sampling(self) -> contextlib.AbstractContextManager:
         return seeded(self.seed, self.device)
 
+    quantile_levels = DECILES  # empirical quantiles of the sampled paths
+
     def _point(self, samples: torch.Tensor) -> torch.Tensor:
         return torch.quantile(samples.float(), 0.5, dim=1)  # samples [N, S, H]
+
+    def _quantiles(self, samples: torch.Tensor) -> torch.Tensor:
+        levels = torch.tensor(self.quantile_levels, dtype=torch.float32, device=samples.device)
+        return torch.quantile(samples.float(), levels, dim=1).permute(1, 2, 0)  # [Q, N, H] -> [N, H, Q]
 
     @property
     def info(self) -> dict:
         return {**super().info, "patch_size": self.patch_size, "num_samples": self.num_samples, "seed": self.seed,
                 "point": f"median (0.5 quantile) of {self.num_samples} sampled paths",
+                "quantiles": f"empirical quantiles of {self.num_samples} sampled paths",
                 "hidden": "encoder output for the context patch tokens"}
 
 

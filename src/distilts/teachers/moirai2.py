@@ -57,6 +57,7 @@ class Moirai2Teacher(Uni2tsTeacher):
         self.d_model = int(module.d_model)
         self.patch_size = int(module.patch_size)
         self._median = list(module.quantile_levels).index(0.5)
+        self.quantile_levels = tuple(float(v) for v in module.quantile_levels)
         self._forecasters: dict[tuple[int, int], Any] = {}
 
     def check_window(self, lookback: int, horizon: int) -> None:
@@ -79,6 +80,9 @@ class Moirai2Teacher(Uni2tsTeacher):
 
     def _point(self, quantiles: torch.Tensor) -> torch.Tensor:
         return quantiles[:, self._median]  # quantiles [N, Q, H]
+
+    def _quantiles(self, quantiles: torch.Tensor) -> torch.Tensor:
+        return quantiles.transpose(1, 2)  # [N, H, Q] at its native quantile_levels
 
     @property
     def info(self) -> dict:

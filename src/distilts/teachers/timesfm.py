@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from safetensors import safe_open
 
+from distilts.quantiles import DECILES
 from distilts.teachers.base import Teacher, hash_checkpoint, resolve_checkpoint, resolve_device, to_numpy
 from distilts.errors import DistiltsError, MissingExtraError, ModelDirError
 
@@ -130,7 +131,16 @@ class TimesFMTeacher(Teacher):
     def hidden_tokens(self, lookback: int) -> int:
         return self._max_context(lookback) // self.patch
 
+    quantile_levels = DECILES  # the quantile head's channels 1..9
+
     def _forecast(self, series: np.ndarray, horizon: int, hidden: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        point, _, states = self._forecast_quantiles(series, horizon, hidden)
+        return point, states
+
+    def _forecast_quantiles(self, series: np.ndarray, horizon: int, hidden: bool
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Point forecast, quantiles 0.1 ... 0.9 (channels 1..9 of `forecast()`'s quantile output; channel 0
+        is the mean) and hidden states, from one `forecast()` call."""
         timesfm, _, _ = _package()
         n, length = series.shape
         series = series.astype(np.float64)
@@ -144,12 +154,13 @@ class TimesFMTeacher(Teacher):
             lambda _m, _i, out: captured.append(out[0][1])) if hidden else None  # ((in, out_emb, ...), caches)
         try:
             with torch.inference_mode():
-                point, _ = self.wrapper.forecast(horizon=horizon, inputs=list(series))
+                point, quantiles = self.wrapper.forecast(horizon=horizon, inputs=list(series))
         finally:
             if hook is not None:
                 hook.remove()
         states = to_numpy(captured[0][:n, -self.hidden_tokens(length):]) if hidden else None  # prefill of the input
-        return np.asarray(point, dtype=np.float32)[:n], states
+        q = np.asarray(quantiles, dtype=np.float32)[:n, :, 1:1 + len(self.quantile_levels)]
+        return np.asarray(point, dtype=np.float32)[:n], q, states
 
     @property
     def info(self) -> dict:
