@@ -30,9 +30,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import DISTILTS, ROOT, git_commit, machine_info, write_outputs  # noqa: E402
-from serve import build_artifacts, test_windows  # noqa: E402
+from serve import bench_args, build_artifacts, test_windows  # noqa: E402
 
-SHARED = ROOT.parent / "shared"
 
 # runs inside the namespace: bring loopback up, start the server under qemu, ask it once, stop it
 IN_NAMESPACE = textwrap.dedent("""
@@ -79,15 +78,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--artifact", default=None, help="artifact to bundle (default: DLinear ETTh1 TFLite fp32)")
     p.add_argument("--target", default="rpi4")
-    p.add_argument("--data", default=str(SHARED / "data" / "ETTh1.csv"))
-    p.add_argument("--lookback", type=int, default=512)
-    p.add_argument("--horizon", type=int, default=96)
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "runs" / "bundle"))
-    p.add_argument("--render", default=None)
-    args = p.parse_args()
-    if args.render:
-        print(render(json.loads(Path(args.render).read_text())))
+    args = bench_args(p, render, ROOT / "benchmarks" / "runs" / "bundle")
+    if args is None:  # --render: printed
         return
     from distilts.device.arm64 import find_device
     from distilts.runtime import Forecaster

@@ -5,6 +5,7 @@
 rows of the same graph can differ by 2x at batch 256. This script loads an fp32 and an int8 artifact of
 one backend side by side and alternates short rounds of `Forecaster.predict` calls between them, so both
 see the same load; it reports the median and the minimum per-call time of each and their ratios.
+`benchmarks/speed.py` calls `pair` after its rows for its own int8-vs-fp32 verdict.
 
     python benchmarks/int8_pairs.py                      # the artifacts of benchmarks/speed.py (DLinear)
     python benchmarks/int8_pairs.py --artifacts DIR      # DIR/<format>-fp32 and DIR/<format>-int8
@@ -18,8 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+if __name__ == "__main__":  # one BLAS/OpenMP thread before numpy loads (not when benchmarks/speed.py imports `pair`)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
@@ -32,11 +34,11 @@ COLUMNS = [("format", "format"), ("batch", "batch"), ("fp32_ms", "fp32 median ms
            ("ratio_min", "int8 / fp32 (min)"), ("ratio_paired", "int8 / fp32 (paired rounds)"), ("int8_method", "int8 method"), ("verdict", "int8 no slower?")]
 
 
-def pair(fmt: str, root: Path, batch: int, rounds: int, budget_s: float) -> dict:
-    """Alternate rounds of predict calls between the fp32 and int8 artifacts of `fmt`."""
+def pair(fmt: str, root: Path, batch: int, rounds: int, budget_s: float, threads: int | None = 1) -> dict:
+    """Alternate rounds of predict calls between the fp32 and int8 artifacts of `fmt` (ROOT/<fmt>-<precision>)."""
     from distilts.runtime import Forecaster
 
-    fcs = {p: Forecaster.load(root / f"{fmt}-{p}", threads=1) for p in ("fp32", "int8")}
+    fcs = {p: Forecaster.load(root / f"{fmt}-{p}", threads=threads) for p in ("fp32", "int8")}
     L, D = fcs["fp32"].lookback, len(fcs["fp32"].columns)
     x = np.random.default_rng(0).normal(size=(batch, L, D)).astype(np.float32)
     calls = max(3, int(2000 / batch))

@@ -6,11 +6,14 @@ For each artifact (default: DLinear L=512 H=96 on ETTh1, compiled to ONNX, OpenV
    (the runtime's overhead), batched throughput at the artifact's batch, and a thread-scaling table
    (1, 2, 4, 8 threads sharing one Forecaster); plus the per-request cost of parsing a request body
    and encoding an answer;
-2. `distilts serve ARTIFACT --host 127.0.0.1` in a subprocess, driven by keep-alive `http.client`
-   connections from this process at each concurrency level, bounded by --requests and --seconds per
-   level. Every answer is compared with the serial forecast of the same window: "exact" counts
-   bit-identical answers, "wrong" counts answers outside the artifact's golden tolerance, "errors"
-   counts non-200 answers and failed connections. The server's /stats says where its time went.
+2. `distilts serve ARTIFACT --host 127.0.0.1 --no-access-log` in a subprocess, driven by wrk (1 thread,
+   benchmarks/wrk.py, the load path every serving benchmark shares) at each concurrency level for
+   --seconds, posting one test window. Its answer is first checked bit for bit against the serial
+   forecast; then "exact" counts answers byte-identical to it, "wrong" the other 200 answers, "errors"
+   non-200 answers and socket errors. The server's /stats says where its time went.
+   (Records before wrk, e.g. benchmarks/results/serve.json, came from keep-alive `http.client` threads
+   in this process cycling 64 windows, at most --requests per level; "wrong" there meant outside the
+   golden tolerance. They still render.)
 
     python benchmarks/serve.py                         # ~4 min on 2 cores
     python benchmarks/serve.py --artifact DIR [--artifact DIR2 ...] --levels 1 8 --seconds 3
@@ -24,25 +27,21 @@ load and overload: benchmarks/serve_ops.py.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Callable
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import DISTILTS, ROOT, git_commit, machine_info, markdown_table, run_timed, text_table, write_outputs  # noqa: E402
+from wrk import answer, distilts_server, stats, wrk  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
-HOST = "127.0.0.1"
 
 
 # --- artifacts and windows -----------------------------------------------------------------------
@@ -156,113 +155,23 @@ def raw_runtime(art: str, xs: np.ndarray, args) -> dict:
     return out
 
 
-# --- the server, in a subprocess ----------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def get(port: int, path: str) -> tuple[int, Any]:
-    c = http.client.HTTPConnection(HOST, port, timeout=10)
-    try:
-        c.request("GET", path)
-        r = c.getresponse()
-        return r.status, json.loads(r.read())
-    finally:
-        c.close()
-
-
-def start_server(art: str, mode: str, processes: int, log: Path) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    cmd = [*DISTILTS, "serve", art, "--host", HOST, "--port", str(port), "--mode", mode,
-           "--processes", str(processes)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited ({proc.returncode}); see {log}")
-        try:
-            if get(port, "/health")[0] == 200:
-                return proc, port
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"server did not answer /health in 120 s; see {log}")
-
-
-def drive(port: int, bodies: list[bytes], ref: np.ndarray, atol: float, rtol: float, concurrency: int,
-          max_requests: int, seconds: float) -> dict:
-    """`concurrency` keep-alive connections sending requests until max_requests or the deadline."""
-    lock = threading.Lock()
-    issued = [0]
-    lat: list[float] = []
-    counts = {"ok": 0, "errors": 0, "wrong": 0, "exact": 0}
-    first_error: list[str] = []
-    deadline = time.perf_counter() + seconds
-
-    def worker() -> None:
-        conn = http.client.HTTPConnection(HOST, port, timeout=60)
-        while True:
-            with lock:
-                if issued[0] >= max_requests or time.perf_counter() > deadline:
-                    break
-                i = issued[0]
-                issued[0] += 1
-            j = i % len(bodies)
-            t = time.perf_counter()
-            try:
-                conn.request("POST", "/forecast", body=bodies[j], headers={"Content-Type": "application/json"})
-                r = conn.getresponse()
-                data = r.read()
-                dt = time.perf_counter() - t
-                status = r.status
-            except (OSError, http.client.HTTPException) as exc:
-                conn.close()
-                conn = http.client.HTTPConnection(HOST, port, timeout=60)
-                status, data, dt = -1, str(exc).encode(), time.perf_counter() - t
-            with lock:
-                lat.append(dt)
-                if status != 200:
-                    counts["errors"] += 1
-                    first_error[:1] = first_error[:1] or [f"{status}: {data[:200]!r}"]
-                    continue
-            got = np.asarray(json.loads(data)["forecast"], dtype=np.float32)
-            exact = got.shape == ref[j].shape and np.array_equal(got, ref[j])
-            close = exact or (got.shape == ref[j].shape and np.allclose(got, ref[j], atol=atol, rtol=rtol))
-            with lock:
-                counts["ok"] += 1
-                counts["exact"] += exact
-                counts["wrong"] += not close
-        conn.close()
-
-    t0 = time.perf_counter()
-    ts = [threading.Thread(target=worker) for _ in range(concurrency)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    wall = time.perf_counter() - t0
-    ms = np.asarray(lat) * 1e3
-    return {"concurrency": concurrency, "requests": len(lat), "seconds": wall, "rps": len(lat) / wall,
-            "mean_ms": float(ms.mean()) if len(ms) else None, "p50_ms": float(np.percentile(ms, 50)) if len(ms) else None,
-            "p99_ms": float(np.percentile(ms, 99)) if len(ms) else None, **counts,
-            "first_error": first_error[0] if first_error else None}
-
-
+# --- the server, in a subprocess, under wrk (benchmarks/wrk.py: the load path of every serving benchmark) ---
 def serve_levels(art: str, xs: np.ndarray, ref: np.ndarray, args, log: Path) -> dict:
-    from distilts.runtime import read_manifest
-
-    man = read_manifest(art)
-    atol, rtol = man.atol, man.rtol
-    bodies = [json.dumps({"window": x.tolist()}).encode() for x in xs]
-    proc, port = start_server(art, args.mode, args.processes, log)
+    """`distilts serve ART` under wrk at each level, posting the last window; its answer is first checked
+    against `ref` (bit-exact), then wrk compares every answer with it byte for byte."""
+    srv = distilts_server(art, log, "--mode", args.mode, "--processes", str(args.processes))
     try:
+        body = json.dumps({"window": xs[-1].tolist()}).encode()
+        version, exact = answer(srv.url, body)
+        got = np.asarray(json.loads(exact)["forecast"], dtype=np.float32)
+        checked = {"answer_bit_exact": bool(np.array_equal(got, ref[-1]))}
         levels = []
         for c in args.levels:
-            before = get(port, "/stats")[1]
-            row = drive(port, bodies, ref, atol, rtol, c, args.requests, args.seconds)
-            after = get(port, "/stats")[1]
+            before = stats(srv.url)
+            row = wrk(f"{srv.url}/forecast", body, c, args.seconds, expect={version: exact})
+            after = stats(srv.url)
+            row.update(concurrency=c, exact=row["ok"], ok=row["ok"] + row["wrong"] + row["unknown_version"],
+                       errors=row["errors"] + row["s503"] + row["other_status"])
             n = max(1, after["requests"] - before["requests"])
             for k in ("parse_s", "infer_s", "encode_s"):
                 row[k.replace("_s", "_ms")] = (after[k] - before[k]) / n * 1e3
@@ -273,13 +182,25 @@ def serve_levels(art: str, xs: np.ndarray, ref: np.ndarray, args, log: Path) -> 
                   f"{row['p99_ms']:.2f} ms, errors {row['errors']}, wrong {row['wrong']}, exact {row['exact']}/{row['ok']}",
                   flush=True)
     finally:
-        proc.send_signal(signal.SIGINT)  # graceful shutdown
-        try:
-            code = proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            code = "killed"
-    return {"levels": levels, "shutdown_exit_code": code}
+        code = srv.stop()  # graceful shutdown (SIGINT)
+    return {"levels": levels, "shutdown_exit_code": code, **checked}
+
+
+def bench_args(p: argparse.ArgumentParser, render: Callable[[dict], str],
+               out: Path = ROOT / "benchmarks" / "runs" / "serve") -> argparse.Namespace | None:
+    """Add what `build_artifacts` reads (--data, --lookback, --horizon, --batch), --out and --render to a
+    serving benchmark's parser and parse; with --render, print `render` of that JSON record and return None."""
+    p.add_argument("--data", default=str(SHARED / "data" / "ETTh1.csv"))
+    p.add_argument("--lookback", type=int, default=512)
+    p.add_argument("--horizon", type=int, default=96)
+    p.add_argument("--batch", type=int, default=32, help="TFLite batch file compiled next to batch 1")
+    p.add_argument("--out", default=str(out))
+    p.add_argument("--render", default=None, help="print the table of this JSON record (nothing is run)")
+    args = p.parse_args()
+    if args.render:
+        print(render(json.loads(Path(args.render).read_text())))
+        return None
+    return args
 
 
 # --- tables ---------------------------------------------------------------------------------------------
@@ -289,8 +210,10 @@ def render(payload: dict) -> str:
              f"Machine: {m['processor']}, {m['cpu_count']} cores; {m['date']}; commit {payload.get('commit')}; "
              f"load average {payload['load_before']:.2f} before, {payload['load_after']:.2f} after. DLinear "
              f"L={a['lookback']} H={a['horizon']} (7 ETTh1 columns), fp32, {a.get('mode', 'throughput')} mode, one "
-             f"window per request; per level at "
-             f"most {a['requests']} requests or {a['seconds']} s; client and server share the machine.", ""]
+             f"window per request; "
+             + (f"per level at most {a['requests']} requests or {a['seconds']} s" if "requests" in a else
+                f"wrk (1 thread), {a['seconds']} s per level")
+             + "; client and server share the machine.", ""]
     rows = []
     for art in payload["artifacts"]:
         raw = art["raw"]
@@ -333,25 +256,17 @@ def render(payload: dict) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--artifact", action="append", default=[], help="artifact directory (repeatable; default: build)")
-    p.add_argument("--data", default=str(SHARED / "data" / "ETTh1.csv"))
-    p.add_argument("--lookback", type=int, default=512)
-    p.add_argument("--horizon", type=int, default=96)
-    p.add_argument("--batch", type=int, default=32, help="TFLite batch file compiled next to batch 1")
     p.add_argument("--levels", type=int, nargs="+", default=[1, 8, 32, 128])
-    p.add_argument("--requests", type=int, default=2000, help="most requests per level")
-    p.add_argument("--seconds", type=float, default=8.0, help="most seconds per level")
+    p.add_argument("--seconds", type=float, default=8.0, help="seconds of wrk per level")
     p.add_argument("--processes", type=int, default=1, help="server processes (distilts serve --processes; /stats "
                    "then covers one process only)")
     p.add_argument("--mode", choices=["latency", "throughput"], default="throughput",
                    help="runtime mode of the server and of the raw runtime rows (serve's default: throughput)")
     p.add_argument("--micro-s", type=float, default=1.0, help="seconds per in-process micro-benchmark")
     p.add_argument("--scaling-s", type=float, default=2.0, help="seconds per thread-scaling point")
-    p.add_argument("--windows", type=int, default=64, help="distinct test windows the requests cycle through")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "runs" / "serve"))
-    p.add_argument("--render", default=None, help="re-render the table of a serve.json")
-    args = p.parse_args()
-    if args.render:
-        print(render(json.loads(Path(args.render).read_text())))
+    p.add_argument("--windows", type=int, default=64, help="distinct test windows the in-process runtime rows cycle through")
+    args = bench_args(p, render)
+    if args is None:  # --render: printed
         return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -35,11 +35,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import DISTILTS, ROOT, git_commit, machine_info, markdown_table, write_outputs  # noqa: E402
-from serve import build_artifacts, test_windows  # noqa: E402
+from serve import bench_args, build_artifacts, test_windows  # noqa: E402
 from serve_stack import oip_body  # noqa: E402
-from wrk import Wrk, distilts_server  # noqa: E402
+from wrk import Wrk, answer, distilts_server, stats  # noqa: E402
 
-SHARED = ROOT.parent / "shared"
 
 
 def corrupt(src: str, dst: Path) -> Path:
@@ -52,17 +51,6 @@ def corrupt(src: str, dst: Path) -> Path:
     man["golden"]["output"] = out.tolist()
     (art / "manifest.json").write_text(json.dumps(man))
     return art
-
-
-def answer(url: str, body: bytes) -> tuple[str, bytes]:
-    req = urllib.request.Request(f"{url}/forecast", data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return r.headers["x-model-version"], r.read()
-
-
-def stats(url: str) -> dict:
-    with urllib.request.urlopen(f"{url}/stats", timeout=30) as r:
-        return json.loads(r.read())
 
 
 def wait_version(url: str, body: bytes, version: str, seconds: float = 30) -> float:
@@ -232,10 +220,6 @@ def render(payload: dict) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=str(SHARED / "data" / "ETTh1.csv"))
-    p.add_argument("--lookback", type=int, default=512)
-    p.add_argument("--horizon", type=int, default=96)
-    p.add_argument("--batch", type=int, default=32, help="TFLite batch file compiled next to batch 1 (as serve.py)")
     p.add_argument("--overload-batch", type=int, default=128, help="windows per request in the overload runs")
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--deploys", type=int, default=20)
@@ -243,11 +227,8 @@ def main() -> None:
     p.add_argument("--max-queue", type=int, default=4)
     p.add_argument("--seconds", type=float, default=10)
     p.add_argument("--overload-seconds", type=float, default=30)
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "runs" / "serve"))
-    p.add_argument("--render", default=None)
-    args = p.parse_args()
-    if args.render:
-        print(render(json.loads(Path(args.render).read_text())))
+    args = bench_args(p, render)
+    if args is None:  # --render: printed
         return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -29,11 +29,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import ROOT, git_commit, machine_info, markdown_table, text_table, write_outputs  # noqa: E402
-from serve import build_artifacts, test_windows  # noqa: E402
+from benchlib import git_commit, machine_info, markdown_table, write_outputs  # noqa: E402
+from serve import bench_args, build_artifacts, test_windows  # noqa: E402
 from wrk import bare_server, distilts_server, wrk  # noqa: E402
 
-SHARED = ROOT.parent / "shared"
 
 
 def post(url: str, body: bytes, headers: dict) -> tuple[int, dict, bytes]:
@@ -75,19 +74,12 @@ def measure(srv, body: bytes, c: int, seconds: float, **kw) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--artifact", default=None, help="an artifact directory (default: build DLinear ONNX fp32)")
-    p.add_argument("--data", default=str(SHARED / "data" / "ETTh1.csv"))
-    p.add_argument("--lookback", type=int, default=512)
-    p.add_argument("--horizon", type=int, default=96)
-    p.add_argument("--batch", type=int, default=32)
     p.add_argument("--levels", type=int, nargs="+", default=[1, 8, 64])
     p.add_argument("--seconds", type=float, default=4.0, help="seconds per wrk run")
     p.add_argument("--repeats", type=int, default=5, help="alternating runs per server and level")
     p.add_argument("--oip-batches", type=int, nargs="+", default=[1, 256])
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "runs" / "serve"))
-    p.add_argument("--render", default=None)
-    args = p.parse_args()
-    if args.render:
-        print(render(json.loads(Path(args.render).read_text())))
+    args = bench_args(p, render)
+    if args is None:  # --render: printed
         return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

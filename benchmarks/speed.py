@@ -9,7 +9,8 @@ reference (a numpy GEMM of the folded DLinear weights, same thread count), the P
 (eager) and the teachers: the PatchTST teacher actually distilled (trained here) and TimeMoE-50M
 built at real size from its published config with RANDOM weights (only its cost is measured, never
 its forecasts; Chronos-T5 tiny/small on request: they take 1-15 min per call). Every ratio is
-computed from the same run.
+computed from the same run. The int8-vs-fp32 verdict comes from alternating rounds of both artifacts in one
+process after the rows (benchmarks/int8_pairs.py), not from the rows' one-after-another times.
 
     python benchmarks/speed.py                # full grid, <= 15 min on 2 cores
     python benchmarks/speed.py --quick        # a few minutes on 2 cores
@@ -33,6 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import DISTILTS, ROOT, git_commit, machine_info, markdown_table, run_timed, text_table, write_outputs  # noqa: E402
+from int8_pairs import pair  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 STUDENTS = ("dlinear", "itransformer")
@@ -259,8 +261,9 @@ def run(args) -> dict:
                   "warmup": 1, "batches": [], "budget_s": 120.0, "predict_batch": 1}, files["teacher"],
             with_accuracy=False)
 
+    pairs = int8_pairs(rows, args)
     return {"benchmark": "speed", "machine": machine_info(), "commit": git_commit(), "args": vars(args),
-            "windows": win, "rows": rows, "speedup_latency_b1": pairwise_speedups(rows),
+            "windows": win, "rows": rows, "speedup_latency_b1": pairwise_speedups(rows), "int8_pairs": pairs,
             "notes": ["latency: batch 1, p50 and p95 of `Forecaster.predict` over timed calls after warm-up, one "
                       "fresh process per row (benchmarks/speed_worker.py: the runtime's profile worker plus raw calls)",
                       "raw call: the backend's own session call on a contiguous float32 batch in the same process; "
@@ -272,9 +275,32 @@ def run(args) -> dict:
                       f"time (>= 7 calls and >= 1 s after a warm-up); 'b={args.batch} x faster than eager' = row "
                       "throughput / eager throughput",
                       "load avg: the 1-minute load average when each row finished is in the JSON (load_avg)",
+                      "int8 vs fp32 verdict: after every row, both artifacts of a student x format loaded in one "
+                      "process and timed in alternating (ABBA) rounds of `Forecaster.predict` calls at b=1 and "
+                      f"b={args.batch} (benchmarks/int8_pairs.py); 'no slower' = median over rounds of int8 round "
+                      "time / the fp32 round beside it <= 1.05 (the rows above are timed one after another, so "
+                      "their int8/fp32 ratios swing with the machine's load); ratios in the JSON (int8_pairs)",
                       "peak RSS: ru_maxrss of the row's process (interpreter + its libraries + model + timing)",
                       "test MSE: normalized values, on the same evenly spaced ETTh1 test windows for every row",
                       "real-size teachers have RANDOM weights: their cost is real, their forecasts are not used"]}
+
+
+def int8_pairs(rows: list[dict], args) -> list[dict]:
+    """int8 vs fp32 of each student x format with both artifacts, in alternating rounds in this process
+    (benchmarks/int8_pairs.py), at b=1 and b=`args.batch`; run after every row, so no row's peak RSS
+    includes the runtimes loaded here."""
+    ok = {(r["model"], r["format"], r["precision"]): r for r in rows if r["role"] == "student" and "artifact" in r
+          and not r.get("error")}
+    out = []
+    for (model, fmt, prec), r in ok.items():
+        if prec != "int8" or (model, fmt, "fp32") not in ok:
+            continue
+        for batch in dict.fromkeys((1, args.batch)):
+            res = {"model": model, **pair(fmt, Path(r["artifact"]).parent, batch, 30, args.budget_s, args.threads)}
+            out.append(res)
+            print(f"{model:>18} {fmt:>9} int8 / fp32 at b={batch}, paired rounds: {res['ratio_paired']:.2f}",
+                  flush=True)
+    return out
 
 
 def _dir_size(path: str) -> int:
@@ -371,6 +397,12 @@ def target_checks(record: dict) -> list[str]:
         n = sum(t.get(key) is not None for t in trows)
         out.append(f"faster than PyTorch eager at {what}: {n - len(miss)} of {n} artifacts"
                    + (f"; MISSED: {', '.join(miss)}" if miss else ""))
+    if record.get("int8_pairs"):  # alternating rounds in one process (records before them: the rows' own times)
+        slower = [f"{p['model']} {p['format']} b={p['batch']} int8/fp32 {p['ratio_paired']:.2f}"
+                  for p in record["int8_pairs"] if p["verdict"] != "yes"]
+        out.append("int8 no slower than fp32 on the same backend (paired rounds, int8/fp32 <= 1.05): "
+                   + ("met" if not slower else "MISSED: " + "; ".join(slower)))
+        return out + _overhead_check(trows)
     fp32 = {(t["model"], t["format"]): t for t in trows if t["precision"] == "fp32"}
     slower = []
     for t in trows:
@@ -382,11 +414,14 @@ def target_checks(record: dict) -> list[str]:
                 slower.append(f"{t['model']} {t['format']} b=256 {t['throughput_wps']:,.0f} vs {f['throughput_wps']:,.0f}/s")
     out.append("int8 no slower than fp32 on the same backend: " + ("met" if not slower else
                                                                    "MISSED: " + "; ".join(slower)))
+    return out + _overhead_check(trows)
+
+
+def _overhead_check(trows: list[dict]) -> list[str]:
     over = [t for t in trows if t.get("overhead_us") is not None]
     big = [f"{t['label']} {t['overhead_us']:.0f} us" for t in over if t["overhead_us"] > 20]
-    out.append(f"Forecaster.predict <= 20 us over the raw call at b=1: {len(over) - len(big)} of {len(over)}"
-               + (f"; MISSED: {', '.join(big)}" if big else ""))
-    return out
+    return [f"Forecaster.predict <= 20 us over the raw call at b=1: {len(over) - len(big)} of {len(over)}"
+            + (f"; MISSED: {', '.join(big)}" if big else "")]
 
 
 def markdown(record: dict) -> str:

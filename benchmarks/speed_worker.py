@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distilts.profile.worker import load_model, predict_all, rss_mb, time_latency
+from distilts.profile.worker import artifact_model, load_model, predict_all, rss_mb, time_latency
 
 
 def time_throughput(fn, x: np.ndarray, batch: int, budget_s: float, min_calls: int = 7) -> dict:
@@ -114,10 +114,7 @@ def main(spec_path: str) -> None:
         from distilts.runtime.forecaster import Forecaster
 
         fc = Forecaster.load(spec["path"], threads=spec.get("threads"))
-        sess = next(iter(fc.sessions.values()))
-        fn = fc.predict
-        facts = {"backend": fc.backend, "backend_version": sess.version, "precision": fc.manifest.precision,
-                 "batch_sizes": fc.batch_sizes, "threads": fc.threads}
+        fn, facts = artifact_model(fc)
         raw = fc.sessions
     else:
         fn, facts = load_model(spec)

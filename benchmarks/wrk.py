@@ -1,5 +1,5 @@
 """Load generation with wrk (Debian: apt-get install -y wrk), a client that is not the server's own code,
-and server processes to point it at. Shared by serve_stack.py and serve_ops.py."""
+and server processes to point it at: the one load path of serve.py, serve_stack.py and serve_ops.py."""
 
 from __future__ import annotations
 
@@ -55,9 +55,9 @@ function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format('WRKJSON {"requests": %d, "duration_us": %d, "ok": %d, "wrong": %d, "s503": %d, ' ..
     '"other_status": %d, "unknown_version": %d, "connect_errors": %d, "read_errors": %d, "write_errors": %d, ' ..
-    '"timeouts": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, "max_us": %d}\n', summary.requests,
+    '"timeouts": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, "max_us": %d, "mean_us": %d}\n', summary.requests,
     summary.duration, t.ok, t.bad, t.s503, t.other, t.unknown, e.connect, e.read, e.write, e.timeout,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean))
 end
 """
 
@@ -112,7 +112,7 @@ class Wrk:
             raise RuntimeError(f"wrk failed: {stdout[-800:]} {stderr[-800:]}")
         out = json.loads(line[8:])
         out["rps"] = out["requests"] / (out["duration_us"] / 1e6)
-        for k in ("p50", "p90", "p99", "max"):
+        for k in ("p50", "p90", "p99", "max", "mean"):
             out[f"{k}_ms"] = out.pop(f"{k}_us") / 1e3
         out["errors"] = out["connect_errors"] + out["read_errors"] + out["write_errors"] + out["timeouts"]
         out["connections"] = self.connections
@@ -153,13 +153,30 @@ class Server:
     def rss_mib(self) -> float:
         return self.ps.memory_info().rss / 2**20
 
-    def stop(self) -> None:
+    def stop(self) -> int | str:
+        """SIGINT (graceful shutdown); the exit code, or "killed" when it did not exit within 60 s."""
         if self.proc.poll() is None:
             self.proc.send_signal(2)  # SIGINT: graceful
             try:
                 self.proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+                self.proc.wait()
+                return "killed"
+        return self.proc.returncode
+
+
+def answer(url: str, body: bytes) -> tuple[str, bytes]:
+    """One `POST /forecast`: (the X-Model-Version it names, the answer's bytes)."""
+    req = urllib.request.Request(f"{url}/forecast", data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return r.headers["x-model-version"], r.read()
+
+
+def stats(url: str) -> dict:
+    """The server's `GET /stats` counters."""
+    with urllib.request.urlopen(f"{url}/stats", timeout=30) as r:
+        return json.loads(r.read())
 
 
 def distilts_server(path: str, log: Path, *extra: str) -> Server:

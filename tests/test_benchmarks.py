@@ -140,6 +140,20 @@ def test_speed_presets_and_tables():
     assert "| dlinear onnx int8 |" in md and "build: x" in md and "random (cost only)" in md
 
 
+def test_speed_int8_verdict_comes_from_paired_rounds():
+    """With paired rounds recorded, the int8-vs-fp32 verdict is theirs, not the rows' one-after-another times."""
+    rows = [{"model": "dlinear", "role": "student", "format": "onnx", "precision": p, "latency_ms_median": ms}
+            for p, ms in (("fp32", 0.10), ("int8", 0.20))]  # sequential rows: int8 looks 2x slower
+    rec = {"args": {"batch": 256}, "rows": rows}
+    assert any(c.startswith("int8 no slower") and "MISSED" in c for c in speed.target_checks(rec))
+    pairs = [{"model": "dlinear", "format": "onnx", "batch": b, "ratio_paired": r, "verdict": v}
+             for b, r, v in ((1, 0.9, "yes"), (256, 1.2, "NO"))]
+    checks = speed.target_checks({**rec, "int8_pairs": pairs})
+    [verdict] = [c for c in checks if c.startswith("int8 no slower")]
+    assert "paired rounds" in verdict and "MISSED: dlinear onnx b=256 int8/fp32 1.20" in verdict and "b=1 " not in verdict
+    assert any(c.startswith("Forecaster.predict <= 20 us") for c in checks)
+
+
 def test_speed_compile_command_matches_the_cli(tmp_path):
     """speed.py calls `distilts compile` as documented: OUT/<format>-<precision>/, TFLite at b=1 and b=BATCH."""
     cmd = [str(c) for c in speed.compile_cmd("st", "tflite", "int8", tmp_path, 256)]

@@ -14,24 +14,18 @@ from typing import Iterator
 
 
 @contextlib.contextmanager
-def quiet() -> Iterator[None]:
-    """Send fds 1/2 (native code included) to a temp file; on an exception, replay it on stderr."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def captured() -> Iterator[list[str]]:
+    """fds 1/2 (native code included) into a temp file; the list holds its text as one string after the
+    block (also when the block raises)."""
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
-    prev_disable = logging.root.manager.disable
-    with tempfile.TemporaryFile(mode="w+b") as sink, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        logging.disable(logging.WARNING)
+    out: list[str] = []
+    with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 1)
         os.dup2(sink.fileno(), 2)
-        failed = False
         try:
-            yield
-        except BaseException:
-            failed = True
-            raise
+            yield out
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -39,9 +33,25 @@ def quiet() -> Iterator[None]:
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
-            logging.disable(prev_disable)
-            if failed:
-                sink.seek(0)
-                text = sink.read().decode("utf-8", "replace")[-4000:]
-                if text.strip():
-                    sys.stderr.write(f"--- converter output (last 4000 characters) ---\n{text}\n---\n")
+            sink.seek(0)
+            out.append(sink.read().decode("utf-8", "replace"))
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Send fds 1/2 (native code included) to a temp file; on an exception, replay it on stderr."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    prev_disable = logging.root.manager.disable
+    out: list[str] = []
+    try:
+        with warnings.catch_warnings(), captured() as out:
+            warnings.simplefilter("ignore")
+            logging.disable(logging.WARNING)
+            yield
+    except BaseException:
+        text = "".join(out)[-4000:]
+        if text.strip():
+            sys.stderr.write(f"--- converter output (last 4000 characters) ---\n{text}\n---\n")
+        raise
+    finally:
+        logging.disable(prev_disable)

@@ -60,6 +60,13 @@ def test_each_format_and_precision_matches_the_student(tmp_path_factory, student
         if int8:
             q = raw["quantization"]
             assert q["calib_windows"] == 64 and q["calib_part"] == "train" and q["method"] in q["candidates"]
+            # the rule that kept it, in words; when it is "fastest", the kept one is the fastest at the goal
+            from distilts.compile import select
+
+            assert q["chosen_by"] in (select.FASTEST, select.SMALLEST), q["chosen_by"]
+            good = {m: c for m, c in q["candidates"].items() if c["rel_mse"] <= select.INT8_GOAL and c["latency_ms_b1"]}
+            if q["chosen_by"] == select.FASTEST and len(good) > 1:
+                assert q["method"] == min(good, key=lambda m: good[m]["latency_ms_b1"])
         pred = Forecaster.load(art).predict(x)  # golden self-check passes on load
         errs = verify.errors(pred, ref, mean, std)
         assert verify.within(errs, precision), errs

@@ -154,3 +154,24 @@ def test_ray_two_workers_write_the_same_numbers(uni_art, tmp_path):
         two = pd.read_parquet(tmp_path / out).sort_values(["item_id", "timestamp"]).reset_index(drop=True)
         assert list(two.columns) == list(one.columns)
         pd.testing.assert_frame_equal(one, two)
+
+
+def test_batch_forecast_never_imports_pandas(uni_art, tmp_path):
+    """The runtime never imports pandas, not even through pyarrow (which does so when it can)."""
+    import subprocess
+    import sys
+
+    data = tmp_path / "series.parquet"
+    long_frame().to_parquet(data, index=False)
+    code = ("import sys\n"
+            "tried = []\n"
+            "class Watch:\n"  # records every attempt (pyarrow imports pandas whenever it is installed)
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'pandas': tried.append(name)\n"
+            "sys.meta_path.insert(0, Watch())\n"
+            "from distilts.runtime.batch import forecast_file\n"
+            "from distilts.runtime.forecaster import Forecaster\n"
+            f"rep = forecast_file(Forecaster.load({str(uni_art)!r}), {str(data)!r}, {str(tmp_path / 'f.parquet')!r})\n"
+            "assert not tried and 'pandas' not in sys.modules and rep.series == 3, rep.summary()\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]

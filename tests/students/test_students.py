@@ -109,7 +109,8 @@ def test_load_errors(tmp_path):
 def test_student_defaults_are_the_official_ones():
     """DLinear: LTSF-Linear / TSLib; iTransformer: the DistilTS scripts' student at L=512."""
     point = {"quantiles": None, "quantile_rank": 8}  # a point forecaster unless levels are asked for
-    assert student_options("dlinear") == {"moving_avg": 25, "individual": False, "revin": False, **point}
+    assert student_options("dlinear") == {"moving_avg": 25, "individual": False, "revin": False, "revin_eps": 1e-5,
+                                          **point}
     assert student_options("itransformer") == {"d_model": 512, "n_heads": 4, "e_layers": 1, "d_ff": 2048,
                                                "dropout": 0.1, "norm": "window", **point}
 

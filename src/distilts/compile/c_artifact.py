@@ -18,11 +18,10 @@ import torch
 
 from distilts.compile import cgen, ctoolchain
 from distilts.compile import verify as ver
-from distilts.compile.manifest import build_manifest, model_entry, write_manifest
+from distilts.compile.manifest import build_manifest, model_entry
 from distilts.compile.passes import fold_linear
-from distilts.compile.scratch import Scratch, clean_stale
+from distilts.compile.scratch import Scratch
 from distilts.errors import DistiltsError
-from distilts.utils import replace_dir
 
 ARCHS = ("x86_64", "aarch64", "armhf")
 
@@ -89,11 +88,8 @@ def compile_job(job, student, config: dict, out_dir: Path, student_dir: Path, da
                 ref: np.ndarray, log: Callable[[str], None]) -> tuple[Path, dict]:
     """Build, verify (three CPUs) and write the C artifact of `job` under `out_dir`; (its directory, manifest)."""
     model = linear_model(student, config)
-    final = out_dir / job.dirname
-    clean_stale(final, log)
-    sc = Scratch(final)
-    try:
-        tmp = sc.path
+    sc = Scratch.beside(out_dir / job.dirname, log)
+    with sc.discarding() as tmp:
         work = tmp / "_build"
         work.mkdir()
         names = write_sources(model, job.precision, tmp, f"{config['student']['name']} {job.precision}")
@@ -127,10 +123,5 @@ def compile_job(job, student, config: dict, out_dir: Path, student_dir: Path, da
                          "stack_bytes_approx": cgen.stack_bytes(model), "heap_bytes": 0,
                          "errors_x86_64": {k: errs[k] for k in ("rel_mse", "max_abs_err")},
                          "build": "cc -O2 -std=c99 model.c main.c -lm (any C99 compiler; see docs/compile.md)"}
-        write_manifest(tmp, manifest)
-        sc.release()
-        replace_dir(tmp, final)
-    except BaseException:
-        sc.discard()
-        raise
+        final = sc.install(manifest)
     return final, manifest

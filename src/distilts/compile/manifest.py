@@ -1,7 +1,8 @@
-"""Write an artifact's `manifest.json` (schema: docs/design.md, "Artifact directory"); read via the runtime.
+"""An artifact's `manifest.json` (schema: docs/design.md, "Artifact directory"); read via the runtime.
 
-`write_artifact_manifest` gathers the facts of one compiled artifact (the chosen candidate, its
-verification on every architecture, the golden pair, the passes) and writes them with `build_manifest`.
+`artifact_manifest` gathers the facts of one compiled artifact (the chosen candidate, its
+verification on every architecture, the golden pair, the passes) into `build_manifest`'s form;
+`distilts.compile.scratch.Scratch.install` writes it and moves the artifact into place.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from distilts.runtime.arch import host_arch, host_isa
 from distilts.runtime.batching import run_file
 from distilts.runtime.manifest import FORMAT, VERSION  # one schema: the runtime reads what this writes
 from distilts.targets import CompileJob
-from distilts.utils import sha256_file, write_json
+from distilts.utils import sha256_file
 
 
 @dataclass
@@ -98,20 +99,14 @@ def build_manifest(*, backend: str, precision: str, models: list[dict], config: 
     }
 
 
-def write_manifest(directory: Path, manifest: dict[str, Any]) -> Path:
-    path = Path(directory) / "manifest.json"
-    write_json(path, manifest)
-    return path
-
-
-def write_artifact_manifest(job: CompileJob, directory: Path, models: list[dict], best: Candidate,
+def artifact_manifest(job: CompileJob, directory: Path, models: list[dict], best: Candidate,
                             candidates: list[Candidate], config: dict, student_dir: Path, data: CompileData,
                             verify_x: np.ndarray, calib_x: np.ndarray | None, checks: dict[str, ArchCheck],
-                            passes: list[dict]) -> dict:
-    """Write `directory/manifest.json` for the chosen candidate `best`, whose files are placed as `models`.
+                            passes: list[dict], chosen_by: str = "") -> dict:
+    """The manifest of the chosen candidate `best`, whose files are placed in `directory` as `models`.
 
     checks: {arch: ArchCheck} of the other architectures it was verified on; passes: every pass
-    applied, in order. The golden pair is the first verification window and its forecast here.
+    applied, in order; chosen_by: the rule that chose `best` (distilts.compile.select). The golden pair is the first verification window and its forecast here.
     """
     golden_in = verify_x[:1]
     backend = runtime_backend(job.format)
@@ -122,7 +117,7 @@ def write_artifact_manifest(job: CompileJob, directory: Path, models: list[dict]
     quant = None
     if job.precision == "int8":
         quant = {"method": best.method, "isa": job.isa, "calib_windows": int(len(calib_x)), "calib_part": "train",
-                 "note": best.note, "chosen_by": "smallest rel-MSE vs the PyTorch student on the verification windows",
+                 "note": best.note, "chosen_by": chosen_by,
                  "candidates": {c.method: {**c.errors, "latency_ms_b1": c.latency_ms} for c in candidates}}
     target = None
     if job.target is not None:
@@ -145,7 +140,6 @@ def write_artifact_manifest(job: CompileJob, directory: Path, models: list[dict]
     if job.format != backend:
         manifest["format_name"] = job.format  # tflm / ethos-u: a TFLite file LiteRT also loads
     manifest.update(best.facts)  # format-specific entries (tflm / ethos-u: `mcu`, `io`)
-    write_manifest(directory, manifest)
     return manifest
 
 

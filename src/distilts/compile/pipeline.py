@@ -24,9 +24,9 @@ from torch import nn
 from distilts.compile import DEFAULT_CALIB_WINDOWS, DEFAULT_VERIFY_WINDOWS, c_artifact, crossarch, select, verify
 from distilts.compile.backends import BUILDERS, runtime_backend
 from distilts.compile.data import CompileData, load_compile_data
-from distilts.compile.manifest import CompiledArtifact, model_entry, write_artifact_manifest
+from distilts.compile.manifest import CompiledArtifact, artifact_manifest, model_entry
 from distilts.compile.passes import apply_passes
-from distilts.compile.scratch import Scratch, clean_stale
+from distilts.compile.scratch import Scratch
 from distilts.compile.verify import Candidate
 from distilts.compile.wrapper import torch_predict, wrap_student
 from distilts.errors import DataError
@@ -35,7 +35,6 @@ from distilts.runtime import Forecaster
 from distilts.runtime.backends import BACKENDS
 from distilts.students import load_student_dir
 from distilts.targets import CompileJob
-from distilts.utils import replace_dir
 
 
 @dataclass
@@ -44,7 +43,6 @@ class _Prepared:
 
     job: CompileJob
     scratch: Scratch
-    final: Path
     candidates: list[Candidate]
     pending: crossarch.Pending
     t0: float
@@ -139,10 +137,8 @@ def _prepare_job(job: CompileJob, module: nn.Module, records: list[dict], config
                  verify_x: np.ndarray, ref: np.ndarray, calib_x: np.ndarray | None, log: Callable[[str], None],
                  t0: float, verify_on: tuple[str, ...], fp32_module: nn.Module | None = None) -> _Prepared:
     """Export the job's candidates into a locked scratch dir and measure them here (errors; int8: speed)."""
-    final = out_dir / job.dirname
-    clean_stale(final, log)
-    sc = Scratch(final)
-    try:
+    sc = Scratch.beside(out_dir / job.dirname, log)
+    with sc.discarding():
         scratch = sc.path / "_scratch"
         scratch.mkdir()
         with quiet():
@@ -161,10 +157,7 @@ def _prepare_job(job: CompileJob, module: nn.Module, records: list[dict], config
         pending = crossarch.Pending(job.dirname, runtime_backend(job.format), job.precision,
                                     {c.name: [(scratch / f, b) for f, b in c.files.items()] for c in candidates},
                                     archs, required, {c.name: c.preds for c in candidates})
-        return _Prepared(job, sc, final, candidates, pending, t0, records)
-    except BaseException:
-        sc.discard()
-        raise
+        return _Prepared(job, sc, candidates, pending, t0, records)
 
 
 def _finish_job(prep: _Prepared, checks: dict[str, crossarch.ArchCheck], config: dict, student_dir: Path,
@@ -172,22 +165,18 @@ def _finish_job(prep: _Prepared, checks: dict[str, crossarch.ArchCheck], config:
                 log: Callable[[str], None] = lambda s: None) -> CompiledArtifact:
     """Choose the candidate (on every verified architecture), refuse on a failure, write the manifest,
     self-check and move into place. checks: {candidate: ArchCheck} from the aarch64 run (empty: none)."""
-    job, tmp = prep.job, prep.scratch.path
-    try:
-        best, check = select.choose(prep.candidates, checks, job, log)
+    job = prep.job
+    with prep.scratch.discarding() as tmp:
+        best, check, rule = select.choose(prep.candidates, checks, job, log)
         scratch = tmp / "_scratch"
         models = _place(best, scratch, tmp, job)
         shutil.rmtree(scratch)
-        manifest = write_artifact_manifest(job, tmp, models, best, prep.candidates, config, student_dir, data,
-                                           verify_x, calib_x, {"aarch64": check} if check is not None else {},
-                                           [*prep.records, BUILDERS[job.format].EXPORT_PASS])
-        Forecaster.load(tmp)  # checksums + golden self-check through the runtime a device will use
-        prep.scratch.release()
-        replace_dir(tmp, prep.final)
-    except BaseException:
-        prep.scratch.discard()
-        raise
-    return CompiledArtifact(job, prep.final, manifest, time.perf_counter() - prep.t0)
+        manifest = artifact_manifest(job, tmp, models, best, prep.candidates, config, student_dir, data, verify_x,
+                                     calib_x, {"aarch64": check} if check is not None else {},
+                                     [*prep.records, BUILDERS[job.format].EXPORT_PASS], chosen_by=rule)
+        # checksums + golden self-check through the runtime a device will use, then into place
+        final = prep.scratch.install(manifest, check=Forecaster.load)
+    return CompiledArtifact(job, final, manifest, time.perf_counter() - prep.t0)
 
 
 def _place(best: Candidate, scratch: Path, tmp: Path, job: CompileJob) -> list[dict]:

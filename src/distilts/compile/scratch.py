@@ -17,18 +17,20 @@ import shutil
 import socket
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
-from distilts.utils import temp_dir_beside
+from distilts.utils import replace_dir, temp_dir_beside, write_json
 
 OWNER = ".owner"
 STALE_SECONDS = 3600
 
 
 class Scratch:
-    """A locked scratch directory beside `final`; `release()` before moving it into place."""
+    """A locked scratch directory beside `final` that becomes the artifact: `install()` writes its
+    manifest and moves it into place; `discard()` (or an error inside `discarding()`) removes it."""
 
     def __init__(self, final: Path) -> None:
+        self.final = Path(final)
         self.path = temp_dir_beside(final)
         self._fd = os.open(self.path / OWNER, os.O_CREAT | os.O_RDWR, 0o644)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
@@ -46,6 +48,31 @@ class Scratch:
     def discard(self) -> None:
         self.release()
         shutil.rmtree(self.path, ignore_errors=True)
+
+    @classmethod
+    def beside(cls, final: Path, log: Callable[[str], None] = lambda s: None) -> "Scratch":
+        """A new scratch directory for `final`, after removing those dead compiles left (`clean_stale`)."""
+        clean_stale(final, log)
+        return cls(final)
+
+    @contextlib.contextmanager
+    def discarding(self) -> Iterator[Path]:
+        """Yields the directory; any error (or interrupt) inside removes it and propagates."""
+        try:
+            yield self.path
+        except BaseException:
+            self.discard()
+            raise
+
+    def install(self, manifest: dict, check: Callable[[Path], object] | None = None) -> Path:
+        """Write `manifest.json`, run `check` on the finished directory (e.g. the runtime's self-check),
+        then move it atomically into place as `final`; returns `final`. On an error call `discard()`."""
+        write_json(self.path / "manifest.json", manifest)
+        if check is not None:
+            check(self.path)
+        self.release()
+        replace_dir(self.path, self.final)
+        return self.final
 
 
 def clean_stale(final: Path, log: Callable[[str], None] = lambda s: None) -> list[Path]:

@@ -12,46 +12,19 @@ may be missing (`require` names the extra).
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import sys
-import tempfile
 from importlib import metadata
-from typing import Iterator
 
 import numpy as np
 
 from distilts.errors import DistiltsError, require
+from distilts.quiet import captured
 
 ARENA_MARGIN = 1024  # bytes added to the measured arena in the C++ example (alignment, 32/64-bit differences)
 
 
 class UnsupportedOperator(DistiltsError):
     """The model uses an operator TFLite Micro (or the full-int8 path) does not support."""
-
-
-@contextlib.contextmanager
-def _captured() -> Iterator[list[str]]:
-    """fds 1/2 (the interpreter's C++ logging) into a list holding one string after the block."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    out: list[str] = []
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 1)
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield out
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-            sink.seek(0)
-            out.append(sink.read().decode("utf-8", "replace"))
 
 
 def _version() -> str:
@@ -89,7 +62,7 @@ def io_details(model: bytes) -> dict:
 def load(model: bytes, arena: int | None = None):
     """A TFLite Micro interpreter for `model`; UnsupportedOperator naming the operator it lacks."""
     rt = _runtime()
-    with _captured() as log:
+    with captured() as log:
         try:
             return rt.Interpreter.from_bytes(model, arena_size=arena)
         except RuntimeError:
@@ -133,7 +106,7 @@ def arena_bytes(model: bytes) -> int:
     both ways. Bisection itself is not used: TFLite Micro can crash on arenas far too small.)
     """
     interp = load(model)
-    with _captured() as log:
+    with captured() as log:
         interp.print_allocations()
     found = re.search(r"Arena allocation total (\d+) bytes", log[0])
     if not found:
@@ -145,7 +118,7 @@ def run(model: bytes, q: np.ndarray) -> np.ndarray:
     """The model's int8 outputs for int8 inputs `q` [B, ...] (batch-1 model, one invoke per window)."""
     interp = load(model)
     out = []
-    with _captured():
+    with captured():
         for w in q:
             interp.set_input(np.ascontiguousarray(w[None]), 0)
             interp.invoke()

@@ -212,8 +212,12 @@ class PanelDataset:
         # the largest series std: the unit compile's verification measures errors in (float32 rounding of the
         # largest series must fit its tolerance); the global student normalizes each window itself, so this
         # folded scale does not change its forecasts
-        stds = [float(np.std(panel.series(i))) for i in range(len(panel))]
-        self.scaler = Scaler(np.zeros(1), np.array([max(max(stds), 1e-6)]))
+        stds = np.array([float(np.std(panel.series(i))) for i in range(len(panel))])
+        self.scaler = Scaler(np.zeros(1), np.array([max(float(stds.max()), 1e-6)]))
+        # RevIN's variance epsilon for a global student that sees x / scale: 1e-5 in the units of the
+        # smallest varying series (the usual 1e-5 would swamp the variance of small series after the scale)
+        small = float(stds[stds > 0].min()) if (stds > 0).any() else 1.0
+        self.revin_eps = 1e-5 * (small / float(self.scaler.std[0])) ** 2
         steps = set() if panel.steps is None else set(panel.steps[panel.steps > 0].tolist())
         freq = np.timedelta64(int(steps.pop()), "s") if len(steps) == 1 else None
         self.series = PanelSource(panel.source, freq)

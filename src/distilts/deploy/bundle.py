@@ -20,15 +20,11 @@ from importlib import metadata
 from pathlib import Path
 
 from distilts.errors import DistiltsError
+from distilts.runtime.arch import WHEEL_PLATFORMS
 from distilts.runtime.backends import BACKENDS
 from distilts.runtime.manifest import read_manifest
 from distilts.utils import atomic_write_text, temp_dir_beside, write_json
 
-# manylinux tags per instruction-set family of a target, newest glibc first (a Pi OS bookworm has glibc 2.36)
-PLATFORMS = {
-    "arm64": tuple(f"manylinux_2_{v}_aarch64" for v in range(36, 16, -1)) + ("manylinux2014_aarch64",),
-    "x86_64": tuple(f"manylinux_2_{v}_x86_64" for v in range(36, 16, -1)) + ("manylinux2014_x86_64",),
-}
 PORT = 8000
 
 INSTALL = r"""#!/bin/sh
@@ -138,7 +134,7 @@ def build_bundle(artifact_dir: str | Path, target: str, out: str | Path, python_
         else:
             shutil.copy2(wheel, wheels)
         [own] = list(wheels.glob("distilts-*.whl"))
-        plat = [a for p in PLATFORMS[family] for a in ("--platform", p)]
+        plat = [a for p in WHEEL_PLATFORMS[family] for a in ("--platform", p)]
         log(f"downloading the {family} wheels for python {python_version}: distilts[{extras}] + "
             f"{', '.join(_pins(man.backend))} + pip")
         _pip(["download", "--quiet", "--dest", str(wheels), "--only-binary=:all:", *plat, "--python-version",
@@ -152,7 +148,7 @@ def build_bundle(artifact_dir: str | Path, target: str, out: str | Path, python_
         (tmp / "install.sh").chmod(0o755)
         atomic_write_text(tmp / "distilts.service", UNIT.format(**fmt))
         files = {p.name: p.stat().st_size for p in sorted(wheels.iterdir())}
-        info = {"target": target, "platforms": list(PLATFORMS[family]), "python_version": python_version,
+        info = {"target": target, "platforms": list(WHEEL_PLATFORMS[family]), "python_version": python_version,
                 "backend": man.backend, "extras": extras, "distilts": __version__, "wheels": files,
                 "bytes": sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())}
         write_json(tmp / "bundle.json", info)

@@ -38,6 +38,7 @@ from typing import Callable, Iterator
 
 import distilts
 from distilts.errors import DistiltsError
+from distilts.runtime.arch import WHEEL_PLATFORMS
 from distilts.runtime.backends import BACKENDS as BACKEND_TABLE
 from distilts.runtime.manifest import read_manifest
 from distilts.utils import replace_dir, write_json
@@ -55,9 +56,8 @@ ARM64_DEBS = (
     "libnsl2", "libtirpc3", "libgssapi-krb5-2", "libkrb5-3", "libk5crypto3", "libkrb5support0",
     "libcom-err2", "libkeyutils1",
 )
-# manylinux tags a bookworm (glibc 2.36) aarch64 system accepts, newest first
-PLATFORMS = tuple(f"manylinux_2_{v}_aarch64" for v in range(36, 16, -1)) + ("manylinux2014_aarch64",
-                                                                          "linux_aarch64")
+# wheel tags a bookworm (glibc 2.36) aarch64 system accepts, newest first
+PLATFORMS = (*WHEEL_PLATFORMS["arm64"], "linux_aarch64")
 LAYOUT_VERSION = 2
 
 

@@ -131,6 +131,8 @@ def distill_student(spec: DistillSpec, out: str | os.PathLike, *, resume: bool =
         raise DistiltsError(
             f"{dataset.series.source} holds many series of different scales: a global DLinear needs instance "
             "normalization to take each series' raw values. Add --revin (iTransformer normalizes each window itself).")
+    if isinstance(dataset, PanelDataset) and spec.student == "dlinear":
+        spec.student_kwargs.setdefault("revin_eps", dataset.revin_eps)
     train_stride = spec.train_stride(dataset)
     train_w = dataset.windows("train", spec.lookback, spec.horizon, train_stride)
     val_w = dataset.windows("val", spec.lookback, spec.horizon, spec.stride)

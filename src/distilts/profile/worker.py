@@ -90,15 +90,18 @@ def predict_all(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch: in
     return np.concatenate([fn(x[lo: lo + batch]) for lo in range(0, len(x), batch)])
 
 
+def artifact_model(fc: Forecaster) -> tuple[Callable[[np.ndarray], np.ndarray], dict]:
+    """(fc.predict, facts about the loaded artifact: backend and its version, precision, batches, threads)."""
+    sess = next(iter(fc.sessions.values()))
+    return fc.predict, {"backend": fc.backend, "backend_version": sess.version, "precision": fc.manifest.precision,
+                        "batch_sizes": fc.batch_sizes, "threads": fc.threads}
+
+
 def load_model(spec: dict) -> tuple[Callable[[np.ndarray], np.ndarray], dict]:
     """(predict function on the spec's input scale, facts about the model)."""
     kind, threads, horizon = spec["kind"], spec.get("threads"), int(spec["horizon"])
     if kind == "artifact":
-        fc = Forecaster.load(spec["path"], threads=threads)
-        sess = next(iter(fc.sessions.values()))
-        return fc.predict, {"backend": fc.backend, "backend_version": sess.version,
-                            "precision": fc.manifest.precision, "batch_sizes": fc.batch_sizes,
-                            "threads": fc.threads}
+        return artifact_model(Forecaster.load(spec["path"], threads=threads))
     # torch, students and teachers are imported here, not at the top: an artifact's process must not
     # load them (its peak RSS is what a device pays)
     import torch

@@ -7,6 +7,12 @@ from functools import lru_cache
 
 # int8 instruction sets, as Optimum names its quantization configs: what the int8 kernels multiply with
 ISAS = ("arm64", "avx2", "avx512", "avx512_vnni")
+# manylinux wheel tags a device of each instruction-set family accepts, newest glibc first (a Pi OS or
+# Debian bookworm has glibc 2.36): for `pip download/install --platform` (bundles, the emulated arm64 device)
+WHEEL_PLATFORMS = {
+    family: tuple(f"manylinux_2_{v}_{machine}" for v in range(36, 16, -1)) + (f"manylinux2014_{machine}",)
+    for family, machine in (("arm64", "aarch64"), ("x86_64", "x86_64"))
+}
 
 
 def host_arch() -> str:

@@ -65,7 +65,7 @@ class DLinear(nn.Module):
 
     def __init__(
         self, lookback: int, horizon: int, n_variates: int, *,
-        moving_avg: int = 25, individual: bool = False, revin: bool = False,
+        moving_avg: int = 25, individual: bool = False, revin: bool = False, revin_eps: float = 1e-5,
         quantiles: tuple[float, ...] | list[float] | None = None, quantile_rank: int = DEFAULT_RANK,
     ) -> None:
         super().__init__()
@@ -89,7 +89,7 @@ class DLinear(nn.Module):
             with torch.no_grad():  # the official 1/L weight init (the gap features keep nn.Linear's)
                 for linear in (self.seasonal, self.trend):
                     linear.weight[:horizon].fill_(1.0 / lookback)
-        self.revin = RevIN(n_variates) if revin else None
+        self.revin = RevIN(n_variates, eps=revin_eps) if revin else None
 
     @property
     def levels(self) -> tuple[float, ...] | None:
