@@ -151,10 +151,11 @@ def prepare_teacher(args, horizon: int, log: Path) -> dict[str, Any]:
     info["training"] = {k: tj.get(k) for k in ("test", "val", "train")}
     info["teach_wall_s"], _ = run_timed(teach_cmd(args, horizon), log, env=_env(args))
     stride = train_stride(args, horizon)
-    if stride > 1:  # the train windows the runs use (--max-train-windows): cached once, before the parallel jobs
-        cmd = teach_cmd(args, horizon)
+    if stride > 1:  # the train windows the runs use (--max-train-windows): cached once, before the parallel jobs,
+        cmd = teach_cmd(args, horizon)  # with quantiles (quantile students) and without (the point student)
         cmd[cmd.index("--stride") + 1] = stride
         run_timed([*cmd, "--parts", "train"], log, env=_env(args))
+        run_timed([c for c in cmd if c != "--quantiles"] + ["--parts", "train"], log, env=_env(args))
     return info
 
 
