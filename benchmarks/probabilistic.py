@@ -9,8 +9,8 @@ run `distilts distill` (real CLI, subprocesses, `--jobs` at a time) for every va
 
   point    point student, + horizon-weighted KD        --tau TAU --beta 0
   qgt      quantile student, ground truth only (pinball)   --quantiles deciles --no-kd --beta 0
-  qkd      + quantile KD (pinball vs the teacher's levels), uniform   --tau 0
-  qhkd     + quantile KD (pinball), horizon-weighted                 --tau TAU
+  qkd      + quantile KD (pinball vs the teacher's levels), uniform   --quantile-kd pinball --tau 0
+  qhkd     + quantile KD (pinball), horizon-weighted                 --quantile-kd pinball --tau TAU
   qhkd-l2  + quantile KD (L2 between the quantile vectors), horizon-weighted   --quantile-kd l2 --tau TAU
 
 Baselines on the same test windows:
@@ -48,8 +48,10 @@ from benchlib import DISTILTS, ROOT, git_commit, machine_info, markdown_table, r
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "point": ("point student, + horizon-weighted KD", ["--tau", "{tau}", "--beta", "0"]),
     "qgt": ("quantile student, ground truth only", ["--quantiles", "deciles", "--no-kd", "--beta", "0"]),
-    "qkd": ("+ quantile KD (pinball, uniform)", ["--quantiles", "deciles", "--tau", "0", "--beta", "0"]),
-    "qhkd": ("+ quantile KD (pinball, horizon-weighted)", ["--quantiles", "deciles", "--tau", "{tau}", "--beta", "0"]),
+    "qkd": ("+ quantile KD (pinball, uniform)", ["--quantiles", "deciles", "--quantile-kd", "pinball", "--tau", "0",
+                                                 "--beta", "0"]),
+    "qhkd": ("+ quantile KD (pinball, horizon-weighted)", ["--quantiles", "deciles", "--quantile-kd", "pinball",
+                                                           "--tau", "{tau}", "--beta", "0"]),
     "qhkd-l2": ("+ quantile KD (L2, horizon-weighted)",
                 ["--quantiles", "deciles", "--quantile-kd", "l2", "--tau", "{tau}", "--beta", "0"]),
 }
