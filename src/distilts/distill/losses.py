@@ -58,7 +58,7 @@ def pinball_loss(pred: torch.Tensor, target: torch.Tensor, levels: torch.Tensor)
 
 
 def quantile_kd_loss(student: torch.Tensor, teacher: torch.Tensor, levels: torch.Tensor, weights: torch.Tensor,
-                     kind: str = "pinball") -> torch.Tensor:
+                     kind: str = "l2") -> torch.Tensor:
     """Horizon-weighted KD between quantile forecasts `[B, T, D, Q]` at the same levels."""
     if kind == "pinball":
         per_step = pinball_per_step(student, teacher, levels)
