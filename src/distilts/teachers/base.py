@@ -109,6 +109,23 @@ class Teacher:
                 "quantile_levels": None if self.quantile_levels is None else list(self.quantile_levels)}
 
 
+class LevelRunTeacher(Teacher):
+    """A family whose one `_run(series, horizon, hidden, levels) -> (point, quantiles, states)` serves
+    both the point forecast (the 0.5 level) and the quantiles (Chronos, Chronos-2)."""
+
+    def _run(self, series: np.ndarray, horizon: int, hidden: bool, levels: list[float]
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        raise NotImplementedError
+
+    def _forecast(self, series: np.ndarray, horizon: int, hidden: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        point, _, states = self._run(series, horizon, hidden, [0.5])
+        return point, states
+
+    def _forecast_quantiles(self, series: np.ndarray, horizon: int, hidden: bool
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        return self._run(series, horizon, hidden, list(self.quantile_levels))
+
+
 def to_numpy(t: Any) -> np.ndarray:
     """A torch tensor as float32 numpy on the host."""
     return t.float().cpu().numpy()

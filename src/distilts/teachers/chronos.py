@@ -31,7 +31,7 @@ from chronos.chronos_bolt import ChronosBoltModelForForecasting
 from transformers import T5Config, T5ForConditionalGeneration
 from transformers.utils import logging as hf_logging
 
-from distilts.teachers.base import Teacher, hash_checkpoint, resolve_checkpoint, resolve_device, to_numpy
+from distilts.teachers.base import LevelRunTeacher, hash_checkpoint, resolve_checkpoint, resolve_device, to_numpy
 from distilts.quantiles import DECILES
 from distilts.teachers.sampling import seeded
 from distilts.errors import ModelDirError
@@ -68,7 +68,7 @@ BOLT_SMALL_CONFIG: dict[str, Any] = {
 TINY_TRUNK = {"d_model": 32, "d_ff": 64, "d_kv": 8, "num_heads": 4, "num_layers": 2, "num_decoder_layers": 2}
 
 
-class ChronosTeacher(Teacher):
+class ChronosTeacher(LevelRunTeacher):
     """Shared part of both Chronos families (channel-independent): point forecast and hidden states."""
 
     def __init__(self, name: str, pipeline: Any, path: str, checkpoint_hash: str, device: str, seed: int = 0) -> None:
@@ -94,14 +94,6 @@ class ChronosTeacher(Teacher):
         raise NotImplementedError
 
     # --- the Teacher interface ----------------------------------------------------------------
-    def _forecast(self, series: np.ndarray, horizon: int, hidden: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        point, _, states = self._run(series, horizon, hidden, [0.5])
-        return point, states
-
-    def _forecast_quantiles(self, series: np.ndarray, horizon: int, hidden: bool
-                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        return self._run(series, horizon, hidden, list(self.quantile_levels))
-
     def _run(self, series: np.ndarray, horizon: int, hidden: bool, levels: list[float]
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         s = torch.from_numpy(series)

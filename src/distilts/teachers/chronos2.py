@@ -31,7 +31,7 @@ from chronos import Chronos2Pipeline
 from chronos.chronos2 import Chronos2Model
 from chronos.chronos2.config import Chronos2CoreConfig
 
-from distilts.teachers.base import Teacher, hash_checkpoint, resolve_checkpoint, resolve_device, to_numpy
+from distilts.teachers.base import LevelRunTeacher, hash_checkpoint, resolve_checkpoint, resolve_device, to_numpy
 from distilts.teachers.chronos import _quiet
 from distilts.errors import DistiltsError, ModelDirError
 
@@ -55,7 +55,7 @@ BASE_CONFIG: dict[str, Any] = {
 TINY = {"d_model": 32, "d_ff": 64, "d_kv": 8, "num_heads": 4, "num_layers": 2}
 
 
-class Chronos2Teacher(Teacher):
+class Chronos2Teacher(LevelRunTeacher):
     name = "chronos-2"
 
     def __init__(self, pipeline: Any, path: str, checkpoint_hash: str, device: str, *,
@@ -77,14 +77,6 @@ class Chronos2Teacher(Teacher):
 
     def hidden_tokens(self, lookback: int) -> int:
         return math.ceil(min(lookback, self.config.context_length) / self.config.input_patch_size)
-
-    def _forecast(self, series: np.ndarray, horizon: int, hidden: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        point, _, states = self._run(series, horizon, hidden, [0.5])
-        return point, states
-
-    def _forecast_quantiles(self, series: np.ndarray, horizon: int, hidden: bool
-                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        return self._run(series, horizon, hidden, list(self.quantile_levels))
 
     def _run(self, series: np.ndarray, horizon: int, hidden: bool, levels: list[float]
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
