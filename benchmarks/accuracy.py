@@ -218,7 +218,7 @@ def prepare_teacher(args, horizon: int, todo, prior: dict, log: Path) -> dict[st
 def cache_sizes(args, horizon: int, tokens: int | None) -> dict[str, Any]:
     """Bytes of the cache entry `distilts teach` just filled (hidden states of the train part apart)."""
     from distilts.data import load_dataset
-    from distilts.distill.cache import fill_teacher_cache
+    from distilts.cache.entry import fill_teacher_cache
 
     cache = fill_teacher_cache(load_dataset(args.data), args.teacher, str(teacher_dir(args, horizon)), args.lookback,
                                  horizon, stride=args.stride, hidden=tokens is not None,

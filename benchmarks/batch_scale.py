@@ -8,7 +8,7 @@ windowing, inference and writing, not forecast quality.
     python benchmarks/batch_scale.py --artifact benchmarks/runs/m4h/dlinear-kd/artifacts/onnx-fp32
     python benchmarks/batch_scale.py --series 414,10000 --no-ray      # smaller
 
-Each scale runs `distilts.runtime.batch.forecast_file` in its own process (peak RSS = that process's
+Each scale runs `distilts.batch.panel.forecast_file` in its own process (peak RSS = that process's
 ru_maxrss, the whole Python process); the raw session figure is the artifact's own session called on
 [256, L, 1] arrays already in memory, with the same threads, in the same process right after (this
 machine is shared, so both figures are taken under the same load). "Forecast stage" is the time in
@@ -65,7 +65,7 @@ def worker(artifact: str, data: str, out: str, threads: int, batch: int) -> None
     """One scale point in this process: forecast every series, print the report and peak RSS as JSON."""
     import resource
 
-    from distilts.runtime.batch import forecast_file
+    from distilts.batch.panel import forecast_file
     from distilts.runtime.forecaster import Forecaster
 
     fc = Forecaster.load(artifact, threads=threads, mode="throughput")
@@ -107,7 +107,7 @@ def run_point(artifact: str, data: Path, out: Path, threads: int, batch: int) ->
 def ray_point(artifact: str, data: Path, out: Path, workers: int) -> dict:
     import ray
 
-    from distilts.runtime.ray_engine import forecast_ray
+    from distilts.batch.ray_engine import forecast_ray
 
     ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
     try:

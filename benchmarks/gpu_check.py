@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from distilts.distill.cache import fill_teacher_cache
+    from distilts.cache.entry import fill_teacher_cache
     from distilts.distill.online_hidden import OnlineHidden
     from distilts.students import build_student
     from distilts.teachers import timemoe

@@ -122,8 +122,8 @@ def _worker_distill(a: argparse.Namespace) -> None:
     import torch
 
     from distilts.data import load_dataset
-    from distilts.distill import distributed
-    from distilts.distill.cache import fill_teacher_cache
+    from distilts import distributed
+    from distilts.cache.entry import fill_teacher_cache
     from distilts.students import build_student
     from distilts.distill.config import TrainConfig
     from distilts.distill.trainer import TrainData, train
@@ -150,7 +150,7 @@ def _worker_distill(a: argparse.Namespace) -> None:
 def projection(lookback: int = 512, horizon: int = 96) -> list[dict]:
     """Cache bytes of Electricity and Traffic (70/10/20 split) for TimeMoE-50M at L=512, H=96."""
     from distilts.data.split import standard_split
-    from distilts.distill.cache import entry_bytes
+    from distilts.cache.entry import entry_bytes
 
     settings = [  # (label, train/val stride, hidden tokens kept T', parts with hidden states)
         ("distill defaults (FTA on): stride 1, T'=16, hidden for train", 1, TOKENS, ("train",)),

@@ -44,7 +44,7 @@ def test_every_api_name_resolves_and_shadows_no_subpackage(name):
 # command line -> (module the command calls into, API function)
 CALLS = [
     (["train-teacher", "--out", "{tmp}/t"], "distilts.distill.train_teacher", "train_teacher"),
-    (["teach", "--teacher", "timemoe"], "distilts.distill.cache", "fill_teacher_cache"),
+    (["teach", "--teacher", "timemoe"], "distilts.cache.entry", "fill_teacher_cache"),
     (["distill", "--out", "{tmp}/s"], "distilts.distill.run", "distill_student"),
     (["eval", "{tmp}/s"], "distilts.distill.run", "evaluate_student"),
     (["compile", "{tmp}/s", "--target", "onnx"], "distilts.compile.pipeline", "compile_student"),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
-TRAINING_SIDE = ("teachers", "students", "distill", "compile", "device", "profile")
+TRAINING_SIDE = ("teachers", "cache", "students", "distill", "compile", "mcu", "device", "profile")
 
 
 def _modules() -> dict[str, Path]:
@@ -32,7 +32,7 @@ MODULES = _modules()
 
 
 def package_of(module: str) -> str:
-    """'distilts.distill.cache' -> 'distill'; top-level modules are their own package
+    """'distilts.cache.entry' -> 'distill'; top-level modules are their own package
     ('distilts.errors' -> 'errors'); the package's __init__ is 'distilts'."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else "distilts"

@@ -31,7 +31,7 @@ API = {
     "load_teacher": "distilts.teachers",
     "TeacherTraining": "distilts.distill.config",
     "train_teacher": "distilts.distill.train_teacher",
-    "fill_teacher_cache": "distilts.distill.cache",
+    "fill_teacher_cache": "distilts.cache.entry",
     "DistillSpec": "distilts.distill.config",
     "TrainConfig": "distilts.distill.config",
     "distill_student": "distilts.distill.run",

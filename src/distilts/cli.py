@@ -13,12 +13,12 @@ from distilts.errors import DistiltsError
 # command name -> "module:attribute"; order is the order of the help listing
 COMMANDS = {
     "train-teacher": "distilts.distill.train_teacher_cli:train_teacher",
-    "teach": "distilts.distill.teach_cli:teach",
+    "teach": "distilts.cache.cli:teach",
     "distill": "distilts.distill.cli:distill",
     "eval": "distilts.distill.cli:eval_cmd",
     "compile": "distilts.compile.cli:compile_cmd",
     "targets": "distilts.targets.cli:targets_cmd",
-    "forecast": "distilts.runtime.cli:forecast",
+    "forecast": "distilts.batch.cli:forecast",
     "profile": "distilts.profile.cli:profile",
     "serve": "distilts.serve.cli:serve",
     "deploy": "distilts.deploy.cli:deploy",

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from distilts.data import load_dataset
-from distilts.distill.fill import pool_tokens
+from distilts.cache.fill import pool_tokens
 from distilts.distill.checkpoint import load_checkpoint
 from distilts.distill.evaluate import predict
 from distilts.students import build_student

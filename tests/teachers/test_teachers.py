@@ -85,7 +85,7 @@ def test_a_teacher_trained_here_needs_its_path():
 
 
 def test_registry_and_teach_command_do_not_import_torch():
-    code = ("import sys, distilts.teachers, distilts.distill.teach_cli\n"
+    code = ("import sys, distilts.teachers, distilts.cache.cli\n"
             "print('HEAVY', [m for m in ('torch', 'transformers', 'chronos', 'uni2ts', 'timesfm') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "HEAVY []" in out.stdout, out.stdout + out.stderr

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distilts.compile import tflm
+from distilts.compile import litert_ops
 from distilts.compile.passes import fold_linear
 from distilts.errors import require
 from distilts.quiet import quiet
@@ -99,7 +99,7 @@ def _signature(path: Path) -> str:
 
 def tensor_io(path: Path) -> dict:
     """{'input'|'output': {dtype, shape, scale, zero_point}} of the model's (single) input and output."""
-    return tflm.io_details(path.read_bytes())
+    return litert_ops.io_details(path.read_bytes())
 
 
 def io_record(tensors: dict, mean, std) -> dict:

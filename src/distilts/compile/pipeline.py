@@ -21,8 +21,8 @@ from typing import Callable
 import numpy as np
 from torch import nn
 
-from distilts.compile import DEFAULT_CALIB_WINDOWS, DEFAULT_VERIFY_WINDOWS, c_artifact, crossarch, select, verify
-from distilts.compile.backends import BUILDERS, runtime_backend
+from distilts.compile import DEFAULT_CALIB_WINDOWS, DEFAULT_VERIFY_WINDOWS, crossarch, select, verify
+from distilts.compile.backends import builder, runtime_backend
 from distilts.compile.data import CompileData, load_compile_data
 from distilts.compile.manifest import CompiledArtifact, artifact_manifest, model_entry
 from distilts.compile.passes import apply_passes
@@ -98,8 +98,8 @@ def compile_student(student_dir: str | os.PathLike, jobs: list[CompileJob], out_
             module, records = module_for(job.precision)
             log(f"{job.dirname}: exporting {job.format} {job.precision}"
                 + (" (dynamic batch)" if job.batches == (None,) else f" at batch {', '.join(map(str, job.batches))}"))
-            if job.format == "c":  # source code, no runtime backend: its own build and checks
-                final, manifest = c_artifact.compile_job(job, model, config, out_dir, student_dir, data, verify_x,
+            if hasattr(builder(job.format), "compile_job"):  # no runtime backend (C sources): its own checks
+                final, manifest = builder(job.format).compile_job(job, model, config, out_dir, student_dir, data, verify_x,
                                                          ref, log)
                 results[i] = CompiledArtifact(job, final, manifest, time.perf_counter() - t0)
                 continue
@@ -142,7 +142,7 @@ def _prepare_job(job: CompileJob, module: nn.Module, records: list[dict], config
         scratch = sc.path / "_scratch"
         scratch.mkdir()
         with quiet():
-            candidates = BUILDERS[job.format].build(job, module, config, scratch, verify_x, ref, calib_x,
+            candidates = builder(job.format).build(job, module, config, scratch, verify_x, ref, calib_x,
                                                     fp32_module=fp32_module)
             if len(candidates) > 1:
                 for c in candidates:
@@ -173,7 +173,7 @@ def _finish_job(prep: _Prepared, checks: dict[str, crossarch.ArchCheck], config:
         shutil.rmtree(scratch)
         manifest = artifact_manifest(job, tmp, models, best, prep.candidates, config, student_dir, data, verify_x,
                                      calib_x, {"aarch64": check} if check is not None else {},
-                                     [*prep.records, BUILDERS[job.format].EXPORT_PASS], chosen_by=rule)
+                                     [*prep.records, builder(job.format).EXPORT_PASS], chosen_by=rule)
         # checksums + golden self-check through the runtime a device will use, then into place
         final = prep.scratch.install(manifest, check=Forecaster.load)
     return CompiledArtifact(job, final, manifest, time.perf_counter() - prep.t0)
@@ -181,7 +181,7 @@ def _finish_job(prep: _Prepared, checks: dict[str, crossarch.ArchCheck], config:
 
 def _place(best: Candidate, scratch: Path, tmp: Path, job: CompileJob) -> list[dict]:
     """Move the chosen candidate's files into the artifact dir under their final names."""
-    ext = BUILDERS[job.format].EXT
+    ext = builder(job.format).EXT
     models = []
     for src, batch in best.files.items():
         name = f"model{ext}" if batch is None else f"model-b{batch}{ext}"

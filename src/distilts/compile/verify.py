@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from distilts.errors import ArtifactError
+from distilts.profile import timing
 from distilts.runtime.backends import open_session
 from distilts.runtime.batching import run_file
 
@@ -73,14 +74,7 @@ def time_file(backend: str, path: Path, batch: int | None, x: np.ndarray, calls:
     """
     sess = open_session(backend, path, batch=batch, input_name="x", output_name="y", threads=1)
     one = np.ascontiguousarray(np.repeat(x[:1], batch or 1, axis=0), dtype=np.float32)
-    for _ in range(3):
-        sess.run(one)
-    times = []
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        sess.run(one)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times) * 1e3)
+    return timing.per_call(lambda: sess.run(one), warmup=3, iters=calls, budget_s=5.0, threads=1).median_ms
 
 
 def normalized(y: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:

@@ -157,7 +157,7 @@ def distill(teacher_name: str, teacher_path: str | None, student_name: str, data
     Writes model.safetensors, config.json, metrics.json, card.md, plots/, train_log.jsonl and checkpoint/.
     Under torchrun: DistributedDataParallel, --batch-size is the global batch, rank 0 writes --out.
     """
-    from distilts.distill import distributed
+    from distilts import distributed
     from distilts.distill.run import distill_student
 
     if beta is None:

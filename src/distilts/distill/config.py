@@ -11,14 +11,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from distilts.cache.config import (  # noqa: F401  (re-exported: every command's defaults)
+    DEVICES, HIDDEN_DTYPES, HIDDEN_TOKENS, HORIZON, LOOKBACK, PARTS, TEACH_BATCH,
+)
 from distilts.errors import DistiltsError
 
 if TYPE_CHECKING:
     from distilts.data import Dataset
 
-LOOKBACK = 512  # context length L of every command
-HORIZON = 96  # forecast length H
-DEVICES = ("auto", "cpu", "cuda")
 SCHEDULES = ("cosine", "step", "constant")
 AMP_MODES = ("off", "bf16", "fp16")
 TEACHER_HIDDEN = ("cache", "online")  # where FTA's teacher hidden states come from
@@ -26,11 +26,6 @@ TEACHER_HIDDEN = ("cache", "online")  # where FTA's teacher hidden states come f
 # measured better than pinball on ETTh1 (benchmarks/RESULTS.md, "Probabilistic students")
 QUANTILE_KD = ("l2", "pinball")
 
-# teacher cache
-PARTS = ("train", "val", "test")
-HIDDEN_DTYPES = ("float16", "float32")
-HIDDEN_TOKENS = 0  # teacher tokens kept per window: 0 = all of them (the DistilTS code); N > 0 mean-pools to N
-TEACH_BATCH = 64  # windows per teacher call (one resumable chunk)
 
 # FTA (Factorized Temporal Alignment; distill/fta.py)
 FTA_WEIGHT = 0.3

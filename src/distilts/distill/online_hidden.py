@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from distilts.distill.fill import pool_tokens
+from distilts.cache.fill import pool_tokens
 
 if TYPE_CHECKING:
     from distilts.data.windows import Windows

@@ -16,9 +16,9 @@ from torch import nn
 from distilts import teachers
 from distilts.data import Dataset, load_dataset
 from distilts.data.panel import PanelDataset
-from distilts.distill import distributed
+from distilts import distributed
 from distilts.distill import evaluate as ev
-from distilts.distill.cache import TeacherCache, fill_teacher_cache
+from distilts.cache.entry import TeacherCache, fill_teacher_cache
 from distilts.distill.config import DistillSpec, TrainConfig
 from distilts.distill.online_hidden import OnlineHidden
 from distilts.distill.trainer import CHECKPOINT, TrainData, TrainResult, train

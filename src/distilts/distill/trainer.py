@@ -6,7 +6,7 @@ function of seed and epoch), the LR of epoch e is a pure function of e (the "sch
 the epoch), and the checkpoint holds model, FTA, optimizer, torch RNG state and the early-stopping
 state; so a killed-and-resumed run ends with the same weights as an uninterrupted one.
 
-Under torchrun (`distilts.distill.distributed`): DistributedDataParallel over student + FTA; the
+Under torchrun (`distilts.distributed`): DistributedDataParallel over student + FTA; the
 same global order and global batch, each batch split over the ranks with a loss weight that makes
 DDP's gradient average the global batch's gradient; rank 0 scores validation and writes the log and
 the checkpoint (which holds every rank's RNG state).
@@ -30,14 +30,14 @@ import torch
 from torch import nn
 
 from distilts.data.windows import Windows
-from distilts.distill import distributed
+from distilts import distributed
 from distilts.distill.checkpoint import (load_checkpoint, optimizer_from_parts, optimizer_to_parts, prefixed,
                                          save_checkpoint, unprefixed)
 from distilts.distill.config import TrainConfig
 from distilts.distill.evaluate import predict
 from distilts.distill.fta import FTA
 from distilts.distill.losses import horizon_weights, kd_loss, pinball_loss, quantile_kd_loss, total_loss
-from distilts.distill.progress import Bar
+from distilts.progress import Bar
 from distilts.errors import DistiltsError
 from distilts.metrics import wql
 from distilts.quantiles import median_index

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from distilts.runtime.cli import _date, _fill, _threads
+from distilts.batch.cli import _date, _fill, _threads
 
 
 @click.command(name="profile")

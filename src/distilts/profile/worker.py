@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from distilts.profile import timing
 from distilts.runtime.backends import BACKENDS
 from distilts.runtime.forecaster import Forecaster
 
@@ -47,43 +48,22 @@ def rss_mb() -> tuple[float | None, float | None]:
     return cur, peak
 
 
-def percentiles(ms: list[float]) -> dict:
-    a = np.asarray(ms, dtype=np.float64)
-    return {"p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95)),
-            "p99": float(np.percentile(a, 99)), "mean": float(a.mean()), "min": float(a.min()), "n": int(a.size)}
-
-
 def time_latency(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, warmup: int, iters: int,
                  budget_s: float) -> dict:
-    """Batch-1 latency (ms) over windows of x in turn, after `warmup` untimed calls."""
-    for i in range(warmup):
-        fn(x[i % len(x): i % len(x) + 1])
-    ms: list[float] = []
-    start = time.perf_counter()
-    for i in range(iters):
-        w = x[i % len(x): i % len(x) + 1]
-        t = time.perf_counter_ns()
-        fn(w)
-        ms.append((time.perf_counter_ns() - t) / 1e6)
-        if len(ms) >= 5 and time.perf_counter() - start > budget_s:
-            break
-    return {"batch": 1, "warmup": warmup, **percentiles(ms)}
+    """Batch-1 latency (ms) over the windows of x in turn (distilts.profile.timing.per_call)."""
+    i = iter(range(1 << 62))
+
+    def call() -> None:
+        k = next(i) % len(x)
+        fn(x[k: k + 1])
+
+    return {"batch": 1, **timing.per_call(call, warmup=warmup, iters=iters, budget_s=budget_s).summary()}
 
 
 def time_throughput(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch: int, budget_s: float) -> dict:
-    """Windows per second when calling with `batch` windows at a time (1 warm-up call)."""
-    idx = np.arange(batch) % len(x)
-    xb = np.ascontiguousarray(x[idx])
-    fn(xb)
-    reps, start = 0, time.perf_counter()
-    while True:
-        fn(xb)
-        reps += 1
-        elapsed = time.perf_counter() - start
-        if (reps >= 3 and elapsed > min(0.5, budget_s)) or elapsed > budget_s:
-            break
-    return {"batch": int(batch), "windows_per_s": batch * reps / elapsed, "ms_per_batch": 1000 * elapsed / reps,
-            "calls": reps}
+    """Windows per second when calling with `batch` windows at a time (distilts.profile.timing.throughput)."""
+    xb = np.ascontiguousarray(x[np.arange(batch) % len(x)])
+    return timing.throughput(lambda: fn(xb), batch, budget_s=budget_s)
 
 
 def predict_all(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch: int) -> np.ndarray:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distilts.compile import full_int8, int8_storage, tflm
+from distilts.compile import full_int8, int8_storage, litert_ops
 from distilts.compile.verify import Candidate, measure
 from distilts.compile.wrapper import Denormalize, Normalize, batch_dim_shapes, example_input
 from distilts.errors import require
@@ -98,7 +98,7 @@ def full_int8_files(module, config: dict, batches: list[int], calib: np.ndarray,
             full_int8.build_file(student, config, calib, p, batch=b)
         except Exception:  # noqa: BLE001 - a recipe the quantizer cannot apply is one candidate fewer, not a failure
             return None
-        if tflm.float_operators(p.read_bytes()):
+        if litert_ops.float_operators(p.read_bytes()):
             return None
         files[b] = p
     return files, full_int8.NOTE

@@ -18,6 +18,7 @@ from importlib import metadata
 import numpy as np
 
 from distilts.errors import DistiltsError, require
+from distilts.compile.litert_ops import float_ops
 from distilts.quiet import captured
 
 ARENA_MARGIN = 1024  # bytes added to the measured arena in the C++ example (alignment, 32/64-bit differences)
@@ -38,25 +39,8 @@ def _runtime():
     return require("tflite_micro.python.tflite_micro.runtime", "mcu", "TFLite Micro verification")
 
 
-def operators(model: bytes) -> list[str]:
-    """The model's builtin operator names in graph order (e.g. ['TRANSPOSE', 'FULLY_CONNECTED', ...])."""
-    from ai_edge_litert import interpreter as lite
-
-    it = lite.Interpreter(model_content=model)
-    return [op["op_name"] for op in it._get_ops_details() if op["op_name"] != "DELEGATE"]
 
 
-def io_details(model: bytes) -> dict:
-    """{'input'|'output': {dtype, shape, scale, zero_point}} of the model's single input and output."""
-    from ai_edge_litert import interpreter as lite
-
-    it = lite.Interpreter(model_content=model)
-    out = {}
-    for side, [d] in (("input", it.get_input_details()), ("output", it.get_output_details())):
-        scale, zero = d["quantization"]
-        out[side] = {"dtype": np.dtype(d["dtype"]).name, "shape": [int(v) for v in d["shape"]],
-                     "scale": float(scale), "zero_point": int(zero)}
-    return out
 
 
 def load(model: bytes, arena: int | None = None):
@@ -69,9 +53,9 @@ def load(model: bytes, arena: int | None = None):
             pass
     text = log[0] if log else ""
     missing = re.findall(r"(?:Didn't find op for builtin opcode '|registration from op code )([A-Z0-9_]+)", text)
-    float_ops = _float_ops(model)
-    if missing or float_ops:
-        names = sorted(set(missing) | set(float_ops))
+    in_float = float_ops(model)
+    if missing or in_float:
+        names = sorted(set(missing) | set(in_float))
         raise UnsupportedOperator(f"TFLite Micro cannot run this model: operator {', '.join(names)} "
                                   f"{'has' if len(names) == 1 else 'have'} no full-integer int8 kernel in TFLite "
                                   f"Micro {_version()} ({text.strip().splitlines()[0] if text.strip() else 'allocation failed'}"
@@ -79,24 +63,8 @@ def load(model: bytes, arena: int | None = None):
     raise UnsupportedOperator(f"TFLite Micro could not allocate the model: {text.strip()[-400:]}")
 
 
-def _float_ops(model: bytes) -> list[str]:
-    """Operators left computing in float after full-int8 quantization (the quantizer had no int8 kernel)."""
-    from ai_edge_litert import interpreter as lite
-
-    it = lite.Interpreter(model_content=model)
-    tensors = {t["index"]: t for t in it.get_tensor_details()}
-    out = []
-    for op in it._get_ops_details():
-        if op["op_name"] in ("DELEGATE", "QUANTIZE", "DEQUANTIZE"):
-            continue
-        if any(i >= 0 and tensors[i]["dtype"] == np.float32 for i in op["outputs"]):
-            out.append(op["op_name"])
-    return out
 
 
-def float_operators(model: bytes) -> list[str]:
-    """Public form of the float-op check: the operators not quantized (empty for a full-int8 model)."""
-    return sorted(set(_float_ops(model)))
 
 
 def arena_bytes(model: bytes) -> int:

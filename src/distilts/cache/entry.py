@@ -34,10 +34,10 @@ import numpy as np
 import platformdirs
 
 from distilts import teachers
-from distilts.distill import distributed
-from distilts.distill.config import HIDDEN_DTYPES, HIDDEN_TOKENS, PARTS, TEACH_BATCH
-from distilts.distill.fill import Filler, fill_part
-from distilts.distill.progress import Bar
+from distilts import distributed
+from distilts.cache.config import HIDDEN_DTYPES, HIDDEN_TOKENS, PARTS, TEACH_BATCH
+from distilts.cache.fill import Filler, fill_part
+from distilts.progress import Bar
 from distilts.errors import DistiltsError
 from distilts.teachers.base import hash_checkpoint, resolve_checkpoint
 from distilts.utils import read_json, write_json
@@ -121,7 +121,7 @@ def fill_teacher_cache(
 
     A complete entry is returned without loading the teacher. `max_cache_gb` refuses, before any
     window is computed, a fill whose entry would exceed that many GB (10^9 bytes). Under torchrun
-    the fill is shared out by chunk across the ranks (`distilts.distill.fill`).
+    the fill is shared out by chunk across the ranks (`distilts.cache.fill`).
     """
     _validate(parts, stride, hidden_tokens, hidden_dtype, batch_size)
     if teacher_name not in teachers.TEACHERS:

@@ -1,6 +1,6 @@
 """TFLite Micro (`tflm`) and Ethos-U (`ethos-u`) formats: one full-int8 TFLite model, verified in TFLite Micro.
 
-The builder is distilts.compile.mcu.build on the job's int8 module (its student on the normalized
+The builder is distilts.mcu.build.build on the job's int8 module (its student on the normalized
 scale: the folded DLinear, or the student itself); the target profile's SRAM/flash (and, for Ethos-U,
 its Vela accelerator) size the artifact. The model file is an ordinary TFLite file that LiteRT also
 runs, so the Linux runtime loads it (`BACKEND`) and the golden self-check holds on any Linux box.
@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from distilts.compile import full_int8, mcu
+from distilts.compile import full_int8
+from distilts.mcu import build as mcu
 from distilts.compile.verify import Candidate
 from distilts.errors import DistiltsError
 

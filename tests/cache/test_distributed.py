@@ -14,8 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from distilts import teachers
-from distilts.distill import distributed, fill
-from distilts.distill.cache import entry_bytes, fill_teacher_cache
+from distilts import distributed
+from distilts.cache import fill
+from distilts.cache.entry import entry_bytes, fill_teacher_cache
 from distilts.errors import DistiltsError
 
 torch = pytest.importorskip("torch")

@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from distilts.compile import cgen, ctoolchain
+from distilts.mcu import cgen, ctoolchain
 from distilts.compile import verify as ver
 from distilts.compile.manifest import build_manifest, model_entry
 from distilts.compile.passes import fold_linear

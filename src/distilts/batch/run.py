@@ -19,11 +19,11 @@ def run_batch(artifact_dir: str, data_path: str | None, out_path: str, names: Lo
     if out_path == "-":
         raise DataError("Batch forecasts are written to a file: pass --out forecasts.parquet (or .csv).")
     if engine == "ray":
-        from distilts.runtime.ray_engine import forecast_ray
+        from distilts.batch.ray_engine import forecast_ray
 
         rep = forecast_ray(artifact_dir, data_path, out_path, names, cutoffs, batch_size, address, workers, threads)
     else:
-        from distilts.runtime.batch import forecast_file
+        from distilts.batch.panel import forecast_file
         from distilts.runtime.forecaster import Forecaster
 
         fc = Forecaster.load(artifact_dir, threads=threads or os.cpu_count() or 1, mode="throughput")

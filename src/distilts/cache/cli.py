@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from distilts.data.options import data_options
-from distilts.distill.config import DEVICES, HIDDEN_TOKENS, HORIZON, LOOKBACK, PARTS, TEACH_BATCH
+from distilts.cache.config import DEVICES, HIDDEN_TOKENS, HORIZON, LOOKBACK, PARTS, TEACH_BATCH
 from distilts.teachers import TEACHERS
 
 
@@ -46,8 +46,8 @@ def teach(teacher_name: str, teacher_path: str | None, data_args: dict, lookback
     across the ranks (NCCL on GPUs, gloo on CPU) and rank 0 assembles the same files.
     """
     from distilts.data import load_dataset
-    from distilts.distill import distributed
-    from distilts.distill.cache import fill_teacher_cache
+    from distilts import distributed
+    from distilts.cache.entry import fill_teacher_cache
 
     dataset = load_dataset(**data_args)
     part_list = [p.strip() for p in parts.split(",") if p.strip()]

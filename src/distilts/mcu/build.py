@@ -21,7 +21,8 @@ from typing import Callable
 
 import numpy as np
 
-from distilts.compile import full_int8, tflm, vela
+from distilts.compile import full_int8, litert_ops
+from distilts.mcu import tflm, vela
 from distilts.compile import verify as ver
 from distilts.runtime import int8_io
 from distilts.errors import DistiltsError
@@ -61,13 +62,13 @@ def build(student, config: dict, calib_x: np.ndarray, verify_x: np.ndarray, ref:
     path = out / "model.tflite"
     io = full_int8.build_file(full_int8.normalized_module(student), config, calib_x, path)
     content = path.read_bytes()
-    leftover = tflm.float_operators(content)
+    leftover = litert_ops.float_operators(content)
     if leftover or io["input"]["dtype"] not in ("int8", "int16"):
         raise tflm.UnsupportedOperator(
             f"{type(student).__name__} has no full-integer int8 form: operator {', '.join(leftover) or '?'} "
             f"{'stays' if len(leftover) == 1 else 'stay'} in float after quantization (no int8 kernel). "
             "Compile it to tflite/onnx --int8 for a CPU instead.")
-    ops = tflm.operators(content)
+    ops = litert_ops.operators(content)
     tflm.load(content)  # raises naming an operator TFLite Micro lacks
     arena = tflm.arena_bytes(content)
     q = int8_io.quantize(verify_x, io["input"], io["input"]["per_variate"])

@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from distilts.distill.distributed import SINGLE, Comm
-from distilts.distill.progress import Bar
+from distilts.distributed import SINGLE, Comm
+from distilts.progress import Bar
 from distilts.errors import DistiltsError
 from distilts.utils import atomic_write_bytes, read_json, write_json
 

@@ -30,7 +30,7 @@ def case():
 
 
 def test_mcu_artifact_verified_in_tflite_micro_with_vela(tmp_path, case):
-    from distilts.compile import mcu
+    from distilts.mcu import build as mcu
     from distilts.runtime.int8_io import read_io
 
     student, calib, ver, ref = case
@@ -49,7 +49,7 @@ def test_mcu_artifact_verified_in_tflite_micro_with_vela(tmp_path, case):
 
 
 def test_too_small_profile_is_refused_with_figures(tmp_path, case):
-    from distilts.compile import mcu
+    from distilts.mcu import build as mcu
 
     student, calib, ver, ref = case
     with pytest.raises(mcu.DoesNotFit, match=r"SRAM: needs [\d.]+ KiB .* has 1.0 KiB"):
@@ -58,7 +58,7 @@ def test_too_small_profile_is_refused_with_figures(tmp_path, case):
 
 
 def test_operator_without_int8_kernel_is_named(tmp_path):
-    from distilts.compile import mcu, tflm
+    from distilts.mcu import build as mcu, tflm
     from distilts.students.itransformer import ITransformer
 
     torch.manual_seed(0)
@@ -99,7 +99,7 @@ def test_microcontroller_formats_are_int8_at_batch_one():
 
 
 def test_vela_warns_when_the_matrix_product_stays_on_the_cpu(tmp_path, case, monkeypatch):
-    from distilts.compile import mcu, vela
+    from distilts.mcu import build as mcu, vela
 
     real = vela.compile_model
 

@@ -43,7 +43,7 @@ def test_quantile_teacher_levels_do_not_cross_and_median_is_the_forecast(qteache
 
 
 def test_cache_holds_quantiles_and_resumes(qteacher, dataset, tmp_path):
-    from distilts.distill.cache import fill_teacher_cache
+    from distilts.cache.entry import fill_teacher_cache
     from distilts.teachers import load_teacher
 
     kw = dict(parts=("val",), stride=4, cache_dir=tmp_path, device="cpu", progress=False, batch_size=32)

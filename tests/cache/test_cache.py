@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from distilts import teachers
-from distilts.distill.cache import cache_root, fill_teacher_cache
-from distilts.distill.fill import pool_tokens
+from distilts.cache.entry import cache_root, fill_teacher_cache
+from distilts.cache.fill import pool_tokens
 from distilts.errors import DistiltsError
 
 torch = pytest.importorskip("torch")

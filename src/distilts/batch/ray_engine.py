@@ -20,7 +20,7 @@ import numpy as np
 
 from distilts.data.long import LongColumns, blocks_from_table, changes, column_names
 from distilts.errors import DataError, DistiltsError, require
-from distilts.runtime.batch import BatchReport, iter_forecast_tables, parse_cutoffs
+from distilts.batch.panel import BatchReport, iter_forecast_tables, parse_cutoffs
 
 RANGE_ROWS = 1 << 20  # rows per Ray task (whole series; a longer series makes a longer range)
 

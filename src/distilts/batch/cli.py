@@ -59,12 +59,12 @@ def forecast(artifact_dir: str, data_path: str | None, at_row: int | None, out_p
 
     names = LongColumns(id_column, timestamp_column, target_column)
     if is_long(data_path, names) or engine == "ray":
-        from distilts.runtime.batch_cli import run_batch
+        from distilts.batch.run import run_batch
 
         run_batch(artifact_dir, data_path, out_path, names, list(cutoffs), batch_size, threads, engine, address,
                   workers)
         return
-    from distilts.runtime.forecast_io import forecast_at, forecast_csv, load_for_artifact, plot_forecast
+    from distilts.batch.series import forecast_at, forecast_csv, load_for_artifact, plot_forecast
     from distilts.runtime.forecaster import Forecaster
     from distilts.utils import atomic_write_text
 

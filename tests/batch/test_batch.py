@@ -138,7 +138,7 @@ def test_ray_two_workers_write_the_same_numbers(uni_art, tmp_path):
     data = tmp_path / "series.parquet"
     df.to_parquet(data, index=False, row_group_size=16)
     _forecast([uni_art, "--data", data, "--out", tmp_path / "one.parquet"])
-    from distilts.runtime.ray_engine import forecast_ray, plan_ranges
+    from distilts.batch.ray_engine import forecast_ray, plan_ranges
 
     assert [(r["lo"], r["hi"]) for r in plan_ranges([data], "item_id", 50)] == [(0, 60), (60, 110), (110, 143)]
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -169,7 +169,7 @@ def test_batch_forecast_never_imports_pandas(uni_art, tmp_path):
             "    def find_spec(self, name, path=None, target=None):\n"
             "        if name == 'pandas': tried.append(name)\n"
             "sys.meta_path.insert(0, Watch())\n"
-            "from distilts.runtime.batch import forecast_file\n"
+            "from distilts.batch.panel import forecast_file\n"
             "from distilts.runtime.forecaster import Forecaster\n"
             f"rep = forecast_file(Forecaster.load({str(uni_art)!r}), {str(data)!r}, {str(tmp_path / 'f.parquet')!r})\n"
             "assert not tried and 'pandas' not in sys.modules and rep.series == 3, rep.summary()\n")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from distilts.compile import c_artifact, cgen, ctoolchain
+from distilts.mcu import c_artifact, cgen, ctoolchain
 from distilts.students.dlinear import DLinear
 
 L, H, D = 24, 6, 3
