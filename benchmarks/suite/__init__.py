@@ -1,0 +1,1 @@
+"""One module per benchmark (the harness contract: benchmarks/harness.py)."""
