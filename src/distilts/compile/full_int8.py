@@ -117,7 +117,12 @@ def embed_io(path: Path, io: dict) -> None:
     import flatbuffers  # optional: comes with ai_edge_litert (the tflite/compile extras)
     from ai_edge_litert import schema_py_generated as schema
 
-    model = schema.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
+    raw = path.read_bytes()
+    model = schema.ModelT.InitFromPackedBuf(raw, 0)
+    for b in model.buffers or []:  # buffers stored after the flatbuffer (offset/size): inline them, the repack
+        if b.offset and b.offset > 1:  # below drops everything past the flatbuffer itself
+            b.data = np.frombuffer(raw[b.offset: b.offset + b.size], np.uint8)
+            b.offset, b.size = 0, 0
     buf = schema.BufferT()
     buf.data = np.frombuffer(json.dumps(io).encode(), np.uint8)
     model.buffers.append(buf)
