@@ -23,6 +23,9 @@ def device():
     from distilts.device import arm64
 
     dev = arm64.find_device(arm64.BACKENDS)
+    if dev is None and arm64.find_device() is not None:
+        # built (e.g. by the quickstart's rpi4 compile, which adds only the tflite site-packages): add the others
+        dev = arm64.build(arm64.BACKENDS, log=lambda s: None)
     if dev is None:
         why = (f"the emulated arm64 device is not built in {arm64.cache_dir()}: run "
                "`scripts/arm64-device.sh build` (.ci/run does, once; later runs reuse it)")

@@ -16,7 +16,7 @@ hosts) and access to deb.debian.org and PyPI.
     python -m distilts.device.arm64 run -- forecast ARTIFACT --input x.csv
     python -m distilts.device.arm64 measure        # footprint / import / first forecast (emulated)
 
-Cache: $DISTILTS_ARM64_DIR, else ${XDG_CACHE_HOME:-~/.cache}/distilts/arm64.
+Cache: $DISTILTS_ARM64_DIR, else ${XDG_CACHE_HOME:-~/.cache}/distilts/aarch64 (`cache_dir()`).
 """
 
 from __future__ import annotations
@@ -66,7 +66,8 @@ class EmulatorUnavailable(DistiltsError):
 
 
 def cache_dir() -> Path:
-    """Where the device lives: $DISTILTS_ARM64_DIR, else ${XDG_CACHE_HOME:-~/.cache}/distilts/arm64."""
+    """Where the device lives: $DISTILTS_ARM64_DIR, else ${XDG_CACHE_HOME:-~/.cache}/distilts/aarch64
+    (scripts/arm64-device.sh builds there too: it calls this package)."""
     if os.environ.get("DISTILTS_ARM64_DIR"):
         return Path(os.environ["DISTILTS_ARM64_DIR"]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
