@@ -57,12 +57,17 @@ def test_global_dlinear_distilled_from_a_panel_teacher(panel_file, tmp_path):
           "--device", "cpu"])
     base = ["distill", "--student", "dlinear", "--data", panel_file, "--lookback", L, "--horizon", H, "--epochs", "2",
             "--quiet", "--device", "cpu", "--cache-dir", tmp_path / "cache"]
-    res = CliRunner().invoke(cli, [*map(str, base), "--no-kd", "--beta", "0", "--out", str(tmp_path / "x")])
-    assert res.exit_code != 0 and "--revin" in res.output
-    student = tmp_path / "student"
-    res = _cli([*base, "--revin", "--teacher", "patchtst", "--teacher-path", teacher, "--out", student])
+    opted_out = _cli([*base, "--no-kd", "--beta", "0", "--no-revin", "--epochs", "1", "--out", tmp_path / "x"])
+    assert "warning: instance normalization off (--no-revin)" in opted_out.output
+    config = json.loads((tmp_path / "x" / "config.json").read_text())
+    assert config["student"]["kwargs"]["revin"] is False and config["normalization"]["instance"] is None
+    student = tmp_path / "student"  # no normalization flag: RevIN is the default for a global student on a panel
+    res = _cli([*base, "--teacher", "patchtst", "--teacher-path", teacher, "--out", student])
+    assert "instance normalization (RevIN): on by default" in res.output
     assert "1 series have no training window" in res.output and "u7" in res.output
     config = json.loads((student / "config.json").read_text())
+    assert config["student"]["kwargs"]["revin"] is True and config["normalization"]["instance"] == "revin"
+    assert "Instance normalization**: on by default" in (student / "card.md").read_text()
     assert config["n_variates"] == 1 and config["teacher"]["name"] == "patchtst"
     metrics = json.loads((student / "metrics.json").read_text())
     assert metrics["teacher"] is not None and np.isfinite(metrics["test"]["mse"])

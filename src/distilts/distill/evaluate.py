@@ -126,6 +126,8 @@ def model_card(config: dict, metrics: dict) -> str:
     limits = ("Point forecasts only (no uncertainty). " if not levels else
               f"Quantiles at levels {', '.join(f'{v:g}' for v in levels)} (0.5 is the point forecast); "
               "the interval's coverage is measured on the test split above and is not guaranteed elsewhere. ")
+    norm = config.get("normalization")
+    norm = f"\n**Instance normalization**: {norm['why']}." if norm else ""
     return f"""# {s['name']} student — L={config['lookback']}, H={config['horizon']}
 
 **What**: {s['name']} forecaster ({kwargs}; {config['param_count']:,} parameters) mapping the last
@@ -133,7 +135,7 @@ def model_card(config: dict, metrics: dict) -> str:
 {config['horizon']} steps, distilled with DistilTS (arXiv 2601.12785).
 
 **Data**: `{data.get('source')}` (sha256 `{str(data.get('hash'))[:16]}…`), {split_text}; inputs are
-z-scored with the training-part statistics stored in `config.json`.
+z-scored with the training-part statistics stored in `config.json`.{norm}
 
 **Teacher**: {teacher}.
 **Loss**: {' + '.join(terms)}.

@@ -27,7 +27,7 @@ from distilts.metrics import seasonality
 from distilts.quantiles import QuantileError, missing_levels
 from distilts.students.data import LONG_ARGS, dataset_for_student
 from distilts.students.io import load_student_dir, resolved_spec, save_student_dir
-from distilts.students.registry import build_student, param_count
+from distilts.students.registry import build_student, param_count, student_options
 from distilts.teachers.base import resolve_device
 from distilts.utils import atomic_write_text, write_json
 
@@ -127,12 +127,7 @@ def distill_student(spec: DistillSpec, out: str | os.PathLike, *, resume: bool =
     if not resume and (out / CHECKPOINT).is_dir():
         log(f"note: {out} holds the checkpoint of an earlier run; starting over (use --resume to continue it)")
     dataset = load_dataset(**spec.data_args)
-    if isinstance(dataset, PanelDataset) and spec.student == "dlinear" and not spec.student_kwargs.get("revin"):
-        raise DistiltsError(
-            f"{dataset.series.source} holds many series of different scales: a global DLinear needs instance "
-            "normalization to take each series' raw values. Add --revin (iTransformer normalizes each window itself).")
-    if isinstance(dataset, PanelDataset) and spec.student == "dlinear":
-        spec.student_kwargs.setdefault("revin_eps", dataset.revin_eps)
+    normalization = panel_normalization(spec, dataset, log)
     train_stride = spec.train_stride(dataset)
     train_w = dataset.windows("train", spec.lookback, spec.horizon, train_stride)
     val_w = dataset.windows("val", spec.lookback, spec.horizon, spec.stride)
@@ -152,12 +147,41 @@ def distill_student(spec: DistillSpec, out: str | os.PathLike, *, resume: bool =
     result = train(model, data, spec.train, out, settings=spec.settings(), resume=resume, progress=progress,
                    on_epoch_end=on_epoch_end)
     config = student_config(spec, dataset, teacher.info, result, train_stride)
+    if normalization is not None:
+        config["normalization"] = normalization
     if not distributed.current().is_main:  # under torchrun rank 0 writes the student directory
         return config, None, result
     save_student_dir(out, model, config)
     config["param_count"] = param_count(model)
     metrics = score_student(model, config, dataset, teacher, out, device=spec.train.device)
     return config, metrics, result
+
+
+def panel_normalization(spec: DistillSpec, dataset: Dataset, log: Callable[[str], None]) -> dict | None:
+    """Instance normalization (RevIN) for a global student on panel data: on unless `--no-revin` (set in
+    `spec.student_kwargs`); the choice and why, for config.json and the card. None for a single table or a
+    student that normalizes each window itself (iTransformer)."""
+    if not isinstance(dataset, PanelDataset) or "revin" not in student_options(spec.student):
+        return None
+    kwargs = spec.student_kwargs
+    if kwargs.get("quantiles") and kwargs.get("revin") is not False:
+        raise DistiltsError(
+            f"{dataset.series.source} holds many series of different scales, and a global {spec.student} takes "
+            "each series' raw values only through instance normalization, which quantile students do not support "
+            "yet. Distil a point student (drop --quantiles), or use --student itransformer (it normalizes each "
+            "window itself).")
+    if "revin" not in kwargs:
+        kwargs["revin"] = True
+        why = "on by default: a global student on panel data takes each series' raw values (--no-revin opts out)"
+        log(f"instance normalization (RevIN): {why}")
+    elif kwargs["revin"]:
+        why = "on (--revin)"
+    else:
+        why = ("off (--no-revin): the artifact takes values on the panel's common scale, so series of other "
+               "levels get wrong forecasts; use it only for series already on one scale")
+        log(f"warning: instance normalization {why}")
+    kwargs.setdefault("revin_eps", dataset.revin_eps)
+    return {"instance": "revin" if kwargs["revin"] else None, "why": why}
 
 
 def student_config(spec: DistillSpec, dataset: Dataset, teacher_info: dict | None, result: TrainResult,
