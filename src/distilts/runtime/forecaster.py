@@ -31,6 +31,7 @@ class Forecaster:
         self.load_seconds = load_seconds
         self._batches = list(sessions)
         self._one = sessions.get(None) or sessions.get(1)  # takes a single window as it is
+        self._window_shape = (self.lookback, len(self.columns))
 
     @classmethod
     def load(cls, artifact_dir: str | Path, threads: int | None = None, mode: str | None = None,
@@ -111,8 +112,8 @@ class Forecaster:
     def check_window(self, values: np.ndarray) -> np.ndarray:
         """Validate raw input and return it as float32 `[B, L, D]` (raises DataError)."""
         x = values if isinstance(values, np.ndarray) else np.asarray(values)
-        L, D = self.lookback, len(self.columns)
-        if x.ndim not in (2, 3) or x.shape[-2:] != (L, D):
+        if x.shape[-2:] != self._window_shape or x.ndim not in (2, 3):
+            L, D = self._window_shape
             raise DataError(
                 f"Input window has shape {tuple(x.shape)}; the model expects {L} x {D} (lookback x variates) "
                 f"for one window or [batch, {L}, {D}] for a batch, columns in this order: "
@@ -123,8 +124,8 @@ class Forecaster:
                 x = x.astype(np.float32)
             except (TypeError, ValueError):
                 raise DataError(f"Input window must be numeric; got dtype {x.dtype}.") from None
-        bad = ~np.isfinite(x)
-        if bad.any():
+        if not np.isfinite(x).all():  # the details only when there is something to report
+            bad = ~np.isfinite(x)
             idx = np.argwhere(bad)[0]
             where = f"window {idx[0]}, " if x.ndim == 3 else ""
             raise DataError(
@@ -151,8 +152,10 @@ class Forecaster:
         return np.swapaxes(self._run(values), -3, -2)
 
     def _run(self, values: np.ndarray) -> np.ndarray:
+        x = self.check_window(values)
         single = np.ndim(values) == 2
-        x = np.ascontiguousarray(self.check_window(values))
+        if not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x)
         n = x.shape[0]
         if n == 1 and self._one is not None:  # the batch-1 fast path
             y = self._one.run(x)

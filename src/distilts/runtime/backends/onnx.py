@@ -38,11 +38,16 @@ class OnnxSession(Session):
         self._input = input_name if input_name in names else names[0]
         outs = [o.name for o in self._sess.get_outputs()]
         self._outputs = [output_name if output_name in outs else outs[0]]
+        # InferenceSession.run re-validates the feed in Python on every call (~2.5 us, 15% of a folded
+        # DLinear's call); the C session it wraps takes the same arguments. Public path if it moves.
+        inner = getattr(self._sess, "_sess", None)
+        self._call = (lambda feed: inner.run(self._outputs, feed, None)) if inner is not None else (
+            lambda feed: self._sess.run(self._outputs, feed))
         self.batch = batch
         self.settings = settings
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        return self._sess.run(self._outputs, {self._input: x})[0]
+        return self._call({self._input: x})[0]
 
     @property
     def version(self) -> str:
