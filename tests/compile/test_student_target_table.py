@@ -1,0 +1,94 @@
+"""Every student x target pair compiles and verifies, or is refused in one line naming the operator or
+limit: never a traceback. The table is walked from the registries (students, formats, named targets),
+so a student or target added later is covered without touching this file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from distilts.cli import cli
+from distilts.errors import DistiltsError
+from distilts.students import STUDENTS
+from distilts.targets import FORMATS, PRECISIONS, TARGETS, resolve_job
+
+L, H = 24, 6
+# tiny sizes per student (the table is about operators and limits, not accuracy)
+SIZES = {"itransformer": ["--d-model", "16", "--d-ff", "32", "--e-layers", "1", "--n-heads", "2"]}
+VARIANTS = {"point": [], "quantiles": ["--quantiles", "0.1,0.5,0.9"]}
+
+
+def _jobs() -> dict[str, object]:
+    """Every format x precision and every named target, deduplicated on what changes the build."""
+    jobs: dict[tuple, tuple[str, object]] = {}
+    specs = [(f, p == "int8") for f in FORMATS for p in PRECISIONS] + [(t, False) for t in TARGETS]
+    for spec, int8 in specs:
+        label = f"{spec}{'-int8' if int8 else ''}"
+        try:
+            job = resolve_job(spec, int8=int8)
+        except DistiltsError as exc:  # e.g. a format that is int8 only: refused up front, in one line
+            jobs[(label,)] = (label, exc)
+            continue
+        t = job.target
+        key = (job.format, job.precision, job.batches, t.isa if t and job.precision == "int8" else None,
+               t.sram_kib if t else None, t.flash_kib if t else None, t.accelerator if t else None)
+        jobs.setdefault(key, (label, job))
+    return dict(jobs.values())
+
+
+JOBS = _jobs()
+
+
+@pytest.fixture(scope="module")
+def students(tmp_path_factory):
+    out = {}
+    for name in STUDENTS:
+        for variant, flags in VARIANTS.items():
+            d = tmp_path_factory.mktemp("table") / f"{name}-{variant}"
+            res = CliRunner().invoke(cli, ["distill", "--no-kd", "--beta", "0", "--student", name, "--lookback",
+                                           str(L), "--horizon", str(H), "--epochs", "1", "--quiet", "--stride", "8",
+                                           "--out", str(d), *SIZES.get(name, []), *flags])
+            assert res.exit_code == 0, res.output
+            out[f"{name}-{variant}"] = d
+    return out
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    assert "\n" not in text and "Traceback" not in text, f"not one line: {text!r}"
+    return text
+
+
+@pytest.mark.slow
+def test_every_student_target_pair_compiles_or_is_refused_in_one_line(students, tmp_path, monkeypatch):
+    from distilts.compile.pipeline import compile_student
+    from distilts.device import arm64
+
+    def no_emulator(*_a, **_k):  # arm64 fidelity is tests/device/test_arm64.py's job; here: operators, limits
+        raise arm64.EmulatorUnavailable("not used by the student x target table")
+
+    monkeypatch.setattr(arm64, "ensure_device", no_emulator)
+    table: dict[str, dict[str, str]] = {}
+    for student, sdir in students.items():
+        row = table.setdefault(student, {})
+        for label, job in JOBS.items():
+            if isinstance(job, DistiltsError):
+                row[label] = "refused: " + _one_line(job)
+                continue
+            try:
+                [art] = compile_student(sdir, [job], tmp_path / student / label, calib_windows=16,
+                                        verify_windows=8)
+            except DistiltsError as exc:  # a refusal: one line that names the operator or the limit
+                row[label] = "refused: " + _one_line(exc)
+                continue
+            man = json.loads((art.directory / "manifest.json").read_text())
+            assert man["verification"]["passed"] is True, (student, label)
+            row[label] = "ok"
+    # what the table must say today (a change here is a change of what the product supports)
+    assert table["dlinear-point"]["c"] == "ok" and table["dlinear-point"]["cortex-m7"] == "ok"
+    assert table["itransformer-point"]["rpi4"] == "ok"  # full-int8 of a large model: was a traceback
+    assert "GELU" in table["itransformer-point"]["tflm"]
+    assert all(v == "ok" for s in table for k, v in table[s].items() if k in ("onnx", "openvino", "tflite"))
+    print(json.dumps(table, indent=1))
