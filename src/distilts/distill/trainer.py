@@ -118,6 +118,9 @@ class _Run:
         torch.manual_seed(distributed.rank_seed(cfg.seed, self.comm.rank))
         self.fta: FTA | None = None
         if cfg.use_fta:
+            if not hasattr(model, "forward_with_repr"):
+                raise DistiltsError(f"{type(model).__name__} has no `forward_with_repr`/`repr_dim` (the features FTA "
+                                    "aligns with the teacher): train it with --beta 0, or add them to the student.")
             _, _, n_tokens, d_teacher = data.teacher_hidden.shape
             self.fta = FTA(model.repr_dim, d_teacher, n_tokens, latent=cfg.fta_latent).to(device)
         model.to(device)
@@ -221,8 +224,7 @@ class _Run:
             if self.ddp is not None:
                 pred, fta = self.ddp(x, hidden_t)
             else:
-                pred, h = self.model.forward_with_repr(x)
-                fta = self.fta.loss(h.float(), hidden_t) if self.fta is not None else None
+                pred, fta = _forward(self.model, self.fta, x, hidden_t)
             pred = pred.float()
             kd = None
             if self.levels is not None:  # quantile student: pinball against the truth, KD level by level
@@ -310,11 +312,19 @@ class _Objective(nn.Module):
         self.model, self.fta = model, fta
 
     def forward(self, x: torch.Tensor, hidden_t: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        pred, h = self.model.forward_with_repr(x)
-        return pred, (self.fta.loss(h.float(), hidden_t) if self.fta is not None else None)
+        return _forward(self.model, self.fta, x, hidden_t)
 
 
 # -- helpers -----------------------------------------------------------------------------------
+def _forward(model: nn.Module, fta: FTA | None, x: torch.Tensor, hidden_t: torch.Tensor | None
+             ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(forecast, FTA loss or None); the student's representation is computed only when FTA uses it."""
+    if fta is None:
+        return model(x), None
+    pred, h = model.forward_with_repr(x)
+    return pred, fta.loss(h.float(), hidden_t)
+
+
 def val_scores(pred: np.ndarray, truth: np.ndarray, levels: tuple[float, ...] | None) -> dict[str, float]:
     """`val_mse` (of the median for a quantile student) and, with quantiles, `val_wql` (early stopping)."""
     if levels is None:

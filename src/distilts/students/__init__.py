@@ -12,10 +12,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-STUDENTS: dict[str, str] = {
+from distilts.plugins import Registry
+
+STUDENTS: Registry[str] = Registry("student", {
     "dlinear": "distilts.students.dlinear:DLinear",
     "itransformer": "distilts.students.itransformer:ITransformer",
-}
+})
 
 _LAZY = {
     "DLinear": "dlinear", "ITransformer": "itransformer",

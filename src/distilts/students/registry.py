@@ -14,9 +14,7 @@ from distilts.students import STUDENTS
 
 def student_class(name: str) -> type[nn.Module]:
     """The class registered as `name` (imports its module)."""
-    if name not in STUDENTS:
-        raise DistiltsError(f"Unknown student '{name}'. Use one of: {', '.join(STUDENTS)}.")
-    module, attr = STUDENTS[name].split(":")
+    module, attr = STUDENTS[name].split(":")  # an unknown name: the registry's error lists the valid ones
     return getattr(importlib.import_module(module), attr)
 
 

@@ -5,13 +5,29 @@ Pure Python (no heavy imports): `distilts targets` and the compile CLI read this
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from distilts.errors import DistiltsError
+from distilts.plugins import Registry
 from distilts.runtime.arch import arch_of_isa, host_isa
 from distilts.runtime.backends import BACKENDS, MODES
 
-FORMATS: tuple[str, ...] = (*BACKENDS, "tflm", "ethos-u", "c")  # the runtime backends, then formats below the Pi
+BELOW_THE_PI: tuple[str, ...] = ("tflm", "ethos-u", "c")
+
+
+class _Formats:
+    """The --target formats: the runtime backends (plugins included), then the formats below the Pi."""
+
+    def __iter__(self) -> Iterator[str]:
+        yield from BACKENDS
+        yield from BELOW_THE_PI
+
+    def __contains__(self, name: object) -> bool:
+        return name in BACKENDS or name in BELOW_THE_PI
+
+
+FORMATS = _Formats()
 # below the Pi (docs/compile.md, "Microcontrollers, Ethos-U and C"): TFLite Micro and Ethos-U artifacts are
 # full-integer int8 only; `c` is a dependency-free C source of a folded linear student (fp32 or int8)
 INT8_ONLY: tuple[str, ...] = ("tflm", "ethos-u")
@@ -53,7 +69,7 @@ class Target:
                 f"batch={self.batch:<3} {self.mode:<10} {where:<10} {self.description}")
 
 
-TARGETS: dict[str, Target] = {t.name: t for t in (
+TARGETS: Registry[Target] = Registry("target", {t.name: t for t in (
     # why each choice: docs/compile.md, "Targets"
     Target("rpi4", "tflite", "int8", 4, 1, "Raspberry Pi 4 (Cortex-A72): LiteRT int8, XNNPACK", "arm64"),
     Target("rpi5", "tflite", "fp32", 4, 1, "Raspberry Pi 5 (Cortex-A76): LiteRT fp32, exact numbers", "arm64"),
@@ -74,7 +90,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("ethos-u65-256", "ethos-u", "int8", 1, 1, "Ethos-U65 NPU, 256 MACs/cycle, beside a host CPU with DRAM "
            "(384 KB NPU SRAM, 64 MB DRAM): Vela + TFLite Micro", "mcu", sram_kib=384, flash_kib=65536,
            accelerator="ethos-u65-256"),
-)}
+)})
 
 
 def target_names() -> list[str]:

@@ -12,11 +12,12 @@ import importlib
 from typing import TYPE_CHECKING, Callable
 
 from distilts.errors import DistiltsError, MissingExtraError
+from distilts.plugins import Registry
 
 if TYPE_CHECKING:
     from distilts.teachers.base import Teacher
 
-TEACHERS: dict[str, str] = {
+TEACHERS: Registry[str] = Registry("teacher", {
     "timemoe": "distilts.teachers.timemoe",
     "chronos": "distilts.teachers.chronos",
     "chronos-bolt": "distilts.teachers.chronos",
@@ -25,14 +26,13 @@ TEACHERS: dict[str, str] = {
     "moirai-2": "distilts.teachers.moirai2",
     "timesfm": "distilts.teachers.timesfm",
     "patchtst": "distilts.teachers.patchtst",
-}
+})
 
 __all__ = ["TEACHERS", "default_path", "load_teacher"]
 
 
 def _check_name(name: str) -> None:
-    if name not in TEACHERS:
-        raise DistiltsError(f"Unknown teacher '{name}'. Use one of: {', '.join(TEACHERS)}.")
+    TEACHERS[name]  # an unknown name: the registry's error lists the valid ones
 
 
 def _entry(name: str) -> tuple[str | None, Callable[..., "Teacher"]]:

@@ -16,14 +16,16 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-BUILDERS: dict[str, str] = {
+from distilts.plugins import Registry
+
+BUILDERS: Registry[str] = Registry("compile", {
     "onnx": "distilts.compile.backends.onnx",
     "openvino": "distilts.compile.backends.openvino",
     "tflite": "distilts.compile.backends.tflite",
     "tflm": "distilts.mcu.backend",
     "ethos-u": "distilts.mcu.backend",
     "c": "distilts.mcu.c_artifact",
-}
+})
 
 
 def builder(fmt: str) -> ModuleType:

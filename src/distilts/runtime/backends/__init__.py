@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from distilts.plugins import Registry
 from distilts.runtime.backends.base import MODES, RunSettings, Session
 
 
@@ -38,14 +39,14 @@ class Backend:
         return f"{self.distribution} {metadata.version(self.distribution)}"
 
 
-BACKENDS: dict[str, Backend] = {b.format: b for b in (
+BACKENDS: Registry[Backend] = Registry("backend", {b.format: b for b in (
     Backend("onnx", "distilts.runtime.backends.onnx", "onnxruntime", "onnxruntime", "onnx",
             ("onnx", "onnxscript", "onnxruntime")),
     Backend("openvino", "distilts.runtime.backends.openvino", "openvino", "openvino", "openvino",
             ("openvino",), ("nncf",)),
     Backend("tflite", "distilts.runtime.backends.tflite", "ai_edge_litert.interpreter", "ai-edge-litert", "tflite",
             ("litert_torch", "ai_edge_litert"), ("ai_edge_quantizer", "torchao")),
-)}
+)})
 
 __all__ = ["BACKENDS", "MODES", "Backend", "RunSettings", "Session", "open_session"]
 
