@@ -70,6 +70,7 @@ class Context:
     preset: str
     fixtures: Fixtures
     log: Callable[[str], None] = print
+    extra: dict[str, Any] = field(default_factory=dict)  # saved with the run (e.g. the benchmark's own Markdown)
     _machine: dict[str, Any] = field(default_factory=machine.machine_info)
     _commit: dict[str, Any] = field(default_factory=machine.commit_info)
 
@@ -121,7 +122,7 @@ def run(name: str, preset: str = "quick", overrides: dict[str, Any] | None = Non
     records = list(module.run(ctx, **params))
     if write:
         save(name, preset, records, {"command": command(name, preset, overrides), "params": params,
-                                     "duration_s": round(time.perf_counter() - t0, 1)})
+                                     "duration_s": round(time.perf_counter() - t0, 1), **ctx.extra})
     return records
 
 

@@ -77,8 +77,18 @@ def section(name: str) -> str:
         return "\n".join(lines)
     lines += [provenance(payload), ""]
     render = getattr(module, "report", None)
-    lines.append(render(payload["records"]) if render else default_section(payload["records"]))
+    if render is not None:
+        lines.append(render(payload["records"]))
+    elif payload.get("markdown"):  # the benchmark's own tables, rendered from the same run as its records
+        lines.append(_demote(payload["markdown"]))
+    else:
+        lines.append(default_section(payload["records"]))
     return "\n".join(lines)
+
+
+def _demote(markdown: str) -> str:
+    """A benchmark's own Markdown under its section: its headings one level down."""
+    return "\n".join("#" + line if line.startswith("#") else line for line in markdown.strip().splitlines())
 
 
 def render() -> str:

@@ -23,7 +23,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-from distilts.errors import DistiltsError  # noqa: E402
+from distilts.errors import DistiltsError
 
 # public name -> module that defines it
 API = {

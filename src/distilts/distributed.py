@@ -12,8 +12,9 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 

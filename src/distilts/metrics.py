@@ -14,7 +14,8 @@ windows `x [N, L, D]` (for the MASE/MSIS scale).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -90,18 +91,34 @@ def crossings(q: np.ndarray) -> int:
     return int(np.any(np.diff(np.asarray(q), axis=-1) < 0, axis=-1).sum())
 
 
-def probabilistic_scores(q: np.ndarray, y: np.ndarray, x: np.ndarray, levels: Sequence[float], *,
-                         season: int = 1, lo: float = 0.1, hi: float = 0.9) -> dict[str, Any]:
+def probabilistic_scores(
+    q: np.ndarray,
+    y: np.ndarray,
+    x: np.ndarray,
+    levels: Sequence[float],
+    *,
+    season: int = 1,
+    lo: float = 0.1,
+    hi: float = 0.9,
+) -> dict[str, Any]:
     """WQL, MASE of the median, coverage / mean width / MSIS of the [lo, hi] interval, crossings."""
     from distilts.quantiles import median_index
 
     levels = [float(v) for v in levels]
-    out: dict[str, Any] = {"levels": levels, "wql": wql(q, y, levels),
-                           "mase": mase(q[..., median_index(levels)], y, x, season), "season": season}
+    out: dict[str, Any] = {
+        "levels": levels,
+        "wql": wql(q, y, levels),
+        "mase": mase(q[..., median_index(levels)], y, x, season),
+        "season": season,
+    }
     if round(lo, 6) in [round(v, 6) for v in levels] and round(hi, 6) in [round(v, 6) for v in levels]:
         lower, upper = interval(q, levels, lo, hi)
-        out["interval"] = {"lo": lo, "hi": hi, "coverage": coverage(lower, upper, y),
-                           "mean_width": mean_width(lower, upper),
-                           "msis": msis(lower, upper, y, x, 1.0 - (hi - lo), season)}
+        out["interval"] = {
+            "lo": lo,
+            "hi": hi,
+            "coverage": coverage(lower, upper, y),
+            "mean_width": mean_width(lower, upper),
+            "msis": msis(lower, upper, y, x, 1.0 - (hi - lo), season),
+        }
     out["crossings"] = crossings(q)
     return out

@@ -27,8 +27,9 @@ model code. A plugin that fails to load is skipped with one warning naming it, n
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
 from importlib import metadata
-from typing import Any, Callable, Iterator, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from distilts.errors import DistiltsError
 
@@ -36,7 +37,7 @@ GROUP = "distilts.plugins"
 KINDS = ("student", "teacher", "compile", "backend", "target")
 V = TypeVar("V")
 
-_REGISTRIES: dict[str, "Registry[Any]"] = {}
+_REGISTRIES: dict[str, Registry[Any]] = {}
 _LOADED = False
 
 
@@ -57,8 +58,10 @@ class Registry(dict[str, V]):
     def __getitem__(self, name: str) -> V:
         self._ready()
         if not super().__contains__(name):
-            raise DistiltsError(f"Unknown {self.kind} '{name}'. Use one of: {', '.join(self)}. (A {self.kind} from "
-                                f"a plugin package needs that package installed: entry point group {GROUP}.)")
+            raise DistiltsError(
+                f"Unknown {self.kind} '{name}'. Use one of: {', '.join(self)}. (A {self.kind} from "
+                f"a plugin package needs that package installed: entry point group {GROUP}.)"
+            )
         return super().__getitem__(name)
 
     def __contains__(self, name: object) -> bool:
@@ -73,19 +76,19 @@ class Registry(dict[str, V]):
         self._ready()
         return super().__len__()
 
-    def keys(self):  # type: ignore[override]
+    def keys(self):
         self._ready()
         return super().keys()
 
-    def values(self):  # type: ignore[override]
+    def values(self):
         self._ready()
         return super().values()
 
-    def items(self):  # type: ignore[override]
+    def items(self):
         self._ready()
         return super().items()
 
-    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, name: str, default: Any = None) -> Any:
         self._ready()
         return super().get(name, default)
 
@@ -128,8 +131,13 @@ class PluginAPI:
 
 
 # where each registry lives (imported when a plugin registers into a registry not yet loaded)
-_HOMES = {"student": "distilts.students", "teacher": "distilts.teachers", "compile": "distilts.compile.backends",
-          "backend": "distilts.runtime.backends", "target": "distilts.targets.registry"}
+_HOMES = {
+    "student": "distilts.students",
+    "teacher": "distilts.teachers",
+    "compile": "distilts.compile.backends",
+    "backend": "distilts.runtime.backends",
+    "target": "distilts.targets.registry",
+}
 
 
 def load_plugins(warn: Callable[[str], None] | None = None) -> list[str]:
@@ -144,7 +152,7 @@ def load_plugins(warn: Callable[[str], None] | None = None) -> list[str]:
         try:
             ep.load()(PluginAPI(ep.name))
             loaded.append(ep.name)
-        except Exception as exc:  # noqa: BLE001 - a broken plugin must not take distilts down
+        except Exception as exc:
             warn(f"warning: distilts plugin '{ep.name}' ({ep.value}) was not loaded: {type(exc).__name__}: {exc}")
     return loaded
 
@@ -182,8 +190,17 @@ class CompileBuilder(Protocol):
     EXT: str
     EXPORT_PASS: dict[str, Any]
 
-    def build(self, job: Any, module: Any, config: dict, scratch: Any, verify_x: Any, ref: Any, calib_x: Any,
-              fp32_module: Any = None) -> list[Any]: ...
+    def build(
+        self,
+        job: Any,
+        module: Any,
+        config: dict,
+        scratch: Any,
+        verify_x: Any,
+        ref: Any,
+        calib_x: Any,
+        fp32_module: Any = None,
+    ) -> list[Any]: ...
 
 
 class Session(Protocol):

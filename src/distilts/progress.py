@@ -6,8 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
 class Bar:
@@ -18,11 +17,17 @@ class Bar:
         self.progress: Progress | None = None
         self.task: Any = None
 
-    def __enter__(self) -> "Bar":
+    def __enter__(self) -> Bar:
         if self.enabled:
-            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[note]}"),
-                                     console=Console(stderr=self.stderr))
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[note]}"),
+                console=Console(stderr=self.stderr),
+            )
             self.progress.__enter__()
         return self
 
@@ -39,7 +44,10 @@ class Bar:
 
     def advance(self, n: int = 1, note: str | None = None) -> None:
         if self.progress is not None:
-            self.progress.update(self.task, advance=n, **({} if note is None else {"note": note}))
+            if note is None:
+                self.progress.update(self.task, advance=n)
+            else:
+                self.progress.update(self.task, advance=n, note=note)
 
     def print(self, text: str) -> None:
         """A line above the bar (nothing when disabled)."""

@@ -8,7 +8,7 @@ native levels of the teachers: `deciles` (Chronos-Bolt, TimesFM: 0.1 ... 0.9) an
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from distilts.errors import DistiltsError
 
@@ -35,8 +35,10 @@ def parse_levels(spec: str | Iterable[float], *, require_median: bool = True) ->
         try:
             values = [float(v) for v in text.replace(" ", "").split(",") if v != ""]
         except ValueError:
-            raise QuantileError(f"Cannot read quantile levels {spec!r}: give comma-separated numbers in (0, 1) "
-                                f"such as 0.1,0.5,0.9, or a named set ({', '.join(NAMED)}).") from None
+            raise QuantileError(
+                f"Cannot read quantile levels {spec!r}: give comma-separated numbers in (0, 1) "
+                f"such as 0.1,0.5,0.9, or a named set ({', '.join(NAMED)})."
+            ) from None
     else:
         values = [float(v) for v in spec]
     return validate_levels(values, require_median=require_median)
@@ -49,17 +51,22 @@ def validate_levels(levels: Iterable[float], *, require_median: bool = True) -> 
         raise QuantileError("No quantile levels given: pass e.g. --quantiles 0.1,0.5,0.9 or --quantiles deciles.")
     outside = [v for v in values if not 0.0 < v < 1.0]
     if outside:
-        raise QuantileError(f"Quantile levels must lie strictly between 0 and 1; got {outside}. "
-                            "Give levels such as 0.1,0.5,0.9.")
+        raise QuantileError(
+            f"Quantile levels must lie strictly between 0 and 1; got {outside}. Give levels such as 0.1,0.5,0.9."
+        )
     repeated = sorted({v for v in values if values.count(v) > 1})
     if repeated:
         raise QuantileError(f"Quantile levels are repeated: {repeated}. Give each level once.")
     if values != sorted(values):
-        raise QuantileError(f"Quantile levels must be in increasing order; got {values}. "
-                            f"Pass them sorted: {','.join(format_level(v) for v in sorted(values))}.")
+        raise QuantileError(
+            f"Quantile levels must be in increasing order; got {values}. "
+            f"Pass them sorted: {','.join(format_level(v) for v in sorted(values))}."
+        )
     if require_median and MEDIAN not in values:
-        raise QuantileError(f"Quantile levels {values} lack the median 0.5, which the point forecast "
-                            "(Forecaster.predict) returns. Add 0.5 to the levels.")
+        raise QuantileError(
+            f"Quantile levels {values} lack the median 0.5, which the point forecast "
+            "(Forecaster.predict) returns. Add 0.5 to the levels."
+        )
     return tuple(values)
 
 

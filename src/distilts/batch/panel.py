@@ -11,13 +11,22 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
-from distilts.data.long import LongColumns, arrow_array, arrow_strings, SeriesBlock, column_names, detect_layout, iter_blocks
+from distilts.data.long import (
+    LongColumns,
+    SeriesBlock,
+    arrow_array,
+    arrow_strings,
+    column_names,
+    detect_layout,
+    iter_blocks,
+)
 from distilts.errors import DataError, require
 from distilts.runtime.forecaster import Forecaster
 
@@ -37,7 +46,7 @@ class BatchReport:
     input_series: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
-    def add(self, other: "BatchReport") -> None:
+    def add(self, other: BatchReport) -> None:
         self.series += other.series
         self.windows += other.windows
         self.rows += other.rows
@@ -47,8 +56,10 @@ class BatchReport:
         self.skipped.extend(other.skipped)
 
     def summary(self, limit: int = 10) -> str:
-        text = (f"{self.series} series, {self.windows} windows -> {self.rows} forecast rows in {self.seconds:.2f} s "
-                f"({self.windows / max(self.seconds, 1e-9):,.0f} windows/s)")
+        text = (
+            f"{self.series} series, {self.windows} windows -> {self.rows} forecast rows in {self.seconds:.2f} s "
+            f"({self.windows / max(self.seconds, 1e-9):,.0f} windows/s)"
+        )
         if self.skipped:
             shown = "; ".join(f"{i}: {why}" for i, why in self.skipped[:limit])
             more = f" (and {len(self.skipped) - limit} more)" if len(self.skipped) > limit else ""
@@ -70,13 +81,16 @@ def parse_cutoffs(cutoffs: Sequence[str] | None) -> list[tuple[str, int]] | None
         try:
             out.append(("time", int(np.datetime64(c.replace(" ", "T", 1), "s").astype(np.int64))))
         except ValueError:
-            raise DataError(f"Cannot read cutoff {c!r}: use an ISO timestamp (2020-01-31 23:00), an integer "
-                            "time, or -k for k values before each series' end.") from None
+            raise DataError(
+                f"Cannot read cutoff {c!r}: use an ISO timestamp (2020-01-31 23:00), an integer "
+                "time, or -k for k values before each series' end."
+            ) from None
     return out
 
 
-def forecast_block(fc: Forecaster, block: SeriesBlock, cutoffs: list[tuple[str, int]] | None = None,
-                   batch: int = 256) -> tuple[dict, BatchReport]:
+def forecast_block(
+    fc: Forecaster, block: SeriesBlock, cutoffs: list[tuple[str, int]] | None = None, batch: int = 256
+) -> tuple[dict, BatchReport]:
     """Forecast every series of a block; returns output columns (numpy arrays) and a report.
 
     Columns: `series` (index into block.ids), `time` (int64, continued at each series' step; step
@@ -91,9 +105,15 @@ def forecast_block(fc: Forecaster, block: SeriesBlock, cutoffs: list[tuple[str, 
         end = _window_ends(block, kind, value)
         ok = end >= L
         for s in np.flatnonzero(~ok):
-            why = (f"{lengths[s]} values, needs {L}" if cutoffs is None else
-                   (f"cutoff {_cut_label(block, kind, value)} is outside it" if end[s] < 0
-                    else f"{end[s]} values up to cutoff {_cut_label(block, kind, value)}, needs {L}"))
+            why = (
+                f"{lengths[s]} values, needs {L}"
+                if cutoffs is None
+                else (
+                    f"cutoff {_cut_label(block, kind, value)} is outside it"
+                    if end[s] < 0
+                    else f"{end[s]} values up to cutoff {_cut_label(block, kind, value)}, needs {L}"
+                )
+            )
             rep.skipped.append((block.ids[s], why))
         idx = np.flatnonzero(ok)
         series.append(idx)
@@ -104,9 +124,9 @@ def forecast_block(fc: Forecaster, block: SeriesBlock, cutoffs: list[tuple[str, 
     y = np.empty((n, H), dtype=np.float32)
     t0 = time.perf_counter()
     for lo in range(0, n, batch):
-        e = end_abs[lo: lo + batch]
+        e = end_abs[lo : lo + batch]
         x = block.values[e[:, None] + np.arange(-L, 0)]
-        y[lo: lo + batch] = fc.predict(x[..., None])[..., 0]
+        y[lo : lo + batch] = fc.predict(x[..., None])[..., 0]
     rep.predict_seconds = time.perf_counter() - t0
     rep.series = int(np.unique(series_i).size)
     rep.windows = n
@@ -119,8 +139,9 @@ def forecast_block(fc: Forecaster, block: SeriesBlock, cutoffs: list[tuple[str, 
         t = np.broadcast_to(steps, (n, H))
     cols = {"series": np.repeat(series_i, H), "time": t.reshape(-1), FORECAST: y.reshape(-1)}
     if cutoffs is not None:
-        cols["cutoff"] = (block.times[end_abs - 1] if block.times is not None
-                          else (end_abs - block.offsets[series_i]) - 1).repeat(H)
+        cols["cutoff"] = (
+            block.times[end_abs - 1] if block.times is not None else (end_abs - block.offsets[series_i]) - 1
+        ).repeat(H)
     return cols, rep
 
 
@@ -168,15 +189,24 @@ def resolved_columns(path: Path, columns: LongColumns, layout: str) -> LongColum
     return columns.resolve(column_names(path), str(path))
 
 
-def forecast_file(fc: Forecaster, data: str | Path, out: str | Path, columns: LongColumns = LongColumns(),
-                  layout: str = "auto", cutoffs: Sequence[str] | None = None, batch: int = 256,
-                  block_rows: int | None = None, progress: bool = True) -> BatchReport:
+def forecast_file(
+    fc: Forecaster,
+    data: str | Path,
+    out: str | Path,
+    columns: LongColumns = LongColumns(),
+    layout: str = "auto",
+    cutoffs: Sequence[str] | None = None,
+    batch: int = 256,
+    block_rows: int | None = None,
+    progress: bool = True,
+) -> BatchReport:
     """Forecast every series in `data` and write `out` (.parquet or .csv) atomically; returns the report."""
     if len(fc.columns) != 1:
         raise DataError(
             f"Batch forecasting of long-format data needs a univariate (D=1) artifact; this one forecasts "
             f"{len(fc.columns)} columns ({', '.join(fc.columns)}). Distil a global student on long-format data, "
-            "or forecast this wide table with `distilts forecast ART --data FILE.csv` (without --id-column).")
+            "or forecast this wide table with `distilts forecast ART --data FILE.csv` (without --id-column)."
+        )
     require("pyarrow", "parquet", "batch forecasting")
     data, out = Path(data), Path(out)
     if out.suffix.lower() not in (".parquet", ".csv"):
@@ -230,10 +260,10 @@ class _Progress:
             import pyarrow.parquet as pq
 
             self.total = pq.ParquetFile(data).metadata.num_rows
-        self.bar = None
+        self.bar: Any = None
         self.series = 0
 
-    def __enter__(self) -> "_Progress":
+    def __enter__(self) -> _Progress:
         if self.enabled and self.total:
             import click
 
@@ -254,8 +284,9 @@ class _Progress:
             print(file=sys.stderr)
 
 
-def iter_forecast_tables(fc: Forecaster, blocks: Iterator[SeriesBlock], names: LongColumns,
-                         cutoffs: list[tuple[str, int]] | None, batch: int):
+def iter_forecast_tables(
+    fc: Forecaster, blocks: Iterator[SeriesBlock], names: LongColumns, cutoffs: list[tuple[str, int]] | None, batch: int
+):
     """(table, report) per block: the shared core of the one-process and Ray engines."""
     for block in blocks:
         cols, rep = forecast_block(fc, block, cutoffs, batch)

@@ -13,14 +13,14 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
+from distilts.batch.panel import BatchReport, iter_forecast_tables, parse_cutoffs
 from distilts.data.long import LongColumns, blocks_from_table, changes, column_names
 from distilts.errors import DataError, DistiltsError, require
-from distilts.batch.panel import BatchReport, iter_forecast_tables, parse_cutoffs
 
 RANGE_ROWS = 1 << 20  # rows per Ray task (whole series; a longer series makes a longer range)
 
@@ -28,8 +28,9 @@ RANGE_ROWS = 1 << 20  # rows per Ray task (whole series; a longer series makes a
 class SeriesForecaster:
     """Ray Data callable class: one Forecaster per actor; each row of a batch names a row range of a file."""
 
-    def __init__(self, artifact_dir: str, names: LongColumns, cutoffs: list | None, batch: int,
-                 threads: int = 1) -> None:
+    def __init__(
+        self, artifact_dir: str, names: LongColumns, cutoffs: list | None, batch: int, threads: int = 1
+    ) -> None:
         from distilts.runtime.forecaster import Forecaster
 
         self.fc = Forecaster.load(artifact_dir, threads=threads, mode="throughput")
@@ -40,11 +41,13 @@ class SeriesForecaster:
     def __call__(self, ranges: dict) -> dict:
         import pyarrow as pa
 
-        tables, skipped = [], []
-        for path, lo, hi in zip(ranges["path"], ranges["lo"], ranges["hi"]):
+        tables: list = []
+        skipped: list[str] = []
+        for path, lo, hi in zip(ranges["path"], ranges["lo"], ranges["hi"], strict=False):
             rows = read_rows(str(path), int(lo), int(hi), self.names.names())
-            for table, rep in iter_forecast_tables(self.fc, blocks_from_table(rows, self.names, str(path)),
-                                                   self.names, self.cutoffs, self.batch):
+            for table, rep in iter_forecast_tables(
+                self.fc, blocks_from_table(rows, self.names, str(path)), self.names, self.cutoffs, self.batch
+            ):
                 tables.append(table)
                 skipped.extend(f"{i}: {why}" for i, why in rep.skipped)
         out = pa.concat_tables(tables)
@@ -71,7 +74,7 @@ def plan_ranges(files: list[Path], id_column: str, target_rows: int = RANGE_ROWS
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    out = []
+    out: list[dict] = []
     for path in files:
         cuts, last, pos, begin = [], None, 0, 0
         for rb in pq.ParquetFile(path).iter_batches(batch_size=1 << 18, columns=[id_column]):
@@ -88,14 +91,24 @@ def plan_ranges(files: list[Path], id_column: str, target_rows: int = RANGE_ROWS
             last = ids[-1].as_py()
             pos += rb.num_rows
         bounds = [0, *cuts, pos]
-        out.extend({"path": str(path), "lo": a, "hi": b} for a, b in zip(bounds[:-1], bounds[1:]) if b > a)
+        out.extend(
+            {"path": str(path), "lo": a, "hi": b} for a, b in zip(bounds[:-1], bounds[1:], strict=False) if b > a
+        )
     return out
 
 
-def forecast_ray(artifact_dir: str, data: str | Path, out: str | Path, columns: LongColumns = LongColumns(),
-                 cutoffs: Sequence[str] | None = None, batch: int = 256, address: str | None = None,
-                 workers: int | None = None, threads: int | None = None,
-                 range_rows: int = RANGE_ROWS) -> BatchReport:
+def forecast_ray(
+    artifact_dir: str,
+    data: str | Path,
+    out: str | Path,
+    columns: LongColumns = LongColumns(),
+    cutoffs: Sequence[str] | None = None,
+    batch: int = 256,
+    address: str | None = None,
+    workers: int | None = None,
+    threads: int | None = None,
+    range_rows: int = RANGE_ROWS,
+) -> BatchReport:
     """Forecast every series of long-format Parquet (a file or a directory of files) on Ray; `out` is a directory."""
     ray = require("ray", "ray", "--engine ray")
     require("ray.data", "ray", "--engine ray")
@@ -104,11 +117,14 @@ def forecast_ray(artifact_dir: str, data: str | Path, out: str | Path, columns: 
     data, out = Path(data), Path(out)
     files = sorted(data.glob("*.parquet")) if data.is_dir() else [data]
     if not files or any(f.suffix.lower() != ".parquet" or not f.is_file() for f in files):
-        raise DataError(f"--engine ray reads Parquet files; {data} is not one (or a directory of them). "
-                        "Convert it, or use --engine local.")
+        raise DataError(
+            f"--engine ray reads Parquet files; {data} is not one (or a directory of them). "
+            "Convert it, or use --engine local."
+        )
     names = columns.resolve(column_names(files[0]), str(data))
     cuts = parse_cutoffs(cutoffs)
     t0 = time.perf_counter()
+    assert names.id is not None  # resolve() names every column
     ranges = plan_ranges(files, names.id, range_rows)
     started = not ray.is_initialized()
     if started:
@@ -118,9 +134,14 @@ def forecast_ray(artifact_dir: str, data: str | Path, out: str | Path, columns: 
         cpus = float(ray.cluster_resources().get("CPU", 1))
         n = min(workers or max(1, int(cpus)), len(ranges))
         ds = ray.data.from_items(ranges, override_num_blocks=len(ranges))
-        ds = ds.map_batches(SeriesForecaster, fn_constructor_args=(str(Path(artifact_dir).resolve()), names, cuts,
-                                                                    batch, threads or 1),
-                            batch_size=1, batch_format="numpy", concurrency=n, num_cpus=min(1.0, cpus / n))
+        ds = ds.map_batches(
+            SeriesForecaster,
+            fn_constructor_args=(str(Path(artifact_dir).resolve()), names, cuts, batch, threads or 1),
+            batch_size=1,
+            batch_format="numpy",
+            concurrency=n,
+            num_cpus=min(1.0, cpus / n),
+        )
         shutil.rmtree(tmp, ignore_errors=True)
         try:
             ds.write_parquet(str(tmp))
@@ -140,8 +161,9 @@ def forecast_ray(artifact_dir: str, data: str | Path, out: str | Path, columns: 
     rows = sum(pq.ParquetFile(f).metadata.num_rows for f in out.glob("*.parquet"))
     horizon = _horizon(artifact_dir)
     rep = BatchReport(windows=rows // horizon, rows=rows, seconds=time.perf_counter() - t0, skipped=skipped)
-    rep.series = len({r for f in out.glob("*.parquet") for r in pq.read_table(f, columns=[names.id])
-                      .column(0).unique().to_pylist()})
+    rep.series = len(
+        {r for f in out.glob("*.parquet") for r in pq.read_table(f, columns=[names.id]).column(0).unique().to_pylist()}
+    )
     return rep
 
 

@@ -11,8 +11,18 @@ from distilts.data.long import LongColumns
 from distilts.errors import DataError
 
 
-def run_batch(artifact_dir: str, data_path: str | None, out_path: str, names: LongColumns, cutoffs: list[str],
-              batch_size: int, threads: int | None, engine: str, address: str | None, workers: int | None) -> None:
+def run_batch(
+    artifact_dir: str,
+    data_path: str | None,
+    out_path: str,
+    names: LongColumns,
+    cutoffs: list[str],
+    batch_size: int,
+    threads: int | None,
+    engine: str,
+    address: str | None,
+    workers: int | None,
+) -> None:
     """Forecast every series of `data_path` into `out_path`, then print the report (skipped series by id)."""
     if data_path is None:
         raise DataError("Batch forecasting needs --data: a long-format CSV/Parquet file or M4 wide rows.")

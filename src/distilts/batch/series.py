@@ -46,8 +46,9 @@ def read_header(path: Path) -> list[str] | None:
     return default_names(row) if is_data_row(row) else row
 
 
-def load_for_artifact(path: str | Path | None, columns: list[str], date_column: str | None = None,
-                      fill: str | None = None) -> TimeSeries:
+def load_for_artifact(
+    path: str | Path | None, columns: list[str], date_column: str | None = None, fill: str | None = None
+) -> TimeSeries:
     """The artifact's variates (in the manifest's order) from a CSV, or from the built-in synthetic series."""
     if path is None:
         series = synthetic_series()
@@ -86,15 +87,16 @@ def forecast_at(fc: Forecaster, series: TimeSeries, at_row: int | None = None) -
             f"Forecasting after row {row} leaves {row + 1} rows of history; the model needs a window of {L} "
             f"rows ({L} x {len(fc.columns)}: {', '.join(fc.columns)}). Use --at-row {L - 1} or later, or more data."
         )
-    window = series.values[row + 1 - L: row + 1]
-    quantiles = fc.predict_quantiles(window) if fc.levels is not None else None
-    values = fc.predict(window) if quantiles is None else quantiles[..., fc.levels.index(0.5)]
+    window = series.values[row + 1 - L : row + 1]
+    levels = fc.levels
+    quantiles = fc.predict_quantiles(window) if levels is not None else None
+    values = fc.predict(window) if quantiles is None or levels is None else quantiles[..., levels.index(0.5)]
     dates = hist_dates = None
     if series.dates is not None and series.freq is not None:
         step = series.freq
         dates = series.dates[row] + step * np.arange(1, H + 1)
-        hist_dates = series.dates[row + 1 - L: row + 1]
-    actual = series.values[row + 1: row + 1 + H] if row + 1 < n else None
+        hist_dates = series.dates[row + 1 - L : row + 1]
+    actual = series.values[row + 1 : row + 1 + H] if row + 1 < n else None
     return ForecastResult(values, list(fc.columns), row, dates, window, hist_dates, actual, quantiles, fc.levels)
 
 
@@ -133,10 +135,16 @@ def plot_forecast(res: ForecastResult, path: str | Path, title: str = "") -> Pat
         ax.plot(xh, res.history[:, j], color="0.35", lw=1.2, label="input window")
         if res.actual is not None and len(res.actual):
             ax.plot(xf[: len(res.actual)], res.actual[:, j], color="tab:green", lw=1.2, label="actual")
-        if res.quantiles is not None:  # one band per symmetric pair of levels, darker toward the median
+        if res.quantiles is not None and res.levels is not None:  # one band per symmetric pair of levels
             _bands(ax, xf, res.quantiles[:, j], res.levels)
-        ax.plot(xf, res.values[:, j], color="tab:orange", lw=1.6, marker="." if res.quantiles is None else None,
-                label="forecast" if res.quantiles is None else "median")
+        ax.plot(
+            xf,
+            res.values[:, j],
+            color="tab:orange",
+            lw=1.6,
+            marker="." if res.quantiles is None else None,
+            label="forecast" if res.quantiles is None else "median",
+        )
         ax.axvline(xh[-1], color="0.7", lw=0.8, ls="--")
         ax.set_ylabel(res.columns[j], fontsize=8)
         ax.tick_params(labelsize=7)
@@ -155,7 +163,14 @@ def _bands(ax, x: np.ndarray, q: np.ndarray, levels: tuple[float, ...]) -> None:
     """Shade between level i and level Q-1-i (the central intervals), labelling the outermost."""
     pairs = [(i, len(levels) - 1 - i) for i in range(len(levels) // 2)]
     for k, (lo, hi) in enumerate(pairs):
-        label = (f"{format_level(levels[lo])}-{format_level(levels[hi])} "
-                 f"({round((levels[hi] - levels[lo]) * 100):g}% interval)") if k == 0 else None
-        ax.fill_between(x, q[:, lo], q[:, hi], color="tab:blue", alpha=0.15 + 0.3 * k / max(len(pairs), 1),
-                        lw=0, label=label)
+        label = (
+            (
+                f"{format_level(levels[lo])}-{format_level(levels[hi])} "
+                f"({round((levels[hi] - levels[lo]) * 100):g}% interval)"
+            )
+            if k == 0
+            else None
+        )
+        ax.fill_between(
+            x, q[:, lo], q[:, hi], color="tab:blue", alpha=0.15 + 0.3 * k / max(len(pairs), 1), lw=0, label=label
+        )

@@ -12,7 +12,8 @@ memmaps) and <part>.progress.json (finished chunks, rewritten atomically after e
 flushed), so a killed run resumes at the first unfinished chunk.
 
 `key16` hashes everything the numbers depend on: teacher name, checkpoint sha256, data hash,
-lookback, horizon, stride, the hidden settings and (only when asked) `quantiles`. Hidden states are reduced to `hidden_tokens`
+lookback, horizon, stride, the hidden settings and (only when asked) `quantiles`. Hidden states are reduced to
+`hidden_tokens`
 tokens by mean-pooling contiguous, near-equal groups of the teacher's tokens (0 = keep all).
 `<root>` is `cache_dir`, else $DISTILTS_CACHE_DIR, else platformdirs' user cache dir.
 A forecast-only request is also served by a complete entry with hidden states (same teacher, data
@@ -26,19 +27,19 @@ import datetime as _dt
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import platformdirs
 
-from distilts import teachers
-from distilts import distributed
+from distilts import distributed, teachers
 from distilts.cache.config import HIDDEN_DTYPES, HIDDEN_TOKENS, PARTS, TEACH_BATCH
 from distilts.cache.fill import Filler, fill_part
-from distilts.progress import Bar
 from distilts.errors import DistiltsError
+from distilts.progress import Bar
 from distilts.teachers.base import hash_checkpoint, resolve_checkpoint
 from distilts.utils import read_json, write_json
 
@@ -63,15 +64,17 @@ class TeacherCache:
     def quantiles(self, part: str) -> np.ndarray:
         """Teacher quantiles `[N, H, D, Q]` float32 at `info["quantile_levels"]` (normalized scale)."""
         if not self.info.get("quantiles"):
-            raise DistiltsError(f"The teacher cache at {self.directory} holds no quantiles: rerun `distilts teach` "
-                                "with --quantiles.")
+            raise DistiltsError(
+                f"The teacher cache at {self.directory} holds no quantiles: rerun `distilts teach` with --quantiles."
+            )
         return np.load(self._file(part, "quantiles"), mmap_mode="r")
 
     def hidden(self, part: str) -> np.ndarray:
         """Pooled teacher hidden states `[N, D, T', d_model]`."""
         if not self.info.get("hidden"):
-            raise DistiltsError(f"The teacher cache at {self.directory} holds no hidden states: rerun "
-                                "`distilts teach` with --hidden.")
+            raise DistiltsError(
+                f"The teacher cache at {self.directory} holds no hidden states: rerun `distilts teach` with --hidden."
+            )
         return np.load(self._file(part, "hidden"), mmap_mode="r")
 
     @property
@@ -84,8 +87,10 @@ class TeacherCache:
 
     def _file(self, part: str, kind: str) -> Path:
         if part not in self.info.get("parts", {}):
-            raise DistiltsError(f"The teacher cache at {self.directory} has no '{part}' part (it has "
-                                f"{', '.join(self.parts) or 'none'}). Run `distilts teach` for that part.")
+            raise DistiltsError(
+                f"The teacher cache at {self.directory} has no '{part}' part (it has "
+                f"{', '.join(self.parts) or 'none'}). Run `distilts teach` for that part."
+            )
         return self.directory / f"{part}.{kind}.npy"
 
 
@@ -99,7 +104,7 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
 
 
 def fill_teacher_cache(
-    dataset: "Dataset",
+    dataset: Dataset,
     teacher_name: str,
     teacher_path: str | None,
     lookback: int,
@@ -130,10 +135,15 @@ def fill_teacher_cache(
     local = resolve_checkpoint(path, teacher_name)
     root = cache_root(cache_dir)
     settings = {
-        "format": FORMAT_VERSION, "teacher": teacher_name,
+        "format": FORMAT_VERSION,
+        "teacher": teacher_name,
         "checkpoint_sha256": hash_checkpoint(local, memo=root / "checkpoint-hashes.json"),
-        "data_sha256": dataset.data_hash, "lookback": int(lookback), "horizon": int(horizon), "stride": int(stride),
-        "hidden": bool(hidden), "hidden_tokens": int(hidden_tokens) if hidden else None,
+        "data_sha256": dataset.data_hash,
+        "lookback": int(lookback),
+        "horizon": int(horizon),
+        "stride": int(stride),
+        "hidden": bool(hidden),
+        "hidden_tokens": int(hidden_tokens) if hidden else None,
         "hidden_dtype": hidden_dtype if hidden else None,
         **({"quantiles": True} if quantiles else {}),  # absent for point entries (their keys stay as they were)
     }
@@ -149,8 +159,9 @@ def fill_teacher_cache(
 
     comm = distributed.current()
     directory.mkdir(parents=True, exist_ok=True)
-    filler = Filler(dataset, settings, directory, batch_size,
-                    lambda: teachers.load_teacher(teacher_name, str(local), device))
+    filler = Filler(
+        dataset, settings, directory, batch_size, lambda: teachers.load_teacher(teacher_name, str(local), device)
+    )
     records = dict(meta.get("parts", {}))
     try:
         filler.check_budget(todo, records, max_cache_gb)
@@ -163,18 +174,27 @@ def fill_teacher_cache(
                 directory.rmdir()
         raise
     teacher_info = next((r["teacher"] for r in records.values() if r.get("teacher")), None)
-    meta = {**settings, "key": key, "teacher_path": path, "data_source": dataset.series.source,
-            "columns": list(dataset.columns), "teacher_info": teacher_info, "parts": records,
-            "quantile_levels": (teacher_info or {}).get("quantile_levels") if quantiles else None,
-            "created_by": "distilts", "completed_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    meta = {
+        **settings,
+        "key": key,
+        "teacher_path": path,
+        "data_source": dataset.series.source,
+        "columns": list(dataset.columns),
+        "teacher_info": teacher_info,
+        "parts": records,
+        "quantile_levels": (teacher_info or {}).get("quantile_levels") if quantiles else None,
+        "created_by": "distilts",
+        "completed_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
     if comm.is_main:
         write_json(meta_file, meta)  # last: marks the entry complete
     comm.barrier()
     return TeacherCache(directory, meta, reused=False)
 
 
-def entry_bytes(windows: int, horizon: int, n_vars: int, hidden_tokens: int = 0, d_model: int = 0,
-                hidden_dtype: str = "float16") -> dict[str, int]:
+def entry_bytes(
+    windows: int, horizon: int, n_vars: int, hidden_tokens: int = 0, d_model: int = 0, hidden_dtype: str = "float16"
+) -> dict[str, int]:
     """Bytes on disk of one cache part: forecasts `[N, H, D]` float32 and hidden `[N, D, T', d]`
     (`hidden_tokens` = T' kept; 0 = no hidden states). The .npy headers add 128 bytes each."""
     forecast = windows * horizon * n_vars * 4
@@ -186,15 +206,18 @@ def _entry_with_hidden(directory: Path, settings: dict, parts: Sequence[str]) ->
     """A complete entry with hidden states (any hidden settings) that has `parts` under otherwise
     equal settings: it serves a forecast-only request (e.g. `distilts eval`, or a KD-only run after
     `distilts teach --hidden`) without running the teacher again."""
-    prefix = directory.name[: -16]  # <teacher>-<data>-L<L>-H<H>-
+    prefix = directory.name[:-16]  # <teacher>-<data>-L<L>-H<H>-
     same = {k: v for k, v in settings.items() if not k.startswith("hidden")}
     for meta_file in sorted(directory.parent.glob(f"{prefix}*/meta.json")):
         try:
             meta = read_json(meta_file)
         except (OSError, ValueError):
             continue
-        if meta.get("hidden") and all(meta.get(k) == v for k, v in same.items()) \
-                and all(p in meta.get("parts", {}) for p in parts):
+        if (
+            meta.get("hidden")
+            and all(meta.get(k) == v for k, v in same.items())
+            and all(p in meta.get("parts", {}) for p in parts)
+        ):
             return TeacherCache(meta_file.parent, meta, reused=True)
     return None
 

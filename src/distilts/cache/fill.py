@@ -28,14 +28,15 @@ import io
 import os
 import shutil
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from distilts.distributed import SINGLE, Comm
-from distilts.progress import Bar
 from distilts.errors import DistiltsError
+from distilts.progress import Bar
 from distilts.utils import atomic_write_bytes, read_json, write_json
 
 if TYPE_CHECKING:
@@ -63,24 +64,25 @@ class Filler:
     the teacher's quantiles are cached too, `quantiles: True`.
     """
 
-    def __init__(self, dataset: "Dataset", settings: dict, directory: Path, batch_size: int,
-                 load: Callable[[], "Teacher"]) -> None:
+    def __init__(
+        self, dataset: Dataset, settings: dict, directory: Path, batch_size: int, load: Callable[[], Teacher]
+    ) -> None:
         self.dataset = dataset
         self.s = settings
         self.directory = directory
         self.batch_size = batch_size
         self._load = load
-        self._teacher: "Teacher | None" = None
+        self._teacher: Teacher | None = None
 
     @property
-    def teacher(self) -> "Teacher":
+    def teacher(self) -> Teacher:
         if self._teacher is None:
             teacher = self._load()
             teacher.check_window(self.s["lookback"], self.s["horizon"])
             self._teacher = teacher
         return self._teacher
 
-    def windows(self, part: str) -> "Windows":
+    def windows(self, part: str) -> Windows:
         return self.dataset.windows(part, self.s["lookback"], self.s["horizon"], self.s["stride"])
 
     @property
@@ -93,23 +95,31 @@ class Filler:
 
     def file(self, part: str, kind: str) -> Path:
         """`forecast` / `hidden` / `quantiles` (the partial memmaps), `progress`, `record` or `chunks` of `part`."""
-        name = {"forecast": "forecast.npy.partial", "hidden": "hidden.npy.partial",
-                "quantiles": "quantiles.npy.partial", "progress": "progress.json", "record": "json",
-                "chunks": "chunks"}[kind]
+        name = {
+            "forecast": "forecast.npy.partial",
+            "hidden": "hidden.npy.partial",
+            "quantiles": "quantiles.npy.partial",
+            "progress": "progress.json",
+            "record": "json",
+            "chunks": "chunks",
+        }[kind]
         return self.directory / f"{part}.{name}"
 
-    def compute(self, windows: "Windows", idx: np.ndarray, part: str, state: dict) -> dict[str, np.ndarray]:
+    def compute(self, windows: Windows, idx: np.ndarray, part: str, state: dict) -> dict[str, np.ndarray]:
         """The teacher's checked rows for windows `idx`: forecasts `[B, H, D]`, pooled hidden states and
         quantiles `[B, H, D, Q]` (those of `kinds`)."""
         x, _ = windows.batch(idx)
         quantiles = bool(self.s.get("quantiles"))
-        out = self.teacher.predict(x, self.s["horizon"], hidden=self.s["hidden"], **({"quantiles": True} if quantiles
-                                                                                      else {}))
+        out = self.teacher.predict(
+            x, self.s["horizon"], hidden=self.s["hidden"], **({"quantiles": True} if quantiles else {})
+        )
         rows = {"forecast": self._check(out.forecast, (len(idx), self.s["horizon"], x.shape[2]), part, idx)}
         if self.s["hidden"]:
+            assert out.hidden is not None  # predict(hidden=True) gives them
             pooled = pool_tokens(out.hidden, self.s["hidden_tokens"])
             rows["hidden"] = self._check(pooled, (len(idx), *state["hidden_shape"][1:]), part, idx)
         if quantiles:
+            assert out.quantiles is not None  # predict(quantiles=True) gives them
             rows["quantiles"] = self._check(out.quantiles, (len(idx), *state["quantiles_shape"][1:]), part, idx)
         return rows
 
@@ -128,6 +138,7 @@ class Filler:
 
     def check_budget(self, todo: Sequence[str], complete: dict, max_cache_gb: float | None) -> None:
         """Refuse, before any teacher call, a fill that exceeds `max_cache_gb` or the free disk space."""
+
         def size(shape: list[int] | None, dtype: str) -> int:
             return 0 if shape is None else int(np.prod(shape)) * np.dtype(dtype).itemsize
 
@@ -136,21 +147,31 @@ class Filler:
         for part in todo:
             shapes = self.shapes(len(self.windows(part)))
             new[part] = sum(size(shape, self.dtype(k) or hd) for k, shape in shapes.items())
-        old = sum(size(r.get("forecast_shape"), "float32") + size(r.get("hidden_shape"), hd)
-                  + size(r.get("quantiles_shape"), "float32") for r in complete.values())
+        old = sum(
+            size(r.get("forecast_shape"), "float32")
+            + size(r.get("hidden_shape"), hd)
+            + size(r.get("quantiles_shape"), "float32")
+            for r in complete.values()
+        )
         total = old + sum(new.values())
         detail = ", ".join(f"{p} {v / 1e9:.3g} GB" for p, v in new.items())
-        fix = ("Bound it with a larger --stride (or --max-train-windows), fewer --hidden-tokens, fewer --parts, or "
-               "no --hidden (distill: --teacher-hidden online computes hidden states in the training loop).")
+        fix = (
+            "Bound it with a larger --stride (or --max-train-windows), fewer --hidden-tokens, fewer --parts, or "
+            "no --hidden (distill: --teacher-hidden online computes hidden states in the training loop)."
+        )
         if max_cache_gb is not None and total > max_cache_gb * 1e9:
-            raise DistiltsError(f"This teacher cache entry would take {total / 1e9:.3g} GB ({detail}"
-                                f"{f', plus {old / 1e9:.3g} GB already cached' if old else ''}), more than "
-                                f"--max-cache-gb {max_cache_gb:g}. {fix}")
+            raise DistiltsError(
+                f"This teacher cache entry would take {total / 1e9:.3g} GB ({detail}"
+                f"{f', plus {old / 1e9:.3g} GB already cached' if old else ''}), more than "
+                f"--max-cache-gb {max_cache_gb:g}. {fix}"
+            )
         free = shutil.disk_usage(self.directory).free
         if sum(new.values()) > free:
-            raise DistiltsError(f"This teacher cache fill needs {sum(new.values()) / 1e9:.3g} GB ({detail}) but "
-                                f"{self.directory} has {free / 1e9:.3g} GB free. Use --cache-dir on a larger disk. "
-                                f"{fix}")
+            raise DistiltsError(
+                f"This teacher cache fill needs {sum(new.values()) / 1e9:.3g} GB ({detail}) but "
+                f"{self.directory} has {free / 1e9:.3g} GB free. Use --cache-dir on a larger disk. "
+                f"{fix}"
+            )
 
     def start(self, part: str, n: int) -> dict:
         """The part's progress state: resumed from an interrupted run when it matches its partial
@@ -160,10 +181,17 @@ class Filler:
             info = self.teacher.info
             shapes = self.shapes(n)
             for kind, shape in shapes.items():
-                np.lib.format.open_memmap(self.file(part, kind), mode="w+", dtype=np.dtype(self.dtype(kind)),
-                                          shape=tuple(shape)).flush()
-            state = {"windows": n, "chunk_size": self.batch_size, "forecast_shape": shapes["forecast"],
-                     "hidden_shape": shapes.get("hidden"), "teacher": info, "done": []}
+                np.lib.format.open_memmap(
+                    self.file(part, kind), mode="w+", dtype=np.dtype(self.dtype(kind)), shape=tuple(shape)
+                ).flush()
+            state = {
+                "windows": n,
+                "chunk_size": self.batch_size,
+                "forecast_shape": shapes["forecast"],
+                "hidden_shape": shapes.get("hidden"),
+                "teacher": info,
+                "done": [],
+            }
             if "quantiles" in shapes:
                 state["quantiles_shape"] = shapes["quantiles"]
             write_json(self.file(part, "progress"), state)
@@ -174,9 +202,13 @@ class Filler:
         d = self.directory
         for kind in self.kinds:
             os.replace(self.file(part, kind), d / f"{part}.{kind}.npy")
-        record = {"windows": state["windows"], "forecast_shape": state["forecast_shape"],
-                  "hidden_shape": state["hidden_shape"], "chunk_size": state["chunk_size"],
-                  "teacher": state.get("teacher")}
+        record = {
+            "windows": state["windows"],
+            "forecast_shape": state["forecast_shape"],
+            "hidden_shape": state["hidden_shape"],
+            "chunk_size": state["chunk_size"],
+            "teacher": state.get("teacher"),
+        }
         if "quantiles_shape" in state:
             record["quantiles_shape"] = state["quantiles_shape"]
         write_json(self.file(part, "record"), record)
@@ -189,9 +221,10 @@ class Filler:
             return None
         try:
             state = read_json(progress)
-            ok = state["windows"] == n and all(state.get(f"{k}_shape") is not None
-                                               and _npy_shape(self.file(part, k)) == tuple(state[f"{k}_shape"])
-                                               for k in self.kinds)
+            ok = state["windows"] == n and all(
+                state.get(f"{k}_shape") is not None and _npy_shape(self.file(part, k)) == tuple(state[f"{k}_shape"])
+                for k in self.kinds
+            )
         except (ValueError, KeyError, OSError):
             return None
         return state if ok else None
@@ -199,11 +232,15 @@ class Filler:
     def _check(self, arr: np.ndarray, shape: tuple, part: str, idx: np.ndarray) -> np.ndarray:
         name = self.s["teacher"]
         if arr is None or tuple(arr.shape) != tuple(shape):
-            raise DistiltsError(f"The {name} teacher returned shape {None if arr is None else arr.shape} for windows "
-                                f"{idx[0]}..{idx[-1]} of the {part} part; expected {shape}. This is a bug in its adapter.")
+            raise DistiltsError(
+                f"The {name} teacher returned shape {None if arr is None else arr.shape} for windows "
+                f"{idx[0]}..{idx[-1]} of the {part} part; expected {shape}. This is a bug in its adapter."
+            )
         if not np.isfinite(arr).all():
-            raise DistiltsError(f"The {name} teacher produced non-finite values for windows {idx[0]}..{idx[-1]} "
-                                f"of the {part} part. Check the checkpoint, or the data for extreme values.")
+            raise DistiltsError(
+                f"The {name} teacher produced non-finite values for windows {idx[0]}..{idx[-1]} "
+                f"of the {part} part. Check the checkpoint, or the data for extreme values."
+            )
         return arr
 
 
@@ -225,7 +262,7 @@ def fill_part(filler: Filler, part: str, bar: Bar, comm: Comm = SINGLE) -> dict:
     plan = comm.broadcast(plan)
     state, pending = plan["state"], plan["pending"]
     chunk = state["chunk_size"]
-    mine = pending[comm.rank::comm.world]
+    mine = pending[comm.rank :: comm.world]
     label = f"{part} ({comm.world} ranks)" if comm.active else part
     bar.start(f"teacher on {label}", n, n - sum(len(_index(c, chunk, n)) for c in pending))
     if comm.is_main:
@@ -241,8 +278,7 @@ def fill_part(filler: Filler, part: str, bar: Bar, comm: Comm = SINGLE) -> dict:
     return comm.broadcast(record)
 
 
-def _fill_own(filler: Filler, windows: "Windows", part: str, state: dict, mine: list[int], bar: Bar,
-              world: int) -> None:
+def _fill_own(filler: Filler, windows: Windows, part: str, state: dict, mine: list[int], bar: Bar, world: int) -> None:
     """Rank 0: compute its chunks straight into the part's memmaps."""
     n, chunk = state["windows"], state["chunk_size"]
     maps = _open(filler, part)
@@ -279,9 +315,11 @@ def _merge(filler: Filler, part: str, state: dict, wait_s: float = 0.0) -> None:
         time.sleep(2.0)
     del maps
     if missing:
-        raise DistiltsError(f"The sharded teacher cache fill of the {part} part is missing chunks {missing[:8]}"
-                            f"{' ...' if len(missing) > 8 else ''} after every rank finished; rerun the same "
-                            "command to compute them.")
+        raise DistiltsError(
+            f"The sharded teacher cache fill of the {part} part is missing chunks {missing[:8]}"
+            f"{' ...' if len(missing) > 8 else ''} after every rank finished; rerun the same "
+            "command to compute them."
+        )
     if cdir.is_dir():
         with contextlib.suppress(OSError):
             for leftover in cdir.iterdir():  # temp files of a rank killed mid-write
@@ -289,13 +327,13 @@ def _merge(filler: Filler, part: str, state: dict, wait_s: float = 0.0) -> None:
             cdir.rmdir()
 
 
-def _open(filler: Filler, part: str) -> dict[str, np.ndarray]:
+def _open(filler: Filler, part: str) -> dict[str, np.memmap]:
     return {k: np.lib.format.open_memmap(filler.file(part, k), mode="r+") for k in filler.kinds}
 
 
-def _store(maps: dict[str, np.ndarray], idx: np.ndarray, rows: dict[str, np.ndarray]) -> None:
+def _store(maps: dict[str, np.memmap], idx: np.ndarray, rows: dict[str, np.ndarray]) -> None:
     for kind, arr in maps.items():
-        arr[idx[0]: idx[-1] + 1] = rows[kind]
+        arr[idx[0] : idx[-1] + 1] = rows[kind]
         arr.flush()
 
 

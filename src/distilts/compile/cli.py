@@ -19,33 +19,84 @@ from distilts.targets import resolve_job
 
 @click.command(name="compile")
 @click.argument("model_dir", type=click.Path(file_okay=False))
-@click.option("--target", "targets", multiple=True, required=True, metavar="TARGET",
-              help="A format (onnx, openvino, tflite, tflm, ethos-u, c) or a named target (see `distilts targets`). Repeat or "
-                   "comma-separate for several artifacts in one call.")
-@click.option("--int8", is_flag=True, help="Post-training int8 quantization, calibrated on train windows "
-                                            "(overrides a named target's precision).")
-@click.option("--batch", "batches", multiple=True, type=click.IntRange(min=1),
-              help="TFLite batch size(s) to compile (fixed-batch format; repeatable). Default: the target's "
-                   "batch, else 1. ONNX and OpenVINO always take any batch.")
-@click.option("--calib-windows", type=click.IntRange(min=0), default=DEFAULT_CALIB_WINDOWS, show_default=True,
-              help="Train windows used to calibrate int8 activation ranges.")
-@click.option("--verify-windows", type=click.IntRange(min=1), default=DEFAULT_VERIFY_WINDOWS, show_default=True,
-              help="Held-out (test split) windows each artifact is checked on against the PyTorch student.")
-@click.option("--data", "data_path", type=click.Path(dir_okay=False), default=None,
-              help="The series the student was trained on (default: the path recorded in its config.json).")
-@click.option("--verify-on", "verify_on", multiple=True, type=click.Choice(["aarch64"]),
-              help="Also run the verification windows on this architecture (an emulated arm64 device, built "
-                   "once into a cache: scripts/arm64-device.sh). Automatic for arm64 targets (rpi4, rpi5, "
-                   "jetson-cpu).")
-@click.option("--passes/--no-passes", default=True, show_default=True,
-              help="Module passes before export (docs/compile.md): fold a linear student (DLinear) and its scaler "
-                   "into one MatMul + Add. --no-passes exports the student's graph as written.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Output directory; each artifact goes to OUT/<format>-<precision>[-<target>]/. "
-                   "Default: MODEL_DIR/artifacts.")
-def compile_cmd(model_dir: str, targets: tuple[str, ...], int8: bool, batches: tuple[int, ...],
-                calib_windows: int, verify_windows: int, verify_on: tuple[str, ...], data_path: str | None,
-                passes: bool, out_dir: str | None) -> None:
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    required=True,
+    metavar="TARGET",
+    help="A format (onnx, openvino, tflite, tflm, ethos-u, c) or a named target (see `distilts targets`). Repeat or "
+    "comma-separate for several artifacts in one call.",
+)
+@click.option(
+    "--int8",
+    is_flag=True,
+    help="Post-training int8 quantization, calibrated on train windows (overrides a named target's precision).",
+)
+@click.option(
+    "--batch",
+    "batches",
+    multiple=True,
+    type=click.IntRange(min=1),
+    help="TFLite batch size(s) to compile (fixed-batch format; repeatable). Default: the target's "
+    "batch, else 1. ONNX and OpenVINO always take any batch.",
+)
+@click.option(
+    "--calib-windows",
+    type=click.IntRange(min=0),
+    default=DEFAULT_CALIB_WINDOWS,
+    show_default=True,
+    help="Train windows used to calibrate int8 activation ranges.",
+)
+@click.option(
+    "--verify-windows",
+    type=click.IntRange(min=1),
+    default=DEFAULT_VERIFY_WINDOWS,
+    show_default=True,
+    help="Held-out (test split) windows each artifact is checked on against the PyTorch student.",
+)
+@click.option(
+    "--data",
+    "data_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The series the student was trained on (default: the path recorded in its config.json).",
+)
+@click.option(
+    "--verify-on",
+    "verify_on",
+    multiple=True,
+    type=click.Choice(["aarch64"]),
+    help="Also run the verification windows on this architecture (an emulated arm64 device, built "
+    "once into a cache: scripts/arm64-device.sh). Automatic for arm64 targets (rpi4, rpi5, "
+    "jetson-cpu).",
+)
+@click.option(
+    "--passes/--no-passes",
+    default=True,
+    show_default=True,
+    help="Module passes before export (docs/compile.md): fold a linear student (DLinear) and its scaler "
+    "into one MatMul + Add. --no-passes exports the student's graph as written.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Output directory; each artifact goes to OUT/<format>-<precision>[-<target>]/. Default: MODEL_DIR/artifacts.",
+)
+def compile_cmd(
+    model_dir: str,
+    targets: tuple[str, ...],
+    int8: bool,
+    batches: tuple[int, ...],
+    calib_windows: int,
+    verify_windows: int,
+    verify_on: tuple[str, ...],
+    data_path: str | None,
+    passes: bool,
+    out_dir: str | None,
+) -> None:
     """Export a distilled student to ONNX, OpenVINO IR or TFLite (fp32 or int8) and verify it.
 
     The artifact takes raw values [B, L, D] and returns raw-scale forecasts [B, H, D] (the scaler is
@@ -71,9 +122,17 @@ def compile_cmd(model_dir: str, targets: tuple[str, ...], int8: bool, batches: t
     from distilts.compile.pipeline import compile_student
 
     out = Path(out_dir) if out_dir else Path(model_dir) / "artifacts"
-    results = compile_student(model_dir, unique, out, data_path=data_path, calib_windows=calib_windows,
-                              verify_windows=verify_windows, verify_on=verify_on, passes=passes,
-                              log=lambda s: click.echo(s, err=True))
+    results = compile_student(
+        model_dir,
+        unique,
+        out,
+        data_path=data_path,
+        calib_windows=calib_windows,
+        verify_windows=verify_windows,
+        verify_on=verify_on,
+        passes=passes,
+        log=lambda s: click.echo(s, err=True),
+    )
     _print_table(results)
 
 
@@ -103,15 +162,24 @@ def _print_table(results) -> None:
     from distilts.compile.verify import TOLERANCES
 
     tol = "; ".join(f"{p} rel-MSE <= {t['rel_mse']:g}, max abs <= {t['max_abs']:g}" for p, t in TOLERANCES.items())
-    table = Table(title="Artifacts, verified against the PyTorch student", caption=f"normalized-scale errors on "
-                  f"held-out windows; tolerance {tol}")
+    table = Table(
+        title="Artifacts, verified against the PyTorch student",
+        caption=f"normalized-scale errors on held-out windows; tolerance {tol}",
+    )
     for col in ("artifact", "size", "int8 method", "rel-MSE", "max abs", "verified on", "time"):
         table.add_column(col, justify="left" if col in ("artifact", "int8 method", "verified on") else "right")
     for r in results:
         v = r.manifest["verification"]
         method = (r.manifest.get("quantization") or {}).get("method") or "-"
-        table.add_row(r.directory.name, _size(r.size), method, f"{v['rel_mse']:.1e}", f"{v['max_abs_err']:.1e}",
-                      _archs(r.manifest), f"{r.seconds:.1f}s")
+        table.add_row(
+            r.directory.name,
+            _size(r.size),
+            method,
+            f"{v['rel_mse']:.1e}",
+            f"{v['max_abs_err']:.1e}",
+            _archs(r.manifest),
+            f"{r.seconds:.1f}s",
+        )
     console = Console()
     console.print(table)
     for r in results:
@@ -138,21 +206,30 @@ def _below_the_pi(manifest: dict) -> list[str]:
     mcu = manifest.get("mcu")
     if mcu:
         fits = mcu.get("fits")
-        out.append(f"tensor arena {mcu['tensor_arena_bytes']:,} B, model {mcu['flash_bytes']:,} B"
-                   + (f" (profile: {fits['sram_bytes'] // 1024} KiB SRAM, {fits['flash_bytes'] // 1024} KiB flash)"
-                      if fits else ""))
+        out.append(
+            f"tensor arena {mcu['tensor_arena_bytes']:,} B, model {mcu['flash_bytes']:,} B"
+            + (
+                f" (profile: {fits['sram_bytes'] // 1024} KiB SRAM, {fits['flash_bytes'] // 1024} KiB flash)"
+                if fits
+                else ""
+            )
+        )
         v = mcu.get("vela")
         if v:
-            out.append(f"Vela {v['accelerator']}: {len(v['npu_operators'])} NPU / {len(v['cpu_operators'])} CPU "
-                       f"operators, {v['macs_npu_share']:.0%} of {v['macs_total']:,} MACs on the NPU, "
-                       f"{v['cycles_total']:,} cycles = {v['inference_time_ms']:.3f} ms, SRAM {v['sram_bytes']:,} B")
+            out.append(
+                f"Vela {v['accelerator']}: {len(v['npu_operators'])} NPU / {len(v['cpu_operators'])} CPU "
+                f"operators, {v['macs_npu_share']:.0%} of {v['macs_total']:,} MACs on the NPU, "
+                f"{v['cycles_total']:,} cycles = {v['inference_time_ms']:.3f} ms, SRAM {v['sram_bytes']:,} B"
+            )
             if v.get("warning"):
                 out.append(f"WARNING: {v['warning']}")
     if manifest.get("c"):
-        out.append(f"C: {manifest['c']['flash_bytes']:,} B of constants, forecast() stack ~"
-                   f"{manifest['c']['stack_bytes_approx']:,} B, no heap")
+        out.append(
+            f"C: {manifest['c']['flash_bytes']:,} B of constants, forecast() stack ~"
+            f"{manifest['c']['stack_bytes_approx']:,} B, no heap"
+        )
     return out
 
 
 def _size(n: int) -> str:
-    return f"{n / 1024:.1f} KiB" if n < 1024 ** 2 else f"{n / 1024 ** 2:.2f} MiB"
+    return f"{n / 1024:.1f} KiB" if n < 1024**2 else f"{n / 1024**2:.2f} MiB"

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from distilts.data import Split, make_windows
-from distilts.data.panel import Panel, PanelDataset, panel_windows
+from distilts.data.panel import Panel, PanelDataset, PanelSplit, panel_windows
 from distilts.errors import DataError
 from distilts.students.data import dataset_for_student
 
@@ -37,7 +37,7 @@ class CompileData:
         return w.inputs(idx)
 
 
-def load_compile_data(config: dict, data_path: str | None) -> CompileData:
+def load_compile_data(config: dict, data_path: str | None) -> AnyCompileData:
     """The series the student was trained on (or `data_path`), with the student's columns and split."""
     source = str((config.get("data") or {}).get("source") or "")
     args: dict = {"path": data_path, "columns": None, "split": None, "fill": None, "date_column": None}
@@ -50,15 +50,23 @@ def load_compile_data(config: dict, data_path: str | None) -> CompileData:
         else:
             raise DataError(
                 f"The student was trained on '{source or 'unknown data'}', which is not found here. Pass the "
-                "CSV with --data (needed for int8 calibration and for verifying the artifact).")
+                "CSV with --data (needed for int8 calibration and for verifying the artifact)."
+            )
     if args["split"] is None:
         args["split"] = "auto"
     ds = dataset_for_student(config, args)
     if isinstance(ds, PanelDataset):
-        return PanelCompileData(ds.panel, ds.split, ds.series.source, ds.data_hash, int(config["lookback"]),
-                                int(config["horizon"]))
-    return CompileData(np.ascontiguousarray(ds.series.values, dtype=np.float32), ds.split, ds.series.source,
-                       ds.data_hash, int(config["lookback"]), int(config["horizon"]))
+        return PanelCompileData(
+            ds.panel, ds.split, ds.series.source, ds.data_hash, int(config["lookback"]), int(config["horizon"])
+        )
+    return CompileData(
+        np.ascontiguousarray(ds.series.values, dtype=np.float32),
+        ds.split,
+        ds.series.source,
+        ds.data_hash,
+        int(config["lookback"]),
+        int(config["horizon"]),
+    )
 
 
 @dataclass
@@ -66,7 +74,7 @@ class PanelCompileData:
     """A panel's raw series (global students, D=1): windows pooled over series, evenly spaced."""
 
     panel: Panel
-    split: object  # PanelSplit (per series)
+    split: PanelSplit  # per series
     source: str
     data_hash: str
     lookback: int
@@ -79,3 +87,6 @@ class PanelCompileData:
             return np.zeros((0, self.lookback, 1), np.float32)
         idx = np.unique(np.linspace(0, len(w) - 1, num=min(n, len(w))).round().astype(np.int64))
         return w.inputs(idx)
+
+
+AnyCompileData = CompileData | PanelCompileData  # what compile verifies and calibrates on

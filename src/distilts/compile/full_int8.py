@@ -33,8 +33,10 @@ from distilts.runtime.int8_io import METADATA, per_variate
 from distilts.utils import atomic_write_bytes
 
 METHOD = "full-int8"
-NOTE = ("ai-edge-quantizer static_wi8_ai8: per-channel int8 weights, int8 activations calibrated on train windows, "
-        "int8 input/output tensors; the scaler is folded into the input/output quantization (per variate)")
+NOTE = (
+    "ai-edge-quantizer static_wi8_ai8: per-channel int8 weights, int8 activations calibrated on train windows, "
+    "int8 input/output tensors; the scaler is folded into the input/output quantization (per variate)"
+)
 
 
 def normalized_module(student):
@@ -46,8 +48,9 @@ def build_file(module, config: dict, calib_x: np.ndarray, out: Path, batch: int 
     """The full-int8 file of `module` (normalized scale) at `batch`, its scaler embedded; returns its `io`."""
     mean = np.asarray(config["scaler"]["mean"], np.float64)
     std = np.asarray(config["scaler"]["std"], np.float64)
-    export(module, int(config["lookback"]), len(config["columns"]), ((calib_x - mean) / std).astype(np.float32),
-           out, batch)
+    export(
+        module, int(config["lookback"]), len(config["columns"]), ((calib_x - mean) / std).astype(np.float32), out, batch
+    )
     io = io_record(tensor_io(out), mean, std)
     embed_io(out, io)
     return io
@@ -64,8 +67,10 @@ def export(module, lookback: int, n_variates: int, calib_z: np.ndarray, out: Pat
         litert_torch.convert(module, (torch.zeros(batch, lookback, n_variates),)).export(str(fp32))
         q = quantizer.Quantizer(str(fp32), recipe.static_wi8_ai8())
         sig = _signature(fp32)
-        data = [{sig: np.ascontiguousarray(_padded(calib_z[lo:lo + batch], batch), np.float32)}
-                for lo in range(0, len(calib_z), batch)]
+        data = [
+            {sig: np.ascontiguousarray(_padded(calib_z[lo : lo + batch], batch), np.float32)}
+            for lo in range(0, len(calib_z), batch)
+        ]
         calibration = _calibrate(q, data)
         q.quantize(calibration).export_model(str(out), overwrite=True)
     fp32.unlink()
@@ -104,9 +109,11 @@ def tensor_io(path: Path) -> dict:
 
 def io_record(tensors: dict, mean, std) -> dict:
     """The `distilts_io` metadata / manifest `io`: the scaler, each tensor's quantization and its per-variate form."""
-    out = {"layout": "[batch, time, variate]", "scaler": {"mean": [float(v) for v in mean],
-                                                          "std": [float(v) for v in std]},
-           "normalization": "folded into the per-variate scale and zero point: q = round(x / scale + zero_point)"}
+    out = {
+        "layout": "[batch, time, variate]",
+        "scaler": {"mean": [float(v) for v in mean], "std": [float(v) for v in std]},
+        "normalization": "folded into the per-variate scale and zero point: q = round(x / scale + zero_point)",
+    }
     for side in ("input", "output"):
         out[side] = {**tensors[side], "per_variate": per_variate(tensors[side], mean, std)}
     return out
@@ -121,7 +128,7 @@ def embed_io(path: Path, io: dict) -> None:
     model = schema.ModelT.InitFromPackedBuf(raw, 0)
     for b in model.buffers or []:  # buffers stored after the flatbuffer (offset/size): inline them, the repack
         if b.offset and b.offset > 1:  # below drops everything past the flatbuffer itself
-            b.data = np.frombuffer(raw[b.offset: b.offset + b.size], np.uint8)
+            b.data = np.frombuffer(raw[b.offset : b.offset + b.size], np.uint8)
             b.offset, b.size = 0, 0
     buf = schema.BufferT()
     buf.data = np.frombuffer(json.dumps(io).encode(), np.uint8)

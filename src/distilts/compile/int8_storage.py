@@ -23,8 +23,10 @@ import numpy as np
 from distilts.quiet import quiet
 
 NAME = "int8-storage"
-NOTE = ("int8 weights (symmetric, per output channel) dequantized once when the runtime loads the model: float "
-        "arithmetic, fp32 speed, the same numbers on every ISA")
+NOTE = (
+    "int8 weights (symmetric, per output channel) dequantized once when the runtime loads the model: float "
+    "arithmetic, fp32 speed, the same numbers on every ISA"
+)
 
 
 def quantize(w: np.ndarray, reduce_axis: int) -> tuple[np.ndarray, np.ndarray]:
@@ -53,8 +55,10 @@ def onnx_file(fp32_path: Path, dest: Path) -> Path | None:
         new_inits += [numpy_helper.from_array(q, f"{n}_q"), numpy_helper.from_array(scale, f"{n}_scale")]
         # Cast x Mul, not DequantizeLinear: onnxruntime constant-folds these at load (its optimized graph is
         # the fp32 one), while DequantizeLinear + MatMul is fused into MatMulNBits, which dequantizes per call
-        nodes += [helper.make_node("Cast", [f"{n}_q"], [f"{n}_float"], to=onnx.TensorProto.FLOAT, name=f"{n}_cast"),
-                  helper.make_node("Mul", [f"{n}_float", f"{n}_scale"], [n], name=f"{n}_dequantize")]
+        nodes += [
+            helper.make_node("Cast", [f"{n}_q"], [f"{n}_float"], to=onnx.TensorProto.FLOAT, name=f"{n}_cast"),
+            helper.make_node("Mul", [f"{n}_float", f"{n}_scale"], [n], name=f"{n}_dequantize"),
+        ]
     if not nodes:
         return None
     del g.initializer[:]

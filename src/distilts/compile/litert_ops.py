@@ -25,8 +25,12 @@ def io_details(model: bytes) -> dict:
     out = {}
     for side, [d] in (("input", it.get_input_details()), ("output", it.get_output_details())):
         scale, zero = d["quantization"]
-        out[side] = {"dtype": np.dtype(d["dtype"]).name, "shape": [int(v) for v in d["shape"]],
-                     "scale": float(scale), "zero_point": int(zero)}
+        out[side] = {
+            "dtype": np.dtype(d["dtype"]).name,
+            "shape": [int(v) for v in d["shape"]],
+            "scale": float(scale),
+            "zero_point": int(zero),
+        }
     return out
 
 

@@ -19,7 +19,7 @@ from distilts.compile import verify
 from distilts.compile.backends import runtime_backend
 from distilts.compile.backends.onnx import read_opset
 from distilts.compile.crossarch import ArchCheck
-from distilts.compile.data import CompileData
+from distilts.compile.data import AnyCompileData
 from distilts.compile.verify import Candidate
 from distilts.runtime.arch import host_arch, host_isa
 from distilts.runtime.batching import run_file
@@ -51,12 +51,25 @@ def model_entry(directory: Path, file: str, batch: int | None, role: str | None 
     return entry
 
 
-def build_manifest(*, backend: str, precision: str, models: list[dict], config: dict, student_dir: Path,
-                   target: dict | None, quantization: dict | None, verification: dict,
-                   golden_in: np.ndarray, golden_out: np.ndarray, atol: float, rtol: float,
-                   opset: int | None, architectures: dict | None = None,
-                   golden_by_isa: dict | None = None,
-                   passes: list[dict] | None = None) -> dict[str, Any]:
+def build_manifest(
+    *,
+    backend: str,
+    precision: str,
+    models: list[dict],
+    config: dict,
+    student_dir: Path,
+    target: dict | None,
+    quantization: dict | None,
+    verification: dict,
+    golden_in: np.ndarray,
+    golden_out: np.ndarray,
+    atol: float,
+    rtol: float,
+    opset: int | None,
+    architectures: dict | None = None,
+    golden_by_isa: dict | None = None,
+    passes: list[dict] | None = None,
+) -> dict[str, Any]:
     """The manifest dict, every field of the schema in order.
 
     architectures: {arch: {"verified", "isa", errors or "reason", ...}}; golden_by_isa: {isa: output}
@@ -64,49 +77,89 @@ def build_manifest(*, backend: str, precision: str, models: list[dict], config: 
     """
     L, H, D = int(config["lookback"]), int(config["horizon"]), len(config["columns"])
     levels = (config["student"].get("kwargs") or {}).get("quantiles")
-    batches = sorted({m["batch"] for m in models if m.get("role") in (None, "model")}, key=lambda b: (b is None, b or 0))
+    batches = sorted(
+        {m["batch"] for m in models if m.get("role") in (None, "model")}, key=lambda b: (b is None, b or 0)
+    )
     shape_batch = batches[0] if len(batches) == 1 else None
     cfg_path = Path(student_dir) / "config.json"
     return {
-        "format": FORMAT, "version": VERSION,
-        "backend": backend, "precision": precision,
+        "format": FORMAT,
+        "version": VERSION,
+        "backend": backend,
+        "precision": precision,
         "models": models,
         "input": {"name": "x", "shape": [shape_batch, L, D], "dtype": "float32"},
-        "output": {"name": "y", "shape": [shape_batch, D, H, len(levels)] if levels else [shape_batch, H, D],
-                   "dtype": "float32"},
-        **({"quantiles": {"levels": [float(v) for v in levels], "median_index": [float(v) for v in levels].index(0.5),
-                          "layout": "[B, D, H, Q]",
-                          "guarantee": "levels never cross (median + cumulative non-negative gaps, in the graph)"}}
-           if levels else {}),
-        "lookback": L, "horizon": H, "columns": list(config["columns"]),
+        "output": {
+            "name": "y",
+            "shape": [shape_batch, D, H, len(levels)] if levels else [shape_batch, H, D],
+            "dtype": "float32",
+        },
+        **(
+            {
+                "quantiles": {
+                    "levels": [float(v) for v in levels],
+                    "median_index": [float(v) for v in levels].index(0.5),
+                    "layout": "[B, D, H, Q]",
+                    "guarantee": "levels never cross (median + cumulative non-negative gaps, in the graph)",
+                }
+            }
+            if levels
+            else {}
+        ),
+        "lookback": L,
+        "horizon": H,
+        "columns": list(config["columns"]),
         "freq_seconds": config.get("freq_seconds"),
         "normalization": "in-graph",
-        "scaler": {"mean": [float(v) for v in config["scaler"]["mean"]],
-                   "std": [float(v) for v in config["scaler"]["std"]]},
-        "student": {"name": config["student"]["name"], "param_count": config.get("param_count"),
-                    "config_sha256": sha256_file(cfg_path), "dir": str(Path(student_dir).resolve())},
+        "scaler": {
+            "mean": [float(v) for v in config["scaler"]["mean"]],
+            "std": [float(v) for v in config["scaler"]["std"]],
+        },
+        "student": {
+            "name": config["student"]["name"],
+            "param_count": config.get("param_count"),
+            "config_sha256": sha256_file(cfg_path),
+            "dir": str(Path(student_dir).resolve()),
+        },
         "target": target,
         "passes": list(passes or []),  # compile passes applied, in order (docs/compile.md); absent in old manifests
         "quantization": quantization,
         "verification": verification,
         "architectures": architectures or {},
-        "golden": {"input": np.asarray(golden_in, np.float32).tolist(),
-                   "output": np.asarray(golden_out, np.float32).tolist(), "isa": host_isa(),
-                   "atol": float(atol), "rtol": float(rtol), "by_isa": golden_by_isa or {}},
+        "golden": {
+            "input": np.asarray(golden_in, np.float32).tolist(),
+            "output": np.asarray(golden_out, np.float32).tolist(),
+            "isa": host_isa(),
+            "atol": float(atol),
+            "rtol": float(rtol),
+            "by_isa": golden_by_isa or {},
+        },
         "opset": opset,
         "created_by": f"distilts {__version__}",
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
 
 
-def artifact_manifest(job: CompileJob, directory: Path, models: list[dict], best: Candidate,
-                            candidates: list[Candidate], config: dict, student_dir: Path, data: CompileData,
-                            verify_x: np.ndarray, calib_x: np.ndarray | None, checks: dict[str, ArchCheck],
-                            passes: list[dict], chosen_by: str = "") -> dict:
+def artifact_manifest(
+    job: CompileJob,
+    directory: Path,
+    models: list[dict],
+    best: Candidate,
+    candidates: list[Candidate],
+    config: dict,
+    student_dir: Path,
+    data: AnyCompileData,
+    verify_x: np.ndarray,
+    calib_x: np.ndarray | None,
+    checks: dict[str, ArchCheck],
+    passes: list[dict],
+    chosen_by: str = "",
+) -> dict:
     """The manifest of the chosen candidate `best`, whose files are placed in `directory` as `models`.
 
     checks: {arch: ArchCheck} of the other architectures it was verified on; passes: every pass
-    applied, in order; chosen_by: the rule that chose `best` (distilts.compile.select). The golden pair is the first verification window and its forecast here.
+    applied, in order; chosen_by: the rule that chose `best` (distilts.compile.select). The golden pair is the first
+    verification window and its forecast here.
     """
     golden_in = verify_x[:1]
     backend = runtime_backend(job.format)
@@ -116,27 +169,51 @@ def artifact_manifest(job: CompileJob, directory: Path, models: list[dict], best
     atol_frac, rtol = verify.GOLDEN_TOL[job.precision]
     quant = None
     if job.precision == "int8":
-        quant = {"method": best.method, "isa": job.isa, "calib_windows": int(len(calib_x)), "calib_part": "train",
-                 "note": best.note, "chosen_by": chosen_by,
-                 "candidates": {c.method: {**c.errors, "latency_ms_b1": c.latency_ms} for c in candidates}}
+        quant = {
+            "method": best.method,
+            "isa": job.isa,
+            "calib_windows": 0 if calib_x is None else int(len(calib_x)),
+            "calib_part": "train",
+            "note": best.note,
+            "chosen_by": chosen_by,
+            "candidates": {c.method: {**c.errors, "latency_ms_b1": c.latency_ms} for c in candidates},
+        }
     target = None
     if job.target is not None:
         t = job.target
-        target = {"name": t.name, "threads": t.threads, "batch": t.batch, "mode": t.mode,
-                  "description": t.description}
-        if t.sram_kib:
+        target = {"name": t.name, "threads": t.threads, "batch": t.batch, "mode": t.mode, "description": t.description}
+        if t.sram_kib and t.flash_kib:
             target.update(sram_bytes=t.sram_kib * 1024, flash_bytes=t.flash_kib * 1024, accelerator=t.accelerator)
-    verification = {"windows": int(len(verify_x)), "part": "test", **best.errors,
-                    "tolerance": dict(verify.TOLERANCES[job.precision]), "passed": True,
-                    "reference": "pytorch student (scaler folded in), normalized-scale errors",
-                    "data": data.source, "data_hash": data.data_hash}
+    verification = {
+        "windows": int(len(verify_x)),
+        "part": "test",
+        **best.errors,
+        "tolerance": dict(verify.TOLERANCES[job.precision]),
+        "passed": True,
+        "reference": "pytorch student (scaler folded in), normalized-scale errors",
+        "data": data.source,
+        "data_hash": data.data_hash,
+    }
     archs, by_isa = architectures(job, best.errors, checks)
     opset = read_opset(directory / models[0]["file"]) if job.format == "onnx" else None
-    manifest = build_manifest(backend=backend, precision=job.precision, models=models, config=config,
-                              student_dir=student_dir, target=target, quantization=quant,
-                              verification=verification, golden_in=golden_in, golden_out=golden_out,
-                              atol=atol_frac * float(std.max()), rtol=rtol, opset=opset,
-                              architectures=archs, golden_by_isa=by_isa, passes=passes)
+    manifest = build_manifest(
+        backend=backend,
+        precision=job.precision,
+        models=models,
+        config=config,
+        student_dir=student_dir,
+        target=target,
+        quantization=quant,
+        verification=verification,
+        golden_in=golden_in,
+        golden_out=golden_out,
+        atol=atol_frac * float(std.max()),
+        rtol=rtol,
+        opset=opset,
+        architectures=archs,
+        golden_by_isa=by_isa,
+        passes=passes,
+    )
     if job.format != backend:
         manifest["format_name"] = job.format  # tflm / ethos-u: a TFLite file LiteRT also loads
     manifest.update(best.facts)  # format-specific entries (tflm / ethos-u: `mcu`, `io`)
@@ -147,8 +224,14 @@ def architectures(job: CompileJob, host_errors: dict, checks: dict[str, ArchChec
     """The manifest's `architectures` (every arch: verified or why not) and `golden.by_isa`: the golden
     outputs of the other verified ISAs (this machine's is `golden.output`)."""
     arch, isa = host_arch(), host_isa()
-    archs = {arch: {"verified": verify.within(host_errors, job.precision), "isa": isa, "emulated": None,
-                    **{k: host_errors[k] for k in ("rel_mse", "max_abs_err")}}}
+    archs = {
+        arch: {
+            "verified": verify.within(host_errors, job.precision),
+            "isa": isa,
+            "emulated": None,
+            **{k: host_errors[k] for k in ("rel_mse", "max_abs_err")},
+        }
+    }
     by_isa: dict = {}  # this machine's output is golden.output (golden.isa); the others' here
     for a, c in checks.items():
         archs[a] = c.record
@@ -158,4 +241,3 @@ def architectures(job: CompileJob, host_errors: dict, checks: dict[str, ArchChec
     if target_arch is not None and target_arch not in archs:
         archs[target_arch] = {"verified": False, "reason": "not checked (pass --verify-on " + target_arch + ")"}
     return archs, by_isa
-

@@ -14,16 +14,16 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from torch import nn
 
 from distilts.compile import DEFAULT_CALIB_WINDOWS, DEFAULT_VERIFY_WINDOWS, crossarch, select, verify
 from distilts.compile.backends import builder, runtime_backend
-from distilts.compile.data import CompileData, load_compile_data
+from distilts.compile.data import AnyCompileData, load_compile_data
 from distilts.compile.manifest import CompiledArtifact, artifact_manifest, model_entry
 from distilts.compile.passes import apply_passes
 from distilts.compile.scratch import Scratch
@@ -49,10 +49,18 @@ class _Prepared:
     records: list[dict]  # module passes applied before export (manifest "passes")
 
 
-def compile_student(student_dir: str | os.PathLike, jobs: list[CompileJob], out_dir: str | os.PathLike, *,
-                    data_path: str | None = None, calib_windows: int = DEFAULT_CALIB_WINDOWS,
-                    verify_windows: int = DEFAULT_VERIFY_WINDOWS, verify_on: tuple[str, ...] = (),
-                    passes: bool = True, log: Callable[[str], None] = lambda s: None) -> list[CompiledArtifact]:
+def compile_student(
+    student_dir: str | os.PathLike,
+    jobs: list[CompileJob],
+    out_dir: str | os.PathLike,
+    *,
+    data_path: str | None = None,
+    calib_windows: int = DEFAULT_CALIB_WINDOWS,
+    verify_windows: int = DEFAULT_VERIFY_WINDOWS,
+    verify_on: tuple[str, ...] = (),
+    passes: bool = True,
+    log: Callable[[str], None] = lambda s: None,
+) -> list[CompiledArtifact]:
     """Build, verify and write every job's artifact under `out_dir`; returns them in job order.
 
     verify_on: architectures to verify on besides this machine's (an arm64 target always adds its
@@ -65,16 +73,20 @@ def compile_student(student_dir: str | os.PathLike, jobs: list[CompileJob], out_
     wrapper = wrap_student(model, config)
     int8 = any(j.precision == "int8" for j in jobs)
     if int8 and calib_windows < 1:
-        raise DataError("int8 needs calibration windows: --calib-windows must be at least 1 (default "
-                        f"{DEFAULT_CALIB_WINDOWS}); or compile fp32 instead (drop --int8).")
+        raise DataError(
+            "int8 needs calibration windows: --calib-windows must be at least 1 (default "
+            f"{DEFAULT_CALIB_WINDOWS}); or compile fp32 instead (drop --int8)."
+        )
     if verify_windows < 1:
         raise DataError("--verify-windows must be at least 1: every artifact is checked against the student.")
     data = load_compile_data(config, data_path)
     verify_x = _held_out(data, verify_windows)
     calib_x = data.windows("train", calib_windows) if int8 else None
     if calib_x is not None and len(calib_x) == 0:
-        raise DataError(f"The train split of {data.source} has no window of lookback {data.lookback} + horizon "
-                        f"{data.horizon}, so int8 has no calibration data. Use a longer series or fp32.")
+        raise DataError(
+            f"The train split of {data.source} has no window of lookback {data.lookback} + horizon "
+            f"{data.horizon}, so int8 has no calibration data. Use a longer series or fp32."
+        )
     ref = torch_predict(wrapper, verify_x)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -88,25 +100,31 @@ def compile_student(student_dir: str | os.PathLike, jobs: list[CompileJob], out_
         if precision not in modules:
             modules[precision] = apply_passes(wrapper, precision, verify_x, enabled=passes)
             for rec in modules[precision][1]:
-                log(f"pass {rec['name']} ({rec['scope']}): float64 max abs error {rec['max_abs_err_f64']:.2g}, "
-                    f"float32 {rec['max_abs_err_f32']:.2g}")
+                log(
+                    f"pass {rec['name']} ({rec['scope']}): float64 max abs error {rec['max_abs_err_f64']:.2g}, "
+                    f"float32 {rec['max_abs_err_f32']:.2g}"
+                )
         return modules[precision]
 
     try:
         for i, job in enumerate(jobs):
             t0 = time.perf_counter()
             module, records = module_for(job.precision)
-            log(f"{job.dirname}: exporting {job.format} {job.precision}"
-                + (" (dynamic batch)" if job.batches == (None,) else f" at batch {', '.join(map(str, job.batches))}"))
+            log(
+                f"{job.dirname}: exporting {job.format} {job.precision}"
+                + (" (dynamic batch)" if job.batches == (None,) else f" at batch {', '.join(map(str, job.batches))}")
+            )
             if hasattr(builder(job.format), "compile_job"):  # no runtime backend (C sources): its own checks
-                final, manifest = builder(job.format).compile_job(job, model, config, out_dir, student_dir, data, verify_x,
-                                                         ref, log)
+                final, manifest = builder(job.format).compile_job(
+                    job, model, config, out_dir, student_dir, data, verify_x, ref, log
+                )
                 results[i] = CompiledArtifact(job, final, manifest, time.perf_counter() - t0)
                 continue
             # int8 jobs of the runtime formats also try `int8-storage` of the fp32 module (scaler folded in)
             fp32_module = module_for("fp32")[0] if job.precision == "int8" and job.format in BACKENDS else None
-            prep = _prepare_job(job, module, records, config, out_dir, verify_x, ref, calib_x, log, t0, verify_on,
-                                fp32_module)
+            prep = _prepare_job(
+                job, module, records, config, out_dir, verify_x, ref, calib_x, log, t0, verify_on, fp32_module
+            )
             if prep.pending.archs:
                 deferred.append((i, prep))
             else:
@@ -114,8 +132,9 @@ def compile_student(student_dir: str | os.PathLike, jobs: list[CompileJob], out_
         checks = crossarch.check_all([p.pending for _, p in deferred], verify_x, ref, config, log)
         while deferred:
             i, prep = deferred[0]
-            results[i] = _finish_job(prep, checks.get(prep.pending.key, {}), config, student_dir, data, verify_x,
-                                     calib_x, log)
+            results[i] = _finish_job(
+                prep, checks.get(prep.pending.key, {}), config, student_dir, data, verify_x, calib_x, log
+            )
             deferred.pop(0)
     finally:
         for _, prep in deferred:
@@ -123,46 +142,75 @@ def compile_student(student_dir: str | os.PathLike, jobs: list[CompileJob], out_
     return [results[i] for i in sorted(results)]
 
 
-def _held_out(data: CompileData, n: int) -> np.ndarray:
+def _held_out(data: AnyCompileData, n: int) -> np.ndarray:
     """Verification windows: the test split, else validation (never train, which calibrates int8)."""
     for part in ("test", "val"):
         x = data.windows(part, n)
         if len(x):
             return x
-    raise DataError(f"{data.source} has no test or validation window of lookback {data.lookback} + horizon "
-                    f"{data.horizon} to verify the artifact on. Pass a longer series with --data.")
+    raise DataError(
+        f"{data.source} has no test or validation window of lookback {data.lookback} + horizon "
+        f"{data.horizon} to verify the artifact on. Pass a longer series with --data."
+    )
 
 
-def _prepare_job(job: CompileJob, module: nn.Module, records: list[dict], config: dict, out_dir: Path,
-                 verify_x: np.ndarray, ref: np.ndarray, calib_x: np.ndarray | None, log: Callable[[str], None],
-                 t0: float, verify_on: tuple[str, ...], fp32_module: nn.Module | None = None) -> _Prepared:
+def _prepare_job(
+    job: CompileJob,
+    module: nn.Module,
+    records: list[dict],
+    config: dict,
+    out_dir: Path,
+    verify_x: np.ndarray,
+    ref: np.ndarray,
+    calib_x: np.ndarray | None,
+    log: Callable[[str], None],
+    t0: float,
+    verify_on: tuple[str, ...],
+    fp32_module: nn.Module | None = None,
+) -> _Prepared:
     """Export the job's candidates into a locked scratch dir and measure them here (errors; int8: speed)."""
     sc = Scratch.beside(out_dir / job.dirname, log)
     with sc.discarding():
         scratch = sc.path / "_scratch"
         scratch.mkdir()
         with quiet():
-            candidates = builder(job.format).build(job, module, config, scratch, verify_x, ref, calib_x,
-                                                    fp32_module=fp32_module)
+            candidates = builder(job.format).build(
+                job, module, config, scratch, verify_x, ref, calib_x, fp32_module=fp32_module
+            )
             if len(candidates) > 1:
                 for c in candidates:
                     f, b = next(iter(c.files.items()))
                     if np.isfinite(c.errors["rel_mse"]):  # (a candidate the runtime cannot run is not timed)
                         c.latency_ms = verify.time_file(runtime_backend(job.format), scratch / f, b, verify_x)
         for c in candidates:
-            log(f"{job.dirname}: {c.name}: rel-MSE {c.errors['rel_mse']:.3g}, "
+            log(
+                f"{job.dirname}: {c.name}: rel-MSE {c.errors['rel_mse']:.3g}, "
                 f"max abs {c.errors['max_abs_err']:.3g}"
-                + (f", batch-1 call {c.latency_ms:.3f} ms" if c.latency_ms is not None else ""))
+                + (f", batch-1 call {c.latency_ms:.3f} ms" if c.latency_ms is not None else "")
+            )
         archs, required = crossarch.archs_for(job, verify_on)
-        pending = crossarch.Pending(job.dirname, runtime_backend(job.format), job.precision,
-                                    {c.name: [(scratch / f, b) for f, b in c.files.items()] for c in candidates},
-                                    archs, required, {c.name: c.preds for c in candidates})
+        pending = crossarch.Pending(
+            job.dirname,
+            runtime_backend(job.format),
+            job.precision,
+            {c.name: [(scratch / f, b) for f, b in c.files.items()] for c in candidates},
+            archs,
+            required,
+            {c.name: c.preds for c in candidates},
+        )
         return _Prepared(job, sc, candidates, pending, t0, records)
 
 
-def _finish_job(prep: _Prepared, checks: dict[str, crossarch.ArchCheck], config: dict, student_dir: Path,
-                data: CompileData, verify_x: np.ndarray, calib_x: np.ndarray | None,
-                log: Callable[[str], None] = lambda s: None) -> CompiledArtifact:
+def _finish_job(
+    prep: _Prepared,
+    checks: dict[str, crossarch.ArchCheck],
+    config: dict,
+    student_dir: Path,
+    data: AnyCompileData,
+    verify_x: np.ndarray,
+    calib_x: np.ndarray | None,
+    log: Callable[[str], None] = lambda s: None,
+) -> CompiledArtifact:
     """Choose the candidate (on every verified architecture), refuse on a failure, write the manifest,
     self-check and move into place. checks: {candidate: ArchCheck} from the aarch64 run (empty: none)."""
     job = prep.job
@@ -171,9 +219,21 @@ def _finish_job(prep: _Prepared, checks: dict[str, crossarch.ArchCheck], config:
         scratch = tmp / "_scratch"
         models = _place(best, scratch, tmp, job)
         shutil.rmtree(scratch)
-        manifest = artifact_manifest(job, tmp, models, best, prep.candidates, config, student_dir, data, verify_x,
-                                     calib_x, {"aarch64": check} if check is not None else {},
-                                     [*prep.records, builder(job.format).EXPORT_PASS], chosen_by=rule)
+        manifest = artifact_manifest(
+            job,
+            tmp,
+            models,
+            best,
+            prep.candidates,
+            config,
+            student_dir,
+            data,
+            verify_x,
+            calib_x,
+            {"aarch64": check} if check is not None else {},
+            [*prep.records, builder(job.format).EXPORT_PASS],
+            chosen_by=rule,
+        )
         # checksums + golden self-check through the runtime a device will use, then into place
         final = prep.scratch.install(manifest, check=Forecaster.load)
     return CompiledArtifact(job, final, manifest, time.perf_counter() - prep.t0)

@@ -16,8 +16,8 @@ import os
 import shutil
 import socket
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from distilts.utils import replace_dir, temp_dir_beside, write_json
 
@@ -32,10 +32,11 @@ class Scratch:
     def __init__(self, final: Path) -> None:
         self.final = Path(final)
         self.path = temp_dir_beside(final)
-        self._fd = os.open(self.path / OWNER, os.O_CREAT | os.O_RDWR, 0o644)
+        self._fd: int | None = os.open(self.path / OWNER, os.O_CREAT | os.O_RDWR, 0o644)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
-        os.write(self._fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                       "started": time.time()}).encode())
+        os.write(
+            self._fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}).encode()
+        )
 
     def release(self) -> None:
         """Drop the owner file and its lock (the directory is about to become the artifact)."""
@@ -50,7 +51,7 @@ class Scratch:
         shutil.rmtree(self.path, ignore_errors=True)
 
     @classmethod
-    def beside(cls, final: Path, log: Callable[[str], None] = lambda s: None) -> "Scratch":
+    def beside(cls, final: Path, log: Callable[[str], None] = lambda s: None) -> Scratch:
         """A new scratch directory for `final`, after removing those dead compiles left (`clean_stale`)."""
         clean_stale(final, log)
         return cls(final)

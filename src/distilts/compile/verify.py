@@ -11,7 +11,6 @@ Quantile forecasts (artifact layout `[N, D, H, Q]`): the same over every level, 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,8 +50,9 @@ class Candidate:
         return self.method or "fp32"
 
 
-def measure(backend: str, files: dict[Path, int | None], x: np.ndarray, ref: np.ndarray, config: dict
-            ) -> tuple[dict[str, float], np.ndarray]:
+def measure(
+    backend: str, files: dict[Path, int | None], x: np.ndarray, ref: np.ndarray, config: dict
+) -> tuple[dict[str, float], np.ndarray]:
     """(worst errors over a candidate's files vs the PyTorch student, the first file's forecasts) on the
     verification windows (TFLite has one file per batch size)."""
     mean = np.asarray(config["scaler"]["mean"], np.float64)
@@ -95,11 +95,13 @@ def errors(pred: np.ndarray, ref: np.ndarray, mean: np.ndarray, std: np.ndarray)
         inf = {"max_abs_err": float("inf"), "rel_mse": float("inf"), "max_abs_err_raw": float("inf")}
         return {**inf, "worst_level_rel_mse": float("inf"), "crossings": 0} if quantiles else inf
     a, b = normalized(pred, mean, std), normalized(ref, mean, std)
-    out = {"max_abs_err": float(np.max(np.abs(a - b))),
-           "rel_mse": float(np.mean((a - b) ** 2) / max(float(np.mean(b ** 2)), 1e-12)),
-           "max_abs_err_raw": float(np.max(np.abs(pred.astype(np.float64) - ref)))}
+    out = {
+        "max_abs_err": float(np.max(np.abs(a - b))),
+        "rel_mse": float(np.mean((a - b) ** 2) / max(float(np.mean(b**2)), 1e-12)),
+        "max_abs_err_raw": float(np.max(np.abs(pred.astype(np.float64) - ref))),
+    }
     if quantiles:
-        per_level = np.mean((a - b) ** 2, axis=(0, 1, 2)) / np.maximum(np.mean(b ** 2, axis=(0, 1, 2)), 1e-12)
+        per_level = np.mean((a - b) ** 2, axis=(0, 1, 2)) / np.maximum(np.mean(b**2, axis=(0, 1, 2)), 1e-12)
         out["worst_level_rel_mse"] = float(per_level.max())
         out["crossings"] = int(np.any(np.diff(pred, axis=-1) < 0, axis=-1).sum())
     return out
@@ -107,19 +109,38 @@ def errors(pred: np.ndarray, ref: np.ndarray, mean: np.ndarray, std: np.ndarray)
 
 def within(errs: dict[str, float], precision: str) -> bool:
     tol = TOLERANCES[precision]
-    return (errs["rel_mse"] <= tol["rel_mse"] and errs["max_abs_err"] <= tol["max_abs"]
-            and errs.get("worst_level_rel_mse", 0.0) <= tol["rel_mse"] and errs.get("crossings", 0) == 0)
+    return (
+        errs["rel_mse"] <= tol["rel_mse"]
+        and errs["max_abs_err"] <= tol["max_abs"]
+        and errs.get("worst_level_rel_mse", 0.0) <= tol["rel_mse"]
+        and errs.get("crossings", 0) == 0
+    )
 
 
 def check(errs: dict[str, float], precision: str, what: str) -> None:
     """Raise ArtifactError when `errs` exceed the tolerance of `precision`."""
     if not within(errs, precision):
         tol = TOLERANCES[precision]
-        levels = (f", worst quantile level rel-MSE {errs['worst_level_rel_mse']:.3g}, {errs['crossings']} crossed "
-                  "levels (allowed 0)" if "crossings" in errs else "")
+        levels = (
+            f", worst quantile level rel-MSE {errs['worst_level_rel_mse']:.3g}, {errs['crossings']} crossed "
+            "levels (allowed 0)"
+            if "crossings" in errs
+            else ""
+        )
         raise ArtifactError(
             f"{what} does not match the PyTorch student: rel-MSE {errs['rel_mse']:.3g} (allowed "
             f"{tol['rel_mse']:g}), max abs error {errs['max_abs_err']:.3g} normalized units (allowed "
             f"{tol['max_abs']:g}){levels}. The artifact was not written."
-            + (" int8 lost too much accuracy for this student: use the fp32 artifact, or more --calib-windows."
-               if precision == "int8" else " This is a converter bug: try another format."))
+            + (
+                " int8 lost too much accuracy for this student: use the fp32 artifact, or more --calib-windows."
+                if precision == "int8"
+                else " This is a converter bug: try another format."
+            )
+        )
+
+
+def calibration(calib_x: np.ndarray | None) -> np.ndarray:
+    """The int8 calibration windows (compile_student always passes them for int8 jobs)."""
+    if calib_x is None:
+        raise ValueError("int8 candidates need calibration windows (compile_student passes them for int8 jobs)")
+    return calib_x

@@ -11,7 +11,7 @@ The wrapper also carries the exact scaler (float64 numpy) for the module passes,
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -21,8 +21,10 @@ from torch import nn
 class Normalize(nn.Module):
     """z = (x - mean) * (1 / std), per variate (last axis)."""
 
-    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+    def __init__(self, mean: Sequence[float] | np.ndarray, std: Sequence[float] | np.ndarray) -> None:
         super().__init__()
+        self.mean: torch.Tensor
+        self.inv_std: torch.Tensor
         self.register_buffer("mean", torch.tensor(np.asarray(mean, dtype=np.float32)))
         self.register_buffer("inv_std", torch.tensor(1.0 / np.asarray(std, dtype=np.float64), dtype=torch.float32))
 
@@ -34,9 +36,13 @@ class Denormalize(nn.Module):
     """x = z * std + mean, per variate (last axis; axis 1 of quantile forecasts `[B, D, H, Q]`, where a
     positive std keeps the levels in order)."""
 
-    def __init__(self, mean: Sequence[float], std: Sequence[float], quantiles: bool = False) -> None:
+    def __init__(
+        self, mean: Sequence[float] | np.ndarray, std: Sequence[float] | np.ndarray, quantiles: bool = False
+    ) -> None:
         super().__init__()
         shape = (-1, 1, 1) if quantiles else (-1,)
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
         self.register_buffer("mean", torch.tensor(np.asarray(mean, dtype=np.float32).reshape(shape)))
         self.register_buffer("std", torch.tensor(np.asarray(std, dtype=np.float32).reshape(shape)))
 
@@ -50,7 +56,9 @@ class RawScaleForecaster(nn.Module):
     `mean` and `std` (float64 numpy) are the exact scaler; the buffers hold it in the module's dtype.
     """
 
-    def __init__(self, student: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
+    def __init__(
+        self, student: nn.Module, mean: Sequence[float] | np.ndarray, std: Sequence[float] | np.ndarray
+    ) -> None:
         super().__init__()
         self.mean = np.asarray(mean, np.float64)
         self.std = np.asarray(std, np.float64)
@@ -69,12 +77,12 @@ class RawScaleForecaster(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.normalize.mean.dtype
 
-    def rewrap(self, student: nn.Module) -> "RawScaleForecaster":
+    def rewrap(self, student: nn.Module) -> RawScaleForecaster:
         """`student` behind this wrapper's scaler, in this wrapper's dtype (exact when float64)."""
         out = RawScaleForecaster(student, self.mean, self.std).eval()
         return out.as_float64() if self.dtype == torch.float64 else out
 
-    def as_float64(self) -> "RawScaleForecaster":
+    def as_float64(self) -> RawScaleForecaster:
         """A float64 copy with the scaler in exact float64 (the float32 wrapper rounds 1/std)."""
         w = copy.deepcopy(self).to(torch.float64).eval()
         m, s = torch.tensor(self.mean), torch.tensor(self.std)
@@ -95,7 +103,7 @@ def torch_predict(module: nn.Module, x: np.ndarray, batch: int = 256, dtype: typ
     out = []
     with torch.no_grad():
         for lo in range(0, len(x), batch):
-            out.append(module(torch.from_numpy(np.ascontiguousarray(x[lo:lo + batch], dtype=dtype))).numpy())
+            out.append(module(torch.from_numpy(np.ascontiguousarray(x[lo : lo + batch], dtype=dtype))).numpy())
     return np.concatenate(out) if out else np.zeros((0,), dtype)
 
 

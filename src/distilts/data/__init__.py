@@ -13,12 +13,17 @@ from distilts.data.policies import FILL_POLICIES
 from distilts.data.split import SCHEMES
 
 _LAZY = {
-    "Dataset": "dataset", "load_dataset": "dataset",
+    "Dataset": "dataset",
+    "load_dataset": "dataset",
     "Scaler": "scaler",
-    "TimeSeries": "series", "fill_missing": "series", "load_series": "series",
-    "Split": "split", "standard_split": "split",
+    "TimeSeries": "series",
+    "fill_missing": "series",
+    "load_series": "series",
+    "Split": "split",
+    "standard_split": "split",
     "synthetic_series": "synthetic",
-    "Windows": "windows", "make_windows": "windows",
+    "Windows": "windows",
+    "make_windows": "windows",
 }
 
 __all__ = ["FILL_POLICIES", "SCHEMES", *_LAZY]

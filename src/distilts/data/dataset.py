@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -39,7 +39,11 @@ class Dataset:
     def windows(self, part: str, lookback: int, horizon: int, stride: int = 1) -> Windows:
         """Normalized windows whose targets lie in `part` (train, val or test)."""
         return make_windows(
-            self.normalized, self.split.part(part), lookback, horizon, stride,
+            self.normalized,
+            self.split.part(part),
+            lookback,
+            horizon,
+            stride,
             label=f"{self.series.source} ({part} part, {self.split.sizes()[part]} rows)",
         )
 
@@ -64,18 +68,21 @@ def load_dataset(
     timestamp_column: str | None = None,
     target_column: str | None = None,
     max_windows_per_series: int | None = None,
-) -> "Dataset | PanelDataset":
+) -> Dataset | PanelDataset:
     """Load `path` (or the built-in synthetic series when None), split and z-score it.
 
     Long-format data (an id column: item_id / unique_id or `id_column`) and M4 wide rows give a
     PanelDataset instead: many univariate series, split and z-scored per series (data/panel.py).
     """
     names = LongColumns(id_column, timestamp_column, target_column)
-    if is_long(path, names):
+    if path is not None and is_long(path, names):
         panel = load_panel(path, names)
         ds = PanelDataset(panel, max_windows_per_series)
-        print(f"note: {Path(path).name}: {len(panel):,} series in long format, split per series (the last H "
-              "values test, the H before them val), z-scored per series with train statistics", file=sys.stderr)
+        print(
+            f"note: {Path(path).name}: {len(panel):,} series in long format, split per series (the last H "
+            "values test, the H before them val), z-scored per series with train statistics",
+            file=sys.stderr,
+        )
         return ds
     series = synthetic_series(seed=seed) if path is None else load_series(path, columns, date_column, fill)
     if path is None and columns:
@@ -91,9 +98,13 @@ def load_dataset(
         for note in series.notes:
             print(f"note: {note}", file=sys.stderr)
         if series.dates is None:
-            print(f"note: {Path(path).name} has no dates; split by rows with the '{sp.scheme}' rule: "
-                  + ", ".join(f"{p} rows {a}..{b - 1}" for p, (a, b) in
-                              (("train", sp.train), ("val", sp.val), ("test", sp.test))), file=sys.stderr)
+            print(
+                f"note: {Path(path).name} has no dates; split by rows with the '{sp.scheme}' rule: "
+                + ", ".join(
+                    f"{p} rows {a}..{b - 1}" for p, (a, b) in (("train", sp.train), ("val", sp.val), ("test", sp.test))
+                ),
+                file=sys.stderr,
+            )
     lo, hi = sp.train
     scaler = Scaler.fit(series.values[lo:hi])
     return Dataset(series, sp, scaler, scaler.transform(series.values))

@@ -14,9 +14,9 @@ longest series. Numpy and pyarrow only (no pandas): the runtime's batch forecast
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -34,7 +34,7 @@ class LongColumns:
     timestamp: str | None = None
     target: str | None = None
 
-    def resolve(self, header: list[str], source: str) -> "LongColumns":
+    def resolve(self, header: list[str], source: str) -> LongColumns:
         """Fill in missing names from a known convention present in `header`; check they exist."""
         conv = next((c for c in CONVENTIONS if c[0] in header), None)
         if conv is None and self.id is None:
@@ -46,15 +46,21 @@ class LongColumns:
         ident, ts, tgt = conv or (None, None, None)
         out = LongColumns(self.id or ident, self.timestamp or ts, self.target or tgt)
         if out.id not in header:
-            raise DataError(f"{source}: no id column '{out.id}'. Columns are: {', '.join(header)}. "
-                            "Name the series column with --id-column.")
+            raise DataError(
+                f"{source}: no id column '{out.id}'. Columns are: {', '.join(header)}. "
+                "Name the series column with --id-column."
+            )
         if out.target not in header:
-            raise DataError(f"{source}: no target column '{out.target}'. Columns are: {', '.join(header)}. "
-                            "Name the value column with --target-column.")
+            raise DataError(
+                f"{source}: no target column '{out.target}'. Columns are: {', '.join(header)}. "
+                "Name the value column with --target-column."
+            )
         if out.timestamp not in header:
             if self.timestamp is not None:
-                raise DataError(f"{source}: no timestamp column '{out.timestamp}'. Columns are: "
-                                f"{', '.join(header)}. Name it with --timestamp-column.")
+                raise DataError(
+                    f"{source}: no timestamp column '{out.timestamp}'. Columns are: "
+                    f"{', '.join(header)}. Name it with --timestamp-column."
+                )
             out = LongColumns(out.id, None, out.target)  # no timestamps: row order is time order
         return out
 
@@ -91,7 +97,7 @@ class SeriesBlock:
 
 
 def detect_layout(path: Path) -> str:
-    """"m4" for the M4 wide-row layout (header V1, V2, ...), else "long"."""
+    """ "m4" for the M4 wide-row layout (header V1, V2, ...), else "long"."""
     if path.suffix.lower() not in (".csv", ".txt"):
         return "long"
     with open(path, newline="", encoding="utf-8-sig") as f:
@@ -113,8 +119,9 @@ def is_long(path: str | Path | None, columns: LongColumns = LongColumns()) -> bo
     return any(conv[0] in column_names(path) for conv in CONVENTIONS)
 
 
-def iter_blocks(path: str | Path, columns: LongColumns = LongColumns(), layout: str = "auto",
-                block_rows: int = BLOCK_ROWS) -> Iterator[SeriesBlock]:
+def iter_blocks(
+    path: str | Path, columns: LongColumns = LongColumns(), layout: str = "auto", block_rows: int = BLOCK_ROWS
+) -> Iterator[SeriesBlock]:
     """Yield blocks of complete, validated series from a long-format CSV/Parquet file or M4 wide rows.
 
     Raises DataError naming the series and the fix for: an empty file, a missing id/target
@@ -164,10 +171,13 @@ def _record_batches(path: Path, columns: LongColumns, block_rows: int):
         types = {cols.id: pa.string(), cols.target: pa.string()}
         try:
             batches = pcsv.open_csv(
-                path, read_options=pcsv.ReadOptions(block_size=1 << 22),
+                path,
+                read_options=pcsv.ReadOptions(block_size=1 << 22),
                 parse_options=pcsv.ParseOptions(delimiter="\t" if path.suffix.lower() == ".tsv" else ","),
-                convert_options=pcsv.ConvertOptions(include_columns=cols.names(), column_types=types,
-                                                    strings_can_be_null=True))
+                convert_options=pcsv.ConvertOptions(
+                    include_columns=cols.names(), column_types=types, strings_can_be_null=True
+                ),
+            )
         except pa.ArrowInvalid as exc:
             raise DataError(f"{path}: cannot read it as CSV ({exc}). Fix the malformed rows.") from None
     else:
@@ -195,11 +205,14 @@ def _convert(pa, source: str, cols: LongColumns, batches):
             if not pa.types.is_string(ids.type) and not pa.types.is_large_string(ids.type):
                 ids = pc.cast(ids, pa.string())
             if ids.null_count:
-                raise DataError(f"{source}: {ids.null_count} row(s) have no id in column '{cols.id}'. "
-                                "Every row needs the id of its series.")
+                raise DataError(
+                    f"{source}: {ids.null_count} row(s) have no id in column '{cols.id}'. "
+                    "Every row needs the id of its series."
+                )
             values = _targets(pa, pc, source, cols, ids, rb.column(cols.target))
-            times, kind = (None, None) if cols.timestamp is None else \
-                _times(pa, pc, source, cols, ids, rb.column(cols.timestamp))
+            times, kind = (
+                (None, None) if cols.timestamp is None else _times(pa, pc, source, cols, ids, rb.column(cols.timestamp))
+            )
             yield ids, times, values, kind
     except pa.ArrowInvalid as exc:
         raise DataError(f"{source}: cannot read it ({exc}). Fix the malformed rows.") from None
@@ -210,18 +223,17 @@ def _targets(pa, pc, source, cols, ids, col) -> np.ndarray:
         try:
             col = pc.cast(pc.utf8_trim_whitespace(pc.cast(col, pa.string())), pa.float64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            bad = _first_bad_number(col.to_pylist())
+            first = _first_bad_number(col.to_pylist())
             raise DataError(
-                f"{source}: series '{ids[bad].as_py()}' has a non-numeric target "
-                f"{col[bad].as_py()!r} in column '{cols.target}'. Targets must be numbers: clean the column, "
+                f"{source}: series '{ids[first].as_py()}' has a non-numeric target "
+                f"{col[first].as_py()!r} in column '{cols.target}'. Targets must be numbers: clean the column, "
                 "or name the right one with --target-column."
             ) from None
     col = pc.cast(col, pa.float32())
     values = None if col.null_count else _numpy(col)
-    bad = None if values is None else ~np.isfinite(values)
+    bad: np.ndarray = np.ones(col.null_count, bool) if values is None else ~np.isfinite(values)
     if values is None or bad.any():
         i = _first_null(pc, col) if values is None else int(np.argmax(bad))
-        bad = np.ones(col.null_count) if values is None else bad
         raise DataError(
             f"{source}: series '{ids[i].as_py()}' has {int(bad.sum())} missing or non-finite target(s) in this "
             f"block (first at its row {i + 1}). Fill or drop them before forecasting (nothing is filled silently)."
@@ -244,8 +256,10 @@ def _times(pa, pc, source, cols, ids, col) -> tuple[np.ndarray, str]:
     t = col.type
     if pa.types.is_integer(t):
         if col.null_count:
-            raise DataError(f"{source}: series '{ids[_first_null(pc, col)].as_py()}' has a row without a timestamp. "
-                            "Every row needs one.")
+            raise DataError(
+                f"{source}: series '{ids[_first_null(pc, col)].as_py()}' has a row without a timestamp. "
+                "Every row needs one."
+            )
         return _numpy(pc.cast(col, pa.int64())), "integer"
     try:
         if pa.types.is_string(t) or pa.types.is_large_string(t):
@@ -262,8 +276,10 @@ def _times(pa, pc, source, cols, ids, col) -> tuple[np.ndarray, str]:
             "such as 2016-07-01 00:00:00, integers, or name another column with --timestamp-column."
         ) from None
     if col.null_count:
-        raise DataError(f"{source}: series '{ids[_first_null(pc, col)].as_py()}' has a row without a timestamp. "
-                        "Every row needs one.")
+        raise DataError(
+            f"{source}: series '{ids[_first_null(pc, col)].as_py()}' has a row without a timestamp. "
+            "Every row needs one."
+        )
     return _numpy(col.cast(pa.int64())), "datetime"
 
 
@@ -278,8 +294,9 @@ def arrow_strings(pa, values: list[str]):
     raw = [v.encode("utf-8") for v in values]
     offsets = np.zeros(len(raw) + 1, dtype=np.int64)
     np.cumsum([len(b) for b in raw], out=offsets[1:])
-    return pa.Array.from_buffers(pa.large_string(), len(raw), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(raw))]
-                                 ).cast(pa.string())
+    return pa.Array.from_buffers(
+        pa.large_string(), len(raw), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(raw))]
+    ).cast(pa.string())
 
 
 def arrow_array(pa, values: np.ndarray, type_):
@@ -349,7 +366,7 @@ class _Assembler:
                 out_v.append(values[lo:hi])
                 if times is not None:
                     out_t.append(times[lo:hi])
-                out_len.extend(np.diff(bounds[first: last + 1]).tolist())
+                out_len.extend(np.diff(bounds[first : last + 1]).tolist())
                 pend_id = seg_ids[last]
                 pend_v = [values[hi:]]
                 pend_t = [times[hi:]] if times is not None else []
@@ -362,8 +379,13 @@ class _Assembler:
 
     def _block(self, ids, lengths, vals, times) -> SeriesBlock:
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        block = SeriesBlock(list(ids), offsets, np.concatenate(vals).astype(np.float32, copy=False),
-                            None if times is None else np.concatenate(times), self.kind)
+        block = SeriesBlock(
+            list(ids),
+            offsets,
+            np.concatenate(vals).astype(np.float32, copy=False),
+            None if times is None else np.concatenate(times),
+            self.kind,
+        )
         for sid in ids:
             if sid in self.seen:
                 raise DataError(
@@ -388,8 +410,11 @@ def check_times(block: SeriesBlock, source: str, ts_name: str | None) -> None:
     for bad, what, fix in (
         (inner & (d == 0), "duplicate timestamp", "Remove or aggregate the duplicate rows."),
         (inner & (d < 0), "rows out of time order", "Sort the file by id, then timestamp."),
-        (inner & (d != step), "a step that changes within the series (mixed frequencies or a gap)",
-         "Resample the series to one regular frequency and fill its gaps."),
+        (
+            inner & (d != step),
+            "a step that changes within the series (mixed frequencies or a gap)",
+            "Resample the series to one regular frequency and fill its gaps.",
+        ),
     ):
         if bad.any():
             i = int(np.argmax(bad))
@@ -423,12 +448,16 @@ def _iter_m4(path: Path, block_rows: int) -> Iterator[SeriesBlock]:
                 v = np.array(cells, dtype=np.float64).astype(np.float32)
             except ValueError:
                 bad = next(c for c in cells if not _is_number(c))
-                raise DataError(f"{path}, row {r}: series '{sid}' has a non-numeric value {bad!r}. "
-                                "M4 wide rows hold the id then numbers only.") from None
+                raise DataError(
+                    f"{path}, row {r}: series '{sid}' has a non-numeric value {bad!r}. "
+                    "M4 wide rows hold the id then numbers only."
+                ) from None
             if not np.isfinite(v).all() or not len(v):
                 raise DataError(f"{path}, row {r}: series '{sid}' has no values or non-finite ones. Clean the row.")
             if sid in seen:
-                raise DataError(f"{path}: series '{sid}' appears in two rows (again at row {r}). Keep one row per series.")
+                raise DataError(
+                    f"{path}: series '{sid}' appears in two rows (again at row {r}). Keep one row per series."
+                )
             seen.add(sid)
             ids.append(sid)
             vals.append(v)

@@ -40,7 +40,7 @@ class Panel:
         return np.diff(self.offsets)
 
     def series(self, i: int) -> np.ndarray:
-        return self.values[self.offsets[i]: self.offsets[i + 1]]
+        return self.values[self.offsets[i] : self.offsets[i + 1]]
 
     @property
     def data_hash(self) -> str:
@@ -48,17 +48,18 @@ class Panel:
         h.update("\n".join(self.ids).encode())
         h.update(self.offsets.tobytes())
         for lo in range(0, len(self.values), 1 << 24):
-            h.update(np.ascontiguousarray(self.values[lo: lo + (1 << 24)]).tobytes())
+            h.update(np.ascontiguousarray(self.values[lo : lo + (1 << 24)]).tobytes())
         return h.hexdigest()
 
     @classmethod
-    def from_series(cls, ids: list[str], series: list[np.ndarray], source: str = "<memory>") -> "Panel":
+    def from_series(cls, ids: list[str], series: list[np.ndarray], source: str = "<memory>") -> Panel:
         offsets = np.concatenate([[0], np.cumsum([len(s) for s in series])]).astype(np.int64)
         return cls(list(ids), offsets, np.concatenate(series).astype(np.float32), source=source)
 
 
-def load_panel(path: str | Path, columns: LongColumns = LongColumns(), layout: str = "auto",
-               block_rows: int | None = None) -> Panel:
+def load_panel(
+    path: str | Path, columns: LongColumns = LongColumns(), layout: str = "auto", block_rows: int | None = None
+) -> Panel:
     """Read a long-format (or M4 wide-row) file into a Panel; values are memory-mapped from a temp file."""
     tmp = tempfile.TemporaryDirectory(prefix="distilts-panel-")
     vpath = Path(tmp.name) / "values.f32"
@@ -74,13 +75,20 @@ def load_panel(path: str | Path, columns: LongColumns = LongColumns(), layout: s
             lengths.append(block.lengths)
             f.write(np.ascontiguousarray(block.values, dtype=np.float32).tobytes())
             timed = block.times is not None
-            if timed:
+            if block.times is not None:
                 starts.append(block.times[block.offsets[:-1]])
                 steps.append(block.steps())
     offsets = np.concatenate([[0], np.cumsum(np.concatenate(lengths))]).astype(np.int64)
     values = np.memmap(vpath, dtype=np.float32, mode="r", shape=(int(offsets[-1]),))
-    return Panel(ids, offsets, values, np.concatenate(starts) if timed else None,
-                 np.concatenate(steps) if timed else None, str(path), tmp)
+    return Panel(
+        ids,
+        offsets,
+        values,
+        np.concatenate(starts) if timed else None,
+        np.concatenate(steps) if timed else None,
+        str(path),
+        tmp,
+    )
 
 
 @dataclass(frozen=True)
@@ -155,8 +163,16 @@ class PanelWindows:
             yield idx, *self.batch(idx)
 
 
-def panel_windows(panel: Panel, split: PanelSplit, part: str, lookback: int, horizon: int, stride: int = 1,
-                  max_per_series: int | None = None, values: np.ndarray | None = None) -> PanelWindows:
+def panel_windows(
+    panel: Panel,
+    split: PanelSplit,
+    part: str,
+    lookback: int,
+    horizon: int,
+    stride: int = 1,
+    max_per_series: int | None = None,
+    values: np.ndarray | None = None,
+) -> PanelWindows:
     """Windows whose targets lie in `part` of each series; the lookback may reach into the part before.
 
     stride: step between window starts within a series; max_per_series keeps the last so many
@@ -261,11 +277,20 @@ class PanelDataset:
     def windows(self, part: str, lookback: int, horizon: int, stride: int = 1) -> PanelWindows:
         """Normalized windows of every series whose targets lie in `part` of that series."""
         self._horizon = horizon
-        w = panel_windows(self.panel, split_panel(self.panel, horizon, horizon), part, lookback, horizon, stride,
-                          self.max_per_series, values=self._normalized(horizon))
+        w = panel_windows(
+            self.panel,
+            split_panel(self.panel, horizon, horizon),
+            part,
+            lookback,
+            horizon,
+            stride,
+            self.max_per_series,
+            values=self._normalized(horizon),
+        )
         if len(w) == 0:
             raise DataError(
                 f"{self.panel.source} ({part} part): no series is long enough for lookback {lookback} + horizon "
                 f"{horizon} (the longest has {int(self.panel.lengths.max())} values, and the last {2 * horizon} "
-                "of each are val and test). Use a smaller --lookback.")
+                "of each are val and test). Use a smaller --lookback."
+            )
         return w

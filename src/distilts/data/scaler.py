@@ -13,7 +13,7 @@ class Scaler:
     std: np.ndarray  # [D] float64, zero-variance columns get std 1
 
     @classmethod
-    def fit(cls, values: np.ndarray) -> "Scaler":
+    def fit(cls, values: np.ndarray) -> Scaler:
         values = np.asarray(values, dtype=np.float64)
         mean = values.mean(axis=0)
         std = values.std(axis=0)  # ddof=0, as sklearn's StandardScaler
@@ -30,5 +30,5 @@ class Scaler:
         return {"mean": [float(x) for x in self.mean], "std": [float(x) for x in self.std]}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Scaler":
+    def from_dict(cls, d: dict) -> Scaler:
         return cls(np.asarray(d["mean"], dtype=np.float64), np.asarray(d["std"], dtype=np.float64))

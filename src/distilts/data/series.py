@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -70,8 +70,11 @@ def load_series(
         raise DataError(f"{path}: unsupported file type '{suffix}'. Use a .csv or .parquet file.")
     series = _table_to_series(path, header, cells, columns, date_column, fill)
     if headerless:
-        series.notes.insert(0, f"{path.name} has no header row: its first row is read as data and the columns "
-                               f"are named {', '.join(header)}")
+        series.notes.insert(
+            0,
+            f"{path.name} has no header row: its first row is read as data and the columns "
+            f"are named {', '.join(header)}",
+        )
     return series
 
 
@@ -91,11 +94,10 @@ def _read_csv(path: Path, delimiter: str) -> tuple[list[str], list[list[str]], b
     for i, r in enumerate(body):
         if len(r) != len(header):
             raise DataError(
-                f"{path}, row {i + 2}: {len(r)} fields where the header has {len(header)}. "
-                "Fix the malformed row."
+                f"{path}, row {i + 2}: {len(r)} fields where the header has {len(header)}. Fix the malformed row."
             )
     # column-major cells
-    cells = [list(col) for col in zip(*body)] if body else [[] for _ in header]
+    cells = [list(col) for col in zip(*body, strict=False)] if body else [[] for _ in header]
     return header, cells, headerless
 
 
@@ -174,7 +176,7 @@ def _parse_dates(path: Path, name: str, raw: list) -> np.ndarray:
         import pandas as pd
 
         return pd.to_datetime(pd.Series(raw)).to_numpy().astype("datetime64[s]")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise DataError(
             f"{path}: cannot parse the date column '{name}' ({exc}). Use ISO timestamps such as "
             "2016-07-01 00:00:00, or name another column with --date-column."
@@ -188,9 +190,7 @@ def _table_to_series(path, header, cells, columns, date_column, fill) -> TimeSer
     if date_column is None:
         date_column = next((h for h in header if h.lower() in DATE_NAMES), None)
     elif date_column not in header:
-        raise DataError(
-            f"{path}: no date column '{date_column}'. Columns are: {', '.join(header)}."
-        )
+        raise DataError(f"{path}: no date column '{date_column}'. Columns are: {', '.join(header)}.")
     n_rows = len(cells[0]) if cells else 0
     dates = None
     if date_column is not None:
@@ -198,7 +198,7 @@ def _table_to_series(path, header, cells, columns, date_column, fill) -> TimeSer
 
     numeric: dict[str, np.ndarray] = {}
     non_numeric: list[str] = []
-    for name, raw in zip(header, cells):
+    for name, raw in zip(header, cells, strict=False):
         if name == date_column:
             continue
         parsed = _parse_float_column(raw)
@@ -262,7 +262,7 @@ def _table_to_series(path, header, cells, columns, date_column, fill) -> TimeSer
     if bad.any():
         if fill is None:
             per_col = bad.sum(axis=0)
-            worst = [f"{c}: {int(n)}" for c, n in zip(columns, per_col) if n]
+            worst = [f"{c}: {int(n)}" for c, n in zip(columns, per_col, strict=False) if n]
             r, c = np.argwhere(bad)[0]
             raise DataError(
                 f"{path}: {int(bad.sum())} missing or non-finite value(s) ({'; '.join(worst)}); "
@@ -277,7 +277,7 @@ def _table_to_series(path, header, cells, columns, date_column, fill) -> TimeSer
 def _reindex(dates: np.ndarray, values: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
     """Put values on a regular grid from the first to the last date; new rows are NaN."""
     start = dates[0].astype(np.int64)
-    offsets = (dates.astype(np.int64) - start)
+    offsets = dates.astype(np.int64) - start
     if np.any(offsets % step):
         raise DataError(
             f"timestamps are not on a regular {step}s grid, so gaps cannot be re-indexed. "

@@ -88,8 +88,9 @@ def project_root() -> Path | None:
 
 
 def _pip(args: list[str], what: str) -> None:
-    res = subprocess.run([sys.executable, "-m", "pip", *args, "--disable-pip-version-check"], capture_output=True,
-                         text=True)
+    res = subprocess.run(
+        [sys.executable, "-m", "pip", *args, "--disable-pip-version-check"], capture_output=True, text=True
+    )
     if res.returncode != 0:
         tail = "\n".join((res.stderr or res.stdout).strip().splitlines()[-6:])
         raise BundleError(f"{what} failed: {tail}")
@@ -106,8 +107,14 @@ def _pins(backend: str) -> list[str]:
     return out
 
 
-def build_bundle(artifact_dir: str | Path, target: str, out: str | Path, python_version: str = "3.11",
-                 wheel: str | Path | None = None, log=print) -> dict:
+def build_bundle(
+    artifact_dir: str | Path,
+    target: str,
+    out: str | Path,
+    python_version: str = "3.11",
+    wheel: str | Path | None = None,
+    log=print,
+) -> dict:
     """Write the bundle of `artifact_dir` for `target` into `out` (atomically); returns bundle.json's content."""
     from distilts import __version__
     from distilts.targets import get_target
@@ -126,31 +133,66 @@ def build_bundle(artifact_dir: str | Path, target: str, out: str | Path, python_
         if wheel is None:
             root = project_root()
             if root is None:
-                raise BundleError("This distilts is not a source checkout, so no wheel of it can be built here: "
-                                  "pass --wheel PATH (a distilts wheel, e.g. from `pip wheel --no-deps .`).")
+                raise BundleError(
+                    "This distilts is not a source checkout, so no wheel of it can be built here: "
+                    "pass --wheel PATH (a distilts wheel, e.g. from `pip wheel --no-deps .`)."
+                )
             log(f"building the distilts {__version__} wheel from {root}")
-            _pip(["wheel", "--quiet", "--no-deps", "--no-build-isolation", "--wheel-dir", str(wheels), str(root)],
-                 "pip wheel (distilts)")
+            _pip(
+                ["wheel", "--quiet", "--no-deps", "--no-build-isolation", "--wheel-dir", str(wheels), str(root)],
+                "pip wheel (distilts)",
+            )
         else:
             shutil.copy2(wheel, wheels)
         [own] = list(wheels.glob("distilts-*.whl"))
         plat = [a for p in WHEEL_PLATFORMS[family] for a in ("--platform", p)]
-        log(f"downloading the {family} wheels for python {python_version}: distilts[{extras}] + "
-            f"{', '.join(_pins(man.backend))} + pip")
-        _pip(["download", "--quiet", "--dest", str(wheels), "--only-binary=:all:", *plat, "--python-version",
-              python_version, "--implementation", "cp", f"{own}[{extras}]", *_pins(man.backend), "pip"],
-             f"pip download for {family} / python {python_version}")
+        log(
+            f"downloading the {family} wheels for python {python_version}: distilts[{extras}] + "
+            f"{', '.join(_pins(man.backend))} + pip"
+        )
+        _pip(
+            [
+                "download",
+                "--quiet",
+                "--dest",
+                str(wheels),
+                "--only-binary=:all:",
+                *plat,
+                "--python-version",
+                python_version,
+                "--implementation",
+                "cp",
+                f"{own}[{extras}]",
+                *_pins(man.backend),
+                "pip",
+            ],
+            f"pip download for {family} / python {python_version}",
+        )
         shutil.copytree(artifact_dir, tmp / "artifact")
         [pip_wheel] = [p.name for p in wheels.glob("pip-*.whl")]
-        fmt = {"extras": extras, "target": target, "python_version": python_version, "pip_wheel": pip_wheel,
-               "version": __version__, "artifact": Path(artifact_dir).name, "port": PORT}
+        fmt = {
+            "extras": extras,
+            "target": target,
+            "python_version": python_version,
+            "pip_wheel": pip_wheel,
+            "version": __version__,
+            "artifact": Path(artifact_dir).name,
+            "port": PORT,
+        }
         atomic_write_text(tmp / "install.sh", INSTALL.format(**fmt))
         (tmp / "install.sh").chmod(0o755)
         atomic_write_text(tmp / "distilts.service", UNIT.format(**fmt))
         files = {p.name: p.stat().st_size for p in sorted(wheels.iterdir())}
-        info = {"target": target, "platforms": list(WHEEL_PLATFORMS[family]), "python_version": python_version,
-                "backend": man.backend, "extras": extras, "distilts": __version__, "wheels": files,
-                "bytes": sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())}
+        info = {
+            "target": target,
+            "platforms": list(WHEEL_PLATFORMS[family]),
+            "python_version": python_version,
+            "backend": man.backend,
+            "extras": extras,
+            "distilts": __version__,
+            "wheels": files,
+            "bytes": sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file()),
+        }
         write_json(tmp / "bundle.json", info)
         if out.exists():
             shutil.rmtree(out)

@@ -64,8 +64,9 @@ class Store:
         """The real directory of the current version (resolved once, so a switch later cannot mix files)."""
         vid = self.current()
         if vid is None:
-            raise StoreError(f"{self.root} has no current version: deploy one with `distilts deploy ARTIFACT "
-                             f"--to {self.root}`.")
+            raise StoreError(
+                f"{self.root} has no current version: deploy one with `distilts deploy ARTIFACT --to {self.root}`."
+            )
         return self.root / VERSIONS / vid
 
     def versions(self) -> list[str]:
@@ -130,7 +131,7 @@ class Store:
             raise StoreError(f"{self.root}: no earlier version to roll back to (current: {cur or 'none'}).")
         self.switch(prev)
         # the rolled-back version leaves the history, so a second rollback walks further back
-        write_json(self.root / HISTORY, [*hist[:len(hist) - hist[::-1].index(prev)]])
+        write_json(self.root / HISTORY, [*hist[: len(hist) - hist[::-1].index(prev)]])
         return prev
 
 

@@ -31,10 +31,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, Iterator
 
 import distilts
 from distilts.errors import DistiltsError
@@ -50,11 +50,34 @@ DEBIAN = "http://deb.debian.org/debian"
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 # bookworm arm64: python3.11 and everything its stdlib and the backends' wheels link against
 ARM64_DEBS = (
-    "libc6", "libgcc-s1", "libstdc++6", "libgomp1", "python3.11-minimal", "libpython3.11-minimal",
-    "libpython3.11-stdlib", "zlib1g", "libexpat1", "libffi8", "libssl3", "libbz2-1.0", "liblzma5",
-    "libsqlite3-0", "libncursesw6", "libtinfo6", "libreadline8", "libuuid1", "libcrypt1", "libdb5.3",
-    "libnsl2", "libtirpc3", "libgssapi-krb5-2", "libkrb5-3", "libk5crypto3", "libkrb5support0",
-    "libcom-err2", "libkeyutils1",
+    "libc6",
+    "libgcc-s1",
+    "libstdc++6",
+    "libgomp1",
+    "python3.11-minimal",
+    "libpython3.11-minimal",
+    "libpython3.11-stdlib",
+    "zlib1g",
+    "libexpat1",
+    "libffi8",
+    "libssl3",
+    "libbz2-1.0",
+    "liblzma5",
+    "libsqlite3-0",
+    "libncursesw6",
+    "libtinfo6",
+    "libreadline8",
+    "libuuid1",
+    "libcrypt1",
+    "libdb5.3",
+    "libnsl2",
+    "libtirpc3",
+    "libgssapi-krb5-2",
+    "libkrb5-3",
+    "libk5crypto3",
+    "libkrb5support0",
+    "libcom-err2",
+    "libkeyutils1",
 )
 # wheel tags a bookworm (glibc 2.36) aarch64 system accepts, newest first
 PLATFORMS = (*WHEEL_PLATFORMS["arm64"], "linux_aarch64")
@@ -111,19 +134,26 @@ class Device:
         src = Path(distilts.__file__).resolve().parent.parent
         sites = [str(self.site(b)) for b in (backends or self.backends())]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "LD_", "VIRTUAL_ENV"))}
-        env.update(PYTHONPATH=os.pathsep.join([str(src), *sites]), PYTHONNOUSERSITE="1",
-                   PYTHONDONTWRITEBYTECODE="1", QEMU_LD_PREFIX=str(self.root))
+        env.update(
+            PYTHONPATH=os.pathsep.join([str(src), *sites]),
+            PYTHONNOUSERSITE="1",
+            PYTHONDONTWRITEBYTECODE="1",
+            QEMU_LD_PREFIX=str(self.root),
+        )
         return [str(self.qemu), "-L", str(self.root), str(self.root / "usr/bin/python3.11"), *args], env
 
-    def run(self, args: list[str], backends: list[str] | None = None, timeout: float | None = None,
-            capture: bool = True) -> subprocess.CompletedProcess:
+    def run(
+        self, args: list[str], backends: list[str] | None = None, timeout: float | None = None, capture: bool = True
+    ) -> subprocess.CompletedProcess:
         argv, env = self.command(args, backends)
         return subprocess.run(argv, env=env, capture_output=capture, text=True, timeout=timeout)
 
     def describe(self) -> str:
         v = self.info.get("versions", {})
-        return (f"emulated arm64 device at {self.home} (qemu-aarch64 {v.get('qemu', '?')}, Debian bookworm "
-                f"python {v.get('python', '?')}; backends: {', '.join(self.backends())})")
+        return (
+            f"emulated arm64 device at {self.home} (qemu-aarch64 {v.get('qemu', '?')}, Debian bookworm "
+            f"python {v.get('python', '?')}; backends: {', '.join(self.backends())})"
+        )
 
 
 def find_device(backends: list[str] | tuple[str, ...] = ()) -> Device | None:
@@ -153,8 +183,9 @@ def _locked(home: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def build(backends: list[str] | tuple[str, ...] = BACKENDS, log: Callable[[str], None] = print,
-          force: bool = False) -> Device:
+def build(
+    backends: list[str] | tuple[str, ...] = BACKENDS, log: Callable[[str], None] = print, force: bool = False
+) -> Device:
     """Build the device (or the site-packages it lacks) into cache_dir(); reuse what is there.
 
     Raises EmulatorUnavailable with the reason when apt/dpkg/pip or the registries are not reachable.
@@ -166,8 +197,10 @@ def build(backends: list[str] | tuple[str, ...] = BACKENDS, log: Callable[[str],
             info = json.loads((home / "device.json").read_text())
         if force or info.get("layout") != LAYOUT_VERSION or not (home / "qemu-aarch64").is_file():
             t0 = time.perf_counter()
-            log(f"building the emulated arm64 device in {home} (Debian bookworm arm64 + trixie qemu-aarch64, "
-                "about 80 MB of .debs; once)")
+            log(
+                f"building the emulated arm64 device in {home} (Debian bookworm arm64 + trixie qemu-aarch64, "
+                "about 80 MB of .debs; once)"
+            )
             info = _build_base(home, log)
             info["build_seconds"] = {"base": round(time.perf_counter() - t0, 1)}
             _write_info(home, info)
@@ -177,8 +210,10 @@ def build(backends: list[str] | tuple[str, ...] = BACKENDS, log: Callable[[str],
             if sites.get(b) == pins and (home / "site" / b).is_dir():
                 continue
             t0 = time.perf_counter()
-            log(f"installing aarch64 wheels for the {b} backend: "
-                + ", ".join(f"{k}=={v}" if v else k for k, v in pins.items()))
+            log(
+                f"installing aarch64 wheels for the {b} backend: "
+                + ", ".join(f"{k}=={v}" if v else k for k, v in pins.items())
+            )
             _install_site(home / "site" / b, pins)
             sites[b] = pins
             info.setdefault("build_seconds", {})[b] = round(time.perf_counter() - t0, 1)
@@ -202,8 +237,10 @@ def _write_info(home: Path, info: dict) -> None:
 def _need_tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        raise EmulatorUnavailable(f"Cannot build the emulated arm64 device: `{name}` is not on PATH (it needs a "
-                                  "Debian/Ubuntu host with apt-get and dpkg).")
+        raise EmulatorUnavailable(
+            f"Cannot build the emulated arm64 device: `{name}` is not on PATH (it needs a "
+            "Debian/Ubuntu host with apt-get and dpkg)."
+        )
     return path
 
 
@@ -211,9 +248,11 @@ def _sh(argv: list[str], what: str, cwd: Path | None = None) -> str:
     res = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
     if res.returncode != 0:
         tail = "\n".join((res.stderr or res.stdout).strip().splitlines()[-6:])
-        raise EmulatorUnavailable(f"Cannot build the emulated arm64 device: {what} failed ({tail}). It needs "
-                                  f"access to {DEBIAN} and PyPI; check the network or proxy and run "
-                                  "`scripts/arm64-device.sh build` again.")
+        raise EmulatorUnavailable(
+            f"Cannot build the emulated arm64 device: {what} failed ({tail}). It needs "
+            f"access to {DEBIAN} and PyPI; check the network or proxy and run "
+            "`scripts/arm64-device.sh build` again."
+        )
     return res.stdout
 
 
@@ -221,20 +260,31 @@ def _apt_download(work: Path, packages: list[str], log: Callable[[str], None]) -
     """`apt-get download PACKAGES` with a private configuration inside `work` (bookworm arm64, trixie amd64)."""
     apt = _need_tool("apt-get")
     if not Path(KEYRING).is_file():
-        raise EmulatorUnavailable(f"Cannot build the emulated arm64 device: {KEYRING} is missing "
-                                  "(apt-get install debian-archive-keyring).")
+        raise EmulatorUnavailable(
+            f"Cannot build the emulated arm64 device: {KEYRING} is missing (apt-get install debian-archive-keyring)."
+        )
     a = work / "apt"
     for d in ("lists/partial", "cache/archives/partial", "etc/parts", "debs"):
         (a / d).mkdir(parents=True)
     (a / "status").touch()
     (a / "etc/sources.list").write_text(
         f"deb [arch=arm64 signed-by={KEYRING}] {DEBIAN} bookworm main\n"
-        f"deb [arch=amd64 signed-by={KEYRING}] {DEBIAN} trixie main\n")
-    opts = [f"-oDir::Etc::SourceList={a}/etc/sources.list", f"-oDir::Etc::SourceParts={a}/etc/parts",
-            f"-oDir::Etc::Preferences={a}/etc/none", f"-oDir::Etc::PreferencesParts={a}/etc/parts",
-            f"-oDir::State::Lists={a}/lists", f"-oDir::Cache={a}/cache", f"-oDir::State::Status={a}/status",
-            "-oAPT::Architectures::=arm64", "-oAPT::Architectures::=amd64", "-oDebug::NoLocking=1",
-            "-oAPT::Sandbox::User=root", "-qq"]
+        f"deb [arch=amd64 signed-by={KEYRING}] {DEBIAN} trixie main\n"
+    )
+    opts = [
+        f"-oDir::Etc::SourceList={a}/etc/sources.list",
+        f"-oDir::Etc::SourceParts={a}/etc/parts",
+        f"-oDir::Etc::Preferences={a}/etc/none",
+        f"-oDir::Etc::PreferencesParts={a}/etc/parts",
+        f"-oDir::State::Lists={a}/lists",
+        f"-oDir::Cache={a}/cache",
+        f"-oDir::State::Status={a}/status",
+        "-oAPT::Architectures::=arm64",
+        "-oAPT::Architectures::=amd64",
+        "-oDebug::NoLocking=1",
+        "-oAPT::Sandbox::User=root",
+        "-qq",
+    ]
     log("  apt-get update (private lists: bookworm arm64, trixie amd64)")
     _sh([apt, *opts, "update"], "apt-get update")
     log(f"  apt-get download: {', '.join(packages[:3])}{' ...' if len(packages) > 3 else ''}")
@@ -283,10 +333,18 @@ def _build_base(home: Path, log: Callable[[str], None]) -> dict:
         for name in QEMU_BINARIES:
             shutil.move(str(qx / "usr/bin" / name), stage / name)
         qemu_version = _sh([str(stage / "qemu-aarch64"), "--version"], "qemu-aarch64 --version").split()[2]
-        py = subprocess.run([str(stage / "qemu-aarch64"), "-L", str(stage / "root"),
-                             str(stage / "root/usr/bin/python3.11"), "-c",
-                             "import platform; print(platform.machine(), platform.python_version())"],
-                            capture_output=True, text=True)
+        py = subprocess.run(
+            [
+                str(stage / "qemu-aarch64"),
+                "-L",
+                str(stage / "root"),
+                str(stage / "root/usr/bin/python3.11"),
+                "-c",
+                "import platform; print(platform.machine(), platform.python_version())",
+            ],
+            capture_output=True,
+            text=True,
+        )
         if py.returncode != 0 or not py.stdout.startswith("aarch64"):
             raise EmulatorUnavailable(f"The emulated arm64 python does not start: {py.stderr.strip()[-400:]}")
         for name in ("root", *QEMU_BINARIES):
@@ -294,10 +352,14 @@ def _build_base(home: Path, log: Callable[[str], None]) -> dict:
                 shutil.rmtree(home / name) if (home / name).is_dir() else (home / name).unlink()
             os.replace(stage / name, home / name)
         shutil.rmtree(home / "site", ignore_errors=True)
-        return {"layout": LAYOUT_VERSION, "arch": ARCH,
-                "versions": {"qemu": qemu_version, "python": py.stdout.split()[1], "debian": "bookworm"},
-                "debs": [d.name for d in debs], "sites": {},
-                "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        return {
+            "layout": LAYOUT_VERSION,
+            "arch": ARCH,
+            "versions": {"qemu": qemu_version, "python": py.stdout.split()[1], "debian": "bookworm"},
+            "debs": [d.name for d in debs],
+            "sites": {},
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -309,9 +371,27 @@ def _install_site(dest: Path, pins: dict[str, str | None]) -> None:
     try:
         plat = [a for p in PLATFORMS for a in ("--platform", p)]
         reqs = [f"{k}=={v}" if v else k for k, v in pins.items()]
-        _sh([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-compile",
-             "--target", str(tmp), *plat, "--only-binary=:all:", "--python-version", "3.11", "--implementation",
-             "cp", *reqs], "pip install (aarch64 wheels) " + " ".join(reqs))
+        _sh(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "--no-compile",
+                "--target",
+                str(tmp),
+                *plat,
+                "--only-binary=:all:",
+                "--python-version",
+                "3.11",
+                "--implementation",
+                "cp",
+                *reqs,
+            ],
+            "pip install (aarch64 wheels) " + " ".join(reqs),
+        )
         shutil.rmtree(tmp / "bin", ignore_errors=True)  # console scripts for the wrong interpreter
         replace_dir(tmp, dest)
     finally:
@@ -364,7 +444,10 @@ def measure(dev: Device, artifacts: list[str]) -> dict:
         for p in dev.site(b).iterdir():
             if p.is_dir() and not p.name.endswith((".dist-info", "__pycache__")):
                 top[p.name] = site_size(p)
-        out["sites"][b] = {"bytes": site_size(dev.site(b)), "largest": dict(sorted(top.items(), key=lambda kv: -kv[1])[:5])}
+        out["sites"][b] = {
+            "bytes": site_size(dev.site(b)),
+            "largest": dict(sorted(top.items(), key=lambda kv: -kv[1])[:5]),
+        }
     for art in artifacts:
         backend = read_manifest(art, verify_checksums=False).backend
         t0 = time.perf_counter()
@@ -380,8 +463,10 @@ def measure(dev: Device, artifacts: list[str]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI: build | info | run -- ARGS | python -- ARGS | measure ARTIFACT... (see the module docstring)."""
-    ap = argparse.ArgumentParser(prog="python -m distilts.device.arm64",
-                                 description="The emulated arm64 device (Debian bookworm arm64 under qemu-aarch64).")
+    ap = argparse.ArgumentParser(
+        prog="python -m distilts.device.arm64",
+        description="The emulated arm64 device (Debian bookworm arm64 under qemu-aarch64).",
+    )
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="build it once (or reuse it) in the cache directory")
     b.add_argument("--force", action="store_true", help="rebuild from scratch")
@@ -416,8 +501,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if dev else 1
         dev = find_device()
         if dev is None:
-            raise EmulatorUnavailable(f"The emulated arm64 device is not built (cache {cache_dir()}). Build it "
-                                      "with `scripts/arm64-device.sh build`.")
+            raise EmulatorUnavailable(
+                f"The emulated arm64 device is not built (cache {cache_dir()}). Build it "
+                "with `scripts/arm64-device.sh build`."
+            )
         if a.cmd in ("run", "python"):
             argv2, env = dev.command((["-m", "distilts"] if a.cmd == "run" else []) + a.args)
             return subprocess.call(argv2, env=env)

@@ -31,8 +31,10 @@ def load_checkpoint(directory: str | os.PathLike) -> tuple[dict[str, torch.Tenso
     """Read a checkpoint written by `save_checkpoint`."""
     directory = Path(directory)
     if not (directory / META).is_file() or not (directory / TENSORS).is_file():
-        raise DistiltsError(f"No complete training checkpoint in {directory}: nothing to resume. "
-                            "Run without --resume to start training.")
+        raise DistiltsError(
+            f"No complete training checkpoint in {directory}: nothing to resume. "
+            "Run without --resume to start training."
+        )
     return load_file(str(directory / TENSORS)), read_json(directory / META)
 
 

@@ -10,8 +10,17 @@ from typing import Any
 import click
 
 from distilts.data.options import data_options
-from distilts.distill.config import (AMP_MODES, DEVICES, FTA_LATENT, QUANTILE_KD, SCHEDULES, TEACHER_HIDDEN,
-                                     DistillSpec, TrainConfig, default_beta)
+from distilts.distill.config import (
+    AMP_MODES,
+    DEVICES,
+    FTA_LATENT,
+    QUANTILE_KD,
+    SCHEDULES,
+    TEACHER_HIDDEN,
+    DistillSpec,
+    TrainConfig,
+    default_beta,
+)
 from distilts.errors import DistiltsError
 from distilts.students import STUDENTS
 from distilts.teachers import TEACHERS
@@ -19,14 +28,23 @@ from distilts.teachers import TEACHERS
 SPEC, TRAIN = DistillSpec(), TrainConfig()  # the library's defaults
 # CLI parameter -> (student option, students that have it)
 STUDENT_FLAGS = {
-    "moving_avg": ("moving_avg", ("dlinear",)), "individual": ("individual", ("dlinear",)),
-    "d_model": ("d_model", ("itransformer",)), "n_heads": ("n_heads", ("itransformer",)),
-    "e_layers": ("e_layers", ("itransformer",)), "d_ff": ("d_ff", ("itransformer",)),
-    "dropout": ("dropout", ("itransformer",)), "revin": ("revin", ("dlinear",)),
+    "moving_avg": ("moving_avg", ("dlinear",)),
+    "individual": ("individual", ("dlinear",)),
+    "d_model": ("d_model", ("itransformer",)),
+    "n_heads": ("n_heads", ("itransformer",)),
+    "e_layers": ("e_layers", ("itransformer",)),
+    "d_ff": ("d_ff", ("itransformer",)),
+    "dropout": ("dropout", ("itransformer",)),
+    "revin": ("revin", ("dlinear",)),
     "quantile_rank": ("quantile_rank", ("dlinear", "itransformer")),
 }
-CONFIG_ALIASES = {"data": "data_path", "split": "split_scheme", "teacher": "teacher_name", "train_stride": "stride",
-                  "student": "student_name"}
+CONFIG_ALIASES = {
+    "data": "data_path",
+    "split": "split_scheme",
+    "teacher": "teacher_name",
+    "train_stride": "stride",
+    "student": "student_name",
+}
 
 
 def _load_config_file(ctx: click.Context, _param, value: str | None) -> str | None:
@@ -44,7 +62,7 @@ def _load_config_file(ctx: click.Context, _param, value: str | None) -> str | No
             data = json.loads(text)
     except OSError as exc:
         raise click.BadParameter(f"cannot read {path}: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - JSON and YAML parse errors
+    except Exception as exc:
         raise click.BadParameter(f"cannot parse {path} as {path.suffix or 'JSON'}: {exc}") from None
     if not isinstance(data, dict):
         raise click.BadParameter(f"{path} must hold a mapping of option names to values.")
@@ -63,88 +81,225 @@ def _load_config_file(ctx: click.Context, _param, value: str | None) -> str | No
 
 
 @click.command(name="distill")
-@click.option("--config", type=click.Path(dir_okay=False, exists=True), callback=_load_config_file, is_eager=True,
-              expose_value=False, help="YAML/JSON file with any of these options (flags on the command line win).")
-@click.option("--teacher", "teacher_name", type=click.Choice(list(TEACHERS)), default=SPEC.teacher, show_default=True,
-              help="Teacher family (its outputs come from the teacher cache; see `distilts teach`).")
-@click.option("--teacher-path", default=None, help="Teacher checkpoint directory or hub id (default: the family's model).")
-@click.option("--student", "student_name", type=click.Choice(list(STUDENTS)), default=SPEC.student,
-              show_default=True)
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, exists=True),
+    callback=_load_config_file,
+    is_eager=True,
+    expose_value=False,
+    help="YAML/JSON file with any of these options (flags on the command line win).",
+)
+@click.option(
+    "--teacher",
+    "teacher_name",
+    type=click.Choice(list(TEACHERS)),
+    default=SPEC.teacher,
+    show_default=True,
+    help="Teacher family (its outputs come from the teacher cache; see `distilts teach`).",
+)
+@click.option(
+    "--teacher-path", default=None, help="Teacher checkpoint directory or hub id (default: the family's model)."
+)
+@click.option("--student", "student_name", type=click.Choice(list(STUDENTS)), default=SPEC.student, show_default=True)
 @data_options
-@click.option("--lookback", type=click.IntRange(min=1), default=SPEC.lookback, show_default=True, help="Context length L.")
-@click.option("--horizon", type=click.IntRange(min=1), default=SPEC.horizon, show_default=True, help="Forecast length H.")
-@click.option("--stride", "--train-stride", "stride", type=click.IntRange(min=1), default=SPEC.stride, show_default=True,
-              help="Step between train/val windows (and of the teacher cache); test windows always use 1.")
-@click.option("--max-train-windows", type=click.IntRange(min=1), default=None,
-              help="Use at most this many training windows, evenly spaced over the train part (raises the "
-                   "train stride); for quick runs and smoke tests. Val and test windows are unaffected.")
-@click.option("--tau", type=float, default=TRAIN.tau, show_default=True,
-              help="Horizon-weight temperature of the KD loss (0 = uniform over steps).")
-@click.option("--alpha", type=click.FloatRange(min=0), default=TRAIN.alpha, show_default=True,
-              help="Weight of the KD loss (DistilTS kd_alpha).")
-@click.option("--beta", type=click.FloatRange(min=0), default=None,
-              help="Weight of the FTA (hidden-state alignment) loss; 0 = off. Default as the DistilTS scripts: "
-                   "0.3 for itransformer, 0 (off) for dlinear (FTA measured no gain for DLinear: "
-                   "benchmarks/RESULTS.md).")
+@click.option(
+    "--lookback", type=click.IntRange(min=1), default=SPEC.lookback, show_default=True, help="Context length L."
+)
+@click.option(
+    "--horizon", type=click.IntRange(min=1), default=SPEC.horizon, show_default=True, help="Forecast length H."
+)
+@click.option(
+    "--stride",
+    "--train-stride",
+    "stride",
+    type=click.IntRange(min=1),
+    default=SPEC.stride,
+    show_default=True,
+    help="Step between train/val windows (and of the teacher cache); test windows always use 1.",
+)
+@click.option(
+    "--max-train-windows",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Use at most this many training windows, evenly spaced over the train part (raises the "
+    "train stride); for quick runs and smoke tests. Val and test windows are unaffected.",
+)
+@click.option(
+    "--tau",
+    type=float,
+    default=TRAIN.tau,
+    show_default=True,
+    help="Horizon-weight temperature of the KD loss (0 = uniform over steps).",
+)
+@click.option(
+    "--alpha",
+    type=click.FloatRange(min=0),
+    default=TRAIN.alpha,
+    show_default=True,
+    help="Weight of the KD loss (DistilTS kd_alpha).",
+)
+@click.option(
+    "--beta",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Weight of the FTA (hidden-state alignment) loss; 0 = off. Default as the DistilTS scripts: "
+    "0.3 for itransformer, 0 (off) for dlinear (FTA measured no gain for DLinear: "
+    "benchmarks/RESULTS.md).",
+)
 @click.option("--no-kd", is_flag=True, help="No distillation loss (with --beta 0: ground truth only, no teacher).")
 @click.option("--epochs", type=click.IntRange(min=1), default=TRAIN.epochs, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=TRAIN.batch_size, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=TRAIN.lr, show_default=True)
-@click.option("--weight-decay", type=click.FloatRange(min=0), default=TRAIN.weight_decay, show_default=True,
-              help="AdamW weight decay.")
-@click.option("--lr-schedule", type=click.Choice(SCHEDULES), default=TRAIN.schedule, show_default=True,
-              help="Per epoch: cosine to 0, step = halve every epoch, or constant.")
-@click.option("--patience", type=click.IntRange(min=1), default=TRAIN.patience, show_default=True,
-              help="Stop after this many epochs without a better validation MSE.")
+@click.option(
+    "--weight-decay",
+    type=click.FloatRange(min=0),
+    default=TRAIN.weight_decay,
+    show_default=True,
+    help="AdamW weight decay.",
+)
+@click.option(
+    "--lr-schedule",
+    type=click.Choice(SCHEDULES),
+    default=TRAIN.schedule,
+    show_default=True,
+    help="Per epoch: cosine to 0, step = halve every epoch, or constant.",
+)
+@click.option(
+    "--patience",
+    type=click.IntRange(min=1),
+    default=TRAIN.patience,
+    show_default=True,
+    help="Stop after this many epochs without a better validation MSE.",
+)
 @click.option("--seed", type=int, default=TRAIN.seed, show_default=True)
 @click.option("--device", type=click.Choice(DEVICES), default=TRAIN.device, show_default=True)
-@click.option("--amp", type=click.Choice(AMP_MODES), default=TRAIN.amp, show_default=True,
-              help="Mixed precision (CUDA only; ignored on CPU).")
-@click.option("--moving-avg", type=click.IntRange(min=1), default=None, help="[dlinear] decomposition kernel (odd; default 25).")
+@click.option(
+    "--amp",
+    type=click.Choice(AMP_MODES),
+    default=TRAIN.amp,
+    show_default=True,
+    help="Mixed precision (CUDA only; ignored on CPU).",
+)
+@click.option(
+    "--moving-avg", type=click.IntRange(min=1), default=None, help="[dlinear] decomposition kernel (odd; default 25)."
+)
 @click.option("--individual/--shared", default=None, help="[dlinear] one linear map per variate, or shared (default).")
 @click.option("--d-model", type=click.IntRange(min=1), default=None, help="[itransformer] token width (default 512).")
 @click.option("--n-heads", type=click.IntRange(min=1), default=None, help="[itransformer] attention heads (default 4).")
 @click.option("--e-layers", type=click.IntRange(min=1), default=None, help="[itransformer] encoder layers (default 1).")
-@click.option("--d-ff", type=click.IntRange(min=1), default=None, help="[itransformer] feed-forward width (default 2048).")
+@click.option(
+    "--d-ff", type=click.IntRange(min=1), default=None, help="[itransformer] feed-forward width (default 2048)."
+)
 @click.option("--dropout", type=click.FloatRange(0, 1), default=None, help="[itransformer] dropout (default 0.1).")
-@click.option("--revin/--no-revin", default=None,
-              help="[dlinear] RevIN instance normalization (default off, as the official DLinear). iTransformer "
-                   "always normalises each window (its official definition).")
-@click.option("--quantiles", default=None,
-              help="Make a probabilistic student forecasting these quantile levels: comma-separated in (0, 1), "
-                   "sorted, with 0.5 (e.g. 0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9), or a named set: deciles, "
-                   "chronos-2. Loss: pinball vs truth + alpha x horizon-weighted KD vs the teacher's quantiles.")
-@click.option("--quantile-kd", type=click.Choice(QUANTILE_KD), default=TRAIN.quantile_kd, show_default=True,
-              help="[--quantiles] KD term: pinball loss against the teacher's quantile values, or L2 between the "
-                   "quantile vectors (benchmarks/RESULTS.md compares them).")
-@click.option("--quantile-rank", type=click.IntRange(min=1), default=None,
-              help="[--quantiles] width of the low-rank features the level gaps are computed from (default 8).")
-@click.option("--fta-latent", type=click.IntRange(min=1), default=TRAIN.fta_latent, show_default=True,
-              help=f"FTA latent width u (DistilTS: {FTA_LATENT}).")
-@click.option("--hidden-tokens", type=click.IntRange(min=0), default=SPEC.hidden_tokens, show_default=True,
-              help="Teacher tokens FTA aligns with: 0 = all of them (the DistilTS code); N > 0 mean-pools them to N "
-                   "to bound the cache (hidden states cost N_windows x D x tokens x d_teacher x 2 bytes: "
-                   "TimeMoE-50M at L=512, stride 1 on ETTh1: ~37 GB for all 512 tokens, ~1.2 GB for 16).")
-@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
-              help="Teacher cache root (default: $DISTILTS_CACHE_DIR, else the user cache directory).")
-@click.option("--teacher-hidden", type=click.Choice(TEACHER_HIDDEN), default=SPEC.teacher_hidden, show_default=True,
-              help="Where FTA's teacher hidden states come from: the teacher cache (computed once, stored on disk), "
-                   "or the teacher run on every training batch (no hidden-state cache; for GPUs where recomputing "
-                   "is cheaper than storing).")
-@click.option("--max-cache-gb", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Refuse up front a teacher cache fill whose entry would exceed this many GB.")
+@click.option(
+    "--revin/--no-revin",
+    default=None,
+    help="[dlinear] RevIN instance normalization (default off, as the official DLinear). iTransformer "
+    "always normalises each window (its official definition).",
+)
+@click.option(
+    "--quantiles",
+    default=None,
+    help="Make a probabilistic student forecasting these quantile levels: comma-separated in (0, 1), "
+    "sorted, with 0.5 (e.g. 0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9), or a named set: deciles, "
+    "chronos-2. Loss: pinball vs truth + alpha x horizon-weighted KD vs the teacher's quantiles.",
+)
+@click.option(
+    "--quantile-kd",
+    type=click.Choice(QUANTILE_KD),
+    default=TRAIN.quantile_kd,
+    show_default=True,
+    help="[--quantiles] KD term: pinball loss against the teacher's quantile values, or L2 between the "
+    "quantile vectors (benchmarks/RESULTS.md compares them).",
+)
+@click.option(
+    "--quantile-rank",
+    type=click.IntRange(min=1),
+    default=None,
+    help="[--quantiles] width of the low-rank features the level gaps are computed from (default 8).",
+)
+@click.option(
+    "--fta-latent",
+    type=click.IntRange(min=1),
+    default=TRAIN.fta_latent,
+    show_default=True,
+    help=f"FTA latent width u (DistilTS: {FTA_LATENT}).",
+)
+@click.option(
+    "--hidden-tokens",
+    type=click.IntRange(min=0),
+    default=SPEC.hidden_tokens,
+    show_default=True,
+    help="Teacher tokens FTA aligns with: 0 = all of them (the DistilTS code); N > 0 mean-pools them to N "
+    "to bound the cache (hidden states cost N_windows x D x tokens x d_teacher x 2 bytes: "
+    "TimeMoE-50M at L=512, stride 1 on ETTh1: ~37 GB for all 512 tokens, ~1.2 GB for 16).",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Teacher cache root (default: $DISTILTS_CACHE_DIR, else the user cache directory).",
+)
+@click.option(
+    "--teacher-hidden",
+    type=click.Choice(TEACHER_HIDDEN),
+    default=SPEC.teacher_hidden,
+    show_default=True,
+    help="Where FTA's teacher hidden states come from: the teacher cache (computed once, stored on disk), "
+    "or the teacher run on every training batch (no hidden-state cache; for GPUs where recomputing "
+    "is cheaper than storing).",
+)
+@click.option(
+    "--max-cache-gb",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Refuse up front a teacher cache fill whose entry would exceed this many GB.",
+)
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output student directory.")
 @click.option("--resume", is_flag=True, help="Continue the killed run in --out from its last epoch checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-@click.option("--stop-after-epoch", type=click.IntRange(min=1), default=None, hidden=True,
-              help="Testing aid: stop (as if killed) after this epoch's checkpoint.")
-def distill(teacher_name: str, teacher_path: str | None, student_name: str, data_args: dict, lookback: int,
-            horizon: int, stride: int, max_train_windows: int | None, tau: float, alpha: float, beta: float | None,
-            no_kd: bool, epochs: int, batch_size: int, lr: float, weight_decay: float, lr_schedule: str,
-            patience: int, seed: int, device: str, amp: str, quantiles: str | None, quantile_kd: str,
-            fta_latent: int, hidden_tokens: int,
-            cache_dir: str | None, teacher_hidden: str, max_cache_gb: float | None, out: str, resume: bool,
-            quiet: bool, stop_after_epoch: int | None, **student_flags: Any) -> None:
+@click.option(
+    "--stop-after-epoch",
+    type=click.IntRange(min=1),
+    default=None,
+    hidden=True,
+    help="Testing aid: stop (as if killed) after this epoch's checkpoint.",
+)
+def distill(
+    teacher_name: str,
+    teacher_path: str | None,
+    student_name: str,
+    data_args: dict,
+    lookback: int,
+    horizon: int,
+    stride: int,
+    max_train_windows: int | None,
+    tau: float,
+    alpha: float,
+    beta: float | None,
+    no_kd: bool,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    lr_schedule: str,
+    patience: int,
+    seed: int,
+    device: str,
+    amp: str,
+    quantiles: str | None,
+    quantile_kd: str,
+    fta_latent: int,
+    hidden_tokens: int,
+    cache_dir: str | None,
+    teacher_hidden: str,
+    max_cache_gb: float | None,
+    out: str,
+    resume: bool,
+    quiet: bool,
+    stop_after_epoch: int | None,
+    **student_flags: Any,
+) -> None:
     """Distil a teacher into a small student (DLinear or iTransformer) and write a student directory.
 
     \b
@@ -171,14 +326,38 @@ def distill(teacher_name: str, teacher_path: str | None, student_name: str, data
         raise DistiltsError("--quantile-rank applies to quantile students only: add --quantiles or drop it.")
 
     spec = DistillSpec(
-        student=student_name, student_kwargs=student_kwargs, teacher=teacher_name,
-        teacher_path=teacher_path, data_args=data_args, lookback=lookback, horizon=horizon, stride=stride,
-        hidden_tokens=hidden_tokens, cache_dir=cache_dir, max_train_windows=max_train_windows,
-        teacher_hidden=teacher_hidden, max_cache_gb=max_cache_gb,
-        train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                          schedule=lr_schedule, patience=patience, seed=seed, device=device, amp=amp, alpha=alpha,
-                          beta=beta, tau=tau, kd=not no_kd, fta_latent=fta_latent, quantile_kd=quantile_kd),
+        student=student_name,
+        student_kwargs=student_kwargs,
+        teacher=teacher_name,
+        teacher_path=teacher_path,
+        data_args=data_args,
+        lookback=lookback,
+        horizon=horizon,
+        stride=stride,
+        hidden_tokens=hidden_tokens,
+        cache_dir=cache_dir,
+        max_train_windows=max_train_windows,
+        teacher_hidden=teacher_hidden,
+        max_cache_gb=max_cache_gb,
+        train=TrainConfig(
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            schedule=lr_schedule,
+            patience=patience,
+            seed=seed,
+            device=device,
+            amp=amp,
+            alpha=alpha,
+            beta=beta,
+            tau=tau,
+            kd=not no_kd,
+            fta_latent=fta_latent,
+            quantile_kd=quantile_kd,
+        ),
     )
+
     def stop_hook(epoch: int, _record: dict) -> None:
         if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < epochs:
             raise _Stopped(epoch)
@@ -190,15 +369,19 @@ def distill(teacher_name: str, teacher_path: str | None, student_name: str, data
         if not spec.uses_teacher:
             echo("ground truth only (--no-kd, --beta 0): no teacher is used")
         try:
-            config, metrics, result = distill_student(spec, out, resume=resume, progress=not quiet and comm.is_main,
-                                                  on_epoch_end=stop_hook, log=echo)
+            config, metrics, result = distill_student(
+                spec, out, resume=resume, progress=not quiet and comm.is_main, on_epoch_end=stop_hook, log=echo
+            )
         except _Stopped as stop:
             echo(f"stopped after epoch {stop.epoch} (checkpoint saved); continue with --resume")
             raise SystemExit(75) from None
     if metrics is None:  # not rank 0
         return
-    click.echo(f"best epoch {result.best_epoch} of {result.epochs_run}"
-               + (" (early stop)" if result.stopped_early else "") + f", {result.wall_s:.1f} s")
+    click.echo(
+        f"best epoch {result.best_epoch} of {result.epochs_run}"
+        + (" (early stop)" if result.stopped_early else "")
+        + f", {result.wall_s:.1f} s"
+    )
     _print_metrics(metrics, config)
     click.echo(f"student directory: {out}")
 
@@ -206,15 +389,28 @@ def distill(teacher_name: str, teacher_path: str | None, student_name: str, data
 @click.command(name="eval")
 @click.argument("model_dir", type=click.Path(file_okay=False))
 @data_options
-@click.option("--lookback", type=click.IntRange(min=1), default=None,
-              help="Expected lookback (checked against the student's).")
+@click.option(
+    "--lookback", type=click.IntRange(min=1), default=None, help="Expected lookback (checked against the student's)."
+)
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
-@click.option("--teacher/--no-teacher", "with_teacher", default=True, show_default=True,
-              help="Also score the student's teacher (from the teacher cache) when its checkpoint directory exists.")
+@click.option(
+    "--teacher/--no-teacher",
+    "with_teacher",
+    default=True,
+    show_default=True,
+    help="Also score the student's teacher (from the teacher cache) when its checkpoint directory exists.",
+)
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Teacher cache root.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON only.")
-def eval_cmd(model_dir: str, data_args: dict, lookback: int | None, device: str, with_teacher: bool,
-             cache_dir: str | None, as_json: bool) -> None:
+def eval_cmd(
+    model_dir: str,
+    data_args: dict,
+    lookback: int | None,
+    device: str,
+    with_teacher: bool,
+    cache_dir: str | None,
+    as_json: bool,
+) -> None:
     """Score a student directory on the standard test split (stride-1 windows, normalized scale).
 
     Writes metrics.json, plots/ and card.md into MODEL_DIR. The data must have the student's columns.
@@ -222,16 +418,24 @@ def eval_cmd(model_dir: str, data_args: dict, lookback: int | None, device: str,
     from distilts.distill.run import evaluate_student
     from distilts.students.io import read_student_config
 
-    metrics = evaluate_student(model_dir, data_args, device=device, with_teacher=with_teacher, lookback=lookback,
-                               cache_dir=cache_dir, progress=not as_json)
+    metrics = evaluate_student(
+        model_dir,
+        data_args,
+        device=device,
+        with_teacher=with_teacher,
+        lookback=lookback,
+        cache_dir=cache_dir,
+        progress=not as_json,
+    )
     config = read_student_config(model_dir)
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
         return
     teacher = config.get("teacher") or {}
     if with_teacher and teacher and metrics.get("teacher") is None:
-        click.echo(f"note: the teacher's checkpoint directory {teacher.get('path')} is not here, so its metrics "
-                   "are left out")
+        click.echo(
+            f"note: the teacher's checkpoint directory {teacher.get('path')} is not here, so its metrics are left out"
+        )
     _print_metrics(metrics, config)
 
 
@@ -249,11 +453,15 @@ def _student_kwargs(student: str, flags: dict[str, Any]) -> dict[str, Any]:
             continue
         option, owners = STUDENT_FLAGS[param]
         if param == "revin" and student == "itransformer":
-            raise DistiltsError("--revin/--no-revin does not apply to itransformer: it always normalises each input "
-                                "window (mean and std over time, undone on the output), as its official code does.")
+            raise DistiltsError(
+                "--revin/--no-revin does not apply to itransformer: it always normalises each input "
+                "window (mean and std over time, undone on the output), as its official code does."
+            )
         if student not in owners:
-            raise DistiltsError(f"--{param.replace('_', '-')} is an option of {', '.join(owners)}, not of "
-                                f"'{student}'. Drop it or pick --student {owners[0]}.")
+            raise DistiltsError(
+                f"--{param.replace('_', '-')} is an option of {', '.join(owners)}, not of "
+                f"'{student}'. Drop it or pick --student {owners[0]}."
+            )
         kwargs[option] = value
     return kwargs
 
@@ -263,17 +471,30 @@ def _print_metrics(metrics: dict, config: dict) -> None:
     from rich.table import Table
 
     prob = "quantiles" in metrics["test"]
-    table = Table(title=f"Test metrics (normalized, stride 1, {metrics['test']['windows']} windows"
-                        + ("; MSE/MAE of the median" if prob else "") + ")")
+    table = Table(
+        title=f"Test metrics (normalized, stride 1, {metrics['test']['windows']} windows"
+        + ("; MSE/MAE of the median" if prob else "")
+        + ")"
+    )
     for col in ("model", "params", "test MSE", "test MAE", "val MSE"):
         table.add_column(col, justify="left" if col == "model" else "right")
-    table.add_row(f"student ({config['student']['name']})", f"{config['param_count']:,}",
-                  f"{metrics['test']['mse']:.4f}", f"{metrics['test']['mae']:.4f}", f"{metrics['val']['mse']:.4f}")
+    table.add_row(
+        f"student ({config['student']['name']})",
+        f"{config['param_count']:,}",
+        f"{metrics['test']['mse']:.4f}",
+        f"{metrics['test']['mae']:.4f}",
+        f"{metrics['val']['mse']:.4f}",
+    )
     teacher = metrics.get("teacher")
     if teacher:
         val = teacher.get("val", {}).get("mse")
-        table.add_row(f"teacher ({teacher['name']})", "", f"{teacher['test']['mse']:.4f}",
-                      f"{teacher['test']['mae']:.4f}", "" if val is None else f"{val:.4f}")
+        table.add_row(
+            f"teacher ({teacher['name']})",
+            "",
+            f"{teacher['test']['mse']:.4f}",
+            f"{teacher['test']['mae']:.4f}",
+            "" if val is None else f"{val:.4f}",
+        )
     Console().print(table)
     if prob:
         Console().print(_quantile_table(metrics, config))
@@ -292,7 +513,11 @@ def _quantile_table(metrics: dict, config: dict):
         rows.append((f"teacher ({teacher['name']})", teacher["test"]["quantiles"]))
     for name, q in rows:
         iv = q.get("interval") or {}
-        table.add_row(name, f"{q['wql']:.4f}", f"{q['mase']:.3f}",
-                      *((f"{iv['coverage']:.1%}", f"{iv['mean_width']:.3f}", f"{iv['msis']:.3f}") if iv else ("",) * 3),
-                      str(q["crossings"]))
+        table.add_row(
+            name,
+            f"{q['wql']:.4f}",
+            f"{q['mase']:.3f}",
+            *((f"{iv['coverage']:.1%}", f"{iv['mean_width']:.3f}", f"{iv['msis']:.3f}") if iv else ("",) * 3),
+            str(q["crossings"]),
+        )
     return table

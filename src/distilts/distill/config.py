@@ -12,7 +12,13 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from distilts.cache.config import (  # noqa: F401  (re-exported: every command's defaults)
-    DEVICES, HIDDEN_DTYPES, HIDDEN_TOKENS, HORIZON, LOOKBACK, PARTS, TEACH_BATCH,
+    DEVICES,
+    HIDDEN_DTYPES,
+    HIDDEN_TOKENS,
+    HORIZON,
+    LOOKBACK,
+    PARTS,
+    TEACH_BATCH,
 )
 from distilts.errors import DistiltsError
 
@@ -110,7 +116,7 @@ class DistillSpec:
         """The teacher is needed to train, or was named explicitly for the metrics."""
         return self.needs_teacher_training_outputs or self.teacher_path is not None
 
-    def train_stride(self, dataset: "Dataset") -> int:
+    def train_stride(self, dataset: Dataset) -> int:
         """Stride of the training windows: `stride`, raised so that at most `max_train_windows`
         windows remain (evenly spaced over the train part)."""
         if not self.max_train_windows:

@@ -28,23 +28,35 @@ def predict(model: nn.Module, windows: Windows, batch_size: int = 256, device: s
     return np.concatenate(out) if out else np.zeros((0, windows.horizon, windows.values.shape[1]), np.float32)
 
 
-def scores(pred: np.ndarray, windows: Windows, levels: tuple[float, ...] | None = None,
-           season: int = 1) -> dict[str, Any]:
+def scores(
+    pred: np.ndarray, windows: Windows, levels: tuple[float, ...] | None = None, season: int = 1
+) -> dict[str, Any]:
     """MSE and MAE overall and per forecast step of `[N, H, D]` forecasts (of the median for
     quantile forecasts `[N, H, D, Q]` at `levels`, which also get `quantiles`: WQL, MASE, interval)."""
     truth = windows.targets()
     point = pred[..., median_index(levels)] if levels is not None else pred
     err = np.asarray(point, dtype=np.float64) - np.asarray(truth, dtype=np.float64)
-    out = {"mse": float(np.mean(err ** 2)), "mae": float(np.mean(np.abs(err))),
-           "mse_by_step": np.mean(err ** 2, axis=(0, 2)).tolist(),
-           "mae_by_step": np.mean(np.abs(err), axis=(0, 2)).tolist(), "windows": int(len(err))}
+    out = {
+        "mse": float(np.mean(err**2)),
+        "mae": float(np.mean(np.abs(err))),
+        "mse_by_step": np.mean(err**2, axis=(0, 2)).tolist(),
+        "mae_by_step": np.mean(np.abs(err), axis=(0, 2)).tolist(),
+        "windows": int(len(err)),
+    }
     if levels is not None:
         out["quantiles"] = probabilistic_scores(pred, truth, windows.inputs(), levels, season=season)
     return out
 
 
-def plot_test_window(path: str | os.PathLike, x: np.ndarray, y: np.ndarray, student: np.ndarray,
-                     teacher: np.ndarray | None, column: str, levels: tuple[float, ...] | None = None) -> None:
+def plot_test_window(
+    path: str | os.PathLike,
+    x: np.ndarray,
+    y: np.ndarray,
+    student: np.ndarray,
+    teacher: np.ndarray | None,
+    column: str,
+    levels: tuple[float, ...] | None = None,
+) -> None:
     """One test window of one variate: history, truth, student (its median and the band between its
     outer levels for quantile forecasts `[H, Q]`) and teacher forecasts."""
     L, H = len(x), len(y)
@@ -54,8 +66,15 @@ def plot_test_window(path: str | os.PathLike, x: np.ndarray, y: np.ndarray, stud
     steps = np.arange(L, L + H)
     ax.plot(steps, y, color="k", lw=1.5, label="truth")
     if levels is not None:
-        ax.fill_between(steps, student[:, 0], student[:, -1], color="tab:blue", alpha=0.25, lw=0,
-                        label=f"student {format_level(levels[0])}-{format_level(levels[-1])}")
+        ax.fill_between(
+            steps,
+            student[:, 0],
+            student[:, -1],
+            color="tab:blue",
+            alpha=0.25,
+            lw=0,
+            label=f"student {format_level(levels[0])}-{format_level(levels[-1])}",
+        )
         student = student[:, median_index(levels)]
     ax.plot(steps, student, color="tab:blue", lw=1.5, label="student" + (" median" if levels else ""))
     if teacher is not None:
@@ -79,18 +98,33 @@ def plot_mse_by_step(path: str | os.PathLike, student: list[float], teacher: lis
     _save(fig, path)
 
 
-def write_plots(directory: Path, windows: Windows, pred: np.ndarray, teacher_pred: np.ndarray | None,
-                metrics: dict, columns: list[str], levels: tuple[float, ...] | None = None) -> None:
+def write_plots(
+    directory: Path,
+    windows: Windows,
+    pred: np.ndarray,
+    teacher_pred: np.ndarray | None,
+    metrics: dict,
+    columns: list[str],
+    levels: tuple[float, ...] | None = None,
+) -> None:
     """`plots/forecast.png` (the middle test window, last variate) and `plots/mse_by_step.png`."""
     plots = directory / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     i, d = len(windows) // 2, len(columns) - 1
     x, y = windows[i]
-    plot_test_window(plots / "forecast.png", x[:, d], y[:, d], pred[i, :, d],
-                     None if teacher_pred is None else teacher_pred[i, :, d], columns[d], levels)
+    plot_test_window(
+        plots / "forecast.png",
+        x[:, d],
+        y[:, d],
+        pred[i, :, d],
+        None if teacher_pred is None else teacher_pred[i, :, d],
+        columns[d],
+        levels,
+    )
     teacher = metrics.get("teacher") or {}
-    plot_mse_by_step(plots / "mse_by_step.png", metrics["test"]["mse_by_step"],
-                     (teacher.get("test") or {}).get("mse_by_step"))
+    plot_mse_by_step(
+        plots / "mse_by_step.png", metrics["test"]["mse_by_step"], (teacher.get("test") or {}).get("mse_by_step")
+    )
 
 
 def model_card(config: dict, metrics: dict) -> str:
@@ -101,14 +135,19 @@ def model_card(config: dict, metrics: dict) -> str:
         rows.append((f"teacher ({metrics['teacher']['name']})", metrics["teacher"]["test"]))
     table = "\n".join(f"| {name} | {m['mse']:.4f} | {m['mae']:.4f} |" for name, m in rows)
     prob = _quantile_table(rows)
-    teacher = (f"{t['name']} (`{t.get('path')}`, checkpoint sha256 `{str(t.get('checkpoint_sha256'))[:16]}…`)"
-               if t else "none (trained on ground truth only)")
+    teacher = (
+        f"{t['name']} (`{t.get('path')}`, checkpoint sha256 `{str(t.get('checkpoint_sha256'))[:16]}…`)"
+        if t
+        else "none (trained on ground truth only)"
+    )
     kwargs = ", ".join(f"{k}={v}" for k, v in s.get("kwargs", {}).items()) or "defaults"
     split = data.get("split") or {}
     split_text = split
     if isinstance(split, dict):
-        split_text = (f"{split.get('scheme', '?')} split, rows train {_rows(split.get('train'))}, "
-                      f"val {_rows(split.get('val'))}, test {_rows(split.get('test'))}")
+        split_text = (
+            f"{split.get('scheme', '?')} split, rows train {_rows(split.get('train'))}, "
+            f"val {_rows(split.get('val'))}, test {_rows(split.get('test'))}"
+        )
     terms = ["supervised pinball loss" if loss.get("supervised") == "pinball" else "supervised MSE"]
     if loss.get("kd"):
         kind = {"pinball": "pinball against the teacher's quantiles", "l2": "L2 between the quantile vectors"}
@@ -120,27 +159,36 @@ def model_card(config: dict, metrics: dict) -> str:
         which = f"all {n_tok} teacher tokens" if not pooled else f"{n_tok} pooled teacher tokens"
         terms.append(f"{loss.get('beta')} x FTA on {which} (training-only; not shipped)")
     elif loss.get("kd") is not None:
-        terms.append("no FTA" + (" (off by default for DLinear, as in the DistilTS scripts; --beta > 0 turns it on)"
-                                 if s["name"] == "dlinear" else ""))
-    levels = (loss.get("levels") or s.get("kwargs", {}).get("quantiles"))
-    limits = ("Point forecasts only (no uncertainty). " if not levels else
-              f"Quantiles at levels {', '.join(f'{v:g}' for v in levels)} (0.5 is the point forecast); "
-              "the interval's coverage is measured on the test split above and is not guaranteed elsewhere. ")
+        terms.append(
+            "no FTA"
+            + (
+                " (off by default for DLinear, as in the DistilTS scripts; --beta > 0 turns it on)"
+                if s["name"] == "dlinear"
+                else ""
+            )
+        )
+    levels = loss.get("levels") or s.get("kwargs", {}).get("quantiles")
+    limits = (
+        "Point forecasts only (no uncertainty). "
+        if not levels
+        else f"Quantiles at levels {', '.join(f'{v:g}' for v in levels)} (0.5 is the point forecast); "
+        "the interval's coverage is measured on the test split above and is not guaranteed elsewhere. "
+    )
     norm = config.get("normalization")
     norm = f"\n**Instance normalization**: {norm['why']}." if norm else ""
-    return f"""# {s['name']} student — L={config['lookback']}, H={config['horizon']}
+    return f"""# {s["name"]} student — L={config["lookback"]}, H={config["horizon"]}
 
-**What**: {s['name']} forecaster ({kwargs}; {config['param_count']:,} parameters) mapping the last
-{config['lookback']} steps of {config['n_variates']} variates ({', '.join(config['columns'])}) to the next
-{config['horizon']} steps, distilled with DistilTS (arXiv 2601.12785).
+**What**: {s["name"]} forecaster ({kwargs}; {config["param_count"]:,} parameters) mapping the last
+{config["lookback"]} steps of {config["n_variates"]} variates ({", ".join(config["columns"])}) to the next
+{config["horizon"]} steps, distilled with DistilTS (arXiv 2601.12785).
 
-**Data**: `{data.get('source')}` (sha256 `{str(data.get('hash'))[:16]}…`), {split_text}; inputs are
+**Data**: `{data.get("source")}` (sha256 `{str(data.get("hash"))[:16]}…`), {split_text}; inputs are
 z-scored with the training-part statistics stored in `config.json`.{norm}
 
 **Teacher**: {teacher}.
-**Loss**: {' + '.join(terms)}.
+**Loss**: {" + ".join(terms)}.
 
-## Test metrics (normalized scale, stride-1 test windows: {metrics['test']['windows']})
+## Test metrics (normalized scale, stride-1 test windows: {metrics["test"]["windows"]})
 
 | model | MSE | MAE |
 |---|---|---|
@@ -166,14 +214,19 @@ def _quantile_table(rows: list[tuple[str, dict]]) -> str:
             continue
         iv = q.get("interval") or {}
         fmt = lambda v, f=".4f": "–" if v is None else format(v, f)  # noqa: E731
-        lines.append(f"| {name} | {fmt(q['wql'])} | {fmt(q['mase'], '.3f')} | {fmt(iv.get('coverage'), '.1%')} | "
-                     f"{fmt(iv.get('mean_width'), '.3f')} | {fmt(iv.get('msis'), '.3f')} | {q['crossings']} |")
+        lines.append(
+            f"| {name} | {fmt(q['wql'])} | {fmt(q['mase'], '.3f')} | {fmt(iv.get('coverage'), '.1%')} | "
+            f"{fmt(iv.get('mean_width'), '.3f')} | {fmt(iv.get('msis'), '.3f')} | {q['crossings']} |"
+        )
     if not lines:
         return ""
-    return ("\nProbabilistic (WQL as Chronos / GIFT-Eval; MASE of the median; the 0.1-0.9 interval: coverage, "
-            "mean width, MSIS; seasonal-naive scale over each window's lookback):\n\n"
-            "| model | WQL | MASE | 80% coverage | mean width | MSIS | crossings |\n|---|---|---|---|---|---|---|\n"
-            + "\n".join(lines) + "\n")
+    return (
+        "\nProbabilistic (WQL as Chronos / GIFT-Eval; MASE of the median; the 0.1-0.9 interval: coverage, "
+        "mean width, MSIS; seasonal-naive scale over each window's lookback):\n\n"
+        "| model | WQL | MASE | 80% coverage | mean width | MSIS | crossings |\n|---|---|---|---|---|---|---|\n"
+        + "\n".join(lines)
+        + "\n"
+    )
 
 
 def _rows(span) -> str:

@@ -18,7 +18,7 @@ student (the paper's learnable projection). See docs/design.md.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -29,8 +29,15 @@ FTA_BLOCK = 128
 
 
 class FTA(nn.Module):
-    def __init__(self, d_student: int, d_teacher: int, n_tokens: int, latent: int = FTA_LATENT,
-                 phi: Callable[[], nn.Module] = nn.GELU, block: int = FTA_BLOCK) -> None:
+    def __init__(
+        self,
+        d_student: int,
+        d_teacher: int,
+        n_tokens: int,
+        latent: int = FTA_LATENT,
+        phi: Callable[[], nn.Module] = nn.GELU,
+        block: int = FTA_BLOCK,
+    ) -> None:
         super().__init__()
         self.d_student, self.d_teacher, self.n_tokens, self.latent = d_student, d_teacher, n_tokens, latent
         self.block = block
@@ -55,5 +62,12 @@ class FTA(nn.Module):
         return torch.stack(losses).mean()
 
     def settings(self) -> dict:
-        return {"d_student": self.d_student, "d_teacher": self.d_teacher, "n_tokens": self.n_tokens,
-                "latent": self.latent, "phi": type(self.phi).__name__, "block": self.block, "bias": False}
+        return {
+            "d_student": self.d_student,
+            "d_teacher": self.d_teacher,
+            "n_tokens": self.n_tokens,
+            "latent": self.latent,
+            "phi": type(self.phi).__name__,
+            "block": self.block,
+            "bias": False,
+        }

@@ -40,8 +40,6 @@ def kd_loss(student: torch.Tensor, teacher: torch.Tensor, weights: torch.Tensor)
     return (weights * mse_per_step(student, teacher)).sum()
 
 
-
-
 def pinball_per_step(pred: torch.Tensor, target: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
     """Pinball loss at each step `[T]` of quantile forecasts `pred [B, T, D, Q]` against `target`
     `[B, T, D]` (one value per step) or `[B, T, D, Q]` (a value per level); mean over B, D and Q."""
@@ -57,8 +55,9 @@ def pinball_loss(pred: torch.Tensor, target: torch.Tensor, levels: torch.Tensor)
     return pinball_per_step(pred, target, levels).mean()
 
 
-def quantile_kd_loss(student: torch.Tensor, teacher: torch.Tensor, levels: torch.Tensor, weights: torch.Tensor,
-                     kind: str = "l2") -> torch.Tensor:
+def quantile_kd_loss(
+    student: torch.Tensor, teacher: torch.Tensor, levels: torch.Tensor, weights: torch.Tensor, kind: str = "l2"
+) -> torch.Tensor:
     """Horizon-weighted KD between quantile forecasts `[B, T, D, Q]` at the same levels."""
     if kind == "pinball":
         per_step = pinball_per_step(student, teacher, levels)
@@ -69,8 +68,9 @@ def quantile_kd_loss(student: torch.Tensor, teacher: torch.Tensor, levels: torch
     return (weights * per_step).sum()
 
 
-def total_loss(sup: torch.Tensor, kd: torch.Tensor | None, fta: torch.Tensor | None,
-               alpha: float, beta: float) -> torch.Tensor:
+def total_loss(
+    sup: torch.Tensor, kd: torch.Tensor | None, fta: torch.Tensor | None, alpha: float, beta: float
+) -> torch.Tensor:
     """`L_sup + alpha * L_KD + beta * L_FTA`; absent terms (None) count as 0."""
     loss = sup
     if kd is not None:

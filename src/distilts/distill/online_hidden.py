@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 class OnlineHidden:
     """Array-like `[N, D, T', d_model]` whose rows are computed by the teacher when indexed."""
 
-    def __init__(self, teacher: "Teacher", windows: "Windows", hidden_tokens: int) -> None:
+    def __init__(self, teacher: Teacher, windows: Windows, hidden_tokens: int) -> None:
         self.teacher, self.windows, self.hidden_tokens = teacher, windows, hidden_tokens
         teacher.check_window(windows.lookback, windows.horizon)
         tokens = teacher.hidden_tokens(windows.lookback)
@@ -38,4 +38,5 @@ class OnlineHidden:
         x, _ = self.windows.batch(np.asarray(idx))
         out = self.teacher.predict(x, self.windows.horizon, hidden=True)
         self.calls += 1
+        assert out.hidden is not None  # predict(hidden=True) gives them
         return pool_tokens(out.hidden, self.hidden_tokens).astype(np.float32, copy=False)

@@ -5,20 +5,20 @@ outputs -> trained student -> student directory with metrics, plots and a model 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from distilts import teachers
+from distilts import distributed, teachers
+from distilts.cache.entry import TeacherCache, fill_teacher_cache
 from distilts.data import Dataset, load_dataset
 from distilts.data.panel import PanelDataset
-from distilts import distributed
 from distilts.distill import evaluate as ev
-from distilts.cache.entry import TeacherCache, fill_teacher_cache
 from distilts.distill.config import DistillSpec, TrainConfig
 from distilts.distill.online_hidden import OnlineHidden
 from distilts.distill.trainer import CHECKPOINT, TrainData, TrainResult, train
@@ -38,15 +38,16 @@ class TeacherOutputs:
 
     info: dict | None = None
     train_forecasts: np.ndarray | None = None  # [N, H, D, Q] at the student's levels for a quantile student
-    train_hidden: np.ndarray | None = None
+    train_hidden: np.ndarray | OnlineHidden | None = None  # cached, or computed by the teacher per batch
     val_forecasts: np.ndarray | None = None  # point forecasts [N, H, D] (the teacher's own)
     test_forecasts: np.ndarray | None = None
     val_quantiles: np.ndarray | None = None  # [N, H, D, Q] at the student's levels (quantile students)
     test_quantiles: np.ndarray | None = None
 
 
-def teacher_outputs(dataset: Dataset, spec: DistillSpec, progress: bool = True, train_stride: int | None = None
-                    ) -> TeacherOutputs:
+def teacher_outputs(
+    dataset: Dataset, spec: DistillSpec, progress: bool = True, train_stride: int | None = None
+) -> TeacherOutputs:
     """Fetch (computing once if missing) the teacher outputs this run needs from the teacher cache.
 
     Val windows use the run's stride, train windows `train_stride` (default: the same); test
@@ -66,13 +67,25 @@ def teacher_outputs(dataset: Dataset, spec: DistillSpec, progress: bool = True, 
     levels = spec.levels
 
     def cache(parts: tuple[str, ...], stride: int, hidden: bool):
-        return fill_teacher_cache(dataset, spec.teacher, spec.teacher_path, spec.lookback, spec.horizon,
-                                    parts=parts, stride=stride, hidden=hidden, hidden_tokens=spec.hidden_tokens,
-                                    cache_dir=spec.cache_dir, device=spec.train.device, progress=progress,
-                                    max_cache_gb=spec.max_cache_gb, quantiles=levels is not None)
+        return fill_teacher_cache(
+            dataset,
+            spec.teacher,
+            spec.teacher_path,
+            spec.lookback,
+            spec.horizon,
+            parts=parts,
+            stride=stride,
+            hidden=hidden,
+            hidden_tokens=spec.hidden_tokens,
+            cache_dir=spec.cache_dir,
+            device=spec.train.device,
+            progress=progress,
+            max_cache_gb=spec.max_cache_gb,
+            quantiles=levels is not None,
+        )
 
     eval_parts = ("val", "test") if spec.stride == 1 else ("val",)
-    train = None
+    train: TeacherCache | None = None
     if spec.needs_teacher_training_outputs and train_stride == spec.stride and not fta:
         main = train = cache(("train",) + eval_parts, spec.stride, False)
     else:
@@ -80,20 +93,25 @@ def teacher_outputs(dataset: Dataset, spec: DistillSpec, progress: bool = True, 
             train = cache(("train",), train_stride, fta)
         main = cache(eval_parts, spec.stride, False)
     test = main if spec.stride == 1 else cache(("test",), 1, False)
-    out = TeacherOutputs(info=_teacher_info(train or main, spec.teacher_path), val_forecasts=main.forecasts("val"),
-                         test_forecasts=test.forecasts("test"))
+    out = TeacherOutputs(
+        info=_teacher_info(train or main, spec.teacher_path),
+        val_forecasts=main.forecasts("val"),
+        test_forecasts=test.forecasts("test"),
+    )
     if levels is not None:
         out.val_quantiles = teacher_quantiles(main, "val", levels)
         out.test_quantiles = teacher_quantiles(test, "test", levels)
     if spec.train.use_kd:
-        out.train_forecasts = (train.forecasts("train") if levels is None
-                               else teacher_quantiles(train, "train", levels))
+        assert train is not None  # KD needs the train windows' teacher outputs (cached above)
+        out.train_forecasts = train.forecasts("train") if levels is None else teacher_quantiles(train, "train", levels)
     if fta:
+        assert train is not None
         out.train_hidden = train.hidden("train")
     if online:
         teacher = teachers.load_teacher(spec.teacher, spec.teacher_path, spec.train.device)
-        out.train_hidden = OnlineHidden(teacher, dataset.windows("train", spec.lookback, spec.horizon, train_stride),
-                                        spec.hidden_tokens)
+        out.train_hidden = OnlineHidden(
+            teacher, dataset.windows("train", spec.lookback, spec.horizon, train_stride), spec.hidden_tokens
+        )
     return out
 
 
@@ -103,21 +121,31 @@ def teacher_quantiles(cache: TeacherCache, part: str, levels: tuple[float, ...])
     have = cache.info.get("quantile_levels")
     name = cache.info.get("teacher")
     if not have:
-        raise QuantileError(f"The teacher '{name}' gives point forecasts only, so it cannot teach a quantile "
-                            "student. Use a probabilistic teacher (chronos, chronos-bolt, chronos-2, moirai, "
-                            "moirai-2, timesfm, or a patchtst trained with `distilts train-teacher --quantiles`), "
-                            "or train the quantile student on ground truth only (--no-kd --beta 0).")
+        raise QuantileError(
+            f"The teacher '{name}' gives point forecasts only, so it cannot teach a quantile "
+            "student. Use a probabilistic teacher (chronos, chronos-bolt, chronos-2, moirai, "
+            "moirai-2, timesfm, or a patchtst trained with `distilts train-teacher --quantiles`), "
+            "or train the quantile student on ground truth only (--no-kd --beta 0)."
+        )
     if missing := missing_levels(levels, have):
-        raise QuantileError(f"The teacher '{name}' has no quantile levels {missing} (it gives {list(have)}). "
-                            f"Ask for levels it has, e.g. --quantiles {','.join(f'{v:g}' for v in have)}.")
+        raise QuantileError(
+            f"The teacher '{name}' has no quantile levels {missing} (it gives {list(have)}). "
+            f"Ask for levels it has, e.g. --quantiles {','.join(f'{v:g}' for v in have)}."
+        )
     arr = cache.quantiles(part)
     idx = [[round(float(v), 6) for v in have].index(round(float(v), 6)) for v in levels]
     return arr if idx == list(range(arr.shape[-1])) else np.asarray(arr[..., idx])
 
 
-def distill_student(spec: DistillSpec, out: str | os.PathLike, *, resume: bool = False, progress: bool = True,
-                    on_epoch_end: Callable[[int, dict], None] | None = None,
-                    log: Callable[[str], None] = print) -> tuple[dict, dict | None, TrainResult]:
+def distill_student(
+    spec: DistillSpec,
+    out: str | os.PathLike,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+    log: Callable[[str], None] = print,
+) -> tuple[dict, dict | None, TrainResult]:
     """`distilts distill`: train the student of `spec` into the student directory `out` (weights,
     config.json, metrics.json, card.md, plots/, train_log.jsonl, checkpoint/); returns (config,
     metrics, train result). `resume` continues a killed run from its last epoch checkpoint; under
@@ -132,20 +160,34 @@ def distill_student(spec: DistillSpec, out: str | os.PathLike, *, resume: bool =
     train_w = dataset.windows("train", spec.lookback, spec.horizon, train_stride)
     val_w = dataset.windows("val", spec.lookback, spec.horizon, spec.stride)
     test_w = dataset.windows("test", spec.lookback, spec.horizon, 1)  # fail now, not after training
-    log(f"windows: train {len(train_w):,} (stride {train_stride}), val {len(val_w):,} (stride {spec.stride}), "
-        f"test {len(test_w):,} (stride 1)")
+    log(
+        f"windows: train {len(train_w):,} (stride {train_stride}), val {len(val_w):,} (stride {spec.stride}), "
+        f"test {len(test_w):,} (stride 1)"
+    )
     if getattr(train_w, "skipped", None):  # a panel: series too short for one window, by id
         ids = train_w.skipped
-        log(f"note: {len(ids)} series have no training window (too short for lookback {spec.lookback} + horizon "
-            f"{spec.horizon} before their val/test values): {', '.join(ids[:20])}{' ...' if len(ids) > 20 else ''}")
+        log(
+            f"note: {len(ids)} series have no training window (too short for lookback {spec.lookback} + horizon "
+            f"{spec.horizon} before their val/test values): {', '.join(ids[:20])}{' ...' if len(ids) > 20 else ''}"
+        )
     teacher = teacher_outputs(dataset, spec, progress, train_stride)
     torch.manual_seed(spec.train.seed)
     model = build_student(spec.student, spec.lookback, spec.horizon, len(dataset.columns), **spec.student_kwargs)
-    log(f"student {spec.student}: {param_count(model):,} parameters"
-        + (" (the FTA projection is training-only and is not shipped)" if spec.train.use_fta else ""))
+    log(
+        f"student {spec.student}: {param_count(model):,} parameters"
+        + (" (the FTA projection is training-only and is not shipped)" if spec.train.use_fta else "")
+    )
     data = TrainData(train_w, val_w, teacher.train_forecasts, teacher.train_hidden)
-    result = train(model, data, spec.train, out, settings=spec.settings(), resume=resume, progress=progress,
-                   on_epoch_end=on_epoch_end)
+    result = train(
+        model,
+        data,
+        spec.train,
+        out,
+        settings=spec.settings(),
+        resume=resume,
+        progress=progress,
+        on_epoch_end=on_epoch_end,
+    )
     config = student_config(spec, dataset, teacher.info, result, train_stride)
     if normalization is not None:
         config["normalization"] = normalization
@@ -169,7 +211,8 @@ def panel_normalization(spec: DistillSpec, dataset: Dataset, log: Callable[[str]
             f"{dataset.series.source} holds many series of different scales, and a global {spec.student} takes "
             "each series' raw values only through instance normalization, which quantile students do not support "
             "yet. Distil a point student (drop --quantiles), or use --student itransformer (it normalizes each "
-            "window itself).")
+            "window itself)."
+        )
     if "revin" not in kwargs:
         kwargs["revin"] = True
         why = "on by default: a global student on panel data takes each series' raw values (--no-revin opts out)"
@@ -177,44 +220,75 @@ def panel_normalization(spec: DistillSpec, dataset: Dataset, log: Callable[[str]
     elif kwargs["revin"]:
         why = "on (--revin)"
     else:
-        why = ("off (--no-revin): the artifact takes values on the panel's common scale, so series of other "
-               "levels get wrong forecasts; use it only for series already on one scale")
+        why = (
+            "off (--no-revin): the artifact takes values on the panel's common scale, so series of other "
+            "levels get wrong forecasts; use it only for series already on one scale"
+        )
         log(f"warning: instance normalization {why}")
     kwargs.setdefault("revin_eps", dataset.revin_eps)
     return {"instance": "revin" if kwargs["revin"] else None, "why": why}
 
 
-def student_config(spec: DistillSpec, dataset: Dataset, teacher_info: dict | None, result: TrainResult,
-                   train_stride: int | None = None) -> dict:
+def student_config(
+    spec: DistillSpec, dataset: Dataset, teacher_info: dict | None, result: TrainResult, train_stride: int | None = None
+) -> dict:
     """The `config.json` of the student directory (format and param_count are added on save)."""
     freq = dataset.series.freq
     return {
         "student": resolved_spec({"name": spec.student, "kwargs": dict(spec.student_kwargs)}),
-        "lookback": spec.lookback, "horizon": spec.horizon, "columns": list(dataset.columns),
-        "n_variates": len(dataset.columns), "freq_seconds": None if freq is None else int(freq.astype(np.int64)),
+        "lookback": spec.lookback,
+        "horizon": spec.horizon,
+        "columns": list(dataset.columns),
+        "n_variates": len(dataset.columns),
+        "freq_seconds": None if freq is None else int(freq.astype(np.int64)),
         "scaler": dataset.scaler.to_dict(),
         "teacher": teacher_info,
-        "data": {"source": _absolute_if_file(dataset.series.source), "hash": dataset.data_hash, "split": dataset.split.to_dict(),
-                 "split_scheme": spec.data_args.get("split"), "fill": spec.data_args.get("fill"),
-                 "date_column": spec.data_args.get("date_column"),
-                 **{k: spec.data_args[k] for k in LONG_ARGS if spec.data_args.get(k) is not None}},
-        "loss": {"kd": spec.train.use_kd, "alpha": spec.train.alpha, "tau": spec.train.tau, "beta": spec.train.beta,
-                 **({"supervised": "pinball", "quantile_kd": spec.train.quantile_kd if spec.train.use_kd else None,
-                     "levels": list(spec.levels)} if spec.levels else {}),
-                 "fta": result.fta, "hidden_tokens": spec.hidden_tokens if spec.train.use_fta else None,
-                 "teacher_hidden": spec.teacher_hidden if spec.train.use_fta else None},
-        "train": {**{k: v for k, v in asdict(spec.train).items()
-                     if k not in ("alpha", "beta", "tau", "kd", "quantile_kd")},
-                  "stride": spec.stride, "train_stride": train_stride or spec.stride,
-                  "max_train_windows": spec.max_train_windows, "epochs_run": result.epochs_run,
-                  "best_epoch": result.best_epoch, "best_val_mse": result.best_val_mse, "stopped_early": result.stopped_early,
-                  "wall_s": round(result.wall_s, 3), "optimizer": "AdamW",
-                  "ranks": distributed.current().world},
+        "data": {
+            "source": _absolute_if_file(dataset.series.source),
+            "hash": dataset.data_hash,
+            "split": dataset.split.to_dict(),
+            "split_scheme": spec.data_args.get("split"),
+            "fill": spec.data_args.get("fill"),
+            "date_column": spec.data_args.get("date_column"),
+            **{k: spec.data_args[k] for k in LONG_ARGS if spec.data_args.get(k) is not None},
+        },
+        "loss": {
+            "kd": spec.train.use_kd,
+            "alpha": spec.train.alpha,
+            "tau": spec.train.tau,
+            "beta": spec.train.beta,
+            **(
+                {
+                    "supervised": "pinball",
+                    "quantile_kd": spec.train.quantile_kd if spec.train.use_kd else None,
+                    "levels": list(spec.levels),
+                }
+                if spec.levels
+                else {}
+            ),
+            "fta": result.fta,
+            "hidden_tokens": spec.hidden_tokens if spec.train.use_fta else None,
+            "teacher_hidden": spec.teacher_hidden if spec.train.use_fta else None,
+        },
+        "train": {
+            **{k: v for k, v in asdict(spec.train).items() if k not in ("alpha", "beta", "tau", "kd", "quantile_kd")},
+            "stride": spec.stride,
+            "train_stride": train_stride or spec.stride,
+            "max_train_windows": spec.max_train_windows,
+            "epochs_run": result.epochs_run,
+            "best_epoch": result.best_epoch,
+            "best_val_mse": result.best_val_mse,
+            "stopped_early": result.stopped_early,
+            "wall_s": round(result.wall_s, 3),
+            "optimizer": "AdamW",
+            "ranks": distributed.current().world,
+        },
     }
 
 
-def score_student(model: nn.Module, config: dict, dataset: Dataset, teacher: TeacherOutputs, out: Path | None,
-                  device: str = "cpu") -> dict:
+def score_student(
+    model: nn.Module, config: dict, dataset: Dataset, teacher: TeacherOutputs, out: Path | None, device: str = "cpu"
+) -> dict:
     """Test (stride 1) and val metrics of student and teacher; with `out`, writes metrics.json,
     plots/ and card.md there."""
     device = resolve_device(device)
@@ -225,35 +299,61 @@ def score_student(model: nn.Module, config: dict, dataset: Dataset, teacher: Tea
     test_w = dataset.windows("test", L, H, 1)
     pred = ev.predict(model, test_w, 256, device)
     metrics: dict[str, Any] = {
-        "student": config["student"]["name"], "param_count": config["param_count"],
-        "protocol": {"part": "test", "stride": 1, "lookback": L, "horizon": H,
-                     "scale": "normalized (z-score with the training part's statistics)",
-                     "data": dataset.series.source, "data_hash": dataset.data_hash},
+        "student": config["student"]["name"],
+        "param_count": config["param_count"],
+        "protocol": {
+            "part": "test",
+            "stride": 1,
+            "lookback": L,
+            "horizon": H,
+            "scale": "normalized (z-score with the training part's statistics)",
+            "data": dataset.series.source,
+            "data_hash": dataset.data_hash,
+        },
         "test": ev.scores(pred, test_w, levels, season),
         "teacher": None,
     }
     val_stride = config.get("train", {}).get("stride", 1)
     val_w = dataset.windows("val", L, H, val_stride)
     metrics["val"] = {**ev.scores(ev.predict(model, val_w, 256, device), val_w, levels, season), "stride": val_stride}
-    if teacher.test_forecasts is not None:
-        metrics["teacher"] = {"name": teacher.info["name"], "checkpoint_sha256": teacher.info["checkpoint_sha256"],
-                              "test": ev.scores(teacher.test_forecasts, test_w)}
+    if teacher.test_forecasts is not None and teacher.info is not None:
+        metrics["teacher"] = {
+            "name": teacher.info["name"],
+            "checkpoint_sha256": teacher.info["checkpoint_sha256"],
+            "test": ev.scores(teacher.test_forecasts, test_w),
+        }
         if teacher.test_quantiles is not None:
-            metrics["teacher"]["test"]["quantiles"] = ev.scores(teacher.test_quantiles, test_w, levels,
-                                                                season)["quantiles"]
+            metrics["teacher"]["test"]["quantiles"] = ev.scores(teacher.test_quantiles, test_w, levels, season)[
+                "quantiles"
+            ]
         if teacher.val_forecasts is not None and len(teacher.val_forecasts) == len(val_w):
             metrics["teacher"]["val"] = {**ev.scores(teacher.val_forecasts, val_w), "stride": val_stride}
     if out is not None:
         write_json(out / "metrics.json", metrics)
-        ev.write_plots(out, test_w, pred, None if teacher.test_forecasts is None else np.asarray(teacher.test_forecasts),
-                       metrics, list(dataset.columns), levels)
+        ev.write_plots(
+            out,
+            test_w,
+            pred,
+            None if teacher.test_forecasts is None else np.asarray(teacher.test_forecasts),
+            metrics,
+            list(dataset.columns),
+            levels,
+        )
         atomic_write_text(out / "card.md", ev.model_card(config, metrics))
     return metrics
 
 
-def evaluate_student(model_dir: str | os.PathLike, data_args: dict | None = None, *, device: str = "auto",
-                     with_teacher: bool = True, lookback: int | None = None, cache_dir: str | None = None,
-                     write: bool = True, progress: bool = True) -> dict:
+def evaluate_student(
+    model_dir: str | os.PathLike,
+    data_args: dict | None = None,
+    *,
+    device: str = "auto",
+    with_teacher: bool = True,
+    lookback: int | None = None,
+    cache_dir: str | None = None,
+    write: bool = True,
+    progress: bool = True,
+) -> dict:
     """`distilts eval`: score a student directory on the test part (stride 1, normalized scale) of
     the series `data_args` names (`load_dataset`'s arguments; default: the built-in synthetic
     series), and its teacher from the teacher cache when the teacher's directory exists. Returns
@@ -262,17 +362,25 @@ def evaluate_student(model_dir: str | os.PathLike, data_args: dict | None = None
     model_dir = Path(model_dir)
     model, config = load_student_dir(model_dir)
     if lookback is not None and lookback != config["lookback"]:
-        raise DistiltsError(f"--lookback {lookback} does not match the student's lookback {config['lookback']} "
-                            f"(in {model_dir / 'config.json'}); drop --lookback or pass {config['lookback']}.")
+        raise DistiltsError(
+            f"--lookback {lookback} does not match the student's lookback {config['lookback']} "
+            f"(in {model_dir / 'config.json'}); drop --lookback or pass {config['lookback']}."
+        )
     dataset = dataset_for_student(config, data_args)
     teacher = TeacherOutputs()
     t = config.get("teacher")
     if with_teacher and t and t.get("path") and Path(t["path"]).is_dir():
         levels = config["student"].get("kwargs", {}).get("quantiles") if t.get("quantile_levels") else None
-        spec = DistillSpec(teacher=t["name"], teacher_path=t["path"], lookback=config["lookback"],
-                           horizon=config["horizon"], stride=config["train"].get("stride", 1), cache_dir=cache_dir,
-                           student_kwargs={"quantiles": levels} if levels else {},
-                           train=TrainConfig(kd=False, beta=0.0, device=device))
+        spec = DistillSpec(
+            teacher=t["name"],
+            teacher_path=t["path"],
+            lookback=config["lookback"],
+            horizon=config["horizon"],
+            stride=config["train"].get("stride", 1),
+            cache_dir=cache_dir,
+            student_kwargs={"quantiles": levels} if levels else {},
+            train=TrainConfig(kd=False, beta=0.0, device=device),
+        )
         teacher = teacher_outputs(dataset, spec, progress)
     return score_student(model, config, dataset, teacher, model_dir if write else None, device=device)
 
@@ -284,10 +392,15 @@ def _teacher_info(cache: TeacherCache, path: str | None) -> dict:
     extra = info.get("teacher_info") or {}
     if path and Path(path).is_dir():
         path = str(Path(path).resolve())
-    return {"name": info["teacher"], "path": path or info.get("teacher_path"),
-            "checkpoint_sha256": info["checkpoint_sha256"], "d_model": extra.get("d_model"),
-            "cache": str(cache.directory), "cache_key": info.get("key"),
-            **({"quantile_levels": info["quantile_levels"]} if info.get("quantile_levels") else {})}
+    return {
+        "name": info["teacher"],
+        "path": path or info.get("teacher_path"),
+        "checkpoint_sha256": info["checkpoint_sha256"],
+        "d_model": extra.get("d_model"),
+        "cache": str(cache.directory),
+        "cache_key": info.get("key"),
+        **({"quantile_levels": info["quantile_levels"]} if info.get("quantile_levels") else {}),
+    }
 
 
 def _absolute_if_file(source: str) -> str:

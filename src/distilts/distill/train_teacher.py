@@ -13,8 +13,9 @@ import math
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -40,13 +41,28 @@ def build_patchtst(n_variates: int, opts: TeacherTraining) -> PatchTSTForPredict
         raise DistiltsError(f"lookback {opts.lookback} is shorter than one patch ({opts.patch_length} steps).")
     levels = list(opts.quantiles) if opts.quantiles else None
     config = PatchTSTConfig(
-        num_input_channels=n_variates, context_length=opts.lookback,
-        prediction_length=opts.horizon * (len(levels) if levels else 1), distilts_quantiles=levels,
-        patch_length=opts.patch_length, patch_stride=opts.patch_stride, d_model=opts.d_model,
-        num_hidden_layers=opts.layers, num_attention_heads=opts.heads, ffn_dim=opts.ffn_dim or 2 * opts.d_model,
-        dropout=opts.dropout, attention_dropout=0.0, ff_dropout=0.0, head_dropout=0.0, positional_dropout=0.0,
-        path_dropout=0.0, scaling="std", loss="mse", pooling_type=None, share_embedding=True,
-        channel_attention=False, do_mask_input=False,
+        num_input_channels=n_variates,
+        context_length=opts.lookback,
+        prediction_length=opts.horizon * (len(levels) if levels else 1),
+        patch_length=opts.patch_length,
+        patch_stride=opts.patch_stride,
+        d_model=opts.d_model,
+        num_hidden_layers=opts.layers,
+        num_attention_heads=opts.heads,
+        ffn_dim=opts.ffn_dim or 2 * opts.d_model,
+        attention_dropout=0.0,
+        ff_dropout=0.0,
+        head_dropout=0.0,
+        positional_dropout=0.0,
+        path_dropout=0.0,
+        scaling="std",
+        # extra attributes of the config (kept in config.json): not in the class's typed signature
+        **cast(dict[str, Any], {"distilts_quantiles": levels, "dropout": opts.dropout}),
+        loss="mse",
+        pooling_type=None,
+        share_embedding=True,
+        channel_attention=False,
+        do_mask_input=False,
     )
     torch.manual_seed(opts.seed)
     return PatchTSTForPrediction(config)
@@ -79,8 +95,13 @@ def _scores(model: PatchTSTForPrediction, windows: Windows, device: str) -> dict
     return out
 
 
-def train_teacher(dataset: Dataset, out_dir: str | Path, options: TeacherTraining | None = None, *,
-                  log: Callable[[str], None] | None = print) -> dict:
+def train_teacher(
+    dataset: Dataset,
+    out_dir: str | Path,
+    options: TeacherTraining | None = None,
+    *,
+    log: Callable[[str], None] | None = print,
+) -> dict:
     """`distilts train-teacher`: train a PatchTST teacher on `dataset`'s train windows, early-stop on
     val MSE, restore the best epoch and save it to `out_dir` (config.json, model.safetensors,
     training.json) in one atomic rename; returns training.json's contents."""
@@ -94,7 +115,8 @@ def train_teacher(dataset: Dataset, out_dir: str | Path, options: TeacherTrainin
     val = dataset.windows("val", lookback, horizon, opts.val_stride)
     test = dataset.windows("test", lookback, horizon, 1)
     n_var = dataset.normalized.shape[1]
-    model = build_patchtst(n_var, opts).to(device)
+    model: Any = build_patchtst(n_var, opts)
+    model = model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=opts.weight_decay)
     steps = max(10, epochs * math.ceil(len(train) / batch_size))  # OneCycle needs >= 2 steps per phase
     sched = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.2)
@@ -103,29 +125,53 @@ def train_teacher(dataset: Dataset, out_dir: str | Path, options: TeacherTrainin
     t0 = time.perf_counter()
     stop = _StopOnSignal()  # SIGTERM / SIGINT: finish now with the best epoch so far
     with stop:
-        _train_loop(model, optimizer, sched, train, val, device, epochs, batch_size, rng, history, early, stop, t0,
-                    log)
+        _train_loop(model, optimizer, sched, train, val, device, epochs, batch_size, rng, history, early, stop, t0, log)
     if early.best_state is None:
         raise DistiltsError("train-teacher was stopped before its first epoch finished; nothing to save.")
     model.load_state_dict(early.best_state)
     val_m = _scores(model, val, device)
     test_m = _scores(model, test, device)
     info = {
-        "format": "distilts-teacher-training", "version": 1, "family": "patchtst",
-        "data": {"source": dataset.series.source, "hash": dataset.data_hash, "split": dataset.split.to_dict(),
-                 "columns": dataset.columns},
-        "lookback": lookback, "horizon": horizon,
+        "format": "distilts-teacher-training",
+        "version": 1,
+        "family": "patchtst",
+        "data": {
+            "source": dataset.series.source,
+            "hash": dataset.data_hash,
+            "split": dataset.split.to_dict(),
+            "columns": dataset.columns,
+        },
+        "lookback": lookback,
+        "horizon": horizon,
         "quantiles": list(opts.quantiles) if opts.quantiles else None,
-        "model": {"d_model": opts.d_model, "layers": opts.layers, "heads": opts.heads,
-                  "ffn_dim": opts.ffn_dim or 2 * opts.d_model, "patch_length": opts.patch_length,
-                  "patch_stride": opts.patch_stride, "dropout": opts.dropout,
-                  "param_count": int(sum(p.numel() for p in model.parameters()))},
-        "train": {"epochs": epochs, "epochs_run": len(history), "best_epoch": early.best_epoch + 1, "batch_size": batch_size,
-                  "lr": lr, "patience": opts.patience, "train_stride": opts.stride, "val_stride": opts.val_stride,
-                  "train_windows": len(train), "seed": opts.seed, "device": device, "stopped_by_signal": stop.fired,
-                  "wall_s": round(time.perf_counter() - t0, 2)},
+        "model": {
+            "d_model": opts.d_model,
+            "layers": opts.layers,
+            "heads": opts.heads,
+            "ffn_dim": opts.ffn_dim or 2 * opts.d_model,
+            "patch_length": opts.patch_length,
+            "patch_stride": opts.patch_stride,
+            "dropout": opts.dropout,
+            "param_count": int(sum(p.numel() for p in model.parameters())),
+        },
+        "train": {
+            "epochs": epochs,
+            "epochs_run": len(history),
+            "best_epoch": early.best_epoch + 1,
+            "batch_size": batch_size,
+            "lr": lr,
+            "patience": opts.patience,
+            "train_stride": opts.stride,
+            "val_stride": opts.val_stride,
+            "train_windows": len(train),
+            "seed": opts.seed,
+            "device": device,
+            "stopped_by_signal": stop.fired,
+            "wall_s": round(time.perf_counter() - t0, 2),
+        },
         "history": history,
-        "val": val_m, "test": test_m,
+        "val": val_m,
+        "test": test_m,
         "metrics_note": "MSE/MAE on z-scored values (train statistics), test windows stride 1",
     }
     out_dir = Path(out_dir)
@@ -137,9 +183,22 @@ def train_teacher(dataset: Dataset, out_dir: str | Path, options: TeacherTrainin
     return info
 
 
-def _train_loop(model: PatchTSTForPrediction, optimizer: torch.optim.Optimizer, sched: Any, train: Windows,
-                val: Windows, device: str, epochs: int, batch_size: int, rng: np.random.Generator, history: list[dict],
-                early: EarlyStopping, stop: "_StopOnSignal", t0: float, log: Callable[[str], None]) -> None:
+def _train_loop(
+    model: PatchTSTForPrediction,
+    optimizer: torch.optim.Optimizer,
+    sched: Any,
+    train: Windows,
+    val: Windows,
+    device: str,
+    epochs: int,
+    batch_size: int,
+    rng: np.random.Generator,
+    history: list[dict],
+    early: EarlyStopping,
+    stop: _StopOnSignal,
+    t0: float,
+    log: Callable[[str], None],
+) -> None:
     """PatchTST's recipe: one data-order stream, the one-cycle LR (and momentum) stepped per batch, gradient
     norm clipped at 1; early stopping on val MSE as the student trainer (`trainer.EarlyStopping`)."""
     for epoch in range(epochs):
@@ -150,7 +209,7 @@ def _train_loop(model: PatchTSTForPrediction, optimizer: torch.optim.Optimizer, 
             if stop.fired:
                 log("stopped by signal: keeping the best epoch so far")
                 return
-            x, y = train.batch(order[lo: lo + batch_size])
+            x, y = train.batch(order[lo : lo + batch_size])
             loss = _loss(model, torch.from_numpy(x).to(device), torch.from_numpy(y).to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -161,10 +220,18 @@ def _train_loop(model: PatchTSTForPrediction, optimizer: torch.optim.Optimizer, 
             count += len(x)
         val_m = _scores(model, val, device)
         kind = "pinball" if "wql" in val_m else "mse"
-        history.append({"epoch": epoch + 1, f"train_{kind}": total / max(count, 1), **{f"val_{k}": v for k, v in val_m.items()},
-                        "elapsed_s": round(time.perf_counter() - t0, 2)})
-        log(f"epoch {epoch + 1}/{epochs}: train {kind} {total / max(count, 1):.4f}  val mse {val_m['mse']:.4f}"
-            + (f"  val WQL {val_m['wql']:.4f}" if "wql" in val_m else ""))
+        history.append(
+            {
+                "epoch": epoch + 1,
+                f"train_{kind}": total / max(count, 1),
+                **{f"val_{k}": v for k, v in val_m.items()},
+                "elapsed_s": round(time.perf_counter() - t0, 2),
+            }
+        )
+        log(
+            f"epoch {epoch + 1}/{epochs}: train {kind} {total / max(count, 1):.4f}  val mse {val_m['mse']:.4f}"
+            + (f"  val WQL {val_m['wql']:.4f}" if "wql" in val_m else "")
+        )
         early.update(val_m.get("wql", val_m["mse"]), epoch, model)
         if early.stop:
             log(f"early stop: val mse did not improve for {early.patience} epochs")
@@ -192,7 +259,7 @@ class _StopOnSignal:
     def _handle(self, signum, frame) -> None:
         self.fired = True
 
-    def __enter__(self) -> "_StopOnSignal":
+    def __enter__(self) -> _StopOnSignal:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self._old[sig] = signal.signal(sig, self._handle)

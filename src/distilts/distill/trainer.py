@@ -21,25 +21,32 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch import nn
 
-from distilts.data.windows import Windows
 from distilts import distributed
-from distilts.distill.checkpoint import (load_checkpoint, optimizer_from_parts, optimizer_to_parts, prefixed,
-                                         save_checkpoint, unprefixed)
+from distilts.data.windows import Windows
+from distilts.distill.checkpoint import (
+    load_checkpoint,
+    optimizer_from_parts,
+    optimizer_to_parts,
+    prefixed,
+    save_checkpoint,
+    unprefixed,
+)
 from distilts.distill.config import TrainConfig
 from distilts.distill.evaluate import predict
 from distilts.distill.fta import FTA
 from distilts.distill.losses import horizon_weights, kd_loss, pinball_loss, quantile_kd_loss, total_loss
-from distilts.progress import Bar
 from distilts.errors import DistiltsError
 from distilts.metrics import wql
+from distilts.progress import Bar
 from distilts.quantiles import median_index
 from distilts.teachers.base import resolve_device
 from distilts.utils import atomic_write_text
@@ -55,7 +62,7 @@ class TrainData:
     train: Windows
     val: Windows
     teacher_forecasts: np.ndarray | None = None  # [N_train, H, D]; [N_train, H, D, Q] for a quantile student
-    teacher_hidden: np.ndarray | None = None  # [N_train, D, T, d_T]
+    teacher_hidden: Any = None  # [N_train, D, T, d_T]
 
 
 @dataclass
@@ -102,7 +109,7 @@ def lr_factor(schedule: str, epoch: int, epochs: int) -> float:
     if schedule == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * epoch / max(1, epochs)))
     if schedule == "step":
-        return 0.5 ** epoch
+        return 0.5**epoch
     if schedule == "constant":
         return 1.0
     raise ValueError(f"unknown LR schedule {schedule!r}")  # TrainConfig.check names the choices
@@ -119,10 +126,14 @@ class _Run:
         self.fta: FTA | None = None
         if cfg.use_fta:
             if not hasattr(model, "forward_with_repr"):
-                raise DistiltsError(f"{type(model).__name__} has no `forward_with_repr`/`repr_dim` (the features FTA "
-                                    "aligns with the teacher): train it with --beta 0, or add them to the student.")
+                raise DistiltsError(
+                    f"{type(model).__name__} has no `forward_with_repr`/`repr_dim` (the features FTA "
+                    "aligns with the teacher): train it with --beta 0, or add them to the student."
+                )
+            if data.teacher_hidden is None:
+                raise DistiltsError("FTA (--beta > 0) needs the teacher's hidden states: none were cached.")
             _, _, n_tokens, d_teacher = data.teacher_hidden.shape
-            self.fta = FTA(model.repr_dim, d_teacher, n_tokens, latent=cfg.fta_latent).to(device)
+            self.fta = FTA(int(cast(Any, model).repr_dim), d_teacher, n_tokens, latent=cfg.fta_latent).to(device)
         model.to(device)
         # under torchrun: student + FTA in one DDP module (rank 0's weights broadcast to all ranks)
         self.ddp = distributed.wrap_ddp(_Objective(model, self.fta), device) if self.comm.active else None
@@ -135,10 +146,12 @@ class _Run:
         self.levels = None if levels is None else torch.tensor(levels, dtype=torch.float32, device=device)
         if cfg.use_kd and data.teacher_forecasts is not None:
             want = data.teacher_forecasts.ndim == 4
-            if want != (levels is not None) or (want and data.teacher_forecasts.shape[-1] != len(levels)):
-                raise DistiltsError(f"The teacher targets {tuple(data.teacher_forecasts.shape)} do not match the "
-                                    f"student's output (levels {levels}): a quantile student distils the teacher's "
-                                    "quantiles at its own levels, a point student the teacher's forecasts.")
+            if want != (levels is not None) or (want and data.teacher_forecasts.shape[-1] != len(levels or ())):
+                raise DistiltsError(
+                    f"The teacher targets {tuple(data.teacher_forecasts.shape)} do not match the "
+                    f"student's output (levels {levels}): a quantile student distils the teacher's "
+                    "quantiles at its own levels, a point student the teacher's forecasts."
+                )
         self.epoch = 0  # next epoch to run
         self.early = EarlyStopping(cfg.patience, best_state=_clone(model.state_dict()))
         self.history: list[dict] = []
@@ -150,17 +163,30 @@ class _Run:
         rng = self.comm.gather(torch.get_rng_state())  # every rank's stream, so a resume continues each
         if not self.comm.is_main:
             return
-        tensors = {**prefixed(self.model.state_dict(), "model"), **prefixed(self.early.best_state, "best"),
-                   **opt_tensors, "rng.torch": rng[0], **{f"rng.torch.rank{r}": t for r, t in enumerate(rng) if r}}
+        tensors = {
+            **prefixed(self.model.state_dict(), "model"),
+            **prefixed(self.early.best_state or {}, "best"),
+            **opt_tensors,
+            "rng.torch": rng[0],
+            **{f"rng.torch.rank{r}": t for r, t in enumerate(rng) if r},
+        }
         if self.fta is not None:
             tensors.update(prefixed(self.fta.state_dict(), "fta"))
         if torch.cuda.is_available():
             tensors["rng.cuda"] = torch.cuda.get_rng_state()
-        meta = {"epoch": self.epoch, "best_val_mse": self.early.best, "best_epoch": self.early.best_epoch,
-                "bad_epochs": self.early.bad_epochs, "finished": self.finished, "stopped_early": self.stopped_early,
-                "history": self.history, "optimizer": opt_meta, "settings": settings,
-                "grad_scaler": self.scaler.state_dict() if self.scaler else None,
-                "lr_schedule": {"name": self.cfg.schedule, "epoch": self.epoch}}
+        meta = {
+            "epoch": self.epoch,
+            "best_val_mse": self.early.best,
+            "best_epoch": self.early.best_epoch,
+            "bad_epochs": self.early.bad_epochs,
+            "finished": self.finished,
+            "stopped_early": self.stopped_early,
+            "history": self.history,
+            "optimizer": opt_meta,
+            "settings": settings,
+            "grad_scaler": self.scaler.state_dict() if self.scaler else None,
+            "lr_schedule": {"name": self.cfg.schedule, "epoch": self.epoch},
+        }
         save_checkpoint(directory, tensors, meta)
 
     def restore(self, directory: Path, settings: dict) -> None:
@@ -168,8 +194,10 @@ class _Run:
         if _jsonable(meta.get("settings")) != _jsonable(settings):
             diff = _differences(_jsonable(meta.get("settings") or {}), _jsonable(settings))
             shown = "; ".join(f"{k}: {old!r} in the checkpoint, {new!r} now" for k, old, new in diff[:6])
-            raise DistiltsError(f"The checkpoint in {directory} was written with different settings ({shown}). "
-                                "Resume with the same options, or run without --resume to start over.")
+            raise DistiltsError(
+                f"The checkpoint in {directory} was written with different settings ({shown}). "
+                "Resume with the same options, or run without --resume to start over."
+            )
         self.model.load_state_dict(unprefixed(tensors, "model"))
         self.early.best_state = unprefixed(tensors, "best")
         if self.fta is not None:
@@ -200,11 +228,11 @@ class _Run:
             self.fta.train()
         order = np.random.default_rng([cfg.seed, self.epoch]).permutation(len(data.train))
         sums = {"sup": 0.0, "kd": 0.0, "fta": 0.0, "loss": 0.0}
-        seen = 0
+        seen: float = 0
         bar.start(f"epoch {self.epoch + 1}", math.ceil(len(order) / cfg.batch_size))
         for lo in range(0, len(order), cfg.batch_size):
             # --batch-size is the global batch: under torchrun each rank takes its share of it
-            idx, scale = distributed.shard_batch(order[lo: lo + cfg.batch_size], self.comm)
+            idx, scale = distributed.shard_batch(order[lo : lo + cfg.batch_size], self.comm)
             parts = self.step(idx, scale)
             n = len(idx) if scale else 0
             seen += n
@@ -213,7 +241,7 @@ class _Run:
             bar.advance(1, " ".join(f"{k} {sums[k] / max(1, seen):.4f}" for k in ("sup", "kd", "fta")))
         if self.comm.active:  # the epoch's means over all ranks' windows
             *totals, seen = self.comm.sum([*sums.values(), seen])
-            sums = dict(zip(sums, totals))
+            sums = dict(zip(sums, totals, strict=False))
         return {k: v / max(1, seen) for k, v in sums.items()} | {"lr": cfg.lr * factor}
 
     def step(self, idx: np.ndarray, scale: float = 1.0) -> dict[str, float]:
@@ -230,8 +258,9 @@ class _Run:
             if self.levels is not None:  # quantile student: pinball against the truth, KD level by level
                 sup = pinball_loss(pred, y, self.levels)
                 if cfg.use_kd:
-                    kd = quantile_kd_loss(pred, _rows(data.teacher_forecasts, idx, dev), self.levels, self.weights,
-                                          cfg.quantile_kd)
+                    kd = quantile_kd_loss(
+                        pred, _rows(data.teacher_forecasts, idx, dev), self.levels, self.weights, cfg.quantile_kd
+                    )
             else:
                 sup = torch.mean((pred - y) ** 2)
                 if cfg.use_kd:
@@ -247,13 +276,23 @@ class _Run:
         else:
             loss_to_step.backward()
             self.optimizer.step()
-        return {"sup": sup.item(), "kd": kd.item() if kd is not None else 0.0,
-                "fta": fta.item() if fta is not None else 0.0, "loss": loss.item()}
+        return {
+            "sup": sup.item(),
+            "kd": kd.item() if kd is not None else 0.0,
+            "fta": fta.item() if fta is not None else 0.0,
+            "loss": loss.item(),
+        }
 
 
 def train(
-    model: nn.Module, data: TrainData, cfg: TrainConfig, run_dir: str | os.PathLike, *,
-    settings: dict | None = None, resume: bool = False, progress: bool = True,
+    model: nn.Module,
+    data: TrainData,
+    cfg: TrainConfig,
+    run_dir: str | os.PathLike,
+    *,
+    settings: dict | None = None,
+    resume: bool = False,
+    progress: bool = True,
     on_epoch_end: Callable[[int, dict], None] | None = None,
 ) -> TrainResult:
     """Train `model` in place (it ends holding the best-validation weights); checkpoints in `run_dir`.
@@ -277,17 +316,20 @@ def train(
             means = state.train_epoch(bar)
             val = None
             if comm.is_main:  # the weights are the same on every rank: rank 0 scores, the others follow
-                val = val_scores(predict(model, data.val, 256, state.device), data.val.targets(),
-                                 getattr(model, "levels", None))
+                val = val_scores(
+                    predict(model, data.val, 256, state.device), data.val.targets(), getattr(model, "levels", None)
+                )
             val = comm.broadcast(val)
             val_mse = val["val_mse"]
             score = val.get("val_wql", val_mse)
             improved = state.early.update(score, state.epoch, model)
-            record = {"epoch": state.epoch + 1, **{f"train_{k}": v for k, v in means.items()}, **val,
-                      "best": improved}
-            bar.print(f"epoch {record['epoch']}: sup {record['train_sup']:.4f} kd {record['train_kd']:.4f} "
-                      f"fta {record['train_fta']:.4f} | val MSE {record['val_mse']:.4f}"
-                      + (f" WQL {record['val_wql']:.4f}" if "val_wql" in record else "") + (" *" if record["best"] else ""))
+            record = {"epoch": state.epoch + 1, **{f"train_{k}": v for k, v in means.items()}, **val, "best": improved}
+            bar.print(
+                f"epoch {record['epoch']}: sup {record['train_sup']:.4f} kd {record['train_kd']:.4f} "
+                f"fta {record['train_fta']:.4f} | val MSE {record['val_mse']:.4f}"
+                + (f" WQL {record['val_wql']:.4f}" if "val_wql" in record else "")
+                + (" *" if record["best"] else "")
+            )
             state.history.append(record)
             state.epoch += 1
             state.stopped_early = state.early.stop
@@ -298,10 +340,17 @@ def train(
             comm.barrier()  # the checkpoint is on disk before any rank moves on (or is stopped)
             if on_epoch_end is not None:
                 on_epoch_end(state.epoch, record)
+    assert state.early.best_state is not None  # set after the first epoch
     model.load_state_dict(state.early.best_state)
     model.eval()
-    return TrainResult(state.history, state.early.best_epoch + 1, state.early.best, state.stopped_early,
-                       state.fta.settings() if state.fta else None, time.perf_counter() - start)
+    return TrainResult(
+        state.history,
+        state.early.best_epoch + 1,
+        state.early.best,
+        state.stopped_early,
+        state.fta.settings() if state.fta else None,
+        time.perf_counter() - start,
+    )
 
 
 class _Objective(nn.Module):
@@ -316,12 +365,14 @@ class _Objective(nn.Module):
 
 
 # -- helpers -----------------------------------------------------------------------------------
-def _forward(model: nn.Module, fta: FTA | None, x: torch.Tensor, hidden_t: torch.Tensor | None
-             ) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _forward(
+    model: nn.Module, fta: FTA | None, x: torch.Tensor, hidden_t: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(forecast, FTA loss or None); the student's representation is computed only when FTA uses it."""
     if fta is None:
         return model(x), None
-    pred, h = model.forward_with_repr(x)
+    assert hidden_t is not None  # FTA runs with the teacher's hidden states
+    pred, h = cast(Any, model).forward_with_repr(x)
     return pred, fta.loss(h.float(), hidden_t)
 
 
@@ -329,8 +380,10 @@ def val_scores(pred: np.ndarray, truth: np.ndarray, levels: tuple[float, ...] | 
     """`val_mse` (of the median for a quantile student) and, with quantiles, `val_wql` (early stopping)."""
     if levels is None:
         return {"val_mse": float(np.mean((pred - truth) ** 2))}
-    return {"val_mse": float(np.mean((pred[..., median_index(levels)] - truth) ** 2)),
-            "val_wql": wql(pred, truth, levels)}
+    return {
+        "val_mse": float(np.mean((pred[..., median_index(levels)] - truth) ** 2)),
+        "val_wql": wql(pred, truth, levels),
+    }
 
 
 def _check_data(data: TrainData, cfg: TrainConfig) -> None:
@@ -340,12 +393,17 @@ def _check_data(data: TrainData, cfg: TrainConfig) -> None:
         raise DistiltsError("FTA (beta > 0) needs the teacher's hidden states; pass --beta 0 to train without.")
     for name, arr in (("forecasts", data.teacher_forecasts), ("hidden states", data.teacher_hidden)):
         if arr is not None and len(arr) != len(data.train):
-            raise DistiltsError(f"The cached teacher {name} have {len(arr)} windows but training has "
-                                f"{len(data.train)}: the cache does not match these windows (stride?).")
+            raise DistiltsError(
+                f"The cached teacher {name} have {len(arr)} windows but training has "
+                f"{len(data.train)}: the cache does not match these windows (stride?)."
+            )
     cfg.check()
 
 
-def _rows(arr: np.ndarray, idx: np.ndarray, device: str) -> torch.Tensor:
+def _rows(arr: Any, idx: np.ndarray, device: str) -> torch.Tensor:
+    """Rows `idx` of a teacher array (cache memmap or OnlineHidden) as a tensor on `device`."""
+    if arr is None:
+        raise DistiltsError("the teacher's outputs are missing for a loss that needs them (KD or FTA)")
     return torch.from_numpy(np.asarray(arr[idx], dtype=np.float32)).to(device)
 
 

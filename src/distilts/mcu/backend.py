@@ -13,36 +13,66 @@ from pathlib import Path
 import numpy as np
 
 from distilts.compile import full_int8
-from distilts.mcu import build as mcu
-from distilts.compile.verify import Candidate
+from distilts.compile.verify import Candidate, calibration
 from distilts.errors import DistiltsError
+from distilts.mcu import build as mcu
 
 EXT = ".tflite"
 BACKEND = "tflite"  # the runtime backend that loads the model file on a Linux device
-EXPORT_PASS = {"name": "litert-converter+static-int8", "stage": "export",
-               "by": "litert_torch.convert + ai_edge_quantizer static_wi8_ai8 (int8 I/O, scaler in the I/O quantization)"}
-SIDE_FILES = {"model_data.cc": "source", "model_data.h": "source", "main.cc": "example",
-              "model_vela.tflite": "vela", "vela-summary.csv": "report", "vela-report.txt": "report"}
+EXPORT_PASS = {
+    "name": "litert-converter+static-int8",
+    "stage": "export",
+    "by": "litert_torch.convert + ai_edge_quantizer static_wi8_ai8 (int8 I/O, scaler in the I/O quantization)",
+}
+SIDE_FILES = {
+    "model_data.cc": "source",
+    "model_data.h": "source",
+    "main.cc": "example",
+    "model_vela.tflite": "vela",
+    "vela-summary.csv": "report",
+    "vela-report.txt": "report",
+}
 
 
-def build(job, module, config: dict, scratch: Path, verify_x: np.ndarray, ref: np.ndarray,
-          calib_x: np.ndarray | None, fp32_module=None) -> list[Candidate]:
+def build(
+    job,
+    module,
+    config: dict,
+    scratch: Path,
+    verify_x: np.ndarray,
+    ref: np.ndarray,
+    calib_x: np.ndarray | None,
+    fp32_module=None,
+) -> list[Candidate]:
     """The full-int8 model + C sources (+ Vela output) in `scratch`, verified in TFLite Micro."""
     t = job.target
     if job.format == "ethos-u" and (t is None or not t.accelerator):
-        raise DistiltsError("--target ethos-u needs an accelerator: use a named target (ethos-u55-128, "
-                            "ethos-u65-256; `distilts targets`).")
+        raise DistiltsError(
+            "--target ethos-u needs an accelerator: use a named target (ethos-u55-128, "
+            "ethos-u65-256; `distilts targets`)."
+        )
     if (config["student"].get("kwargs") or {}).get("quantiles"):
-        raise DistiltsError(f"--target {job.format} does not support quantile students yet (their output has a "
-                            "quantile axis the int8 I/O mapping does not cover): compile to onnx/openvino/tflite, or "
-                            "distil a point-forecast student (no --quantiles).")
+        raise DistiltsError(
+            f"--target {job.format} does not support quantile students yet (their output has a "
+            "quantile axis the int8 I/O mapping does not cover): compile to onnx/openvino/tflite, or "
+            "distil a point-forecast student (no --quantiles)."
+        )
     budget = None
     if t is not None and t.sram_kib:
         budget = mcu.Budget(t.name, t.sram_kib * 1024, t.flash_kib * 1024, t.accelerator)
     student = getattr(module, "student", module)  # the int8 module keeps the scaler outside its student
-    record = mcu.build(student, config, calib_x, verify_x, ref, scratch, budget)
+    record = mcu.build(student, config, calibration(calib_x), verify_x, ref, scratch, budget)
     errs = {k: record["verification"][k] for k in ("rel_mse", "max_abs_err", "max_abs_err_raw")}
     preds = record.pop("preds")
     side = {name: (name, role) for name, role in SIDE_FILES.items() if (scratch / name).exists()}
-    return [Candidate({"model.tflite": 1}, full_int8.METHOD, full_int8.NOTE, errs, preds=preds, side=side,
-                      facts={"mcu": {k: v for k, v in record.items() if k != "io"}, "io": record["io"]})]
+    return [
+        Candidate(
+            {"model.tflite": 1},
+            full_int8.METHOD,
+            full_int8.NOTE,
+            errs,
+            preds=preds,
+            side=side,
+            facts={"mcu": {k: v for k, v in record.items() if k != "io"}, "io": record["io"]},
+        )
+    ]

@@ -14,19 +14,19 @@ A profile whose SRAM or flash is too small is refused with the figures; nothing 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import numpy as np
 
 from distilts.compile import full_int8, litert_ops
-from distilts.mcu import tflm, vela
 from distilts.compile import verify as ver
-from distilts.runtime import int8_io
 from distilts.errors import DistiltsError
-
+from distilts.mcu import tflm, vela
+from distilts.runtime import int8_io
 
 NPU_MAC_SHARE = 0.9  # below this share of the matrix-product MACs on the NPU, compile warns
 
@@ -49,8 +49,16 @@ def _kib(n: float) -> str:
     return f"{n / 1024:.1f} KiB"
 
 
-def build(student, config: dict, calib_x: np.ndarray, verify_x: np.ndarray, ref: np.ndarray, out: Path,
-          budget: Budget | None = None, log: Callable[[str], None] = lambda s: None) -> dict:
+def build(
+    student,
+    config: dict,
+    calib_x: np.ndarray,
+    verify_x: np.ndarray,
+    ref: np.ndarray,
+    out: Path,
+    budget: Budget | None = None,
+    log: Callable[[str], None] = lambda s: None,
+) -> dict:
     """Write model.tflite (+ C sources, + Vela output) into `out`; returns the manifest's `mcu` record
     (+ `io`, the I/O quantization, and `preds`, the TFLite Micro forecasts of `verify_x`).
 
@@ -67,28 +75,38 @@ def build(student, config: dict, calib_x: np.ndarray, verify_x: np.ndarray, ref:
         raise tflm.UnsupportedOperator(
             f"{type(student).__name__} has no full-integer int8 form: operator {', '.join(leftover) or '?'} "
             f"{'stays' if len(leftover) == 1 else 'stay'} in float after quantization (no int8 kernel). "
-            "Compile it to tflite/onnx --int8 for a CPU instead.")
+            "Compile it to tflite/onnx --int8 for a CPU instead."
+        )
     ops = litert_ops.operators(content)
     tflm.load(content)  # raises naming an operator TFLite Micro lacks
     arena = tflm.arena_bytes(content)
     q = int8_io.quantize(verify_x, io["input"], io["input"]["per_variate"])
     pred = int8_io.dequantize(tflm.run(content, q), io["output"]["per_variate"])
     errs = ver.errors(pred, ref, mean, std)
-    log(f"TFLite Micro: rel-MSE {errs['rel_mse']:.3g}, max abs {errs['max_abs_err']:.3g}, arena {arena} B, "
-        f"model {len(content)} B, operators {', '.join(ops)}")
+    log(
+        f"TFLite Micro: rel-MSE {errs['rel_mse']:.3g}, max abs {errs['max_abs_err']:.3g}, arena {arena} B, "
+        f"model {len(content)} B, operators {', '.join(ops)}"
+    )
     ver.check(errs, "int8", "The full-int8 model in TFLite Micro")
-    record = {"interpreter": f"tflite-micro {_version('tflite-micro')}", "operators": ops,
-              "tensor_arena_bytes": arena, "arena_margin_bytes": tflm.ARENA_MARGIN,
-              "arena_measured_on": "this host (64-bit); a 32-bit MCU needs at most this",
-              "model_bytes": len(content), "flash_bytes": len(content),
-              "flash_note": "the model only; the TFLite Micro library and its kernels add their code size",
-              "verification": {"windows": int(len(verify_x)), **errs}, "io": io, "preds": pred}
+    record = {
+        "interpreter": f"tflite-micro {_version('tflite-micro')}",
+        "operators": ops,
+        "tensor_arena_bytes": arena,
+        "arena_margin_bytes": tflm.ARENA_MARGIN,
+        "arena_measured_on": "this host (64-bit); a 32-bit MCU needs at most this",
+        "model_bytes": len(content),
+        "flash_bytes": len(content),
+        "flash_note": "the model only; the TFLite Micro library and its kernels add their code size",
+        "verification": {"windows": int(len(verify_x)), **errs},
+        "io": io,
+        "preds": pred,
+    }
     if budget is not None:
         record["vela"] = _vela(path, budget, out, log) if budget.accelerator else None
         _check_fit(record, budget)
     calls, embedded, arena_c = tflm.resolver_calls(ops), content, arena
-    if record.get("vela"):  # the device runs Vela's model: one ethos-u operator + whatever stayed on the CPU
-        v = record["vela"]
+    v: Any = record.get("vela")
+    if v:  # the device runs Vela's model: one ethos-u operator + whatever stayed on the CPU
         embedded = (out / "model_vela.tflite").read_bytes()
         calls = ["AddEthosU", *(f"Add{op}" for op in dict.fromkeys(v["cpu_operators"]))]
         arena_c = max(arena, v["sram_bytes"], v["dram_bytes"])  # Vela's scratch lives in the tensor arena
@@ -101,19 +119,24 @@ def build(student, config: dict, calib_x: np.ndarray, verify_x: np.ndarray, ref:
 
 def _vela(path: Path, budget: Budget, out: Path, log) -> dict:
     work = out / "_vela"
+    assert budget.accelerator is not None  # called for Ethos-U budgets only
     rep = vela.compile_model(path, budget.accelerator, work)
     for key, name in (("model", "model_vela.tflite"), ("summary", "vela-summary.csv"), ("report", "vela-report.txt")):
         shutil.move(str(work / rep["files"][key]), out / name)
         rep["files"][key] = name
     shutil.rmtree(work)
     rep["vela_model_bytes"] = (out / "model_vela.tflite").stat().st_size
-    log(f"Vela {budget.accelerator}: {len(rep['npu_operators'])} NPU / {len(rep['cpu_operators'])} CPU operators, "
+    log(
+        f"Vela {budget.accelerator}: {len(rep['npu_operators'])} NPU / {len(rep['cpu_operators'])} CPU operators, "
         f"{rep['macs_npu_share']:.0%} of {rep['macs_total']} MACs on the NPU, {rep['cycles_total']} cycles "
-        f"({rep['inference_time_ms']:.3f} ms at {rep['clock_hz'] / 1e6:.0f} MHz), SRAM {_kib(rep['sram_bytes'])}")
+        f"({rep['inference_time_ms']:.3f} ms at {rep['clock_hz'] / 1e6:.0f} MHz), SRAM {_kib(rep['sram_bytes'])}"
+    )
     if rep["macs_npu_share"] < NPU_MAC_SHARE:
-        rep["warning"] = (f"only {rep['macs_npu_share']:.0%} of the matrix-product MACs ({rep['macs_npu']:,} of "
-                          f"{rep['macs_total']:,}) run on the {budget.accelerator} NPU; CPU operators: "
-                          f"{', '.join(rep['cpu_operators']) or 'none'} (see vela-report.txt)")
+        rep["warning"] = (
+            f"only {rep['macs_npu_share']:.0%} of the matrix-product MACs ({rep['macs_npu']:,} of "
+            f"{rep['macs_total']:,}) run on the {budget.accelerator} NPU; CPU operators: "
+            f"{', '.join(rep['cpu_operators']) or 'none'} (see vela-report.txt)"
+        )
         log(f"WARNING: {rep['warning']}")
     return rep
 
@@ -127,16 +150,24 @@ def _check_fit(record: dict, budget: Budget) -> None:
         flash = max(flash, vela["vela_model_bytes"])
     short = []
     if sram > budget.sram_bytes:
-        short.append(f"SRAM: needs {_kib(sram)} (tensor arena {_kib(record['tensor_arena_bytes'])}"
-                     f"{', Vela ' + _kib(vela['sram_bytes']) if vela else ''}), {budget.name} has {_kib(budget.sram_bytes)}")
+        short.append(
+            f"SRAM: needs {_kib(sram)} (tensor arena {_kib(record['tensor_arena_bytes'])}"
+            f"{', Vela ' + _kib(vela['sram_bytes']) if vela else ''}), {budget.name} has {_kib(budget.sram_bytes)}"
+        )
     if flash > budget.flash_bytes:
         short.append(f"flash: needs {_kib(flash)} for the model, {budget.name} has {_kib(budget.flash_bytes)}")
-    record["fits"] = {"sram_needed_bytes": sram, "sram_bytes": budget.sram_bytes, "flash_needed_bytes": flash,
-                      "flash_bytes": budget.flash_bytes}
+    record["fits"] = {
+        "sram_needed_bytes": sram,
+        "sram_bytes": budget.sram_bytes,
+        "flash_needed_bytes": flash,
+        "flash_bytes": budget.flash_bytes,
+    }
     if short:
-        raise DoesNotFit(f"The model does not fit {budget.name}: {'; '.join(short)}. Fix: a smaller student "
-                         "(shorter --lookback or --horizon), or a target with more memory (`distilts targets`). "
-                         "The artifact was not written.")
+        raise DoesNotFit(
+            f"The model does not fit {budget.name}: {'; '.join(short)}. Fix: a smaller student "
+            "(shorter --lookback or --horizon), or a target with more memory (`distilts targets`). "
+            "The artifact was not written."
+        )
 
 
 def _version(dist: str) -> str:

@@ -10,18 +10,18 @@ the `fold-linear` pass folds (DLinear) have a C artifact; any other is refused n
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
-from distilts.mcu import cgen, ctoolchain
 from distilts.compile import verify as ver
 from distilts.compile.manifest import build_manifest, model_entry
 from distilts.compile.passes import fold_linear
 from distilts.compile.scratch import Scratch
 from distilts.errors import DistiltsError
+from distilts.mcu import cgen, ctoolchain
 
 ARCHS = ("x86_64", "aarch64", "armhf")
 
@@ -33,13 +33,17 @@ class NotFoldable(DistiltsError):
 def linear_model(student, config: dict) -> cgen.LinearModel:
     """The student (+ its scaler) folded in float64, as arrays; refuses a non-linear student."""
     if getattr(student, "quantile_head", None) is not None:
-        raise NotFoldable("The C target does not support quantile students yet (the non-crossing quantile head is "
-                          "not a single matrix product): compile this student to onnx/openvino/tflite, or distil a "
-                          "point-forecast DLinear (no --quantiles) for C.")
+        raise NotFoldable(
+            "The C target does not support quantile students yet (the non-crossing quantile head is "
+            "not a single matrix product): compile this student to onnx/openvino/tflite, or distil a "
+            "point-forecast DLinear (no --quantiles) for C."
+        )
     if not fold_linear.applies(student):
-        raise NotFoldable(f"The C target needs a student that folds into one matrix product (DLinear); "
-                          f"{type(student).__name__} has non-linear operators (e.g. softmax attention, "
-                          "LayerNorm, GELU). Compile it to tflite/onnx instead, or distil a DLinear student.")
+        raise NotFoldable(
+            f"The C target needs a student that folds into one matrix product (DLinear); "
+            f"{type(student).__name__} has non-linear operators (e.g. softmax attention, "
+            "LayerNorm, GELU). Compile it to tflite/onnx instead, or distil a DLinear student."
+        )
     folded = fold_linear.fold(student, config["scaler"]["mean"], config["scaler"]["std"], dtype=torch.float64)
     return cgen.from_folded(folded)
 
@@ -60,8 +64,16 @@ def flash_bytes(model: cgen.LinearModel, precision: str) -> int:
     return consts + (n_w * 4 if precision == "fp32" else n_w + rows * 8)
 
 
-def verify(src: Path, work: Path, model: cgen.LinearModel, x: np.ndarray, ref: np.ndarray, config: dict,
-           precision: str, log: Callable[[str], None] = lambda s: None) -> dict[str, dict]:
+def verify(
+    src: Path,
+    work: Path,
+    model: cgen.LinearModel,
+    x: np.ndarray,
+    ref: np.ndarray,
+    config: dict,
+    precision: str,
+    log: Callable[[str], None] = lambda s: None,
+) -> dict[str, dict]:
     """Build and run the sources on every architecture of ARCHS; {arch: errors + how}; raises beyond tolerance."""
     mean = np.asarray(config["scaler"]["mean"], np.float64)
     std = np.asarray(config["scaler"]["std"], np.float64)
@@ -69,23 +81,39 @@ def verify(src: Path, work: Path, model: cgen.LinearModel, x: np.ndarray, ref: n
     lib = ctoolchain.build_shared(src, work / "libforecast.so")
     pred = ctoolchain.run_shared(lib, x, model.horizon)
     cc = ctoolchain.native_cc()
-    out["x86_64"] = {**ver.errors(pred, ref, mean, std), "compiler": ctoolchain.compiler_version(cc),
-                     "how": "native shared library through ctypes", "emulated": False}
+    out["x86_64"] = {
+        **ver.errors(pred, ref, mean, std),
+        "compiler": ctoolchain.compiler_version(cc),
+        "how": "native shared library through ctypes",
+        "emulated": False,
+    }
     for arch in ("aarch64", "armhf"):
         binary = ctoolchain.build_static(arch, src, work / f"forecast-{arch}")
         y, emu = ctoolchain.run_emulated(arch, binary, x, model.horizon, log)
-        out[arch] = {**ver.errors(y, ref, mean, std),
-                     "compiler": ctoolchain.compiler_version(ctoolchain.CROSS[arch].cc()),
-                     "how": f"static binary under {emu}", "emulated": True,
-                     "max_abs_diff_vs_x86_64": float(np.max(np.abs((y - pred) / std)))}
+        out[arch] = {
+            **ver.errors(y, ref, mean, std),
+            "compiler": ctoolchain.compiler_version(ctoolchain.CROSS[arch].cc()),
+            "how": f"static binary under {emu}",
+            "emulated": True,
+            "max_abs_diff_vs_x86_64": float(np.max(np.abs((y - pred) / std))),
+        }
     for arch, errs in out.items():
         log(f"c-{precision}: {arch}: rel-MSE {errs['rel_mse']:.3g}, max abs {errs['max_abs_err']:.3g} ({errs['how']})")
         ver.check(errs, precision, f"The C artifact ({precision}) on {arch}")
     return out
 
 
-def compile_job(job, student, config: dict, out_dir: Path, student_dir: Path, data, verify_x: np.ndarray,
-                ref: np.ndarray, log: Callable[[str], None]) -> tuple[Path, dict]:
+def compile_job(
+    job,
+    student,
+    config: dict,
+    out_dir: Path,
+    student_dir: Path,
+    data,
+    verify_x: np.ndarray,
+    ref: np.ndarray,
+    log: Callable[[str], None],
+) -> tuple[Path, dict]:
     """Build, verify (three CPUs) and write the C artifact of `job` under `out_dir`; (its directory, manifest)."""
     model = linear_model(student, config)
     sc = Scratch.beside(out_dir / job.dirname, log)
@@ -96,32 +124,68 @@ def compile_job(job, student, config: dict, out_dir: Path, student_dir: Path, da
         checks = verify(tmp, work, model, verify_x, ref, config, job.precision, log)
         golden_out = ctoolchain.run_shared(work / "libforecast.so", verify_x[:1], model.horizon)
         shutil.rmtree(work)
-        models = [model_entry(tmp, n, 1 if n == cgen.SOURCE else None,
-                              role={cgen.SOURCE: "model", cgen.HEADER: "source", cgen.EXAMPLE: "example"}[n])
-                  for n in names]
+        models = [
+            model_entry(
+                tmp,
+                n,
+                1 if n == cgen.SOURCE else None,
+                role={cgen.SOURCE: "model", cgen.HEADER: "source", cgen.EXAMPLE: "example"}[n],
+            )
+            for n in names
+        ]
         errs = checks["x86_64"]
-        verification = {"windows": int(len(verify_x)), "part": "test",
-                        **{k: max(c[k] for c in checks.values()) for k in ("rel_mse", "max_abs_err")},
-                        "tolerance": dict(ver.TOLERANCES[job.precision]), "passed": True,
-                        "reference": "pytorch student (scaler folded in), normalized-scale errors; worst of the "
-                                     "three architectures", "data": data.source, "data_hash": data.data_hash}
+        verification = {
+            "windows": int(len(verify_x)),
+            "part": "test",
+            **{k: max(c[k] for c in checks.values()) for k in ("rel_mse", "max_abs_err")},
+            "tolerance": dict(ver.TOLERANCES[job.precision]),
+            "passed": True,
+            "reference": "pytorch student (scaler folded in), normalized-scale errors; worst of the "
+            "three architectures",
+            "data": data.source,
+            "data_hash": data.data_hash,
+        }
         archs = {a: {"verified": True, **c} for a, c in checks.items()}
         std = np.asarray(config["scaler"]["std"], np.float64)
         atol_frac, rtol = ver.GOLDEN_TOL[job.precision]
         quant = None
         if job.precision == "int8":
-            quant = {"method": "c-int8", "note": "int8 weights, one scale per output step; the window quantized per "
-                     "variate at run time, int32 accumulation, one rescale per output", "calib_windows": 0}
-        manifest = build_manifest(backend="c", precision=job.precision, models=models, config=config,
-                                  student_dir=student_dir, target=None, quantization=quant, verification=verification,
-                                  golden_in=verify_x[:1], golden_out=golden_out, atol=atol_frac * float(std.max()),
-                                  rtol=rtol, opset=None, architectures=archs,
-                                  passes=[{"name": "fold-linear", "stage": "module", "scope": "student and scaler, "
-                                           "float64, cast once to the C constants"}])
-        manifest["c"] = {"entry": "void forecast(const float *window, float *out)",
-                         "flash_bytes": flash_bytes(model, job.precision),
-                         "stack_bytes_approx": cgen.stack_bytes(model), "heap_bytes": 0,
-                         "errors_x86_64": {k: errs[k] for k in ("rel_mse", "max_abs_err")},
-                         "build": "cc -O2 -std=c99 model.c main.c -lm (any C99 compiler; see docs/compile.md)"}
+            quant = {
+                "method": "c-int8",
+                "note": "int8 weights, one scale per output step; the window quantized per "
+                "variate at run time, int32 accumulation, one rescale per output",
+                "calib_windows": 0,
+            }
+        manifest = build_manifest(
+            backend="c",
+            precision=job.precision,
+            models=models,
+            config=config,
+            student_dir=student_dir,
+            target=None,
+            quantization=quant,
+            verification=verification,
+            golden_in=verify_x[:1],
+            golden_out=golden_out,
+            atol=atol_frac * float(std.max()),
+            rtol=rtol,
+            opset=None,
+            architectures=archs,
+            passes=[
+                {
+                    "name": "fold-linear",
+                    "stage": "module",
+                    "scope": "student and scaler, float64, cast once to the C constants",
+                }
+            ],
+        )
+        manifest["c"] = {
+            "entry": "void forecast(const float *window, float *out)",
+            "flash_bytes": flash_bytes(model, job.precision),
+            "stack_bytes_approx": cgen.stack_bytes(model),
+            "heap_bytes": 0,
+            "errors_x86_64": {k: errs[k] for k in ("rel_mse", "max_abs_err")},
+            "build": "cc -O2 -std=c99 model.c main.c -lm (any C99 compiler; see docs/compile.md)",
+        }
         final = sc.install(manifest)
     return final, manifest

@@ -11,9 +11,9 @@ from __future__ import annotations
 import ctypes
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -39,15 +39,20 @@ class Cross:
     def cc(self) -> str:
         path = shutil.which(self.compiler)
         if path is None:
-            raise ToolchainUnavailable(f"`{self.compiler}` is not installed, so the C artifact cannot be checked on "
-                                       f"{self.arch}. Fix: apt-get install {self.apt} (scripts/setup.sh does).")
+            raise ToolchainUnavailable(
+                f"`{self.compiler}` is not installed, so the C artifact cannot be checked on "
+                f"{self.arch}. Fix: apt-get install {self.apt} (scripts/setup.sh does)."
+            )
         return path
 
 
-CROSS: dict[str, Cross] = {c.arch: c for c in (
-    Cross("aarch64", "aarch64-linux-gnu-gcc", "qemu-aarch64", "gcc-aarch64-linux-gnu"),
-    Cross("armhf", "arm-linux-gnueabihf-gcc", "qemu-arm", "gcc-arm-linux-gnueabihf"),
-)}
+CROSS: dict[str, Cross] = {
+    c.arch: c
+    for c in (
+        Cross("aarch64", "aarch64-linux-gnu-gcc", "qemu-aarch64", "gcc-aarch64-linux-gnu"),
+        Cross("armhf", "arm-linux-gnueabihf-gcc", "qemu-arm", "gcc-arm-linux-gnueabihf"),
+    )
+}
 
 
 def _run(argv: list[str], what: str, **kw) -> subprocess.CompletedProcess:
@@ -60,10 +65,11 @@ def _run(argv: list[str], what: str, **kw) -> subprocess.CompletedProcess:
 
 def native_cc() -> str:
     for name in ("cc", "gcc", "clang"):
-        if shutil.which(name):
-            return shutil.which(name)
-    raise ToolchainUnavailable("No C compiler (cc, gcc or clang) on PATH to check the C artifact. "
-                               "Fix: apt-get install gcc.")
+        if path := shutil.which(name):
+            return path
+    raise ToolchainUnavailable(
+        "No C compiler (cc, gcc or clang) on PATH to check the C artifact. Fix: apt-get install gcc."
+    )
 
 
 def compiler_version(cc: str) -> str:
@@ -73,8 +79,10 @@ def compiler_version(cc: str) -> str:
 
 def build_shared(src: Path, out: Path) -> Path:
     """`model.c` -> a shared library with `forecast` (system cc, -O2)."""
-    _run([native_cc(), *CFLAGS, "-shared", "-fPIC", str(src / "model.c"), "-lm", "-o", str(out)],
-         "Compiling the C artifact with the system compiler")
+    _run(
+        [native_cc(), *CFLAGS, "-shared", "-fPIC", str(src / "model.c"), "-lm", "-o", str(out)],
+        "Compiling the C artifact with the system compiler",
+    )
     return out
 
 
@@ -95,24 +103,32 @@ def run_shared(lib: Path, x: np.ndarray, horizon: int) -> np.ndarray:
 
 def build_static(arch: str, src: Path, out: Path) -> Path:
     """`model.c` + `main.c` cross-compiled and statically linked for `arch` (aarch64 | armhf)."""
-    _run([CROSS[arch].cc(), *CFLAGS, "-static", str(src / "model.c"), str(src / "main.c"), "-lm", "-o", str(out)],
-         f"Cross-compiling the C artifact for {arch}")
+    _run(
+        [CROSS[arch].cc(), *CFLAGS, "-static", str(src / "model.c"), str(src / "main.c"), "-lm", "-o", str(out)],
+        f"Cross-compiling the C artifact for {arch}",
+    )
     return out
 
 
-def run_emulated(arch: str, binary: Path, x: np.ndarray, horizon: int,
-                 log: Callable[[str], None] = lambda s: None) -> tuple[np.ndarray, str]:
+def run_emulated(
+    arch: str, binary: Path, x: np.ndarray, horizon: int, log: Callable[[str], None] = lambda s: None
+) -> tuple[np.ndarray, str]:
     """(forecasts of `x` by the static `binary` under qemu-user, the emulator's version)."""
     try:
         qemu = qemu_binary(CROSS[arch].qemu, log)
     except EmulatorUnavailable as exc:
         raise ToolchainUnavailable(str(exc)) from exc
     B, _, D = x.shape
-    res = _run([str(qemu), str(binary)], f"Running the {arch} C artifact under {qemu.name}",
-               input=np.ascontiguousarray(x, dtype=np.float32).tobytes(), timeout=600)
+    res = _run(
+        [str(qemu), str(binary)],
+        f"Running the {arch} C artifact under {qemu.name}",
+        input=np.ascontiguousarray(x, dtype=np.float32).tobytes(),
+        timeout=600,
+    )
     y = np.frombuffer(res.stdout, dtype=np.float32)
     if y.size != B * horizon * D:
-        raise DistiltsError(f"The {arch} C artifact wrote {y.size} values for {B} windows (expected "
-                            f"{B * horizon * D}).")
+        raise DistiltsError(
+            f"The {arch} C artifact wrote {y.size} values for {B} windows (expected {B * horizon * D})."
+        )
     version = subprocess.run([str(qemu), "--version"], capture_output=True, text=True).stdout.split()
     return y.reshape(B, horizon, D).copy(), f"{qemu.name} {version[2] if len(version) > 2 else '?'}"

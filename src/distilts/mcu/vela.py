@@ -48,8 +48,12 @@ def model_macs(model: bytes) -> dict[str, int]:
             continue
         y = int(np.prod(shapes[op["outputs"][0]]))
         w = shapes[op["inputs"][1]]
-        k = {"FULLY_CONNECTED": w[-1], "BATCH_MATMUL": shapes[op["inputs"][0]][-1],
-             "CONV_2D": int(np.prod(w[1:])), "DEPTHWISE_CONV_2D": int(np.prod(w[1:3]))}[name]
+        k = {
+            "FULLY_CONNECTED": w[-1],
+            "BATCH_MATMUL": shapes[op["inputs"][0]][-1],
+            "CONV_2D": int(np.prod(w[1:])),
+            "DEPTHWISE_CONV_2D": int(np.prod(w[1:3])),
+        }[name]
         out[f"{name}#{op['index']}"] = y * int(k)
     return out
 
@@ -63,8 +67,17 @@ def compile_model(src: Path, accelerator: str, out_dir: Path) -> dict:
     """
     require("ethosu.vela", "mcu", "Ethos-U compilation (Vela)")
     out_dir.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-c", "from ethosu.vela.vela import main; raise SystemExit(main())", str(src),
-            "--accelerator-config", accelerator, "--output-dir", str(out_dir), "--show-cpu-operations"]
+    argv = [
+        sys.executable,
+        "-c",
+        "from ethosu.vela.vela import main; raise SystemExit(main())",
+        str(src),
+        "--accelerator-config",
+        accelerator,
+        "--output-dir",
+        str(out_dir),
+        "--show-cpu-operations",
+    ]
     res = subprocess.run(argv, capture_output=True, text=True)
     if res.returncode != 0:
         raise VelaError(f"Vela ({version()}) failed for {accelerator}: {(res.stderr or res.stdout).strip()[-800:]}")
@@ -77,14 +90,28 @@ def compile_model(src: Path, accelerator: str, out_dir: Path) -> dict:
     macs = model_macs(src.read_bytes())
     total = sum(macs.values())
     npu_macs = int(float(row["nn_macs"]))
-    memory = {"sram_bytes": int(float(row["sram_memory_used"]) * 1024),
-              "flash_bytes": int(float(row["off_chip_flash_memory_used"]) * 1024 + float(row["on_chip_flash_memory_used"]) * 1024),
-              "dram_bytes": int(float(row["dram_memory_used"]) * 1024)}
-    return {"accelerator": accelerator, "vela": version(), "system_config": row["system_config"],
-            "memory_mode": row["memory_mode"], "clock_hz": float(row["core_clock"]),
-            "npu_operators": npu, "cpu_operators": cpu,
-            "macs_total": total, "macs_npu": npu_macs, "macs_npu_share": (npu_macs / total) if total else 1.0,
-            "cycles_npu": int(float(row["cycles_npu"])), "cycles_total": int(float(row["cycles_total"])),
-            "inference_time_ms": float(row["inference_time"]) * 1e3,
-            "inferences_per_second": float(row["inferences_per_second"]), **memory,
-            "files": {"model": f"{src.stem}_vela.tflite", "summary": summary.name, "report": "vela-report.txt"}}
+    memory = {
+        "sram_bytes": int(float(row["sram_memory_used"]) * 1024),
+        "flash_bytes": int(
+            float(row["off_chip_flash_memory_used"]) * 1024 + float(row["on_chip_flash_memory_used"]) * 1024
+        ),
+        "dram_bytes": int(float(row["dram_memory_used"]) * 1024),
+    }
+    return {
+        "accelerator": accelerator,
+        "vela": version(),
+        "system_config": row["system_config"],
+        "memory_mode": row["memory_mode"],
+        "clock_hz": float(row["core_clock"]),
+        "npu_operators": npu,
+        "cpu_operators": cpu,
+        "macs_total": total,
+        "macs_npu": npu_macs,
+        "macs_npu_share": (npu_macs / total) if total else 1.0,
+        "cycles_npu": int(float(row["cycles_npu"])),
+        "cycles_total": int(float(row["cycles_total"])),
+        "inference_time_ms": float(row["inference_time"]) * 1e3,
+        "inferences_per_second": float(row["inferences_per_second"]),
+        **memory,
+        "files": {"model": f"{src.stem}_vela.tflite", "summary": summary.name, "report": "vela-report.txt"},
+    }

@@ -54,8 +54,13 @@ class ProfileWindows:
 
 def profile_windows(man: Manifest, data_args: dict, n_windows: int) -> ProfileWindows:
     """Up to n_windows evenly spaced windows of the standard test split, normalized with the manifest's scaler."""
-    ds = load_dataset(data_args.get("path"), columns=man.columns, split=data_args.get("split", "auto"),
-                      fill=data_args.get("fill"), date_column=data_args.get("date_column"))
+    ds = load_dataset(
+        data_args.get("path"),
+        columns=man.columns,
+        split=data_args.get("split", "auto"),
+        fill=data_args.get("fill"),
+        date_column=data_args.get("date_column"),
+    )
     raw = make_windows(ds.series.values, ds.split.test, man.lookback, man.horizon)
     idx = np.unique(np.linspace(0, len(raw) - 1, num=min(n_windows, len(raw))).round().astype(np.int64))
     x_raw, y_raw = raw.batch(idx)
@@ -63,14 +68,26 @@ def profile_windows(man: Manifest, data_args: dict, n_windows: int) -> ProfileWi
     if man.scaler_mean is not None and man.scaler_std is not None:
         mean, std = man.scaler_mean, man.scaler_std
         if not (np.allclose(mean, ds.scaler.mean, rtol=1e-3, atol=1e-6) and np.allclose(std, ds.scaler.std, rtol=1e-3)):
-            notes.append("the manifest's scaler differs from this data's train-split scaler: is this the training data?")
+            notes.append(
+                "the manifest's scaler differs from this data's train-split scaler: is this the training data?"
+            )
     else:
         mean, std = ds.scaler.mean, ds.scaler.std
         notes.append("the manifest has no scaler; using this data's train-split scaler")
     norm = lambda v: ((v - mean) / std).astype(np.float32)  # noqa: E731
-    info = {"source": ds.series.source, "rows": len(ds.series), "split": ds.split.to_dict(), "part": "test",
-            "windows": int(len(idx)), "test_windows_available": len(raw), "lookback": man.lookback,
-            "horizon": man.horizon, "columns": man.columns, "scale": "normalized (manifest scaler)", "notes": notes}
+    info = {
+        "source": ds.series.source,
+        "rows": len(ds.series),
+        "split": ds.split.to_dict(),
+        "part": "test",
+        "windows": int(len(idx)),
+        "test_windows_available": len(raw),
+        "lookback": man.lookback,
+        "horizon": man.horizon,
+        "columns": man.columns,
+        "scale": "normalized (manifest scaler)",
+        "notes": notes,
+    }
     return ProfileWindows(x_raw, norm(x_raw), norm(y_raw), mean, std, info)
 
 
@@ -81,8 +98,13 @@ def _run_worker(spec: dict, workdir: Path, timeout: float) -> tuple[dict, np.nda
     spec_path = wdir / "spec.json"
     spec_path.write_text(json.dumps(spec))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run([sys.executable, "-m", "distilts.profile.worker", str(spec_path)],
-                          capture_output=True, text=True, timeout=timeout, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "distilts.profile.worker", str(spec_path)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1:] or ["(no output)"]
         raise DistiltsError(f"profiling {spec['role']} failed: {tail[0]}")
@@ -102,7 +124,7 @@ def _quantile_scores(artifact_dir: str | Path, threads: int, wins: ProfileWindow
 
     q = Forecaster.load(artifact_dir, threads=threads).predict_quantiles(wins.x_raw)  # [N, H, D, Q]
     q = (q - wins.mean[:, None]) / wins.std[:, None]
-    return probabilistic_scores(q, wins.y_norm, wins.x_norm, man.levels, season=seasonality(man.freq_seconds))
+    return probabilistic_scores(q, wins.y_norm, wins.x_norm, man.levels or (), season=seasonality(man.freq_seconds))
 
 
 def _dir_size(path: Path, patterns: tuple[str, ...]) -> int | None:
@@ -128,10 +150,22 @@ def _torch_installed() -> bool:
         return False
 
 
-def profile_artifact(artifact_dir: str | Path, data_args: dict | None = None, *, teacher: str | None = None,
-                teacher_path: str | None = None, student_dir: str | None = None, n_windows: int = 200,
-                threads: int | None = None, iters: int = 200, warmup: int = 10, budget_s: float = 20.0,
-                big_batch: int = 64, timeout_s: float = 1800.0, log=print) -> dict:
+def profile_artifact(
+    artifact_dir: str | Path,
+    data_args: dict | None = None,
+    *,
+    teacher: str | None = None,
+    teacher_path: str | None = None,
+    student_dir: str | None = None,
+    n_windows: int = 200,
+    threads: int | None = None,
+    iters: int = 200,
+    warmup: int = 10,
+    budget_s: float = 20.0,
+    big_batch: int = 64,
+    timeout_s: float = 1800.0,
+    log=print,
+) -> dict:
     """`distilts profile`: latency, throughput, peak RSS, size and accuracy of the artifact (+ its
     PyTorch student, + `teacher`), each in its own process, on test windows of the series `data_args`
     names (`load_dataset`'s arguments; default: the synthetic series). Returns the report dict
@@ -150,10 +184,18 @@ def profile_artifact(artifact_dir: str | Path, data_args: dict | None = None, *,
     if student_dir and not explicit and not _torch_installed():
         log(f"PyTorch student at {student_dir} skipped: torch is not installed here (a runtime-only install).")
         student_dir = None
-    specs = [ModelSpec("student (artifact)", "artifact", str(artifact_dir), f"{man.student.get('name', '?')} "
-                       f"{man.backend}-{man.precision}")]
+    specs = [
+        ModelSpec(
+            "student (artifact)",
+            "artifact",
+            str(artifact_dir),
+            f"{man.student.get('name', '?')} {man.backend}-{man.precision}",
+        )
+    ]
     if student_dir:
-        specs.append(ModelSpec("student (pytorch)", "student", str(student_dir), str(man.student.get("name", "student"))))
+        specs.append(
+            ModelSpec("student (pytorch)", "student", str(student_dir), str(man.student.get("name", "student")))
+        )
     if teacher:
         specs.append(ModelSpec("teacher", "teacher", teacher_path, teacher))
 
@@ -165,10 +207,21 @@ def profile_artifact(artifact_dir: str | Path, data_args: dict | None = None, *,
         np.save(tmpdir / "x_norm.npy", wins.x_norm)
         for i, s in enumerate(specs):
             log(f"profiling {s.role}: {s.name} ...")
-            spec = {"tag": f"m{i}", "role": s.role, "kind": s.kind, "path": s.path, "name": s.name,
-                    "threads": threads, "horizon": man.horizon, "batches": batches, "iters": iters,
-                    "warmup": warmup, "budget_s": budget_s, "predict_batch": 16 if s.kind == "teacher" else 64,
-                    "inputs": str(tmpdir / ("x_raw.npy" if s.kind == "artifact" else "x_norm.npy"))}
+            spec = {
+                "tag": f"m{i}",
+                "role": s.role,
+                "kind": s.kind,
+                "path": s.path,
+                "name": s.name,
+                "threads": threads,
+                "horizon": man.horizon,
+                "batches": batches,
+                "iters": iters,
+                "warmup": warmup,
+                "budget_s": budget_s,
+                "predict_batch": 16 if s.kind == "teacher" else 64,
+                "inputs": str(tmpdir / ("x_raw.npy" if s.kind == "artifact" else "x_norm.npy")),
+            }
             res, pred = _run_worker(spec, tmpdir, timeout_s)
             if s.kind == "artifact":
                 pred = ((pred - wins.mean) / wins.std).astype(np.float32)  # raw forecasts -> normalized scale
@@ -176,10 +229,11 @@ def profile_artifact(artifact_dir: str | Path, data_args: dict | None = None, *,
                 res["file_size_bytes"] = man.total_size
                 res["files"] = {f.file: man.path(f).stat().st_size for f in man.files}
             elif s.kind == "student":
-                res["file_size_bytes"] = _dir_size(Path(s.path), ("*.safetensors",))
+                res["file_size_bytes"] = _dir_size(Path(s.path or "."), ("*.safetensors",))
             else:
-                res["file_size_bytes"] = _dir_size(Path(res.get("checkpoint_path") or s.path or ""),
-                                                   ("*.safetensors", "*.bin", "*.pt", "*.pth"))
+                res["file_size_bytes"] = _dir_size(
+                    Path(res.get("checkpoint_path") or s.path or ""), ("*.safetensors", "*.bin", "*.pt", "*.pth")
+                )
             preds[s.role] = pred
             models.append({"role": s.role, "name": s.name, "kind": s.kind, "path": s.path, **res})
 
@@ -187,8 +241,10 @@ def profile_artifact(artifact_dir: str | Path, data_args: dict | None = None, *,
     student_pred = preds.get("student (pytorch)")
     for m in models:
         p = preds[m["role"]]
-        m["accuracy"] = {"vs_truth": _mse_mae(p, wins.y_norm),
-                         "vs_teacher": _mse_mae(p, teacher_pred) if teacher_pred is not None and m["kind"] != "teacher" else None}
+        m["accuracy"] = {
+            "vs_truth": _mse_mae(p, wins.y_norm),
+            "vs_teacher": _mse_mae(p, teacher_pred) if teacher_pred is not None and m["kind"] != "teacher" else None,
+        }
         if m["kind"] == "artifact" and student_pred is not None:
             m["accuracy"]["vs_pytorch_student"] = _mse_mae(p, student_pred)
     if man.levels is not None:  # here, after every worker ran (the parent's peak RSS is not theirs)
@@ -203,17 +259,34 @@ def profile_artifact(artifact_dir: str | Path, data_args: dict | None = None, *,
             speedup[f"{key}_p50_over_artifact_p50"] = by_role[ref]["latency_ms"]["p50"] / art_p50
     if "teacher" in by_role and "student (pytorch)" in by_role:
         speedup["teacher_p50_over_pytorch_student_p50"] = (
-            by_role["teacher"]["latency_ms"]["p50"] / by_role["student (pytorch)"]["latency_ms"]["p50"])
+            by_role["teacher"]["latency_ms"]["p50"] / by_role["student (pytorch)"]["latency_ms"]["p50"]
+        )
     return {
-        "format": "distilts-profile", "version": 1, "created_by": f"distilts {__version__}",
+        "format": "distilts-profile",
+        "version": 1,
+        "created_by": f"distilts {__version__}",
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "artifact": {"path": str(artifact_dir), "backend": man.backend, "precision": man.precision,
-                     "target": man.target, "student": man.student},
-        "host": {"platform": platform.platform(), "machine": platform.machine(), "cpus": os.cpu_count(),
-                 "python": platform.python_version()},
+        "artifact": {
+            "path": str(artifact_dir),
+            "backend": man.backend,
+            "precision": man.precision,
+            "target": man.target,
+            "student": man.student,
+        },
+        "host": {
+            "platform": platform.platform(),
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+        },
         "data": wins.info,
-        "settings": {"threads": threads, "warmup": warmup, "iters": iters, "budget_s_per_model": budget_s,
-                     "throughput_batches": batches},
+        "settings": {
+            "threads": threads,
+            "warmup": warmup,
+            "iters": iters,
+            "budget_s_per_model": budget_s,
+            "throughput_batches": batches,
+        },
         "rss_method": RSS_METHOD,
         "models": models,
         "speedup": speedup,

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -55,14 +56,32 @@ class Timing:
     def summary(self) -> dict[str, Any]:
         """The record every consumer writes: median, spread, percentiles, min/max/mean, n, settings."""
         a = np.asarray(self.samples_ms, np.float64)
-        return {"median_ms": self.median_ms, "iqr_rel": self.spread, "p50": self.median_ms,
-                "p95": self.percentile(95), "p99": self.percentile(99), "mean": float(a.mean()),
-                "min": float(a.min()), "max": float(a.max()), "n": self.n, "number": self.number,
-                "warmup": self.warmup, "threads": self.threads, **self.extra}
+        return {
+            "median_ms": self.median_ms,
+            "iqr_rel": self.spread,
+            "p50": self.median_ms,
+            "p95": self.percentile(95),
+            "p99": self.percentile(99),
+            "mean": float(a.mean()),
+            "min": float(a.min()),
+            "max": float(a.max()),
+            "n": self.n,
+            "number": self.number,
+            "warmup": self.warmup,
+            "threads": self.threads,
+            **self.extra,
+        }
 
 
-def per_call(fn: Callable[[], object], *, warmup: int = 10, iters: int = 200, budget_s: float = 10.0,
-             min_iters: int = 5, threads: int | None = None) -> Timing:
+def per_call(
+    fn: Callable[[], object],
+    *,
+    warmup: int = 10,
+    iters: int = 200,
+    budget_s: float = 10.0,
+    min_iters: int = 5,
+    threads: int | None = None,
+) -> Timing:
     """One sample per call of `fn` after `warmup` untimed calls; stops at `iters` or after `budget_s`
     (keeping at least `min_iters`)."""
     for _ in range(warmup):
@@ -93,8 +112,15 @@ def autorange(fn: Callable[[], object], min_sample_s: float = 0.02, max_number: 
     return max_number
 
 
-def interleaved(fns: dict[str, Callable[[], object]], *, warmup: int = 3, rounds: int = 15,
-                min_sample_s: float = 0.02, budget_s: float = 30.0, threads: int | None = None) -> dict[str, Timing]:
+def interleaved(
+    fns: dict[str, Callable[[], object]],
+    *,
+    warmup: int = 3,
+    rounds: int = 15,
+    min_sample_s: float = 0.02,
+    budget_s: float = 30.0,
+    threads: int | None = None,
+) -> dict[str, Timing]:
     """Time several callables in interleaved rounds (see the module docstring); {name: Timing}.
 
     Each callable's `number` (calls per sample) is autoranged once after its warm-up; the rounds stop
@@ -108,7 +134,7 @@ def interleaved(fns: dict[str, Callable[[], object]], *, warmup: int = 3, rounds
     samples: dict[str, list[float]] = {name: [] for name in names}
     start = time.perf_counter()
     for r in range(rounds):
-        order = names[r % len(names):] + names[:r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             fn, number = fns[name], numbers[name]
             t = time.perf_counter_ns()
@@ -130,8 +156,12 @@ def throughput(fn: Callable[[], object], batch: int, *, budget_s: float = 2.0, m
         elapsed = time.perf_counter() - start
         if (reps >= min_calls and elapsed > min(0.5, budget_s)) or elapsed > budget_s:
             break
-    return {"batch": int(batch), "windows_per_s": batch * reps / elapsed, "ms_per_batch": 1000 * elapsed / reps,
-            "calls": reps}
+    return {
+        "batch": int(batch),
+        "windows_per_s": batch * reps / elapsed,
+        "ms_per_batch": 1000 * elapsed / reps,
+        "calls": reps,
+    }
 
 
 @contextlib.contextmanager

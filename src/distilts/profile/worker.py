@@ -12,8 +12,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -48,14 +48,15 @@ def rss_mb() -> tuple[float | None, float | None]:
     return cur, peak
 
 
-def time_latency(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, warmup: int, iters: int,
-                 budget_s: float) -> dict:
+def time_latency(
+    fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, warmup: int, iters: int, budget_s: float
+) -> dict:
     """Batch-1 latency (ms) over the windows of x in turn (distilts.profile.timing.per_call)."""
     i = iter(range(1 << 62))
 
     def call() -> None:
         k = next(i) % len(x)
-        fn(x[k: k + 1])
+        fn(x[k : k + 1])
 
     return {"batch": 1, **timing.per_call(call, warmup=warmup, iters=iters, budget_s=budget_s).summary()}
 
@@ -67,14 +68,19 @@ def time_throughput(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch
 
 
 def predict_all(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch: int) -> np.ndarray:
-    return np.concatenate([fn(x[lo: lo + batch]) for lo in range(0, len(x), batch)])
+    return np.concatenate([fn(x[lo : lo + batch]) for lo in range(0, len(x), batch)])
 
 
 def artifact_model(fc: Forecaster) -> tuple[Callable[[np.ndarray], np.ndarray], dict]:
     """(fc.predict, facts about the loaded artifact: backend and its version, precision, batches, threads)."""
     sess = next(iter(fc.sessions.values()))
-    return fc.predict, {"backend": fc.backend, "backend_version": sess.version, "precision": fc.manifest.precision,
-                        "batch_sizes": fc.batch_sizes, "threads": fc.threads}
+    return fc.predict, {
+        "backend": fc.backend,
+        "backend_version": sess.version,
+        "precision": fc.manifest.precision,
+        "batch_sizes": fc.batch_sizes,
+        "threads": fc.threads,
+    }
 
 
 def load_model(spec: dict) -> tuple[Callable[[np.ndarray], np.ndarray], dict]:
@@ -101,8 +107,11 @@ def load_model(spec: dict) -> tuple[Callable[[np.ndarray], np.ndarray], dict]:
                 y = model(torch.from_numpy(np.ascontiguousarray(x)))
                 return (y if median is None else y[..., median]).numpy()
 
-        return fn, {"backend": f"torch {torch.__version__}", "threads": torch.get_num_threads(),
-                    "param_count": int(sum(p.numel() for p in model.parameters()))}
+        return fn, {
+            "backend": f"torch {torch.__version__}",
+            "threads": torch.get_num_threads(),
+            "param_count": int(sum(p.numel() for p in model.parameters())),
+        }
     if kind == "teacher":
         from distilts.teachers import load_teacher
 
@@ -111,8 +120,12 @@ def load_model(spec: dict) -> tuple[Callable[[np.ndarray], np.ndarray], dict]:
         def fn(x: np.ndarray) -> np.ndarray:
             return np.asarray(teacher.predict(np.ascontiguousarray(x), horizon).forecast, dtype=np.float32)
 
-        return fn, {"backend": f"torch {torch.__version__}", "threads": torch.get_num_threads(),
-                    "param_count": _param_count(teacher), "checkpoint_path": str(teacher.path)}
+        return fn, {
+            "backend": f"torch {torch.__version__}",
+            "threads": torch.get_num_threads(),
+            "param_count": _param_count(teacher),
+            "checkpoint_path": str(teacher.path),
+        }
     raise ValueError(f"unknown model kind {kind!r}")
 
 
@@ -146,12 +159,16 @@ def main(spec_path: str) -> None:
     pred = predict_all(fn, x, int(spec.get("predict_batch", 64)))
     np.save(out / "pred.npy", pred.astype(np.float32))
     _, peak = rss_mb()
-    result = {"load_s": load_s, "latency_ms": latency, "throughput": throughput,
-              "rss_mb": {"baseline": base_cur, "baseline_peak": base_peak, "peak_after_load": peak_after_load,
-                         "peak": peak},
-              "modules": sorted(m for m in ("torch", "transformers", "pandas", *(b.package for b in BACKENDS.values()))
-                                if m in sys.modules),
-              **facts}
+    result = {
+        "load_s": load_s,
+        "latency_ms": latency,
+        "throughput": throughput,
+        "rss_mb": {"baseline": base_cur, "baseline_peak": base_peak, "peak_after_load": peak_after_load, "peak": peak},
+        "modules": sorted(
+            m for m in ("torch", "transformers", "pandas", *(b.package for b in BACKENDS.values())) if m in sys.modules
+        ),
+        **facts,
+    }
     (out / "result.json").write_text(json.dumps(result, indent=2))
 
 

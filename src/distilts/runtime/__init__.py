@@ -10,8 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_LAZY = {"Forecaster": "forecaster", "plan_chunks": "batching", "Manifest": "manifest",
-         "read_manifest": "manifest"}
+_LAZY = {"Forecaster": "forecaster", "plan_chunks": "batching", "Manifest": "manifest", "read_manifest": "manifest"}
 __all__ = list(_LAZY)
 
 

@@ -53,4 +53,4 @@ def run_file(backend: str, path: Path, batch: int | None, x: np.ndarray, threads
     """Forecasts of one model file for raw windows `x [N, L, D]` (fixed batches padded, dynamic in chunks)."""
     sess = open_session(backend, path, batch=batch, input_name="x", output_name="y", threads=threads)
     step = batch or FILE_CHUNK
-    return np.concatenate([run_padded(sess, x[lo:lo + step]) for lo in range(0, len(x), step)])
+    return np.concatenate([run_padded(sess, x[lo : lo + step]) for lo in range(0, len(x), step)])

@@ -23,8 +23,9 @@ class Forecaster:
     One Forecaster may be shared by any number of threads (docs/runtime.md, "Threads").
     """
 
-    def __init__(self, manifest: Manifest, sessions: dict[int | None, Session], settings: RunSettings,
-                 load_seconds: float = 0.0) -> None:
+    def __init__(
+        self, manifest: Manifest, sessions: dict[int | None, Session], settings: RunSettings, load_seconds: float = 0.0
+    ) -> None:
         self.manifest = manifest
         self.sessions = sessions  # batch (None = dynamic) -> session
         self.settings = settings
@@ -34,8 +35,9 @@ class Forecaster:
         self._window_shape = (self.lookback, len(self.columns))
 
     @classmethod
-    def load(cls, artifact_dir: str | Path, threads: int | None = None, mode: str | None = None,
-             verify: bool = True) -> "Forecaster":
+    def load(
+        cls, artifact_dir: str | Path, threads: int | None = None, mode: str | None = None, verify: bool = True
+    ) -> Forecaster:
         """Read the manifest, check every file's sha256, load each model file and run the golden pair.
 
         threads: backend threads per call; mode: "latency" or "throughput" (docs/runtime.md). Each
@@ -97,7 +99,11 @@ class Forecaster:
         for batch, sess in self.sessions.items():
             got = run_padded(sess, man.golden_input)
             want = man.golden_output
-            if got.shape != want.shape or not np.all(np.isfinite(got)) or not np.allclose(got, want, atol=man.atol, rtol=man.rtol):
+            if (
+                got.shape != want.shape
+                or not np.all(np.isfinite(got))
+                or not np.allclose(got, want, atol=man.atol, rtol=man.rtol)
+            ):
                 err = float(np.max(np.abs(got - want))) if got.shape == want.shape else float("nan")
                 name = next(m.file for m in man.models if m.batch == batch)
                 raise ArtifactError(
@@ -146,9 +152,11 @@ class Forecaster:
         """Raw `[L, D]` -> `[H, D, Q]`, or `[B, L, D]` -> `[B, H, D, Q]`: the forecast at every level of
         `levels` (sorted; they never cross). A view of the model's `[.., D, H, Q]` output (no copy)."""
         if self.manifest.levels is None:
-            raise DistiltsError(f"{self.manifest.directory} is a point forecaster (no quantile levels in its "
-                                "manifest): use predict(), or distil a quantile student (`distilts distill "
-                                "--quantiles deciles`) and compile that.")
+            raise DistiltsError(
+                f"{self.manifest.directory} is a point forecaster (no quantile levels in its "
+                "manifest): use predict(), or distil a quantile student (`distilts distill "
+                "--quantiles deciles`) and compile that."
+            )
         return np.swapaxes(self._run(values), -3, -2)
 
     def _run(self, values: np.ndarray) -> np.ndarray:
@@ -176,8 +184,10 @@ def run_settings(man: Manifest, threads: int | None = None, mode: str | None = N
     if mode is None:
         mode = target.get("mode") or "latency"
         if mode not in MODES:
-            raise ArtifactError(f"{man.directory / 'manifest.json'}: target mode {mode!r} is unknown to this "
-                                f"runtime (known: {', '.join(MODES)}). Pass mode= explicitly or upgrade distilts.")
+            raise ArtifactError(
+                f"{man.directory / 'manifest.json'}: target mode {mode!r} is unknown to this "
+                f"runtime (known: {', '.join(MODES)}). Pass mode= explicitly or upgrade distilts."
+            )
     elif mode not in MODES:
         raise DistiltsError(f"mode must be one of {', '.join(MODES)}, not {mode!r}.")
     if threads is None:
@@ -189,8 +199,14 @@ def run_settings(man: Manifest, threads: int | None = None, mode: str | None = N
 
 def _open(man: Manifest, mf: ModelFile, settings: RunSettings) -> Session:
     try:
-        return open_session(man.backend, man.path(mf), batch=mf.batch, input_name=man.input_name,
-                            output_name=man.output_name, settings=settings)
+        return open_session(
+            man.backend,
+            man.path(mf),
+            batch=mf.batch,
+            input_name=man.input_name,
+            output_name=man.output_name,
+            settings=settings,
+        )
     except DistiltsError:  # MissingExtraError names the extra to install
         raise
     except Exception as exc:  # the backend cannot parse or compile the file
@@ -203,5 +219,7 @@ def _isa_hint(man: Manifest) -> str:
     verified = [i for i in [golden.get("isa"), *(golden.get("by_isa") or {})] if i]
     if man.golden_isa is not None or not verified:
         return ""
-    return (f" It was verified on {', '.join(verified)} only and this CPU is {host_isa()}: compile it for this "
-            "CPU (on it, or `--verify-on aarch64` for arm64; `--target x86-edge` for x86 without VNNI).")
+    return (
+        f" It was verified on {', '.join(verified)} only and this CPU is {host_isa()}: compile it for this "
+        "CPU (on it, or `--verify-on aarch64` for arm64; `--target x86-edge` for x86 without VNNI)."
+    )

@@ -104,7 +104,9 @@ def read_manifest(artifact_dir: str | Path, verify_checksums: bool = True) -> Ma
     directory = Path(artifact_dir)
     mpath = directory / "manifest.json"
     if not directory.is_dir():
-        raise ArtifactError(f"Artifact directory not found: {directory}. Pass a directory written by `distilts compile`.")
+        raise ArtifactError(
+            f"Artifact directory not found: {directory}. Pass a directory written by `distilts compile`."
+        )
     if not mpath.exists():
         found = sorted(p.parent.name for p in directory.glob("*/manifest.json"))
         hint = f" It holds artifacts: {', '.join(found)} - pass one of those." if found else f" {RECOMPILE}"
@@ -123,8 +125,10 @@ def read_manifest(artifact_dir: str | Path, verify_checksums: bool = True) -> Ma
         )
     backend = _need(raw, "backend", "", mpath)
     if backend == "c":
-        raise ArtifactError(f"{mpath}: this is a C source artifact (`--target c`): build model.c with a C compiler "
-                            "and call forecast() (docs/compile.md, \"The C artifact\"); the Python runtime does not load it.")
+        raise ArtifactError(
+            f"{mpath}: this is a C source artifact (`--target c`): build model.c with a C compiler "
+            'and call forecast() (docs/compile.md, "The C artifact"); the Python runtime does not load it.'
+        )
     if backend not in BACKENDS:
         raise ArtifactError(f"{mpath}: unknown backend '{backend}' (known: {', '.join(BACKENDS)}).")
     norm = raw.get("normalization", "in-graph")
@@ -139,8 +143,15 @@ def read_manifest(artifact_dir: str | Path, verify_checksums: bool = True) -> Ma
         batch = m.get("batch")
         if batch is not None and (not isinstance(batch, int) or batch < 1):
             raise ArtifactError(f"{mpath}: models[{i}].batch must be null or a positive integer, not {batch!r}.")
-        files.append(ModelFile(name, batch, _need(m, "sha256", f"models[{i}].", mpath), m.get("size"),
-                               m.get("role") or ("weights" if name.endswith(".bin") else "model")))
+        files.append(
+            ModelFile(
+                name,
+                batch,
+                _need(m, "sha256", f"models[{i}].", mpath),
+                m.get("size"),
+                m.get("role") or ("weights" if name.endswith(".bin") else "model"),
+            )
+        )
     if not [f for f in files if f.role == "model"]:
         raise ArtifactError(f"{mpath}: 'models' lists no model file. {RECOMPILE}")
 
@@ -155,8 +166,9 @@ def read_manifest(artifact_dir: str | Path, verify_checksums: bool = True) -> Ma
         if len(shape) != len(tail) + 1 or shape[1:] != tail:
             raise ArtifactError(
                 f"{mpath}: {label} shape {shape} does not match [batch, {', '.join(map(str, tail))}] "
-                f"(lookback/horizon, {len(columns)} columns" + (", quantile levels" if levels and label == "output"
-                                                                else "") + f"). {RECOMPILE}"
+                f"(lookback/horizon, {len(columns)} columns"
+                + (", quantile levels" if levels and label == "output" else "")
+                + f"). {RECOMPILE}"
             )
 
     golden = _need(raw, "golden", "", mpath)
@@ -178,12 +190,24 @@ def read_manifest(artifact_dir: str | Path, verify_checksums: bool = True) -> Ma
     std = np.asarray(scaler["std"], dtype=np.float64) if "std" in scaler else None
 
     man = Manifest(
-        directory=directory, raw=raw, backend=backend, precision=str(raw.get("precision", "fp32")),
-        files=files, input_name=str(inp.get("name", "x")), output_name=str(out.get("name", "y")),
-        lookback=lookback, horizon=horizon, columns=columns,
-        freq_seconds=raw.get("freq_seconds"), scaler_mean=mean, scaler_std=std,
-        golden_input=g_in, golden_output=g_out,
-        atol=float(golden.get("atol", 1e-4)), rtol=float(golden.get("rtol", 1e-3)), golden_isa=golden_isa,
+        directory=directory,
+        raw=raw,
+        backend=backend,
+        precision=str(raw.get("precision", "fp32")),
+        files=files,
+        input_name=str(inp.get("name", "x")),
+        output_name=str(out.get("name", "y")),
+        lookback=lookback,
+        horizon=horizon,
+        columns=columns,
+        freq_seconds=raw.get("freq_seconds"),
+        scaler_mean=mean,
+        scaler_std=std,
+        golden_input=g_in,
+        golden_output=g_out,
+        atol=float(golden.get("atol", 1e-4)),
+        rtol=float(golden.get("rtol", 1e-3)),
+        golden_isa=golden_isa,
         levels=levels,
     )
     if verify_checksums:

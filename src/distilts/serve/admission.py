@@ -35,18 +35,28 @@ class Admission:
 
     def __post_init__(self) -> None:
         r = self.registry
-        self.requests = Counter("distilts_requests", "Answered requests by endpoint and HTTP status.",
-                                ["endpoint", "status"], registry=r)
-        self.rejected = Counter("distilts_rejected", "Requests answered 503 without a forecast: queue_full or "
-                                "deadline.", ["reason"], registry=r)
-        self.latency = Histogram("distilts_request_seconds", "Time from the request's arrival to its answer "
-                                 "(forecast endpoints, 200s).", ["endpoint"], registry=r,
-                                 buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+        self.requests = Counter(
+            "distilts_requests", "Answered requests by endpoint and HTTP status.", ["endpoint", "status"], registry=r
+        )
+        self.rejected = Counter(
+            "distilts_rejected",
+            "Requests answered 503 without a forecast: queue_full or deadline.",
+            ["reason"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "distilts_request_seconds",
+            "Time from the request's arrival to its answer (forecast endpoints, 200s).",
+            ["endpoint"],
+            registry=r,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
         self.windows = Counter("distilts_windows", "Windows forecast.", registry=r)
         self.queue = Gauge("distilts_queue_depth", "Forecasts waiting for a worker.", registry=r)
         self.queue.set_function(lambda: max(0, self.pending - self.workers))
-        self.version = Gauge("distilts_model_version_info", "The version being served (value 1).", ["version"],
-                             registry=r)
+        self.version = Gauge(
+            "distilts_model_version_info", "The version being served (value 1).", ["version"], registry=r
+        )
         self._retry = str(max(1, round(self.deadline_s / 4)))
 
     @property
@@ -57,9 +67,12 @@ class Admission:
         """Take a place in the queue or raise Rejected (queue full)."""
         if self.pending >= self.workers + self.max_queue:
             self.reject("queue_full")
-            raise Rejected("queue_full", f"The server is at capacity ({self.workers} forecasts running, "
-                                         f"{self.max_queue} waiting: --max-queue); retry after the Retry-After "
-                                         "seconds or send to another replica.")
+            raise Rejected(
+                "queue_full",
+                f"The server is at capacity ({self.workers} forecasts running, "
+                f"{self.max_queue} waiting: --max-queue); retry after the Retry-After "
+                "seconds or send to another replica.",
+            )
         self.pending += 1
 
     def done(self) -> None:
@@ -82,8 +95,9 @@ class Admission:
 
         class Reloads:
             def collect(self):
-                c = CounterMetricFamily("distilts_reloads", "Reloads of the store's current version, by result.",
-                                        labels=["result"])
+                c = CounterMetricFamily(
+                    "distilts_reloads", "Reloads of the store's current version, by result.", labels=["result"]
+                )
                 for result, n in reloads.items():
                     c.add_metric([result], n)
                 yield c
@@ -104,6 +118,9 @@ class Admission:
 def run_before(deadline: float, fn, *args):
     """In a worker: run `fn(*args)` unless the deadline passed while the request waited for this worker."""
     if time.perf_counter() > deadline:
-        raise Rejected("deadline", "The request's deadline passed while it waited for a free worker; retry after "
-                                   "the Retry-After seconds or with a later X-Deadline-Ms.")
+        raise Rejected(
+            "deadline",
+            "The request's deadline passed while it waited for a free worker; retry after "
+            "the Retry-After seconds or with a later X-Deadline-Ms.",
+        )
     return fn(*args)

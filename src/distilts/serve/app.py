@@ -11,9 +11,11 @@ import contextlib
 import signal
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -25,8 +27,10 @@ from distilts.serve.models import INLINE_S, ModelHolder, Served
 from distilts.serve.request import RequestError, parse_request
 
 VERSION_HEADER = "x-model-version"
-NOT_FINITE = ("The forecast is not finite for this input: its values are far outside the range the model was "
-              "trained on. Check the units and scale of the window.")
+NOT_FINITE = (
+    "The forecast is not finite for this input: its values are far outside the range the model was "
+    "trained on. Check the units and scale of the window."
+)
 
 
 @dataclass(frozen=True)
@@ -46,14 +50,28 @@ class ServeOptions:
 def model_summary(fc: Forecaster) -> dict:
     """What `GET /model` answers: the manifest's facts a client needs."""
     raw = fc.manifest.raw
-    return {"backend": fc.backend, "precision": fc.manifest.precision, "lookback": fc.lookback,
-            "horizon": fc.horizon, "columns": fc.columns, "freq_seconds": fc.manifest.freq_seconds,
-            "student": {k: v for k, v in (raw.get("student") or {}).items() if k != "dir"}, "target": fc.manifest.target, "verification": raw.get("verification"),
-            "quantization": raw.get("quantization"), "created_by": raw.get("created_by"),
-            "created_at": raw.get("created_at"), "batch_sizes": fc.batch_sizes,
-            "quantiles": None if fc.levels is None else list(fc.levels),
-            "runtime": {"threads": fc.threads, "mode": fc.mode, "workers": fc.settings.workers,
-                        "backend_version": next(iter(fc.sessions.values())).version}}
+    return {
+        "backend": fc.backend,
+        "precision": fc.manifest.precision,
+        "lookback": fc.lookback,
+        "horizon": fc.horizon,
+        "columns": fc.columns,
+        "freq_seconds": fc.manifest.freq_seconds,
+        "student": {k: v for k, v in (raw.get("student") or {}).items() if k != "dir"},
+        "target": fc.manifest.target,
+        "verification": raw.get("verification"),
+        "quantization": raw.get("quantization"),
+        "created_by": raw.get("created_by"),
+        "created_at": raw.get("created_at"),
+        "batch_sizes": fc.batch_sizes,
+        "quantiles": None if fc.levels is None else list(fc.levels),
+        "runtime": {
+            "threads": fc.threads,
+            "mode": fc.mode,
+            "workers": fc.settings.workers,
+            "backend_version": next(iter(fc.sessions.values())).version,
+        },
+    }
 
 
 def create_app(model: "Forecaster | ModelHolder", options: ServeOptions | None = None):
@@ -65,8 +83,14 @@ def create_app(model: "Forecaster | ModelHolder", options: ServeOptions | None =
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
     from distilts import __version__
-    from distilts.serve.schema import (ErrorBody, InferResponse, ModelMetadata, ServerMetadata, forecast_models,
-                                       install_openapi)
+    from distilts.serve.schema import (
+        ErrorBody,
+        InferResponse,
+        ModelMetadata,
+        ServerMetadata,
+        forecast_models,
+        install_openapi,
+    )
 
     holder = model if isinstance(model, ModelHolder) else ModelHolder.of(model)
     opts = options or ServeOptions()
@@ -95,10 +119,14 @@ def create_app(model: "Forecaster | ModelHolder", options: ServeOptions | None =
 
     holder.on_swap.append(swapped)
 
-    app = FastAPI(title=f"distilts forecast server: {name}", version=__version__, lifespan=lifespan,
-                  description="Forecasts from a compiled distilts artifact: POST /forecast (JSON windows) or the "
-                              "Open Inference Protocol (KServe v2) under /v2. Every answer names the model "
-                              f"version in the header {VERSION_HEADER}.")
+    app = FastAPI(
+        title=f"distilts forecast server: {name}",
+        version=__version__,
+        lifespan=lifespan,
+        description="Forecasts from a compiled distilts artifact: POST /forecast (JSON windows) or the "
+        "Open Inference Protocol (KServe v2) under /v2. Every answer names the model "
+        f"version in the header {VERSION_HEADER}.",
+    )
     app.state.holder = holder
     app.state.admission = adm
     timings = app.state.timings = {"parse_s": 0.0, "infer_s": 0.0, "encode_s": 0.0, "requests": 0, "windows": 0}
@@ -108,14 +136,18 @@ def create_app(model: "Forecaster | ModelHolder", options: ServeOptions | None =
 
     def error(status: int, message: str, served: Served, endpoint: str, headers: dict | None = None) -> Answer:
         adm.requests.labels(endpoint, str(status)).inc()
-        return status, orjson.dumps({"error": message}), {"content-type": "application/json",
-                                                          VERSION_HEADER: served.version, **(headers or {})}
+        return (
+            status,
+            orjson.dumps({"error": message}),
+            {"content-type": "application/json", VERSION_HEADER: served.version, **(headers or {})},
+        )
 
     def busy(exc: Rejected, served: Served, endpoint: str) -> Answer:
         return error(503, exc.message, served, endpoint, {"retry-after": adm.retry_after})
 
-    async def predict(served: Served, x: np.ndarray, headers: dict, arrived: float,
-                      quantiles: bool = False) -> np.ndarray:
+    async def predict(
+        served: Served, x: np.ndarray, headers: Mapping[str, str], arrived: float, quantiles: bool = False
+    ) -> np.ndarray:
         """The forecast of `x` (every level `[B, H, D, Q]` with `quantiles`): on the loop when cheap, else on
         the pool behind the bounded queue."""
         fn = served.fc.predict_quantiles if quantiles else served.fc.predict
@@ -131,7 +163,7 @@ def create_app(model: "Forecaster | ModelHolder", options: ServeOptions | None =
         finally:
             adm.done()
 
-    async def forecast(headers: dict, receive) -> Answer:
+    async def forecast(headers: Mapping[str, str], receive) -> Answer:
         """POST /forecast (see the route's documentation below)."""
         t0 = time.perf_counter()
         served = holder.current  # this request stays on this version to its end
@@ -154,7 +186,10 @@ def create_app(model: "Forecaster | ModelHolder", options: ServeOptions | None =
             yq, y = y, y[..., levels.index(0.5)]
         out: dict = {"columns": fc.columns, "forecast": np.ascontiguousarray(y[0] if req.single else y)}
         if yq is not None:
-            out["quantiles"] = {"levels": list(levels), "values": np.ascontiguousarray(yq[0] if req.single else yq)}
+            out["quantiles"] = {
+                "levels": list(levels or ()),
+                "values": np.ascontiguousarray(yq[0] if req.single else yq),
+            }
         if req.timestamps is not None:
             out["timestamps"] = req.timestamps[0] if req.single else req.timestamps
         # float32 values in their shortest form that reads back to the same float32
@@ -175,11 +210,17 @@ def create_app(model: "Forecaster | ModelHolder", options: ServeOptions | None =
         problem; 503 with Retry-After when the queue is full or the deadline passed (X-Deadline-Ms)."""
         return _response(await forecast(request.headers, request.receive))
 
-    app.add_api_route("/forecast", forecast_route, methods=["POST"], summary="Forecast from raw windows",
-                      response_class=Response,
-                      responses={200: {"model": forecast_models(first, opts.max_batch)["ForecastAnswer"],
-                                       "description": "The forecast"},
-                                 **{s: {"model": ErrorBody} for s in (400, 413, 422, 503)}})
+    app.add_api_route(
+        "/forecast",
+        forecast_route,
+        methods=["POST"],
+        summary="Forecast from raw windows",
+        response_class=Response,
+        responses={
+            200: {"model": forecast_models(first, opts.max_batch)["ForecastAnswer"], "description": "The forecast"},
+            **{s: {"model": ErrorBody} for s in (400, 413, 422, 503)},
+        },
+    )
 
     @app.get("/health")
     async def health() -> Response:
@@ -187,24 +228,40 @@ def create_app(model: "Forecaster | ModelHolder", options: ServeOptions | None =
         served = holder.current
         try:
             await asyncio.get_running_loop().run_in_executor(None, served.fc.self_check)
-        except Exception as exc:  # noqa: BLE001 - any failure means: do not send traffic here
+        except Exception as exc:
             return _response(error(503, f"self-check failed: {exc}", served, "health"))
-        return JSONResponse({"status": "ok", "self_check": "passed", "backend": served.fc.backend,
-                             "precision": served.fc.manifest.precision}, headers={VERSION_HEADER: served.version})
+        return JSONResponse(
+            {
+                "status": "ok",
+                "self_check": "passed",
+                "backend": served.fc.backend,
+                "precision": served.fc.manifest.precision,
+            },
+            headers={VERSION_HEADER: served.version},
+        )
 
     @app.get("/model")
     async def model_info() -> Response:
         served = holder.current
-        return JSONResponse({**model_summary(served.fc), "version": served.version},
-                            headers={VERSION_HEADER: served.version})
+        return JSONResponse(
+            {**model_summary(served.fc), "version": served.version}, headers={VERSION_HEADER: served.version}
+        )
 
     @app.get("/stats")
     async def stats() -> Response:
         """Where the server's time went (seconds summed over /forecast answers), the queue and the reloads."""
-        return JSONResponse({**timings, "workers": workers, "max_queue": opts.max_queue,
-                             "queue_depth": max(0, adm.pending - workers), "rejected": adm.counts,
-                             "version": holder.current.version, "reloads": holder.reloads,
-                             "refused": holder.refused})
+        return JSONResponse(
+            {
+                **timings,
+                "workers": workers,
+                "max_queue": opts.max_queue,
+                "queue_depth": max(0, adm.pending - workers),
+                "rejected": adm.counts,
+                "version": holder.current.version,
+                "reloads": holder.reloads,
+                "refused": holder.refused,
+            }
+        )
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -246,7 +303,7 @@ def create_app(model: "Forecaster | ModelHolder", options: ServeOptions | None =
             return _response(error(exc.status, exc.message, holder.current, "ready"))
         return Response(status_code=200, headers={VERSION_HEADER: served.version})
 
-    async def infer(headers: dict, receive, model_name: str, version: str | None = None) -> Answer:
+    async def infer(headers: Mapping[str, str], receive, model_name: str, version: str | None = None) -> Answer:
         """KServe v2 inference: JSON tensors, or JSON + binary tensor data (Inference-Header-Content-Length)."""
         t0 = time.perf_counter()
         served = holder.current
@@ -270,23 +327,40 @@ def create_app(model: "Forecaster | ModelHolder", options: ServeOptions | None =
         """KServe v2 inference: JSON tensors, or JSON + binary tensor data (Inference-Header-Content-Length)."""
         return _response(await infer(request.headers, request.receive, model_name, version))
 
-    tag = {"tags": ["Open Inference Protocol"]}
-    errors = {s: {"model": ErrorBody} for s in (400, 404, 503)}
+    tag: dict[str, Any] = {"tags": ["Open Inference Protocol"]}
+    errors: dict[int | str, dict[str, Any]] = {s: {"model": ErrorBody} for s in (400, 404, 503)}
     for prefix in ("/v2/models/{model_name}", "/v2/models/{model_name}/versions/{version}"):
-        app.add_api_route(prefix, model_metadata, methods=["GET"], response_model=ModelMetadata,
-                          responses={404: {"model": ErrorBody}}, **tag)
+        app.add_api_route(
+            prefix,
+            model_metadata,
+            methods=["GET"],
+            response_model=ModelMetadata,
+            responses={404: {"model": ErrorBody}},
+            **tag,
+        )
         app.add_api_route(prefix + "/ready", model_ready, methods=["GET"], responses={404: {"model": ErrorBody}}, **tag)
-        app.add_api_route(prefix + "/infer", infer_route, methods=["POST"], response_class=Response,
-                          responses={200: {"model": InferResponse}, **errors}, **tag)
+        app.add_api_route(
+            prefix + "/infer",
+            infer_route,
+            methods=["POST"],
+            response_class=Response,
+            responses={200: {"model": InferResponse}, **errors},
+            **tag,
+        )
 
     # the two hot paths skip FastAPI's routing and request objects (the routes above document them)
     fast = {"/forecast": forecast, f"/v2/models/{name}/infer": lambda h, r: infer(h, r, name)}
     app.add_middleware(FastPaths, routes=fast)
-    install_openapi(app, forecast_models(first, opts.max_batch),
-                    {("/forecast", "post"): "ForecastRequest",
-                     ("/v2/models/{model_name}/infer", "post"): "InferRequest",
-                     ("/v2/models/{model_name}/versions/{version}/infer", "post"): "InferRequest"},
-                    lambda: {"model_name": name, "version": holder.current.version})
+    install_openapi(
+        app,
+        forecast_models(first, opts.max_batch),
+        {
+            ("/forecast", "post"): "ForecastRequest",
+            ("/v2/models/{model_name}/infer", "post"): "InferRequest",
+            ("/v2/models/{model_name}/versions/{version}/infer", "post"): "InferRequest",
+        },
+        lambda: {"model_name": name, "version": holder.current.version},
+    )
     return app
 
 
@@ -314,17 +388,26 @@ class FastPaths:
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         status, body, out = await handler(headers, receive)
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-length", str(len(body)).encode()),
-                                *((k.encode(), v.encode()) for k, v in out.items())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-length", str(len(body)).encode()),
+                    *((k.encode(), v.encode()) for k, v in out.items()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
 async def _receive_body(receive, headers, limit: int) -> bytes:
     """The request body from the ASGI messages, refusing (413) anything over `limit` bytes before reading it all."""
     size = headers.get("content-length")
-    too_big = RequestError(413, f"The body is over this server's limit of {limit} bytes (set by --max-batch); "
-                                "send fewer windows per request.")
+    too_big = RequestError(
+        413,
+        f"The body is over this server's limit of {limit} bytes (set by --max-batch); send fewer windows per request.",
+    )
     if size is not None and size.isdigit() and int(size) > limit:
         raise too_big
     chunks, total = [], 0
@@ -358,4 +441,3 @@ def app_from_env():
     import os
 
     return app_from_config(json.loads(os.environ[ENV]))
-

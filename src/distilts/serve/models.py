@@ -48,8 +48,9 @@ def _timed(version: str, fc: Forecaster) -> Served:
 class ModelHolder:
     """Serves a plain artifact directory, or a model store's `current` (reloadable)."""
 
-    def __init__(self, path: str | Path, threads: int | None = None, mode: str | None = None,
-                 loaded: Served | None = None) -> None:
+    def __init__(
+        self, path: str | Path, threads: int | None = None, mode: str | None = None, loaded: Served | None = None
+    ) -> None:
         self.path = Path(path)
         self.store = Store(self.path) if is_store(self.path) else None
         self.threads, self.mode = threads, mode
@@ -61,9 +62,11 @@ class ModelHolder:
         self.current = loaded or self._load(*self._target())
 
     @classmethod
-    def of(cls, fc: Forecaster) -> "ModelHolder":
+    def of(cls, fc: Forecaster) -> ModelHolder:
         """A holder of an already loaded Forecaster (a plain artifact: not reloadable)."""
-        return cls(fc.manifest.directory, fc.threads, fc.mode, loaded=_timed(artifact_digest(fc.manifest.directory), fc))
+        return cls(
+            fc.manifest.directory, fc.threads, fc.mode, loaded=_timed(artifact_digest(fc.manifest.directory), fc)
+        )
 
     def _target(self) -> tuple[Path, str]:
         if self.store is None:
@@ -81,14 +84,14 @@ class ModelHolder:
         with self._lock:
             try:
                 directory, version = self._target()
-            except Exception as exc:  # noqa: BLE001 - a broken store: keep serving what we have
+            except Exception as exc:
                 return self._refuse("?", exc)
             if version == self.current.version or (version == self._skip and not force):
                 return "unchanged"
             self._skip = None
             try:
                 new = self._load(directory, version)
-            except Exception as exc:  # noqa: BLE001 - any failure: the old version keeps serving
+            except Exception as exc:
                 return self._refuse(version, exc)
             old, self.current = self.current, new
             self.reloads["loaded"] += 1
@@ -109,9 +112,11 @@ class ModelHolder:
         if self.store is None:
             return None
 
+        store = self.store
+
         def loop() -> None:
             while not stop.wait(interval):
-                if self.store.current() != self.current.version:
+                if store.current() != self.current.version:
                     self.reload()
 
         t = threading.Thread(target=loop, name="distilts-watch", daemon=True)

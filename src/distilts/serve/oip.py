@@ -23,10 +23,14 @@ DTYPES = {"FP32": np.float32}  # the model's only input type
 def metadata(name: str, version: str, fc: Forecaster) -> dict:
     """GET /v2/models/{name}: input and output names, datatypes and shapes (-1: any batch)."""
     D = len(fc.columns)
-    return {"name": name, "versions": [version], "platform": f"distilts_{fc.backend}",
-            "inputs": [{"name": INPUT, "datatype": "FP32", "shape": [-1, fc.lookback, D]}],
-            "outputs": [{"name": o, "datatype": "FP32", "shape": [-1, fc.horizon, D]} for o in outputs(fc)],
-            "parameters": {"columns": fc.columns, "precision": fc.manifest.precision}}
+    return {
+        "name": name,
+        "versions": [version],
+        "platform": f"distilts_{fc.backend}",
+        "inputs": [{"name": INPUT, "datatype": "FP32", "shape": [-1, fc.lookback, D]}],
+        "outputs": [{"name": o, "datatype": "FP32", "shape": [-1, fc.horizon, D]} for o in outputs(fc)],
+        "parameters": {"columns": fc.columns, "precision": fc.manifest.precision},
+    }
 
 
 def outputs(fc: Forecaster) -> list[str]:
@@ -45,9 +49,11 @@ def parse_infer(body: bytes, header_length: str | None, fc: Forecaster, max_batc
     """An infer request (JSON, or JSON + binary tensor data) -> the window batch, validated."""
     if header_length is not None:
         if not header_length.isdigit() or int(header_length) > len(body):
-            raise RequestError(400, f"Inference-Header-Content-Length {header_length!r} is not a size within the "
-                                    f"body ({len(body)} bytes).")
-        json_part, rest = body[:int(header_length)], memoryview(body)[int(header_length):]
+            raise RequestError(
+                400,
+                f"Inference-Header-Content-Length {header_length!r} is not a size within the body ({len(body)} bytes).",
+            )
+        json_part, rest = body[: int(header_length)], memoryview(body)[int(header_length) :]
     else:
         json_part, rest = body, memoryview(b"")
     try:
@@ -55,19 +61,27 @@ def parse_infer(body: bytes, header_length: str | None, fc: Forecaster, max_batc
     except orjson.JSONDecodeError as exc:
         raise RequestError(400, f"The inference request header is not valid JSON ({exc}).") from None
     if not isinstance(req, dict) or not isinstance(req.get("inputs"), list):
-        raise RequestError(400, "An inference request is a JSON object with 'inputs': [{name, shape, datatype, "
-                                "data}] (Open Inference Protocol).")
+        raise RequestError(
+            400,
+            "An inference request is a JSON object with 'inputs': [{name, shape, datatype, "
+            "data}] (Open Inference Protocol).",
+        )
     names = [i.get("name") if isinstance(i, dict) else None for i in req["inputs"]]
     if names != [INPUT]:
-        raise RequestError(400, f"This model takes one input tensor named '{INPUT}' (FP32 [B, {fc.lookback}, "
-                                f"{len(fc.columns)}]); the request has inputs {names}.")
+        raise RequestError(
+            400,
+            f"This model takes one input tensor named '{INPUT}' (FP32 [B, {fc.lookback}, "
+            f"{len(fc.columns)}]); the request has inputs {names}.",
+        )
     x, offset = _tensor(req["inputs"][0], rest, fc)
     if offset != len(rest):
-        raise RequestError(400, f"The body has {len(rest) - offset} bytes of binary data beyond the inputs' "
-                                "binary_data_size.")
+        raise RequestError(
+            400, f"The body has {len(rest) - offset} bytes of binary data beyond the inputs' binary_data_size."
+        )
     if not 1 <= x.shape[0] <= max_batch:
-        raise RequestError(400, f"The input holds {x.shape[0]} windows; this server takes 1 to {max_batch} per "
-                                "request (--max-batch).")
+        raise RequestError(
+            400, f"The input holds {x.shape[0]} windows; this server takes 1 to {max_batch} per request (--max-batch)."
+        )
     try:
         x = fc.check_window(x)
     except DataError as exc:
@@ -91,17 +105,28 @@ def _tensor(spec: dict, rest: memoryview, fc: Forecaster) -> tuple[np.ndarray, i
     shape, dtype = spec.get("shape"), spec.get("datatype")
     if dtype not in DTYPES:
         raise RequestError(400, f"Input '{INPUT}' has datatype {dtype!r}; this model takes FP32.")
-    if (not isinstance(shape, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in shape)
-            or len(shape) != 3 or shape[1:] != [L, D] or shape[0] < 0):
-        raise RequestError(400, f"Input '{INPUT}' has shape {shape}; this model takes [B, {L}, {D}] (lookback {L} "
-                                f"rows of {D} values: {', '.join(fc.columns)}).")
+    if (
+        not isinstance(shape, list)
+        or not all(isinstance(s, int) and not isinstance(s, bool) for s in shape)
+        or len(shape) != 3
+        or shape[1:] != [L, D]
+        or shape[0] < 0
+    ):
+        raise RequestError(
+            400,
+            f"Input '{INPUT}' has shape {shape}; this model takes [B, {L}, {D}] (lookback {L} "
+            f"rows of {D} values: {', '.join(fc.columns)}).",
+        )
     n = shape[0] * L * D
     params = spec.get("parameters") or {}
     size = params.get("binary_data_size") if isinstance(params, dict) else None
     if size is not None:
         if size != n * 4 or len(rest) < size:
-            raise RequestError(400, f"Input '{INPUT}': binary_data_size {size} does not hold {n} FP32 values "
-                                    f"({n * 4} bytes) or is beyond the body ({len(rest)} bytes of binary data).")
+            raise RequestError(
+                400,
+                f"Input '{INPUT}': binary_data_size {size} does not hold {n} FP32 values "
+                f"({n * 4} bytes) or is beyond the body ({len(rest)} bytes of binary data).",
+            )
         return np.frombuffer(rest[:size], dtype="<f4").reshape(shape), size
     data = spec.get("data")
     try:
@@ -132,5 +157,7 @@ def encode_infer(name: str, version: str, call: InferCall, results: dict[str, np
     text = orjson.dumps(head, option=orjson.OPT_SERIALIZE_NUMPY)
     if not blobs:
         return text, {"content-type": "application/json"}
-    return b"".join([text, *blobs]), {"content-type": "application/octet-stream",
-                                      "inference-header-content-length": str(len(text))}
+    return b"".join([text, *blobs]), {
+        "content-type": "application/octet-stream",
+        "inference-header-content-length": str(len(text)),
+    }

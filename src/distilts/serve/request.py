@@ -16,7 +16,7 @@ orjson = require("orjson", "serve", "distilts serve")
 try:  # optional: parses a window straight into a float buffer (2-3x faster than orjson + numpy.asarray)
     import simdjson
 except ImportError:  # pragma: no cover - the general path below gives the same answers
-    simdjson = None
+    simdjson = None  # type: ignore[assignment]
 _local = threading.local()  # one simdjson parser per thread (a parser holds one document at a time)
 EXAMPLE = '{"window": [[v1, ..., vD], ... L rows], "columns": [...], "last_timestamp": "2018-06-26 19:00:00"}'
 
@@ -56,17 +56,22 @@ def parse_request(body: bytes, fc: Forecaster, max_batch: int) -> ForecastReques
         raise RequestError(422, f"The body must be a JSON object, e.g. {EXAMPLE}")
     unknown = sorted(set(req) - {"window", "windows", "columns", "last_timestamp", "step_seconds"})
     if unknown:
-        raise RequestError(422, f"Unknown field(s) {', '.join(unknown)}; the fields are window or windows, and "
-                                "optionally columns, last_timestamp, step_seconds.")
+        raise RequestError(
+            422,
+            f"Unknown field(s) {', '.join(unknown)}; the fields are window or windows, and "
+            "optionally columns, last_timestamp, step_seconds.",
+        )
     if ("window" in req) == ("windows" in req):
         raise RequestError(422, "Give exactly one of 'window' (one [L][D] window) or 'windows' (a batch [B][L][D]).")
     single = "window" in req
     L, D = fc.lookback, len(fc.columns)
     x = _array(req["window"] if single else req["windows"], 2 if single else 3, L, D, fc.columns)
     if not single and not 1 <= x.shape[0] <= max_batch:
-        raise RequestError(413 if x.shape[0] else 422,
-                           f"'windows' holds {x.shape[0]} windows; this server takes 1 to {max_batch} per request "
-                           "(split the batch, or start the server with a larger --max-batch).")
+        raise RequestError(
+            413 if x.shape[0] else 422,
+            f"'windows' holds {x.shape[0]} windows; this server takes 1 to {max_batch} per request "
+            "(split the batch, or start the server with a larger --max-batch).",
+        )
     if "columns" in req:
         x = _reorder(x, req["columns"], fc.columns)
     try:
@@ -87,7 +92,8 @@ def _fast_window(body: bytes, L: int, D: int) -> np.ndarray | None:
     try:
         doc = parser.parse(body)
         w = doc["window"] if isinstance(doc, simdjson.Object) and len(doc) == 1 else None
-        if not isinstance(w, simdjson.Array) or len(w) != L or set(map(len, w)) != {D}:
+        # a row that is not an array: len() raises TypeError (the general path below)
+        if not isinstance(w, simdjson.Array) or len(w) != L or {len(row) for row in w} != {D}:  # type: ignore[arg-type]
             return None
         flat = np.frombuffer(w.as_buffer(of_type="d"), dtype=np.float64)
     except RuntimeError:  # the parser's last document is still referenced somewhere: a new parser next time
@@ -108,11 +114,17 @@ def _array(value: object, ndim: int, L: int, D: int, columns: list[str]) -> np.n
         with np.errstate(over="ignore"):  # beyond float32: inf, refused below with the NaN/inf message
             x = np.asarray(value, dtype=np.float32)
     except (TypeError, ValueError):
-        raise RequestError(422, f"'{key}' must be a rectangular array {what} of numbers (lookback {L} x "
-                                f"{D} columns: {', '.join(columns)}); it has ragged rows or non-numbers.") from None
+        raise RequestError(
+            422,
+            f"'{key}' must be a rectangular array {what} of numbers (lookback {L} x "
+            f"{D} columns: {', '.join(columns)}); it has ragged rows or non-numbers.",
+        ) from None
     if x.ndim != ndim or x.shape[-2:] != (L, D):
-        raise RequestError(422, f"'{key}' has shape {list(x.shape)}; this model needs {what} (lookback {L} rows "
-                                f"of {D} values, columns in this order: {', '.join(columns)}).")
+        raise RequestError(
+            422,
+            f"'{key}' has shape {list(x.shape)}; this model needs {what} (lookback {L} rows "
+            f"of {D} values, columns in this order: {', '.join(columns)}).",
+        )
     return x
 
 
@@ -122,11 +134,16 @@ def _reorder(x: np.ndarray, given: object, columns: list[str]) -> np.ndarray:
     unknown = [c for c in given if c not in columns]
     missing = [c for c in columns if c not in given]
     if unknown or missing or len(given) != len(columns):
-        parts = ([f"unknown column(s) {', '.join(unknown)}"] if unknown else []) + \
-                ([f"missing column(s) {', '.join(missing)}"] if missing else []) + \
-                (["repeated column names"] if not (unknown or missing) else [])
-        raise RequestError(422, f"'columns' does not match the model: {'; '.join(parts)}. The model forecasts "
-                                f"exactly these columns: {', '.join(columns)}.")
+        parts = (
+            ([f"unknown column(s) {', '.join(unknown)}"] if unknown else [])
+            + ([f"missing column(s) {', '.join(missing)}"] if missing else [])
+            + (["repeated column names"] if not (unknown or missing) else [])
+        )
+        raise RequestError(
+            422,
+            f"'columns' does not match the model: {'; '.join(parts)}. The model forecasts "
+            f"exactly these columns: {', '.join(columns)}.",
+        )
     if given == columns:
         return x
     return x[..., [given.index(c) for c in columns]]
@@ -141,18 +158,23 @@ def _timestamps(req: dict, n: int, fc: Forecaster) -> list[list[str]]:
     last = req["last_timestamp"]
     lasts = last if isinstance(last, list) else [last] * n
     if len(lasts) != n:
-        raise RequestError(422, f"'last_timestamp' lists {len(lasts)} timestamps for {n} windows; give one per "
-                                "window or a single one.")
+        raise RequestError(
+            422, f"'last_timestamp' lists {len(lasts)} timestamps for {n} windows; give one per window or a single one."
+        )
     out = []
     for t in lasts:
         try:
             t0 = datetime.fromisoformat(t)
         except (TypeError, ValueError):
-            raise RequestError(422, f"'last_timestamp' {t!r} is not an ISO 8601 date-time "
-                                    "(e.g. \"2018-06-26 19:00:00\").") from None
+            raise RequestError(
+                422, f"'last_timestamp' {t!r} is not an ISO 8601 date-time (e.g. \"2018-06-26 19:00:00\")."
+            ) from None
         try:
             out.append([(t0 + timedelta(seconds=step * k)).isoformat(sep=" ") for k in range(1, fc.horizon + 1)])
         except OverflowError:
-            raise RequestError(422, f"The forecast's timestamps from {t!r} every {step} s fall outside the years "
-                                    "1-9999; check 'last_timestamp' and 'step_seconds'.") from None
+            raise RequestError(
+                422,
+                f"The forecast's timestamps from {t!r} every {step} s fall outside the years "
+                "1-9999; check 'last_timestamp' and 'step_seconds'.",
+            ) from None
     return out

@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from distilts.runtime.forecaster import Forecaster
 
-
 F32_MAX = 3.4028234e38  # values beyond float32's range cannot be forecast
 
 
@@ -30,37 +29,69 @@ def forecast_models(fc: Forecaster, max_batch: int) -> dict[str, Any]:
     Value = Annotated[float, Field(ge=-F32_MAX, le=F32_MAX)]
     Row = Annotated[list[Value], Field(min_length=D, max_length=D, description=f"one time step: {cols}")]
     Window = Annotated[list[Row], Field(min_length=L, max_length=L, description=f"{L} time steps, oldest first")]
-    Stamp = Annotated[str, Field(description="ISO 8601 date-time of the window's last row",
-                                 examples=["2018-06-26 19:00:00"], json_schema_extra={"format": "date-time"})]
-    Column = Literal[tuple(fc.columns)]  # type: ignore[valid-type]
+    Stamp = Annotated[
+        str,
+        Field(
+            description="ISO 8601 date-time of the window's last row",
+            examples=["2018-06-26 19:00:00"],
+            json_schema_extra={"format": "date-time"},
+        ),
+    ]
+    Column: Any = Literal[tuple(fc.columns)]  # a type built at run time from the artifact's columns
     common: dict[str, Any] = {
-        "columns": (Annotated[list[Column], Field(min_length=D, max_length=D, json_schema_extra={"uniqueItems": True})]
-                    | None, Field(None, description=f"the order of the values in each row when it is not the "
-                                                    f"model's ({cols})")),
-        "step_seconds": (float | None, Field(None, gt=0, description="seconds between rows (default: the artifact's "
-                                                                   "frequency); used with last_timestamp")),
+        "columns": (
+            Annotated[list[Column], Field(min_length=D, max_length=D, json_schema_extra={"uniqueItems": True})] | None,
+            Field(None, description=f"the order of the values in each row when it is not the model's ({cols})"),
+        ),
+        "step_seconds": (
+            float | None,
+            Field(
+                None,
+                gt=0,
+                description="seconds between rows (default: the artifact's frequency); used with last_timestamp",
+            ),
+        ),
     }
     cfg = ConfigDict(extra="forbid")
     from pydantic import create_model
 
-    one = create_model("ForecastOne", __config__=cfg, __doc__="One window; the answer's forecast is [H][D].",
-                       window=(Window, ...), last_timestamp=(Stamp | None, None), **common)
-    many = create_model("ForecastBatch", __config__=cfg,
-                        __doc__="A batch of windows; the answer's forecast is [B][H][D].",
-                        windows=(Annotated[list[Window], Field(min_length=1, max_length=max_batch)], ...),
-                        last_timestamp=(Stamp | list[Stamp] | None, Field(None, description="one per window, or "
-                                                                                      "one for all")), **common)
+    one = create_model(
+        "ForecastOne",
+        __config__=cfg,
+        __doc__="One window; the answer's forecast is [H][D].",
+        window=(Window, ...),
+        last_timestamp=(Stamp | None, None),
+        **common,
+    )
+    many = create_model(
+        "ForecastBatch",
+        __config__=cfg,
+        __doc__="A batch of windows; the answer's forecast is [B][H][D].",
+        windows=(Annotated[list[Window], Field(min_length=1, max_length=max_batch)], ...),
+        last_timestamp=(Stamp | list[Stamp] | None, Field(None, description="one per window, or one for all")),
+        **common,
+    )
     Out = Annotated[list[Annotated[list[float], Field(min_length=D, max_length=D)]], Field(min_length=H, max_length=H)]
     answer = create_model(
-        "ForecastAnswer", __doc__="The forecast in raw units, columns in the model's order.",
+        "ForecastAnswer",
+        __doc__="The forecast in raw units, columns in the model's order.",
         columns=(list[str], Field(description="the model's columns", examples=[fc.columns])),
         forecast=(Out | list[Out], Field(description=f"[{H}][{D}] for a window, [B][{H}][{D}] for windows")),
-        timestamps=(list[str] | list[list[str]] | None, Field(None, description="the forecast's time stamps, when "
-                                                                                 "last_timestamp was given")),
-        quantiles=(dict[str, Any] | None, Field(None, description="quantile models only: {levels: [Q], values: "
-                                                                  f"[{H}][{D}][Q] or [B][{H}][{D}][Q]}} (forecast is "
-                                                                  "the 0.5 level)")))
-    return {"ForecastRequest": Union[one, many], "ForecastAnswer": answer}
+        timestamps=(
+            list[str] | list[list[str]] | None,
+            Field(None, description="the forecast's time stamps, when last_timestamp was given"),
+        ),
+        quantiles=(
+            dict[str, Any] | None,
+            Field(
+                None,
+                description="quantile models only: {levels: [Q], values: "
+                f"[{H}][{D}][Q] or [B][{H}][{D}][Q]}} (forecast is "
+                "the 0.5 level)",
+            ),
+        ),
+    )
+    return {"ForecastRequest": Union[one, many], "ForecastAnswer": answer}  # noqa: UP007 - types built at run time
 
 
 # --- the Open Inference Protocol (KServe v2) ------------------------------------------------------------------
@@ -137,8 +168,10 @@ def install_openapi(app, models: dict[str, Any], bodies: dict[tuple[str, str], s
                 schemas[name] = s
             for (path, method), name in bodies.items():
                 op = doc["paths"][path][method]
-                op["requestBody"] = {"required": True, "content": {
-                    "application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}}
+                op["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}},
+                }
             values = path_values()
             for ops in doc["paths"].values():
                 for op in ops.values():

@@ -14,16 +14,24 @@ from typing import Any
 
 from distilts.plugins import Registry
 
-STUDENTS: Registry[str] = Registry("student", {
-    "dlinear": "distilts.students.dlinear:DLinear",
-    "itransformer": "distilts.students.itransformer:ITransformer",
-})
+STUDENTS: Registry[str] = Registry(
+    "student",
+    {
+        "dlinear": "distilts.students.dlinear:DLinear",
+        "itransformer": "distilts.students.itransformer:ITransformer",
+    },
+)
 
 _LAZY = {
-    "DLinear": "dlinear", "ITransformer": "itransformer",
-    "build_student": "registry", "param_count": "registry", "student_class": "registry",
+    "DLinear": "dlinear",
+    "ITransformer": "itransformer",
+    "build_student": "registry",
+    "param_count": "registry",
+    "student_class": "registry",
     "student_options": "registry",
-    "load_student_dir": "io", "read_student_config": "io", "save_student_dir": "io",
+    "load_student_dir": "io",
+    "read_student_config": "io",
+    "save_student_dir": "io",
     "dataset_for_student": "data",
 }
 

@@ -4,21 +4,27 @@ from __future__ import annotations
 
 from distilts.data import Dataset, Scaler, load_dataset
 from distilts.data.panel import PanelDataset
+from distilts.errors import DataError
 
 LONG_ARGS = ("id_column", "timestamp_column", "target_column", "max_windows_per_series")
-from distilts.errors import DataError
 
 
 def dataset_for_student(config: dict, data_args: dict) -> Dataset:
     """Load the series with the student's columns, normalized with the student's own scaler."""
     args = dict(data_args)
     if args.get("columns") and list(args["columns"]) != list(config["columns"]):
-        raise DataError(f"--columns {args['columns']} differ from the student's columns {config['columns']}; "
-                        "the student needs exactly its own columns in that order.")
+        raise DataError(
+            f"--columns {args['columns']} differ from the student's columns {config['columns']}; "
+            "the student needs exactly its own columns in that order."
+        )
     args["columns"] = config["columns"]
     saved = config.get("data", {})
-    for key, saved_key in (("split", "split_scheme"), ("fill", "fill"), ("date_column", "date_column"),
-                           *((k, k) for k in LONG_ARGS)):
+    for key, saved_key in (
+        ("split", "split_scheme"),
+        ("fill", "fill"),
+        ("date_column", "date_column"),
+        *((k, k) for k in LONG_ARGS),
+    ):
         if args.get(key) in (None, "auto") and saved.get(saved_key) is not None:
             args[key] = saved[saved_key]
     try:

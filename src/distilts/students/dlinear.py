@@ -64,9 +64,17 @@ class DLinear(nn.Module):
     """
 
     def __init__(
-        self, lookback: int, horizon: int, n_variates: int, *,
-        moving_avg: int = 25, individual: bool = False, revin: bool = False, revin_eps: float = 1e-5,
-        quantiles: tuple[float, ...] | list[float] | None = None, quantile_rank: int = DEFAULT_RANK,
+        self,
+        lookback: int,
+        horizon: int,
+        n_variates: int,
+        *,
+        moving_avg: int = 25,
+        individual: bool = False,
+        revin: bool = False,
+        revin_eps: float = 1e-5,
+        quantiles: tuple[float, ...] | list[float] | None = None,
+        quantile_rank: int = DEFAULT_RANK,
     ) -> None:
         super().__init__()
         self.lookback, self.horizon, self.n_variates = lookback, horizon, n_variates
@@ -76,10 +84,13 @@ class DLinear(nn.Module):
         width = horizon
         if quantiles is not None:
             if revin:
-                raise ValueError("revin is not supported with quantiles (its learnable scale may flip the "
-                                 "levels); drop --revin.")
+                raise ValueError(
+                    "revin is not supported with quantiles (its learnable scale may flip the levels); drop --revin."
+                )
             self.quantile_head = QuantileOutput(quantiles, horizon, quantile_rank)
             width = horizon + quantile_rank
+        self.seasonal: nn.Module
+        self.trend: nn.Module
         if individual:
             self.seasonal = PerVariateLinear(n_variates, lookback, width)
             self.trend = PerVariateLinear(n_variates, lookback, width)

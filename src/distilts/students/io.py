@@ -63,19 +63,25 @@ def read_student_config(directory: str | os.PathLike) -> dict[str, Any]:
         raise ModelDirError(f"{directory} is not a directory. Pass the output directory of `distilts distill`.")
     path = directory / CONFIG
     if not path.is_file():
-        raise ModelDirError(f"{directory} has no {CONFIG}, so it is not a student directory (or training "
-                            "did not finish). Pass the output directory of a finished `distilts distill` run.")
+        raise ModelDirError(
+            f"{directory} has no {CONFIG}, so it is not a student directory (or training "
+            "did not finish). Pass the output directory of a finished `distilts distill` run."
+        )
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelDirError(f"{path} is not valid JSON ({exc}). Re-run `distilts distill` to rewrite it.") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         got = config.get("format") if isinstance(config, dict) else type(config).__name__
-        raise ModelDirError(f"{path} has format {got!r}, not {FORMAT!r}: {directory} is not a distilts "
-                            "student directory (a compiled artifact or a teacher?).")
+        raise ModelDirError(
+            f"{path} has format {got!r}, not {FORMAT!r}: {directory} is not a distilts "
+            "student directory (a compiled artifact or a teacher?)."
+        )
     if config.get("version") != VERSION:
-        raise ModelDirError(f"{path} is student format version {config.get('version')!r}; this distilts "
-                            f"reads version {VERSION}. Re-run `distilts distill` with this version.")
+        raise ModelDirError(
+            f"{path} is student format version {config.get('version')!r}; this distilts "
+            f"reads version {VERSION}. Re-run `distilts distill` with this version."
+        )
     missing = [k for k in REQUIRED if k not in config]
     if missing or not isinstance(config["student"], dict) or "name" not in config["student"]:
         raise ModelDirError(f"{path} is missing {missing or ['student.name']}. Re-run `distilts distill`.")
@@ -91,14 +97,21 @@ def load_student_dir(directory: str | os.PathLike) -> tuple[nn.Module, dict[str,
         raise ModelDirError(f"{directory} has a config.json but no {WEIGHTS}. Re-run `distilts distill`.")
     spec = config["student"]
     try:
-        model = build_student(spec["name"], config["lookback"], config["horizon"], config["n_variates"],
-                              **legacy_kwargs(spec["name"], spec.get("kwargs", {})))
+        model = build_student(
+            spec["name"],
+            config["lookback"],
+            config["horizon"],
+            config["n_variates"],
+            **legacy_kwargs(spec["name"], spec.get("kwargs", {})),
+        )
     except DistiltsError as exc:
         raise ModelDirError(f"{directory / CONFIG} describes a student that cannot be built: {exc}") from None
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelDirError(f"{weights} is not a readable safetensors file ({exc}). Re-run `distilts distill`.") from None
+        raise ModelDirError(
+            f"{weights} is not a readable safetensors file ({exc}). Re-run `distilts distill`."
+        ) from None
     _check_weights(model, state, weights)
     model.load_state_dict(state, strict=True)
     return model.eval(), config
@@ -134,10 +147,13 @@ def _check_weights(model: nn.Module, state: dict, weights: Path) -> None:
         problems.append(f"missing tensors {missing[:5]}")
     if extra := sorted(set(got) - set(expected)):
         problems.append(f"unexpected tensors {extra[:5]}")
-    shapes = [f"{k}: file {got[k]} vs config {expected[k]}" for k in sorted(set(got) & set(expected))
-              if got[k] != expected[k]]
+    shapes = [
+        f"{k}: file {got[k]} vs config {expected[k]}" for k in sorted(set(got) & set(expected)) if got[k] != expected[k]
+    ]
     if shapes:
         problems.append("shape mismatch " + "; ".join(shapes[:5]))
     if problems:
-        raise ModelDirError(f"{weights} does not match the architecture in config.json ({', '.join(problems)}). "
-                            "The weights and the config come from different runs; re-run `distilts distill`.")
+        raise ModelDirError(
+            f"{weights} does not match the architecture in config.json ({', '.join(problems)}). "
+            "The weights and the config come from different runs; re-run `distilts distill`."
+        )

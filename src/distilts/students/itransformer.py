@@ -23,7 +23,6 @@ from torch import nn
 from distilts.students.quantile import DEFAULT_RANK, QuantileOutput
 from distilts.students.revin import RevIN
 
-
 NORMS = ("window", "revin", "none")
 
 
@@ -75,10 +74,19 @@ class ITransformer(nn.Module):
     """
 
     def __init__(
-        self, lookback: int, horizon: int, n_variates: int, *,
-        d_model: int = 512, n_heads: int = 4, e_layers: int = 1, d_ff: int = 2048,
-        dropout: float = 0.1, norm: str = "window",
-        quantiles: tuple[float, ...] | list[float] | None = None, quantile_rank: int = DEFAULT_RANK,
+        self,
+        lookback: int,
+        horizon: int,
+        n_variates: int,
+        *,
+        d_model: int = 512,
+        n_heads: int = 4,
+        e_layers: int = 1,
+        d_ff: int = 2048,
+        dropout: float = 0.1,
+        norm: str = "window",
+        quantiles: tuple[float, ...] | list[float] | None = None,
+        quantile_rank: int = DEFAULT_RANK,
     ) -> None:
         super().__init__()
         if norm not in NORMS:

@@ -15,14 +15,15 @@ de-normalisation) passes through: the raw-scale levels are `[median_raw, |f_raw 
 
 Layout: the head works on `[B, D, H, Q]` (variates first, weights on the right of every MatMul, as
 int8 TFLite kernels need), which is what a compiled artifact returns (no output transpose in the
-graph; the runtime hands out `[B, H, D, Q]` views). Students return `[B, H, D, Q]`. The low-rank gaps (rank 8 by default) keep a quantile DLinear's folded matrix at
+graph; the runtime hands out `[B, H, D, Q]` views). Students return `[B, H, D, Q]`. The low-rank gaps (rank 8 by
+default) keep a quantile DLinear's folded matrix at
 `H + rank` columns instead of `H x Q`, so its cost stays close to the point model's.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -40,9 +41,9 @@ def assemble_matrix(levels: Sequence[float]) -> np.ndarray:
     a[0, :] = 1.0  # every level starts at the median
     for j in range(Q):
         if j > m:  # + gaps m .. j-1 (gap k lies between levels k and k+1; row k + 1)
-            a[1 + m: 1 + j, j] = 1.0
+            a[1 + m : 1 + j, j] = 1.0
         elif j < m:  # - gaps j .. m-1
-            a[1 + j: 1 + m, j] = -1.0
+            a[1 + j : 1 + m, j] = -1.0
     return a
 
 
@@ -60,6 +61,8 @@ class QuantileOutput(nn.Module):
         nn.init.zeros_(self.gaps.weight)
         with torch.no_grad():  # start with evenly spread levels, 0.3 apart (in normalized units)
             self.gaps.bias.fill_(0.3)
+        self.assemble: torch.Tensor
+        self.variate_bias: torch.Tensor | None
         self.register_buffer("assemble", torch.from_numpy(assemble_matrix(self.levels)), persistent=False)
         self.register_buffer("variate_bias", None, persistent=False)  # [D, H (Q-1)] once scaled
 
@@ -73,7 +76,7 @@ class QuantileOutput(nn.Module):
         gaps = torch.abs(raw).unflatten(-1, (self.horizon, self.n_levels - 1))  # [B, D, H, Q-1]
         return torch.matmul(torch.cat([median.unsqueeze(-1), gaps], dim=-1), self.assemble)  # [B, D, H, Q]
 
-    def scaled(self, scale: Sequence[float], dtype: torch.dtype = torch.float32) -> "QuantileOutput":
+    def scaled(self, scale: Sequence[float], dtype: torch.dtype = torch.float32) -> QuantileOutput:
         """A copy in `dtype` for raw-scale inputs: features `s f` and a median already in raw scale,
         per-variate scale `s > 0` (the scaler's std), giving `[median_raw, s |f W + b|] A`."""
         out = copy.deepcopy(self).to(dtype)

@@ -29,8 +29,9 @@ def build_student(name: str, lookback: int, horizon: int, n_variates: int, **kwa
     cls = student_class(name)
     unknown = sorted(set(kwargs) - set(student_options(name)))
     if unknown:
-        raise DistiltsError(f"Student '{name}' has no option(s) {unknown}; its options are "
-                            f"{sorted(student_options(name))}.")
+        raise DistiltsError(
+            f"Student '{name}' has no option(s) {unknown}; its options are {sorted(student_options(name))}."
+        )
     try:
         return cls(int(lookback), int(horizon), int(n_variates), **kwargs)
     except ValueError as exc:

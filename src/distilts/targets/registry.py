@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from distilts.errors import DistiltsError
 from distilts.plugins import Registry
 from distilts.runtime.arch import arch_of_isa, host_isa
-from distilts.runtime.backends import BACKENDS, MODES
+from distilts.runtime.backends import BACKENDS
 
 BELOW_THE_PI: tuple[str, ...] = ("tflm", "ethos-u", "c")
 
@@ -65,32 +65,98 @@ class Target:
     def line(self) -> str:
         """One line for `distilts targets`."""
         where = self.arch or (f"{self.sram_kib}K/{self.flash_kib}K" if self.sram_kib else "mcu")
-        return (f"{self.name:<13} {self.format:<8} {self.precision:<4} threads={self.threads:<2} "
-                f"batch={self.batch:<3} {self.mode:<10} {where:<10} {self.description}")
+        return (
+            f"{self.name:<13} {self.format:<8} {self.precision:<4} threads={self.threads:<2} "
+            f"batch={self.batch:<3} {self.mode:<10} {where:<10} {self.description}"
+        )
 
 
-TARGETS: Registry[Target] = Registry("target", {t.name: t for t in (
-    # why each choice: docs/compile.md, "Targets"
-    Target("rpi4", "tflite", "int8", 4, 1, "Raspberry Pi 4 (Cortex-A72): LiteRT int8, XNNPACK", "arm64"),
-    Target("rpi5", "tflite", "fp32", 4, 1, "Raspberry Pi 5 (Cortex-A76): LiteRT fp32, exact numbers", "arm64"),
-    Target("jetson-cpu", "onnx", "fp32", 6, 1, "Jetson Orin CPU (Cortex-A78AE): ONNX Runtime fp32", "arm64"),
-    # x86 int8 ISA: x86-edge assumes no VNNI (AMD embedded, older NUCs), so its int8 never saturates
-    Target("x86-edge", "onnx", "int8", 4, 1, "small x86 box (N100/NUC, AMD embedded): ONNX Runtime int8", "avx2"),
-    Target("x86-server", "openvino", "fp32", 8, 64, "x86 server, batched serving: OpenVINO fp32, dynamic batch",
-           "avx512_vnni", mode="throughput"),
-    # microcontrollers (SRAM / flash of a typical part of the class; the arena must fit the SRAM, the model the flash)
-    Target("cortex-m4f", "tflm", "int8", 1, 1, "Cortex-M4F MCU (STM32F4-class: 192 KB SRAM, 1 MB flash): "
-           "TFLite Micro full int8", "mcu", sram_kib=192, flash_kib=1024),
-    Target("cortex-m7", "tflm", "int8", 1, 1, "Cortex-M7 MCU (STM32F7-class: 512 KB SRAM, 2 MB flash): "
-           "TFLite Micro full int8", "mcu", sram_kib=512, flash_kib=2048),
-    Target("cortex-m55", "tflm", "int8", 1, 1, "Cortex-M55 MCU with Helium (Corstone-300-class: 512 KB SRAM, "
-           "2 MB flash): TFLite Micro full int8", "mcu", sram_kib=512, flash_kib=2048),
-    Target("ethos-u55-128", "ethos-u", "int8", 1, 1, "Cortex-M55 + Ethos-U55 NPU, 128 MACs/cycle (512 KB SRAM, "
-           "2 MB flash): Vela + TFLite Micro", "mcu", sram_kib=512, flash_kib=2048, accelerator="ethos-u55-128"),
-    Target("ethos-u65-256", "ethos-u", "int8", 1, 1, "Ethos-U65 NPU, 256 MACs/cycle, beside a host CPU with DRAM "
-           "(384 KB NPU SRAM, 64 MB DRAM): Vela + TFLite Micro", "mcu", sram_kib=384, flash_kib=65536,
-           accelerator="ethos-u65-256"),
-)})
+TARGETS: Registry[Target] = Registry(
+    "target",
+    {
+        t.name: t
+        for t in (
+            # why each choice: docs/compile.md, "Targets"
+            Target("rpi4", "tflite", "int8", 4, 1, "Raspberry Pi 4 (Cortex-A72): LiteRT int8, XNNPACK", "arm64"),
+            Target("rpi5", "tflite", "fp32", 4, 1, "Raspberry Pi 5 (Cortex-A76): LiteRT fp32, exact numbers", "arm64"),
+            Target("jetson-cpu", "onnx", "fp32", 6, 1, "Jetson Orin CPU (Cortex-A78AE): ONNX Runtime fp32", "arm64"),
+            # x86 int8 ISA: x86-edge assumes no VNNI (AMD embedded, older NUCs), so its int8 never saturates
+            Target(
+                "x86-edge", "onnx", "int8", 4, 1, "small x86 box (N100/NUC, AMD embedded): ONNX Runtime int8", "avx2"
+            ),
+            Target(
+                "x86-server",
+                "openvino",
+                "fp32",
+                8,
+                64,
+                "x86 server, batched serving: OpenVINO fp32, dynamic batch",
+                "avx512_vnni",
+                mode="throughput",
+            ),
+            # microcontrollers (SRAM / flash of a typical part of the class; the arena must fit the SRAM,
+            # the model the flash)
+            Target(
+                "cortex-m4f",
+                "tflm",
+                "int8",
+                1,
+                1,
+                "Cortex-M4F MCU (STM32F4-class: 192 KB SRAM, 1 MB flash): TFLite Micro full int8",
+                "mcu",
+                sram_kib=192,
+                flash_kib=1024,
+            ),
+            Target(
+                "cortex-m7",
+                "tflm",
+                "int8",
+                1,
+                1,
+                "Cortex-M7 MCU (STM32F7-class: 512 KB SRAM, 2 MB flash): TFLite Micro full int8",
+                "mcu",
+                sram_kib=512,
+                flash_kib=2048,
+            ),
+            Target(
+                "cortex-m55",
+                "tflm",
+                "int8",
+                1,
+                1,
+                "Cortex-M55 MCU with Helium (Corstone-300-class: 512 KB SRAM, 2 MB flash): TFLite Micro full int8",
+                "mcu",
+                sram_kib=512,
+                flash_kib=2048,
+            ),
+            Target(
+                "ethos-u55-128",
+                "ethos-u",
+                "int8",
+                1,
+                1,
+                "Cortex-M55 + Ethos-U55 NPU, 128 MACs/cycle (512 KB SRAM, 2 MB flash): Vela + TFLite Micro",
+                "mcu",
+                sram_kib=512,
+                flash_kib=2048,
+                accelerator="ethos-u55-128",
+            ),
+            Target(
+                "ethos-u65-256",
+                "ethos-u",
+                "int8",
+                1,
+                1,
+                "Ethos-U65 NPU, 256 MACs/cycle, beside a host CPU with DRAM "
+                "(384 KB NPU SRAM, 64 MB DRAM): Vela + TFLite Micro",
+                "mcu",
+                sram_kib=384,
+                flash_kib=65536,
+                accelerator="ethos-u65-256",
+            ),
+        )
+    },
+)
 
 
 def target_names() -> list[str]:
@@ -110,8 +176,7 @@ def list_targets() -> list[Target]:
 def get_target(name: str) -> Target:
     """The named deployment target `name` (an UnknownTargetError lists the valid ones)."""
     if name not in TARGETS:
-        raise UnknownTargetError(f"Unknown target '{name}'. Use one of: {valid_choices()}. "
-                                 "See `distilts targets`.")
+        raise UnknownTargetError(f"Unknown target '{name}'. Use one of: {valid_choices()}. See `distilts targets`.")
     return TARGETS[name]
 
 

@@ -9,7 +9,8 @@ used, so importing this package does not import torch.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from distilts.errors import DistiltsError, MissingExtraError
 from distilts.plugins import Registry
@@ -17,16 +18,19 @@ from distilts.plugins import Registry
 if TYPE_CHECKING:
     from distilts.teachers.base import Teacher
 
-TEACHERS: Registry[str] = Registry("teacher", {
-    "timemoe": "distilts.teachers.timemoe",
-    "chronos": "distilts.teachers.chronos",
-    "chronos-bolt": "distilts.teachers.chronos",
-    "moirai": "distilts.teachers.moirai",
-    "chronos-2": "distilts.teachers.chronos2",
-    "moirai-2": "distilts.teachers.moirai2",
-    "timesfm": "distilts.teachers.timesfm",
-    "patchtst": "distilts.teachers.patchtst",
-})
+TEACHERS: Registry[str] = Registry(
+    "teacher",
+    {
+        "timemoe": "distilts.teachers.timemoe",
+        "chronos": "distilts.teachers.chronos",
+        "chronos-bolt": "distilts.teachers.chronos",
+        "moirai": "distilts.teachers.moirai",
+        "chronos-2": "distilts.teachers.chronos2",
+        "moirai-2": "distilts.teachers.moirai2",
+        "timesfm": "distilts.teachers.timesfm",
+        "patchtst": "distilts.teachers.patchtst",
+    },
+)
 
 __all__ = ["TEACHERS", "default_path", "load_teacher"]
 
@@ -35,7 +39,7 @@ def _check_name(name: str) -> None:
     TEACHERS[name]  # an unknown name: the registry's error lists the valid ones
 
 
-def _entry(name: str) -> tuple[str | None, Callable[..., "Teacher"]]:
+def _entry(name: str) -> tuple[str | None, Callable[..., Teacher]]:
     """(default path, loader) of a registered family; imports its module."""
     _check_name(name)
     try:
@@ -58,7 +62,7 @@ def default_path(name: str) -> str:
     return path
 
 
-def load_teacher(name: str, path: str | None = None, device: str = "auto") -> "Teacher":
+def load_teacher(name: str, path: str | None = None, device: str = "auto") -> Teacher:
     """Load teacher family `name` from `path` (local directory or hub id; default: the family's
     published checkpoint) onto `device` ('auto', 'cpu' or 'cuda')."""
     default, loader = _entry(name)

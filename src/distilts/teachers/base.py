@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import Any
 
 import numpy as np
@@ -81,11 +80,13 @@ class Teacher:
                 f"The {self.name} teacher ({self.path}) gives point forecasts only, so it cannot teach quantiles. "
                 "Use a probabilistic teacher: chronos-bolt, timesfm (0.1 ... 0.9), chronos-2 (21 levels), chronos, "
                 "moirai, moirai-2 (quantiles of their samples), or a patchtst trained with `distilts train-teacher "
-                "--quantiles deciles`; or train the quantile student on ground truth only (--no-kd --beta 0).")
+                "--quantiles deciles`; or train the quantile student on ground truth only (--no-kd --beta 0)."
+            )
         return self.quantile_levels
 
-    def _forecast_quantiles(self, series: np.ndarray, horizon: int, hidden: bool
-                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def _forecast_quantiles(
+        self, series: np.ndarray, horizon: int, hidden: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """As `_forecast`, plus the quantiles `[N, H, Q]` at `quantile_levels` (probabilistic families)."""
         self.require_quantiles()
         raise NotImplementedError
@@ -104,26 +105,32 @@ class Teacher:
 
     @property
     def info(self) -> dict:
-        return {"name": self.name, "path": str(self.path), "checkpoint_sha256": self.checkpoint_hash,
-                "d_model": int(self.d_model),
-                "quantile_levels": None if self.quantile_levels is None else list(self.quantile_levels)}
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "checkpoint_sha256": self.checkpoint_hash,
+            "d_model": int(self.d_model),
+            "quantile_levels": None if self.quantile_levels is None else list(self.quantile_levels),
+        }
 
 
 class LevelRunTeacher(Teacher):
     """A family whose one `_run(series, horizon, hidden, levels) -> (point, quantiles, states)` serves
     both the point forecast (the 0.5 level) and the quantiles (Chronos, Chronos-2)."""
 
-    def _run(self, series: np.ndarray, horizon: int, hidden: bool, levels: list[float]
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def _run(
+        self, series: np.ndarray, horizon: int, hidden: bool, levels: list[float]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         raise NotImplementedError
 
     def _forecast(self, series: np.ndarray, horizon: int, hidden: bool) -> tuple[np.ndarray, np.ndarray | None]:
         point, _, states = self._run(series, horizon, hidden, [0.5])
         return point, states
 
-    def _forecast_quantiles(self, series: np.ndarray, horizon: int, hidden: bool
-                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        return self._run(series, horizon, hidden, list(self.quantile_levels))
+    def _forecast_quantiles(
+        self, series: np.ndarray, horizon: int, hidden: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        return self._run(series, horizon, hidden, list(self.require_quantiles()))
 
 
 def to_numpy(t: Any) -> np.ndarray:
@@ -141,7 +148,9 @@ def resolve_checkpoint(path_or_id: str, family: str, required: tuple[str, ...] =
     local = Path(path_or_id).expanduser()
     if local.exists():
         if not local.is_dir():
-            raise ModelDirError(f"--teacher-path {local} is a file; give the checkpoint directory that holds config.json.")
+            raise ModelDirError(
+                f"--teacher-path {local} is a file; give the checkpoint directory that holds config.json."
+            )
         check_layout(local, family, required)
         return local
     if path_or_id.startswith((".", "/", "~")) or path_or_id.count("/") != 1:
@@ -174,8 +183,11 @@ def check_layout(directory: Path, family: str, required: tuple[str, ...]) -> Non
         )
     if not list(directory.glob("*.safetensors")):
         pickles = [p.name for p in directory.glob("*.bin")] + [p.name for p in directory.glob("*.pt*")]
-        extra = (f" It has {', '.join(pickles)}: pickled weights are never loaded; convert them to safetensors "
-                 "first.") if pickles else ""
+        extra = (
+            (f" It has {', '.join(pickles)}: pickled weights are never loaded; convert them to safetensors first.")
+            if pickles
+            else ""
+        )
         raise ModelDirError(f"{directory} has no *.safetensors weights.{extra}")
 
 

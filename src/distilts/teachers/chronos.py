@@ -21,8 +21,9 @@ import json
 import logging
 import math
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,37 +32,72 @@ from chronos.chronos_bolt import ChronosBoltModelForForecasting
 from transformers import T5Config, T5ForConditionalGeneration
 from transformers.utils import logging as hf_logging
 
-from distilts.teachers.base import LevelRunTeacher, hash_checkpoint, resolve_checkpoint, resolve_device, to_numpy
-from distilts.quantiles import DECILES
-from distilts.teachers.sampling import seeded
 from distilts.errors import ModelDirError
+from distilts.quantiles import DECILES
+from distilts.teachers.base import LevelRunTeacher, hash_checkpoint, resolve_checkpoint, resolve_device, to_numpy
+from distilts.teachers.sampling import seeded
 
 DEFAULT_T5 = "amazon/chronos-t5-small"
 DEFAULT_BOLT = "amazon/chronos-bolt-small"
 
 # Published config of amazon/chronos-t5-small (a copy is in shared/teacher-configs).
 T5_SMALL_CONFIG: dict[str, Any] = {
-    "architectures": ["T5ForConditionalGeneration"], "d_ff": 2048, "d_kv": 64, "d_model": 512,
-    "decoder_start_token_id": 0, "dense_act_fn": "relu", "dropout_rate": 0.1, "eos_token_id": 1,
-    "feed_forward_proj": "relu", "initializer_factor": 0.05, "is_encoder_decoder": True, "is_gated_act": False,
-    "layer_norm_epsilon": 1e-6, "model_type": "t5", "n_positions": 512, "num_decoder_layers": 6, "num_heads": 8,
-    "num_layers": 6, "pad_token_id": 0, "relative_attention_max_distance": 128,
-    "relative_attention_num_buckets": 32, "torch_dtype": "float32", "use_cache": True, "vocab_size": 4096,
+    "architectures": ["T5ForConditionalGeneration"],
+    "d_ff": 2048,
+    "d_kv": 64,
+    "d_model": 512,
+    "decoder_start_token_id": 0,
+    "dense_act_fn": "relu",
+    "dropout_rate": 0.1,
+    "eos_token_id": 1,
+    "feed_forward_proj": "relu",
+    "initializer_factor": 0.05,
+    "is_encoder_decoder": True,
+    "is_gated_act": False,
+    "layer_norm_epsilon": 1e-6,
+    "model_type": "t5",
+    "n_positions": 512,
+    "num_decoder_layers": 6,
+    "num_heads": 8,
+    "num_layers": 6,
+    "pad_token_id": 0,
+    "relative_attention_max_distance": 128,
+    "relative_attention_num_buckets": 32,
+    "torch_dtype": "float32",
+    "use_cache": True,
+    "vocab_size": 4096,
     "chronos_config": {
-        "tokenizer_class": "MeanScaleUniformBins", "tokenizer_kwargs": {"low_limit": -15.0, "high_limit": 15.0},
-        "n_tokens": 4096, "n_special_tokens": 2, "pad_token_id": 0, "eos_token_id": 1, "use_eos_token": True,
-        "model_type": "seq2seq", "context_length": 512, "prediction_length": 64, "num_samples": 20,
-        "temperature": 1.0, "top_k": 50, "top_p": 1.0,
+        "tokenizer_class": "MeanScaleUniformBins",
+        "tokenizer_kwargs": {"low_limit": -15.0, "high_limit": 15.0},
+        "n_tokens": 4096,
+        "n_special_tokens": 2,
+        "pad_token_id": 0,
+        "eos_token_id": 1,
+        "use_eos_token": True,
+        "model_type": "seq2seq",
+        "context_length": 512,
+        "prediction_length": 64,
+        "num_samples": 20,
+        "temperature": 1.0,
+        "top_k": 50,
+        "top_p": 1.0,
     },
 }
 # The layout of amazon/chronos-bolt-small's config (T5 trunk + chronos_config for patches/quantiles).
 BOLT_SMALL_CONFIG: dict[str, Any] = {
     **{k: v for k, v in T5_SMALL_CONFIG.items() if k != "chronos_config"},
-    "architectures": ["ChronosBoltModelForForecasting"], "chronos_pipeline_class": "ChronosBoltPipeline",
-    "classifier_dropout": 0.0, "reg_token_id": 1, "vocab_size": 2,
+    "architectures": ["ChronosBoltModelForForecasting"],
+    "chronos_pipeline_class": "ChronosBoltPipeline",
+    "classifier_dropout": 0.0,
+    "reg_token_id": 1,
+    "vocab_size": 2,
     "chronos_config": {
-        "context_length": 2048, "input_patch_size": 16, "input_patch_stride": 16, "prediction_length": 64,
-        "quantiles": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9], "use_reg_token": True,
+        "context_length": 2048,
+        "input_patch_size": 16,
+        "input_patch_stride": 16,
+        "prediction_length": 64,
+        "quantiles": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
+        "use_reg_token": True,
     },
 }
 # Shrinks the trunk for tests (the value vocabulary / patching stay official).
@@ -94,8 +130,9 @@ class ChronosTeacher(LevelRunTeacher):
         raise NotImplementedError
 
     # --- the Teacher interface ----------------------------------------------------------------
-    def _run(self, series: np.ndarray, horizon: int, hidden: bool, levels: list[float]
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def _run(
+        self, series: np.ndarray, horizon: int, hidden: bool, levels: list[float]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         s = torch.from_numpy(series)
         with torch.inference_mode(), _quiet(), seeded(self.seed, self.device):  # same seed: same samples
             q = self._quantiles(s, horizon, levels)
@@ -127,9 +164,13 @@ class ChronosT5Teacher(ChronosTeacher):
 
     @property
     def info(self) -> dict:
-        return {**super().info, "point": f"median (0.5 quantile) of {self.num_samples} sampled paths",
-                "quantiles": f"empirical quantiles of {self.num_samples} sampled paths", "num_samples": self.num_samples,
-                "hidden": "encoder last hidden state, one token per context step (EOS dropped)"}
+        return {
+            **super().info,
+            "point": f"median (0.5 quantile) of {self.num_samples} sampled paths",
+            "quantiles": f"empirical quantiles of {self.num_samples} sampled paths",
+            "num_samples": self.num_samples,
+            "hidden": "encoder last hidden state, one token per context step (EOS dropped)",
+        }
 
 
 class ChronosBoltTeacher(ChronosTeacher):
@@ -148,8 +189,11 @@ class ChronosBoltTeacher(ChronosTeacher):
 
     @property
     def info(self) -> dict:
-        return {**super().info, "point": "0.5 quantile head",
-                "hidden": "encoder last hidden state, one token per input patch ([REG] dropped)"}
+        return {
+            **super().info,
+            "point": "0.5 quantile head",
+            "hidden": "encoder last hidden state, one token per input patch ([REG] dropped)",
+        }
 
 
 # --- loading -------------------------------------------------------------------------------------
@@ -161,8 +205,11 @@ def _load(path: str, device: str, family: str) -> tuple[Any, Path, str]:
     pipeline_class = config.get("chronos_pipeline_class", "ChronosPipeline")
     want = "ChronosBoltPipeline" if family == "chronos-bolt" else "ChronosPipeline"
     if pipeline_class != want:
-        other = {"ChronosBoltPipeline": "chronos-bolt", "ChronosPipeline": "chronos",
-                 "Chronos2Pipeline": "chronos-2"}.get(pipeline_class)
+        other = {
+            "ChronosBoltPipeline": "chronos-bolt",
+            "ChronosPipeline": "chronos",
+            "Chronos2Pipeline": "chronos-2",
+        }.get(pipeline_class)
         hint = f" Use --teacher {other}." if other else " Only Chronos (T5), Chronos-Bolt and Chronos-2 are supported."
         raise ModelDirError(f"{local} is a {pipeline_class} checkpoint, not a {family} one.{hint}")
     if family == "chronos" and config["chronos_config"].get("model_type", "seq2seq") != "seq2seq":
@@ -176,12 +223,12 @@ def _load(path: str, device: str, family: str) -> tuple[Any, Path, str]:
     return pipeline, local, dev
 
 
-def load_t5(path: str = DEFAULT_T5, device: str = "auto", *, num_samples: int | None = None,
-            seed: int = 0) -> ChronosT5Teacher:
+def load_t5(
+    path: str = DEFAULT_T5, device: str = "auto", *, num_samples: int | None = None, seed: int = 0
+) -> ChronosT5Teacher:
     """Chronos (T5) teacher from a local checkpoint directory or hub id."""
     pipeline, local, dev = _load(path, device, "chronos")
-    return ChronosT5Teacher("chronos", pipeline, path, hash_checkpoint(local), dev, seed=seed,
-                            num_samples=num_samples)
+    return ChronosT5Teacher("chronos", pipeline, path, hash_checkpoint(local), dev, seed=seed, num_samples=num_samples)
 
 
 def load_bolt(path: str = DEFAULT_BOLT, device: str = "auto", *, seed: int = 0) -> ChronosBoltTeacher:
@@ -209,8 +256,14 @@ def checkpoint_config(family: str = "chronos", tiny: bool = True, overrides: dic
     return cfg
 
 
-def save_random_checkpoint(directory: str | Path, family: str = "chronos", seed: int = 0, *, tiny: bool = True,
-                           config_overrides: dict | None = None) -> Path:
+def save_random_checkpoint(
+    directory: str | Path,
+    family: str = "chronos",
+    seed: int = 0,
+    *,
+    tiny: bool = True,
+    config_overrides: dict | None = None,
+) -> Path:
     """Write a randomly initialised `family` checkpoint (config.json + model.safetensors) to `directory`.
 
     Its forecasts are meaningless: it exists to test loading and to time the real shapes (tiny=False).
@@ -231,8 +284,9 @@ def _quiet() -> Iterator[None]:
     """Silence the long-horizon advice and transformers' load/progress chatter."""
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
-    loggers = [logging.getLogger(n) for n in ("transformers", *[k for k in logging.root.manager.loggerDict
-                                                                if "chronos" in k])]
+    loggers = [
+        logging.getLogger(n) for n in ("transformers", *[k for k in logging.root.manager.loggerDict if "chronos" in k])
+    ]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.ERROR)
@@ -241,7 +295,7 @@ def _quiet() -> Iterator[None]:
             warnings.filterwarnings("ignore", message="We recommend keeping prediction length")
             yield
     finally:
-        for lg, level in zip(loggers, levels):
+        for lg, level in zip(loggers, levels, strict=False):
             lg.setLevel(level)
         if bars:
             hf_logging.enable_progress_bar()

@@ -31,26 +31,68 @@ from chronos import Chronos2Pipeline
 from chronos.chronos2 import Chronos2Model
 from chronos.chronos2.config import Chronos2CoreConfig
 
+from distilts.errors import DistiltsError, ModelDirError
 from distilts.teachers.base import LevelRunTeacher, hash_checkpoint, resolve_checkpoint, resolve_device, to_numpy
 from distilts.teachers.chronos import _quiet
-from distilts.errors import DistiltsError, ModelDirError
 
 DEFAULT_PATH = "amazon/chronos-2"
 
 # Published config of amazon/chronos-2 (119.5M parameters; benchmarks/teacher-configs/chronos-2.json).
-QUANTILES_21 = [0.01, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8,
-                0.85, 0.9, 0.95, 0.99]
+QUANTILES_21 = [
+    0.01,
+    0.05,
+    0.1,
+    0.15,
+    0.2,
+    0.25,
+    0.3,
+    0.35,
+    0.4,
+    0.45,
+    0.5,
+    0.55,
+    0.6,
+    0.65,
+    0.7,
+    0.75,
+    0.8,
+    0.85,
+    0.9,
+    0.95,
+    0.99,
+]
 BASE_CONFIG: dict[str, Any] = {
-    "architectures": ["Chronos2Model"], "chronos_pipeline_class": "Chronos2Pipeline",
+    "architectures": ["Chronos2Model"],
+    "chronos_pipeline_class": "Chronos2Pipeline",
     "chronos_config": {
-        "context_length": 8192, "input_patch_size": 16, "input_patch_stride": 16, "max_output_patches": 64,
-        "output_patch_size": 16, "quantiles": QUANTILES_21, "time_encoding_scale": 8192, "use_arcsinh": True,
+        "context_length": 8192,
+        "input_patch_size": 16,
+        "input_patch_stride": 16,
+        "max_output_patches": 64,
+        "output_patch_size": 16,
+        "quantiles": QUANTILES_21,
+        "time_encoding_scale": 8192,
+        "use_arcsinh": True,
         "use_reg_token": True,
     },
-    "d_ff": 3072, "d_kv": 64, "d_model": 768, "dense_act_fn": "relu", "dropout_rate": 0.1,
-    "feed_forward_proj": "relu", "initializer_factor": 0.05, "is_gated_act": False, "layer_norm_epsilon": 1e-6,
-    "model_type": "t5", "num_heads": 12, "num_layers": 12, "pad_token_id": 0, "reg_token_id": 1,
-    "rope_theta": 10000.0, "torch_dtype": "float32", "use_cache": True, "vocab_size": 2,
+    "d_ff": 3072,
+    "d_kv": 64,
+    "d_model": 768,
+    "dense_act_fn": "relu",
+    "dropout_rate": 0.1,
+    "feed_forward_proj": "relu",
+    "initializer_factor": 0.05,
+    "is_gated_act": False,
+    "layer_norm_epsilon": 1e-6,
+    "model_type": "t5",
+    "num_heads": 12,
+    "num_layers": 12,
+    "pad_token_id": 0,
+    "reg_token_id": 1,
+    "rope_theta": 10000.0,
+    "torch_dtype": "float32",
+    "use_cache": True,
+    "vocab_size": 2,
 }
 TINY = {"d_model": 32, "d_ff": 64, "d_kv": 8, "num_heads": 4, "num_layers": 2}
 
@@ -58,8 +100,9 @@ TINY = {"d_model": 32, "d_ff": 64, "d_kv": 8, "num_heads": 4, "num_layers": 2}
 class Chronos2Teacher(LevelRunTeacher):
     name = "chronos-2"
 
-    def __init__(self, pipeline: Any, path: str, checkpoint_hash: str, device: str, *,
-                 multivariate: bool = True) -> None:
+    def __init__(
+        self, pipeline: Any, path: str, checkpoint_hash: str, device: str, *, multivariate: bool = True
+    ) -> None:
         self.pipeline = pipeline
         self.path = path
         self.checkpoint_hash = checkpoint_hash
@@ -73,25 +116,32 @@ class Chronos2Teacher(LevelRunTeacher):
         if lookback > self.config.context_length:
             raise DistiltsError(
                 f"Chronos-2 takes at most {self.config.context_length} context steps (this checkpoint's "
-                f"context_length); --lookback {lookback} is longer. Use --lookback {self.config.context_length} or less.")
+                f"context_length); --lookback {lookback} is longer. "
+                f"Use --lookback {self.config.context_length} or less."
+            )
 
     def hidden_tokens(self, lookback: int) -> int:
         return math.ceil(min(lookback, self.config.context_length) / self.config.input_patch_size)
 
-    def _run(self, series: np.ndarray, horizon: int, hidden: bool, levels: list[float]
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def _run(
+        self, series: np.ndarray, horizon: int, hidden: bool, levels: list[float]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         length = series.shape[-1]
         tasks = torch.from_numpy(series if self.joint else series.reshape(-1, 1, length))  # [tasks, variates, L]
         n = tasks.shape[0] * tasks.shape[1]
         captured: list[torch.Tensor] = []
         encoder = self.pipeline.model.encoder
-        hook = encoder.register_forward_hook(
-            lambda _m, _i, out: captured.append(out.last_hidden_state)) if hidden else None
+        hook = (
+            encoder.register_forward_hook(lambda _m, _i, out: captured.append(out.last_hidden_state))
+            if hidden
+            else None
+        )
         try:
             with torch.inference_mode(), _quiet():
                 # batch_size = all B*D series: one first model call whose rows are (window, variate) in order
-                quantiles, _ = self.pipeline.predict_quantiles(tasks, prediction_length=horizon,
-                                                               quantile_levels=levels, batch_size=n)
+                quantiles, _ = self.pipeline.predict_quantiles(
+                    tasks, prediction_length=horizon, quantile_levels=levels, batch_size=n
+                )
         finally:
             if hook is not None:
                 hook.remove()
@@ -102,10 +152,13 @@ class Chronos2Teacher(LevelRunTeacher):
 
     @property
     def info(self) -> dict:
-        return {**super().info, "multivariate": self.joint,
-                "point": "0.5 quantile head" + (" (variates of a window forecast jointly)" if self.joint
-                                                else " (each variate on its own)"),
-                "hidden": "encoder last hidden state, one token per 16-step context patch ([REG], future dropped)"}
+        return {
+            **super().info,
+            "multivariate": self.joint,
+            "point": "0.5 quantile head"
+            + (" (variates of a window forecast jointly)" if self.joint else " (each variate on its own)"),
+            "hidden": "encoder last hidden state, one token per 16-step context patch ([REG], future dropped)",
+        }
 
 
 def load(path: str = DEFAULT_PATH, device: str = "auto", *, multivariate: bool = True) -> Chronos2Teacher:
@@ -116,9 +169,13 @@ def load(path: str = DEFAULT_PATH, device: str = "auto", *, multivariate: bool =
     if "chronos_config" not in config:
         raise ModelDirError(f"{local}/config.json has no chronos_config: this is not a Chronos-2 checkpoint.")
     if pipeline_class != "Chronos2Pipeline" or config.get("architectures", [None])[0] != "Chronos2Model":
-        other = {"ChronosBoltPipeline": "chronos-bolt", "ChronosPipeline": "chronos", None: "chronos"}.get(pipeline_class)
+        other = {"ChronosBoltPipeline": "chronos-bolt", "ChronosPipeline": "chronos", None: "chronos"}.get(
+            pipeline_class
+        )
         hint = f" Use --teacher {other}." if other else ""
-        raise ModelDirError(f"{local} is a {pipeline_class or 'ChronosPipeline'} checkpoint, not a Chronos-2 one.{hint}")
+        raise ModelDirError(
+            f"{local} is a {pipeline_class or 'ChronosPipeline'} checkpoint, not a Chronos-2 one.{hint}"
+        )
     dev = resolve_device(device)
     with _quiet():
         pipeline = Chronos2Pipeline.from_pretrained(str(local), dtype=torch.float32, use_safetensors=True)
@@ -139,8 +196,9 @@ def checkpoint_config(tiny: bool = True, overrides: dict | None = None) -> dict:
     return cfg
 
 
-def save_random_checkpoint(directory: str | Path, seed: int = 0, *, tiny: bool = True,
-                           config_overrides: dict | None = None) -> Path:
+def save_random_checkpoint(
+    directory: str | Path, seed: int = 0, *, tiny: bool = True, config_overrides: dict | None = None
+) -> Path:
     """Write a randomly initialised Chronos-2 (config.json + model.safetensors) via save_pretrained.
 
     Its forecasts are meaningless: it exists to test loading and to time the real shapes (tiny=False).

@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from distilts.errors import MissingExtraError, ModelDirError
 from distilts.quantiles import DECILES
 from distilts.teachers.base import Teacher, hash_checkpoint, resolve_checkpoint, resolve_device, to_numpy
 from distilts.teachers.sampling import seeded
-from distilts.errors import MissingExtraError, ModelDirError
 
 DEFAULT_PATH = "Salesforce/moirai-1.1-R-small"
 
@@ -63,8 +63,11 @@ def import_uni2ts(module: str, what: str) -> Any:
         try:
             return importlib.import_module(f"uni2ts.model.{module}")
         except ImportError as exc:
-            raise MissingExtraError(getattr(exc, "name", None) or "uni2ts", "teachers",
-                                    f"the {what} teacher (uni2ts itself: pip install --no-deps uni2ts)") from exc
+            raise MissingExtraError(
+                getattr(exc, "name", None) or "uni2ts",
+                "teachers",
+                f"the {what} teacher (uni2ts itself: pip install --no-deps uni2ts)",
+            ) from exc
 
 
 def _uni2ts() -> Any:
@@ -101,8 +104,9 @@ class Uni2tsTeacher(Teacher):
         output, states = self._run(series, horizon, hidden)
         return to_numpy(self._point(output)), states
 
-    def _forecast_quantiles(self, series: np.ndarray, horizon: int, hidden: bool
-                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def _forecast_quantiles(
+        self, series: np.ndarray, horizon: int, hidden: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         output, states = self._run(series, horizon, hidden)
         return to_numpy(self._point(output)), to_numpy(self._quantiles(output)), states
 
@@ -114,11 +118,11 @@ class Uni2tsTeacher(Teacher):
         hook = self.module.encoder.register_forward_hook(lambda _m, _i, out: captured.append(out)) if hidden else None
         try:
             with torch.inference_mode(), self._sampling():
-                output = (forecaster(
+                output = forecaster(
                     past_target=target,
                     past_observed_target=torch.ones_like(target, dtype=torch.bool),
                     past_is_pad=torch.zeros(target.shape[:2], dtype=torch.bool, device=self.device),
-                ))
+                )
         finally:
             if hook is not None:
                 hook.remove()
@@ -128,8 +132,17 @@ class Uni2tsTeacher(Teacher):
 class MoiraiTeacher(Uni2tsTeacher):
     name = "moirai"
 
-    def __init__(self, module: Any, path: str, checkpoint_hash: str, device: str, *, patch_size: int = 32,
-                 num_samples: int = 100, seed: int = 0) -> None:
+    def __init__(
+        self,
+        module: Any,
+        path: str,
+        checkpoint_hash: str,
+        device: str,
+        *,
+        patch_size: int = 32,
+        num_samples: int = 100,
+        seed: int = 0,
+    ) -> None:
         if patch_size not in module.patch_sizes:
             raise ModelDirError(f"patch size {patch_size} is not one of this Moirai's {list(module.patch_sizes)}.")
         self.module = module
@@ -145,11 +158,20 @@ class MoiraiTeacher(Uni2tsTeacher):
     def _forecaster(self, lookback: int, horizon: int) -> Any:
         key = (lookback, horizon)
         if key not in self._forecasters:
-            self._forecasters[key] = _uni2ts().MoiraiForecast(
-                module=self.module, prediction_length=horizon, context_length=lookback,
-                patch_size=self.patch_size, num_samples=self.num_samples, target_dim=1,
-                feat_dynamic_real_dim=0, past_feat_dynamic_real_dim=0,
-            ).eval()
+            self._forecasters[key] = (
+                _uni2ts()
+                .MoiraiForecast(
+                    module=self.module,
+                    prediction_length=horizon,
+                    context_length=lookback,
+                    patch_size=self.patch_size,
+                    num_samples=self.num_samples,
+                    target_dim=1,
+                    feat_dynamic_real_dim=0,
+                    past_feat_dynamic_real_dim=0,
+                )
+                .eval()
+            )
         return self._forecasters[key]
 
     def _sampling(self) -> contextlib.AbstractContextManager:
@@ -166,14 +188,20 @@ class MoiraiTeacher(Uni2tsTeacher):
 
     @property
     def info(self) -> dict:
-        return {**super().info, "patch_size": self.patch_size, "num_samples": self.num_samples, "seed": self.seed,
-                "point": f"median (0.5 quantile) of {self.num_samples} sampled paths",
-                "quantiles": f"empirical quantiles of {self.num_samples} sampled paths",
-                "hidden": "encoder output for the context patch tokens"}
+        return {
+            **super().info,
+            "patch_size": self.patch_size,
+            "num_samples": self.num_samples,
+            "seed": self.seed,
+            "point": f"median (0.5 quantile) of {self.num_samples} sampled paths",
+            "quantiles": f"empirical quantiles of {self.num_samples} sampled paths",
+            "hidden": "encoder output for the context patch tokens",
+        }
 
 
-def load(path: str = DEFAULT_PATH, device: str = "auto", *, patch_size: int = 32, num_samples: int = 100,
-         seed: int = 0) -> MoiraiTeacher:
+def load(
+    path: str = DEFAULT_PATH, device: str = "auto", *, patch_size: int = 32, num_samples: int = 100, seed: int = 0
+) -> MoiraiTeacher:
     """Moirai teacher from a local checkpoint directory (config.json + model.safetensors) or hub id."""
     local = resolve_checkpoint(path, "moirai", required=("config.json", "model.safetensors"))
     config = json.loads((local / "config.json").read_text())
@@ -187,12 +215,14 @@ def load(path: str = DEFAULT_PATH, device: str = "auto", *, patch_size: int = 32
     except RuntimeError as exc:  # missing / unexpected keys
         raise ModelDirError(f"{local} does not match its config.json: {str(exc).splitlines()[0]}") from None
     module.to(dev).eval()
-    return MoiraiTeacher(module, path, hash_checkpoint(local), dev, patch_size=patch_size,
-                         num_samples=num_samples, seed=seed)
+    return MoiraiTeacher(
+        module, path, hash_checkpoint(local), dev, patch_size=patch_size, num_samples=num_samples, seed=seed
+    )
 
 
-def save_random_checkpoint(directory: str | Path, seed: int = 0, *, tiny: bool = True,
-                           config_overrides: dict | None = None) -> Path:
+def save_random_checkpoint(
+    directory: str | Path, seed: int = 0, *, tiny: bool = True, config_overrides: dict | None = None
+) -> Path:
     """Write a randomly initialised Moirai (config.json + model.safetensors) via save_pretrained.
 
     Its forecasts are meaningless: it exists to test loading and to time the real shapes (tiny=False).
@@ -208,4 +238,3 @@ def save_random_checkpoint(directory: str | Path, seed: int = 0, *, tiny: bool =
     directory = Path(directory)
     module.save_pretrained(directory)
     return directory
-

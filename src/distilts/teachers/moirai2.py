@@ -25,17 +25,24 @@ from typing import Any
 
 import torch
 
+from distilts.errors import DistiltsError, ModelDirError
 from distilts.teachers.base import hash_checkpoint, resolve_checkpoint, resolve_device
 from distilts.teachers.moirai import Uni2tsTeacher, import_uni2ts
-from distilts.errors import DistiltsError, ModelDirError
 
 DEFAULT_PATH = "Salesforce/moirai-2.0-R-small"
 
 # Published config of Salesforce/moirai-2.0-R-small (benchmarks/teacher-configs/moirai-2.0-r-small.json).
 SMALL_CONFIG: dict[str, Any] = {
-    "attn_dropout_p": 0.0, "d_ff": 1024, "d_model": 384, "dropout_p": 0.0, "max_seq_len": 512,
-    "num_layers": 6, "num_predict_token": 4, "patch_size": 16,
-    "quantile_levels": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9], "scaling": True,
+    "attn_dropout_p": 0.0,
+    "d_ff": 1024,
+    "d_model": 384,
+    "dropout_p": 0.0,
+    "max_seq_len": 512,
+    "num_layers": 6,
+    "num_predict_token": 4,
+    "patch_size": 16,
+    "quantile_levels": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
+    "scaling": True,
 }
 TINY = {"d_model": 64, "d_ff": 128, "num_layers": 2}  # uni2ts uses d_model // 64 heads
 
@@ -67,15 +74,25 @@ class Moirai2Teacher(Uni2tsTeacher):
             raise DistiltsError(
                 f"Moirai-2 sees at most {self.module.max_seq_len} patches of {self.patch_size} steps (context + "
                 f"horizon, its max_seq_len); --lookback {lookback} with --horizon {horizon} needs {tokens}. "
-                f"Use --lookback {max(most, 0)} or less.")
+                f"Use --lookback {max(most, 0)} or less."
+            )
 
     def _forecaster(self, lookback: int, horizon: int) -> Any:
         key = (lookback, horizon)
         if key not in self._forecasters:
-            self._forecasters[key] = _moirai2().Moirai2Forecast(
-                module=self.module, prediction_length=horizon, context_length=lookback, target_dim=1,
-                feat_dynamic_real_dim=0, past_feat_dynamic_real_dim=0,
-            ).to(self.device).eval()  # the LightningModule's own .device places the tensors it builds
+            self._forecasters[key] = (
+                _moirai2()
+                .Moirai2Forecast(
+                    module=self.module,
+                    prediction_length=horizon,
+                    context_length=lookback,
+                    target_dim=1,
+                    feat_dynamic_real_dim=0,
+                    past_feat_dynamic_real_dim=0,
+                )
+                .to(self.device)
+                .eval()
+            )  # the LightningModule's own .device places the tensors it builds
         return self._forecasters[key]
 
     def _point(self, quantiles: torch.Tensor) -> torch.Tensor:
@@ -86,8 +103,12 @@ class Moirai2Teacher(Uni2tsTeacher):
 
     @property
     def info(self) -> dict:
-        return {**super().info, "patch_size": self.patch_size, "point": "0.5 quantile (recursive multi-quantile decoding)",
-                "hidden": "transformer output for the context patch tokens (causal)"}
+        return {
+            **super().info,
+            "patch_size": self.patch_size,
+            "point": "0.5 quantile (recursive multi-quantile decoding)",
+            "hidden": "transformer output for the context patch tokens (causal)",
+        }
 
 
 def load(path: str = DEFAULT_PATH, device: str = "auto") -> Moirai2Teacher:
@@ -108,8 +129,9 @@ def load(path: str = DEFAULT_PATH, device: str = "auto") -> Moirai2Teacher:
     return Moirai2Teacher(module, path, hash_checkpoint(local), dev)
 
 
-def save_random_checkpoint(directory: str | Path, seed: int = 0, *, tiny: bool = True,
-                           config_overrides: dict | None = None) -> Path:
+def save_random_checkpoint(
+    directory: str | Path, seed: int = 0, *, tiny: bool = True, config_overrides: dict | None = None
+) -> Path:
     """Write a randomly initialised Moirai-2 (config.json + model.safetensors) via save_pretrained.
 
     Its forecasts are meaningless: it exists to test loading and to time the real shapes (tiny=False).

@@ -20,13 +20,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
 import torch
 from transformers import PatchTSTForPrediction
 from transformers.utils import logging as hf_logging
 
-from distilts.teachers.base import Teacher, TeacherOutput, check_layout, hash_checkpoint, resolve_device
 from distilts.errors import DistiltsError, ModelDirError
+from distilts.teachers.base import Teacher, TeacherOutput, check_layout, hash_checkpoint, resolve_device
 
 DEFAULT_PATH = None  # trained locally: there is no published checkpoint, --teacher-path DIR is required
 FAMILY = "patchtst"
@@ -106,7 +105,7 @@ class PatchTSTTeacher(Teacher):
         forecasts, states, qs = [], [], []
         with torch.inference_mode():
             for lo in range(0, x.shape[0], self.batch_size):
-                xb = torch.from_numpy(x[lo: lo + self.batch_size]).to(self.device)
+                xb = torch.from_numpy(x[lo : lo + self.batch_size]).to(self.device)
                 y, q, out = quantile_forecast(self.model, xb, levels)  # [b, H_trained, D]
                 forecasts.append(y[:, :horizon].float().cpu().numpy())  # a longer-horizon teacher serves shorter ones
                 if quantiles:
@@ -116,11 +115,14 @@ class PatchTSTTeacher(Teacher):
         forecast = np.concatenate(forecasts, axis=0) if forecasts else np.zeros((0, horizon, x.shape[2]), np.float32)
         hid = None
         if hidden:
-            hid = (np.concatenate(states, axis=0) if states
-                   else np.zeros((0, x.shape[2], self.hidden_tokens(x.shape[1]), self.d_model), np.float32))
+            hid = (
+                np.concatenate(states, axis=0)
+                if states
+                else np.zeros((0, x.shape[2], self.hidden_tokens(x.shape[1]), self.d_model), np.float32)
+            )
         quant = None
         if quantiles:
-            quant = np.concatenate(qs) if qs else np.zeros((0, horizon, x.shape[2], len(levels)), np.float32)
+            quant = np.concatenate(qs) if qs else np.zeros((0, horizon, x.shape[2], len(levels or ())), np.float32)
         return TeacherOutput(forecast=forecast, hidden=hid, quantiles=quant)
 
 
@@ -137,7 +139,9 @@ def load(path: str, device: str = "auto") -> PatchTSTTeacher:
     try:
         model = PatchTSTForPrediction.from_pretrained(str(local), use_safetensors=True)
     except Exception as exc:  # wrong model type, corrupt weights...
-        raise ModelDirError(f"{local} is not a PatchTSTForPrediction checkpoint ({type(exc).__name__}: {exc}).") from None
+        raise ModelDirError(
+            f"{local} is not a PatchTSTForPrediction checkpoint ({type(exc).__name__}: {exc})."
+        ) from None
     if getattr(model.config, "loss", "mse") != "mse":
         raise ModelDirError(f"{local}: only point-forecast PatchTST checkpoints (loss='mse') can be teachers.")
     return PatchTSTTeacher(model, str(local), resolve_device(device))

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,30 +57,57 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from distilts.teachers.base import Teacher, hash_checkpoint, resolve_checkpoint, resolve_device, to_numpy
 from distilts.errors import DistiltsError, ModelDirError
+from distilts.teachers.base import Teacher, hash_checkpoint, resolve_checkpoint, resolve_device, to_numpy
 
 DEFAULT_PATH = "Maple728/TimeMoE-50M"
 STD_FLOOR = 1e-5  # instance-normalisation std floor (constant contexts)
 
 # Published config.json of Maple728/TimeMoE-50M (a copy is in shared/teacher-configs).
 OFFICIAL_50M_CONFIG: dict[str, Any] = {
-    "_name_or_path": "time_moe_50m", "apply_aux_loss": True, "architectures": ["TimeMoeForPrediction"],
-    "auto_map": {"AutoConfig": "configuration_time_moe.TimeMoeConfig",
-                 "AutoModelForCausalLM": "modeling_time_moe.TimeMoeForPrediction"},
-    "attention_dropout": 0.0, "hidden_act": "silu", "hidden_size": 384, "horizon_lengths": [1, 8, 32, 64],
-    "initializer_range": 0.02, "input_size": 1, "intermediate_size": 1536, "max_position_embeddings": 4096,
-    "model_type": "time_moe", "num_attention_heads": 12, "num_experts": 8, "num_experts_per_tok": 2,
-    "num_hidden_layers": 12, "num_key_value_heads": 12, "rms_norm_eps": 1e-06, "rope_theta": 10000,
-    "router_aux_loss_factor": 0.02, "tie_word_embeddings": False, "torch_dtype": "bfloat16",
-    "transformers_version": "4.40.1", "use_cache": True, "use_dense": False,
+    "_name_or_path": "time_moe_50m",
+    "apply_aux_loss": True,
+    "architectures": ["TimeMoeForPrediction"],
+    "auto_map": {
+        "AutoConfig": "configuration_time_moe.TimeMoeConfig",
+        "AutoModelForCausalLM": "modeling_time_moe.TimeMoeForPrediction",
+    },
+    "attention_dropout": 0.0,
+    "hidden_act": "silu",
+    "hidden_size": 384,
+    "horizon_lengths": [1, 8, 32, 64],
+    "initializer_range": 0.02,
+    "input_size": 1,
+    "intermediate_size": 1536,
+    "max_position_embeddings": 4096,
+    "model_type": "time_moe",
+    "num_attention_heads": 12,
+    "num_experts": 8,
+    "num_experts_per_tok": 2,
+    "num_hidden_layers": 12,
+    "num_key_value_heads": 12,
+    "rms_norm_eps": 1e-06,
+    "rope_theta": 10000,
+    "router_aux_loss_factor": 0.02,
+    "tie_word_embeddings": False,
+    "torch_dtype": "bfloat16",
+    "transformers_version": "4.40.1",
+    "use_cache": True,
+    "use_dense": False,
 }
 # Shrinks the trunk for tests (heads, experts/top-k, and everything else stay official). The larger
 # initializer_range makes random forecasts visibly depend on the input.
-TINY: dict[str, Any] = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-                        "num_key_value_heads": 4, "initializer_range": 0.1, "torch_dtype": "float32"}
+TINY: dict[str, Any] = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 4,
+    "initializer_range": 0.1,
+    "torch_dtype": "float32",
+}
 
-ACTIVATIONS = {"silu": F.silu, "gelu": F.gelu, "relu": F.relu}
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"silu": F.silu, "gelu": F.gelu, "relu": F.relu}
 
 
 # --- config --------------------------------------------------------------------------------------
@@ -111,13 +139,14 @@ class TimeMoeConfig:
         if self.num_key_value_heads is None:
             self.num_key_value_heads = self.num_attention_heads
         if self.hidden_size % self.num_attention_heads:
-            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_attention_heads "
-                             f"{self.num_attention_heads}")
+            raise ValueError(
+                f"hidden_size {self.hidden_size} is not divisible by num_attention_heads {self.num_attention_heads}"
+            )
         if self.hidden_act not in ACTIVATIONS:
             raise ValueError(f"hidden_act '{self.hidden_act}' is not supported (use one of {list(ACTIVATIONS)})")
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TimeMoeConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TimeMoeConfig:
         known = cls.__dataclass_fields__
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -143,8 +172,9 @@ class RMSNorm(nn.Module):
 
 def rotary_cos_sin(positions: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
     """cos, sin `[T, head_dim]` for integer `positions` `[T]` (frequencies repeated over both halves)."""
-    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64, device=positions.device).float()
-                                / head_dim))
+    inv_freq = 1.0 / (
+        theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64, device=positions.device).float() / head_dim)
+    )
     angles = torch.outer(positions.float(), inv_freq)
     emb = torch.cat((angles, angles), dim=-1)
     return emb.cos(), emb.sin()
@@ -182,14 +212,16 @@ class Attention(nn.Module):
 
     def __init__(self, cfg: TimeMoeConfig) -> None:
         super().__init__()
-        self.n_heads, self.n_kv, self.head_dim = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
+        self.n_heads, self.head_dim = cfg.num_attention_heads, cfg.head_dim
+        self.n_kv: int = cfg.num_key_value_heads or cfg.num_attention_heads  # None: one kv head per q head
         self.q_proj = nn.Linear(cfg.hidden_size, self.n_heads * self.head_dim, bias=True)
         self.k_proj = nn.Linear(cfg.hidden_size, self.n_kv * self.head_dim, bias=True)
         self.v_proj = nn.Linear(cfg.hidden_size, self.n_kv * self.head_dim, bias=True)
         self.o_proj = nn.Linear(self.n_heads * self.head_dim, cfg.hidden_size, bias=False)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                past: KV | None = None) -> tuple[torch.Tensor, KV]:
+    def forward(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, past: KV | None = None
+    ) -> tuple[torch.Tensor, KV]:
         """x `[N, T, C]` at the positions of cos/sin; `past` holds earlier keys/values (rotated)."""
         n, t, _ = x.shape
         q = self.q_proj(x).view(n, t, self.n_heads, self.head_dim).transpose(1, 2)
@@ -233,8 +265,9 @@ class SparseMoE(nn.Module):
         self.top_k, self.n_experts = cfg.num_experts_per_tok, cfg.num_experts
         self.gate = nn.Linear(cfg.hidden_size, cfg.num_experts, bias=False)
         expert_width = cfg.intermediate_size // cfg.num_experts_per_tok
-        self.experts = nn.ModuleList(GatedMLP(cfg.hidden_size, expert_width, cfg.hidden_act)
-                                     for _ in range(cfg.num_experts))
+        self.experts = nn.ModuleList(
+            GatedMLP(cfg.hidden_size, expert_width, cfg.hidden_act) for _ in range(cfg.num_experts)
+        )
         self.shared_expert = GatedMLP(cfg.hidden_size, cfg.intermediate_size, cfg.hidden_act)
         self.shared_expert_gate = nn.Linear(cfg.hidden_size, 1, bias=False)
 
@@ -263,13 +296,15 @@ class DecoderLayer(nn.Module):
     def __init__(self, cfg: TimeMoeConfig) -> None:
         super().__init__()
         self.self_attn = Attention(cfg)
-        self.ffn_layer = (GatedMLP(cfg.hidden_size, cfg.intermediate_size, cfg.hidden_act) if cfg.use_dense
-                          else SparseMoE(cfg))
+        self.ffn_layer = (
+            GatedMLP(cfg.hidden_size, cfg.intermediate_size, cfg.hidden_act) if cfg.use_dense else SparseMoE(cfg)
+        )
         self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                past: KV | None = None) -> tuple[torch.Tensor, KV]:
+    def forward(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, past: KV | None = None
+    ) -> tuple[torch.Tensor, KV]:
         a, present = self.self_attn(self.input_layernorm(x), cos, sin, past)
         x = x + a
         return x + self.ffn_layer(self.post_attention_layernorm(x)), present
@@ -387,21 +422,31 @@ def load_model(directory: str | Path, device: str = "cpu") -> TimeMoeForPredicti
     directory = Path(directory)
     config = json.loads((directory / "config.json").read_text())
     if config.get("model_type", "time_moe") != "time_moe":
-        raise ModelDirError(f"{directory}/config.json has model_type '{config.get('model_type')}', not time_moe: "
-                            "this is not a TimeMoE checkpoint.")
+        raise ModelDirError(
+            f"{directory}/config.json has model_type '{config.get('model_type')}', not time_moe: "
+            "this is not a TimeMoE checkpoint."
+        )
     if int(config.get("input_size", 1)) != 1:
         raise ModelDirError(f"{directory}: only univariate TimeMoE checkpoints (input_size 1) are supported.")
     model = build_model(config)
     try:
         model.load_state_dict(read_weights(directory), strict=True, assign=True)
     except RuntimeError as exc:
-        raise ModelDirError(f"{directory}/model.safetensors does not match its config.json as a TimeMoE "
-                            f"checkpoint: {str(exc).splitlines()[-1].strip()}") from None
+        raise ModelDirError(
+            f"{directory}/model.safetensors does not match its config.json as a TimeMoE "
+            f"checkpoint: {str(exc).splitlines()[-1].strip()}"
+        ) from None
     return model.float().to(device).eval()
 
 
-def save_random_checkpoint(directory: str | Path, config_overrides: dict | None = None, seed: int = 0,
-                           base_config: dict | None = None, *, tiny: bool = True) -> Path:
+def save_random_checkpoint(
+    directory: str | Path,
+    config_overrides: dict | None = None,
+    seed: int = 0,
+    base_config: dict | None = None,
+    *,
+    tiny: bool = True,
+) -> Path:
     """Write a randomly initialised TimeMoE (config.json + model.safetensors) in the official layout.
 
     The config is `base_config` (default: the published 50M one), shrunk by TINY when `tiny`, then
@@ -428,8 +473,9 @@ class TimeMoETeacher(Teacher):
 
     name = "timemoe"
 
-    def __init__(self, model: TimeMoeForPrediction, path: str, checkpoint_hash: str, device: str,
-                 batch_size: int = 32) -> None:
+    def __init__(
+        self, model: TimeMoeForPrediction, path: str, checkpoint_hash: str, device: str, batch_size: int = 32
+    ) -> None:
         self.model = model
         self.path = path
         self.checkpoint_hash = checkpoint_hash
@@ -445,7 +491,8 @@ class TimeMoETeacher(Teacher):
             raise DistiltsError(
                 f"The TimeMoE teacher at {self.path} takes at most {limit} time steps in all "
                 f"(max_position_embeddings in its config.json): lookback {lookback} + horizon {horizon} = "
-                f"{lookback + horizon} is too long. Use --lookback {max(1, limit - horizon)} or less.")
+                f"{lookback + horizon} is too long. Use --lookback {max(1, limit - horizon)} or less."
+            )
 
     def _forecast(self, series: np.ndarray, horizon: int, hidden: bool) -> tuple[np.ndarray, np.ndarray | None]:
         forecasts, hiddens = [], []
@@ -463,10 +510,13 @@ class TimeMoETeacher(Teacher):
     @property
     def info(self) -> dict:
         heads = self.model.cfg.horizon_lengths
-        return {**super().info, "heads": list(heads),
-                "point": "reference generate(): instance-normalised context, largest head <= steps left, "
-                         "predictions appended as tokens",
-                "hidden": "final-norm output of the last decoder layer, one token per context step"}
+        return {
+            **super().info,
+            "heads": list(heads),
+            "point": "reference generate(): instance-normalised context, largest head <= steps left, "
+            "predictions appended as tokens",
+            "hidden": "final-norm output of the last decoder layer, one token per context step",
+        }
 
 
 def load(path: str | None = None, device: str = "auto", batch_size: int = 32) -> TimeMoETeacher:
@@ -483,5 +533,13 @@ def param_count(config: dict[str, Any]) -> int:
     return sum(p.numel() for p in build_model(config).parameters())
 
 
-__all__ = ["DEFAULT_PATH", "TimeMoeConfig", "TimeMoeForPrediction", "TimeMoETeacher", "load", "load_model",
-           "save_random_checkpoint", "param_count"]
+__all__ = [
+    "DEFAULT_PATH",
+    "TimeMoeConfig",
+    "TimeMoeForPrediction",
+    "TimeMoETeacher",
+    "load",
+    "load_model",
+    "save_random_checkpoint",
+    "param_count",
+]

@@ -34,9 +34,9 @@ import numpy as np
 import torch
 from safetensors import safe_open
 
+from distilts.errors import DistiltsError, MissingExtraError, ModelDirError
 from distilts.quantiles import DECILES
 from distilts.teachers.base import Teacher, hash_checkpoint, resolve_checkpoint, resolve_device, to_numpy
-from distilts.errors import DistiltsError, MissingExtraError, ModelDirError
 
 DEFAULT_PATH = "google/timesfm-2.5-200m-pytorch"
 WEIGHTS = "model.safetensors"
@@ -64,8 +64,10 @@ def definition_from_shapes(shapes: dict[str, tuple[int, ...]]) -> Any:
         tok_out = shapes["tokenizer.output_layer.weight"][0]
         ff_hidden = shapes["stacked_xf.0.ff0.weight"][0]
         head_dim = shapes["stacked_xf.0.attn.per_dim_scale.per_dim_scale"][0]
-        heads = {name: (shapes[f"{name}.hidden_layer.weight"], shapes[f"{name}.output_layer.weight"][0])
-                 for name in ("output_projection_point", "output_projection_quantiles")}
+        heads = {
+            name: (shapes[f"{name}.hidden_layer.weight"], shapes[f"{name}.output_layer.weight"][0])
+            for name in ("output_projection_point", "output_projection_quantiles")
+        }
     except (KeyError, ValueError) as exc:
         raise ModelDirError(f"these weights are not a TimesFM-2.5 model (no tensor {exc}).") from None
     layers = len(layer_ids)
@@ -78,11 +80,16 @@ def definition_from_shapes(shapes: dict[str, tuple[int, ...]]) -> Any:
         output_quantile_len=heads["output_projection_quantiles"][1] // q,
         tokenizer=dataclasses.replace(official.tokenizer, input_dims=tok_in, hidden_dims=tok_h, output_dims=tok_out),
         stacked_transformers=dataclasses.replace(
-            official.stacked_transformers, num_layers=layers,
-            transformer=dataclasses.replace(xf, model_dims=tok_out, hidden_dims=ff_hidden,
-                                            num_heads=tok_out // head_dim)),
-        **{name: dataclasses.replace(getattr(official, name), input_dims=w[1], hidden_dims=w[0], output_dims=out)
-           for name, (w, out) in heads.items()},
+            official.stacked_transformers,
+            num_layers=layers,
+            transformer=dataclasses.replace(
+                xf, model_dims=tok_out, hidden_dims=ff_hidden, num_heads=tok_out // head_dim
+            ),
+        ),
+        **{
+            name: dataclasses.replace(getattr(official, name), input_dims=w[1], hidden_dims=w[0], output_dims=out)
+            for name, (w, out) in heads.items()
+        },
     )
 
 
@@ -93,7 +100,9 @@ def _wrapper_class(definition: Any) -> Any:
         return tfm.TimesFM_2p5_200M_torch
     module_cls = type("TimesFM_2p5_torch_module", (tfm.TimesFM_2p5_200M_torch_module,), {"config": definition})
 
-    class TimesFM25(tfm.TimesFM_2p5_200M_torch):  # only the module's size differs
+    released: Any = tfm.TimesFM_2p5_200M_torch  # a class of the package, found at run time
+
+    class TimesFM25(released):  # only the module's size differs
         def __init__(self, torch_compile: bool = False, config: dict | None = None, **_: Any) -> None:
             self.model = module_cls()
             self.torch_compile = torch_compile
@@ -126,7 +135,8 @@ class TimesFMTeacher(Teacher):
             raise DistiltsError(
                 f"TimesFM-2.5 takes context + horizon up to {limit} steps (context rounded up to {self.patch}, horizon "
                 f"to {self.module.o}); --lookback {lookback} with --horizon {horizon} needs {need}. "
-                f"Use --lookback {max(most, 0)} or less.")
+                f"Use --lookback {max(most, 0)} or less."
+            )
 
     def hidden_tokens(self, lookback: int) -> int:
         return self._max_context(lookback) // self.patch
@@ -137,36 +147,49 @@ class TimesFMTeacher(Teacher):
         point, _, states = self._forecast_quantiles(series, horizon, hidden)
         return point, states
 
-    def _forecast_quantiles(self, series: np.ndarray, horizon: int, hidden: bool
-                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def _forecast_quantiles(
+        self, series: np.ndarray, horizon: int, hidden: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Point forecast, quantiles 0.1 ... 0.9 (channels 1..9 of `forecast()`'s quantile output; channel 0
         is the mean) and hidden states, from one `forecast()` call."""
         timesfm, _, _ = _package()
         n, length = series.shape
         series = series.astype(np.float64)
         # the model card's settings but infer_is_positive; one batch of all B*D series (compile is cheap)
-        self.wrapper.compile(timesfm.ForecastConfig(
-            max_context=self._max_context(length), max_horizon=horizon, per_core_batch_size=n,
-            normalize_inputs=True, use_continuous_quantile_head=True, force_flip_invariance=True,
-            infer_is_positive=False, fix_quantile_crossing=True))
+        self.wrapper.compile(
+            timesfm.ForecastConfig(
+                max_context=self._max_context(length),
+                max_horizon=horizon,
+                per_core_batch_size=n,
+                normalize_inputs=True,
+                use_continuous_quantile_head=True,
+                force_flip_invariance=True,
+                infer_is_positive=False,
+                fix_quantile_crossing=True,
+            )
+        )
         captured: list[torch.Tensor] = []
-        hook = self.module.register_forward_hook(
-            lambda _m, _i, out: captured.append(out[0][1])) if hidden else None  # ((in, out_emb, ...), caches)
+        hook = (
+            self.module.register_forward_hook(lambda _m, _i, out: captured.append(out[0][1])) if hidden else None
+        )  # ((in, out_emb, ...), caches)
         try:
             with torch.inference_mode():
                 point, quantiles = self.wrapper.forecast(horizon=horizon, inputs=list(series))
         finally:
             if hook is not None:
                 hook.remove()
-        states = to_numpy(captured[0][:n, -self.hidden_tokens(length):]) if hidden else None  # prefill of the input
-        q = np.asarray(quantiles, dtype=np.float32)[:n, :, 1:1 + len(self.quantile_levels)]
+        states = to_numpy(captured[0][:n, -self.hidden_tokens(length) :]) if hidden else None  # prefill of the input
+        q = np.asarray(quantiles, dtype=np.float32)[:n, :, 1 : 1 + len(self.quantile_levels)]
         return np.asarray(point, dtype=np.float32)[:n], q, states
 
     @property
     def info(self) -> dict:
-        return {**super().info, "point": "forecast() point output (0.5 quantile channel, flip-invariant)",
-                "hidden": "transformer stack output for the 32-step context patches",
-                "forecast_config": "model card's, infer_is_positive=False"}
+        return {
+            **super().info,
+            "point": "forecast() point output (0.5 quantile channel, flip-invariant)",
+            "hidden": "transformer stack output for the 32-step context patches",
+            "forecast_config": "model card's, infer_is_positive=False",
+        }
 
 
 def _weight_shapes(file: Path) -> dict[str, tuple[int, ...]]:
@@ -205,12 +228,19 @@ def save_random_checkpoint(directory: str | Path, seed: int = 0, *, tiny: bool =
         definition = dataclasses.replace(
             definition,
             tokenizer=dataclasses.replace(definition.tokenizer, hidden_dims=hid, output_dims=md),
-            stacked_transformers=dataclasses.replace(xf, num_layers=TINY["num_layers"], transformer=dataclasses.replace(
-                xf.transformer, model_dims=md, hidden_dims=hid, num_heads=TINY["num_heads"])),
-            output_projection_point=dataclasses.replace(definition.output_projection_point, input_dims=md,
-                                                        hidden_dims=hid),
-            output_projection_quantiles=dataclasses.replace(definition.output_projection_quantiles, input_dims=md,
-                                                            hidden_dims=hid),
+            stacked_transformers=dataclasses.replace(
+                xf,
+                num_layers=TINY["num_layers"],
+                transformer=dataclasses.replace(
+                    xf.transformer, model_dims=md, hidden_dims=hid, num_heads=TINY["num_heads"]
+                ),
+            ),
+            output_projection_point=dataclasses.replace(
+                definition.output_projection_point, input_dims=md, hidden_dims=hid
+            ),
+            output_projection_quantiles=dataclasses.replace(
+                definition.output_projection_quantiles, input_dims=md, hidden_dims=hid
+            ),
         )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

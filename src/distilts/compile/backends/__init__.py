@@ -18,14 +18,17 @@ from types import ModuleType
 
 from distilts.plugins import Registry
 
-BUILDERS: Registry[str] = Registry("compile", {
-    "onnx": "distilts.compile.backends.onnx",
-    "openvino": "distilts.compile.backends.openvino",
-    "tflite": "distilts.compile.backends.tflite",
-    "tflm": "distilts.mcu.backend",
-    "ethos-u": "distilts.mcu.backend",
-    "c": "distilts.mcu.c_artifact",
-})
+BUILDERS: Registry[str] = Registry(
+    "compile",
+    {
+        "onnx": "distilts.compile.backends.onnx",
+        "openvino": "distilts.compile.backends.openvino",
+        "tflite": "distilts.compile.backends.tflite",
+        "tflm": "distilts.mcu.backend",
+        "ethos-u": "distilts.mcu.backend",
+        "c": "distilts.mcu.c_artifact",
+    },
+)
 
 
 def builder(fmt: str) -> ModuleType:

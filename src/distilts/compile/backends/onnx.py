@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from distilts.compile import int8_storage
-from distilts.compile.verify import Candidate, measure
+from distilts.compile.verify import Candidate, calibration, measure
 from distilts.compile.wrapper import batch_dim_shapes, example_input
 from distilts.errors import require
 from distilts.quiet import quiet
@@ -32,24 +32,36 @@ def export_onnx(wrapper, lookback: int, n_variates: int, path: Path) -> int:
     require("onnxscript", "compile", "ONNX export")
     ep = torch.export.export(wrapper, example_input(lookback, n_variates), dynamic_shapes=batch_dim_shapes())
     with quiet():
-        prog = torch.onnx.export(ep, dynamo=True, input_names=["x"], output_names=["y"], opset_version=OPSET,
-                                 optimize=True, verbose=False)
+        prog = torch.onnx.export(
+            ep, dynamo=True, input_names=["x"], output_names=["y"], opset_version=OPSET, optimize=True, verbose=False
+        )
+        if prog is None:
+            raise RuntimeError("torch.onnx.export returned no program")
         prog.save(str(path))
     return read_opset(path)
 
 
-def build(job, module, config: dict, scratch: Path, verify_x: np.ndarray, ref: np.ndarray,
-          calib_x: np.ndarray | None, fp32_module=None) -> list[Candidate]:
+def build(
+    job,
+    module,
+    config: dict,
+    scratch: Path,
+    verify_x: np.ndarray,
+    ref: np.ndarray,
+    calib_x: np.ndarray | None,
+    fp32_module=None,
+) -> list[Candidate]:
     """The fp32 file, or the int8 candidates made from it, in `scratch`, each measured against `ref`.
 
     fp32_module: the fp32 job's module (scaler folded in), source of the `int8-storage` candidate."""
     L, D = int(config["lookback"]), len(config["columns"])
     fp32 = scratch / "model.fp32.onnx"
     export_onnx(module, L, D, fp32)
+    variants: dict[str | None, tuple[Path, str | None]] = {}
     if job.precision == "fp32":
-        variants = {None: (fp32, None)}
+        variants[None] = (fp32, None)
     else:
-        variants = int8_candidates(fp32, scratch, calib_x, reduce_range=saturates_int8(job.isa))
+        variants.update(int8_candidates(fp32, scratch, calibration(calib_x), reduce_range=saturates_int8(job.isa)))
         if fp32_module is not None:
             folded = scratch / "model.fp32-module.onnx"
             export_onnx(fp32_module, L, D, folded)
@@ -71,8 +83,9 @@ def read_opset(path: Path) -> int:
     return int(next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0))
 
 
-def int8_candidates(fp32_path: Path, out_dir: Path, calib: np.ndarray, reduce_range: bool = False
-                    ) -> dict[str, tuple[Path, str]]:
+def int8_candidates(
+    fp32_path: Path, out_dir: Path, calib: np.ndarray, reduce_range: bool = False
+) -> dict[str, tuple[Path, str]]:
     """ONNX Runtime int8 variants of `fp32_path`: {method: (file, note)}.
 
     reduce_range: 7-bit weights, for x86 without VNNI, where onnxruntime's u8 x s8 kernels add pairs
@@ -83,12 +96,18 @@ def int8_candidates(fp32_path: Path, out_dir: Path, calib: np.ndarray, reduce_ra
     QDQ format, per-channel weights, MatMul/Gemm/Conv only.
     """
     require("onnxruntime", "compile", "ONNX int8 quantization")
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_dynamic, quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
 
     class Reader(CalibrationDataReader):
         def __init__(self, x: np.ndarray, chunk: int = 32) -> None:
-            self._it = iter([{"x": x[i:i + chunk]} for i in range(0, len(x), chunk)])
+            self._it = iter([{"x": x[i : i + chunk]} for i in range(0, len(x), chunk)])
 
         def get_next(self):
             return next(self._it, None)
@@ -101,18 +120,33 @@ def int8_candidates(fp32_path: Path, out_dir: Path, calib: np.ndarray, reduce_ra
     out["dynamic"] = (dyn, f"onnxruntime quantize_dynamic: int8 weights, activations quantized at run time{rr}")
     st = out_dir / "model.static.onnx"
     with quiet():
-        quantize_static(str(fp32_path), str(st), Reader(calib), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
-                        reduce_range=reduce_range, op_types_to_quantize=STATIC_OPS,
-                        nodes_to_quantize=_weight_products(fp32_path), calibrate_method=CalibrationMethod.MinMax)
-    out["static-qdq"] = (st, f"onnxruntime quantize_static QDQ, per-channel int8 weights, int8 activations "
-                             f"calibrated (min/max) on {len(calib)} train windows; {'/'.join(STATIC_OPS)} with a "
-                             f"weight only (attention's activation x activation products stay float){rr}")
+        quantize_static(
+            str(fp32_path),
+            str(st),
+            Reader(calib),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            reduce_range=reduce_range,
+            op_types_to_quantize=STATIC_OPS,
+            nodes_to_quantize=_weight_products(fp32_path),
+            calibrate_method=CalibrationMethod.MinMax,
+        )
+    out["static-qdq"] = (
+        st,
+        f"onnxruntime quantize_static QDQ, per-channel int8 weights, int8 activations "
+        f"calibrated (min/max) on {len(calib)} train windows; {'/'.join(STATIC_OPS)} with a "
+        f"weight only (attention's activation x activation products stay float){rr}",
+    )
     wq = _weights_int8(fp32_path, out_dir / "model.weights.onnx")
     if wq is not None:
-        out["weights-int8"] = (wq, f"onnxruntime MatMulNBits: int8 weights (symmetric, blocks of {WEIGHT_BLOCK}), "
-                                   "float activations and arithmetic (accuracy_level 1): no int8 arithmetic, so "
-                                   "the same numbers on every ISA")
+        out["weights-int8"] = (
+            wq,
+            f"onnxruntime MatMulNBits: int8 weights (symmetric, blocks of {WEIGHT_BLOCK}), "
+            "float activations and arithmetic (accuracy_level 1): no int8 arithmetic, so "
+            "the same numbers on every ISA",
+        )
     return out
 
 
@@ -124,8 +158,9 @@ def _weight_products(path: Path) -> list[str]:
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
-    consts = {i.name for i in model.graph.initializer} | {n.output[0] for n in model.graph.node
-                                                          if n.op_type == "Constant"}
+    consts = {i.name for i in model.graph.initializer} | {
+        n.output[0] for n in model.graph.node if n.op_type == "Constant"
+    }
     return [n.name for n in model.graph.node if n.op_type in STATIC_OPS and any(i in consts for i in n.input)]
 
 
@@ -134,15 +169,19 @@ def _weights_int8(fp32_path: Path, dest: Path) -> Path | None:
     try:
         import onnx
         from onnxruntime.quantization import QuantFormat
-        from onnxruntime.quantization.matmul_nbits_quantizer import (DefaultWeightOnlyQuantConfig,
-                                                                     MatMulNBitsQuantizer)
+        from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
     except ImportError:
         return None
-    kw = dict(block_size=WEIGHT_BLOCK, is_symmetric=True, bits=8, quant_format=QuantFormat.QOperator,
-              op_types_to_quantize=("MatMul",), accuracy_level=1)
+    kw = dict(
+        block_size=WEIGHT_BLOCK,
+        is_symmetric=True,
+        bits=8,
+        quant_format=QuantFormat.QOperator,
+        op_types_to_quantize=("MatMul",),
+        accuracy_level=1,
+    )
     with quiet():
         q = MatMulNBitsQuantizer(onnx.load(str(fp32_path)), algo_config=DefaultWeightOnlyQuantConfig(**kw), **kw)
         q.process()
         q.model.save_model_to_file(str(dest))
     return dest
-

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from distilts.compile import int8_storage
-from distilts.compile.verify import Candidate, measure
+from distilts.compile.verify import Candidate, calibration, measure
 from distilts.compile.wrapper import batch_dim_shapes, example_input
 from distilts.errors import require
 from distilts.runtime.arch import saturates_int8
@@ -58,8 +58,9 @@ def quantile_assembly(model, n_levels: int) -> list[str]:
     return names
 
 
-def int8_candidates(model, calib: np.ndarray, overflow_fix: bool = False, keep_float: list[str] | None = None
-                    ) -> dict[str, tuple[object, str]]:
+def int8_candidates(
+    model, calib: np.ndarray, overflow_fix: bool = False, keep_float: list[str] | None = None
+) -> dict[str, tuple[object, str]]:
     """NNCF post-training int8 variants of `model`: {method: (openvino.Model, note)}; the ops named in
     `keep_float` are left in float (NNCF's ignored scope).
 
@@ -75,36 +76,61 @@ def int8_candidates(model, calib: np.ndarray, overflow_fix: bool = False, keep_f
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
 
     logging.getLogger("nncf").setLevel(logging.ERROR)
-    dataset = nncf.Dataset([calib[i:i + 1] for i in range(len(calib))])
+    dataset = nncf.Dataset([calib[i : i + 1] for i in range(len(calib))])
     n = len(calib)
     out: dict[str, tuple[object, str]] = {}
     adv = AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE if overflow_fix else OverflowFix.DISABLE)
     of = ", overflow fix (no int16 saturation on x86 without VNNI)" if overflow_fix else ""
     ignored = nncf.IgnoredScope(names=list(keep_float or []))
-    q = nncf.quantize(model, dataset, subset_size=n, fast_bias_correction=True, advanced_parameters=adv,
-                      ignored_scope=ignored)
-    out["nncf-default"] = (q, f"nncf.quantize (mixed preset), int8 weights and activations calibrated on {n} "
-                              f"train windows{of}")
-    q = nncf.quantize(model, dataset, subset_size=n, model_type=nncf.ModelType.TRANSFORMER, advanced_parameters=adv,
-                      ignored_scope=ignored)
-    out["nncf-transformer"] = (q, f"nncf.quantize model_type=TRANSFORMER (SmoothQuant), calibrated on {n} "
-                                  f"train windows{of}")
+    q = nncf.quantize(
+        model, dataset, subset_size=n, fast_bias_correction=True, advanced_parameters=adv, ignored_scope=ignored
+    )
+    out["nncf-default"] = (
+        q,
+        f"nncf.quantize (mixed preset), int8 weights and activations calibrated on {n} train windows{of}",
+    )
+    q = nncf.quantize(
+        model,
+        dataset,
+        subset_size=n,
+        model_type=nncf.ModelType.TRANSFORMER,
+        advanced_parameters=adv,
+        ignored_scope=ignored,
+    )
+    out["nncf-transformer"] = (
+        q,
+        f"nncf.quantize model_type=TRANSFORMER (SmoothQuant), calibrated on {n} train windows{of}",
+    )
     q = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM, ignored_scope=ignored)
-    out["nncf-weights"] = (q, "nncf.compress_weights INT8_ASYM: per-channel int8 weights, f32 activations "
-                              "(no calibration needed)")
+    out["nncf-weights"] = (
+        q,
+        "nncf.compress_weights INT8_ASYM: per-channel int8 weights, f32 activations (no calibration needed)",
+    )
     return out
 
 
-def build(job, module, config: dict, scratch: Path, verify_x: np.ndarray, ref: np.ndarray,
-          calib_x: np.ndarray | None, fp32_module=None) -> list[Candidate]:
+def build(
+    job,
+    module,
+    config: dict,
+    scratch: Path,
+    verify_x: np.ndarray,
+    ref: np.ndarray,
+    calib_x: np.ndarray | None,
+    fp32_module=None,
+) -> list[Candidate]:
     """The fp32 IR, or its NNCF int8 candidates (+ `int8-storage` of `fp32_module`, the fp32 job's module),
     saved in `scratch`, each measured against `ref`."""
     L, D = int(config["lookback"]), len(config["columns"])
     model = convert(module, L, D)
     levels = (config["student"].get("kwargs") or {}).get("quantiles")
     keep_float = quantile_assembly(model, len(levels)) if levels else []
-    variants = ({None: (model, None)} if job.precision == "fp32" else
-                int8_candidates(model, calib_x, overflow_fix=saturates_int8(job.isa), keep_float=keep_float))
+    variants: dict[str | None, tuple[object, str | None]] = {}
+    if job.precision == "fp32":
+        variants[None] = (model, None)
+    else:
+        calib = calibration(calib_x)
+        variants.update(int8_candidates(model, calib, overflow_fix=saturates_int8(job.isa), keep_float=keep_float))
     if job.precision == "int8" and fp32_module is not None:
         stored = int8_storage.openvino_model(convert(fp32_module, L, D))
         if stored is not None:

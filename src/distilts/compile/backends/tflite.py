@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from distilts.compile import full_int8, int8_storage, litert_ops
-from distilts.compile.verify import Candidate, measure
+from distilts.compile.verify import Candidate, calibration, measure
 from distilts.compile.wrapper import Denormalize, Normalize, batch_dim_shapes, example_input
 from distilts.errors import require
 from distilts.quiet import quiet
@@ -38,8 +38,9 @@ def export_fp32(wrapper, lookback: int, n_variates: int, batch: int, path: Path)
     return path
 
 
-def pt2e_static(wrapper, lookback: int, n_variates: int, batches: list[int], calib: np.ndarray,
-                out_dir: Path) -> tuple[dict[int, Path], str]:
+def pt2e_static(
+    wrapper, lookback: int, n_variates: int, batches: list[int], calib: np.ndarray, out_dir: Path
+) -> tuple[dict[int, Path], str]:
     """Calibrate once (dynamic-batch export), then convert at each batch size: {batch: file}, note."""
     litert_torch = _litert()
     from litert_torch.quantize import pt2e_quantizer as pq
@@ -49,23 +50,32 @@ def pt2e_static(wrapper, lookback: int, n_variates: int, batches: list[int], cal
     class LinearOnly(pq.PT2EQuantizer):
         STATIC_OPS = ["linear", "addmm"]  # matrix products only, like the ONNX static recipe
 
-    quantizer = (LinearOnly().set_global(pq.get_symmetric_quantization_config(is_per_channel=True))
-                 .set_module_type(Normalize, None).set_module_type(Denormalize, None))
+    quantizer = (
+        LinearOnly()
+        .set_global(pq.get_symmetric_quantization_config(is_per_channel=True))
+        .set_module_type(Normalize, None)
+        .set_module_type(Denormalize, None)
+    )
     with quiet():
-        gm = torch.export.export(wrapper, example_input(lookback, n_variates), dynamic_shapes=batch_dim_shapes()).module()
+        gm = torch.export.export(
+            wrapper, example_input(lookback, n_variates), dynamic_shapes=batch_dim_shapes()
+        ).module()
         gm = quantize_pt2e.prepare_pt2e(gm, quantizer)
         with torch.no_grad():
             for lo in range(0, len(calib), 64):
-                gm(torch.from_numpy(np.ascontiguousarray(calib[lo:lo + 64])))
+                gm(torch.from_numpy(np.ascontiguousarray(calib[lo : lo + 64])))
         gm = quantize_pt2e.convert_pt2e(gm, fold_quantize=False)
         files = {}
         for b in batches:
             p = out_dir / f"model-b{b}.pt2e.tflite"
-            litert_torch.convert(gm, (torch.zeros(b, lookback, n_variates),),
-                                 quant_config=QuantConfig(pt2e_quantizer=quantizer)).export(str(p))
+            litert_torch.convert(
+                gm, (torch.zeros(b, lookback, n_variates),), quant_config=QuantConfig(pt2e_quantizer=quantizer)
+            ).export(str(p))
             files[b] = p
-    return files, (f"litert-torch PT2E static: per-channel int8 weights and int8 activations of the linear "
-                   f"layers, calibrated (histogram) on {len(calib)} train windows; normalization stays float")
+    return files, (
+        f"litert-torch PT2E static: per-channel int8 weights and int8 activations of the linear "
+        f"layers, calibrated (histogram) on {len(calib)} train windows; normalization stays float"
+    )
 
 
 def dynamic_int8(fp32_files: dict[int, Path], out_dir: Path) -> tuple[dict[int, Path], str]:
@@ -83,9 +93,9 @@ def dynamic_int8(fp32_files: dict[int, Path], out_dir: Path) -> tuple[dict[int, 
     return files, "ai-edge-quantizer dynamic_wi8_afp32: int8 weights, activations quantized at run time"
 
 
-
-def full_int8_files(module, config: dict, batches: list[int], calib: np.ndarray, out_dir: Path
-                    ) -> tuple[dict[int, Path], str] | None:
+def full_int8_files(
+    module, config: dict, batches: list[int], calib: np.ndarray, out_dir: Path
+) -> tuple[dict[int, Path], str] | None:
     """The `full-int8` candidate (distilts.compile.full_int8: int8 input/output, the scaler folded into the
     I/O quantization); None when the student has an operator left in float (no int8 kernel)."""
     if (config["student"].get("kwargs") or {}).get("quantiles"):
@@ -96,7 +106,7 @@ def full_int8_files(module, config: dict, batches: list[int], calib: np.ndarray,
         p = out_dir / f"model-b{b}.full-int8.tflite"
         try:
             full_int8.build_file(student, config, calib, p, batch=b)
-        except Exception:  # noqa: BLE001 - a recipe the quantizer cannot apply is one candidate fewer, not a failure
+        except Exception:
             return None
         if litert_ops.float_operators(p.read_bytes()):
             return None
@@ -104,8 +114,16 @@ def full_int8_files(module, config: dict, batches: list[int], calib: np.ndarray,
     return files, full_int8.NOTE
 
 
-def build(job, module, config: dict, scratch: Path, verify_x: np.ndarray, ref: np.ndarray,
-          calib_x: np.ndarray | None, fp32_module=None) -> list[Candidate]:
+def build(
+    job,
+    module,
+    config: dict,
+    scratch: Path,
+    verify_x: np.ndarray,
+    ref: np.ndarray,
+    calib_x: np.ndarray | None,
+    fp32_module=None,
+) -> list[Candidate]:
     """The fp32 files (one per batch size), or the int8 candidates, in `scratch`, each measured against `ref`."""
     L, D = int(config["lookback"]), len(config["columns"])
     batches = [int(b) for b in job.batches]
@@ -113,12 +131,14 @@ def build(job, module, config: dict, scratch: Path, verify_x: np.ndarray, ref: n
     if job.precision == "fp32":
         variants: dict[str | None, tuple[dict[int, Path], str | None]] = {None: (fp32, None)}
     else:
-        variants = {"pt2e-static": pt2e_static(module, L, D, batches, calib_x, scratch),
-                    "dynamic": dynamic_int8(fp32, scratch)}
+        variants = {
+            "pt2e-static": pt2e_static(module, L, D, batches, calibration(calib_x), scratch),
+            "dynamic": dynamic_int8(fp32, scratch),
+        }
         if fp32_module is not None:
             folded = {b: export_fp32(fp32_module, L, D, b, scratch / f"model-b{b}.fp32-module.tflite") for b in batches}
             variants[int8_storage.NAME] = (int8_storage.tflite_files(folded, scratch), int8_storage.NOTE)
-        full = full_int8_files(module, config, batches, calib_x, scratch)
+        full = full_int8_files(module, config, batches, calibration(calib_x), scratch)
         if full is not None:
             variants[full_int8.METHOD] = full
     out = []

@@ -49,32 +49,52 @@ class Original:
     out64: np.ndarray
 
     @classmethod
-    def of(cls, wrapper: RawScaleForecaster, x: np.ndarray) -> "Original":
-        return cls(x, wrapper.mean, wrapper.std, torch_predict(wrapper, x),
-                   torch_predict(wrapper.as_float64(), x, dtype=np.float64))
+    def of(cls, wrapper: RawScaleForecaster, x: np.ndarray) -> Original:
+        return cls(
+            x,
+            wrapper.mean,
+            wrapper.std,
+            torch_predict(wrapper, x),
+            torch_predict(wrapper.as_float64(), x, dtype=np.float64),
+        )
 
     def check(self, name: str, new32: nn.Module, new64: nn.Module) -> dict[str, float]:
         """Errors of a rewrite against the original, in float64 and float32 (normalized units); raises
         ArtifactError when the float64 rewrite is not exact or the float32 one is out of fp32 tolerance."""
-        e64 = float(np.max(np.abs(verify.normalized(torch_predict(new64, self.x, dtype=np.float64), self.mean, self.std)
-                                  - verify.normalized(self.out64, self.mean, self.std))))
+        e64 = float(
+            np.max(
+                np.abs(
+                    verify.normalized(torch_predict(new64, self.x, dtype=np.float64), self.mean, self.std)
+                    - verify.normalized(self.out64, self.mean, self.std)
+                )
+            )
+        )
         e32 = verify.errors(torch_predict(new32, self.x), self.out32, self.mean, self.std)
         if not e64 <= F64_MAX_ABS or not verify.within(e32, "fp32"):
-            raise ArtifactError(f"Compile pass '{name}' changed the student's forecasts (float64 max abs error "
-                                f"{e64:.3g}, allowed {F64_MAX_ABS:g}; float32 rel-MSE {e32['rel_mse']:.3g}, max abs {e32['max_abs_err']:.3g}). This is a "
-                                "bug in the pass: compile with --no-passes and report it.")
-        return {"max_abs_err_f64": e64, "max_abs_err_f32": e32["max_abs_err"], "rel_mse_f32": e32["rel_mse"],
-                "checked_windows": int(len(self.x))}
+            raise ArtifactError(
+                f"Compile pass '{name}' changed the student's forecasts (float64 max abs error "
+                f"{e64:.3g}, allowed {F64_MAX_ABS:g}; float32 rel-MSE {e32['rel_mse']:.3g}, "
+                f"max abs {e32['max_abs_err']:.3g}). This is a "
+                "bug in the pass: compile with --no-passes and report it."
+            )
+        return {
+            "max_abs_err_f64": e64,
+            "max_abs_err_f32": e32["max_abs_err"],
+            "rel_mse_f32": e32["rel_mse"],
+            "checked_windows": int(len(self.x)),
+        }
 
 
-def apply_passes(wrapper: RawScaleForecaster, precision: str, x_check: np.ndarray, enabled: bool = True
-                 ) -> tuple[nn.Module, list[dict]]:
+def apply_passes(
+    wrapper: RawScaleForecaster, precision: str, x_check: np.ndarray, enabled: bool = True
+) -> tuple[nn.Module, list[dict]]:
     """The module to export for `precision` and the records of the module passes applied to it.
 
     fp32 folds the scaler into the weights; int8 keeps the scaler as its own float submodules (so
     quantizers leave raw values of mixed scales alone) and folds only the student.
     """
-    module32, records = wrapper, []
+    module32: nn.Module = wrapper
+    records: list[dict] = []
     if not enabled:
         return module32, records
     module64, original = wrapper.as_float64(), None

@@ -26,7 +26,8 @@ scaled per variate, which |.| allows: `median_raw + sd |f W + b| A = median_raw 
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,13 +47,23 @@ class FoldedLinear(nn.Module):
     per-window normalization).
     """
 
-    def __init__(self, weight: np.ndarray, bias: np.ndarray, gain: np.ndarray | None = None,
-                 revin_eps: np.ndarray | None = None, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self,
+        weight: np.ndarray,
+        bias: np.ndarray,
+        gain: np.ndarray | None = None,
+        revin_eps: np.ndarray | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
         super().__init__()
         self.shared = weight.ndim == 2
         # stored as nn.Linear would ([H, L]) for the shared weight, so exporters emit MatMul(x, W^T) and
         # weight quantizers see an ordinary linear layer
         w = weight.T if self.shared else weight
+        self.weight: torch.Tensor
+        self.bias: torch.Tensor
+        self.gain: torch.Tensor | None
+        self.revin_eps: torch.Tensor | None
         self.register_buffer("weight", torch.tensor(np.ascontiguousarray(w), dtype=dtype))
         self.register_buffer("bias", torch.tensor(np.ascontiguousarray(bias), dtype=dtype))  # [H, D]
         self.register_buffer("gain", None if gain is None else torch.tensor(gain[:, None], dtype=dtype))  # [D, 1]
@@ -63,6 +74,7 @@ class FoldedLinear(nn.Module):
         if self.revin:
             m = x.mean(dim=1, keepdim=True)  # [B, 1, D]
             x = x - m
+            assert self.revin_eps is not None
             s = torch.sqrt((x * x).mean(dim=1, keepdim=True) + self.revin_eps)
         xt = x.transpose(1, 2)  # [B, D, L]
         if self.shared:
@@ -84,19 +96,22 @@ class FoldedQuantileLinear(nn.Module):
 
     artifact_layout = True  # its output is [B, D, H, Q] already (compile/wrapper.py)
 
-    def __init__(self, weight: np.ndarray, bias: np.ndarray, head: nn.Module, horizon: int,
-                 dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self, weight: np.ndarray, bias: np.ndarray, head: nn.Module, horizon: int, dtype: torch.dtype = torch.float32
+    ) -> None:
         super().__init__()
         self.shared = weight.ndim == 2
         w = weight.T if self.shared else weight  # shared: [H + rank, L] (as nn.Linear); per variate: [D, L, H + rank]
+        self.weight: torch.Tensor
+        self.bias: torch.Tensor
         self.register_buffer("weight", torch.tensor(np.ascontiguousarray(w), dtype=dtype))
         self.register_buffer("bias", torch.tensor(np.ascontiguousarray(bias.T), dtype=dtype))  # [D, H + rank]
-        self.head = head.to(dtype)
+        self.head: Any = head.to(dtype)
         self.horizon = horizon
 
     @property
     def levels(self) -> tuple[float, ...]:
-        return self.head.levels
+        return tuple(self.head.levels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xt = x.transpose(1, 2)  # [B, D, L]
@@ -105,7 +120,7 @@ class FoldedQuantileLinear(nn.Module):
         else:
             y = torch.bmm(xt.transpose(0, 1), self.weight).transpose(0, 1)  # [D, B, H + rank] -> [B, D, H + rank]
         y = y + self.bias
-        return self.head(y[..., :self.horizon], y[..., self.horizon:])  # [B, D, H, Q]
+        return self.head(y[..., : self.horizon], y[..., self.horizon :])  # [B, D, H, Q]
 
 
 def apply(module: nn.Module, precision: str) -> tuple[nn.Module, dict] | None:
@@ -116,21 +131,28 @@ def apply(module: nn.Module, precision: str) -> tuple[nn.Module, dict] | None:
     if not isinstance(module, RawScaleForecaster) or not applies(module.student):
         return None
     if precision == "fp32":
-        folded = fold(module.student, module.mean, module.std, dtype=module.dtype)
+        folded: nn.Module = fold(module.student, module.mean, module.std, dtype=module.dtype)
         scope = "student and scaler"
     else:
         folded = module.rewrap(fold(module.student, dtype=module.dtype))
         scope = "student (scaler kept as float ops for the quantizer)"
     shared = getattr(folded, "student", folded).shared
-    return folded, {"name": NAME, "stage": "module", "scope": scope,
-                    "description": "DLinear's moving average and both linear maps (+ RevIN affine"
-                                   + (", + the scaler" if precision == "fp32" else "") + ") folded into one "
-                                   "MatMul + Add per variate, computed in float64"
-                                   + (" (H + rank columns: median and gap features, then the non-crossing "
-                                      "quantile head)" if isinstance(getattr(folded, "student", folded),
-                                                                     FoldedQuantileLinear) else ""),
-                    "weights": "shared [L, H]" if shared else "per variate [D, L, H]",
-                    "constants": int(sum(b.numel() for b in folded.buffers()))}
+    return folded, {
+        "name": NAME,
+        "stage": "module",
+        "scope": scope,
+        "description": "DLinear's moving average and both linear maps (+ RevIN affine"
+        + (", + the scaler" if precision == "fp32" else "")
+        + ") folded into one "
+        "MatMul + Add per variate, computed in float64"
+        + (
+            " (H + rank columns: median and gap features, then the non-crossing quantile head)"
+            if isinstance(getattr(folded, "student", folded), FoldedQuantileLinear)
+            else ""
+        ),
+        "weights": "shared [L, H]" if shared else "per variate [D, L, H]",
+        "constants": int(sum(b.numel() for b in folded.buffers())),
+    }
 
 
 def applies(student: nn.Module) -> bool:
@@ -138,9 +160,9 @@ def applies(student: nn.Module) -> bool:
     return isinstance(student, DLinear)
 
 
-def _linear_core(student: nn.Module) -> tuple[np.ndarray, np.ndarray]:
+def _linear_core(student: Any) -> tuple[np.ndarray, np.ndarray]:
     """(K [D, L, H], c [H, D]) of the student without RevIN, in float64: y_d = K_d^T z_d + c_d."""
-    core = copy.deepcopy(student).to(torch.float64).eval()
+    core: Any = copy.deepcopy(student).to(torch.float64).eval()
     core.revin = None
     L, D = int(student.lookback), int(student.n_variates)
     basis = torch.zeros(L + 1, L, D, dtype=torch.float64)
@@ -155,8 +177,12 @@ def _linear_core(student: nn.Module) -> tuple[np.ndarray, np.ndarray]:
     return k, c
 
 
-def fold(student: nn.Module, mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-         dtype: torch.dtype = torch.float32) -> FoldedLinear | FoldedQuantileLinear:
+def fold(
+    student: Any,
+    mean: Sequence[float] | np.ndarray | None = None,
+    std: Sequence[float] | np.ndarray | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> FoldedLinear | FoldedQuantileLinear:
     """The folded module of a DLinear `student`, with the scaler (`mean`, `std`) folded in when given."""
     k, c = _linear_core(student)  # [D, L, H], [H, D]
     D = k.shape[0]

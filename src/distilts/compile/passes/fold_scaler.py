@@ -10,7 +10,8 @@ elementwise ops over the raw input and output leave the graph. (DLinear goes thr
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,12 +26,14 @@ NAME = "fold-scaler"
 class RawRevIN(nn.Module):
     """RevIN on raw values that equals `revin` on scaler-normalized values (statistics eps * sd^2)."""
 
-    def __init__(self, revin: nn.Module, std: Sequence[float], dtype: torch.dtype) -> None:
+    def __init__(self, revin: Any, std: Sequence[float] | np.ndarray, dtype: torch.dtype) -> None:
         super().__init__()
         self.inner = revin
         self.affine = revin.affine
-        self.register_buffer("eps_stats", torch.tensor(float(revin.eps) * np.asarray(std, np.float64) ** 2,
-                                                       dtype=dtype))
+        self.eps_stats: torch.Tensor
+        self.register_buffer(
+            "eps_stats", torch.tensor(float(revin.eps) * np.asarray(std, np.float64) ** 2, dtype=dtype)
+        )
 
     def normalize(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mean = x.mean(dim=1, keepdim=True)
@@ -50,9 +53,12 @@ def apply(module: nn.Module, precision: str) -> tuple[nn.Module, dict] | None:
     if not isinstance(module, RawScaleForecaster) or not applies(module.student):
         return None
     return fold(module.student, module.std, dtype=module.dtype), {
-        "name": NAME, "stage": "module", "scope": "scaler into the student's RevIN",
+        "name": NAME,
+        "stage": "module",
+        "scope": "scaler into the student's RevIN",
         "description": "the train-split scaler around a per-window-normalized (RevIN) student folded into "
-                       "RevIN's statistics (eps * std^2), exact"}
+        "RevIN's statistics (eps * std^2), exact",
+    }
 
 
 def applies(student: nn.Module) -> bool:
@@ -61,8 +67,8 @@ def applies(student: nn.Module) -> bool:
     return type(getattr(student, "revin", None)) is RevIN and getattr(student, "levels", None) is None
 
 
-def fold(student: nn.Module, std: Sequence[float], dtype: torch.dtype = torch.float32) -> nn.Module:
+def fold(student: Any, std: Sequence[float] | np.ndarray, dtype: torch.dtype = torch.float32) -> nn.Module:
     """A copy of `student` (in `dtype`) taking raw values: its RevIN absorbs the scaler."""
-    out = copy.deepcopy(student).to(dtype).eval()
+    out: Any = copy.deepcopy(student).to(dtype).eval()
     out.revin = RawRevIN(out.revin, std, dtype)
     return out

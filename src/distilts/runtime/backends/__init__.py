@@ -39,26 +39,61 @@ class Backend:
         return f"{self.distribution} {metadata.version(self.distribution)}"
 
 
-BACKENDS: Registry[Backend] = Registry("backend", {b.format: b for b in (
-    Backend("onnx", "distilts.runtime.backends.onnx", "onnxruntime", "onnxruntime", "onnx",
-            ("onnx", "onnxscript", "onnxruntime")),
-    Backend("openvino", "distilts.runtime.backends.openvino", "openvino", "openvino", "openvino",
-            ("openvino",), ("nncf",)),
-    Backend("tflite", "distilts.runtime.backends.tflite", "ai_edge_litert.interpreter", "ai-edge-litert", "tflite",
-            ("litert_torch", "ai_edge_litert"), ("ai_edge_quantizer", "torchao")),
-)})
+BACKENDS: Registry[Backend] = Registry(
+    "backend",
+    {
+        b.format: b
+        for b in (
+            Backend(
+                "onnx",
+                "distilts.runtime.backends.onnx",
+                "onnxruntime",
+                "onnxruntime",
+                "onnx",
+                ("onnx", "onnxscript", "onnxruntime"),
+            ),
+            Backend(
+                "openvino",
+                "distilts.runtime.backends.openvino",
+                "openvino",
+                "openvino",
+                "openvino",
+                ("openvino",),
+                ("nncf",),
+            ),
+            Backend(
+                "tflite",
+                "distilts.runtime.backends.tflite",
+                "ai_edge_litert.interpreter",
+                "ai-edge-litert",
+                "tflite",
+                ("litert_torch", "ai_edge_litert"),
+                ("ai_edge_quantizer", "torchao"),
+            ),
+        )
+    },
+)
 
 __all__ = ["BACKENDS", "MODES", "Backend", "RunSettings", "Session", "open_session"]
 
 
-def open_session(backend: str, path: str | Path, *, batch: int | None, input_name: str, output_name: str,
-                 threads: int | None = None, mode: str = "latency",
-                 settings: RunSettings | None = None) -> Session:
+def open_session(
+    backend: str,
+    path: str | Path,
+    *,
+    batch: int | None,
+    input_name: str,
+    output_name: str,
+    threads: int | None = None,
+    mode: str = "latency",
+    settings: RunSettings | None = None,
+) -> Session:
     """Load one model file with `backend` (raises MissingExtraError if its library is missing).
 
     `settings` (or `threads` per call, default 1, and `mode`) say how it runs; see docs/runtime.md.
     """
     settings = settings or RunSettings(threads=int(threads or 1), mode=mode)
     module = importlib.import_module(BACKENDS[backend].module)
-    return module.open_session(Path(path), batch=batch, input_name=input_name, output_name=output_name,
-                               settings=settings)
+    return module.open_session(
+        Path(path), batch=batch, input_name=input_name, output_name=output_name, settings=settings
+    )

@@ -41,8 +41,11 @@ class OnnxSession(Session):
         # InferenceSession.run re-validates the feed in Python on every call (~2.5 us, 15% of a folded
         # DLinear's call); the C session it wraps takes the same arguments. Public path if it moves.
         inner = getattr(self._sess, "_sess", None)
-        self._call = (lambda feed: inner.run(self._outputs, feed, None)) if inner is not None else (
-            lambda feed: self._sess.run(self._outputs, feed))
+        self._call = (
+            (lambda feed: inner.run(self._outputs, feed, None))
+            if inner is not None
+            else (lambda feed: self._sess.run(self._outputs, feed))
+        )
         self.batch = batch
         self.settings = settings
 
@@ -54,6 +57,5 @@ class OnnxSession(Session):
         return f"onnxruntime {self._ort.__version__}"
 
 
-def open_session(path: Path, *, batch: int | None, input_name: str, output_name: str,
-                 settings: RunSettings) -> Session:
+def open_session(path: Path, *, batch: int | None, input_name: str, output_name: str, settings: RunSettings) -> Session:
     return OnnxSession(path, batch, input_name, output_name, settings)

@@ -58,8 +58,9 @@ class OpenVinoSession(Session):
         size = settings.workers
         if settings.mode == "throughput":  # as many requests as the plugin runs streams at once
             size = max(size, int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
-        self._pool = Pool(lambda: _Request(ov, self._compiled, out_index), size,
-                          first=_Request(ov, self._compiled, out_index))
+        self._pool = Pool(
+            lambda: _Request(ov, self._compiled, out_index), size, first=_Request(ov, self._compiled, out_index)
+        )
         self.batch = batch
         self.settings = settings
 
@@ -75,6 +76,5 @@ class OpenVinoSession(Session):
         return f"openvino {self._ov.__version__}"
 
 
-def open_session(path: Path, *, batch: int | None, input_name: str, output_name: str,
-                 settings: RunSettings) -> Session:
+def open_session(path: Path, *, batch: int | None, input_name: str, output_name: str, settings: RunSettings) -> Session:
     return OpenVinoSession(path, batch, input_name, output_name, settings)

@@ -52,6 +52,7 @@ class TfliteSession(Session):
     def __init__(self, path: Path, batch: int | None, input_name: str, output_name: str, settings: RunSettings):
         require(BACKEND.package, BACKEND.extra, "TFLite artifacts")
         from ai_edge_litert import interpreter as lite  # the optional extra, checked just above
+
         content = Path(path).read_bytes()
         io = read_io(content)
         self._scaler = Scaler(io) if io is not None else None
@@ -95,6 +96,5 @@ def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
     return np.asarray(y, dtype=np.float32)  # get_tensor already returns a copy
 
 
-def open_session(path: Path, *, batch: int | None, input_name: str, output_name: str,
-                 settings: RunSettings) -> Session:
+def open_session(path: Path, *, batch: int | None, input_name: str, output_name: str, settings: RunSettings) -> Session:
     return TfliteSession(path, batch, input_name, output_name, settings)

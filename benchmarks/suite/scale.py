@@ -30,8 +30,7 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import ROOT, git_commit, machine_info, markdown_table, text_table, write_outputs  # noqa: E402
+from benchmarks.support.benchlib import ROOT, git_commit, machine_info, markdown_table, text_table, write_outputs
 
 SRC = ROOT / "src"
 OUT = ROOT / "benchmarks" / "runs" / "scale"
@@ -68,7 +67,7 @@ def write_wide_parquet(path: Path, n_vars: int, n_rows: int, seed: int = 0) -> P
 # -- measured runs ------------------------------------------------------------------------------
 def measured(cmd: list[str], env: dict) -> dict:
     """Run `cmd` in a fresh wrapper process: wall seconds, peak RSS of its largest descendant, stdout."""
-    wrapper = [sys.executable, __file__, "--measure", "--", *cmd]
+    wrapper = [sys.executable, "-m", "benchmarks.suite.scale", "--measure", "--", *cmd]
     res = subprocess.run(wrapper, capture_output=True, text=True, cwd=ROOT, env=env)
     if res.returncode != 0:
         raise RuntimeError(f"failed ({res.returncode}): {' '.join(cmd)}\n{res.stderr[-3000:]}\n{res.stdout[-2000:]}")
@@ -105,7 +104,7 @@ def run_cell(data: Path, n_vars: int, n_rows: int, ranks: int, a: argparse.Names
     hbytes = sum(p.stat().st_size for p in entry.glob("*.hidden.npy"))
     meta = json.loads((entry / "meta.json").read_text())
     windows = sum(r["windows"] for r in meta["parts"].values())
-    distill = measured([*launcher(ranks), __file__, "--worker-distill", "--teacher-path", str(teacher), *common,
+    distill = measured([*launcher(ranks), "-m", "benchmarks.suite.scale", "--worker-distill", "--teacher-path", str(teacher), *common,
                         "--batch-size", str(a.batch_size)], env)
     worker = json.loads(distill["stdout"].strip().splitlines()[-1])
     return {"variates": n_vars, "rows": n_rows, "ranks": ranks, "stride": a.stride[n_vars], "windows": windows,
@@ -265,6 +264,15 @@ def main(argv: list[str] | None = None) -> None:
     print(render(payload))
     print(f"\nwrote {json_path} and {md_path}")
 
+
+# --- the harness entry (benchmarks/harness.py): the presets as this module's options -----------------------
+PRESETS: dict[str, dict] = {"quick": {"smoke": True}, "full": {}}
+
+
+def run(ctx, **params):
+    from benchmarks.support import script
+
+    return script.run_main(ctx, sys.modules[__name__], params, takes_argv=True)
 
 if __name__ == "__main__":
     main()

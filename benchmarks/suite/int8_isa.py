@@ -100,5 +100,24 @@ def main() -> int:
     return 0
 
 
+# --- the harness entry (benchmarks/harness.py): the presets as this module's options -----------------------
+PRESETS: dict[str, dict] = {"quick": {"lookback": 96, "horizon": 24, "windows": 64, "calib_windows": 64},
+           "full": {"lookback": 512, "horizon": 96, "windows": 256, "calib_windows": 256}}
+
+
+def run(ctx, lookback: int, horizon: int, windows: int, calib_windows: int):
+    import json as _json
+
+    from benchmarks.support import script
+
+    student = ctx.fixtures.student("dlinear", lookback=lookback, horizon=horizon)
+    out = Path(tempfile.mkdtemp(prefix="int8-isa-")) / "int8_isa.json"
+    script.call_main(sys.modules[__name__], {"_args": [str(student)], "windows": windows,
+                                             "calib_windows": calib_windows, "json": str(out)}, takes_argv=False)
+    payload = _json.loads(out.read_text())
+    rows = [{"cpu": cpu, "candidate": cand, **errs} for cpu, table in payload["results"].items()
+            for cand, errs in table.items()]
+    return script.rows_records(ctx, rows, {"lookback": lookback, "horizon": horizon})
+
 if __name__ == "__main__":
     sys.exit(main())

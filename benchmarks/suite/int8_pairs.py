@@ -25,8 +25,7 @@ if __name__ == "__main__":  # one BLAS/OpenMP thread before numpy loads (not whe
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import ROOT, git_commit, machine_info, markdown_table, text_table, write_outputs  # noqa: E402
+from benchmarks.support.benchlib import ROOT, git_commit, machine_info, markdown_table, text_table, write_outputs
 
 FORMATS = ("onnx", "openvino", "tflite")
 COLUMNS = [("format", "format"), ("batch", "batch"), ("fp32_ms", "fp32 median ms"), ("int8_ms", "int8 median ms"),
@@ -90,6 +89,22 @@ def main() -> None:
                    "seconds": time.perf_counter() - t0}, md, args.out_json, args.out_md)
     print(f"wrote {args.out_json} and {args.out_md}")
 
+
+# --- the harness entry (benchmarks/harness.py): the presets as this module's options -----------------------
+PRESETS: dict[str, dict] = {"quick": {"rounds": 5, "budget_s": 3.0, "batches": [1]}, "full": {}}
+
+
+def run(ctx, **params):
+    import tempfile
+
+    from benchmarks.support import script
+
+    student = ctx.fixtures.student("dlinear", lookback=512, horizon=96)
+    root = Path(tempfile.mkdtemp(prefix="int8-pairs-"))
+    for fmt in FORMATS:
+        for int8 in (False, True):
+            (root / f"{fmt}-{'int8' if int8 else 'fp32'}").symlink_to(ctx.fixtures.artifact(student, fmt, int8=int8))
+    return script.run_main(ctx, sys.modules[__name__], {**params, "artifacts": str(root)}, takes_argv=False)
 
 if __name__ == "__main__":
     main()

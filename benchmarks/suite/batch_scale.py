@@ -27,8 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import ROOT, git_commit, machine_info, markdown_table, text_table, write_outputs  # noqa: E402
+from benchmarks.support.benchlib import ROOT, git_commit, machine_info, markdown_table, text_table, write_outputs
 
 M4 = ROOT.parent / "shared" / "data" / "m4"
 
@@ -97,7 +96,7 @@ def raw_session(artifact: str, threads: int, batch: int, seconds: float = 3.0) -
 
 
 def run_point(artifact: str, data: Path, out: Path, threads: int, batch: int) -> dict:
-    res = subprocess.run([sys.executable, __file__, "--worker", artifact, str(data), str(out), str(threads),
+    res = subprocess.run([sys.executable, "-m", "benchmarks.suite.batch_scale", "--worker", artifact, str(data), str(out), str(threads),
                           str(batch)], capture_output=True, text=True, cwd=ROOT)
     if res.returncode != 0:
         raise RuntimeError(res.stderr[-3000:])
@@ -200,6 +199,24 @@ COLS = [("n_series", "series"), ("rows_in", "rows read"), ("file_mb", "file MB")
         ("end_to_end_windows_per_s", "windows/s end to end"), ("stage_windows_per_s", "windows/s forecast stage"),
         ("raw_windows_per_s", "raw session windows/s"), ("stage_vs_raw", "stage / raw session"),
         ("peak_rss_mb", "peak RSS MB")]
+
+
+# --- the harness entry (benchmarks/harness.py): the presets as this module's options -----------------------
+PRESETS: dict[str, dict] = {"quick": {"series": "414,2000", "no_ray": True, "m4_preset": "quick"},
+               "full": {"series": "414,10000,100000", "no_ray": False, "m4_preset": "full"}}
+
+
+def run(ctx, m4_preset: str, **params):
+    from benchmarks import harness
+    from benchmarks.suite import m4_hourly
+    from benchmarks.support import script
+
+    runs = Path(m4_hourly.PRESETS[m4_preset]["runs"])
+    artifact = runs / "dlinear-kd" / "artifacts" / "onnx-fp32"
+    if not (artifact / "manifest.json").exists():
+        ctx.log(f"building the M4 global DLinear: the m4_hourly benchmark, {m4_preset} preset")
+        harness.run("m4_hourly", m4_preset, write=False, log=ctx.log)
+    return script.run_main(ctx, sys.modules[__name__], {**params, "artifact": str(artifact)}, takes_argv=False)
 
 if __name__ == "__main__":
     main()

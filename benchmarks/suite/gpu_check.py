@@ -26,8 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import ROOT, git_commit, machine_info  # noqa: E402
+from benchmarks.support.benchlib import ROOT, git_commit, machine_info
 
 # the published config: shared/ inside the checkout (device machines), else beside it
 CONFIG = next((d / "teacher-configs" / "timemoe-50m.json" for d in (ROOT / "shared", ROOT.parent / "shared")
@@ -183,7 +182,23 @@ def main(argv: list[str] | None = None) -> None:
     record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     save()
     print(f"wrote {a.out}")
+    return record
 
+
+# --- the harness entry (benchmarks/harness.py): the presets as this module's options -----------------------
+PRESETS: dict[str, dict] = {"quick": {"quick": True}, "full": {}}
+
+
+def run(ctx, **params):
+    import torch
+
+    from benchmarks.harness import BenchmarkError
+    from benchmarks.support import script
+
+    if not params.get("quick") and not torch.cuda.is_available():
+        raise BenchmarkError("no CUDA device: the full gpu_check runs on a GPU machine (scripts/gpu-check.sh); "
+                             "--preset quick is its CPU dry run")
+    return script.run_main(ctx, sys.modules[__name__], params, takes_argv=True)
 
 if __name__ == "__main__":
     main()

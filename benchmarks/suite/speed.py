@@ -32,9 +32,8 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import DISTILTS, ROOT, git_commit, machine_info, markdown_table, run_timed, text_table, write_outputs  # noqa: E402
-from int8_pairs import pair  # noqa: E402
+from benchmarks.support.benchlib import DISTILTS, ROOT, git_commit, machine_info, markdown_table, run_timed, text_table, write_outputs
+from benchmarks.suite.int8_pairs import pair
 
 SHARED = ROOT.parent / "shared"
 STUDENTS = ("dlinear", "itransformer")
@@ -47,7 +46,7 @@ REAL_SIZE_TEACHERS = {
     "chronos-t5-small": ("chronos", "chronos-t5-small.json"),
 }
 # newer families: configs in benchmarks/teacher-configs (see its README); None = defined by the package itself
-NEW_TEACHER_CONFIGS = Path(__file__).resolve().parent / "teacher-configs"
+NEW_TEACHER_CONFIGS = Path(__file__).resolve().parents[1] / "teacher-configs"
 REAL_SIZE_TEACHERS.update({
     "chronos-2": ("chronos-2", NEW_TEACHER_CONFIGS / "chronos-2.json"),
     "moirai-2.0-r-small": ("moirai-2", NEW_TEACHER_CONFIGS / "moirai-2.0-r-small.json"),
@@ -55,7 +54,7 @@ REAL_SIZE_TEACHERS.update({
 })
 
 
-WORKER = Path(__file__).resolve().parent / "speed_worker.py"
+WORKER = ["-m", "benchmarks.support.speed_worker"]
 
 
 # --- one row = one fresh process: benchmarks/speed_worker.py (the runtime's profile worker + raw calls) ----
@@ -74,7 +73,7 @@ def measure(spec: dict, inputs: Path, y_true: np.ndarray | None, scaler: tuple[n
     t = full["threads"]
     env = {k: str(t) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")} if t else None
     try:
-        wall, _ = run_timed([sys.executable, WORKER, wdir / "spec.json"], log=log, env=env)
+        wall, _ = run_timed([sys.executable, *WORKER, wdir / "spec.json"], log=log, env=env)
     except RuntimeError as exc:
         return {"error": str(exc).strip().splitlines()[-1][:300]}
     res = json.loads((wdir / "result.json").read_text())
@@ -154,7 +153,7 @@ def compile_cmd(student_dir: str, fmt: str, prec: str, out_root: Path, batch: in
 def folded_weights(student_dir: str, path: Path, log: Path) -> Path:
     """The folded DLinear weights as .npz, written by a subprocess (this process stays torch-free)."""
     if not path.exists():
-        run_timed([sys.executable, WORKER, "--fold", student_dir, path], log=log)
+        run_timed([sys.executable, *WORKER, "--fold", student_dir, path], log=log)
     return path
 
 
@@ -181,7 +180,7 @@ def real_size_teacher(name: str, work: Path) -> str:
     return str(d)
 
 
-def run(args) -> dict:
+def measure(args) -> dict:
     """Compile and time every row; returns the JSON record."""
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -513,7 +512,7 @@ def main(argv: list[str] | None = None) -> None:
         return render(*argv[1:3])
     args = parse_args(argv)
     t0 = time.perf_counter()
-    record = run(args)
+    record = measure(args)
     record["wall_s"] = time.perf_counter() - t0
     md = markdown(record)
     write_outputs(record, md, args.out_json, args.out_md)
@@ -522,6 +521,15 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(target_checks(record)))
     print(f"\nwrote {args.out_json} and {args.out_md} in {record['wall_s']:.0f} s")
 
+
+# --- the harness entry (benchmarks/harness.py): the presets as this module's options -----------------------
+PRESETS: dict[str, dict] = {"quick": {"smoke": True}, "full": {}}
+
+
+def run(ctx, **params):
+    from benchmarks.support import script
+
+    return script.run_main(ctx, sys.modules[__name__], params, takes_argv=True)
 
 if __name__ == "__main__":
     main()

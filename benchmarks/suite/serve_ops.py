@@ -33,11 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import DISTILTS, ROOT, git_commit, machine_info, markdown_table, write_outputs  # noqa: E402
-from serve import bench_args, build_artifacts, test_windows  # noqa: E402
-from serve_stack import oip_body  # noqa: E402
-from wrk import Wrk, answer, distilts_server, stats  # noqa: E402
+from benchmarks.support.benchlib import DISTILTS, ROOT, git_commit, machine_info, markdown_table, write_outputs
+from benchmarks.suite.serve import bench_args, build_artifacts, test_windows
+from benchmarks.suite.serve_stack import oip_body
+from benchmarks.support.wrk import Wrk, answer, distilts_server, stats
 
 
 
@@ -250,6 +249,15 @@ def main() -> None:
     write_outputs(payload, md, out / "serve-ops.json", out / "serve-ops.md")
     print(md)
 
+
+# --- the harness entry (benchmarks/harness.py): the presets as this module's options -----------------------
+PRESETS: dict[str, dict] = {"quick": {"deploys": 3, "seconds": 3, "overload_seconds": 4, "connections": 8}, "full": {}}
+
+
+def run(ctx, **params):
+    from benchmarks.support import script
+
+    return script.run_main(ctx, sys.modules[__name__], params, takes_argv=False)
 
 if __name__ == "__main__":
     main()

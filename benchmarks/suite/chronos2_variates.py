@@ -12,6 +12,7 @@ minimum of --reps calls per mode is the figure (robust to other jobs on the mach
 from __future__ import annotations
 
 import argparse
+import sys
 import json
 import tempfile
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # benchmarks/
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -69,6 +70,15 @@ def main(argv: list[str] | None = None) -> dict:
         Path(args.out_json).write_text(json.dumps(record, indent=2) + "\n")
     return record
 
+
+# --- the harness entry (benchmarks/harness.py): the presets as this module's options -----------------------
+PRESETS: dict[str, dict] = {"quick": {"lookback": 64, "horizon": 16, "windows": 2, "reps": 1}, "full": {}}
+
+
+def run(ctx, **params):
+    from benchmarks.support import script
+
+    return script.run_main(ctx, sys.modules[__name__], params, takes_argv=True)
 
 if __name__ == "__main__":
     main()

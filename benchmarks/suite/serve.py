@@ -37,9 +37,8 @@ from typing import Callable
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import DISTILTS, ROOT, git_commit, machine_info, markdown_table, run_timed, text_table, write_outputs  # noqa: E402
-from wrk import answer, distilts_server, stats, wrk  # noqa: E402
+from benchmarks.support.benchlib import DISTILTS, ROOT, git_commit, machine_info, markdown_table, run_timed, text_table, write_outputs
+from benchmarks.support.wrk import answer, distilts_server, stats, wrk
 
 SHARED = ROOT.parent / "shared"
 
@@ -294,6 +293,15 @@ def main() -> None:
                             ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"), ("errors", "errors"), ("wrong", "wrong")], 2))
     print(f"wrote {out / 'serve.json'} and {out / 'serve.md'}")
 
+
+# --- the harness entry (benchmarks/harness.py): the presets as this module's options -----------------------
+PRESETS: dict[str, dict] = {"quick": {"levels": [1, 8], "seconds": 1.0, "micro_s": 0.3, "scaling_s": 0.5}, "full": {}}
+
+
+def run(ctx, **params):
+    from benchmarks.support import script
+
+    return script.run_main(ctx, sys.modules[__name__], params, takes_argv=False)
 
 if __name__ == "__main__":
     main()

@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 
 HOST = "127.0.0.1"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # one POST body from $BODY (binary safe), extra headers from $HEADERS (JSON); per-thread counters; optional
 # $EXPECT (JSON {version: file with the exact answer}) to check every answer against the version it names
@@ -187,6 +187,6 @@ def distilts_server(path: str, log: Path, *extra: str) -> Server:
 
 def bare_server(answer_bytes: int, log: Path) -> Server:
     port = free_port()
-    return Server([sys.executable, "-m", "uvicorn", "bare_app:app", "--app-dir", str(ROOT / "benchmarks"),
+    return Server([sys.executable, "-m", "uvicorn", "bare_app:app", "--app-dir", str(ROOT / "benchmarks" / "support"),
                    "--host", HOST, "--port", str(port), "--no-access-log", "--log-level", "warning"], port, log,
                   ready_path="/docs", env={"BARE_ANSWER_BYTES": str(answer_bytes)})

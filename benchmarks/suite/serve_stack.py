@@ -28,10 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import git_commit, machine_info, markdown_table, write_outputs  # noqa: E402
-from serve import bench_args, build_artifacts, test_windows  # noqa: E402
-from wrk import bare_server, distilts_server, wrk  # noqa: E402
+from benchmarks.support.benchlib import git_commit, machine_info, markdown_table, write_outputs
+from benchmarks.suite.serve import bench_args, build_artifacts, test_windows
+from benchmarks.support.wrk import bare_server, distilts_server, wrk
 
 
 
@@ -178,6 +177,15 @@ def render(payload: dict) -> str:
                                              ("errors", "errors")], digits=2), ""]
     return "\n".join(lines)
 
+
+# --- the harness entry (benchmarks/harness.py): the presets as this module's options -----------------------
+PRESETS: dict[str, dict] = {"quick": {"levels": [1, 8], "seconds": 1.0, "repeats": 1, "oip_batches": [1]}, "full": {}}
+
+
+def run(ctx, **params):
+    from benchmarks.support import script
+
+    return script.run_main(ctx, sys.modules[__name__], params, takes_argv=False)
 
 if __name__ == "__main__":
     main()
