@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import importlib
+import inspect
 import json
 import pkgutil
 import time
@@ -114,8 +115,10 @@ def run(name: str, preset: str = "quick", overrides: dict[str, Any] | None = Non
     """Run one benchmark at a preset (parameters overridden by `overrides`); write and return its records."""
     module = load(name)
     params = {**module.PRESETS[preset], **(overrides or {})}
-    unknown = set(overrides or {}) - set(module.PRESETS[preset])
-    if unknown:
+    sig = inspect.signature(module.run)
+    open_ended = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())  # a script's options: any --set
+    unknown = set(overrides or {}) - set(module.PRESETS[preset]) - (set() if open_ended else set(sig.parameters))
+    if unknown and not open_ended:
         raise BenchmarkError(f"{name} has no parameter {sorted(unknown)}; its parameters: {sorted(module.PRESETS[preset])}")
     ctx = Context(name, preset, Fixtures(log=log), log)
     t0 = time.perf_counter()
