@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib import metadata
+
 import importlib
 import subprocess
 import sys
@@ -45,7 +47,7 @@ def test_each_command_has_help():
 
 def test_version():
     out = CliRunner().invoke(cli, ["--version"])
-    assert out.exit_code == 0 and "0.1.0" in out.output
+    assert out.exit_code == 0 and metadata.version("distilts") in out.output
 
 
 def test_import_and_help_do_not_import_torch():

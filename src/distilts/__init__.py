@@ -18,12 +18,15 @@ imports neither torch nor numpy.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from importlib import metadata
 
-__version__ = "0.1.0"
+try:  # the version is the package metadata's (pyproject.toml), written nowhere else
+    __version__ = metadata.version("distilts")
+except metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 from distilts.errors import DistiltsError
+from distilts.lazy import lazy_names
 
 # public name -> module that defines it
 API = {
@@ -47,11 +50,4 @@ API = {
 __all__ = ["DistiltsError", "__version__", *API]
 
 
-def __getattr__(name: str) -> Any:
-    if name in API:
-        return getattr(importlib.import_module(API[name]), name)
-    raise AttributeError(f"module 'distilts' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(API))
+__getattr__, __dir__ = lazy_names(__name__, API, globals())

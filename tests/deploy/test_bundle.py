@@ -3,6 +3,8 @@ systemd unit. (Installing it on the emulated arm64 device with no network: bench
 
 from __future__ import annotations
 
+from importlib import metadata
+
 import json
 import os
 import subprocess
@@ -26,7 +28,7 @@ def test_rpi4_bundle_holds_aarch64_wheels_an_offline_installer_and_a_unit(tmp_pa
     for name in ("numpy", "ai_edge_litert", "pydantic_core", "orjson"):
         [w] = [w for w in wheels if w.startswith(name + "-")]
         assert "aarch64" in w and "cp311" in w, w
-    assert any(w.startswith("distilts-0.1.0-py3-none-any") for w in wheels)
+    assert any(w.startswith(f"distilts-{metadata.version('distilts')}-py3-none-any") for w in wheels)
     assert any(w.startswith("pip-") for w in wheels) and info["extras"] == "serve,tflite"
     assert (out / "artifact" / "manifest.json").read_bytes() == (art / "manifest.json").read_bytes()
     script = (out / "install.sh").read_text()

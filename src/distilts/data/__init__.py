@@ -6,11 +6,9 @@ does not import numpy.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from distilts.data.policies import FILL_POLICIES
 from distilts.data.split import SCHEMES
+from distilts.lazy import lazy_names
 
 _LAZY = {
     "Dataset": "dataset",
@@ -29,7 +27,4 @@ _LAZY = {
 __all__ = ["FILL_POLICIES", "SCHEMES", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"distilts.data.{_LAZY[name]}"), name)
-    raise AttributeError(f"module 'distilts.data' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())

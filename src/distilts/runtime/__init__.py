@@ -7,14 +7,10 @@ ai_edge_litert). Never torch, transformers, pandas or distilts.compile. Names lo
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from distilts.lazy import lazy_names
 
 _LAZY = {"Forecaster": "forecaster", "plan_chunks": "batching", "Manifest": "manifest", "read_manifest": "manifest"}
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"distilts.runtime.{_LAZY[name]}"), name)
-    raise AttributeError(f"module 'distilts.runtime' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())

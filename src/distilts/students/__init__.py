@@ -9,9 +9,7 @@ command line reads the names from here. The other names load on first use (PEP 5
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from distilts.lazy import lazy_names
 from distilts.plugins import Registry
 
 STUDENTS: Registry[str] = Registry(
@@ -38,7 +36,4 @@ _LAZY = {
 __all__ = ["STUDENTS", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"distilts.students.{_LAZY[name]}"), name)
-    raise AttributeError(f"module 'distilts.students' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
