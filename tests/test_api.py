@@ -78,3 +78,34 @@ def test_the_documented_example_runs(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "student test MSE" in out.stdout and "(24, 4)" in out.stdout
+
+
+def _documented_calls() -> list[tuple[str, list[str]]]:
+    """(public name, parameter names) of every `distilts.NAME(...)` call in docs/api.md's table."""
+    import re
+
+    text = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    table = text[text.index("| command | function | arguments |") : text.index("\n\n", text.index("| command |"))]
+    calls = []
+    for name, args in re.findall(r"distilts\.(\w+(?:\.\w+)?)\(([^)]*)\)", table):
+        params = [a.split("=")[0].strip() for a in args.split(",") if a.strip() and "..." not in a]
+        calls.append((name, [p for p in params if re.fullmatch(r"[a-z_]+", p) and not p.startswith('"')]))
+    return calls
+
+
+def test_the_api_doc_names_real_functions_and_parameters():
+    import inspect
+
+    import distilts
+
+    calls = _documented_calls()
+    assert len(calls) > 15
+    for name, params in calls:
+        obj = distilts
+        for part in name.split("."):
+            obj = getattr(obj, part)  # AttributeError: the doc names something the code does not have
+        accepted = set(inspect.signature(obj).parameters)
+        assert set(params) <= accepted, (name, sorted(set(params) - accepted))
+    documented = {n.split(".")[0] for n, _ in calls}
+    assert set(distilts.API) <= documented | {"DistillSpec", "TrainConfig", "TeacherTraining"}, (
+        sorted(set(distilts.API) - documented))

@@ -45,6 +45,13 @@ API = {
     "compile_student": "distilts.compile.pipeline",
     "Forecaster": "distilts.runtime.forecaster",
     "profile_artifact": "distilts.profile.profiler",
+    "forecast_file": "distilts.batch.panel",
+    "forecast_ray": "distilts.batch.ray_engine",
+    "serve_artifact": "distilts.serve.server",
+    "deploy_artifact": "distilts.deploy.store",
+    "rollback": "distilts.deploy.store",
+    "build_bundle": "distilts.deploy.bundle",
+    "load_plugins": "distilts.plugins",
 }
 
 __all__ = ["DistiltsError", "__version__", *API]

@@ -110,12 +110,12 @@ def _pins(backend: str) -> list[str]:
 def build_bundle(
     artifact_dir: str | Path,
     target: str,
-    out: str | Path,
+    out_dir: str | Path,
     python_version: str = "3.11",
     wheel: str | Path | None = None,
     log=print,
 ) -> dict:
-    """Write the bundle of `artifact_dir` for `target` into `out` (atomically); returns bundle.json's content."""
+    """Write the bundle of `artifact_dir` for `target` into `out_dir` (atomically); returns bundle.json's content."""
     from distilts import __version__
     from distilts.targets import get_target
 
@@ -125,7 +125,7 @@ def build_bundle(
     if man.target and man.target.get("name") not in (None, target):
         log(f"note: {artifact_dir} was compiled for {man.target.get('name')}, bundled for {target}")
     extras = f"serve,{man.backend}"
-    out = Path(out)
+    out = Path(out_dir)
     tmp = temp_dir_beside(out)
     try:
         wheels = tmp / "wheels"

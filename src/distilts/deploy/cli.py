@@ -17,13 +17,12 @@ def deploy(artifact_dir: str | None, store: str, rollback: bool) -> None:
     A server started with `distilts serve STORE` picks the new version up (or on SIGHUP), self-checks
     it beside the old one and swaps; a version that fails its check is refused (here or there).
     """
-    from distilts.deploy.store import Store
+    from distilts.deploy.store import deploy_artifact
+    from distilts.deploy.store import rollback as roll_back
 
-    s = Store(store)
     if rollback == (artifact_dir is not None):
         raise click.UsageError("Give an ARTIFACT_DIR to deploy, or --rollback (not both).")
-    before = s.current()
-    vid = s.rollback() if rollback or artifact_dir is None else s.deploy(artifact_dir)
+    vid, before = roll_back(store) if rollback or artifact_dir is None else deploy_artifact(artifact_dir, store)
     what = "rolled back to" if rollback else ("already current:" if vid == before else "deployed")
     click.echo(f"{what} {vid} in {store} (was {before or 'none'})")
 

@@ -140,3 +140,17 @@ def _check(directory: Path) -> None:
     from distilts.runtime.forecaster import Forecaster
 
     Forecaster.load(directory, threads=1)
+
+
+def deploy_artifact(artifact_dir: str | Path, store: str | Path) -> tuple[str, str | None]:
+    """`distilts deploy ARTIFACT --to STORE`: copy, self-check and make current; (new version id, previous id)."""
+    s = Store(store)
+    before = s.current()
+    return s.deploy(artifact_dir), before
+
+
+def rollback(store: str | Path) -> tuple[str, str | None]:
+    """`distilts deploy --rollback --to STORE`: the version current before this one, current again; (id, previous)."""
+    s = Store(store)
+    before = s.current()
+    return s.rollback(), before

@@ -139,19 +139,19 @@ def teacher_quantiles(cache: TeacherCache, part: str, levels: tuple[float, ...])
 
 def distill_student(
     spec: DistillSpec,
-    out: str | os.PathLike,
+    out_dir: str | os.PathLike,
     *,
     resume: bool = False,
     progress: bool = True,
     on_epoch_end: Callable[[int, dict], None] | None = None,
     log: Callable[[str], None] = print,
 ) -> tuple[dict, dict | None, TrainResult]:
-    """`distilts distill`: train the student of `spec` into the student directory `out` (weights,
+    """`distilts distill`: train the student of `spec` into the student directory `out_dir` (weights,
     config.json, metrics.json, card.md, plots/, train_log.jsonl, checkpoint/); returns (config,
     metrics, train result). `resume` continues a killed run from its last epoch checkpoint; under
     torchrun only rank 0 gets the metrics (the other ranks get None)."""
     resolve_device(spec.train.device)  # an unavailable --device fails before any work
-    out = Path(out)
+    out = Path(out_dir)
     if not resume and (out / CHECKPOINT).is_dir():
         log(f"note: {out} holds the checkpoint of an earlier run; starting over (use --resume to continue it)")
     dataset = load_dataset(**spec.data_args)

@@ -85,47 +85,19 @@ def serve(
     Every answer names the version in the header X-Model-Version.
     Stops gracefully on Ctrl-C / SIGTERM (requests in flight are answered first).
     """
-    import json
-    import os
+    from distilts.serve.server import serve_artifact
 
-    from distilts.errors import require
-
-    uvicorn = require("uvicorn", "serve", "distilts serve")
-    from distilts.deploy.store import Store, is_store
-    from distilts.runtime.manifest import read_manifest
-    from distilts.serve.app import ENV, app_from_config
-
-    if mode is None:  # a server answers many callers at once: throughput unless the target says otherwise
-        art = Store(path).current_dir() if is_store(path) else path
-        mode = (read_manifest(art, verify_checksums=False).target or {}).get("mode") or "throughput"
-    config = {
-        "path": path,
-        "threads": threads,
-        "mode": mode,
-        "max_batch": max_batch,
-        "max_queue": max_queue,
-        "deadline_s": deadline,
-        "name": name,
-    }
-    app = app_from_config(config)  # checksums + golden self-check here, before any port is opened
-    served = app.state.holder.current
-    fc = served.fc
-    click.echo(
-        f"serving {path} version {served.version} ({fc.backend}-{fc.manifest.precision}, "
-        f"L={fc.lookback}, H={fc.horizon}, "
-        f"{len(fc.columns)} columns; {fc.mode} mode, {fc.threads} thread(s) x {fc.settings.workers} "
-        f"worker(s){f' x {processes} processes' if processes > 1 else ''}) on http://{host}:{port}",
-        err=True,
+    serve_artifact(
+        path,
+        host,
+        port,
+        threads,
+        mode,
+        max_batch,
+        processes,
+        max_queue,
+        deadline,
+        name,
+        access_log,
+        log=lambda s: click.echo(s, err=True),
     )
-    common = {
-        "host": host,
-        "port": port,
-        "access_log": access_log,
-        "log_level": "info",
-        "timeout_graceful_shutdown": 30,
-    }
-    if processes == 1:
-        uvicorn.run(app, **common)
-    else:  # each process imports the app factory and loads (and self-checks) its own Forecaster
-        os.environ[ENV] = json.dumps(config)
-        uvicorn.run("distilts.serve.app:app_from_env", factory=True, workers=processes, **common)
