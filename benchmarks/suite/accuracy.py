@@ -266,7 +266,7 @@ def run_cell(args, cell: tuple[int, str, str, int], log: Path) -> dict[str, Any]
     return row
 
 
-def measure(args) -> dict:
+def measure_all(args) -> dict:
     """Run the grid; returns the JSON record."""
     work = Path(args.work_dir)
     log = work / ("baselines.log" if args.baselines else "accuracy.log")
@@ -627,7 +627,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     Path(args.work_dir).mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    rec = measure(args)
+    rec = measure_all(args)
     rec["wall_s"] = time.perf_counter() - t0
     write_outputs(rec, markdown(rec), args.out_json, args.out_md)
     if not args.baselines and args.tau_sweep:

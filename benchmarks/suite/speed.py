@@ -180,7 +180,7 @@ def real_size_teacher(name: str, work: Path) -> str:
     return str(d)
 
 
-def measure(args) -> dict:
+def measure_all(args) -> dict:
     """Compile and time every row; returns the JSON record."""
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -512,7 +512,7 @@ def main(argv: list[str] | None = None) -> None:
         return render(*argv[1:3])
     args = parse_args(argv)
     t0 = time.perf_counter()
-    record = measure(args)
+    record = measure_all(args)
     record["wall_s"] = time.perf_counter() - t0
     md = markdown(record)
     write_outputs(record, md, args.out_json, args.out_md)
