@@ -17,7 +17,7 @@ CASES = [
     ("dlinear", {}, 2 * 12),
     ("dlinear", {"individual": True, "revin": True}, 2 * 12),
     ("itransformer", {"d_model": 16, "n_heads": 2, "d_ff": 32, "e_layers": 1}, 16),
-    ("itransformer", {"d_model": 16, "n_heads": 2, "d_ff": 32, "norm": "revin"}, 16),  # legacy --revin dirs
+    ("itransformer", {"d_model": 16, "n_heads": 2, "d_ff": 32, "norm": "revin"}, 16),  # the learnable-affine RevIN variant
 ]
 
 
@@ -138,22 +138,6 @@ def test_itransformer_always_normalises_each_window():
     assert torch.allclose(m(x * 10 + 5), m(x) * 10 + 5, atol=1e-3)
     flat = torch.full((1, 48, 3), 7.0)  # a constant window forecasts (almost) itself
     assert torch.allclose(m(flat), torch.full((1, 12, 3), 7.0), atol=0.05)
-
-
-def test_old_itransformer_dirs_load_as_they_were_trained(tmp_path):
-    """Directories written before normalisation was built in recorded only the given options."""
-    for old_kwargs, norm in (({"d_model": 16, "n_heads": 2}, "none"), ({"d_model": 16, "n_heads": 2, "revin": True}, "revin")):
-        kw = {k: v for k, v in old_kwargs.items() if k != "revin"}
-        m = build_student("itransformer", 48, 12, 3, **kw, e_layers=2, d_ff=256, norm=norm).eval()
-        d = tmp_path / norm
-        save_student_dir(d, m, _config("itransformer", {}))
-        cfg = json.loads((d / "config.json").read_text())
-        cfg["student"]["kwargs"] = old_kwargs  # as the old version wrote it
-        (d / "config.json").write_text(json.dumps(cfg))
-        m2, _ = load_student_dir(d)
-        assert m2.norm_mode == norm
-        x = torch.randn(2, 48, 3)
-        assert torch.equal(m2(x), m(x))
 
 
 def test_saved_config_records_every_option(tmp_path):

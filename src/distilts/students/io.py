@@ -102,10 +102,13 @@ def load_student_dir(directory: str | os.PathLike) -> tuple[nn.Module, dict[str,
             config["lookback"],
             config["horizon"],
             config["n_variates"],
-            **legacy_kwargs(spec["name"], spec.get("kwargs", {})),
+            **spec.get("kwargs", {}),
         )
     except DistiltsError as exc:
-        raise ModelDirError(f"{directory / CONFIG} describes a student that cannot be built: {exc}") from None
+        raise ModelDirError(
+            f"{directory / CONFIG} describes a student that cannot be built: {exc} (a directory written by an "
+            "older distilts, or by a plugin not installed here): re-run `distilts distill`."
+        ) from None
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:
@@ -121,22 +124,6 @@ def resolved_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """`{name, kwargs}` with every option of the student recorded (defaults filled in), so a
     directory keeps meaning the same model when a default changes."""
     return {**spec, "kwargs": {**student_options(spec["name"]), **spec.get("kwargs", {})}}
-
-
-def legacy_kwargs(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Student kwargs of a directory written by an older distilts, mapped onto today's options.
-
-    Before per-window normalisation was built into iTransformer (as its official code does), its
-    directories recorded only the options given on the command line: `revin` true meant a learnable
-    RevIN, absent/false meant no normalisation at all. New directories record every option.
-    """
-    kwargs = dict(kwargs)
-    if name == "itransformer" and "norm" not in kwargs:
-        kwargs["norm"] = "revin" if kwargs.pop("revin", False) else "none"
-        kwargs.setdefault("d_model", 128)  # the defaults of that version
-        kwargs.setdefault("e_layers", 2)
-        kwargs.setdefault("d_ff", 256)
-    return kwargs
 
 
 def _check_weights(model: nn.Module, state: dict, weights: Path) -> None:

@@ -68,9 +68,8 @@ class ITransformer(nn.Module):
     """`[B, L, D] -> [B, H, D]`: normalise each window, embed each variate (Linear L -> d_model),
     encode, project to H, de-normalise.
 
-    `norm` exists only to load student directories written before normalisation was built in:
-    "window" (the official per-window normalisation, the default), "revin" (the old `--revin`:
-    the same with a learnable affine), "none" (the old default). New students always use "window".
+    `norm`: "window" (the official per-window normalisation, the default), "revin" (the same with a
+    learnable affine, RevIN), or "none" (an ablation: no input normalisation).
     """
 
     def __init__(
