@@ -38,6 +38,10 @@ def test_profile_artifact_only(tmp_path, tmp_path_factory):
     _check_model(m, [1, 4])  # the artifact's fixed batches
     assert torch_student["kind"] == "student" and "torch" in torch_student["modules"]
     assert torch_student["param_count"] == m["param_count"]
+    # the same windows through the fp32 artifact and through the PyTorch student: the same accuracy (the
+    # artifact was verified against the student at compile time, rel-MSE <= 1e-6)
+    for k in ("mse", "mae"):
+        assert m["accuracy"]["vs_truth"][k] == pytest.approx(torch_student["accuracy"]["vs_truth"][k], rel=1e-4)
     assert m["accuracy"]["vs_teacher"] is None
     assert "p50 ms" in res.output and "student (artifact)" in res.output
     md = (out / "profile.md").read_text()
