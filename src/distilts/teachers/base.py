@@ -46,9 +46,15 @@ class Teacher:
     name: str  # family name in the registry, e.g. "timemoe"
     path: str  # hub id or local directory it was loaded from
     checkpoint_hash: str  # sha256 over the weight files (keys the cache)
+    device: str  # where it runs ("cpu", "cuda")
     d_model: int  # width of the hidden states
     joint: bool = False  # True: the variates of a window are forecast together
     quantile_levels: tuple[float, ...] | None = None  # the levels `predict(quantiles=True)` gives; None: point only
+
+    def __init__(self, path: str, checkpoint_hash: str, device: str, d_model: int) -> None:
+        """The state every family shares: where it was loaded from, the hash of its weights (which keys the
+        teacher cache), the device it runs on and the width of its hidden states."""
+        self.path, self.checkpoint_hash, self.device, self.d_model = str(path), checkpoint_hash, device, int(d_model)
 
     def predict(self, x: np.ndarray, horizon: int, hidden: bool = False, quantiles: bool = False) -> TeacherOutput:
         """Forecast `horizon` steps after each window of `x` `[B, L, D]`; optionally hidden states and

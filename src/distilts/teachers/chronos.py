@@ -110,12 +110,9 @@ class ChronosTeacher(LevelRunTeacher):
     def __init__(self, name: str, pipeline: Any, path: str, checkpoint_hash: str, device: str, seed: int = 0) -> None:
         self.name = name
         self.pipeline = pipeline
-        self.path = path
-        self.checkpoint_hash = checkpoint_hash
-        self.device = device
         self.seed = seed
         self.config = pipeline.inner_model.config
-        self.d_model = int(self.config.d_model)
+        super().__init__(path, checkpoint_hash, device, int(self.config.d_model))
 
     # --- family specifics -------------------------------------------------------------------
     quantile_levels = DECILES  # Bolt's nine heads; T5: empirical quantiles of its samples

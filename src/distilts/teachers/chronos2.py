@@ -104,12 +104,9 @@ class Chronos2Teacher(LevelRunTeacher):
         self, pipeline: Any, path: str, checkpoint_hash: str, device: str, *, multivariate: bool = True
     ) -> None:
         self.pipeline = pipeline
-        self.path = path
-        self.checkpoint_hash = checkpoint_hash
-        self.device = device
         self.joint = multivariate  # the D variates of a window as one task (the pipeline's 3-D input)
         self.config = pipeline.model.chronos_config
-        self.d_model = int(pipeline.model.config.d_model)
+        super().__init__(path, checkpoint_hash, device, int(pipeline.model.config.d_model))
         self.quantile_levels = tuple(float(v) for v in self.config.quantiles)  # its 21 heads
 
     def check_window(self, lookback: int, horizon: int) -> None:

@@ -146,10 +146,7 @@ class MoiraiTeacher(Uni2tsTeacher):
         if patch_size not in module.patch_sizes:
             raise ModelDirError(f"patch size {patch_size} is not one of this Moirai's {list(module.patch_sizes)}.")
         self.module = module
-        self.path = path
-        self.checkpoint_hash = checkpoint_hash
-        self.device = device
-        self.d_model = int(module.d_model)
+        super().__init__(path, checkpoint_hash, device, int(module.d_model))
         self.patch_size = patch_size
         self.num_samples = num_samples
         self.seed = seed

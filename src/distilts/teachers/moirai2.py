@@ -58,10 +58,7 @@ class Moirai2Teacher(Uni2tsTeacher):
         if 0.5 not in module.quantile_levels:
             raise ModelDirError(f"this Moirai-2 has no 0.5 quantile (quantile_levels {list(module.quantile_levels)}).")
         self.module = module
-        self.path = path
-        self.checkpoint_hash = checkpoint_hash
-        self.device = device
-        self.d_model = int(module.d_model)
+        super().__init__(path, checkpoint_hash, device, int(module.d_model))
         self.patch_size = int(module.patch_size)
         self._median = list(module.quantile_levels).index(0.5)
         self.quantile_levels = tuple(float(v) for v in module.quantile_levels)

@@ -63,17 +63,14 @@ class PatchTSTTeacher(Teacher):
 
     def __init__(self, model, path: str, device: str = "cpu", batch_size: int = 256) -> None:
         self.model = model.eval().to(device)
-        self.path = str(path)
-        self.device = device
         self.batch_size = batch_size
         cfg = model.config
         levels = getattr(cfg, "distilts_quantiles", None)
         self.quantile_levels = tuple(float(v) for v in levels) if levels else None
         self.context_length = int(cfg.context_length)
         self.prediction_length = int(cfg.prediction_length) // (len(levels) if levels else 1)
-        self.d_model = int(cfg.d_model)
         self.n_variates = int(cfg.num_input_channels)
-        self.checkpoint_hash = hash_checkpoint(path)
+        super().__init__(str(path), hash_checkpoint(path), device, int(cfg.d_model))
 
     def hidden_tokens(self, lookback: int) -> int:
         cfg = self.model.config

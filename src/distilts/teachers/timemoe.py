@@ -477,11 +477,8 @@ class TimeMoETeacher(Teacher):
         self, model: TimeMoeForPrediction, path: str, checkpoint_hash: str, device: str, batch_size: int = 32
     ) -> None:
         self.model = model
-        self.path = path
-        self.checkpoint_hash = checkpoint_hash
-        self.device = device
         self.batch_size = batch_size
-        self.d_model = model.cfg.hidden_size
+        super().__init__(path, checkpoint_hash, device, model.cfg.hidden_size)
 
     def check_window(self, lookback: int, horizon: int) -> None:
         """Context plus forecast must fit the positions the model was trained on (4096 for the

@@ -118,10 +118,7 @@ class TimesFMTeacher(Teacher):
     def __init__(self, wrapper: Any, path: str, checkpoint_hash: str, device: str) -> None:
         self.wrapper = wrapper
         self.module = wrapper.model
-        self.path = path
-        self.checkpoint_hash = checkpoint_hash
-        self.device = device
-        self.d_model = int(self.module.md)
+        super().__init__(path, checkpoint_hash, device, int(self.module.md))
         self.patch = int(self.module.p)
 
     def _max_context(self, lookback: int) -> int:
