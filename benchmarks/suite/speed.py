@@ -176,7 +176,7 @@ def real_size_teacher(name: str, work: Path) -> str:
     else:
         from distilts.teachers import chronos
 
-        chronos.save_random_checkpoint(d, "chronos", tiny=False, config_overrides=cfg)
+        chronos.save_random_checkpoint(d, variant="chronos", tiny=False, config_overrides=cfg)
     return str(d)
 
 

@@ -138,7 +138,7 @@ def test_forecast_only_request_reuses_an_entry_with_hidden_states(dataset, teach
 def test_window_the_teacher_cannot_take(dataset, tmp_path):
     from distilts.teachers.timemoe import save_random_checkpoint
 
-    short = save_random_checkpoint(tmp_path / "short", {"max_position_embeddings": 70})
+    short = save_random_checkpoint(tmp_path / "short", config_overrides={"max_position_embeddings": 70})
     with pytest.raises(DistiltsError, match=r"at most 70 time steps.*lookback 64 \+ horizon 16 = 80.*--lookback 54"):
         _fill(dataset, str(short), tmp_path, parts=("test",))
     assert not list((tmp_path / "teacher").iterdir())  # no empty entry left behind

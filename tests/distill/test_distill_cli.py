@@ -33,7 +33,7 @@ TINIER = {"num_hidden_layers": 1, "hidden_size": 16, "intermediate_size": 32, "n
 def teacher_dir(tmp_path_factory) -> str:
     from distilts.teachers.timemoe import save_random_checkpoint
 
-    return str(save_random_checkpoint(tmp_path_factory.mktemp("timemoe") / "tinier", TINIER, seed=4))
+    return str(save_random_checkpoint(tmp_path_factory.mktemp("timemoe") / "tinier", config_overrides=TINIER, seed=4))
 
 
 @pytest.fixture(scope="module")
@@ -235,7 +235,7 @@ def test_config_file_gives_defaults_and_flags_win(tmp_path):
 def test_bad_input_errors(tmp_path):
     from distilts.teachers.timemoe import save_random_checkpoint
 
-    short = str(save_random_checkpoint(tmp_path / "short", {**TINIER, "max_position_embeddings": 70}))
+    short = str(save_random_checkpoint(tmp_path / "short", config_overrides={**TINIER, "max_position_embeddings": 70}))
     res = distill(tmp_path / "a", teacher=short, cache=str(tmp_path / "c"), check=False)
     assert res.exit_code == 1 and "Traceback" not in res.output
     assert "at most 70 time steps" in res.output and "lookback 64 + horizon 16 = 80" in res.output

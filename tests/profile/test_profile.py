@@ -52,7 +52,7 @@ def test_profile_artifact_only(tmp_path, tmp_path_factory):
 def test_profile_with_teacher(tmp_path, tmp_path_factory):
     chronos = pytest.importorskip("distilts.teachers.chronos")
     try:
-        ckpt = chronos.save_random_checkpoint(tmp_path / "bolt", "chronos-bolt", seed=1)
+        ckpt = chronos.save_random_checkpoint(tmp_path / "bolt", variant="chronos-bolt", seed=1)
     except ImportError as exc:  # the teachers extra is not installed
         pytest.skip(str(exc))
     art = artifact(tmp_path_factory, "onnx")

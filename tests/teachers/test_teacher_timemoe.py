@@ -110,7 +110,7 @@ def test_teacher_attributes_and_registry(teacher, ckpt, checkpoint_sha256):
 
 
 def test_bfloat16_checkpoint_loads_as_float32(tmp_path):
-    d = tm.save_random_checkpoint(tmp_path / "bf16", {"torch_dtype": "bfloat16"}, seed=2)
+    d = tm.save_random_checkpoint(tmp_path / "bf16", config_overrides={"torch_dtype": "bfloat16"}, seed=2)
     t = tm.load(str(d), "cpu")
     assert all(p.dtype == torch.float32 for p in t.model.parameters())
     assert np.isfinite(t.predict(_windows(), 8).forecast).all()
@@ -157,7 +157,7 @@ def test_head_schedule_mirrors_the_reference(teacher, tmp_path):
              200: [64, 64, 64, 8]}
     for horizon, steps in cases.items():
         assert m.head_schedule(horizon) == steps, horizon
-    coarse = tm.load(str(tm.save_random_checkpoint(tmp_path / "c", {"horizon_lengths": [8, 32]})), "cpu")
+    coarse = tm.load(str(tm.save_random_checkpoint(tmp_path / "c", config_overrides={"horizon_lengths": [8, 32]})), "cpu")
     assert coarse.model.head_schedule(5) == [8]  # first head longer than needed: its output is cut
     assert coarse.model.head_schedule(20) == [8, 8, 8]
     assert coarse.predict(_windows(), 5).forecast.shape == (B, 5, D)

@@ -29,8 +29,8 @@ def checkpoints(tmp_path_factory) -> dict[str, str]:
 
     root = tmp_path_factory.mktemp("teachers")
     return {
-        "chronos": str(chronos.save_random_checkpoint(root / "chronos", "chronos", seed=1)),
-        "chronos-bolt": str(chronos.save_random_checkpoint(root / "bolt", "chronos-bolt", seed=1)),
+        "chronos": str(chronos.save_random_checkpoint(root / "chronos", variant="chronos", seed=1)),
+        "chronos-bolt": str(chronos.save_random_checkpoint(root / "bolt", variant="chronos-bolt", seed=1)),
         "moirai": str(moirai.save_random_checkpoint(root / "moirai", seed=1)),
     }
 

@@ -255,19 +255,19 @@ def checkpoint_config(family: str = "chronos", tiny: bool = True, overrides: dic
 
 def save_random_checkpoint(
     directory: str | Path,
-    family: str = "chronos",
-    seed: int = 0,
     *,
+    seed: int = 0,
     tiny: bool = True,
     config_overrides: dict | None = None,
+    variant: str = "chronos",
 ) -> Path:
-    """Write a randomly initialised `family` checkpoint (config.json + model.safetensors) to `directory`.
+    """Write a randomly initialised `variant` checkpoint (config.json + model.safetensors) to `directory`.
 
     Its forecasts are meaningless: it exists to test loading and to time the real shapes (tiny=False).
     """
     directory = Path(directory)
-    cfg = checkpoint_config(family, tiny, config_overrides)
-    cls = ChronosBoltModelForForecasting if family == "chronos-bolt" else T5ForConditionalGeneration
+    cfg = checkpoint_config(variant, tiny, config_overrides)
+    cls = ChronosBoltModelForForecasting if variant == "chronos-bolt" else T5ForConditionalGeneration
     with torch.random.fork_rng(devices=[]), _quiet():
         torch.manual_seed(seed)
         model = cls(T5Config(**cfg))

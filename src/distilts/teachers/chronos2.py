@@ -194,7 +194,7 @@ def checkpoint_config(tiny: bool = True, overrides: dict | None = None) -> dict:
 
 
 def save_random_checkpoint(
-    directory: str | Path, seed: int = 0, *, tiny: bool = True, config_overrides: dict | None = None
+    directory: str | Path, *, seed: int = 0, tiny: bool = True, config_overrides: dict | None = None
 ) -> Path:
     """Write a randomly initialised Chronos-2 (config.json + model.safetensors) via save_pretrained.
 

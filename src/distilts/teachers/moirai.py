@@ -218,7 +218,7 @@ def load(
 
 
 def save_random_checkpoint(
-    directory: str | Path, seed: int = 0, *, tiny: bool = True, config_overrides: dict | None = None
+    directory: str | Path, *, seed: int = 0, tiny: bool = True, config_overrides: dict | None = None
 ) -> Path:
     """Write a randomly initialised Moirai (config.json + model.safetensors) via save_pretrained.
 

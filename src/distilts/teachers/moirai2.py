@@ -127,7 +127,7 @@ def load(path: str = DEFAULT_PATH, device: str = "auto") -> Moirai2Teacher:
 
 
 def save_random_checkpoint(
-    directory: str | Path, seed: int = 0, *, tiny: bool = True, config_overrides: dict | None = None
+    directory: str | Path, *, seed: int = 0, tiny: bool = True, config_overrides: dict | None = None
 ) -> Path:
     """Write a randomly initialised Moirai-2 (config.json + model.safetensors) via save_pretrained.
 

@@ -441,11 +441,11 @@ def load_model(directory: str | Path, device: str = "cpu") -> TimeMoeForPredicti
 
 def save_random_checkpoint(
     directory: str | Path,
-    config_overrides: dict | None = None,
-    seed: int = 0,
-    base_config: dict | None = None,
     *,
+    seed: int = 0,
     tiny: bool = True,
+    config_overrides: dict | None = None,
+    base_config: dict | None = None,
 ) -> Path:
     """Write a randomly initialised TimeMoE (config.json + model.safetensors) in the official layout.
 

@@ -211,12 +211,17 @@ def load(path: str = DEFAULT_PATH, device: str = "auto") -> TimesFMTeacher:
     return TimesFMTeacher(wrapper, path, hash_checkpoint(local), dev)
 
 
-def save_random_checkpoint(directory: str | Path, seed: int = 0, *, tiny: bool = True) -> Path:
+def save_random_checkpoint(
+    directory: str | Path, *, seed: int = 0, tiny: bool = True, config_overrides: dict | None = None
+) -> Path:
     """Write a randomly initialised TimesFM-2.5 (model.safetensors + config.json) via save_pretrained.
 
     tiny=False is the released 200M architecture. Its forecasts are meaningless: it exists to test
-    loading and to time the real shapes.
+    loading and to time the real shapes. `config_overrides` (the other families' knob) is refused: the
+    package defines TimesFM-2.5 by one dataclass, not a config file.
     """
+    if config_overrides:
+        raise ValueError("TimesFM-2.5 takes no config_overrides: use tiny=True or the released definition")
     _, _, base = _package()
     definition = base.TimesFM_2p5_200M_Definition()
     if tiny:
