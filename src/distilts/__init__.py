@@ -30,6 +30,7 @@ from distilts.lazy import lazy_names
 
 # public name -> module that defines it
 API = {
+    "DataSpec": "distilts.data.spec",
     "load_dataset": "distilts.data.dataset",
     "load_teacher": "distilts.teachers",
     "TeacherTraining": "distilts.distill.config",

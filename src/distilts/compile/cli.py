@@ -126,7 +126,7 @@ def compile_cmd(
         model_dir,
         unique,
         out,
-        data_path=data_path,
+        data=data_path,
         calib_windows=calib_windows,
         verify_windows=verify_windows,
         verify_on=verify_on,

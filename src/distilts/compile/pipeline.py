@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from torch import nn
@@ -29,6 +30,7 @@ from distilts.compile.passes import apply_passes
 from distilts.compile.scratch import Scratch
 from distilts.compile.verify import Candidate
 from distilts.compile.wrapper import torch_predict, wrap_student
+from distilts.data.spec import DataSpec
 from distilts.errors import DataError
 from distilts.quiet import quiet
 from distilts.runtime import Forecaster
@@ -54,7 +56,7 @@ def compile_student(
     jobs: list[CompileJob],
     out_dir: str | os.PathLike,
     *,
-    data_path: str | None = None,
+    data: Any = None,
     calib_windows: int = DEFAULT_CALIB_WINDOWS,
     verify_windows: int = DEFAULT_VERIFY_WINDOWS,
     verify_on: tuple[str, ...] = (),
@@ -79,7 +81,7 @@ def compile_student(
         )
     if verify_windows < 1:
         raise DataError("--verify-windows must be at least 1: every artifact is checked against the student.")
-    data = load_compile_data(config, data_path)
+    data = load_compile_data(config, DataSpec.of(data).path)
     verify_x = _held_out(data, verify_windows)
     calib_x = data.windows("train", calib_windows) if int8 else None
     if calib_x is not None and len(calib_x) == 0:

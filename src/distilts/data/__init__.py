@@ -11,6 +11,7 @@ from distilts.data.split import SCHEMES
 from distilts.lazy import lazy_names
 
 _LAZY = {
+    "DataSpec": "spec",
     "Dataset": "dataset",
     "load_dataset": "dataset",
     "Scaler": "scaler",

@@ -330,7 +330,7 @@ def distill(
         student_kwargs=student_kwargs,
         teacher=teacher_name,
         teacher_path=teacher_path,
-        data_args=data_args,
+        data=data_args,
         lookback=lookback,
         horizon=horizon,
         stride=stride,

@@ -20,6 +20,7 @@ from distilts.cache.config import (  # noqa: F401  (re-exported: every command's
     PARTS,
     TEACH_BATCH,
 )
+from distilts.data.spec import DataSpec
 from distilts.errors import DistiltsError
 
 if TYPE_CHECKING:
@@ -90,7 +91,7 @@ class DistillSpec:
     student_kwargs: dict[str, Any] = field(default_factory=dict)
     teacher: str = "timemoe"
     teacher_path: str | None = None
-    data_args: dict[str, Any] = field(default_factory=dict)
+    data: Any = None  # DataSpec, or what DataSpec.of takes (a path, a DataFrame, a dict, None: synthetic)
     lookback: int = LOOKBACK
     horizon: int = HORIZON
     stride: int = 1
@@ -100,6 +101,9 @@ class DistillSpec:
     max_cache_gb: float | None = None
     max_train_windows: int | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        self.data = DataSpec.of(self.data)
 
     @property
     def levels(self) -> tuple[float, ...] | None:

@@ -16,8 +16,9 @@ from torch import nn
 
 from distilts import distributed, teachers
 from distilts.cache.entry import TeacherCache, fill_teacher_cache
-from distilts.data import Dataset, load_dataset
+from distilts.data import Dataset
 from distilts.data.panel import PanelDataset
+from distilts.data.spec import DataSpec
 from distilts.distill import evaluate as ev
 from distilts.distill.config import DistillSpec, TrainConfig
 from distilts.distill.online_hidden import OnlineHidden
@@ -154,7 +155,7 @@ def distill_student(
     out = Path(out_dir)
     if not resume and (out / CHECKPOINT).is_dir():
         log(f"note: {out} holds the checkpoint of an earlier run; starting over (use --resume to continue it)")
-    dataset = load_dataset(**spec.data_args)
+    dataset = spec.data.load()
     normalization = panel_normalization(spec, dataset, log)
     train_stride = spec.train_stride(dataset)
     train_w = dataset.windows("train", spec.lookback, spec.horizon, train_stride)
@@ -247,10 +248,10 @@ def student_config(
             "source": _absolute_if_file(dataset.series.source),
             "hash": dataset.data_hash,
             "split": dataset.split.to_dict(),
-            "split_scheme": spec.data_args.get("split"),
-            "fill": spec.data_args.get("fill"),
-            "date_column": spec.data_args.get("date_column"),
-            **{k: spec.data_args[k] for k in LONG_ARGS if spec.data_args.get(k) is not None},
+            "split_scheme": spec.data.split,
+            "fill": spec.data.fill,
+            "date_column": spec.data.date_column,
+            **{k: getattr(spec.data, k) for k in LONG_ARGS if getattr(spec.data, k) is not None},
         },
         "loss": {
             "kd": spec.train.use_kd,
@@ -345,7 +346,7 @@ def score_student(
 
 def evaluate_student(
     model_dir: str | os.PathLike,
-    data_args: dict | None = None,
+    data: Any = None,
     *,
     device: str = "auto",
     with_teacher: bool = True,
@@ -355,10 +356,10 @@ def evaluate_student(
     progress: bool = True,
 ) -> dict:
     """`distilts eval`: score a student directory on the test part (stride 1, normalized scale) of
-    the series `data_args` names (`load_dataset`'s arguments; default: the built-in synthetic
-    series), and its teacher from the teacher cache when the teacher's directory exists. Returns
+    the series `data` names (a DataSpec, path, DataFrame or dict of `load_dataset`'s arguments; default:
+    the built-in synthetic series), and its teacher from the teacher cache when the teacher's directory exists. Returns
     the metrics; `write` also puts metrics.json, plots/ and card.md into the directory."""
-    data_args = data_args or {}
+    data_args = DataSpec.of(data).args()
     model_dir = Path(model_dir)
     model, config = load_student_dir(model_dir)
     if lookback is not None and lookback != config["lookback"]:

@@ -16,11 +16,13 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from distilts import __version__
 from distilts.data import load_dataset, make_windows
+from distilts.data.spec import DataSpec
 from distilts.errors import DistiltsError
 from distilts.runtime.manifest import Manifest, read_manifest
 
@@ -152,7 +154,7 @@ def _torch_installed() -> bool:
 
 def profile_artifact(
     artifact_dir: str | Path,
-    data_args: dict | None = None,
+    data: Any = None,
     *,
     teacher: str | None = None,
     teacher_path: str | None = None,
@@ -167,10 +169,11 @@ def profile_artifact(
     log=print,
 ) -> dict:
     """`distilts profile`: latency, throughput, peak RSS, size and accuracy of the artifact (+ its
-    PyTorch student, + `teacher`), each in its own process, on test windows of the series `data_args`
-    names (`load_dataset`'s arguments; default: the synthetic series). Returns the report dict
+    PyTorch student, + `teacher`), each in its own process, on test windows of the series `data`
+    names (a DataSpec, path, DataFrame or dict of `load_dataset`'s arguments; default: the synthetic series).
+    Returns the report dict
     (`profile.report.write_report` writes profile.json/.md/.png)."""
-    data_args = data_args or {}
+    data_args = DataSpec.of(data).args()
     man = read_manifest(artifact_dir)
     # one thread count for every model (artifact, PyTorch student, teacher), recorded in the report:
     # the target's threads, else 1 (torch's default of all cores for the teacher made speedups meaningless)
