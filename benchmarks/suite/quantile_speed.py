@@ -101,7 +101,11 @@ def main(argv: list[str] | None = None) -> None:
 
 
 # --- the harness entry (benchmarks/harness.py): the presets as this module's options -----------------------
-PRESETS: dict[str, dict] = {"quick": {"lookback": 96, "horizon": 24, "calls": 300}, "full": {}}
+PRESETS: dict[str, dict] = {
+    "quick": {"lookback": 96, "horizon": 24, "calls": 300,
+              "work_dir": str(ROOT / "benchmarks" / "runs" / "quantile-speed-quick")},
+    "full": {},
+}
 
 
 def run(ctx, **params):
