@@ -100,8 +100,9 @@ def load(name: str) -> ModuleType:
 
 
 def title(module: ModuleType) -> str:
-    """First line of the benchmark's docstring."""
-    return (module.__doc__ or module.__name__).strip().splitlines()[0].rstrip(".")
+    """The first paragraph of the benchmark's docstring, on one line."""
+    first = (module.__doc__ or module.__name__).strip().split("\n\n")[0]
+    return " ".join(first.split()).rstrip(".")
 
 
 def command(name: str, preset: str, overrides: dict[str, Any] | None = None) -> str:

@@ -21,4 +21,4 @@ import numpy, safetensors, torch  # noqa: F401
 print(f"torch {torch.__version__}, CUDA {'yes: ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no (CPU fallback)'}")
 PY
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
-exec timeout "${GPU_CHECK_TIMEOUT:-570}" "$PY" benchmarks/gpu_check.py --out "$OUT_JSON" "$@"
+exec timeout "${GPU_CHECK_TIMEOUT:-570}" "$PY" -m benchmarks.suite.gpu_check --out "$OUT_JSON" "$@"
