@@ -25,10 +25,10 @@ every epoch, train stride 1), at all four horizons, beside the published ETTh1 n
 Metrics: MSE/MAE on z-scored values (train statistics), standard ETTh1 test split, windows stride 1
 (the `metrics.json` `distilts distill` writes).
 
-    python benchmarks/accuracy.py --jobs 3                     # ablation + tau sweep (see RESULTS.md for the sized command)
-    python benchmarks/accuracy.py --baselines --jobs 3         # paper-setting baselines vs published
-    python benchmarks/accuracy.py --quick                      # minutes: L=96, H=96, few epochs, stride 4
-    python benchmarks/accuracy.py --smoke                      # < 2 min: tiny teacher, DLinear, gt + hkd, 1 epoch
+    python -m benchmarks run accuracy --preset full
+    python -m benchmarks run accuracy --preset full
+    python -m benchmarks run accuracy --preset full
+    python -m benchmarks run accuracy --preset full
 """
 
 from __future__ import annotations

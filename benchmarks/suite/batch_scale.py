@@ -5,8 +5,8 @@ The series beyond M4 Hourly's 414 are REPLICATED M4 Hourly series (series i is M
 under a new id, with made-up hourly timestamps): the scale figures measure reading, validation,
 windowing, inference and writing, not forecast quality.
 
-    python benchmarks/batch_scale.py --artifact benchmarks/runs/m4h/dlinear-kd/artifacts/onnx-fp32
-    python benchmarks/batch_scale.py --series 414,10000 --no-ray      # smaller
+    python -m benchmarks run batch_scale --preset full
+    python -m benchmarks run batch_scale --preset full
 
 Each scale runs `distilts.batch.panel.forecast_file` in its own process (peak RSS = that process's
 ru_maxrss, the whole Python process); the raw session figure is the artifact's own session called on
@@ -179,7 +179,7 @@ def main() -> None:
                                                                        work / f"ray-{n}")
         ray_row["same_rows"] = ray_row["max_abs_diff"] != float("inf")
         print(ray_row, flush=True)
-    md = (f"## Batch forecasting: throughput and growth\n\n`python benchmarks/batch_scale.py` (artifact "
+    md = (f"## Batch forecasting: throughput and growth\n\n`python -m benchmarks run batch_scale --preset full` (artifact "
           f"`{Path(args.artifact).relative_to(ROOT) if Path(args.artifact).is_relative_to(ROOT) else args.artifact}`, "
           f"batch {args.batch}, {args.threads} threads); commit {git_commit()}. Series beyond 414 are replicated "
           f"M4 Hourly series.\n\nRaw session at batch {args.batch}: {raw:,.0f} windows/s.\n\n"

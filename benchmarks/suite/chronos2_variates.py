@@ -6,7 +6,7 @@ weights (cost only; a checkpoint directory can be given instead) and times `pred
 hidden=True)` on evenly spaced ETTh1 test windows in both modes (interleaved), one thread; the
 minimum of --reps calls per mode is the figure (robust to other jobs on the machine).
 
-    python benchmarks/chronos2_variates.py [--checkpoint DIR] [--windows 16] [--out-json FILE]
+    python -m benchmarks run chronos2_variates --preset full
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ weights: only cost is measured) on one GPU, written as one JSON record.
      `--teacher-hidden online` (teacher run on every batch): the "store vs recompute" trade-off
 
     scripts/gpu-check.sh                       # on a GPU, ~5 minutes
-    python benchmarks/gpu_check.py --quick     # the CPU fallback path, small shapes (a dry run)
+    python -m benchmarks run gpu_check --preset full
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ each (and the fp32 export) on three CPUs: this one (natively), an x86 WITHOUT VN
 arm64 (the emulated Raspberry Pi of scripts/arm64-device.sh). Prints rel-MSE / max abs error vs the
 PyTorch student (normalized units, held-out test windows) and writes JSON.
 
-    python benchmarks/int8_isa.py runs/etth1-dlinear --data ../shared/data/ETTh1.csv
+    python -m benchmarks run int8_isa --preset full
 """
 
 from __future__ import annotations

@@ -1,14 +1,14 @@
 #!/usr/bin/env python
 """int8 vs fp32 of the same backend, timed A/B interleaved in one process (robust to a shared machine).
 
-`benchmarks/speed.py` times each row in its own process one after another, so on a loaded machine two
+`benchmarks/suite/speed.py` times each row in its own process one after another, so on a loaded machine two
 rows of the same graph can differ by 2x at batch 256. This script loads an fp32 and an int8 artifact of
 one backend side by side and alternates short rounds of `Forecaster.predict` calls between them, so both
 see the same load; it reports the median and the minimum per-call time of each and their ratios.
-`benchmarks/speed.py` calls `pair` after its rows for its own int8-vs-fp32 verdict.
+`benchmarks/suite/speed.py` calls `pair` after its rows for its own int8-vs-fp32 verdict.
 
-    python benchmarks/int8_pairs.py                      # the artifacts of benchmarks/speed.py (DLinear)
-    python benchmarks/int8_pairs.py --artifacts DIR      # DIR/<format>-fp32 and DIR/<format>-int8
+    python -m benchmarks run int8_pairs --preset full
+    python -m benchmarks run int8_pairs --preset full
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-if __name__ == "__main__":  # one BLAS/OpenMP thread before numpy loads (not when benchmarks/speed.py imports `pair`)
+if __name__ == "__main__":  # one BLAS/OpenMP thread before numpy loads (not when benchmarks/suite/speed.py imports `pair`)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -79,7 +79,7 @@ def main() -> None:
     rows = [pair(f, root, b, args.rounds, args.budget_s) for f in args.formats for b in args.batches]
     print(text_table(rows, COLUMNS))
     info = machine_info()
-    md = (f"## int8 vs fp32, interleaved (`benchmarks/int8_pairs.py`)\n\nMachine: {info.get('processor')}, "
+    md = (f"## int8 vs fp32, interleaved (`benchmarks/suite/int8_pairs.py`)\n\nMachine: {info.get('processor')}, "
           f"1 thread per backend, load average {os.getloadavg()[0]:.1f}; commit {git_commit()}; artifacts {root}.\n\n"
           + markdown_table(rows, COLUMNS)
           + "\n\n'int8 no slower?': yes when the median over rounds of (int8 round time / the fp32 round beside it) "

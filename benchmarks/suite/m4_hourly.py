@@ -8,8 +8,8 @@ multiplicative decomposition), and statsforecast's SeasonalNaive, AutoETS and Au
 the `bench` extra). Scores: sMAPE, MASE (m = 24, in-sample seasonal naive of each series' train
 values) and OWA against Naive2, as the competition computed them; next to the published table.
 
-    python benchmarks/m4_hourly.py                      # writes benchmarks/results/m4_hourly.{json,md}
-    python benchmarks/m4_hourly.py --epochs 2 --quick   # a smoke run (fewer windows and epochs)
+    python -m benchmarks run m4_hourly --preset full
+    python -m benchmarks run m4_hourly --preset full
 
 Every step is cached under benchmarks/runs/m4h/ (teacher, students, artifacts, the statsforecast
 forecasts), so a rerun only recomputes what is missing.
@@ -218,7 +218,7 @@ def main() -> None:
     print(text_table(rows, cols))
     settings = {k: v for k, v in vars(args).items() if k not in ("runs", "out")}
     md = (f"## M4 Hourly (414 series, horizon 48, competition protocol)\n\n"
-          f"`python benchmarks/m4_hourly.py` (settings {settings}); commit {git_commit()}.\n\n"
+          f"`python -m benchmarks run m4_hourly --preset full` (settings {settings}); commit {git_commit()}.\n\n"
           + markdown_table(rows, cols) + "\n")
     write_outputs({"settings": settings, "machine": machine_info(), "timings": timings, "rows": rows},
                   md, f"{args.out}.json", f"{args.out}.md")

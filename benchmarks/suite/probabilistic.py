@@ -25,8 +25,8 @@ Baselines on the same test windows:
 Metrics (distilts.metrics): WQL, MASE of the median, MSE of the median, coverage / mean width / MSIS of
 the 0.1-0.9 interval; normalized values, stride-1 test windows; mean ± std over `--seeds`.
 
-    python benchmarks/probabilistic.py --jobs 2                  # ETTh1 L=512, H=96 and 336, 3 seeds
-    python benchmarks/probabilistic.py --smoke                   # < 3 min: L=96, H=24, 1 seed, tiny teacher
+    python -m benchmarks run probabilistic --preset full
+    python -m benchmarks run probabilistic --preset full
 """
 
 from __future__ import annotations

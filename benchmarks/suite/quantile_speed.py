@@ -7,7 +7,7 @@ the weights do not change the arithmetic), compiles both to every format x preci
 interleaved call by call in one process (so load on a shared machine hits both alike); median of
 `--calls` calls each. The goal (issue 19): the quantile artifact under 2x the point one.
 
-    python benchmarks/quantile_speed.py                 # ~3 min here
+    python -m benchmarks run quantile_speed --preset full
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@
 Rows: onnxruntime graph optimisation level, intra-op threads and spinning; OpenVINO performance hint,
 inference precision and the way a call is made (`infer({0: x})`, shared memory, a pre-set input
 tensor as the runtime does); LiteRT threads; and `Forecaster.predict` in latency and throughput mode
-next to its session call (the runtime's own overhead). Same artifacts as benchmarks/serve.py.
+next to its session call (the runtime's own overhead). Same artifacts as benchmarks/suite/serve.py.
 
-    python benchmarks/runtime_settings.py [--artifact DIR ...] [--seconds 1]
+    python -m benchmarks run runtime_settings --preset full
 
 Writes OUT/runtime_settings.{json,md} (OUT: benchmarks/runs/serve).
 """

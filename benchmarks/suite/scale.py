@@ -8,9 +8,9 @@ On synthetic wide data (D variates x N rows, Parquet), with a tiny random-weight
            torchrun): seconds per epoch (with validation), peak RSS
 and a projection of the cache size at real size (Electricity, Traffic; TimeMoE-50M hidden states).
 
-    python benchmarks/scale.py                      # the grid in RESULTS.md (~20 min on 2 shared cores)
-    python benchmarks/scale.py --smoke              # < 2 minutes: 7 and 64 variates, 4k rows
-    python benchmarks/scale.py --project-only       # only the real-size projection (no runs)
+    python -m benchmarks run scale --preset full
+    python -m benchmarks run scale --preset full
+    python -m benchmarks run scale --preset full
 
 Peak RSS is the largest single process (the max over ranks; `ru_maxrss` of the waited-for children).
 """
@@ -198,7 +198,7 @@ def render(payload: dict) -> str:
         lines += [markdown_table(payload["rows"], GRID_COLS), ""]
     lines += [f"Projection at real size (TimeMoE-50M, d_model {D_MODEL_50M}, float16 hidden states, L=512, H=96, "
               "70/10/20 split; windows = train + val at the stride + test at stride 1; "
-              "`python benchmarks/scale.py --project-only`):", "",
+              "`python -m benchmarks run scale --preset full`):", "",
               markdown_table(payload["projection"], PROJ_COLS)]
     return "\n".join(lines)
 

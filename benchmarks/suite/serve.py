@@ -7,7 +7,7 @@ For each artifact (default: DLinear L=512 H=96 on ETTh1, compiled to ONNX, OpenV
    (1, 2, 4, 8 threads sharing one Forecaster); plus the per-request cost of parsing a request body
    and encoding an answer;
 2. `distilts serve ARTIFACT --host 127.0.0.1 --no-access-log` in a subprocess, driven by wrk (1 thread,
-   benchmarks/wrk.py, the load path every serving benchmark shares) at each concurrency level for
+   benchmarks/support/wrk.py, the load path every serving benchmark shares) at each concurrency level for
    --seconds, posting one test window. Its answer is first checked bit for bit against the serial
    forecast; then "exact" counts answers byte-identical to it, "wrong" the other 200 answers, "errors"
    non-200 answers and socket errors. The server's /stats says where its time went.
@@ -15,13 +15,13 @@ For each artifact (default: DLinear L=512 H=96 on ETTh1, compiled to ONNX, OpenV
    in this process cycling 64 windows, at most --requests per level; "wrong" there meant outside the
    golden tolerance. They still render.)
 
-    python benchmarks/serve.py                         # ~4 min on 2 cores
-    python benchmarks/serve.py --artifact DIR [--artifact DIR2 ...] --levels 1 8 --seconds 3
-    python benchmarks/serve.py --render benchmarks/results/serve.json
+    python -m benchmarks run serve --preset full
+    python -m benchmarks run serve --preset full
+    python -m benchmarks report   # RESULTS.md from the stored records
 
 Loopback only. Writes OUT/serve.json and OUT/serve.md (OUT: benchmarks/runs/serve).
-Against the ceiling of the HTTP stack itself, with wrk as the client: benchmarks/serve_stack.py; deploys under
-load and overload: benchmarks/serve_ops.py.
+Against the ceiling of the HTTP stack itself, with wrk as the client: benchmarks/suite/serve_stack.py; deploys under
+load and overload: benchmarks/suite/serve_ops.py.
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ def raw_runtime(art: str, xs: np.ndarray, args) -> dict:
     return out
 
 
-# --- the server, in a subprocess, under wrk (benchmarks/wrk.py: the load path of every serving benchmark) ---
+# --- the server, in a subprocess, under wrk (benchmarks/support/wrk.py: the load path of every serving benchmark) ---
 def serve_levels(art: str, xs: np.ndarray, ref: np.ndarray, args, log: Path) -> dict:
     """`distilts serve ART` under wrk at each level, posting the last window; its answer is first checked
     against `ref` (bit-exact), then wrk compares every answer with it byte for byte."""

@@ -12,8 +12,8 @@
    many connections: answers must be 200 or 503 (no timeouts), with a bounded p99; the server's RSS is
    sampled every 0.5 s.
 
-    python benchmarks/serve_ops.py                  # ~3 min; reuses benchmarks/serve.py's artifacts
-    python benchmarks/serve_ops.py --render benchmarks/results/serve-ops.json
+    python -m benchmarks run serve_ops --preset full
+    python -m benchmarks report   # RESULTS.md from the stored records
 
 Writes OUT/serve-ops.json and .md (OUT: benchmarks/runs/serve).
 """
@@ -183,7 +183,7 @@ def render(payload: dict) -> str:
     good = [e for e in d["events"] if e.get("switch_s") is not None]
     lines = ["### Operating the server: deploys under load, overload (wrk)", "",
              f"Machine: {m['processor']}, {m['cpu_count']} cores, shared with other jobs; {m['date']}; commit "
-             f"{payload.get('commit')}. `python benchmarks/serve_ops.py`.", "",
+             f"{payload.get('commit')}. `python -m benchmarks run serve_ops --preset full`.", "",
              f"**{len(d['events'])} deploys while wrk ran at {ld['connections']} connections** "
              f"({len(good)} good ones alternating two artifacts, one corrupted through `distilts deploy`, one "
              "corrupted switched in without deploy):", "",

@@ -2,16 +2,16 @@
 """`distilts serve` against the ceiling of its own HTTP stack, measured with wrk (not the server's own code).
 
 Two servers run side by side, each one process on loopback, access logs off, the same uvicorn (httptools,
-uvloop): `distilts serve ARTIFACT` and benchmarks/bare_app.py (a FastAPI route that reads the body, parses it
+uvloop): `distilts serve ARTIFACT` and benchmarks/support/bare_app.py (a FastAPI route that reads the body, parses it
 with orjson and answers a fixed body of the size of a real answer). wrk posts one real ETTh1 window (DLinear
 L=512 H=96, 7 columns) at 1, 8 and 64 connections; the two servers alternate, --repeats times per level, and
 the table gives medians. Server CPU per request (psutil) is given too: it depends much less on what else the
 machine runs than req/s. Then the Open Inference Protocol route with binary tensors (tritonclient's default
 encoding) at batch 1 and 256. Before the load, the answers are checked against `Forecaster.predict`.
 
-    python benchmarks/serve_stack.py                      # ~3 min; builds the artifact once
-    python benchmarks/serve_stack.py --artifact DIR --seconds 4 --repeats 5
-    python benchmarks/serve_stack.py --render benchmarks/results/serve-stack.json
+    python -m benchmarks run serve_stack --preset full
+    python -m benchmarks run serve_stack --preset full
+    python -m benchmarks report   # RESULTS.md from the stored records
 
 Writes OUT/serve-stack.json and .md (OUT: benchmarks/runs/serve).
 """
@@ -161,7 +161,7 @@ def render(payload: dict) -> str:
              f"{payload.get('commit')}. {payload['backend']} DLinear L={a['lookback']} H={a['horizon']}, one "
              f"window per request ({payload['body_bytes']:,} bytes in, {payload['answer_bytes']:,} out); wrk 1 "
              f"thread, {a['seconds']} s per run, {a['repeats']} alternating runs per server and level (medians). "
-             f"bare = benchmarks/bare_app.py (FastAPI + uvicorn + orjson parse, fixed answer of the same size). "
+             f"bare = benchmarks/support/bare_app.py (FastAPI + uvicorn + orjson parse, fixed answer of the same size). "
              f"Answers checked before the load: {payload['checks']}.", "",
              markdown_table(summary(payload), [
                  ("connections", "connections"), ("bare_rps", "bare req/s"), ("rps", "distilts req/s"),

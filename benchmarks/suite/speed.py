@@ -2,7 +2,7 @@
 """Speed benchmark: compiled students vs the physical reference, the PyTorch student and teachers, on one machine.
 
 For each student (DLinear, iTransformer) x format (onnx, openvino, tflite) x precision (fp32, int8):
-`distilts compile`, then in a fresh subprocess per row (benchmarks/speed_worker.py): batch-1 latency
+`distilts compile`, then in a fresh subprocess per row (benchmarks/support/speed_worker.py): batch-1 latency
 (median, p95) of `Forecaster.predict` and of the backend's raw session call, batch-256 throughput of
 both, peak RSS, file size and test MSE on the same ETTh1 windows. Next to them: the physical
 reference (a numpy GEMM of the folded DLinear weights, same thread count), the PyTorch student
@@ -10,13 +10,13 @@ reference (a numpy GEMM of the folded DLinear weights, same thread count), the P
 built at real size from its published config with RANDOM weights (only its cost is measured, never
 its forecasts; Chronos-T5 tiny/small on request: they take 1-15 min per call). Every ratio is
 computed from the same run. The int8-vs-fp32 verdict comes from alternating rounds of both artifacts in one
-process after the rows (benchmarks/int8_pairs.py), not from the rows' one-after-another times.
+process after the rows (benchmarks/suite/int8_pairs.py), not from the rows' one-after-another times.
 
-    python benchmarks/speed.py                # full grid, <= 15 min on 2 cores
-    python benchmarks/speed.py --quick        # a few minutes on 2 cores
-    python benchmarks/speed.py --smoke        # < 1 minute: DLinear, onnx fp32, tiny settings
-    python benchmarks/speed.py --teachers patchtst timemoe-50m chronos-t5-tiny chronos-t5-small  # + ~20 min
-    python benchmarks/speed.py --render benchmarks/results/speed.json   # redo the .md from a JSON record
+    python -m benchmarks run speed --preset full
+    python -m benchmarks run speed --preset full
+    python -m benchmarks run speed --preset full
+    python -m benchmarks run speed --preset full
+    python -m benchmarks report   # RESULTS.md from the stored records
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ REAL_SIZE_TEACHERS.update({
 WORKER = ["-m", "benchmarks.support.speed_worker"]
 
 
-# --- one row = one fresh process: benchmarks/speed_worker.py (the runtime's profile worker + raw calls) ----
+# --- one row = one fresh process: benchmarks/support/speed_worker.py (the runtime's profile worker + raw calls) ----
 def measure(spec: dict, inputs: Path, y_true: np.ndarray | None, scaler: tuple[np.ndarray, np.ndarray],
             work: Path, log: Path) -> dict:
     """Time one model in its own interpreter (so peak RSS is its own), with the same BLAS/OpenMP threads.
@@ -264,7 +264,7 @@ def measure_all(args) -> dict:
     return {"benchmark": "speed", "machine": machine_info(), "commit": git_commit(), "args": vars(args),
             "windows": win, "rows": rows, "speedup_latency_b1": pairwise_speedups(rows), "int8_pairs": pairs,
             "notes": ["latency: batch 1, p50 and p95 of `Forecaster.predict` over timed calls after warm-up, one "
-                      "fresh process per row (benchmarks/speed_worker.py: the runtime's profile worker plus raw calls)",
+                      "fresh process per row (benchmarks/support/speed_worker.py: the runtime's profile worker plus raw calls)",
                       "raw call: the backend's own session call on a contiguous float32 batch in the same process; "
                       "predict - raw is the runtime's per-call overhead (input checks, padding, copies)",
                       "reference: numpy GEMM of the folded DLinear weights (x^T W + b, [B, D, H], no output "
@@ -276,7 +276,7 @@ def measure_all(args) -> dict:
                       "load avg: the 1-minute load average when each row finished is in the JSON (load_avg)",
                       "int8 vs fp32 verdict: after every row, both artifacts of a student x format loaded in one "
                       "process and timed in alternating (ABBA) rounds of `Forecaster.predict` calls at b=1 and "
-                      f"b={args.batch} (benchmarks/int8_pairs.py); 'no slower' = median over rounds of int8 round "
+                      f"b={args.batch} (benchmarks/suite/int8_pairs.py); 'no slower' = median over rounds of int8 round "
                       "time / the fp32 round beside it <= 1.05 (the rows above are timed one after another, so "
                       "their int8/fp32 ratios swing with the machine's load); ratios in the JSON (int8_pairs)",
                       "peak RSS: ru_maxrss of the row's process (interpreter + its libraries + model + timing)",
@@ -286,7 +286,7 @@ def measure_all(args) -> dict:
 
 def int8_pairs(rows: list[dict], args) -> list[dict]:
     """int8 vs fp32 of each student x format with both artifacts, in alternating rounds in this process
-    (benchmarks/int8_pairs.py), at b=1 and b=`args.batch`; run after every row, so no row's peak RSS
+    (benchmarks/suite/int8_pairs.py), at b=1 and b=`args.batch`; run after every row, so no row's peak RSS
     includes the runtimes loaded here."""
     ok = {(r["model"], r["format"], r["precision"]): r for r in rows if r["role"] == "student" and "artifact" in r
           and not r.get("error")}

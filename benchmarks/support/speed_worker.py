@@ -1,7 +1,7 @@
 #!/usr/bin/env python
-"""One row of benchmarks/speed.py, in its own process: the runtime's profile worker plus the raw session call.
+"""One row of benchmarks/suite/speed.py, in its own process: the runtime's profile worker plus the raw session call.
 
-`python benchmarks/speed_worker.py SPEC.json` with the spec of `distilts.profile.worker` (its
+`python -m benchmarks.support.speed_worker SPEC.json` with the spec of `distilts.profile.worker` (its
 batch-1 latency timer; throughput here is the median call time, see `time_throughput`), and:
 - kind `artifact`: also times the backend's raw `session.run` at batch 1 and at each throughput batch
   (same process, same inputs), so `Forecaster.predict`'s own overhead is `predict - raw`;
@@ -10,7 +10,7 @@ batch-1 latency timer; throughput here is the median call time, see `time_throug
 - kind `floor`: a backend's per-call floor: a model with no arithmetic (the first `horizon` steps of
   the window, so the same input and output shapes as a student) called through its runtime session.
 numpy's BLAS threads are set by the caller through OPENBLAS_NUM_THREADS (before numpy loads).
-`python benchmarks/speed_worker.py --fold STUDENT_DIR OUT.npz` writes those folded weights (torch is
+`python -m benchmarks.support.speed_worker --fold STUDENT_DIR OUT.npz` writes those folded weights (torch is
 imported in that process only: Linux keeps a process's peak RSS across fork + exec, so the parent
 must stay small for the rows' peak RSS to be their own).
 """
