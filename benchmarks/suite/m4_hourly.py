@@ -93,6 +93,19 @@ def read_m4() -> tuple[list[str], list[np.ndarray], np.ndarray]:
         np.stack([np.asarray(te.series(i), np.float64) for i in range(len(te))])
 
 
+def long_parquet(path: Path) -> Path:
+    """M4 Hourly's train series as long-format Parquet (unique_id, ds = step index, y), written once."""
+    if not path.exists():
+        import pandas as pd
+
+        ids, train, _ = read_m4()
+        frame = pd.concat([pd.DataFrame({"unique_id": i, "ds": np.arange(len(v)), "y": v}) for i, v in zip(ids, train)])
+        tmp = path.with_suffix(".partial")
+        frame.to_parquet(tmp, index=False)
+        tmp.replace(path)
+    return path
+
+
 def teacher_forecasts(teacher_dir: Path, train: list[np.ndarray], lookback: int) -> np.ndarray:
     """The teacher as it was trained: per-series z-score with the train-part statistics (all but the last
     2H values), its forecast of the last window, back to the series' scale."""
@@ -111,14 +124,15 @@ def teacher_forecasts(teacher_dir: Path, train: list[np.ndarray], lookback: int)
     return out * np.array(sd)[:, None] + np.array(mu)[:, None]
 
 
-def artifact_forecasts(art: Path, ids: list[str], runs: Path) -> tuple[np.ndarray, float]:
+def artifact_forecasts(art: Path, ids: list[str], runs: Path, data: Path) -> tuple[np.ndarray, float]:
     import pyarrow.parquet as pq
 
     out = runs / f"forecast-{art.name}.parquet"
-    wall, _ = run_timed([*DISTILTS, "forecast", art, "--data", M4 / "Hourly-train.csv", "--out", out])
+    wall, _ = run_timed([*DISTILTS, "forecast", art, "--data", data, "--out", out])
     t = pq.read_table(out).to_pydict()
     by_id: dict[str, list[float]] = {}
-    for i, v in zip(t["id"], t["forecast"]):
+    id_col = "id" if "id" in t else "unique_id"  # M4 wide rows name it id; long format keeps its own name
+    for i, v in zip(t[id_col], t["forecast"]):
         by_id.setdefault(i, []).append(v)
     return np.array([by_id[i] for i in ids], dtype=np.float64), wall
 
@@ -156,12 +170,14 @@ def main() -> None:
     ap.add_argument("--max-windows-per-series", type=int, default=32)
     ap.add_argument("--runs", default=str(ROOT / "benchmarks" / "runs" / "m4h"))
     ap.add_argument("--no-stats", action="store_true", help="skip statsforecast (the bench extra)")
+    ap.add_argument("--parquet", action="store_true",
+                    help="feed distilts the series as long-format Parquet (unique_id, ds, y) instead of M4 wide rows")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "m4_hourly"))
     args = ap.parse_args()
     runs = Path(args.runs)
     runs.mkdir(parents=True, exist_ok=True)
     log = runs / "commands.log"
-    data = M4 / "Hourly-train.csv"
+    data = long_parquet(runs / "Hourly-train.parquet") if args.parquet else M4 / "Hourly-train.csv"
     common = ["--data", data, "--lookback", args.lookback, "--horizon", H, "--stride", args.stride,
               "--max-windows-per-series", args.max_windows_per_series]
     timings: dict[str, float] = {}
@@ -201,7 +217,7 @@ def main() -> None:
                       seconds=time.perf_counter() - t0,
                       params=json.loads((teacher / "config.json").read_text()).get("param_count")))
     for (kind, name), art in arts.items():
-        f, wall = artifact_forecasts(art, ids, runs)
+        f, wall = artifact_forecasts(art, ids, runs, data)
         label = {"kd": "DLinear distilled from the teacher", "gt": "DLinear on ground truth only"}[kind]
         params = json.loads((students[kind] / "config.json").read_text()).get("param_count")
         rows.append(score(f"{label} ({name})", f, train, test, naive, seconds=wall, params=params))
