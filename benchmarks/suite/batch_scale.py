@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.support.benchlib import ROOT, git_commit, machine_info, markdown_table, text_table, write_outputs
+from distilts.profile import timing
 
 M4 = ROOT.parent / "shared" / "data" / "m4"
 
@@ -88,11 +89,7 @@ def raw_session(artifact: str, threads: int, batch: int, seconds: float = 3.0) -
     x = np.random.default_rng(0).normal(size=(batch, fc.lookback, 1)).astype(np.float32) * 100 + 1000
     for _ in range(20):
         sess.run(x)
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        sess.run(x)
-        n += batch
-    return n / (time.perf_counter() - t0)
+    return timing.throughput(lambda: sess.run(x), batch, budget_s=seconds)["windows_per_s"]
 
 
 def run_point(artifact: str, data: Path, out: Path, threads: int, batch: int) -> dict:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.support.benchlib import DISTILTS, ROOT, git_commit, machine_info, markdown_table, run_timed, text_table, write_outputs
+from distilts.profile import timing
 
 FORMATS = [("onnx", "fp32"), ("onnx", "int8"), ("openvino", "fp32"), ("openvino", "int8"), ("tflite", "fp32"),
            ("tflite", "int8")]
@@ -48,18 +49,10 @@ def time_pair(point_dir: Path, q_dir: Path, x: np.ndarray, calls: int) -> dict:
 
     p, q = Forecaster.load(point_dir, threads=1), Forecaster.load(q_dir, threads=1)
     one = np.ascontiguousarray(x[0])
-    for _ in range(50):
-        p.predict(one)
-        q.predict_quantiles(one)
-    tp, tq = [], []
-    for _ in range(calls):
-        t = time.perf_counter_ns()
-        p.predict(one)
-        tp.append(time.perf_counter_ns() - t)
-        t = time.perf_counter_ns()
-        q.predict_quantiles(one)
-        tq.append(time.perf_counter_ns() - t)
-    mp, mq = float(np.median(tp)) / 1e6, float(np.median(tq)) / 1e6
+    # interleaved rounds of both (distilts.profile.timing): machine load falls on point and quantile alike
+    t = timing.interleaved({"point": lambda: p.predict(one), "quantile": lambda: q.predict_quantiles(one)},
+                           warmup=50, rounds=max(5, calls // 100), threads=1)
+    mp, mq = t["point"].median_ms, t["quantile"].median_ms
     return {"point_ms": mp, "quantile_ms": mq, "ratio": mq / mp, "under_2x": mq < 2 * mp,
             "point_size": sum(m["size"] for m in p.manifest.raw["models"]),
             "quantile_size": sum(m["size"] for m in q.manifest.raw["models"]), "levels": len(q.levels)}

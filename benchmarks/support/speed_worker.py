@@ -25,22 +25,16 @@ from pathlib import Path
 import numpy as np
 
 from distilts.profile.worker import artifact_model, load_model, predict_all, rss_mb, time_latency
+from distilts.profile import timing
 
 
 def time_throughput(fn, x: np.ndarray, batch: int, budget_s: float, min_calls: int = 7) -> dict:
     """Windows/s at `batch` from the MEDIAN call time (robust to a shared machine's load spikes, which
     inflate a mean over 3 calls several-fold): 1 warm-up, then at least `min_calls` calls and 1 s."""
     xb = np.ascontiguousarray(x[np.arange(batch) % len(x)])
-    fn(xb)
-    ms: list[float] = []
-    start = time.perf_counter()
-    while len(ms) < min_calls or time.perf_counter() - start < min(1.0, budget_s):
-        t = time.perf_counter_ns()
-        fn(xb)
-        ms.append((time.perf_counter_ns() - t) / 1e6)
-        if len(ms) >= 3 and time.perf_counter() - start > budget_s:
-            break
-    med = float(np.median(ms))
+    t = timing.per_call(lambda: fn(xb), warmup=1, iters=100_000, budget_s=max(1.0, budget_s), min_iters=min_calls)
+    ms = t.samples_ms
+    med = t.median_ms
     return {"batch": int(batch), "windows_per_s": 1000.0 * batch / med, "ms_per_batch_median": med,
             "ms_per_batch_min": float(np.min(ms)), "calls": len(ms)}
 
