@@ -97,3 +97,16 @@ def test_a_budget_nothing_fits_ends_with_the_smallest_trials_figures(tmp_path):
     trials = json.loads((out / "trials.json").read_text())["trials"]
     assert len(trials) == 2 and all(t["status"] == "rejected" for t in trials)  # the cost model: never trained
     assert not (out / "best").exists()
+
+
+def test_compile_on_a_device_a_student_does_not_fit_suggests_search(tmp_path):
+    student = tmp_path / "big"
+    res = CliRunner().invoke(cli, ["distill", "--no-kd", "--beta", "0", "--student", "mlp", "-O", "d_model=2048",
+                                   "--lookback", "512", "--horizon", "12", "--epochs", "1", "--stride", "64",
+                                   "--quiet", "--out", str(student)])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli, ["compile", str(student), "--target", "cortex-m4f"])
+    assert res.exit_code != 0
+    last = res.output.strip().splitlines()[-1]
+    assert "does not fit cortex-m4f" in last and "flash: needs" in last
+    assert "`distilts search --target cortex-m4f" in last
