@@ -17,12 +17,16 @@ STUDENTS: Registry[str] = Registry(
     {
         "dlinear": "distilts.students.dlinear:DLinear",
         "itransformer": "distilts.students.itransformer:ITransformer",
+        "tsmixer": "distilts.students.tsmixer:TSMixer",
+        "tide": "distilts.students.tide:TiDE",
     },
 )
 
 _LAZY = {
     "DLinear": "dlinear",
     "ITransformer": "itransformer",
+    "TSMixer": "tsmixer",
+    "TiDE": "tide",
     "build_student": "registry",
     "param_count": "registry",
     "student_class": "registry",
