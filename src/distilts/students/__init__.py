@@ -17,6 +17,7 @@ STUDENTS: Registry[str] = Registry(
     {
         "dlinear": "distilts.students.dlinear:DLinear",
         "itransformer": "distilts.students.itransformer:ITransformer",
+        "mlp": "distilts.students.mlp:MLP",
         "tsmixer": "distilts.students.tsmixer:TSMixer",
         "tide": "distilts.students.tide:TiDE",
     },
@@ -25,6 +26,7 @@ STUDENTS: Registry[str] = Registry(
 _LAZY = {
     "DLinear": "dlinear",
     "ITransformer": "itransformer",
+    "MLP": "mlp",
     "TSMixer": "tsmixer",
     "TiDE": "tide",
     "build_student": "registry",
