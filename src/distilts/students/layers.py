@@ -1,17 +1,8 @@
-"""Small building blocks shared by the zoo students: activation by name, Keras-style initialisation."""
+"""Keras-style initialisation for the zoo students whose official code is Keras (TSMixer, TiDE)."""
 
 from __future__ import annotations
 
 from torch import nn
-
-ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "gelu_tanh": lambda: nn.GELU(approximate="tanh")}
-
-
-def activation_layer(name: str) -> nn.Module:
-    """The activation module named `name`: "relu", "gelu" (exact) or "gelu_tanh" (tanh approximation)."""
-    if name not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)} (got {name!r}).")
-    return ACTIVATIONS[name]()
 
 
 def keras_init(*modules: nn.Module) -> None:

@@ -37,7 +37,8 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, in_dim: int, hidden: int, out_dim: int, dropout: float, layer_norm: bool) -> None:
         super().__init__()
-        self.hidden = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, out_dim), nn.Dropout(dropout))
+        self.hidden = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, out_dim),
+                                    nn.Dropout(dropout))
         self.skip = nn.Linear(in_dim, out_dim)
         self.norm = nn.LayerNorm(out_dim, eps=1e-3) if layer_norm else nn.Identity()
 

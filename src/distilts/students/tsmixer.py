@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from distilts.students.layers import activation_layer, keras_init
+from distilts.students.activations import make_activation
+from distilts.students.layers import keras_init
 from distilts.students.quantile import DEFAULT_RANK, QuantileOutput, head_forecast
 from distilts.students.revin import window_norm
 
@@ -67,7 +68,7 @@ class MixerBlock(nn.Module):
         self.feature_norm = block_norm(norm_type, lookback, n_variates)
         self.feature_in = nn.Linear(n_variates, ff_dim)
         self.feature_out = nn.Linear(ff_dim, n_variates)
-        self.act = activation_layer(activation)
+        self.act = make_activation(activation)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
