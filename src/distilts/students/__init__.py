@@ -18,6 +18,9 @@ STUDENTS: Registry[str] = Registry(
         "dlinear": "distilts.students.dlinear:DLinear",
         "itransformer": "distilts.students.itransformer:ITransformer",
         "mlp": "distilts.students.mlp:MLP",
+        "nhits": "distilts.students.nhits:NHiTS",
+        "nbeats": "distilts.students.nhits:NBEATS",
+        "patchtst": "distilts.students.patchtst:PatchTST",
     },
 )
 
@@ -25,6 +28,9 @@ _LAZY = {
     "DLinear": "dlinear",
     "ITransformer": "itransformer",
     "MLP": "mlp",
+    "NHiTS": "nhits",
+    "NBEATS": "nhits",
+    "PatchTST": "patchtst",
     "build_student": "registry",
     "param_count": "registry",
     "student_class": "registry",
