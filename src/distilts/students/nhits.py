@@ -86,13 +86,15 @@ class NHiTSBlock(nn.Module):
         interp = None if self.n_knots == horizon else interpolation_matrix(self.n_knots, horizon)
         self.register_buffer("interp", interp, persistent=False)
 
-    def forward(self, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        z = r
+    def pooled(self, r: torch.Tensor) -> torch.Tensor:
+        """Max over windows of `pool` steps counted from the newest, `[B, D, L] -> [B, D, ceil(L / pool)]`
+        (the official ceil-mode pooling of the flipped window, in time order)."""
         if self.pad:
-            z = torch.cat([r[..., :1].repeat(1, 1, self.pad), r], dim=-1)
-        if self.pool is not None:
-            z = self.pool(z)
-        h = self.mlp(z)  # [B, D, last width]
+            r = torch.cat([r[..., :1].repeat(1, 1, self.pad), r], dim=-1)
+        return r if self.pool is None else self.pool(r)
+
+    def forward(self, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        h = self.mlp(self.pooled(r))  # [B, D, last width]
         theta = self.theta(h)
         L, K = self.lookback, self.n_knots
         backcast, knots = theta[..., :L], theta[..., L : L + K]
