@@ -130,9 +130,11 @@ def test_distill_then_compile_onnx_and_tflite_int8(tmp_path):
     out = tmp_path / "nhits"
     res = CliRunner().invoke(cli, ["distill", "--no-kd", "--beta", "0", "--student", "nhits", "-O", "mlp_units=8,8",
                                    "-O", "n_pool_kernel_size=4,2,1", "-O", "n_freq_downsample=3,2,1", "--lookback",
-                                   "24", "--horizon", "6", "--epochs", "1", "--stride", "8", "--quiet", "--out", str(out)])
+                                   "24", "--horizon", "6", "--epochs", "1", "--stride", "8", "--quiet",
+                                   "--out", str(out)])
     assert res.exit_code == 0, res.output
     for flags in (["--target", "onnx"], ["--target", "tflite", "--int8", "--calib-windows", "16"]):
-        res = CliRunner().invoke(cli, ["compile", str(out), *flags, "--verify-windows", "8", "--out", str(tmp_path / "a")])
+        res = CliRunner().invoke(cli, ["compile", str(out), *flags, "--verify-windows", "8",
+                                       "--out", str(tmp_path / "a")])
         assert res.exit_code == 0, res.output
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["onnx-fp32", "tflite-int8"]

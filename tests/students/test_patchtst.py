@@ -108,6 +108,7 @@ def test_distill_then_compile_onnx_and_tflite_int8(tmp_path):
                                    "--out", str(out)])
     assert res.exit_code == 0, res.output
     for flags in (["--target", "onnx"], ["--target", "tflite", "--int8", "--calib-windows", "16"]):
-        res = CliRunner().invoke(cli, ["compile", str(out), *flags, "--verify-windows", "8", "--out", str(tmp_path / "a")])
+        res = CliRunner().invoke(cli, ["compile", str(out), *flags, "--verify-windows", "8",
+                                       "--out", str(tmp_path / "a")])
         assert res.exit_code == 0, res.output
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["onnx-fp32", "tflite-int8"]

@@ -74,7 +74,7 @@ class NHiTSBlock(nn.Module):
         self.pool = nn.MaxPool1d(pool, stride=pool) if pool > 1 else None
         widths = [(lookback + self.pad) // pool, *mlp_units]
         layers: list[nn.Module] = []
-        for w_in, w_out in zip(widths[:-1], widths[1:]):
+        for w_in, w_out in zip(widths[:-1], widths[1:], strict=True):
             layers += [nn.Linear(w_in, w_out), make_activation(activation)]
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
@@ -104,8 +104,10 @@ class NHiTSBlock(nn.Module):
 
 
 class NHiTS(nn.Module):
-    """`[B, L, D] -> [B, H, D]` (`[B, H, D, Q]` with quantiles): the level (last value) plus the forecasts
-    of stacked blocks, each fitting the residual the previous ones left.
+    """N-HiTS (Challu et al., 2023): pooled-input MLP blocks, interpolated forecasts, residual stacking.
+
+    `[B, L, D] -> [B, H, D]` (`[B, H, D, Q]` with quantiles): the level (last value) plus the forecasts of
+    stacked blocks, each fitting the residual the previous ones left.
 
     `norm`: "none" (the official model: no input normalization of its own), "window" (per-window mean and
     std, undone on the output), "revin" (the same with RevIN's learnable affine).
@@ -146,7 +148,7 @@ class NHiTS(nn.Module):
         n_features = 0 if quantiles is None else quantile_rank
         self.blocks = nn.ModuleList(
             NHiTSBlock(lookback, horizon, pool, freq, mlp_units, activation, dropout, n_features)
-            for stack_blocks, pool, freq in zip(n_blocks, pools, freqs)
+            for stack_blocks, pool, freq in zip(n_blocks, pools, freqs, strict=True)
             for _ in range(stack_blocks)
         )
         self.repr_dim = mlp_units[-1] * len(self.blocks)
@@ -189,9 +191,10 @@ class NHiTS(nn.Module):
 
 
 class NBEATS(NHiTS):
-    """N-BEATS generic (Oreshkin et al., 2020): N-HiTS with no pooling and no interpolation (theta =
-    backcast + forecast), 30 blocks of 4 hidden layers of 512 (the paper's generic model: 30 stacks of one
-    block, which with one pooling and downsampling for all is one stack of 30 blocks)."""
+    """N-BEATS generic (Oreshkin et al., 2020): N-HiTS without pooling or interpolation, 30 x 4 x 512.
+
+    Theta = backcast + forecast (the generic basis), 30 blocks of 4 hidden layers of 512: the paper's generic
+    model, 30 stacks of one block (with one pooling and downsampling for all, one stack of 30 blocks)."""
 
     def __init__(
         self,

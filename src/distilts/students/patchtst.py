@@ -103,8 +103,10 @@ class EncoderLayer(nn.Module):
 
 
 class PatchTST(nn.Module):
-    """`[B, L, D] -> [B, H, D]`: normalise each window, patch, embed, encode per variate, flatten, project
-    to H, de-normalise. With `quantiles`, `[B, H, D, Q]` (levels sorted, never crossing).
+    """PatchTST (Nie et al., 2023): patches of each variate as tokens, Transformer encoder, flatten head.
+
+    `[B, L, D] -> [B, H, D]`: normalise each window, patch, embed, encode per variate, flatten, project to H,
+    de-normalise. With `quantiles`, `[B, H, D, Q]` (levels sorted, never crossing).
 
     `norm`: "window" (the official RevIN without affine, the default), "revin" (with its learnable
     affine), or "none" (no input normalization). `padding_patch`: "end" (official) or "none".
