@@ -3,8 +3,10 @@
 Writes `model.c` (weights as const arrays, fp32 or int8, and `forecast`), `model.h` and `main.c` (an
 example that forecasts windows read from stdin), then checks the code against the PyTorch student:
 natively (system cc, shared library through ctypes) and cross-compiled for aarch64 and armhf
-(Debian's cross gcc, static) under qemu-user, each within the precision's tolerance. Only students
-the `fold-linear` pass folds (DLinear) have a C artifact; any other is refused naming its operators.
+(Debian's cross gcc, static) under qemu-user, each within the precision's tolerance. A student the
+`fold-linear` pass folds (DLinear) becomes one matrix product (distilts.mcu.cgen); MLP, TSMixer and
+N-HiTS / N-BEATS are generated from their layers (distilts.mcu.clower -> distilts.mcu.cgraph); any
+other is refused naming the layer that blocks it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from distilts.compile.manifest import build_manifest, model_entry
 from distilts.compile.passes import fold_linear
 from distilts.compile.scratch import Scratch
 from distilts.errors import DistiltsError
-from distilts.mcu import cgen, ctoolchain
+from distilts.mcu import cgen, cgraph, clower, ctoolchain
 
 ARCHS = ("x86_64", "aarch64", "armhf")
 
@@ -48,16 +50,34 @@ def linear_model(student, config: dict) -> cgen.LinearModel:
     return cgen.from_folded(folded)
 
 
-def write_sources(model: cgen.LinearModel, precision: str, out: Path, name: str) -> list[str]:
+def program(student, config: dict) -> cgen.LinearModel | cgraph.Graph:
+    """What the C code computes: the folded matrix product (DLinear), else the student's layers as a graph."""
+    if fold_linear.applies(student) or getattr(student, "quantile_head", None) is not None:
+        return linear_model(student, config)
+    try:
+        return clower.lower(student, config)
+    except clower.NotLowerable as exc:
+        raise NotFoldable(str(exc)) from None
+
+
+def write_sources(model: cgen.LinearModel | cgraph.Graph, precision: str, out: Path, name: str) -> list[str]:
     """model.c, model.h and main.c into `out`; returns the file names."""
+    if isinstance(model, cgraph.Graph):
+        plan = cgraph.plan(model, precision)
+        (out / cgen.HEADER).write_text(cgraph.header(model, plan, precision))
+        (out / cgen.SOURCE).write_text(cgraph.source(model, plan, precision)[0])
+        (out / cgen.EXAMPLE).write_text(cgen.example())
+        return [cgen.SOURCE, cgen.HEADER, cgen.EXAMPLE]
     (out / cgen.HEADER).write_text(cgen.header(model, name))
     (out / cgen.SOURCE).write_text(cgen.source(model, precision, name))
     (out / cgen.EXAMPLE).write_text(cgen.example())
     return [cgen.SOURCE, cgen.HEADER, cgen.EXAMPLE]
 
 
-def flash_bytes(model: cgen.LinearModel, precision: str) -> int:
+def flash_bytes(model: cgen.LinearModel | cgraph.Graph, precision: str) -> int:
     """Bytes of constant data the weights take in flash (weights, scales, row sums, bias, gains)."""
+    if isinstance(model, cgraph.Graph):
+        return cgraph.source(model, cgraph.plan(model, precision), precision)[1]
     n_w = model.weight.size
     rows = model.weight.shape[0] * model.horizon
     consts = (model.bias.size + 2 * model.n_variates) * 4
@@ -67,7 +87,7 @@ def flash_bytes(model: cgen.LinearModel, precision: str) -> int:
 def verify(
     src: Path,
     work: Path,
-    model: cgen.LinearModel,
+    model: cgen.LinearModel | cgraph.Graph,
     x: np.ndarray,
     ref: np.ndarray,
     config: dict,
@@ -115,7 +135,9 @@ def compile_job(
     log: Callable[[str], None],
 ) -> tuple[Path, dict]:
     """Build, verify (three CPUs) and write the C artifact of `job` under `out_dir`; (its directory, manifest)."""
-    model = linear_model(student, config)
+    model = program(student, config)
+    graph = isinstance(model, cgraph.Graph)
+    plan = cgraph.plan(model, job.precision) if graph else None
     sc = Scratch.beside(out_dir / job.dirname, log)
     with sc.discarding() as tmp:
         work = tmp / "_build"
@@ -153,7 +175,11 @@ def compile_job(
             quant = {
                 "method": "c-int8",
                 "note": "int8 weights, one scale per output step; the window quantized per "
-                "variate at run time, int32 accumulation, one rescale per output",
+                "variate at run time, int32 accumulation, one rescale per output"
+                if not graph
+                else "every dense: int8 weights, one scale per output; its input quantized per tensor at run "
+                "time (centre and step from its range), int32 accumulation, one rescale per output; other "
+                "ops in float",
                 "calib_windows": 0,
             }
         manifest = build_manifest(
@@ -173,16 +199,23 @@ def compile_job(
             architectures=archs,
             passes=[
                 {
-                    "name": "fold-linear",
+                    "name": "c-lower" if graph else "fold-linear",
                     "stage": "module",
-                    "scope": "student and scaler, float64, cast once to the C constants",
+                    "scope": "student's layers and scaler as C ops (BatchNorm as affine), float64, cast once to "
+                    "the C constants"
+                    if graph
+                    else "student and scaler, float64, cast once to the C constants",
                 }
             ],
         )
         manifest["c"] = {
             "entry": "void forecast(const float *window, float *out)",
             "flash_bytes": flash_bytes(model, job.precision),
-            "stack_bytes_approx": cgen.stack_bytes(model),
+            **(
+                {"ram_bytes": plan.ram_bytes(), "ops": len(model.ops), "stack_bytes_approx": 256}
+                if graph
+                else {"stack_bytes_approx": cgen.stack_bytes(model)}
+            ),
             "heap_bytes": 0,
             "errors_x86_64": {k: errs[k] for k in ("rel_mse", "max_abs_err")},
             "build": "cc -O2 -std=c99 model.c main.c -lm (any C99 compiler; see docs/compile.md)",
