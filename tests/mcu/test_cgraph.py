@@ -135,3 +135,21 @@ def test_students_without_a_lowering_are_refused_in_one_line(make, layer):
     with pytest.raises(c_artifact.NotFoldable, match=layer) as exc:
         c_artifact.program(make().eval(), CONFIG)
     assert "\n" not in str(exc.value)
+
+
+def test_compile_c_target_of_an_mlp_student(tmp_path_factory):
+    """`distilts compile --target c --int8` on a trained MLP: sources, manifest with flash and RAM, the lowering."""
+    if not _cross_ready() and os.environ.get("CI") != "true":
+        pytest.skip("cross compilers not installed (scripts/setup.sh installs them)")
+    import json
+
+    from compiled_factory import compiled
+
+    art = compiled(tmp_path_factory, "c", int8=True, student="mlp")
+    assert {"main.c", "manifest.json", "model.c", "model.h"} <= {p.name for p in art.iterdir()}
+    man = json.loads((art / "manifest.json").read_text())
+    assert man["passes"][0]["name"] == "c-lower" and man["verification"]["passed"] is True
+    assert man["verification"]["rel_mse"] < 2e-2 and set(man["architectures"]) == {"x86_64", "aarch64", "armhf"}
+    c = man["c"]
+    assert c["flash_bytes"] > 24 * 512 and 0 < c["ram_bytes"] < c["flash_bytes"]  # int8 weights of Linear(L, 512)
+    assert f"FORECAST_RAM_BYTES {c['ram_bytes']}" in (art / "model.h").read_text()
