@@ -94,6 +94,10 @@ def test_every_student_target_pair_compiles_or_is_refused_in_one_line(students, 
             row[label] = "ok"
     # what the table must say today (a change here is a change of what the product supports)
     assert table["dlinear-point"]["c"] == "ok" and table["dlinear-point"]["cortex-m7"] == "ok"
+    # the C target from the student's layers (distilts.mcu.clower); the rest refused naming the blocking layer
+    assert all(table[f"{s}-point"][c] == "ok" for s in ("mlp", "tsmixer", "tide", "nhits", "nbeats")
+               for c in ("c", "c-int8"))
+    assert "attention" in table["itransformer-point"]["c"] and "Conv1d" in table["patchtst-point"]["c"]
     assert table["itransformer-point"]["rpi4"] == "ok"  # full-int8 of a large model: was a traceback
     assert "GELU" in table["itransformer-point"]["tflm"]
     assert all(v == "ok" for s in table for k, v in table[s].items() if k in ("onnx", "openvino", "tflite"))

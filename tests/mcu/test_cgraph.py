@@ -1,4 +1,4 @@
-"""The C target from a student's layers (distilts.mcu.cgraph / clower): MLP, TSMixer, N-HiTS in fp32 and int8.
+"""The C target from a student's layers (distilts.mcu.cgraph / clower): MLP, TSMixer, N-HiTS, TiDE, fp32 and int8.
 
 The generated C is compiled natively (ctypes) and for aarch64/armhf (qemu-user) and compared with the
 PyTorch student; the graph's float64 reference with the student; students without a lowering are refused.
@@ -17,6 +17,7 @@ from torch import nn
 from distilts.mcu import c_artifact, cgraph, clower, ctoolchain
 from distilts.students.mlp import MLP
 from distilts.students.nhits import NHiTS
+from distilts.students.tide import TiDE
 from distilts.students.tsmixer import TSMixer
 
 L, H, D = 24, 6, 3
@@ -47,6 +48,9 @@ STUDENTS = {
     "nhits": lambda: NHiTS(L, H, D, mlp_units=(16, 16), n_pool_kernel_size=(5, 2, 1), n_freq_downsample=(4, 2, 1)),
     "nhits-revin": lambda: NHiTS(L, H, D, mlp_units=(16,), n_pool_kernel_size=(4, 1), n_freq_downsample=(3, 1),
                                  n_blocks=(1, 1), norm="revin"),
+    "tide": lambda: TiDE(L, H, D, hidden_size=16, decoder_output_dim=4, final_decoder_hidden=8),
+    "tide-no-embedding": lambda: TiDE(L, H, D, hidden_size=16, num_layers=3, decoder_output_dim=4,
+                                      final_decoder_hidden=8, temporal_layer_norm=True, variate_embedding=0),
 }
 
 
@@ -74,7 +78,7 @@ def test_graph_reference_equals_the_student(name):
     assert np.max(np.abs((g.run(x) - _reference(student, x)) / STD)) < 1e-5
 
 
-@pytest.mark.parametrize("name", ["mlp", "tsmixer", "tsmixer-layernorm-revin", "nhits", "nhits-revin"])
+@pytest.mark.parametrize("name", ["mlp", "tsmixer", "tsmixer-layernorm-revin", "nhits", "nhits-revin", "tide"])
 def test_c_fp32_and_int8_match_the_student_on_three_cpus(tmp_path, name):
     if not _cross_ready() and os.environ.get("CI") != "true":
         pytest.skip("cross compilers not installed (scripts/setup.sh installs them)")

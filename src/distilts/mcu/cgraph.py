@@ -14,6 +14,7 @@ A `Graph` is a straight line of ops on 2-D float buffers `[rows, cols]` (row-maj
 | `transpose` | `[R, C] -> [C, R]` |
 | `maxpool` | per row: the oldest value replicated `pad` times in front, then max over `k` steps, stride `k` |
 | `last` | per row: the last column broadcast to `n` columns (N-HiTS' level) |
+| `reshape` | the same values as `[R', C']` (free when its input dies there, else a copy) |
 
 int8 (`dense` only; everything else stays float): int8 weights with one scale per output, the input buffer
 quantized per tensor at run time (centre and step from its own range, symmetric int8 around the centre),
@@ -33,7 +34,7 @@ import numpy as np
 from distilts.mcu.cgen import _c_float, _floats, _ints, quantize_weights
 
 WINDOW, OUT = "window", "out"
-ELEMENTWISE = ("affine", "norm", "denorm", "act", "add", "sub")  # may run in place
+ELEMENTWISE = ("affine", "norm", "denorm", "act", "add", "sub", "reshape")  # may run in place
 ACTIVATIONS = ("relu", "gelu", "gelu_tanh")
 
 
@@ -116,6 +117,11 @@ class Graph:
         R, C = self.shapes[x]
         return self.add("maxpool", [x], (R, (C + pad) // k), k=int(k), pad=int(pad))
 
+    def reshape(self, x: str, shape: tuple[int, int]) -> str:
+        if shape[0] * shape[1] != self.shapes[x][0] * self.shapes[x][1]:
+            raise ValueError(f"reshape: {self.shapes[x]} has not {shape[0] * shape[1]} values")
+        return self.add("reshape", [x], shape)
+
     def last(self, x: str, n: int) -> str:
         return self.add("last", [x], (self.shapes[x][0], n))
 
@@ -151,6 +157,8 @@ class Graph:
             elif op.kind == "maxpool":
                 xp = np.concatenate([np.repeat(x[:, :1], p["pad"], axis=1), x], axis=1)
                 y = xp.reshape(x.shape[0], -1, p["k"]).max(axis=2)
+            elif op.kind == "reshape":
+                y = x.reshape(self.shapes[op.out])
             elif op.kind == "last":
                 y = np.repeat(x[:, -1:], self.shapes[op.out][1], axis=1)
             else:
@@ -359,6 +367,10 @@ static void k_maxpool(const float *x, float *y, int R, int C, int k, int pad) {
     }
 }
 
+static void k_copy(const float *x, float *y, size_t n) {
+  for (size_t i = 0; i < n; ++i) y[i] = x[i];
+}
+
 static void k_last(const float *x, float *y, int R, int C, int n) {
   for (int r = 0; r < R; ++r)
     for (int j = 0; j < n; ++j) y[(size_t)r * n + j] = x[(size_t)r * C + C - 1];
@@ -439,6 +451,8 @@ def source(g: Graph, p: Plan, precision: str) -> tuple[str, int]:
             body.append(f"k_transpose({x}, {y}, {R}, {C});")
         elif op.kind == "maxpool":
             body.append(f"k_maxpool({x}, {y}, {R}, {C}, {q['k']}, {q['pad']});")
+        elif op.kind == "reshape" and x != y:
+            body.append(f"k_copy({x}, {y}, {R * C});")
         elif op.kind == "last":
             body.append(f"k_last({x}, {y}, {R}, {C}, {g.shapes[op.out][1]});")
     lines = [

@@ -1,4 +1,4 @@
-"""Students as distilts.mcu.cgraph graphs: the layers of MLP, TSMixer and N-HiTS / N-BEATS, read in float64.
+"""Students as distilts.mcu.cgraph graphs: the layers of MLP, TSMixer, N-HiTS / N-BEATS and TiDE, in float64.
 
 Each lowering walks the student's own modules (eval mode: BatchNorm with its running statistics, dropout
 off) and writes the same function as ops on `[rows, cols]` buffers, with the scaler around it: raw window
@@ -130,7 +130,41 @@ def _nhits(student, g: Graph, z: str) -> str:
     return _revin_out(g, forecast, student.revin, stats)
 
 
-LOWERINGS: dict[str, Callable] = {"MLP": _mlp, "TSMixer": _tsmixer, "NHiTS": _nhits, "NBEATS": _nhits}
+def _tide_linear(g: Graph, x: str, lin: nn.Linear, extra: np.ndarray | None) -> str:
+    """`lin` on `[x, extra]` per row: `extra [R, e]` constant (TiDE's variate embedding) folded into a shift."""
+    if extra is None:
+        return _dense(g, x, lin)
+    w, b = _np(lin.weight), _np(lin.bias)
+    n = w.shape[1] - extra.shape[1]
+    return g.affine(g.dense(x, w[:, :n]), None, extra @ w[:, n:].T + b, "all")
+
+
+def _tide_stack(g: Graph, x: str, stack: nn.Module, extra: np.ndarray | None = None) -> str:
+    if isinstance(stack, nn.Linear):
+        return _tide_linear(g, x, stack, extra)
+    for block in stack:
+        lin_in, act, lin_out = block.hidden[0], block.hidden[1], block.hidden[2]
+        h = _dense(g, g.act(_tide_linear(g, x, lin_in, extra), _act_name(act)), lin_out)
+        x = g.binary("add", h, _tide_linear(g, x, block.skip, extra))
+        if isinstance(block.norm, nn.LayerNorm):
+            x, _ = g.norm(x, "row", block.norm.eps)
+            x = g.affine(x, _np(block.norm.weight), _np(block.norm.bias), "col")
+        extra = None
+    return x
+
+
+def _tide(student, g: Graph, z: str) -> str:
+    x, stats = _revin_in(g, g.transpose(z), student.revin, "row")  # [D, L]
+    emb = None if student.variate_embedding is None else _np(student.variate_embedding)
+    h = _tide_stack(g, x, student.encoder, emb)
+    decoded = _tide_stack(g, h, student.decoder)  # [D, H * p]
+    D, H = student.n_variates, student.horizon
+    t = _tide_stack(g, g.reshape(decoded, (D * H, student.decoder_output_dim)), [student.temporal_decoder])
+    out = g.binary("add", g.reshape(t, (D, H)), _dense(g, x, student.residual))
+    return _revin_out(g, out, student.revin, stats)
+
+
+LOWERINGS: dict[str, Callable] = {"MLP": _mlp, "TSMixer": _tsmixer, "NHiTS": _nhits, "NBEATS": _nhits, "TiDE": _tide}
 SUPPORTED_LAYERS = (nn.Linear, nn.ReLU, nn.GELU, nn.BatchNorm1d, nn.LayerNorm, nn.Dropout, nn.Identity, nn.MaxPool1d)
 
 
