@@ -43,14 +43,25 @@ STUDENTS = {
     "mlp": lambda: MLP(L, H, D, d_model=16),
     "mlp-gelu-no-bn": lambda: MLP(L, H, D, d_model=16, activation="gelu", batch_norm=False),
     "tsmixer": lambda: TSMixer(L, H, D, n_block=2, ff_dim=8),
-    "tsmixer-layernorm-revin": lambda: TSMixer(L, H, D, n_block=1, ff_dim=8, norm_type="L", norm="revin",
-                                               activation="gelu_tanh"),
+    "tsmixer-layernorm-revin": lambda: TSMixer(
+        L, H, D, n_block=1, ff_dim=8, norm_type="L", norm="revin", activation="gelu_tanh"
+    ),
     "nhits": lambda: NHiTS(L, H, D, mlp_units=(16, 16), n_pool_kernel_size=(5, 2, 1), n_freq_downsample=(4, 2, 1)),
-    "nhits-revin": lambda: NHiTS(L, H, D, mlp_units=(16,), n_pool_kernel_size=(4, 1), n_freq_downsample=(3, 1),
-                                 n_blocks=(1, 1), norm="revin"),
+    "nhits-revin": lambda: NHiTS(
+        L, H, D, mlp_units=(16,), n_pool_kernel_size=(4, 1), n_freq_downsample=(3, 1), n_blocks=(1, 1), norm="revin"
+    ),
     "tide": lambda: TiDE(L, H, D, hidden_size=16, decoder_output_dim=4, final_decoder_hidden=8),
-    "tide-no-embedding": lambda: TiDE(L, H, D, hidden_size=16, num_layers=3, decoder_output_dim=4,
-                                      final_decoder_hidden=8, temporal_layer_norm=True, variate_embedding=0),
+    "tide-no-embedding": lambda: TiDE(
+        L,
+        H,
+        D,
+        hidden_size=16,
+        num_layers=3,
+        decoder_output_dim=4,
+        final_decoder_hidden=8,
+        temporal_layer_norm=True,
+        variate_embedding=0,
+    ),
 }
 
 
@@ -128,10 +139,18 @@ def test_plan_never_overlaps_live_values():
 @pytest.mark.parametrize(
     "make,layer",
     [
-        (lambda: __import__("distilts.students.itransformer", fromlist=["x"]).ITransformer(
-            L, H, D, d_model=8, n_heads=2, e_layers=1, d_ff=8), "attention"),
-        (lambda: __import__("distilts.students.patchtst", fromlist=["x"]).PatchTST(
-            L, H, D, d_model=8, n_heads=2, d_ff=16, e_layers=1, patch_len=8), "Conv1d"),
+        (
+            lambda: __import__("distilts.students.itransformer", fromlist=["x"]).ITransformer(
+                L, H, D, d_model=8, n_heads=2, e_layers=1, d_ff=8
+            ),
+            "attention",
+        ),
+        (
+            lambda: __import__("distilts.students.patchtst", fromlist=["x"]).PatchTST(
+                L, H, D, d_model=8, n_heads=2, d_ff=16, e_layers=1, patch_len=8
+            ),
+            "Conv1d",
+        ),
         (lambda: MLP(L, H, D, d_model=8, quantiles=(0.1, 0.5, 0.9)), "quantile"),
     ],
 )

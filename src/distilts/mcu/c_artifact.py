@@ -84,6 +84,14 @@ def flash_bytes(model: cgen.LinearModel | cgraph.Graph, precision: str) -> int:
     return consts + (n_w * 4 if precision == "fp32" else n_w + rows * 8)
 
 
+def memory(model: cgen.LinearModel | cgraph.Graph, precision: str) -> dict:
+    """The manifest's memory figures: flash (the constants) and stack, with the planned static RAM of a graph."""
+    if isinstance(model, cgraph.Graph):
+        ram = cgraph.plan(model, precision).ram_bytes()
+        return {"flash_bytes": flash_bytes(model, precision), "ram_bytes": ram, "ops": len(model.ops)}
+    return {"flash_bytes": flash_bytes(model, precision), "stack_bytes_approx": cgen.stack_bytes(model)}
+
+
 def verify(
     src: Path,
     work: Path,
@@ -137,7 +145,6 @@ def compile_job(
     """Build, verify (three CPUs) and write the C artifact of `job` under `out_dir`; (its directory, manifest)."""
     model = program(student, config)
     graph = isinstance(model, cgraph.Graph)
-    plan = cgraph.plan(model, job.precision) if graph else None
     sc = Scratch.beside(out_dir / job.dirname, log)
     with sc.discarding() as tmp:
         work = tmp / "_build"
@@ -210,12 +217,7 @@ def compile_job(
         )
         manifest["c"] = {
             "entry": "void forecast(const float *window, float *out)",
-            "flash_bytes": flash_bytes(model, job.precision),
-            **(
-                {"ram_bytes": plan.ram_bytes(), "ops": len(model.ops), "stack_bytes_approx": 256}
-                if graph
-                else {"stack_bytes_approx": cgen.stack_bytes(model)}
-            ),
+            **memory(model, job.precision),
             "heap_bytes": 0,
             "errors_x86_64": {k: errs[k] for k in ("rel_mse", "max_abs_err")},
             "build": "cc -O2 -std=c99 model.c main.c -lm (any C99 compiler; see docs/compile.md)",

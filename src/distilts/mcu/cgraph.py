@@ -76,19 +76,26 @@ class Graph:
         return name
 
     def dense(self, x: str, weight: np.ndarray, bias: np.ndarray | None = None) -> str:
-        R, I = self.shapes[x]
+        R, n_in = self.shapes[x]
         w = np.asarray(weight, np.float64)
-        if w.shape[1] != I:
-            raise ValueError(f"dense: weight {w.shape} does not take {I} inputs")
+        if w.shape[1] != n_in:
+            raise ValueError(f"dense: weight {w.shape} does not take {n_in} inputs")
         b = None if bias is None else np.asarray(bias, np.float64)
         return self.add("dense", [x], (R, w.shape[0]), weight=w, bias=b)
 
-    def affine(self, x: str, scale: np.ndarray | None, shift: np.ndarray | None, along: str, out: str | None = None
-               ) -> str:
+    def affine(
+        self, x: str, scale: np.ndarray | None, shift: np.ndarray | None, along: str, out: str | None = None
+    ) -> str:
         """`along`: "row" (one value per row), "col" (per column) or "all" (per element, `[R, C]`)."""
-        return self.add("affine", [x], self.shapes[x], out, along=along,
-                        scale=None if scale is None else np.asarray(scale, np.float64).ravel(),
-                        shift=None if shift is None else np.asarray(shift, np.float64).ravel())
+        return self.add(
+            "affine",
+            [x],
+            self.shapes[x],
+            out,
+            along=along,
+            scale=None if scale is None else np.asarray(scale, np.float64).ravel(),
+            shift=None if shift is None else np.asarray(shift, np.float64).ravel(),
+        )
 
     def norm(self, x: str, along: str, eps: float) -> tuple[str, int]:
         """z-score `x` per row ("row"), per column ("col") or over everything ("all"); (value, statistics id)."""
@@ -377,11 +384,14 @@ static void k_last(const float *x, float *y, int R, int C, int n) {
 }
 """
 
+
 def _kernels() -> dict[str, str]:
     """The kernels of _KERNELS by function name (a kernel goes into model.c only when an op calls it)."""
     out: dict[str, str] = {}
     for chunk in _KERNELS.strip().split("\n\n"):
-        name = re.search(r"static void (k_\w+)\(", chunk).group(1)
+        found = re.search(r"static void (k_\w+)\(", chunk)
+        assert found is not None, chunk
+        name = found.group(1)
         out[name] = (out.get(name, "") + "\n" + chunk).strip() + "\n"
     return out
 
@@ -423,18 +433,21 @@ def source(g: Graph, p: Plan, precision: str) -> tuple[str, int]:
     for op in g.ops:
         (R, C), x, y, q = g.shapes[op.ins[0]], ptr(op.ins[0]), ptr(op.out), op.params
         if op.kind == "dense":
-            O = g.shapes[op.out][1]
+            n_out = g.shapes[op.out][1]
             b = k.floats(q["bias"])
             if precision == "fp32":
-                body.append(f"k_dense_f32({x}, {y}, {R}, {C}, {O}, {k.floats(q['weight'])}, {b});")
+                body.append(f"k_dense_f32({x}, {y}, {R}, {C}, {n_out}, {k.floats(q['weight'])}, {b});")
             else:
                 wq, ws = quantize_weights(q["weight"])
                 rs = wq.astype(np.int32).sum(-1)
-                body.append(f"k_dense_i8({x}, {y}, {R}, {C}, {O}, {k.ints(wq, 'int8_t', 1)}, {k.floats(ws)}, "
-                            f"{k.ints(rs, 'int32_t', 4)}, {b}, Q);")
+                body.append(
+                    f"k_dense_i8({x}, {y}, {R}, {C}, {n_out}, {k.ints(wq, 'int8_t', 1)}, {k.floats(ws)}, "
+                    f"{k.ints(rs, 'int32_t', 4)}, {b}, Q);"
+                )
         elif op.kind == "affine":
-            body.append(f"k_affine({x}, {y}, {R}, {C}, {_ALONG[q['along']]}, {k.floats(q['scale'])}, "
-                        f"{k.floats(q['shift'])});")
+            body.append(
+                f"k_affine({x}, {y}, {R}, {C}, {_ALONG[q['along']]}, {k.floats(q['scale'])}, {k.floats(q['shift'])});"
+            )
         elif op.kind == "norm":
             groups, n, gs, es = {"row": (R, C, C, 1), "col": (C, R, 1, C), "all": (1, R * C, 0, 1)}[q["along"]]
             s = q["stats"]

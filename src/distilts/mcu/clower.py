@@ -11,6 +11,7 @@ Students without a lowering are refused in one line naming the layer that blocks
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,7 +25,7 @@ class NotLowerable(DistiltsError):
     """The student has a layer the C target's IR does not have."""
 
 
-def _np(t: torch.Tensor) -> np.ndarray:
+def _np(t: Any) -> np.ndarray:
     return t.detach().double().cpu().numpy()
 
 
@@ -36,7 +37,7 @@ def _act_name(m: nn.Module) -> str:
     raise NotLowerable(f"The C target has no {type(m).__name__} activation (it has ReLU, GELU and GELU-tanh).")
 
 
-def _bn_affine(bn: nn.BatchNorm1d) -> tuple[np.ndarray, np.ndarray]:
+def _bn_affine(bn: Any) -> tuple[np.ndarray, np.ndarray]:
     """Eval BatchNorm as `x * a + c`."""
     a = _np(bn.weight) / np.sqrt(_np(bn.running_var) + bn.eps)
     return a, _np(bn.bias) - _np(bn.running_mean) * a
@@ -46,7 +47,7 @@ def _dense(g: Graph, x: str, lin: nn.Linear) -> str:
     return g.dense(x, _np(lin.weight), None if lin.bias is None else _np(lin.bias))
 
 
-def _revin_in(g: Graph, x: str, revin, along: str) -> tuple[str, int | None]:
+def _revin_in(g: Graph, x: str, revin: Any, along: str) -> tuple[str, int | None]:
     """RevIN / window normalization of `x` per variate (`along` the variate axis' kind); (value, stats id)."""
     if revin is None:
         return x, None
@@ -56,17 +57,18 @@ def _revin_in(g: Graph, x: str, revin, along: str) -> tuple[str, int | None]:
     return x, stats
 
 
-def _revin_out(g: Graph, y: str, revin, stats: int | None) -> str:
+def _revin_out(g: Graph, y: str, revin: Any, stats: int | None) -> str:
     """RevIN undone on `y [D, H]` (per row)."""
     if revin is None:
         return y
     if revin.affine:
         inv = 1.0 / (_np(revin.weight) + revin.eps * revin.eps)
         y = g.affine(y, inv, -_np(revin.bias) * inv, "row")
+    assert stats is not None
     return g.denorm(y, stats)
 
 
-def _frame(student: nn.Module, config: dict, name: str, body: Callable[[Graph, str], str]) -> Graph:
+def _frame(student: Any, config: dict, name: str, body: Callable[[Graph, str], str]) -> Graph:
     """The scaler around `body` (normalized `[L, D]` -> normalized `[D, H]`) and the output transpose."""
     mean = np.asarray(config["scaler"]["mean"], np.float64)
     std = np.asarray(config["scaler"]["std"], np.float64)
@@ -78,7 +80,7 @@ def _frame(student: nn.Module, config: dict, name: str, body: Callable[[Graph, s
     return g
 
 
-def _mlp(student, g: Graph, z: str) -> str:
+def _mlp(student: Any, g: Graph, z: str) -> str:
     x, stats = _revin_in(g, g.transpose(z), student.revin, "row")  # [D, L]
     h = _dense(g, x, student.hidden)
     if isinstance(student.norm, nn.BatchNorm1d):
@@ -87,7 +89,7 @@ def _mlp(student, g: Graph, z: str) -> str:
     return _revin_out(g, _dense(g, h, student.out), student.revin, stats)
 
 
-def _block_norm(g: Graph, x: str, norm: nn.Module) -> str:
+def _block_norm(g: Graph, x: str, norm: Any) -> str:
     if isinstance(norm, nn.LayerNorm):
         x, _ = g.norm(x, "all", norm.eps)
         w = None if norm.weight is None else _np(norm.weight)
@@ -95,7 +97,7 @@ def _block_norm(g: Graph, x: str, norm: nn.Module) -> str:
     return g.affine(x, *_bn_affine(norm), "all")  # StepBatchNorm: one statistic per (step, variate)
 
 
-def _tsmixer(student, g: Graph, z: str) -> str:
+def _tsmixer(student: Any, g: Graph, z: str) -> str:
     x, stats = _revin_in(g, z, student.revin, "col")  # [L, D]
     for block in student.blocks:
         act = _act_name(block.act)
@@ -106,7 +108,7 @@ def _tsmixer(student, g: Graph, z: str) -> str:
     return _revin_out(g, _dense(g, g.transpose(x), student.head), student.revin, stats)
 
 
-def _nhits(student, g: Graph, z: str) -> str:
+def _nhits(student: Any, g: Graph, z: str) -> str:
     residual, stats = _revin_in(g, g.transpose(z), student.revin, "row")  # [D, L]
     forecast = g.last(residual, student.horizon)
     L = student.lookback
@@ -139,7 +141,7 @@ def _tide_linear(g: Graph, x: str, lin: nn.Linear, extra: np.ndarray | None) -> 
     return g.affine(g.dense(x, w[:, :n]), None, extra @ w[:, n:].T + b, "all")
 
 
-def _tide_stack(g: Graph, x: str, stack: nn.Module, extra: np.ndarray | None = None) -> str:
+def _tide_stack(g: Graph, x: str, stack: Any, extra: np.ndarray | None = None) -> str:
     if isinstance(stack, nn.Linear):
         return _tide_linear(g, x, stack, extra)
     for block in stack:
@@ -153,7 +155,7 @@ def _tide_stack(g: Graph, x: str, stack: nn.Module, extra: np.ndarray | None = N
     return x
 
 
-def _tide(student, g: Graph, z: str) -> str:
+def _tide(student: Any, g: Graph, z: str) -> str:
     x, stats = _revin_in(g, g.transpose(z), student.revin, "row")  # [D, L]
     emb = None if student.variate_embedding is None else _np(student.variate_embedding)
     h = _tide_stack(g, x, student.encoder, emb)
@@ -164,7 +166,13 @@ def _tide(student, g: Graph, z: str) -> str:
     return _revin_out(g, out, student.revin, stats)
 
 
-LOWERINGS: dict[str, Callable] = {"MLP": _mlp, "TSMixer": _tsmixer, "NHiTS": _nhits, "NBEATS": _nhits, "TiDE": _tide}
+LOWERINGS: dict[str, Callable[[Any, Graph, str], str]] = {
+    "MLP": _mlp,
+    "TSMixer": _tsmixer,
+    "NHiTS": _nhits,
+    "NBEATS": _nhits,
+    "TiDE": _tide,
+}
 SUPPORTED_LAYERS = (nn.Linear, nn.ReLU, nn.GELU, nn.BatchNorm1d, nn.LayerNorm, nn.Dropout, nn.Identity, nn.MaxPool1d)
 
 
