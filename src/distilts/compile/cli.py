@@ -244,11 +244,9 @@ def _below_the_pi(manifest: dict) -> list[str]:
             )
             if v.get("warning"):
                 out.append(f"WARNING: {v['warning']}")
-    if manifest.get("c"):
-        out.append(
-            f"C: {manifest['c']['flash_bytes']:,} B of constants, forecast() stack ~"
-            f"{manifest['c']['stack_bytes_approx']:,} B, no heap"
-        )
+    if c := manifest.get("c"):  # a graph-generated artifact has planned static RAM, a folded DLinear only stack
+        ram = f"static RAM {c['ram_bytes']:,} B" if "ram_bytes" in c else f"stack ~{c['stack_bytes_approx']:,} B"
+        out.append(f"C: {c['flash_bytes']:,} B of constants, forecast() {ram}, no heap")
     return out
 
 
