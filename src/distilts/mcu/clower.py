@@ -68,12 +68,18 @@ def _revin_out(g: Graph, y: str, revin: Any, stats: int | None) -> str:
     return g.denorm(y, stats)
 
 
-def _frame(student: Any, config: dict, name: str, body: Callable[[Graph, str], str]) -> Graph:
-    """The scaler around `body` (normalized `[L, D]` -> normalized `[D, H]`) and the output transpose."""
+def _frame(student: Any, config: dict, name: str, body: Callable[[Graph, str], str], variates_first: bool) -> Graph:
+    """The scaler around `body` (normalized window -> normalized `[D, H]`) and the output transpose.
+
+    `variates_first`: `body` takes the window as `[D, L]` (transposed before the scaler, which then runs in
+    place: one window-sized buffer less), else as `[L, D]`."""
     mean = np.asarray(config["scaler"]["mean"], np.float64)
     std = np.asarray(config["scaler"]["std"], np.float64)
     g = Graph(student.lookback, student.horizon, student.n_variates, name)
-    z = g.affine(WINDOW, 1.0 / std, -mean / std, "col")
+    if variates_first:
+        z = g.affine(g.transpose(WINDOW), 1.0 / std, -mean / std, "row")
+    else:
+        z = g.affine(WINDOW, 1.0 / std, -mean / std, "col")
     y = body(g, z)
     y = g.affine(y, std, mean, "row")
     g.transpose(y, out=OUT)
@@ -81,7 +87,7 @@ def _frame(student: Any, config: dict, name: str, body: Callable[[Graph, str], s
 
 
 def _mlp(student: Any, g: Graph, z: str) -> str:
-    x, stats = _revin_in(g, g.transpose(z), student.revin, "row")  # [D, L]
+    x, stats = _revin_in(g, z, student.revin, "row")  # [D, L]
     h = _dense(g, x, student.hidden)
     if isinstance(student.norm, nn.BatchNorm1d):
         h = g.affine(h, *_bn_affine(student.norm), "row")
@@ -109,7 +115,7 @@ def _tsmixer(student: Any, g: Graph, z: str) -> str:
 
 
 def _nhits(student: Any, g: Graph, z: str) -> str:
-    residual, stats = _revin_in(g, g.transpose(z), student.revin, "row")  # [D, L]
+    residual, stats = _revin_in(g, z, student.revin, "row")  # [D, L]
     forecast = g.last(residual, student.horizon)
     L = student.lookback
     for block in student.blocks:
@@ -156,7 +162,7 @@ def _tide_stack(g: Graph, x: str, stack: Any, extra: np.ndarray | None = None) -
 
 
 def _tide(student: Any, g: Graph, z: str) -> str:
-    x, stats = _revin_in(g, g.transpose(z), student.revin, "row")  # [D, L]
+    x, stats = _revin_in(g, z, student.revin, "row")  # [D, L]
     emb = None if student.variate_embedding is None else _np(student.variate_embedding)
     h = _tide_stack(g, x, student.encoder, emb)
     decoded = _tide_stack(g, h, student.decoder)  # [D, H * p]
@@ -190,7 +196,7 @@ def lower(student: nn.Module, config: dict) -> Graph:
             f"DLinear, {', '.join(LOWERINGS)}). Compile it to tflite/onnx, or distil one of those students."
         )
     with torch.no_grad():
-        return _frame(student, config, cls, lambda g, z: LOWERINGS[cls](student, g, z))
+        return _frame(student, config, cls, lambda g, z: LOWERINGS[cls](student, g, z), cls != "TSMixer")
 
 
 def _blocking_layer(student: nn.Module) -> str:
