@@ -89,7 +89,7 @@ def test_graph_reference_equals_the_student(name):
     assert np.max(np.abs((g.run(x) - _reference(student, x)) / STD)) < 1e-5
 
 
-@pytest.mark.parametrize("name", ["mlp", "tsmixer", "tsmixer-layernorm-revin", "nhits", "nhits-revin", "tide"])
+@pytest.mark.parametrize("name", ["mlp", "tsmixer", "tsmixer-layernorm-revin", "nhits-revin", "tide"])
 def test_c_fp32_and_int8_match_the_student_on_three_cpus(tmp_path, name):
     if not _cross_ready() and os.environ.get("CI") != "true":
         pytest.skip("cross compilers not installed (scripts/setup.sh installs them)")
@@ -176,3 +176,23 @@ def test_compile_c_target_of_an_mlp_student(tmp_path_factory):
     c = man["c"]
     assert c["flash_bytes"] > 24 * 512 and 0 < c["ram_bytes"] < c["flash_bytes"]  # int8 weights of Linear(L, 512)
     assert f"FORECAST_RAM_BYTES {c['ram_bytes']}" in (art / "model.h").read_text()
+
+
+@pytest.mark.parametrize("name", ["mlp", "tsmixer", "nhits", "tide"])
+def test_bare_metal_cortex_m_bit_identical_to_host(tmp_path, name):
+    """The generated C as firmware on an emulated Cortex-M4 (distilts.mcu.metal): the host build's bits."""
+    metal = pytest.importorskip("distilts.mcu.metal")
+    if (why := metal.unavailable()) and os.environ.get("CI") != "true":
+        pytest.skip(f"{why} not installed (scripts/setup.sh installs them)")
+    torch.manual_seed(0)
+    student = _randomized(STUDENTS[name]())
+    x = _windows(4)
+    model = c_artifact.program(student, CONFIG)
+    for precision in ("fp32", "int8"):
+        src = tmp_path / precision
+        src.mkdir()
+        c_artifact.write_sources(model, precision, src, name)
+        host = ctoolchain.run_shared(ctoolchain.build_shared(src, src / "lib.so"), x, H)
+        res = metal.verify(src, ["model.c"], "model.h", x, host, src / "metal", profiles=("cortex-m4f",))
+        board = res["boards"]["cortex-m4f"]
+        assert board["fits"] and board["bit_identical_to_host"] and board["instructions_per_forecast"] > 0
