@@ -18,6 +18,8 @@ STUDENTS: Registry[str] = Registry(
         "dlinear": "distilts.students.dlinear:DLinear",
         "itransformer": "distilts.students.itransformer:ITransformer",
         "mlp": "distilts.students.mlp:MLP",
+        "tsmixer": "distilts.students.tsmixer:TSMixer",
+        "tide": "distilts.students.tide:TiDE",
     },
 )
 
@@ -25,6 +27,8 @@ _LAZY = {
     "DLinear": "dlinear",
     "ITransformer": "itransformer",
     "MLP": "mlp",
+    "TSMixer": "tsmixer",
+    "TiDE": "tide",
     "build_student": "registry",
     "param_count": "registry",
     "student_class": "registry",
