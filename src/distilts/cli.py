@@ -19,6 +19,7 @@ COMMANDS = {
     "eval": "distilts.distill.cli:eval_cmd",
     "compile": "distilts.compile.cli:compile_cmd",
     "targets": "distilts.targets.cli:targets_cmd",
+    "search": "distilts.choose.cli:search_cmd",
     "forecast": "distilts.batch.cli:forecast",
     "profile": "distilts.profile.cli:profile",
     "serve": "distilts.serve.cli:serve",
@@ -68,6 +69,7 @@ def cli() -> None:
       students  the students distill can train, their options and sizes
       eval      score a student on the standard test split
       compile   export a student to ONNX / OpenVINO / TFLite, fp32 or int8, verified
+      search    the most accurate student that fits a device budget (distil + compile per trial)
       forecast  forecast from raw values with a compiled artifact (no torch needed)
       profile   latency, memory and accuracy, student vs teacher
       serve     serve an artifact's forecasts over HTTP (POST /forecast, KServe v2)

@@ -58,8 +58,9 @@ def test_options_parse_by_the_type_of_their_default(pairs, expected):
 
 
 @pytest.mark.parametrize(
-    "pair,match", [("d_model", "not KEY=VALUE"), ("width=3", "has no option 'width'"), ("d_model=big", "not a valid int"),
-                   ("batch_norm=maybe", "not a valid bool")]
+    "pair,match",
+    [("d_model", "not KEY=VALUE"), ("width=3", "has no option 'width'"), ("d_model=big", "not a valid int"),
+     ("batch_norm=maybe", "not a valid bool")],
 )
 def test_bad_options_are_one_line_errors(pair, match):
     with pytest.raises(DistiltsError, match=match):
