@@ -20,6 +20,9 @@ STUDENTS: Registry[str] = Registry(
         "mlp": "distilts.students.mlp:MLP",
         "tsmixer": "distilts.students.tsmixer:TSMixer",
         "tide": "distilts.students.tide:TiDE",
+        "nhits": "distilts.students.nhits:NHiTS",
+        "nbeats": "distilts.students.nhits:NBEATS",
+        "patchtst": "distilts.students.patchtst:PatchTST",
     },
 )
 
@@ -29,6 +32,9 @@ _LAZY = {
     "MLP": "mlp",
     "TSMixer": "tsmixer",
     "TiDE": "tide",
+    "NHiTS": "nhits",
+    "NBEATS": "nhits",
+    "PatchTST": "patchtst",
     "build_student": "registry",
     "param_count": "registry",
     "student_class": "registry",
