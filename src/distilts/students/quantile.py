@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -89,7 +90,7 @@ def head_forecast(
     out: torch.Tensor,
     horizon: int,
     quantile_head: QuantileOutput | None,
-    revin: nn.Module | None,
+    revin: Any,
     mean: torch.Tensor | None,
     std: torch.Tensor | None,
 ) -> torch.Tensor:
@@ -98,6 +99,7 @@ def head_forecast(
     if quantile_head is not None:
         y = quantile_head(out[..., :horizon], out[..., horizon:]).transpose(1, 2)  # [B, H, D, Q]
         if revin is not None:  # a positive scale per window and variate: the order is kept
+            assert mean is not None and std is not None
             y = revin.denormalize(y, mean.unsqueeze(-1), std.unsqueeze(-1))
         return y
     y = out.transpose(1, 2)

@@ -56,7 +56,9 @@ def residual_stack(in_dim: int, widths: list[int], dropout: float, layer_norm: b
 
 
 class TiDE(nn.Module):
-    """`[B, L, D] -> [B, H, D]` (`[B, H, D, Q]` with quantiles), every variate encoded and decoded on its own."""
+    """`[B, L, D] -> [B, H, D]`: dense encoder, dense decoder, temporal decoder + linear residual, per variate.
+
+    With `quantiles`, `[B, L, D] -> [B, H, D, Q]` (levels sorted, never crossing)."""
 
     def __init__(
         self,

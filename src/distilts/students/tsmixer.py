@@ -79,8 +79,9 @@ class MixerBlock(nn.Module):
 
 
 class TSMixer(nn.Module):
-    """`[B, L, D] -> [B, H, D]` (`[B, H, D, Q]` with quantiles): normalise, `n_block` mixer blocks, temporal
-    projection per variate, de-normalise."""
+    """`[B, L, D] -> [B, H, D]`: normalise, n_block time + feature mixing blocks, Linear(L -> H), de-normalise.
+
+    With `quantiles`, `[B, L, D] -> [B, H, D, Q]` (levels sorted, never crossing)."""
 
     def __init__(
         self,
