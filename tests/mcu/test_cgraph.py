@@ -178,7 +178,7 @@ def test_compile_c_target_of_an_mlp_student(tmp_path_factory):
     assert f"FORECAST_RAM_BYTES {c['ram_bytes']}" in (art / "model.h").read_text()
 
 
-@pytest.mark.parametrize("name", ["mlp", "tsmixer", "nhits", "tide"])
+@pytest.mark.parametrize("name", ["mlp", "mlp-gelu-no-bn", "tsmixer-layernorm-revin", "nhits", "tide"])
 def test_bare_metal_cortex_m_bit_identical_to_host(tmp_path, name):
     """The generated C as firmware on an emulated Cortex-M4 (distilts.mcu.metal): the host build's bits."""
     metal = pytest.importorskip("distilts.mcu.metal")

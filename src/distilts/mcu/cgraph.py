@@ -343,12 +343,33 @@ static void k_denorm(const float *x, float *y, int R, int C, const float *mean, 
     for (int c = 0; c < C; ++c) y[(size_t)r * C + c] = x[(size_t)r * C + c] * sd[r] + mean[r];
 }
 
+/* exp, erf and tanh from + - * / and exact bit assembly only, so every C99 platform without FMA
+ * contraction gives the same bits (libm's erff/expf differ between glibc and newlib) */
+static float k_exp(float x) {
+  union { float f; uint32_t u; } s;
+  x = x > 88.0f ? 88.0f : (x < -87.0f ? -87.0f : x);
+  float kf = x * 1.44269504f;
+  int k = (int)(kf + (kf >= 0.0f ? 0.5f : -0.5f));
+  float r = (x - (float)k * 0.693145752f) - (float)k * 1.42860677e-6f; /* Cody-Waite split of ln 2 */
+  float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.66666672e-1f + r * (4.16666679e-2f + r * (8.33333377e-3f +
+            r * 1.38888892e-3f)))));
+  s.u = (uint32_t)(k + 127) << 23;
+  return p * s.f;
+}
+static float k_erf(float x) { /* Numerical Recipes' erfc, fractional error < 1.2e-7 */
+  float z = x < 0.0f ? -x : x, t = 1.0f / (1.0f + 0.5f * z);
+  float y = t * k_exp(-z * z - 1.26551223f + t * (1.00002368f + t * (0.37409196f + t * (0.09678418f +
+            t * (-0.18628806f + t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f + t * (-0.82215223f +
+            t * 0.17087277f)))))))));
+  return x >= 0.0f ? 1.0f - y : y - 1.0f;
+}
+static float k_tanh(float x) { return 1.0f - 2.0f / (k_exp(2.0f * x) + 1.0f); }
 static void k_act(const float *x, float *y, size_t n, int fn) {
   for (size_t i = 0; i < n; ++i) {
     float v = x[i];
     if (fn == 0) y[i] = v > 0.0f ? v : 0.0f;
-    else if (fn == 1) y[i] = 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
-    else y[i] = 0.5f * v * (1.0f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
+    else if (fn == 1) y[i] = 0.5f * v * (1.0f + k_erf(v * 0.70710678118654752f));
+    else y[i] = 0.5f * v * (1.0f + k_tanh(0.79788456080286536f * (v + 0.044715f * v * v * v)));
   }
 }
 
