@@ -132,6 +132,18 @@ class Graph:
     def last(self, x: str, n: int) -> str:
         return self.add("last", [x], (self.shapes[x][0], n))
 
+    def prune(self) -> Graph:
+        """Drop the ops whose values nothing reads (e.g. N-HiTS' last backcast); `norm` stays (its statistics)."""
+        needed, kept = {OUT}, []
+        for op in reversed(self.ops):
+            if op.out in needed or op.kind == "norm":
+                kept.append(op)
+                needed.update(op.ins)
+        self.ops = kept[::-1]
+        for v in set(self.shapes) - needed - {op.out for op in kept} - {WINDOW}:
+            del self.shapes[v]
+        return self
+
     # ---- the float64 reference ----
     def run(self, window: np.ndarray) -> np.ndarray:
         """float64 reference of the C code (fp32 weights): `[B, L, D]` raw -> `[B, H, D]` raw."""

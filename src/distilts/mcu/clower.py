@@ -83,7 +83,7 @@ def _frame(student: Any, config: dict, name: str, body: Callable[[Graph, str], s
     y = body(g, z)
     y = g.affine(y, std, mean, "row")
     g.transpose(y, out=OUT)
-    return g
+    return g.prune()
 
 
 def _mlp(student: Any, g: Graph, z: str) -> str:
