@@ -46,27 +46,35 @@ def _teacher(ctx: Context, teacher_path: str | None, data: Path) -> str:
                                    build) / "teacher")
 
 
-def run(ctx: Context, cases: list[str], trials: int, jobs: int, epochs: int, lookback_max: int, horizon: int,
-        teacher_path: str | None = None, fresh: bool = False) -> Iterator[Record]:
-    for case in cases:
+def run(ctx: Context, cases: list[str], trials: int, jobs: list[int], epochs: int, lookback_max: int, horizon: int,
+        timeout_min: float | None = None, teacher_path: str | None = None, fresh: bool = False) -> Iterator[Record]:
+    """The cases' searches run at the same time (case i with jobs[i] worker processes), then are read."""
+    procs: dict[str, tuple[subprocess.Popen, list[str], Path, float]] = {}
+    for case, n_jobs in zip(cases, jobs, strict=True):
         spec = CASES[case]
         out = ROOT / "benchmarks" / "runs" / f"search-{case}-{trials}"
         if fresh:
             shutil.rmtree(out, ignore_errors=True)
-        args = [*spec["args"], "--trials", trials, "--jobs", jobs, "--epochs", epochs, "--lookback-max", lookback_max,
-                "--horizon", horizon, "--out", out]
+        args = [*spec["args"], "--trials", trials, "--jobs", n_jobs, "--epochs", epochs, "--lookback-max",
+                lookback_max, "--horizon", horizon, "--out", out]
+        if timeout_min:
+            args += ["--timeout-min", timeout_min]
         if not spec.get("synthetic"):
             data = ctx.fixtures.data("etth1")
             args += ["--data", data]
             if spec["teacher"]:
                 args += ["--teacher", "patchtst", "--teacher-path", _teacher(ctx, teacher_path, data)]
-        cmd = [*DISTILTS, "search", *map(str, args)]
-        ctx.log("$ distilts search " + " ".join(map(str, args)))
-        t0 = time.perf_counter()
-        res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        args = [str(a) for a in args]
+        ctx.log("$ distilts search " + " ".join(args))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        log = open(out.parent / f"search-{case}-{trials}.log", "a")  # noqa: SIM115 (closed with the process)
+        procs[case] = (subprocess.Popen([*DISTILTS, "search", *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT),
+                       args, out, time.perf_counter())
+    for case, (proc, args, out, t0) in procs.items():
+        proc.wait()
         wall = time.perf_counter() - t0
         if not (out / "trials.json").exists():
-            raise BenchmarkError(f"distilts search ({case}) failed: {(res.stderr or res.stdout)[-1500:]}")
+            raise BenchmarkError(f"distilts search ({case}) failed: see {out.parent / f'search-{case}-{trials}.log'}")
         doc = json.loads((out / "trials.json").read_text())
         trials_rec = doc["trials"]
         pareto = json.loads((out / "pareto.json").read_text())
@@ -76,7 +84,7 @@ def run(ctx: Context, cases: list[str], trials: int, jobs: int, epochs: int, loo
         counts: dict[str, int] = {}
         for t in trials_rec:
             counts[t["status"]] = counts.get(t["status"], 0) + 1
-        params = {"case": case, "command": "distilts search " + " ".join(map(str, args)).replace(str(ROOT) + "/", ""),
+        params = {"case": case, "command": "distilts search " + " ".join(args).replace(str(ROOT) + "/", ""),
                   "trials": len(trials_rec), "verdicts": counts, "search_wall_s": round(doc["wall_s"], 1),
                   "chosen": chosen and chosen["label"], "figures": chosen and chosen.get("figures"),
                   "unbudgeted_best": best and best["label"], "unbudgeted_best_test_mse": best and best["test_mse"]}
@@ -112,7 +120,7 @@ def report(records: list[dict]) -> str:
 
 
 PRESETS = {
-    "quick": {"cases": ["synthetic-m4f"], "trials": 3, "jobs": 1, "epochs": 1, "lookback_max": 48, "horizon": 12},
-    "full": {"cases": ["rpi4", "cortex-m4f"], "trials": 40, "jobs": 2, "epochs": 8, "lookback_max": 512,
-             "horizon": 96},
+    "quick": {"cases": ["synthetic-m4f"], "trials": 3, "jobs": [1], "epochs": 1, "lookback_max": 48, "horizon": 12},
+    "full": {"cases": ["rpi4", "cortex-m4f"], "trials": 40, "jobs": [2, 1], "epochs": 8, "lookback_max": 512,
+             "horizon": 96, "timeout_min": 80},
 }
