@@ -199,7 +199,7 @@ def compile_job(
             "stack_bytes_approx": cgen.stack_bytes(model),
             "heap_bytes": 0,
             "errors_x86_64": {k: errs[k] for k in ("rel_mse", "max_abs_err")},
-            "build": "cc -O2 -std=c99 model.c main.c -lm (any C99 compiler; see docs/compile.md)",
+            "build": "cc -O2 -std=c99 -ffp-contract=off model.c main.c -lm (any C99 compiler; see docs/compile.md)",
         }
         manifest["bare_metal"] = bare_metal
         final = sc.install(manifest)
