@@ -378,8 +378,13 @@ class DoesNotFit(DistiltsError):
     def __init__(self, board: Board, overflow: dict[str, int]):
         self.board, self.overflow = board, overflow
         what = ", ".join(f"{r} by {b} bytes" for r, b in overflow.items())
+        t = TARGETS[board.profile]
+        capped = (
+            "" if board.flash_kib == t.flash_kib else f"; QEMU {board.machine} maps less than its {t.flash_kib} KiB"
+        )
         super().__init__(
-            f"The C artifact does not fit {board.profile} ({board.flash_kib} KiB flash, {board.ram_kib} KiB SRAM): "
+            f"The C artifact does not fit {board.profile} ({board.flash_kib} KiB flash, {board.ram_kib} KiB SRAM"
+            f"{capped}): "
             f"the linker overflowed {what}. Fix: a smaller student (shorter lookback/horizon, shared weights) "
             "or int8 precision."
         )
