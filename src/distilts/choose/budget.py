@@ -32,8 +32,7 @@ def parse_quantity(text: str | float | int, kind: str, flag: str) -> float:
         value, unit = float(m.group(1)), m.group(2).lower()
     if unit and unit not in units:
         raise BudgetError(
-            f"{flag} {text!r}: unknown unit {unit!r}; use one of {', '.join(sorted(units))} "
-            f"(e.g. {_example(kind)})."
+            f"{flag} {text!r}: unknown unit {unit!r}; use one of {', '.join(sorted(units))} (e.g. {_example(kind)})."
         )
     if value <= 0:
         raise BudgetError(f"{flag} {text}: a budget must be positive.")

@@ -8,6 +8,7 @@ for the target itself and verified (emulated arm64 for a Pi).
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import shutil
@@ -134,7 +135,7 @@ def _prefill_teacher(settings: SearchSettings, space: Space, dataset: Any, notes
             teacher_outputs(dataset, spec, progress=True, train_stride=spec.train_stride(dataset))
             kept.append(lookback)
         except DistiltsError as exc:
-            notes.append(f"lookback {lookback} left out: the teacher cannot take it ({str(exc)[:200]})")
+            notes.append(f"lookback {lookback} left out: the teacher cannot take it ({str(exc).split('. ')[0]}).")
             echo(f"note: {notes[-1]}")
     if not kept:
         raise DistiltsError(
@@ -150,7 +151,7 @@ def _check_same_search(outdir: Path, settings: SearchSettings) -> None:
     from distilts.utils import read_json, write_json
 
     path = outdir / "search.json"
-    now = settings.record()
+    now = json.loads(json.dumps(settings.record()))  # tuples as the file holds them (lists)
     keys = (
         "target",
         "horizon",
@@ -185,14 +186,14 @@ def _run_workers(settings: SearchSettings, space: Space, n_variates: int) -> Non
         ray = require("ray", "ray", "distilts search --address")
         ray.init(address=settings.address, include_dashboard=False, log_to_driver=True, ignore_reinit_error=True)
         remote = ray.remote(num_cpus=1)(worker_process)
-        ray.get([remote.remote(settings, space, n_variates, 1) for _ in range(settings.jobs)])
+        ray.get([remote.remote(settings, space, n_variates, 1, i) for i in range(settings.jobs)])
         return
     if settings.jobs == 1:
         work(settings, space, n_variates, threads)
         return
     ctx = multiprocessing.get_context("spawn")
     procs = [
-        ctx.Process(target=worker_process, args=(settings, space, n_variates, threads)) for _ in range(settings.jobs)
+        ctx.Process(target=worker_process, args=(settings, space, n_variates, threads, i)) for i in range(settings.jobs)
     ]
     for p in procs:
         p.start()

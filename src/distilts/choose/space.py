@@ -22,9 +22,9 @@ FAMILIES: dict[str, dict[str, tuple[Any, ...]]] = {
     "mlp": {"d_model": (32, 64, 128, 256, 512), "dropout": (0.0, 0.1)},
     "itransformer": {"d_model": (32, 64, 128, 256), "e_layers": (1, 2), "d_ff": (64, 128, 256, 512)},
     "tsmixer": {"n_block": (1, 2, 4), "ff_dim": (16, 32, 64, 128), "dropout": (0.1, 0.5, 0.9)},
-    "tide": {"hidden_size": (64, 128, 256), "num_encoder_layers": (1, 2), "decoder_output_dim": (4, 8, 16)},
-    "nhits": {"mlp_units": (64, 128, 256, 512)},
-    "nbeats": {"mlp_units": (64, 128, 256, 512)},
+    "tide": {"hidden_size": (64, 128, 256), "num_layers": (1, 2), "decoder_output_dim": (4, 8, 16)},
+    "nhits": {"mlp_units": ((64, 64), (128, 128), (256, 256), (512, 512)), "n_freq_downsample": ((4, 2, 1), (8, 4, 1))},
+    "nbeats": {"mlp_units": ((64, 64), (128, 128), (256, 256)), "n_blocks": ((3,), (6,))},
     "patchtst": {"d_model": (16, 32, 64), "e_layers": (1, 2, 3), "n_heads": (4,), "d_ff": (64, 128)},
 }
 MCU_FAMILIES = ("dlinear", "mlp", "tsmixer", "nhits", "nbeats")  # full-int8 operators in TFLite Micro
@@ -71,7 +71,7 @@ class Space:
     def sample(self, trial: Any) -> Candidate:
         """Draw a candidate through an Optuna trial (conditional parameters per family)."""
         family = trial.suggest_categorical("student", list(self.families))
-        kwargs = {k: trial.suggest_categorical(f"{family}.{k}", list(v)) for k, v in self.families[family].items()}
+        kwargs = {k: _suggest(trial, f"{family}.{k}", v) for k, v in self.families[family].items()}
         kwargs.update(self.fixed.get(family, {}))
         return Candidate(
             student=family,
@@ -81,6 +81,14 @@ class Space:
             precision=trial.suggest_categorical("precision", list(self.precisions)),
             lr=float(trial.suggest_categorical("lr", list(LEARNING_RATES))),
         )
+
+
+def _suggest(trial: Any, name: str, choices: tuple[Any, ...]) -> Any:
+    """A categorical draw; tuple choices (Optuna takes only scalars) go through their text, e.g. "128,128"."""
+    if not any(isinstance(c, tuple) for c in choices):
+        return trial.suggest_categorical(name, list(choices))
+    by_text = {",".join(map(str, c)): c for c in choices}
+    return list(by_text[trial.suggest_categorical(name, list(by_text))])
 
 
 def family_space(name: str) -> dict[str, tuple[Any, ...]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import traceback
 from pathlib import Path
 from typing import Any
@@ -34,11 +35,19 @@ def storage_url(out: str | Path) -> str:
     return f"sqlite:///{Path(out).resolve() / STUDY_FILE}"
 
 
-def open_study(settings: SearchSettings) -> optuna.Study:
-    """Create the study in `settings.out`, or load the one a killed search left there."""
+def open_study(settings: SearchSettings, worker: int = 0) -> optuna.Study:
+    """Create the study in `settings.out`, or load the one a killed search left there. Each worker's sampler
+    gets its own seed, moved on by the trials already in the study (so neither parallel workers nor a
+    resumed search draw the same candidates again)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = optuna.storages.RDBStorage(storage_url(settings.out), engine_kwargs={"connect_args": {"timeout": 120}})
-    sampler = optuna.samplers.TPESampler(seed=settings.seed, n_startup_trials=min(10, max(4, settings.trials // 4)))
+    try:
+        existing = len(optuna.load_study(study_name=STUDY_NAME, storage=storage).trials)
+    except KeyError:
+        existing = 0
+    sampler = optuna.samplers.TPESampler(
+        seed=settings.seed + 7919 * worker + existing, n_startup_trials=min(10, max(4, settings.trials // 4))
+    )
     return optuna.create_study(
         study_name=STUDY_NAME,
         storage=storage,
@@ -156,12 +165,12 @@ class Objective:
         self.echo(f"[trial {number + 1}/{self.settings.trials}] {record['label']}: {', '.join(parts)} -> {verdict}")
 
 
-def work(settings: SearchSettings, space: Space, n_variates: int, threads: int) -> None:
+def work(settings: SearchSettings, space: Space, n_variates: int, threads: int, worker: int = 0) -> None:
     """One worker: run trials until the study holds `settings.trials` finished ones (or the timeout)."""
     import torch
 
     torch.set_num_threads(max(1, threads))
-    study = open_study(settings)
+    study = open_study(settings, worker)
     timeout = None if settings.timeout_min is None else settings.timeout_min * 60
     study.optimize(
         Objective(settings, space, n_variates, echo=_echo),
@@ -171,11 +180,24 @@ def work(settings: SearchSettings, space: Space, n_variates: int, threads: int) 
     )
 
 
+def _die_with_parent() -> None:
+    """Linux: a worker is killed when the search process dies (a killed search leaves no trial running)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
 def _echo(line: str) -> None:
     print(f"{line}", flush=True)
 
 
-def worker_process(settings: SearchSettings, space: Space, n_variates: int, threads: int) -> None:
-    """Entry point of a `--jobs` worker process (spawned: a fresh interpreter)."""
+def worker_process(settings: SearchSettings, space: Space, n_variates: int, threads: int, worker: int = 0) -> None:
+    """Entry point of a `--jobs` worker process (spawned: a fresh interpreter) or Ray task."""
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    work(settings, space, n_variates, threads)
+    _die_with_parent()
+    work(settings, space, n_variates, threads, worker)

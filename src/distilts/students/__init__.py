@@ -18,6 +18,11 @@ STUDENTS: Registry[str] = Registry(
         "dlinear": "distilts.students.dlinear:DLinear",
         "itransformer": "distilts.students.itransformer:ITransformer",
         "mlp": "distilts.students.mlp:MLP",
+        "tsmixer": "distilts.students.tsmixer:TSMixer",
+        "tide": "distilts.students.tide:TiDE",
+        "nhits": "distilts.students.nhits:NHiTS",
+        "nbeats": "distilts.students.nhits:NBEATS",
+        "patchtst": "distilts.students.patchtst:PatchTST",
     },
 )
 
@@ -25,6 +30,11 @@ _LAZY = {
     "DLinear": "dlinear",
     "ITransformer": "itransformer",
     "MLP": "mlp",
+    "TSMixer": "tsmixer",
+    "TiDE": "tide",
+    "NHiTS": "nhits",
+    "NBEATS": "nhits",
+    "PatchTST": "patchtst",
     "build_student": "registry",
     "param_count": "registry",
     "student_class": "registry",

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -83,3 +84,23 @@ class QuantileOutput(nn.Module):
         s = torch.as_tensor(np.asarray(scale, np.float64))
         out.variate_bias = (self.gaps.bias.detach().double()[None, :] * s[:, None]).to(dtype).contiguous()
         return out.eval()
+
+
+def head_forecast(
+    out: torch.Tensor,
+    horizon: int,
+    quantile_head: QuantileOutput | None,
+    revin: Any,
+    mean: torch.Tensor | None,
+    std: torch.Tensor | None,
+) -> torch.Tensor:
+    """A student's forecast from its last projection `out [B, D, H (+ rank)]`: `[B, H, D]`, or with a
+    quantile head `[B, H, D, Q]` (the median and the rank features), mapped back by `revin` when given."""
+    if quantile_head is not None:
+        y = quantile_head(out[..., :horizon], out[..., horizon:]).transpose(1, 2)  # [B, H, D, Q]
+        if revin is not None:  # a positive scale per window and variate: the order is kept
+            assert mean is not None and std is not None
+            y = revin.denormalize(y, mean.unsqueeze(-1), std.unsqueeze(-1))
+        return y
+    y = out.transpose(1, 2)
+    return y if revin is None else revin.denormalize(y, mean, std)

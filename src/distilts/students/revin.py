@@ -37,3 +37,19 @@ class RevIN(nn.Module):
         if self.affine:
             y = (y - self.bias) / (self.weight + self.eps * self.eps)
         return y * std + mean
+
+
+NORMS = ("window", "revin", "none")
+
+
+def window_norm(norm: str, n_variates: int, quantiles: object = None) -> RevIN | None:
+    """A student's input normalization by its `norm` option: "window" (per-window mean/std, undone on the
+    output), "revin" (the same with RevIN's learnable affine) or "none" (None)."""
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS} (got {norm!r}).")
+    if quantiles is not None and norm == "revin":
+        raise ValueError(
+            "norm 'revin' is not supported with quantiles (its learnable scale may flip the levels); "
+            "use norm=window."
+        )
+    return None if norm == "none" else RevIN(n_variates, affine=norm == "revin")
