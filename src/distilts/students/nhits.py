@@ -202,9 +202,18 @@ class NBEATS(NHiTS):
         quantile_rank: int = DEFAULT_RANK,
     ) -> None:
         super().__init__(
-            lookback, horizon, n_variates, n_blocks=n_blocks, mlp_units=mlp_units,
-            n_pool_kernel_size=n_pool_kernel_size, n_freq_downsample=n_freq_downsample, dropout=dropout,
-            activation=activation, norm=norm, quantiles=quantiles, quantile_rank=quantile_rank,
+            lookback,
+            horizon,
+            n_variates,
+            n_blocks=n_blocks,
+            mlp_units=mlp_units,
+            n_pool_kernel_size=n_pool_kernel_size,
+            n_freq_downsample=n_freq_downsample,
+            dropout=dropout,
+            activation=activation,
+            norm=norm,
+            quantiles=quantiles,
+            quantile_rank=quantile_rank,
         )
 
 

@@ -147,9 +147,7 @@ class PatchTST(nn.Module):
         self.embed = nn.Conv1d(1, d_model, kernel_size=patch_len, stride=stride)  # = Linear on each patch
         self.pos = nn.Parameter(torch.empty(self.n_patches, d_model).uniform_(-0.02, 0.02))
         self.embed_dropout = nn.Dropout(dropout)
-        self.layers = nn.ModuleList(
-            EncoderLayer(d_model, n_heads, d_ff, dropout, activation) for _ in range(e_layers)
-        )
+        self.layers = nn.ModuleList(EncoderLayer(d_model, n_heads, d_ff, dropout, activation) for _ in range(e_layers))
         self.repr_dim = d_model * self.n_patches
         self.quantile_head = None if quantiles is None else QuantileOutput(quantiles, horizon, quantile_rank)
         self.head = nn.Linear(self.repr_dim, horizon + (0 if quantiles is None else quantile_rank))
