@@ -5,15 +5,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-# C compilers for the C artifact: native, and Debian's cross compilers for its aarch64/armhf checks
+# C compilers for the C artifact: native, and Debian's cross compilers for its aarch64/armhf checks;
+# arm-none-eabi-gcc + newlib (semihosting) + qemu-system-arm for its bare-metal Cortex-M checks
 need=()
-for t in cc:gcc aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu arm-linux-gnueabihf-gcc:gcc-arm-linux-gnueabihf; do
+for t in cc:gcc aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu arm-linux-gnueabihf-gcc:gcc-arm-linux-gnueabihf \
+  arm-none-eabi-gcc:gcc-arm-none-eabi qemu-system-arm:qemu-system-arm; do
   command -v "${t%%:*}" >/dev/null || need+=("${t#*:}")
 done
+[ -f /usr/lib/arm-none-eabi/newlib/librdimon.a ] || need+=(libnewlib-arm-none-eabi)
 if [ ${#need[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null && { [ "$(id -u)" = 0 ] || command -v sudo >/dev/null; }; then
     SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
-    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
   else
     echo "WARNING: install ${need[*]} (Debian/Ubuntu packages) for the C artifact's checks" >&2
   fi

@@ -81,5 +81,14 @@ def test_compile_c_target_end_to_end(tmp_path_factory):
 
     man = json.loads((art / "manifest.json").read_text())
     assert set(man["architectures"]) == {"x86_64", "aarch64", "armhf"} and man["verification"]["rel_mse"] < 1e-6
+    from distilts.mcu import metal
+
+    if metal.unavailable() is None or os.environ.get("CI") == "true":  # bare metal: emulated Cortex-M4/M7/M55
+        for board in ("cortex-m4f", "cortex-m7"):
+            e = man["bare_metal"]["boards"][board]
+            assert e["bit_identical_to_host"] and e["flash_bytes"] > 0 and e["ram_bytes"] > 0
+            assert e["instructions_per_forecast"] > 0 and e["latency_estimate"]["estimate"] is True
+    else:
+        assert "skipped" in man["bare_metal"]
     with pytest.raises(ArtifactError):
         Forecaster.load(art)

@@ -3,10 +3,12 @@
 Writes `model.c` (weights as const arrays, fp32 or int8, and `forecast`), `model.h` and `main.c` (an
 example that forecasts windows read from stdin), then checks the code against the PyTorch student:
 natively (system cc, shared library through ctypes) and cross-compiled for aarch64 and armhf
-(Debian's cross gcc, static) under qemu-user, each within the precision's tolerance. A student the
-`fold-linear` pass folds (DLinear) becomes one matrix product (distilts.mcu.cgen); MLP, TSMixer and
-N-HiTS / N-BEATS are generated from their layers (distilts.mcu.clower -> distilts.mcu.cgraph); any
-other is refused naming the layer that blocks it.
+(Debian's cross gcc, static) under qemu-user, each within the precision's tolerance; then as bare-metal
+firmware on emulated Cortex-M boards (distilts.mcu.metal: bit-identical to the host build, flash, RAM
+and instructions per forecast in the manifest's `bare_metal`). A student the `fold-linear` pass folds
+(DLinear) becomes one matrix product (distilts.mcu.cgen); MLP, TSMixer, TiDE and N-HiTS / N-BEATS are
+generated from their layers (distilts.mcu.clower -> distilts.mcu.cgraph); any other is refused naming
+the layer that blocks it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from distilts.compile.manifest import build_manifest, model_entry
 from distilts.compile.passes import fold_linear
 from distilts.compile.scratch import Scratch
 from distilts.errors import DistiltsError
-from distilts.mcu import cgen, cgraph, clower, ctoolchain
+from distilts.mcu import cgen, cgraph, clower, ctoolchain, metal
 
 ARCHS = ("x86_64", "aarch64", "armhf")
 
@@ -152,6 +154,18 @@ def compile_job(
         names = write_sources(model, job.precision, tmp, f"{config['student']['name']} {job.precision}")
         checks = verify(tmp, work, model, verify_x, ref, config, job.precision, log)
         golden_out = ctoolchain.run_shared(work / "libforecast.so", verify_x[:1], model.horizon)
+        host = ctoolchain.run_shared(work / "libforecast.so", verify_x[: metal.MAX_WINDOWS], model.horizon)
+        mean, std = (np.asarray(config["scaler"][k], np.float64) for k in ("mean", "std"))
+        bare_metal = metal.verify(
+            tmp,
+            [cgen.SOURCE],
+            cgen.HEADER,
+            verify_x,
+            host,
+            work / "metal",
+            log,
+            score=lambda y: ver.errors(y, ref[: len(y)], mean, std),
+        )
         shutil.rmtree(work)
         models = [
             model_entry(
@@ -220,7 +234,8 @@ def compile_job(
             **memory(model, job.precision),
             "heap_bytes": 0,
             "errors_x86_64": {k: errs[k] for k in ("rel_mse", "max_abs_err")},
-            "build": "cc -O2 -std=c99 model.c main.c -lm (any C99 compiler; see docs/compile.md)",
+            "build": "cc -O2 -std=c99 -ffp-contract=off model.c main.c -lm (any C99 compiler; see docs/compile.md)",
         }
+        manifest["bare_metal"] = bare_metal
         final = sc.install(manifest)
     return final, manifest

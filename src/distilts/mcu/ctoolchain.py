@@ -20,7 +20,7 @@ import numpy as np
 from distilts.device.arm64 import EmulatorUnavailable, qemu_binary
 from distilts.errors import DistiltsError
 
-CFLAGS = ("-O2", "-std=c99", "-Wall", "-Werror")
+CFLAGS = ("-O2", "-std=c99", "-ffp-contract=off", "-Wall", "-Werror")
 
 
 class ToolchainUnavailable(DistiltsError):

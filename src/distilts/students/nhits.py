@@ -42,10 +42,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from distilts.students.activations import make_activation
-from distilts.students.quantile import DEFAULT_RANK, QuantileOutput
-from distilts.students.revin import RevIN
-
-NORMS = ("none", "window", "revin")
+from distilts.students.quantile import DEFAULT_RANK, QuantileOutput, head_forecast
+from distilts.students.revin import window_norm
 
 
 def interpolation_matrix(n_knots: int, horizon: int) -> torch.Tensor:
@@ -137,10 +135,6 @@ class NHiTS(nn.Module):
                 f"n_blocks, n_pool_kernel_size and n_freq_downsample need one entry per stack (got "
                 f"{len(n_blocks)}, {len(pools)} and {len(freqs)})."
             )
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS} (got {norm!r}).")
-        if quantiles is not None and norm == "revin":
-            raise ValueError("norm 'revin' is not supported with quantiles (its learnable scale may flip the levels).")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1) (got {dropout}).")
         self.lookback, self.horizon, self.n_variates = lookback, horizon, n_variates
@@ -152,7 +146,7 @@ class NHiTS(nn.Module):
             for _ in range(stack_blocks)
         )
         self.repr_dim = mlp_units[-1] * len(self.blocks)
-        self.revin = None if norm == "none" else RevIN(n_variates, affine=norm == "revin")
+        self.revin = window_norm(norm, n_variates, quantiles)
 
     @property
     def levels(self) -> tuple[float, ...] | None:
@@ -160,6 +154,7 @@ class NHiTS(nn.Module):
 
     def forward_with_repr(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Forecast `[B, H, D]` (`[B, H, D, Q]`) and the blocks' last hidden layers `[B, D, repr_dim]`."""
+        mean = std = None
         if self.revin is not None:
             x, mean, std = self.revin.normalize(x)
         residual = x.transpose(1, 2)  # [B, D, L]
@@ -173,15 +168,9 @@ class NHiTS(nn.Module):
                 features = block_features if features is None else features + block_features
             hidden.append(h)
         h = torch.cat(hidden, dim=-1) if len(hidden) > 1 else hidden[0]
-        if self.quantile_head is not None:
-            y = self.quantile_head(forecast, features).transpose(1, 2)  # [B, D, H, Q] -> [B, H, D, Q]
-            if self.revin is not None:  # a positive scale per window and variate keeps the order
-                y = self.revin.denormalize(y, mean.unsqueeze(-1), std.unsqueeze(-1))
-            return y, h
-        y = forecast.transpose(1, 2)
-        if self.revin is not None:
-            y = self.revin.denormalize(y, mean, std)
-        return y, h
+        if features is not None:
+            forecast = torch.cat([forecast, features], dim=-1)  # [B, D, H + rank]: median and quantile features
+        return head_forecast(forecast, self.horizon, self.quantile_head, self.revin, mean, std), h
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_with_repr(x)[0]
@@ -213,9 +202,18 @@ class NBEATS(NHiTS):
         quantile_rank: int = DEFAULT_RANK,
     ) -> None:
         super().__init__(
-            lookback, horizon, n_variates, n_blocks=n_blocks, mlp_units=mlp_units,
-            n_pool_kernel_size=n_pool_kernel_size, n_freq_downsample=n_freq_downsample, dropout=dropout,
-            activation=activation, norm=norm, quantiles=quantiles, quantile_rank=quantile_rank,
+            lookback,
+            horizon,
+            n_variates,
+            n_blocks=n_blocks,
+            mlp_units=mlp_units,
+            n_pool_kernel_size=n_pool_kernel_size,
+            n_freq_downsample=n_freq_downsample,
+            dropout=dropout,
+            activation=activation,
+            norm=norm,
+            quantiles=quantiles,
+            quantile_rank=quantile_rank,
         )
 
 

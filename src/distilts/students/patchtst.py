@@ -36,10 +36,9 @@ import torch
 from torch import nn
 
 from distilts.students.activations import make_activation
-from distilts.students.quantile import DEFAULT_RANK, QuantileOutput
-from distilts.students.revin import RevIN
+from distilts.students.quantile import DEFAULT_RANK, QuantileOutput, head_forecast
+from distilts.students.revin import window_norm
 
-NORMS = ("window", "revin", "none")
 PADDINGS = ("end", "none")
 
 
@@ -134,12 +133,8 @@ class PatchTST(nn.Module):
         quantile_rank: int = DEFAULT_RANK,
     ) -> None:
         super().__init__()
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS} (got {norm!r}).")
         if padding_patch not in PADDINGS:
             raise ValueError(f"padding_patch must be one of {PADDINGS} (got {padding_patch!r}).")
-        if quantiles is not None and norm == "revin":
-            raise ValueError("norm 'revin' is not supported with quantiles (its learnable scale may flip the levels).")
         if patch_len < 1 or stride < 1 or patch_len > lookback:
             raise ValueError(
                 f"patch_len ({patch_len}) and stride ({stride}) must be positive and patch_len at most the "
@@ -152,14 +147,12 @@ class PatchTST(nn.Module):
         self.embed = nn.Conv1d(1, d_model, kernel_size=patch_len, stride=stride)  # = Linear on each patch
         self.pos = nn.Parameter(torch.empty(self.n_patches, d_model).uniform_(-0.02, 0.02))
         self.embed_dropout = nn.Dropout(dropout)
-        self.layers = nn.ModuleList(
-            EncoderLayer(d_model, n_heads, d_ff, dropout, activation) for _ in range(e_layers)
-        )
+        self.layers = nn.ModuleList(EncoderLayer(d_model, n_heads, d_ff, dropout, activation) for _ in range(e_layers))
         self.repr_dim = d_model * self.n_patches
         self.quantile_head = None if quantiles is None else QuantileOutput(quantiles, horizon, quantile_rank)
         self.head = nn.Linear(self.repr_dim, horizon + (0 if quantiles is None else quantile_rank))
         self.head_dropout = nn.Dropout(head_dropout)
-        self.revin = None if norm == "none" else RevIN(n_variates, affine=norm == "revin")
+        self.revin = window_norm(norm, n_variates, quantiles)
 
     @property
     def levels(self) -> tuple[float, ...] | None:
@@ -181,20 +174,12 @@ class PatchTST(nn.Module):
 
     def forward_with_repr(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Forecast `[B, H, D]` (`[B, H, D, Q]`) and the flattened encoder output `[B, D, repr_dim]`."""
+        mean = std = None
         if self.revin is not None:
             x, mean, std = self.revin.normalize(x)
         h = self.encode(x)
         out = self.head_dropout(self.head(h))  # [B, D, H (+ rank)]
-        if self.quantile_head is not None:
-            H = self.horizon
-            y = self.quantile_head(out[..., :H], out[..., H:]).transpose(1, 2)  # [B, D, H, Q] -> [B, H, D, Q]
-            if self.revin is not None:  # a positive scale per window and variate keeps the order
-                y = self.revin.denormalize(y, mean.unsqueeze(-1), std.unsqueeze(-1))
-            return y, h
-        y = out.transpose(1, 2)
-        if self.revin is not None:
-            y = self.revin.denormalize(y, mean, std)
-        return y, h
+        return head_forecast(out, self.horizon, self.quantile_head, self.revin, mean, std), h
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_with_repr(x)[0]

@@ -70,8 +70,10 @@ def _parse_value(key: str, text: str, default: Any) -> Any:
         if text.lower() in ("none", "null", ""):
             return None
         items = [_number(v.strip()) for v in text.split(",") if v.strip()]
-        return items if isinstance(default, list) or default is None and len(items) > 1 else (
-            tuple(items) if isinstance(default, tuple) else items[0]
+        return (
+            items
+            if isinstance(default, list) or default is None and len(items) > 1
+            else (tuple(items) if isinstance(default, tuple) else items[0])
         )
     except ValueError as exc:
         kind = type(default).__name__

@@ -49,7 +49,6 @@ def window_norm(norm: str, n_variates: int, quantiles: object = None) -> RevIN |
         raise ValueError(f"norm must be one of {NORMS} (got {norm!r}).")
     if quantiles is not None and norm == "revin":
         raise ValueError(
-            "norm 'revin' is not supported with quantiles (its learnable scale may flip the levels); "
-            "use norm=window."
+            "norm 'revin' is not supported with quantiles (its learnable scale may flip the levels); use norm=window."
         )
     return None if norm == "none" else RevIN(n_variates, affine=norm == "revin")

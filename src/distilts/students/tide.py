@@ -37,8 +37,9 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, in_dim: int, hidden: int, out_dim: int, dropout: float, layer_norm: bool) -> None:
         super().__init__()
-        self.hidden = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, out_dim),
-                                    nn.Dropout(dropout))
+        self.hidden = nn.Sequential(
+            nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, out_dim), nn.Dropout(dropout)
+        )
         self.skip = nn.Linear(in_dim, out_dim)
         self.norm = nn.LayerNorm(out_dim, eps=1e-3) if layer_norm else nn.Identity()
 
@@ -51,8 +52,9 @@ def residual_stack(in_dim: int, widths: list[int], dropout: float, layer_norm: b
     if len(widths) < 2:
         return nn.Linear(in_dim, widths[-1])
     dims = [in_dim, *widths[1:]]
-    return nn.Sequential(*(ResidualBlock(dims[i], widths[i], dims[i + 1], dropout, layer_norm)
-                           for i in range(len(widths) - 1)))
+    return nn.Sequential(
+        *(ResidualBlock(dims[i], widths[i], dims[i + 1], dropout, layer_norm) for i in range(len(widths) - 1))
+    )
 
 
 class TiDE(nn.Module):
@@ -79,11 +81,17 @@ class TiDE(nn.Module):
         quantile_rank: int = DEFAULT_RANK,
     ) -> None:
         super().__init__()
-        sizes = {"hidden_size": hidden_size, "num_layers": num_layers, "decoder_output_dim": decoder_output_dim,
-                 "final_decoder_hidden": final_decoder_hidden}
+        sizes = {
+            "hidden_size": hidden_size,
+            "num_layers": num_layers,
+            "decoder_output_dim": decoder_output_dim,
+            "final_decoder_hidden": final_decoder_hidden,
+        }
         if min(sizes.values()) < 1 or variate_embedding < 0:
-            raise ValueError(f"sizes must be positive and variate_embedding >= 0 (got {sizes}, "
-                             f"variate_embedding={variate_embedding}).")
+            raise ValueError(
+                f"sizes must be positive and variate_embedding >= 0 (got {sizes}, "
+                f"variate_embedding={variate_embedding})."
+            )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1) (got {dropout}).")
         self.lookback, self.horizon, self.n_variates = lookback, horizon, n_variates
@@ -98,8 +106,9 @@ class TiDE(nn.Module):
         self.decoder = residual_stack(hidden_size, widths[:-1] + [decoder_output_dim * horizon], dropout, layer_norm)
         # the official code also normalises the temporal decoder's 1-wide output, which makes it a constant
         # (google-research#2133): `temporal_layer_norm=True` reproduces that
-        self.temporal_decoder = ResidualBlock(decoder_output_dim, final_decoder_hidden, 1, dropout,
-                                              layer_norm and temporal_layer_norm)
+        self.temporal_decoder = ResidualBlock(
+            decoder_output_dim, final_decoder_hidden, 1, dropout, layer_norm and temporal_layer_norm
+        )
         self.residual = nn.Linear(lookback, horizon)
         keras_init(self.encoder, self.decoder, self.temporal_decoder, self.residual)
         self.quantile_head = None

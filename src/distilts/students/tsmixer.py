@@ -60,8 +60,9 @@ def block_norm(norm_type: str, lookback: int, n_variates: int) -> nn.Module:
 class MixerBlock(nn.Module):
     """One TSMixer residual block on `[B, L, D]`: time mixing, then feature mixing."""
 
-    def __init__(self, lookback: int, n_variates: int, ff_dim: int, dropout: float, norm_type: str,
-                 activation: str) -> None:
+    def __init__(
+        self, lookback: int, n_variates: int, ff_dim: int, dropout: float, norm_type: str, activation: str
+    ) -> None:
         super().__init__()
         self.time_norm = block_norm(norm_type, lookback, n_variates)
         self.time_mix = nn.Linear(lookback, lookback)
