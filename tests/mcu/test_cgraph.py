@@ -176,6 +176,9 @@ def test_compile_c_target_of_an_mlp_student(tmp_path_factory):
     c = man["c"]
     assert c["flash_bytes"] > 24 * 512 and 0 < c["ram_bytes"] < c["flash_bytes"]  # int8 weights of Linear(L, 512)
     assert f"FORECAST_RAM_BYTES {c['ram_bytes']}" in (art / "model.h").read_text()
+    boards = man["bare_metal"].get("boards", {})  # {"skipped": why} without the Cortex-M tools
+    assert all(b["bit_identical_to_host"] for b in boards.values() if b["fits"])
+    assert "skipped" in man["bare_metal"] or any(b["fits"] for b in boards.values())
 
 
 @pytest.mark.parametrize("name", ["mlp", "mlp-gelu-no-bn", "tsmixer-layernorm-revin", "nhits", "tide"])
