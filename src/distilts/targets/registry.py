@@ -29,7 +29,8 @@ class _Formats:
 
 FORMATS = _Formats()
 # below the Pi (docs/compile.md, "Microcontrollers, Ethos-U and C"): TFLite Micro and Ethos-U artifacts are
-# full-integer int8 only; `c` is a dependency-free C source of a folded linear student (fp32 or int8)
+# full-integer int8 only; `c` is a dependency-free C source of a folded DLinear or of a student's layers (MLP,
+# TSMixer, TiDE, N-HiTS / N-BEATS: distilts.mcu.clower), fp32 or int8
 INT8_ONLY: tuple[str, ...] = ("tflm", "ethos-u")
 BATCH_ONE: tuple[str, ...] = ("tflm", "ethos-u", "c")
 PRECISIONS: tuple[str, ...] = ("fp32", "int8")
