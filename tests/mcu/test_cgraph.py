@@ -1,4 +1,4 @@
-"""The C target from a student's layers (distilts.mcu.cgraph / clower): MLP, TSMixer, N-HiTS, TiDE, fp32 and int8.
+"""The C target from a student's layers (mcu.clower -> cgraph -> cemit): MLP, TSMixer, N-HiTS, TiDE, fp32 and int8.
 
 The generated C is compiled natively (ctypes) and for aarch64/armhf (qemu-user) and compared with the
 PyTorch student; the graph's float64 reference with the student; students without a lowering are refused.
@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from distilts.mcu import c_artifact, cgraph, clower, ctoolchain
+from distilts.mcu import c_artifact, cemit, cgraph, clower, ctoolchain
 from distilts.students.mlp import MLP
 from distilts.students.nhits import NHiTS
 from distilts.students.tide import TiDE
@@ -112,8 +112,8 @@ def test_c_fp32_and_int8_match_the_student_on_three_cpus(tmp_path, name):
 def test_int8_holds_int8_weights_smaller_flash_and_ram_is_planned():
     torch.manual_seed(0)
     g = clower.lower(_randomized(STUDENTS["tsmixer"]()), CONFIG)
-    src8, flash8 = cgraph.source(g, cgraph.plan(g, "int8"), "int8")
-    src32, flash32 = cgraph.source(g, cgraph.plan(g, "fp32"), "fp32")
+    src8, flash8 = cemit.source(g, cgraph.plan(g, "int8"), "int8")
+    src32, flash32 = cemit.source(g, cgraph.plan(g, "fp32"), "fp32")
     assert "static const int8_t" in src8 and "k_dense_f32" not in src8 and "int8_t" not in src32
     assert flash8 < 0.6 * flash32
     p = cgraph.plan(g, "fp32")

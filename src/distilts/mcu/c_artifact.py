@@ -25,7 +25,7 @@ from distilts.compile.manifest import build_manifest, model_entry
 from distilts.compile.passes import fold_linear
 from distilts.compile.scratch import Scratch
 from distilts.errors import DistiltsError
-from distilts.mcu import cgen, cgraph, clower, ctoolchain, metal
+from distilts.mcu import cemit, cgen, cgraph, clower, ctoolchain, metal
 
 ARCHS = ("x86_64", "aarch64", "armhf")
 
@@ -66,8 +66,8 @@ def write_sources(model: cgen.LinearModel | cgraph.Graph, precision: str, out: P
     """model.c, model.h and main.c into `out`; returns the file names."""
     if isinstance(model, cgraph.Graph):
         plan = cgraph.plan(model, precision)
-        (out / cgen.HEADER).write_text(cgraph.header(model, plan, precision))
-        (out / cgen.SOURCE).write_text(cgraph.source(model, plan, precision)[0])
+        (out / cgen.HEADER).write_text(cemit.header(model, plan, precision))
+        (out / cgen.SOURCE).write_text(cemit.source(model, plan, precision)[0])
         (out / cgen.EXAMPLE).write_text(cgen.example())
         return [cgen.SOURCE, cgen.HEADER, cgen.EXAMPLE]
     (out / cgen.HEADER).write_text(cgen.header(model, name))
@@ -79,7 +79,7 @@ def write_sources(model: cgen.LinearModel | cgraph.Graph, precision: str, out: P
 def flash_bytes(model: cgen.LinearModel | cgraph.Graph, precision: str) -> int:
     """Bytes of constant data the weights take in flash (weights, scales, row sums, bias, gains)."""
     if isinstance(model, cgraph.Graph):
-        return cgraph.source(model, cgraph.plan(model, precision), precision)[1]
+        return cemit.source(model, cgraph.plan(model, precision), precision)[1]
     n_w = model.weight.size
     rows = model.weight.shape[0] * model.horizon
     consts = (model.bias.size + 2 * model.n_variates) * 4
