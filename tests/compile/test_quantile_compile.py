@@ -42,7 +42,8 @@ def _compile(student_dir, target, int8, tmp_path):
 
 
 @pytest.mark.parametrize("student, target, int8", [("dlinear", "onnx", False), ("dlinear", "openvino", True),
-                                                   ("dlinear", "tflite", True), ("itransformer", "onnx", False)])
+                                                   ("dlinear", "tflite", True), ("itransformer", "onnx", False),
+                                                   ("dlinear", "cortex-m7", True), ("dlinear", "ethos-u55-128", True)])
 def test_quantile_artifact_matches_the_student_level_by_level(qstudent, tmp_path, student, target, int8):
     from distilts.compile.wrapper import torch_predict, wrap_student
     from distilts.runtime import Forecaster

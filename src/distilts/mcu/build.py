@@ -25,7 +25,7 @@ import numpy as np
 from distilts.compile import full_int8, litert_ops
 from distilts.compile import verify as ver
 from distilts.errors import DistiltsError
-from distilts.mcu import tflm, vela
+from distilts.mcu import quantile_int8, tflm, vela
 from distilts.runtime import int8_io
 
 NPU_MAC_SHARE = 0.9  # below this share of the matrix-product MACs on the NPU, compile warns
@@ -68,7 +68,7 @@ def build(
     mean = np.asarray(config["scaler"]["mean"], np.float64)
     std = np.asarray(config["scaler"]["std"], np.float64)
     path = out / "model.tflite"
-    io = full_int8.build_file(full_int8.normalized_module(student), config, calib_x, path)
+    io = full_int8.build_file(quantile_int8.int8_form(full_int8.normalized_module(student)), config, calib_x, path)
     content = path.read_bytes()
     leftover = litert_ops.float_operators(content)
     if leftover or io["input"]["dtype"] not in ("int8", "int16"):

@@ -124,7 +124,21 @@ def example(calls: list[str], io: dict, arena: int) -> str:
     adds = "\n".join(f"    resolver.{c}();" for c in uniq)
     pin, pout = io["input"]["per_variate"], io["output"]["per_variate"]
     L, D = io["input"]["shape"][1], io["input"]["shape"][2]
-    H = io["output"]["shape"][1]
+    quantiles = len(io["output"]["shape"]) == 4  # [1, D, H, Q]: variates first, then steps and levels
+    H = io["output"]["shape"][2 if quantiles else 1]
+    Q = io["output"]["shape"][3] if quantiles else 1
+    out_loop = (
+        "  for (int d = 0; d < kVariates; ++d)\n    for (int i = 0; i < kHorizon * kLevels; ++i)\n"
+        "      out[d * kHorizon * kLevels + i] = kOutScale[d] * ((float)y[d * kHorizon * kLevels + i] - kOutZero[d]);"
+        if quantiles
+        else "  for (int t = 0; t < kHorizon; ++t)\n    for (int d = 0; d < kVariates; ++d)\n"
+        "      out[t * kVariates + d] = kOutScale[d] * ((float)y[t * kVariates + d] - kOutZero[d]);"
+    )
+    out_doc = (
+        "out: kVariates x kHorizon x kLevels raw quantile forecasts (levels ascending)"
+        if quantiles
+        else "out: kHorizon x kVariates raw forecasts"
+    )
 
     def arr(name: str, vals) -> str:
         return f"static const float {name}[{len(vals)}] = {{" + ", ".join(f"{float(v):.9g}f" for v in vals) + "};"
@@ -139,7 +153,7 @@ def example(calls: list[str], io: dict, arena: int) -> str:
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 #include "tensorflow/lite/schema/schema_generated.h"
 
-constexpr int kLookback = {L}, kHorizon = {H}, kVariates = {D};
+constexpr int kLookback = {L}, kHorizon = {H}, kVariates = {D}, kLevels = {Q};
 // tensor arena: measured by distilts ({arena} bytes: TFLite Micro's, or Vela's SRAM/DRAM use when larger)
 // + {ARENA_MARGIN} bytes margin
 constexpr int kArenaSize = {arena + ARENA_MARGIN};
@@ -152,7 +166,7 @@ alignas(16) static uint8_t tensor_arena[kArenaSize];
 {arr("kOutScale", pout["scale"])}
 {arr("kOutZero", pout["zero_point"])}
 
-// window: kLookback x kVariates raw values (oldest first); out: kHorizon x kVariates raw forecasts.
+// window: kLookback x kVariates raw values (oldest first); {out_doc}.
 // Returns 0 on success.
 int forecast(const float* window, float* out) {{
   static tflite::MicroMutableOpResolver<{len(uniq)}> resolver;
@@ -172,9 +186,7 @@ int forecast(const float* window, float* out) {{
     }}
   if (interpreter->Invoke() != kTfLiteOk) return 2;
   const int8_t* y = interpreter->output(0)->data.int8;
-  for (int t = 0; t < kHorizon; ++t)
-    for (int d = 0; d < kVariates; ++d)
-      out[t * kVariates + d] = kOutScale[d] * ((float)y[t * kVariates + d] - kOutZero[d]);
+{out_loop}
   return 0;
 }}
 """
