@@ -21,43 +21,68 @@ from distilts.compile.manifest import build_manifest, model_entry
 from distilts.compile.passes import fold_linear
 from distilts.compile.scratch import Scratch
 from distilts.errors import DistiltsError
-from distilts.mcu import cgen, ctoolchain
+from distilts.mcu import cgen, ctoolchain, quantile_c
 
 ARCHS = ("x86_64", "aarch64", "armhf")
+QUANTILE_C = {
+    "output_layout": "[D][H][Q] raw, levels ascending",
+    "calibration": {
+        "rule": "theta += lr * std_d * (tau - (y <= q + theta)) per variate, step and level (conformal quantile "
+        "tracker, Angelopoulos, Candes & Tibshirani 2023); docs/runtime.md",
+        "state": "distilts_calib_t (D x H x Q float offsets + uint32 counter)",
+        "entries": [
+            "void distilts_calibrate_init(distilts_calib_t *s)",
+            "void distilts_calibrate_update(distilts_calib_t *s, const float *forecast, const float *observed)",
+            "void distilts_calibrate_apply(const distilts_calib_t *s, float *quantiles)",
+        ],
+    },
+}
 
 
 class NotFoldable(DistiltsError):
     """The student is not a linear student, so it has no C artifact."""
 
 
-def linear_model(student, config: dict) -> cgen.LinearModel:
-    """The student (+ its scaler) folded in float64, as arrays; refuses a non-linear student."""
-    if getattr(student, "quantile_head", None) is not None:
-        raise NotFoldable(
-            "The C target does not support quantile students yet (the non-crossing quantile head is "
-            "not a single matrix product): compile this student to onnx/openvino/tflite, or distil a "
-            "point-forecast DLinear (no --quantiles) for C."
-        )
+def linear_model(student, config: dict) -> cgen.LinearModel | quantile_c.QuantileModel:
+    """The student (+ its scaler) folded in float64, as arrays (a quantile DLinear: core + head); refuses
+    a non-linear student."""
     if not fold_linear.applies(student):
         raise NotFoldable(
             f"The C target needs a student that folds into one matrix product (DLinear); "
             f"{type(student).__name__} has non-linear operators (e.g. softmax attention, "
             "LayerNorm, GELU). Compile it to tflite/onnx instead, or distil a DLinear student."
         )
+    if getattr(student, "quantile_head", None) is not None:
+        return quantile_c.from_student(student, config)
     folded = fold_linear.fold(student, config["scaler"]["mean"], config["scaler"]["std"], dtype=torch.float64)
     return cgen.from_folded(folded)
 
 
-def write_sources(model: cgen.LinearModel, precision: str, out: Path, name: str) -> list[str]:
+def write_sources(model, precision: str, out: Path, name: str) -> list[str]:
     """model.c, model.h and main.c into `out`; returns the file names."""
-    (out / cgen.HEADER).write_text(cgen.header(model, name))
-    (out / cgen.SOURCE).write_text(cgen.source(model, precision, name))
+    gen = quantile_c if isinstance(model, quantile_c.QuantileModel) else cgen
+    (out / cgen.HEADER).write_text(gen.header(model, name))
+    (out / cgen.SOURCE).write_text(gen.source(model, precision, name))
     (out / cgen.EXAMPLE).write_text(cgen.example())
     return [cgen.SOURCE, cgen.HEADER, cgen.EXAMPLE]
 
 
-def flash_bytes(model: cgen.LinearModel, precision: str) -> int:
-    """Bytes of constant data the weights take in flash (weights, scales, row sums, bias, gains)."""
+def _steps(model) -> int:
+    """Floats per variate in one forecast: H, or H x Q for a quantile model (the C harness reads B x steps x D)."""
+    return getattr(model, "out_steps", model.horizon)
+
+
+def _layout(model, y: np.ndarray) -> np.ndarray:
+    """The harness's [B, steps, D] floats as the model's forecasts ([B, H, D], or [B, D, H, Q])."""
+    shape = getattr(model, "output_shape", None)
+    return y if shape is None else y.reshape(len(y), *shape)
+
+
+def flash_bytes(model, precision: str) -> int:
+    """Bytes of constant data the weights take in flash (weights, scales, row sums, bias, gains; + the
+    quantile head's)."""
+    if isinstance(model, quantile_c.QuantileModel):
+        return flash_bytes(model.core, precision) + quantile_c.head_flash_bytes(model)
     n_w = model.weight.size
     rows = model.weight.shape[0] * model.horizon
     consts = (model.bias.size + 2 * model.n_variates) * 4
@@ -79,7 +104,7 @@ def verify(
     std = np.asarray(config["scaler"]["std"], np.float64)
     out: dict[str, dict] = {}
     lib = ctoolchain.build_shared(src, work / "libforecast.so")
-    pred = ctoolchain.run_shared(lib, x, model.horizon)
+    pred = _layout(model, ctoolchain.run_shared(lib, x, _steps(model)))
     cc = ctoolchain.native_cc()
     out["x86_64"] = {
         **ver.errors(pred, ref, mean, std),
@@ -89,13 +114,14 @@ def verify(
     }
     for arch in ("aarch64", "armhf"):
         binary = ctoolchain.build_static(arch, src, work / f"forecast-{arch}")
-        y, emu = ctoolchain.run_emulated(arch, binary, x, model.horizon, log)
+        y, emu = ctoolchain.run_emulated(arch, binary, x, _steps(model), log)
+        y = _layout(model, y)
         out[arch] = {
             **ver.errors(y, ref, mean, std),
             "compiler": ctoolchain.compiler_version(ctoolchain.CROSS[arch].cc()),
             "how": f"static binary under {emu}",
             "emulated": True,
-            "max_abs_diff_vs_x86_64": float(np.max(np.abs((y - pred) / std))),
+            "max_abs_diff_vs_x86_64": float(np.max(np.abs(ver.normalized(y - pred, 0.0 * std, std)))),
         }
     for arch, errs in out.items():
         log(f"c-{precision}: {arch}: rel-MSE {errs['rel_mse']:.3g}, max abs {errs['max_abs_err']:.3g} ({errs['how']})")
@@ -122,7 +148,7 @@ def compile_job(
         work.mkdir()
         names = write_sources(model, job.precision, tmp, f"{config['student']['name']} {job.precision}")
         checks = verify(tmp, work, model, verify_x, ref, config, job.precision, log)
-        golden_out = ctoolchain.run_shared(work / "libforecast.so", verify_x[:1], model.horizon)
+        golden_out = _layout(model, ctoolchain.run_shared(work / "libforecast.so", verify_x[:1], _steps(model)))
         shutil.rmtree(work)
         models = [
             model_entry(
@@ -179,10 +205,12 @@ def compile_job(
                 }
             ],
         )
+        quantile = isinstance(model, quantile_c.QuantileModel)
         manifest["c"] = {
             "entry": "void forecast(const float *window, float *out)",
+            **(QUANTILE_C if quantile else {}),
             "flash_bytes": flash_bytes(model, job.precision),
-            "stack_bytes_approx": cgen.stack_bytes(model),
+            "stack_bytes_approx": (quantile_c if quantile else cgen).stack_bytes(model),
             "heap_bytes": 0,
             "errors_x86_64": {k: errs[k] for k in ("rel_mse", "max_abs_err")},
             "build": "cc -O2 -std=c99 model.c main.c -lm (any C99 compiler; see docs/compile.md)",

@@ -115,6 +115,25 @@ class OnlineCalibrator:
         return a
 
 
+def replay(cal: OnlineCalibrator, forecasts: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """Calibrated forecasts of a rolling history, each with only the updates it could have had.
+
+    forecasts `[T, H, D, Q]`: the uncalibrated forecast issued at origin t (one step apart);
+    observed `[T, H, D]`: the values they were for. Forecast t is calibrated with the offsets of the
+    moment it is issued: at origin t the value of step t arrives first, which completes forecast t - H (it
+    covered steps t - H + 1 .. t), so `cal` is updated with that one, then forecast t is calibrated.
+    Returns `[T, H, D, Q]`.
+    """
+    forecasts = np.asarray(forecasts, np.float32)
+    H = cal.shape[0]
+    out = np.empty_like(forecasts)
+    for t in range(len(forecasts)):
+        if t >= H:
+            cal.update(forecasts[t - H], observed[t - H])
+        out[t] = cal.apply(forecasts[t])
+    return out
+
+
 def for_forecaster(fc, lr: float = DEFAULT_LR) -> OnlineCalibrator:
     """A fresh calibrator for a quantile `Forecaster` (its levels, horizon and scaler std)."""
     if fc.levels is None:
