@@ -71,7 +71,7 @@ def test_c_calibration_step_equals_the_python_one(case, tmp_path):
     observed[rng.random(observed.shape) < 0.2] = np.nan  # not observed yet: skipped by both
     off_c, last_c = quantile_c.run_calibration(lib, model, forecasts, observed)
     cal = OnlineCalibrator(LEVELS, H, CONFIG["scaler"]["std"])
-    for f, y in zip(forecasts, observed):
+    for f, y in zip(forecasts, observed, strict=True):
         cal.update(f.transpose(1, 0, 2), y)  # Python works on [H, D, Q]
     assert np.abs(off_c).max() > 0.1  # the offsets moved
     np.testing.assert_array_equal(off_c, cal.offsets.transpose(1, 0, 2))

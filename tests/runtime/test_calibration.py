@@ -54,10 +54,10 @@ def test_online_step_brings_80pct_coverage_back_after_a_shift_frozen_stays_off()
 def test_state_round_trips_and_continues_identically(tmp_path):
     fc, obs = shifted_history(1)
     a = OnlineCalibrator(LEVELS, H, [0.3], lr=0.1)
-    for f, y in zip(fc[:50], obs[:50]):
+    for f, y in zip(fc[:50], obs[:50], strict=True):
         a.update(f, y)
     b = OnlineCalibrator.load(a.save(tmp_path / "cal.json"))
-    for f, y in zip(fc[50:80], obs[50:80]):
+    for f, y in zip(fc[50:80], obs[50:80], strict=True):
         a.update(f, y)
         b.update(f, y)
     np.testing.assert_array_equal(a.offsets, b.offsets)

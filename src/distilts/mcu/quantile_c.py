@@ -155,7 +155,8 @@ def head_flash_bytes(m: QuantileModel) -> int:
 def source(m: QuantileModel, precision: str, name: str) -> str:
     """model.c: the core (renamed `forecast_core`, static), the head and the calibration step."""
     core = cgen.source(m.core, precision, name).replace(
-        "void forecast(const float *window, float *out) {", "static void forecast_core(const float *window, float *out) {"
+        "void forecast(const float *window, float *out) {",
+        "static void forecast_core(const float *window, float *out) {",
     )
     D, H, Q = m.output_shape
     consts = [
@@ -234,17 +235,23 @@ void distilts_calibrate_apply(const distilts_calib_t *s, float *quantiles) {
 def calib_struct(m: QuantileModel) -> type[ctypes.Structure]:
     """`distilts_calib_t` of this model as a ctypes structure (D x H x Q offsets + the counter)."""
     n = int(np.prod(m.output_shape))
-    return type("distilts_calib_t", (ctypes.Structure,), {"_fields_": [("offset", ctypes.c_float * n), ("updates", ctypes.c_uint32)]})
+    return type(
+        "distilts_calib_t",
+        (ctypes.Structure,),
+        {"_fields_": [("offset", ctypes.c_float * n), ("updates", ctypes.c_uint32)]},
+    )
 
 
-def run_calibration(lib: Path, m: QuantileModel, forecasts: np.ndarray, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def run_calibration(
+    lib: Path, m: QuantileModel, forecasts: np.ndarray, observed: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Through the library: update with each (forecast [D, H, Q], observed [H, D]) pair in turn, then apply
     the offsets to the last forecast; (offsets [D, H, Q], calibrated last forecast [D, H, Q])."""
     so = ctypes.CDLL(str(lib))
     st = calib_struct(m)()
     fp = ctypes.POINTER(ctypes.c_float)
     so.distilts_calibrate_init(ctypes.byref(st))
-    for f, y in zip(forecasts, observed):
+    for f, y in zip(forecasts, observed, strict=True):
         f = np.ascontiguousarray(f, np.float32)
         y = np.ascontiguousarray(y, np.float32)
         so.distilts_calibrate_update(ctypes.byref(st), f.ctypes.data_as(fp), y.ctypes.data_as(fp))

@@ -109,7 +109,9 @@ class OnlineCalibrator:
     def _check(self, a: np.ndarray, name: str, tail: tuple[int, ...], allow_nan: bool = False) -> np.ndarray:
         a = np.asarray(a, np.float32)
         if a.shape[-len(tail) :] != tail or a.ndim > len(tail) + (0 if name == "observed" else 1):
-            raise DataError(f"{name} has shape {a.shape}; expected {list(tail)} (H, D{', Q' if len(tail) == 3 else ''}).")
+            raise DataError(
+                f"{name} has shape {a.shape}; expected {list(tail)} (H, D{', Q' if len(tail) == 3 else ''})."
+            )
         if not allow_nan and not np.isfinite(a).all():
             raise DataError(f"{name} holds NaN/inf values.")
         return a
