@@ -92,7 +92,7 @@ def flash_bytes(model, precision: str) -> int:
 def verify(
     src: Path,
     work: Path,
-    model: cgen.LinearModel,
+    model: cgen.LinearModel | quantile_c.QuantileModel,
     x: np.ndarray,
     ref: np.ndarray,
     config: dict,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import ctypes
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -84,7 +85,7 @@ class QuantileModel:
 def from_student(student, config: dict) -> QuantileModel:
     """The quantile DLinear (+ its scaler) folded in float64."""
     mean, std = config["scaler"]["mean"], config["scaler"]["std"]
-    folded = fold_linear.fold(student, mean, std, dtype=torch.float64)
+    folded: Any = fold_linear.fold(student, mean, std, dtype=torch.float64)
     w = folded.weight.detach().numpy()
     weight = w[None] if folded.shared else w.transpose(0, 2, 1)  # -> [1 or D, H + rank, L]
     bias = folded.bias.detach().numpy().T  # [H + rank, D]

@@ -13,6 +13,8 @@ each gap is a sum of two non-negative terms, and int8 requantization is monotone
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -20,7 +22,7 @@ from torch import nn
 class ReluQuantileHead(nn.Module):
     """`(median [B, D, H], features [B, D, rank]) -> [B, D, H, Q]`, the same map as a `QuantileOutput`."""
 
-    def __init__(self, head: nn.Module) -> None:
+    def __init__(self, head: Any) -> None:
         super().__init__()
         self.levels = tuple(head.levels)
         self.horizon, self.n_levels = int(head.horizon), len(self.levels)

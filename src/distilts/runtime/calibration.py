@@ -54,7 +54,7 @@ class OnlineCalibrator:
     @property
     def shape(self) -> tuple[int, int, int]:
         """(H, D, Q): horizon steps, variates, levels."""
-        return self.offsets.shape  # type: ignore[return-value]
+        return self.offsets.shape
 
     def apply(self, quantiles: np.ndarray) -> np.ndarray:
         """Calibrated levels of `[H, D, Q]` or `[B, H, D, Q]` forecasts (a new array; levels never cross)."""
