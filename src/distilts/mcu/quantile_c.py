@@ -29,7 +29,6 @@ import torch
 
 from distilts.compile.passes import fold_linear
 from distilts.mcu import cgen
-from distilts.quantiles import median_index
 from distilts.runtime.calibration import DEFAULT_LR
 
 
@@ -62,6 +61,10 @@ class QuantileModel:
         return (self.n_variates, self.horizon, len(self.levels))
 
     @property
+    def median_index(self) -> int:
+        return list(self.levels).index(0.5)  # quantile students always hold the median (distilts.quantiles)
+
+    @property
     def out_steps(self) -> int:
         """Floats per variate in one forecast (H x Q): what the C harness reads per window and variate."""
         return self.horizon * len(self.levels)
@@ -72,7 +75,7 @@ class QuantileModel:
         H, Q = self.horizon, len(self.levels)
         med, feat = y[:, :H].transpose(0, 2, 1), y[:, H:].transpose(0, 2, 1)  # [B, D, H], [B, D, rank]
         gaps = np.abs(feat @ self.gap_weight.T + self.gap_bias).reshape(*feat.shape[:2], H, Q - 1)
-        m = median_index(self.levels)
+        m = self.median_index
         out = np.empty((*med.shape, Q))
         out[..., m] = med
         for j in range(m + 1, Q):
@@ -165,7 +168,7 @@ def source(m: QuantileModel, precision: str, name: str) -> str:
         f"#define QR {m.rank}",
         f"#define QQ {Q}",
         f"#define QG {H * (Q - 1)}",
-        f"#define QMED {median_index(m.levels)}",
+        f"#define QMED {m.median_index}",
         "#ifndef DISTILTS_CALIB_LR",
         f"#define DISTILTS_CALIB_LR {cgen._c_float(DEFAULT_LR)}",
         "#endif",
