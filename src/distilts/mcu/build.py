@@ -75,6 +75,7 @@ def build(
     record = {
         "interpreter": f"tflite-micro {_version('tflite-micro')}",
         "activations": cand.activations,  # int16x8 when int8 activations were over the tolerance (mcu/precision.py)
+        **({"int8_activations_errors": cand.int8_errs} if cand.int8_errs else {}),
         "operators": ops,
         "tensor_arena_bytes": arena,
         "arena_margin_bytes": tflm.ARENA_MARGIN,

@@ -44,6 +44,7 @@ class Quantized:
     io: dict
     pred: np.ndarray
     errs: dict[str, float]
+    int8_errs: dict[str, float] | None = None  # int16x8: what int8 activations measured (why they were replaced)
 
 
 def quantize(
@@ -62,6 +63,7 @@ def quantize(
     except tflm.UnsupportedOperator as exc:
         second, why = None, str(exc)
     if second is not None and ver.within(second.errs, "int8"):
+        second.int8_errs = first.errs
         return second
     raise PrecisionRefused(
         _refusal(first, second, _fp32_errors(student, config, verify_x, ref), why if second is None else "")
