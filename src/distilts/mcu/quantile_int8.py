@@ -13,6 +13,7 @@ each gap is a sum of two non-negative terms, and int8 requantization is monotone
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -45,9 +46,12 @@ class ReluQuantileHead(nn.Module):
 
 
 def int8_form(module: nn.Module) -> nn.Module:
-    """`module` with its quantile head (if any) replaced by the ReLU form; other modules unchanged."""
-    head = getattr(module, "head", None)
-    if head is None or not hasattr(head, "assemble") or isinstance(head, ReluQuantileHead):
-        return module
-    module.head = ReluQuantileHead(head)
+    """A copy of `module` with its quantile head (`head` of a folded DLinear, `quantile_head` of a student)
+    in the ReLU form; any other module is returned as it is."""
+    for name in ("head", "quantile_head"):
+        head = getattr(module, name, None)
+        if head is not None and hasattr(head, "assemble") and not isinstance(head, ReluQuantileHead):
+            out = copy.deepcopy(module)
+            setattr(out, name, ReluQuantileHead(head))
+            return out
     return module
