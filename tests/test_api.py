@@ -49,6 +49,7 @@ CALLS = [
     (["eval", "{tmp}/s"], "distilts.distill.run", "evaluate_student"),
     (["compile", "{tmp}/s", "--target", "onnx"], "distilts.compile.pipeline", "compile_student"),
     (["profile", "{tmp}/a"], "distilts.profile.profiler", "profile_artifact"),
+    (["search", "--target", "rpi4", "--out", "{tmp}/q"], "distilts.choose.run", "search"),
 ]
 
 

@@ -9,6 +9,7 @@ The Python API is the command line's own functions (docs/api.md), one per stage:
     distill_student     `distilts distill` (DistillSpec, TrainConfig)
     evaluate_student    `distilts eval`
     compile_student     `distilts compile` (jobs from resolve_job; targets: get_target, list_targets)
+    search              `distilts search`: the most accurate student that fits a device budget
     Forecaster          `distilts forecast` (numpy + one backend, never torch)
     profile_artifact    `distilts profile`
 
@@ -53,6 +54,7 @@ API = {
     "rollback": "distilts.deploy.store",
     "build_bundle": "distilts.deploy.bundle",
     "load_plugins": "distilts.plugins",
+    "search": "distilts.choose.run",
 }
 
 __all__ = ["DistiltsError", "__version__", *API]

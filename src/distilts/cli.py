@@ -15,9 +15,11 @@ COMMANDS = {
     "train-teacher": "distilts.distill.train_teacher_cli:train_teacher",
     "teach": "distilts.cache.cli:teach",
     "distill": "distilts.distill.cli:distill",
+    "students": "distilts.students.cli:students_cmd",
     "eval": "distilts.distill.cli:eval_cmd",
     "compile": "distilts.compile.cli:compile_cmd",
     "targets": "distilts.targets.cli:targets_cmd",
+    "search": "distilts.choose.cli:search_cmd",
     "forecast": "distilts.batch.cli:forecast",
     "profile": "distilts.profile.cli:profile",
     "serve": "distilts.serve.cli:serve",
@@ -63,9 +65,11 @@ def cli() -> None:
     The stages, in order:
       train-teacher  train a PatchTST teacher here (when no pretrained TSFM weights are at hand)
       teach     run a frozen teacher (TimeMoE, Chronos, Moirai) once and cache its outputs
-      distill   train a small student (DLinear, iTransformer) from ground truth and the teacher
+      distill   train a small student (`distilts students`) from ground truth and the teacher
+      students  the students distill can train, their options and sizes
       eval      score a student on the standard test split
       compile   export a student to ONNX / OpenVINO / TFLite, fp32 or int8, verified
+      search    the most accurate student that fits a device budget (distil + compile per trial)
       forecast  forecast from raw values with a compiled artifact (no torch needed)
       profile   latency, memory and accuracy, student vs teacher
       serve     serve an artifact's forecasts over HTTP (POST /forecast, KServe v2)

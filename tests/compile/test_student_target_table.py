@@ -16,7 +16,7 @@ from distilts.targets import FORMATS, PRECISIONS, TARGETS, resolve_job
 
 L, H = 24, 6
 # tiny sizes per student (the table is about operators and limits, not accuracy)
-SIZES = {"itransformer": ["--d-model", "16", "--d-ff", "32", "--e-layers", "1", "--n-heads", "2"]}
+SIZES = {"itransformer": ["--d-model", "16", "--d-ff", "32", "--e-layers", "1", "--n-heads", "2"], "mlp": ["-O", "d_model=16"]}
 VARIANTS = {"point": [], "quantiles": ["--quantiles", "0.1,0.5,0.9"]}
 
 

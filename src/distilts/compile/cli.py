@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from distilts.compile import DEFAULT_CALIB_WINDOWS, DEFAULT_VERIFY_WINDOWS
-from distilts.errors import MissingExtraError
+from distilts.errors import DataError, DistiltsError, MissingExtraError, ModelDirError
 from distilts.runtime.backends import BACKENDS
 from distilts.targets import resolve_job
 
@@ -122,18 +122,39 @@ def compile_cmd(
     from distilts.compile.pipeline import compile_student
 
     out = Path(out_dir) if out_dir else Path(model_dir) / "artifacts"
-    results = compile_student(
-        model_dir,
-        unique,
-        out,
-        data=data_path,
-        calib_windows=calib_windows,
-        verify_windows=verify_windows,
-        verify_on=verify_on,
-        passes=passes,
-        log=lambda s: click.echo(s, err=True),
-    )
+    try:
+        results = compile_student(
+            model_dir,
+            unique,
+            out,
+            data=data_path,
+            calib_windows=calib_windows,
+            verify_windows=verify_windows,
+            verify_on=verify_on,
+            passes=passes,
+            log=lambda s: click.echo(s, err=True),
+        )
+    except DistiltsError as exc:
+        raise _with_search_hint(exc, unique, model_dir, data_path) from None
     _print_table(results)
+
+
+def _with_search_hint(exc: DistiltsError, jobs: list, model_dir: str, data_path: str | None) -> DistiltsError:
+    """A student refused by a named device (does not fit, loses too much in int8, an operator it lacks):
+    the same error, ending with the `distilts search` command that finds one that fits."""
+    named = [j.target.name for j in jobs if j.target is not None]
+    if not named or isinstance(exc, (DataError, ModelDirError, MissingExtraError)):
+        return exc
+    data = f" --data {data_path}" if data_path else ""
+    hint = (
+        f" To get a student that fits {named[0]}: `distilts search --target {named[0]}{data} --out runs/search-"
+        f"{named[0]}` (searches students, sizes, lookbacks and precisions for that device)."
+    )
+    return (
+        type(exc)(str(exc).rstrip() + hint)
+        if type(exc).__init__ is DistiltsError.__init__
+        else DistiltsError(str(exc).rstrip() + hint)
+    )
 
 
 # formats without a runtime backend of their own (full-int8 TFLite for TFLite Micro / Ethos-U, C source):

@@ -198,6 +198,15 @@ def _load_config_file(ctx: click.Context, _param, value: str | None) -> str | No
     "always normalises each window (its official definition).",
 )
 @click.option(
+    "--student-option",
+    "-O",
+    "student_option",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Any keyword option of the student's constructor (repeatable), parsed by the type of its default: "
+    "-O d_model=64 -O activation=relu -O pool_sizes=2,2,1. `distilts students` lists each student's options.",
+)
+@click.option(
     "--quantiles",
     default=None,
     help="Make a probabilistic student forecasting these quantile levels: comma-separated in (0, 1), "
@@ -287,6 +296,7 @@ def distill(
     seed: int,
     device: str,
     amp: str,
+    student_option: tuple[str, ...],
     quantiles: str | None,
     quantile_kd: str,
     fta_latent: int,
@@ -300,7 +310,7 @@ def distill(
     stop_after_epoch: int | None,
     **student_flags: Any,
 ) -> None:
-    """Distil a teacher into a small student (DLinear or iTransformer) and write a student directory.
+    """Distil a teacher into a small student (`distilts students` lists them) and write a student directory.
 
     \b
     Loss = MSE(student, truth) + alpha * horizon-weighted KD(student, teacher; tau)
@@ -314,10 +324,15 @@ def distill(
     """
     from distilts import distributed
     from distilts.distill.run import distill_student
+    from distilts.students.registry import parse_option_values
 
     if beta is None:
         beta = default_beta(student_name)
     student_kwargs = _student_kwargs(student_name, student_flags)
+    for key, value in parse_option_values(student_name, student_option).items():
+        if key in student_kwargs and student_kwargs[key] != value:
+            raise DistiltsError(f"Student option '{key}' is given twice (a flag and -O) with different values.")
+        student_kwargs[key] = value
     if quantiles is not None:
         from distilts.quantiles import parse_levels
 

@@ -28,7 +28,7 @@ from distilts.metrics import seasonality
 from distilts.quantiles import QuantileError, missing_levels
 from distilts.students.data import LONG_ARGS, dataset_for_student
 from distilts.students.io import load_student_dir, resolved_spec, save_student_dir
-from distilts.students.registry import build_student, param_count, student_options
+from distilts.students.registry import build_student, param_count, student_class, student_options
 from distilts.teachers.base import resolve_device
 from distilts.utils import atomic_write_text, write_json
 
@@ -207,7 +207,8 @@ def panel_normalization(spec: DistillSpec, dataset: Dataset, log: Callable[[str]
     if not isinstance(dataset, PanelDataset) or "revin" not in student_options(spec.student):
         return None
     kwargs = spec.student_kwargs
-    if kwargs.get("quantiles") and kwargs.get("revin") is not False:
+    quantile_revin = getattr(student_class(spec.student), "quantile_revin", False)  # RevIN without affine
+    if kwargs.get("quantiles") and kwargs.get("revin") is not False and not quantile_revin:
         raise DistiltsError(
             f"{dataset.series.source} holds many series of different scales, and a global {spec.student} takes "
             "each series' raw values only through instance normalization, which quantile students do not support "

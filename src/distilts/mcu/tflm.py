@@ -80,11 +80,23 @@ def run(model: bytes, q: np.ndarray) -> np.ndarray:
     """The model's int8 outputs for int8 inputs `q` [B, ...] (batch-1 model, one invoke per window)."""
     interp = load(model)
     out = []
-    with captured():
-        for w in q:
-            interp.set_input(np.ascontiguousarray(w[None]), 0)
-            interp.invoke()
-            out.append(interp.get_output(0)[0].copy())
+    with captured() as log:
+        try:
+            for w in q:
+                interp.set_input(np.ascontiguousarray(w[None]), 0)
+                interp.invoke()
+                out.append(interp.get_output(0)[0].copy())
+        except RuntimeError:
+            failed = True
+        else:
+            failed = False
+    if failed:
+        lines = [ln.strip() for ln in (log[0] if log else "").splitlines() if ln.strip()]
+        raise UnsupportedOperator(
+            f"TFLite Micro {_version()} failed to run this model ({'; '.join(lines[-3:]) or 'invoke failed'}): "
+            "an operator has no int8 kernel for these tensor types. Compile this student to tflite/onnx for a "
+            "CPU, or pick a student without it (`distilts search` chooses one that fits)."
+        )
     return np.stack(out)
 
 

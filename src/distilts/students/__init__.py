@@ -17,12 +17,14 @@ STUDENTS: Registry[str] = Registry(
     {
         "dlinear": "distilts.students.dlinear:DLinear",
         "itransformer": "distilts.students.itransformer:ITransformer",
+        "mlp": "distilts.students.mlp:MLP",
     },
 )
 
 _LAZY = {
     "DLinear": "dlinear",
     "ITransformer": "itransformer",
+    "MLP": "mlp",
     "build_student": "registry",
     "param_count": "registry",
     "student_class": "registry",

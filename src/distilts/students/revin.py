@@ -24,8 +24,10 @@ class RevIN(nn.Module):
     def normalize(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """`x [B, L, D]` -> (normalized x, mean [B, 1, D], std [B, 1, D])."""
         mean = x.mean(dim=1, keepdim=True)
-        std = torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + self.eps)
-        z = (x - mean) / std
+        var = x.var(dim=1, keepdim=True, unbiased=False) + self.eps
+        inv = torch.rsqrt(var)  # RSQRT, not SQRT + DIV: TFLite Micro has an int8 kernel only for the former
+        z = (x - mean) * inv
+        std = var * inv
         if self.affine:
             z = z * self.weight + self.bias
         return z, mean, std

@@ -37,8 +37,9 @@ class RawRevIN(nn.Module):
 
     def normalize(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mean = x.mean(dim=1, keepdim=True)
-        std = torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + self.eps_stats)
-        z = (x - mean) / std
+        var = x.var(dim=1, keepdim=True, unbiased=False) + self.eps_stats
+        inv = torch.rsqrt(var)  # as RevIN: RSQRT has an int8 kernel in TFLite Micro, SQRT does not
+        z, std = (x - mean) * inv, var * inv
         if self.affine:
             z = z * self.inner.weight + self.inner.bias
         return z, mean, std
