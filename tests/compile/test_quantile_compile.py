@@ -55,6 +55,8 @@ def test_quantile_artifact_matches_the_student_level_by_level(qstudent, tmp_path
     assert man["quantiles"]["levels"] == LEVELS and man["quantiles"]["median_index"] == 1
     assert man["output"]["shape"][1:] == [4, H, 3] and man["quantiles"]["layout"] == "[B, D, H, Q]"
     assert man["verification"]["crossings"] == 0 and "worst_level_rel_mse" in man["verification"]
+    if (art / "main.cc").exists():  # TFLite Micro / Ethos-U: the online calibration step rides along
+        assert "void distilts_calibrate_update(" in (art / "main.cc").read_text()
     fc = Forecaster.load(art)
     assert fc.levels == tuple(LEVELS)
     model, config = load_student_dir(sdir)

@@ -76,3 +76,28 @@ def test_c_calibration_step_equals_the_python_one(case, tmp_path):
     assert np.abs(off_c).max() > 0.1  # the offsets moved
     np.testing.assert_array_equal(off_c, cal.offsets.transpose(1, 0, 2))
     np.testing.assert_array_equal(last_c, cal.apply(forecasts[-1].transpose(1, 0, 2)).transpose(1, 0, 2))
+
+
+def test_tflite_micro_main_carries_the_same_calibration_step(tmp_path):
+    """main.cc of a quantile TFLite Micro / Ethos-U artifact: its calibration block, built as C, equals Python."""
+    from distilts.mcu import tflm
+
+    pv = {"scale": [0.1] * D, "zero_point": [0.0] * D}
+    io = {"input": {"shape": [1, L, D], "dtype": "int8", "per_variate": pv},
+          "output": {"shape": [1, D, H, len(LEVELS)], "dtype": "int8", "per_variate": pv},
+          "scaler": CONFIG["scaler"]}
+    main = tflm.example(["AddFullyConnected"], io, 1024, LEVELS)
+    assert "out: kVariates x kHorizon x kLevels" in main
+    block = main[main.index("// Online interval calibration"):]
+    (tmp_path / "model.c").write_text("#include <stdint.h>\n" + block)  # build_shared compiles model.c
+    lib = ctoolchain.build_shared(tmp_path, tmp_path / "lib.so")
+    rng = np.random.default_rng(3)
+    shape = (D, H, len(LEVELS))
+    forecasts = np.sort(rng.normal(size=(40, *shape)).astype(np.float32), axis=-1)
+    observed = rng.normal(size=(40, H, D)).astype(np.float32) * 2
+    model = type("M", (), {"output_shape": shape})()  # run_calibration needs only the state's shape
+    off_c, _ = quantile_c.run_calibration(lib, model, forecasts, observed)
+    cal = OnlineCalibrator(LEVELS, H, CONFIG["scaler"]["std"])
+    for f, y in zip(forecasts, observed, strict=True):
+        cal.update(f.transpose(1, 0, 2), y)
+    np.testing.assert_array_equal(off_c, cal.offsets.transpose(1, 0, 2))

@@ -99,7 +99,7 @@ def build(
     cc, h = tflm.model_data(embedded)
     (out / "model_data.cc").write_text(cc)
     (out / "model_data.h").write_text(h)
-    (out / "main.cc").write_text(tflm.example(calls, io, arena_c))
+    (out / "main.cc").write_text(tflm.example(calls, io, arena_c, getattr(student, "levels", None)))
     return record
 
 

@@ -28,8 +28,7 @@ import numpy as np
 import torch
 
 from distilts.compile.passes import fold_linear
-from distilts.mcu import cgen
-from distilts.runtime.calibration import DEFAULT_LR
+from distilts.mcu import calibration_c, cgen
 
 
 @dataclass(frozen=True)
@@ -125,20 +124,8 @@ extern "C" {{
  * Reentrant; no heap; stack use ~{stack_bytes(m)} bytes. */
 void forecast(const float *window, float *out);
 
-/* Online calibration (conformal quantile tracker; docs/runtime.md "Online calibration"): one offset per
- * variate, step and level, theta += lr * std_d * (tau - (y <= q + theta)). Plain data: persist it as bytes. */
-typedef struct {{
-  float offset[FORECAST_VARIATES * FORECAST_HORIZON * FORECAST_LEVELS];  /* [D][H][Q], raw units */
-  uint32_t updates;
-}} distilts_calib_t;
-
-void distilts_calibrate_init(distilts_calib_t *s);  /* all offsets 0 */
-/* forecast: what forecast() returned (UNcalibrated) for the window before the H values in observed
- * ([H][D] raw; NaN = not observed yet, skipped; do not build with -ffast-math). */
-void distilts_calibrate_update(distilts_calib_t *s, const float *forecast, const float *observed);
-/* quantiles [D][H][Q] in place: + offsets, then a running maximum so the levels stay ordered. */
-void distilts_calibrate_apply(const distilts_calib_t *s, float *quantiles);
-
+{calibration_c.struct_decl(D, H, Q)}
+{calibration_c.PROTOTYPES}
 #ifdef __cplusplus
 }}
 #endif
@@ -169,15 +156,10 @@ def source(m: QuantileModel, precision: str, name: str) -> str:
         f"#define QQ {Q}",
         f"#define QG {H * (Q - 1)}",
         f"#define QMED {m.median_index}",
-        "#ifndef DISTILTS_CALIB_LR",
-        f"#define DISTILTS_CALIB_LR {cgen._c_float(DEFAULT_LR)}",
-        "#endif",
         f"static const float GAP_W[QG * QR] = {{\n{cgen._floats(m.gap_weight)}\n}};",
         f"static const float GAP_B[D * QG] = {{\n{cgen._floats(m.gap_bias)}\n}};",
-        f"static const float LEVELS[QQ] = {{\n{cgen._floats(np.asarray(m.levels))}\n}};",
-        f"static const float CALIB_STD[D] = {{\n{cgen._floats(m.std)}\n}};",
     ]
-    return core + "\n".join(consts) + "\n" + _HEAD_C
+    return core + "\n".join(consts) + "\n" + _HEAD_C + calibration_c.source(m.levels, m.std, H)
 
 
 _HEAD_C = r"""
@@ -199,37 +181,6 @@ void forecast(const float *window, float *out) {
       o[QMED] = core[h * D + d];
       for (int j = QMED + 1; j < QQ; ++j) o[j] = o[j - 1] + gap[j - 1];
       for (int j = QMED - 1; j >= 0; --j) o[j] = o[j + 1] - gap[j];
-    }
-  }
-}
-
-void distilts_calibrate_init(distilts_calib_t *s) {
-  for (int i = 0; i < D * QH * QQ; ++i) s->offset[i] = 0.0f;
-  s->updates = 0;
-}
-
-void distilts_calibrate_update(distilts_calib_t *s, const float *forecast, const float *observed) {
-  for (int d = 0; d < D; ++d) {
-    const float step = (float)DISTILTS_CALIB_LR * CALIB_STD[d];
-    for (int h = 0; h < QH; ++h) {
-      const float y = observed[h * D + d];
-      if (y != y) continue;  /* NaN: not observed yet */
-      for (int j = 0; j < QQ; ++j) {
-        const int i = (d * QH + h) * QQ + j;
-        const float below = y <= forecast[i] + s->offset[i] ? 1.0f : 0.0f;
-        s->offset[i] += step * (LEVELS[j] - below);
-      }
-    }
-  }
-  s->updates += 1;
-}
-
-void distilts_calibrate_apply(const distilts_calib_t *s, float *quantiles) {
-  for (int i = 0; i < D * QH; ++i) {
-    float *q = quantiles + i * QQ;
-    for (int j = 0; j < QQ; ++j) {
-      q[j] += s->offset[i * QQ + j];
-      if (j > 0 && q[j] < q[j - 1]) q[j] = q[j - 1];
     }
   }
 }

@@ -13,12 +13,14 @@ may be missing (`require` names the extra).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from importlib import metadata
 
 import numpy as np
 
 from distilts.compile.litert_ops import float_ops
 from distilts.errors import DistiltsError, require
+from distilts.mcu import calibration_c
 from distilts.quiet import captured
 
 ARENA_MARGIN = 1024  # bytes added to the measured arena in the C++ example (alignment, 32/64-bit differences)
@@ -128,10 +130,11 @@ def resolver_calls(ops: list[str]) -> list[str]:
     return list(dict.fromkeys(_resolver_call(op) for op in ops))
 
 
-def example(calls: list[str], io: dict, arena: int) -> str:
+def example(calls: list[str], io: dict, arena: int, levels: Sequence[float] | None = None) -> str:
     """main.cc: the TFLite Micro calls for this model, with its quantization parameters (scaler folded in).
 
-    calls: the op resolver's methods (resolver_calls; an Ethos-U model: AddEthosU + its CPU operators)."""
+    calls: the op resolver's methods (resolver_calls; an Ethos-U model: AddEthosU + its CPU operators).
+    levels: a quantile model's levels: main.cc then also carries the online calibration step (calibration_c)."""
     uniq = calls
     adds = "\n".join(f"    resolver.{c}();" for c in uniq)
     pin, pout = io["input"]["per_variate"], io["output"]["per_variate"]
@@ -205,4 +208,14 @@ int forecast(const float* window, float* out) {{
 {out_loop}
   return 0;
 }}
-"""
+""" + (_calibration(levels, io["scaler"]["std"], H, D, Q) if quantiles and levels else "")
+
+
+def _calibration(levels: Sequence[float], std: Sequence[float], horizon: int, n_variates: int, n_levels: int) -> str:
+    return (
+        "\n// Online interval calibration on the device: after forecast(window, out), keep `out`; once the H values\n"
+        "// it was for have arrived, distilts_calibrate_update(&state, out, observed); show\n"
+        "// distilts_calibrate_apply(&state, quantiles) of each new forecast (docs/runtime.md, Online calibration).\n"
+        + calibration_c.struct_decl(n_variates, horizon, n_levels)
+        + calibration_c.source(levels, std, horizon)
+    )
