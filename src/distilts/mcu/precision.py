@@ -23,6 +23,7 @@ import torch
 
 from distilts.compile import full_int8, litert_ops
 from distilts.compile import verify as ver
+from distilts.compile.passes import fold_linear
 from distilts.errors import ArtifactError
 from distilts.mcu import quantile_int8, tflm
 from distilts.runtime import int8_io
@@ -65,9 +66,8 @@ def quantize(
     if second is not None and ver.within(second.errs, "int8"):
         second.int8_errs = first.errs
         return second
-    raise PrecisionRefused(
-        _refusal(first, second, _fp32_errors(student, config, verify_x, ref), why if second is None else "")
-    )
+    fp32 = _fp32_errors(student, config, verify_x, ref)
+    raise PrecisionRefused(_refusal(first, second, fp32, why if second is None else "", fold_linear.applies(student)))
 
 
 def _candidate(kind: str, student, config, calib_x, verify_x, ref, path: Path) -> Quantized:
@@ -104,24 +104,35 @@ def _fp32_errors(student, config, verify_x, ref) -> dict[str, float]:
     with torch.no_grad():
         z = module(torch.tensor((verify_x - mean) / std, dtype=torch.float32)).numpy().astype(np.float64)
     quantiles = z.ndim == 4
+    if quantiles and not getattr(module, "artifact_layout", False):
+        z = z.transpose(0, 2, 1, 3)  # a student's [B, H, D, Q] -> the artifact's [B, D, H, Q]
     raw = z * (std[:, None, None] if quantiles else std) + (mean[:, None, None] if quantiles else mean)
     return ver.errors(raw, ref, mean, std)
 
 
-def _refusal(first: Quantized, second: Quantized | None, fp32: dict, why: str) -> str:
+def _figures(errs: dict[str, float]) -> str:
+    text = f"max abs {errs['max_abs_err']:.3g}, rel-MSE {errs['rel_mse']:.3g}"
+    if "crossings" in errs:
+        text += f", worst level rel-MSE {errs['worst_level_rel_mse']:.3g}, {errs['crossings']} crossed levels"
+    return text
+
+
+def _refusal(first: Quantized, second: Quantized | None, fp32: dict, why: str, foldable: bool) -> str:
     tol = ver.TOLERANCES["int8"]
     tried = (
-        f"{second.errs['max_abs_err']:.3g} with int16 activations (16x8, {HEADROOM:g}x calibration range)"
+        f"int16 activations (16x8, {HEADROOM:g}x calibration range) {_figures(second.errs)}"
         if second is not None
         else f"int16 activations not available ({why.split(':')[0]})"
     )
     passes = ver.within(fp32, "fp32") or ver.within(fp32, "int8")
+    fix = "`--target c` (fp32 C for any Cortex-M) or an fp32 target" if foldable else "an fp32 target (e.g. rpi5)"
     return (
-        f"The integer model in TFLite Micro is over the int8 tolerance on this data (heavy tails: values beyond "
-        f"the calibration range): max abs error {first.errs['max_abs_err']:.3g} normalized units with int8 "
-        f"activations, {tried} (allowed {tol['max_abs']:g}); fp32 measures max abs {fp32['max_abs_err']:.2g}"
+        f"The integer model in TFLite Micro is over the int8 tolerance (max abs {tol['max_abs']:g} normalized "
+        f"units, rel-MSE {tol['rel_mse']:g}, no crossed levels) on these windows (e.g. heavy tails clipped at the "
+        f"calibration range): int8 activations {_figures(first.errs)}; {tried}; fp32 measures max abs "
+        f"{fp32['max_abs_err']:.2g}"
         + (
-            " and would pass: compile with `--target c` (fp32 C for any Cortex-M) or an fp32 target."
+            f" and would pass: compile for {fix}."
             if passes
             else ": no precision passes; check the student on these windows."
         )

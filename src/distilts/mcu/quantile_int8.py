@@ -45,13 +45,27 @@ class ReluQuantileHead(nn.Module):
         return torch.matmul(torch.cat([median.unsqueeze(-1), pos, neg], dim=-1), self.assemble)
 
 
+class ArtifactLayout(nn.Module):
+    """A quantile student's `[B, H, D, Q]` as the artifact's `[B, D, H, Q]` (variates first: what the
+    per-variate output quantization and every MCU artifact expect; a folded DLinear gives it already)."""
+
+    artifact_layout = True
+
+    def __init__(self, student: nn.Module) -> None:
+        super().__init__()
+        self.student = student
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.student(x).transpose(1, 2)
+
+
 def int8_form(module: nn.Module) -> nn.Module:
     """A copy of `module` with its quantile head (`head` of a folded DLinear, `quantile_head` of a student)
-    in the ReLU form; any other module is returned as it is."""
+    in the ReLU form, in the artifact layout `[B, D, H, Q]`; any other module is returned as it is."""
     for name in ("head", "quantile_head"):
         head = getattr(module, name, None)
         if head is not None and hasattr(head, "assemble") and not isinstance(head, ReluQuantileHead):
             out = copy.deepcopy(module)
             setattr(out, name, ReluQuantileHead(head))
-            return out
+            return out if getattr(out, "artifact_layout", False) else ArtifactLayout(out)
     return module
