@@ -5,6 +5,7 @@ example that forecasts windows read from stdin), then checks the code against th
 natively (system cc, shared library through ctypes) and cross-compiled for aarch64 and armhf
 (Debian's cross gcc, static) under qemu-user, each within the precision's tolerance. Only students
 the `fold-linear` pass folds (DLinear) have a C artifact; any other is refused naming its operators.
+A quantile DLinear's C (folded core, non-crossing head, online calibration step) is mcu/quantile_c.py's.
 """
 
 from __future__ import annotations
