@@ -42,7 +42,8 @@ def _compile(student_dir, target, int8, tmp_path):
 
 
 @pytest.mark.parametrize("student, target, int8", [("dlinear", "onnx", False), ("dlinear", "openvino", True),
-                                                   ("dlinear", "tflite", True), ("itransformer", "onnx", False)])
+                                                   ("dlinear", "tflite", True), ("itransformer", "onnx", False),
+                                                   ("dlinear", "cortex-m7", True), ("dlinear", "ethos-u55-128", True)])
 def test_quantile_artifact_matches_the_student_level_by_level(qstudent, tmp_path, student, target, int8):
     from distilts.compile.wrapper import torch_predict, wrap_student
     from distilts.runtime import Forecaster
@@ -54,6 +55,8 @@ def test_quantile_artifact_matches_the_student_level_by_level(qstudent, tmp_path
     assert man["quantiles"]["levels"] == LEVELS and man["quantiles"]["median_index"] == 1
     assert man["output"]["shape"][1:] == [4, H, 3] and man["quantiles"]["layout"] == "[B, D, H, Q]"
     assert man["verification"]["crossings"] == 0 and "worst_level_rel_mse" in man["verification"]
+    if (art / "main.cc").exists():  # TFLite Micro / Ethos-U: the online calibration step rides along
+        assert "void distilts_calibrate_update(" in (art / "main.cc").read_text()
     fc = Forecaster.load(art)
     assert fc.levels == tuple(LEVELS)
     model, config = load_student_dir(sdir)

@@ -44,19 +44,36 @@ def normalized_module(student):
     return fold_linear.fold(student).eval() if fold_linear.applies(student) else student.eval()
 
 
-def build_file(module, config: dict, calib_x: np.ndarray, out: Path, batch: int = 1) -> dict:
-    """The full-int8 file of `module` (normalized scale) at `batch`, its scaler embedded; returns its `io`."""
+def build_file(
+    module, config: dict, calib_x: np.ndarray, out: Path, batch: int = 1, recipe_name: str = "static_wi8_ai8"
+) -> dict:
+    """The full-int8 file of `module` (normalized scale) at `batch`, its scaler embedded; returns its `io`.
+    recipe_name: an ai-edge-quantizer recipe (`static_wi8_ai16`: int16 activations, 16x8)."""
     mean = np.asarray(config["scaler"]["mean"], np.float64)
     std = np.asarray(config["scaler"]["std"], np.float64)
     export(
-        module, int(config["lookback"]), len(config["columns"]), ((calib_x - mean) / std).astype(np.float32), out, batch
+        module,
+        int(config["lookback"]),
+        len(config["columns"]),
+        ((calib_x - mean) / std).astype(np.float32),
+        out,
+        batch,
+        recipe_name,
     )
     io = io_record(tensor_io(out), mean, std)
     embed_io(out, io)
     return io
 
 
-def export(module, lookback: int, n_variates: int, calib_z: np.ndarray, out: Path, batch: int = 1) -> Path:
+def export(
+    module,
+    lookback: int,
+    n_variates: int,
+    calib_z: np.ndarray,
+    out: Path,
+    batch: int = 1,
+    recipe_name: str = "static_wi8_ai8",
+) -> Path:
     """fp32 TFLite at `batch` of `module` (normalized scale), then full int8 calibrated on `calib_z`."""
     litert_torch = require("litert_torch", "compile", "TFLite export")
     require("ai_edge_quantizer", "compile", "full-integer int8")
@@ -65,7 +82,7 @@ def export(module, lookback: int, n_variates: int, calib_z: np.ndarray, out: Pat
     fp32 = out.with_suffix(".fp32.tflite")
     with quiet():
         litert_torch.convert(module, (torch.zeros(batch, lookback, n_variates),)).export(str(fp32))
-        q = quantizer.Quantizer(str(fp32), recipe.static_wi8_ai8())
+        q = quantizer.Quantizer(str(fp32), getattr(recipe, recipe_name)())
         sig = _signature(fp32)
         data = [
             {sig: np.ascontiguousarray(_padded(calib_z[lo : lo + batch], batch), np.float32)}

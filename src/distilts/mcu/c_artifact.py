@@ -8,7 +8,8 @@ firmware on emulated Cortex-M boards (distilts.mcu.metal: bit-identical to the h
 and instructions per forecast in the manifest's `bare_metal`). A student the `fold-linear` pass folds
 (DLinear) becomes one matrix product (distilts.mcu.cgen); MLP, TSMixer, TiDE and N-HiTS / N-BEATS are
 generated from their layers (distilts.mcu.clower -> distilts.mcu.cgraph); any other is refused naming
-the layer that blocks it.
+the layer that blocks it. A quantile DLinear's C (folded core, non-crossing head, online calibration step)
+is mcu/quantile_c.py's.
 """
 
 from __future__ import annotations
@@ -25,34 +26,45 @@ from distilts.compile.manifest import build_manifest, model_entry
 from distilts.compile.passes import fold_linear
 from distilts.compile.scratch import Scratch
 from distilts.errors import DistiltsError
-from distilts.mcu import cemit, cgen, cgraph, clower, ctoolchain, metal
+from distilts.mcu import cemit, cgen, cgraph, clower, ctoolchain, metal, quantile_c
 
 ARCHS = ("x86_64", "aarch64", "armhf")
+QUANTILE_C = {
+    "output_layout": "[D][H][Q] raw, levels ascending",
+    "calibration": {
+        "rule": "theta += lr * std_d * (tau - (y <= q + theta)) per variate, step and level (conformal quantile "
+        "tracker, Angelopoulos, Candes & Tibshirani 2023); docs/runtime.md",
+        "state": "distilts_calib_t (D x H x Q float offsets + uint32 counter)",
+        "entries": [
+            "void distilts_calibrate_init(distilts_calib_t *s)",
+            "void distilts_calibrate_update(distilts_calib_t *s, const float *forecast, const float *observed)",
+            "void distilts_calibrate_apply(const distilts_calib_t *s, float *quantiles)",
+        ],
+    },
+}
+Program = cgen.LinearModel | cgraph.Graph | quantile_c.QuantileModel
 
 
 class NotFoldable(DistiltsError):
     """The student is not a linear student, so it has no C artifact."""
 
 
-def linear_model(student, config: dict) -> cgen.LinearModel:
-    """The student (+ its scaler) folded in float64, as arrays; refuses a non-linear student."""
-    if getattr(student, "quantile_head", None) is not None:
-        raise NotFoldable(
-            "The C target does not support quantile students yet (the non-crossing quantile head is "
-            "not a single matrix product): compile this student to onnx/openvino/tflite, or distil a "
-            "point-forecast DLinear (no --quantiles) for C."
-        )
+def linear_model(student, config: dict) -> cgen.LinearModel | quantile_c.QuantileModel:
+    """The student (+ its scaler) folded in float64, as arrays (a quantile DLinear: core + head); refuses
+    a non-linear student."""
     if not fold_linear.applies(student):
         raise NotFoldable(
             f"The C target needs a student that folds into one matrix product (DLinear); "
             f"{type(student).__name__} has non-linear operators (e.g. softmax attention, "
             "LayerNorm, GELU). Compile it to tflite/onnx instead, or distil a DLinear student."
         )
+    if getattr(student, "quantile_head", None) is not None:
+        return quantile_c.from_student(student, config)
     folded = fold_linear.fold(student, config["scaler"]["mean"], config["scaler"]["std"], dtype=torch.float64)
     return cgen.from_folded(folded)
 
 
-def program(student, config: dict) -> cgen.LinearModel | cgraph.Graph:
+def program(student, config: dict) -> Program:
     """What the C code computes: the folded matrix product (DLinear), else the student's layers as a graph."""
     if fold_linear.applies(student) or type(student).__name__ == "DLinear":
         return linear_model(student, config)
@@ -62,8 +74,13 @@ def program(student, config: dict) -> cgen.LinearModel | cgraph.Graph:
         raise NotFoldable(str(exc)) from None
 
 
-def write_sources(model: cgen.LinearModel | cgraph.Graph, precision: str, out: Path, name: str) -> list[str]:
+def write_sources(model: Program, precision: str, out: Path, name: str) -> list[str]:
     """model.c, model.h and main.c into `out`; returns the file names."""
+    if isinstance(model, quantile_c.QuantileModel):
+        (out / cgen.HEADER).write_text(quantile_c.header(model, name))
+        (out / cgen.SOURCE).write_text(quantile_c.source(model, precision, name))
+        (out / cgen.EXAMPLE).write_text(cgen.example())
+        return [cgen.SOURCE, cgen.HEADER, cgen.EXAMPLE]
     if isinstance(model, cgraph.Graph):
         plan = cgraph.plan(model, precision)
         (out / cgen.HEADER).write_text(cemit.header(model, plan, precision))
@@ -76,8 +93,22 @@ def write_sources(model: cgen.LinearModel | cgraph.Graph, precision: str, out: P
     return [cgen.SOURCE, cgen.HEADER, cgen.EXAMPLE]
 
 
-def flash_bytes(model: cgen.LinearModel | cgraph.Graph, precision: str) -> int:
-    """Bytes of constant data the weights take in flash (weights, scales, row sums, bias, gains)."""
+def _steps(model: Program) -> int:
+    """Floats per variate in one forecast: H, or H x Q for a quantile model (the C harness reads B x steps x D)."""
+    return int(getattr(model, "out_steps", model.horizon))
+
+
+def _layout(model: Program, y: np.ndarray) -> np.ndarray:
+    """The harness's [B, steps, D] floats as the model's forecasts ([B, H, D], or [B, D, H, Q])."""
+    shape = getattr(model, "output_shape", None)
+    return y if shape is None else y.reshape(len(y), *shape)
+
+
+def flash_bytes(model: Program, precision: str) -> int:
+    """Bytes of constant data the weights take in flash (weights, scales, row sums, bias, gains; + a
+    quantile head's)."""
+    if isinstance(model, quantile_c.QuantileModel):
+        return flash_bytes(model.core, precision) + quantile_c.head_flash_bytes(model)
     if isinstance(model, cgraph.Graph):
         return cemit.source(model, cgraph.plan(model, precision), precision)[1]
     n_w = model.weight.size
@@ -86,18 +117,20 @@ def flash_bytes(model: cgen.LinearModel | cgraph.Graph, precision: str) -> int:
     return consts + (n_w * 4 if precision == "fp32" else n_w + rows * 8)
 
 
-def memory(model: cgen.LinearModel | cgraph.Graph, precision: str) -> dict:
+def memory(model: Program, precision: str) -> dict:
     """The manifest's memory figures: flash (the constants) and stack, with the planned static RAM of a graph."""
     if isinstance(model, cgraph.Graph):
         ram = cgraph.plan(model, precision).ram_bytes()
         return {"flash_bytes": flash_bytes(model, precision), "ram_bytes": ram, "ops": len(model.ops)}
+    if isinstance(model, quantile_c.QuantileModel):
+        return {"flash_bytes": flash_bytes(model, precision), "stack_bytes_approx": quantile_c.stack_bytes(model)}
     return {"flash_bytes": flash_bytes(model, precision), "stack_bytes_approx": cgen.stack_bytes(model)}
 
 
 def verify(
     src: Path,
     work: Path,
-    model: cgen.LinearModel | cgraph.Graph,
+    model: Program,
     x: np.ndarray,
     ref: np.ndarray,
     config: dict,
@@ -109,7 +142,7 @@ def verify(
     std = np.asarray(config["scaler"]["std"], np.float64)
     out: dict[str, dict] = {}
     lib = ctoolchain.build_shared(src, work / "libforecast.so")
-    pred = ctoolchain.run_shared(lib, x, model.horizon)
+    pred = _layout(model, ctoolchain.run_shared(lib, x, _steps(model)))
     cc = ctoolchain.native_cc()
     out["x86_64"] = {
         **ver.errors(pred, ref, mean, std),
@@ -119,13 +152,14 @@ def verify(
     }
     for arch in ("aarch64", "armhf"):
         binary = ctoolchain.build_static(arch, src, work / f"forecast-{arch}")
-        y, emu = ctoolchain.run_emulated(arch, binary, x, model.horizon, log)
+        y, emu = ctoolchain.run_emulated(arch, binary, x, _steps(model), log)
+        y = _layout(model, y)
         out[arch] = {
             **ver.errors(y, ref, mean, std),
             "compiler": ctoolchain.compiler_version(ctoolchain.CROSS[arch].cc()),
             "how": f"static binary under {emu}",
             "emulated": True,
-            "max_abs_diff_vs_x86_64": float(np.max(np.abs((y - pred) / std))),
+            "max_abs_diff_vs_x86_64": float(np.max(np.abs(ver.normalized(y - pred, 0.0 * std, std)))),
         }
     for arch, errs in out.items():
         log(f"c-{precision}: {arch}: rel-MSE {errs['rel_mse']:.3g}, max abs {errs['max_abs_err']:.3g} ({errs['how']})")
@@ -153,19 +187,26 @@ def compile_job(
         work.mkdir()
         names = write_sources(model, job.precision, tmp, f"{config['student']['name']} {job.precision}")
         checks = verify(tmp, work, model, verify_x, ref, config, job.precision, log)
-        golden_out = ctoolchain.run_shared(work / "libforecast.so", verify_x[:1], model.horizon)
-        host = ctoolchain.run_shared(work / "libforecast.so", verify_x[: metal.MAX_WINDOWS], model.horizon)
-        mean, std = (np.asarray(config["scaler"][k], np.float64) for k in ("mean", "std"))
-        bare_metal = metal.verify(
-            tmp,
-            [cgen.SOURCE],
-            cgen.HEADER,
-            verify_x,
-            host,
-            work / "metal",
-            log,
-            score=lambda y: ver.errors(y, ref[: len(y)], mean, std),
-        )
+        golden_out = _layout(model, ctoolchain.run_shared(work / "libforecast.so", verify_x[:1], _steps(model)))
+        if isinstance(model, quantile_c.QuantileModel):  # the firmware harness reads H x D floats per forecast
+            bare_metal: dict = {
+                "status": "not run",
+                "reason": "quantile C artifacts ([D][H][Q] outputs) are verified on the three CPUs above; the "
+                "bare-metal harness takes H x D outputs",
+            }
+        else:
+            host = ctoolchain.run_shared(work / "libforecast.so", verify_x[: metal.MAX_WINDOWS], model.horizon)
+            mean, std = (np.asarray(config["scaler"][k], np.float64) for k in ("mean", "std"))
+            bare_metal = metal.verify(
+                tmp,
+                [cgen.SOURCE],
+                cgen.HEADER,
+                verify_x,
+                host,
+                work / "metal",
+                log,
+                score=lambda y: ver.errors(y, ref[: len(y)], mean, std),
+            )
         shutil.rmtree(work)
         models = [
             model_entry(
@@ -229,8 +270,10 @@ def compile_job(
                 }
             ],
         )
+        quantile = isinstance(model, quantile_c.QuantileModel)
         manifest["c"] = {
             "entry": "void forecast(const float *window, float *out)",
+            **(QUANTILE_C if quantile else {}),
             **memory(model, job.precision),
             "heap_bytes": 0,
             "errors_x86_64": {k: errs[k] for k in ("rel_mse", "max_abs_err")},

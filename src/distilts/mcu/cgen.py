@@ -238,10 +238,13 @@ def example() -> str:
  * FORECAST_VARIATES float32) to stdout.  cc -O2 -std=c99 model.c main.c -lm -o forecast */
 #include <stdio.h>
 #include "model.h"
+#ifndef FORECAST_LEVELS
+#define FORECAST_LEVELS 1  /* a quantile model writes FORECAST_LEVELS values per step and variate */
+#endif
 
 int main(void) {
   static float window[FORECAST_LOOKBACK * FORECAST_VARIATES];
-  static float out[FORECAST_HORIZON * FORECAST_VARIATES];
+  static float out[FORECAST_HORIZON * FORECAST_VARIATES * FORECAST_LEVELS];
   const size_t n_in = sizeof window / sizeof window[0], n_out = sizeof out / sizeof out[0];
   while (fread(window, sizeof(float), n_in, stdin) == n_in) {
     forecast(window, out);

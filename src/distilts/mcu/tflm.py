@@ -13,12 +13,14 @@ may be missing (`require` names the extra).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from importlib import metadata
 
 import numpy as np
 
 from distilts.compile.litert_ops import float_ops
 from distilts.errors import DistiltsError, require
+from distilts.mcu import calibration_c
 from distilts.quiet import captured
 
 ARENA_MARGIN = 1024  # bytes added to the measured arena in the C++ example (alignment, 32/64-bit differences)
@@ -128,15 +130,34 @@ def resolver_calls(ops: list[str]) -> list[str]:
     return list(dict.fromkeys(_resolver_call(op) for op in ops))
 
 
-def example(calls: list[str], io: dict, arena: int) -> str:
+def example(calls: list[str], io: dict, arena: int, levels: Sequence[float] | None = None) -> str:
     """main.cc: the TFLite Micro calls for this model, with its quantization parameters (scaler folded in).
 
-    calls: the op resolver's methods (resolver_calls; an Ethos-U model: AddEthosU + its CPU operators)."""
+    calls: the op resolver's methods (resolver_calls; an Ethos-U model: AddEthosU + its CPU operators).
+    levels: a quantile model's levels: main.cc then also carries the online calibration step (calibration_c)."""
     uniq = calls
     adds = "\n".join(f"    resolver.{c}();" for c in uniq)
     pin, pout = io["input"]["per_variate"], io["output"]["per_variate"]
     L, D = io["input"]["shape"][1], io["input"]["shape"][2]
-    H = io["output"]["shape"][1]
+    quantiles = len(io["output"]["shape"]) == 4  # [1, D, H, Q]: variates first, then steps and levels
+    H = io["output"]["shape"][2 if quantiles else 1]
+    Q = io["output"]["shape"][3] if quantiles else 1
+    out_loop = (
+        "  for (int d = 0; d < kVariates; ++d)\n    for (int i = 0; i < kHorizon * kLevels; ++i)\n"
+        "      out[d * kHorizon * kLevels + i] = kOutScale[d] * ((float)y[d * kHorizon * kLevels + i] - kOutZero[d]);"
+        if quantiles
+        else "  for (int t = 0; t < kHorizon; ++t)\n    for (int d = 0; d < kVariates; ++d)\n"
+        "      out[t * kVariates + d] = kOutScale[d] * ((float)y[t * kVariates + d] - kOutZero[d]);"
+    )
+    # int8 activations, or int16 (16x8) when int8 was over the tolerance (mcu/precision.py)
+    ctype, field, lo, hi = (
+        ("int16_t", "i16", -32768, 32767) if io["input"]["dtype"] == "int16" else ("int8_t", "int8", -128, 127)
+    )
+    out_doc = (
+        "out: kVariates x kHorizon x kLevels raw quantile forecasts (levels ascending)"
+        if quantiles
+        else "out: kHorizon x kVariates raw forecasts"
+    )
 
     def arr(name: str, vals) -> str:
         return f"static const float {name}[{len(vals)}] = {{" + ", ".join(f"{float(v):.9g}f" for v in vals) + "};"
@@ -151,7 +172,7 @@ def example(calls: list[str], io: dict, arena: int) -> str:
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 #include "tensorflow/lite/schema/schema_generated.h"
 
-constexpr int kLookback = {L}, kHorizon = {H}, kVariates = {D};
+constexpr int kLookback = {L}, kHorizon = {H}, kVariates = {D}, kLevels = {Q};
 // tensor arena: measured by distilts ({arena} bytes: TFLite Micro's, or Vela's SRAM/DRAM use when larger)
 // + {ARENA_MARGIN} bytes margin
 constexpr int kArenaSize = {arena + ARENA_MARGIN};
@@ -164,7 +185,7 @@ alignas(16) static uint8_t tensor_arena[kArenaSize];
 {arr("kOutScale", pout["scale"])}
 {arr("kOutZero", pout["zero_point"])}
 
-// window: kLookback x kVariates raw values (oldest first); out: kHorizon x kVariates raw forecasts.
+// window: kLookback x kVariates raw values (oldest first); {out_doc}.
 // Returns 0 on success.
 int forecast(const float* window, float* out) {{
   static tflite::MicroMutableOpResolver<{len(uniq)}> resolver;
@@ -176,17 +197,25 @@ int forecast(const float* window, float* out) {{
     if (static_interpreter.AllocateTensors() != kTfLiteOk) return 1;
     interpreter = &static_interpreter;
   }}
-  int8_t* in = interpreter->input(0)->data.int8;
+  {ctype}* in = interpreter->input(0)->data.{field};
   for (int t = 0; t < kLookback; ++t)
     for (int d = 0; d < kVariates; ++d) {{
       float q = roundf(window[t * kVariates + d] / kInScale[d] + kInZero[d]);
-      in[t * kVariates + d] = (int8_t)(q < -128.f ? -128.f : (q > 127.f ? 127.f : q));
+      in[t * kVariates + d] = ({ctype})(q < {lo}.f ? {lo}.f : (q > {hi}.f ? {hi}.f : q));
     }}
   if (interpreter->Invoke() != kTfLiteOk) return 2;
-  const int8_t* y = interpreter->output(0)->data.int8;
-  for (int t = 0; t < kHorizon; ++t)
-    for (int d = 0; d < kVariates; ++d)
-      out[t * kVariates + d] = kOutScale[d] * ((float)y[t * kVariates + d] - kOutZero[d]);
+  const {ctype}* y = interpreter->output(0)->data.{field};
+{out_loop}
   return 0;
 }}
-"""
+""" + (_calibration(levels, io["scaler"]["std"], H, D, Q) if quantiles and levels else "")
+
+
+def _calibration(levels: Sequence[float], std: Sequence[float], horizon: int, n_variates: int, n_levels: int) -> str:
+    return (
+        "\n// Online interval calibration on the device: after forecast(window, out), keep `out`; once the H values\n"
+        "// it was for have arrived, distilts_calibrate_update(&state, out, observed); show\n"
+        "// distilts_calibrate_apply(&state, quantiles) of each new forecast (docs/runtime.md, Online calibration).\n"
+        + calibration_c.struct_decl(n_variates, horizon, n_levels)
+        + calibration_c.source(levels, std, horizon)
+    )

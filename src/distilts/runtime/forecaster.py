@@ -11,6 +11,7 @@ from distilts.errors import ArtifactError, DataError, DistiltsError
 from distilts.runtime.arch import host_isa
 from distilts.runtime.backends import MODES, RunSettings, Session, open_session
 from distilts.runtime.batching import plan_chunks, run_padded
+from distilts.runtime.calibration import DEFAULT_LR, OnlineCalibrator, for_forecaster
 from distilts.runtime.manifest import RECOMPILE, Manifest, ModelFile, read_manifest
 
 
@@ -158,6 +159,12 @@ class Forecaster:
                 "--quantiles deciles`) and compile that."
             )
         return np.swapaxes(self._run(values), -3, -2)
+
+    def calibrator(self, lr: float = DEFAULT_LR) -> OnlineCalibrator:
+        """A fresh online calibrator for this quantile artifact: `cal.apply(predict_quantiles(x))` gives
+        calibrated levels, `cal.update(q, observed)` moves them as values arrive, `cal.save(path)` /
+        `OnlineCalibrator.load(path)` persist it (distilts.runtime.calibration; docs/runtime.md)."""
+        return for_forecaster(self, lr)
 
     def _run(self, values: np.ndarray) -> np.ndarray:
         x = self.check_window(values)

@@ -43,6 +43,9 @@ class Scaler:
         return (x - self.mean) * self.inv_std
 
     def denormalize(self, y: np.ndarray) -> np.ndarray:
+        """Normalized forecasts -> raw: `[..., H, D]`, or a quantile model's `[B, D, H, Q]` (variates on axis 1)."""
+        if y.ndim == 4:
+            return y * self.std[:, None, None] + self.mean[:, None, None]
         return y * self.std + self.mean
 
 
@@ -60,5 +63,9 @@ def quantize(x: np.ndarray, tensor: dict, pv: dict) -> np.ndarray:
 
 
 def dequantize(q: np.ndarray, pv: dict) -> np.ndarray:
-    """int8 output tensor values -> raw `[B, H, D]` forecasts (pv: per_variate of the output tensor)."""
-    return ((q.astype(np.float64) - np.asarray(pv["zero_point"])) * np.asarray(pv["scale"])).astype(np.float32)
+    """int8 output tensor values -> raw `[B, H, D]` forecasts, or a quantile model's `[B, D, H, Q]` (pv:
+    per_variate of the output tensor)."""
+    zero, scale = np.asarray(pv["zero_point"]), np.asarray(pv["scale"])
+    if q.ndim == 4:  # variates on axis 1
+        zero, scale = zero[:, None, None], scale[:, None, None]
+    return ((q.astype(np.float64) - zero) * scale).astype(np.float32)
