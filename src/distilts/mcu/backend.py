@@ -16,6 +16,7 @@ from distilts.compile import full_int8
 from distilts.compile.verify import Candidate, calibration
 from distilts.errors import DistiltsError
 from distilts.mcu import build as mcu
+from distilts.mcu import tflm_firmware
 
 EXT = ".tflite"
 BACKEND = "tflite"  # the runtime backend that loads the model file on a Linux device
@@ -31,6 +32,7 @@ SIDE_FILES = {
     "model_vela.tflite": "vela",
     "vela-summary.csv": "report",
     "vela-report.txt": "report",
+    **tflm_firmware.FILES,  # TFLite Micro firmware for the profile's board (mcu/tflm_firmware.py)
 }
 
 

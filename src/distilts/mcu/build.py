@@ -24,7 +24,7 @@ import numpy as np
 
 from distilts.compile import litert_ops
 from distilts.errors import DistiltsError
-from distilts.mcu import precision, tflm, vela
+from distilts.mcu import precision, tflm, tflm_firmware, vela
 
 NPU_MAC_SHARE = 0.9  # below this share of the matrix-product MACs on the NPU, compile warns
 
@@ -100,6 +100,9 @@ def build(
     (out / "model_data.cc").write_text(cc)
     (out / "model_data.h").write_text(h)
     (out / "main.cc").write_text(tflm.example(calls, io, arena_c, getattr(student, "levels", None)))
+    if budget is not None and getattr(student, "levels", None) is None and not v:  # firmware for the board
+        L, D = io["input"]["shape"][1], io["input"]["shape"][2]
+        tflm_firmware.write(out, budget.name, L, io["output"]["shape"][1], D)
     return record
 
 
