@@ -54,3 +54,19 @@ def test_firmware_built_against_tflite_micro_runs_on_the_board(m7_artifact, tmp_
     step = max(man["io"]["output"]["per_variate"]["scale"])  # one int8 output step, raw units
     assert got["max_abs_diff"] <= 1.01 * step, got
     assert np.isfinite(got["outputs"]).all()
+
+
+@pytest.mark.parametrize("activation,ok", [("relu", True), ("gelu_tanh", False)])
+def test_itransformer_goes_below_the_pi_with_relu_and_is_refused_naming_gelu(tmp_path, activation, ok):
+    d = tmp_path / "it"
+    res = CliRunner().invoke(cli, ["distill", "--no-kd", "--beta", "0", "--student", "itransformer", "--d-model", "16",
+                                   "--d-ff", "32", "--n-heads", "2", "-O", f"activation={activation}", "--lookback",
+                                   "24", "--horizon", "6", "--epochs", "1", "--stride", "8", "--quiet", "--out", str(d)])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli, ["compile", str(d), "--target", "cortex-m7"])
+    if ok:
+        assert res.exit_code == 0, res.output
+        man = json.loads((d / "artifacts" / "tflm-int8-cortex-m7" / "manifest.json").read_text())
+        assert "SOFTMAX" in man["mcu"]["operators"] and man["verification"]["passed"]
+    else:
+        assert res.exit_code != 0 and "operator GELU" in res.output.strip().splitlines()[-1]

@@ -27,7 +27,8 @@ FAMILIES: dict[str, dict[str, tuple[Any, ...]]] = {
     "nbeats": {"mlp_units": ((64, 64), (128, 128), (256, 256)), "n_blocks": ((3,), (6,))},
     "patchtst": {"d_model": (16, 32, 64), "e_layers": (1, 2, 3), "n_heads": (4,), "d_ff": (64, 128)},
 }
-MCU_FAMILIES = ("dlinear", "mlp", "tsmixer", "nhits", "nbeats")  # full-int8 operators in TFLite Micro
+# full-int8 operators in TFLite Micro (with activation=relu where a student has that option: no GELU kernel there)
+MCU_FAMILIES = ("dlinear", "mlp", "tsmixer", "nhits", "nbeats", "itransformer", "patchtst")
 LOOKBACKS = (96, 192, 336, 512, 720)
 LEARNING_RATES = (3e-4, 1e-3, 3e-3)
 CPU_BACKENDS = {"aarch64": ("tflite", "onnx"), "x86_64": ("onnx", "openvino", "tflite")}

@@ -7,7 +7,8 @@ input window is normalised per variate over time (mean and std, std = sqrt(var +
 output is mapped back with the window's std and mean, inside `forward`, so raw values go in and
 raw-scale values come out (and the normalisation is part of every exported graph). Defaults are the
 DistilTS scripts' student at lookback 512: d_model 512, 4 heads, 1 layer, d_ff 2048, dropout 0.1,
-GELU. Deviations (no timestamp tokens) are listed in docs/design.md.
+GELU (`activation`: "gelu_tanh" or "relu" are the variants for targets without GELU). Deviations (no
+timestamp tokens) are listed in docs/design.md.
 
 FTA representation (`represent`): the encoder output per variate token, `[B, D, d_model]` (after
 the final LayerNorm: the official code's `hidden_dim`).
@@ -20,6 +21,7 @@ import math
 import torch
 from torch import nn
 
+from distilts.students.activations import make_activation
 from distilts.students.quantile import DEFAULT_RANK, QuantileOutput
 from distilts.students.revin import RevIN
 
@@ -52,10 +54,12 @@ class Attention(nn.Module):
 class EncoderLayer(nn.Module):
     """Post-norm Transformer layer as in the iTransformer reference code (GELU feed-forward)."""
 
-    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float) -> None:
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float, activation: str = "gelu") -> None:
         super().__init__()
         self.attn = Attention(d_model, n_heads, dropout)
-        self.ff = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_ff, d_model))
+        self.ff = nn.Sequential(
+            nn.Linear(d_model, d_ff), make_activation(activation), nn.Dropout(dropout), nn.Linear(d_ff, d_model)
+        )
         self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)
 
@@ -83,6 +87,7 @@ class ITransformer(nn.Module):
         e_layers: int = 1,
         d_ff: int = 2048,
         dropout: float = 0.1,
+        activation: str = "gelu",
         norm: str = "window",
         quantiles: tuple[float, ...] | list[float] | None = None,
         quantile_rank: int = DEFAULT_RANK,
@@ -96,7 +101,7 @@ class ITransformer(nn.Module):
         self.repr_dim = d_model
         self.embed = nn.Linear(lookback, d_model)
         self.embed_dropout = nn.Dropout(dropout)
-        self.layers = nn.ModuleList(EncoderLayer(d_model, n_heads, d_ff, dropout) for _ in range(e_layers))
+        self.layers = nn.ModuleList(EncoderLayer(d_model, n_heads, d_ff, dropout, activation) for _ in range(e_layers))
         self.norm = nn.LayerNorm(d_model)
         self.quantile_head = None if quantiles is None else QuantileOutput(quantiles, horizon, quantile_rank)
         self.head = nn.Linear(d_model, horizon + (0 if quantiles is None else quantile_rank))
