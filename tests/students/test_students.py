@@ -112,7 +112,7 @@ def test_student_defaults_are_the_official_ones():
     assert student_options("dlinear") == {"moving_avg": 25, "individual": False, "revin": False, "revin_eps": 1e-5,
                                           **point}
     assert student_options("itransformer") == {"d_model": 512, "n_heads": 4, "e_layers": 1, "d_ff": 2048,
-                                               "dropout": 0.1, "norm": "window", **point}
+                                               "dropout": 0.1, "activation": "gelu", "norm": "window", **point}
 
 
 @pytest.mark.parametrize("individual", [False, True])
