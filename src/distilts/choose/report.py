@@ -134,7 +134,8 @@ def write_reports(
     plot(records, budget, chosen, out / "pareto.png", title)
 
 
-def _figs(r: dict[str, Any]) -> str:
+def figures_text(r: dict[str, Any]) -> str:
+    """A trial's figures (measured, else estimated) on one line: '0.012 ms, flash 196.4 KiB, RAM 9.0 KiB'."""
     f = r.get("figures") or r.get("estimate") or {}
     parts = []
     if f.get("latency_ms") is not None:
@@ -180,7 +181,7 @@ def card(
         lines += ["## Nothing fits", "", "No trial met the budget."]
         if small is not None:
             lines.append(
-                f"The smallest trial, {small['label']}: {_figs(small)} ({small['status']}"
+                f"The smallest trial, {small['label']}: {figures_text(small)} ({small['status']}"
                 + (f": {small['reason']}" if small.get("reason") else "")
                 + ")."
             )
@@ -190,7 +191,7 @@ def card(
             "## Chosen",
             "",
             f"{chosen['label']}: val MSE {chosen['val_mse']:.4f}, **test MSE {chosen['test_mse']:.4f}** "
-            f"(MAE {chosen['test_mae']:.4f}), {chosen['params']:,} parameters, {_figs(chosen)}",
+            f"(MAE {chosen['test_mae']:.4f}), {chosen['params']:,} parameters, {figures_text(chosen)}",
             *(
                 [f"(latency {chosen['figures']['latency_kind']})"]
                 if (chosen.get("figures") or {}).get("latency_kind")
@@ -202,7 +203,7 @@ def card(
             cost = (chosen["test_mse"] - best["test_mse"]) / best["test_mse"] * 100
             lines.append(
                 f"What the budget cost: the most accurate trial with no budget, {best['label']} "
-                f"({_figs(best)}), has test MSE {best['test_mse']:.4f}: the chosen one is {cost:+.1f}%."
+                f"({figures_text(best)}), has test MSE {best['test_mse']:.4f}: the chosen one is {cost:+.1f}%."
             )
         elif best is chosen:
             lines.append("The budget cost nothing: the chosen trial is also the most accurate one searched.")
@@ -217,7 +218,7 @@ def card(
         val = f"{r['val_mse']:.4f}" if r.get("val_mse") is not None else ""
         test = f"{r['test_mse']:.4f}" if r.get("test_mse") is not None else ""
         verdict = r["status"] + (f": {r['reason']}" if r.get("reason") else "")
-        lines.append(f"| {r['number']} | {r['label']} | {val} | {test} | {_figs(r)} | {verdict[:160]} |")
+        lines.append(f"| {r['number']} | {r['label']} | {val} | {test} | {figures_text(r)} | {verdict[:160]} |")
     text = "\n".join(lines) + "\n"
     atomic_write_text(out / "card.md", text)
     return text

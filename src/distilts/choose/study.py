@@ -19,6 +19,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from distilts.choose.report import figures_text
 from distilts.choose.settings import STUDY_FILE, STUDY_NAME, SearchSettings
 from distilts.choose.space import Space
 from distilts.choose.trial import Pruned, run_trial, trial_dir
@@ -153,16 +154,11 @@ class Objective:
         return (float(val) if val is not None and math.isfinite(val) else PENALTY, cost_of(record, self.settings))
 
     def _line(self, number: int, record: dict[str, Any]) -> None:
-        figs = record.get("figures") or {}
-        parts = [f"val MSE {record['val_mse']:.4f}"] if record.get("val_mse") is not None else []
-        if figs.get("latency_ms") is not None:
-            parts.append(f"{figs['latency_ms']:.3f} ms")
-        if figs.get("flash_kib") is not None:
-            parts.append(f"flash {figs['flash_kib']:.1f} KiB")
-        if figs.get("ram_kib") is not None:
-            parts.append(f"RAM {figs['ram_kib']:.1f} KiB")
+        val = f"val MSE {record['val_mse']:.4f}, " if record.get("val_mse") is not None else ""
         verdict = record["status"] + (f" ({record['reason']})" if record.get("reason") else "")
-        self.echo(f"[trial {number + 1}/{self.settings.trials}] {record['label']}: {', '.join(parts)} -> {verdict}")
+        self.echo(
+            f"[trial {number + 1}/{self.settings.trials}] {record['label']}: {val}{figures_text(record)} -> {verdict}"
+        )
 
 
 def work(settings: SearchSettings, space: Space, n_variates: int, threads: int, worker: int = 0) -> None:

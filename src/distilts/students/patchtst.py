@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from distilts.students.activations import make_activation
+from distilts.students.itransformer import Attention
 from distilts.students.quantile import DEFAULT_RANK, QuantileOutput, head_forecast
 from distilts.students.revin import window_norm
 
@@ -58,23 +59,12 @@ class TokenBatchNorm(nn.Module):
         return self.norm(x.reshape(-1, x.shape[-1])).reshape(x.shape)
 
 
-class ResidualAttention(nn.Module):
-    """Multi-head self-attention over `[N, T, d]`; with `prev` scores, adds them before the softmax (the
-    official residual attention). Returns (output, pre-softmax scores)."""
+class ResidualAttention(Attention):
+    """Multi-head self-attention over `[N, T, d]` (iTransformer's projections, written out to export); with
+    `prev` scores, adds them before the softmax (the official residual attention), and its dropout acts on
+    the output (the official proj_dropout; attn_dropout is 0). Returns (output, pre-softmax scores)."""
 
-    def __init__(self, d_model: int, n_heads: int, dropout: float) -> None:
-        super().__init__()
-        if d_model % n_heads:
-            raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads}).")
-        self.n_heads, self.d_head = n_heads, d_model // n_heads
-        self.q, self.k, self.v = (nn.Linear(d_model, d_model) for _ in range(3))
-        self.out = nn.Linear(d_model, d_model)
-        self.dropout = nn.Dropout(dropout)  # the official proj_dropout (attn_dropout is 0)
-
-    def _heads(self, t: torch.Tensor) -> torch.Tensor:
-        return t.unflatten(-1, (self.n_heads, self.d_head)).transpose(1, 2)  # [N, h, T, dh]
-
-    def forward(self, x: torch.Tensor, prev: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, prev: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
         q, k, v = self._heads(self.q(x)), self._heads(self.k(x)), self._heads(self.v(x))
         scores = torch.matmul(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(self.d_head))
         if prev is not None:
