@@ -103,6 +103,15 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
     return Path(platformdirs.user_cache_dir("distilts"))
 
 
+def teacher_covariates(dataset: Dataset, teacher_name: str) -> dict:
+    """`{"covariates": {past, future, static}}` (the columns the teacher forecasts with) for a family that takes
+    covariates on data that has them; {} otherwise (the teacher forecasts the target windows alone)."""
+    cov = getattr(dataset, "covariates", None)
+    if cov is None or teacher_name not in teachers.COVARIATE_TEACHERS:
+        return {}
+    return {"covariates": {"past": cov.past_columns, "future": cov.future_columns}}  # Chronos-2 has no static input
+
+
 def fill_teacher_cache(
     dataset: Dataset,
     teacher_name: str,
@@ -146,6 +155,7 @@ def fill_teacher_cache(
         "hidden_tokens": int(hidden_tokens) if hidden else None,
         "hidden_dtype": hidden_dtype if hidden else None,
         **({"quantiles": True} if quantiles else {}),  # absent for point entries (their keys stay as they were)
+        **teacher_covariates(dataset, teacher_name),  # absent without covariates
     }
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
     directory = root / "teacher" / f"{teacher_name}-{_slug(dataset.name)}-L{lookback}-H{horizon}-{key[:16]}"

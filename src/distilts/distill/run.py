@@ -202,9 +202,13 @@ def distill_student(
     if covariates is not None:
         config["covariates"] = covariates.config()
         if teacher.info is not None:
+            used = teacher.info.get("covariates")
             config["covariates"]["teacher"] = (
-                f"The teacher ({teacher.info['name']}) forecast from the target windows only (univariate): "
-                "the covariates reach the student through the ground-truth loss"
+                f"The teacher ({teacher.info['name']}) forecast with the covariates through its own package "
+                f"(past {used['past']}, future {used['future']}; static ones are not a {teacher.info['name']} input)"
+                if used
+                else f"The teacher ({teacher.info['name']}) cannot take covariates: it forecast from the target "
+                "windows only (univariate); the covariates reach the student through the ground-truth loss"
             )
     if not distributed.current().is_main:  # under torchrun rank 0 writes the student directory
         return config, None, result
@@ -416,6 +420,7 @@ def _teacher_info(cache: TeacherCache, path: str | None) -> dict:
         "cache": str(cache.directory),
         "cache_key": info.get("key"),
         **({"quantile_levels": info["quantile_levels"]} if info.get("quantile_levels") else {}),
+        **({"covariates": info["covariates"]} if info.get("covariates") else {}),
     }
 
 
