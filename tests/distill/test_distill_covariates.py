@@ -33,7 +33,9 @@ def data(tmp_path_factory):
     y = 2.0 * f + 0.05 * rng.normal(size=N)
     dates = np.datetime64("2024-01-01T00:00") + np.arange(N) * np.timedelta64(1, "h")
     path = tmp_path_factory.mktemp("cov") / "driven.csv"
-    lines = ["date,y,f"] + [f"{str(d).replace('T', ' ')}:00,{a:.6f},{b:.6f}" for d, a, b in zip(dates, y, f)]
+    lines = ["date,y,f"] + [
+        f"{str(d).replace('T', ' ')}:00,{a:.6f},{b:.6f}" for d, a, b in zip(dates, y, f, strict=True)
+    ]
     path.write_text("\n".join(lines) + "\n")
     return path
 

@@ -55,7 +55,9 @@ def test_cache_is_keyed_on_the_covariates_used(chronos2_dir, tmp_path):
     n = 400
     dates = np.datetime64("2024-01-01T00:00") + np.arange(n) * np.timedelta64(1, "h")
     f = rng.normal(size=n)
-    lines = ["date,y,f"] + [f"{str(d).replace('T', ' ')}:00,{a:.5f},{b:.5f}" for d, a, b in zip(dates, f + 0.1, f)]
+    lines = ["date,y,f"] + [
+        f"{str(d).replace('T', ' ')}:00,{a:.5f},{b:.5f}" for d, a, b in zip(dates, f + 0.1, f, strict=True)
+    ]
     path = tmp_path / "d.csv"
     path.write_text("\n".join(lines) + "\n")
     plain = load_dataset(path, columns=["y"])
@@ -66,3 +68,27 @@ def test_cache_is_keyed_on_the_covariates_used(chronos2_dir, tmp_path):
     assert a.directory != b.directory
     assert "covariates" not in a.info and b.info["covariates"] == {"past": [], "future": ["f"]}
     assert np.abs(np.asarray(a.forecasts("test")) - np.asarray(b.forecasts("test"))).max() > 1e-4
+
+
+def test_timesfm_forecasts_with_covariates(tmp_path):
+    pytest.importorskip("timesfm")
+    from distilts.teachers import timesfm
+
+    teacher = timesfm.load(str(timesfm.save_random_checkpoint(tmp_path / "timesfm")), "cpu")
+    x, cov = windows(1)
+    cov["static"] = np.array([[0.5], [1.0], [-1.0]], np.float32)
+    plain = teacher.predict(x, 16, quantiles=True)
+    with_cov = teacher.predict(x, 16, quantiles=True, covariates=cov)
+    assert with_cov.forecast.shape == (3, 16, 2) and with_cov.quantiles.shape == (3, 16, 2, 9)
+    assert np.abs(with_cov.forecast - plain.forecast).max() > 1e-4
+    only_past = teacher.predict(x, 16, quantiles=True, covariates={"past": cov["past"]})
+    np.testing.assert_allclose(only_past.forecast, plain.forecast, atol=1e-6)  # no TimesFM input for past-only
+
+
+def test_a_family_without_covariate_inputs_forecasts_univariate(tmp_path):
+    from distilts.teachers import timemoe
+
+    teacher = timemoe.load(str(timemoe.save_random_checkpoint(tmp_path / "tm", seed=0)), "cpu")
+    assert not teacher.takes_covariates
+    x, cov = windows(2)
+    np.testing.assert_array_equal(teacher.predict(x, 8, covariates=cov).forecast, teacher.predict(x, 8).forecast)

@@ -104,12 +104,13 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
 
 
 def teacher_covariates(dataset: Dataset, teacher_name: str) -> dict:
-    """`{"covariates": {past, future, static}}` (the columns the teacher forecasts with) for a family that takes
-    covariates on data that has them; {} otherwise (the teacher forecasts the target windows alone)."""
+    """`{"covariates": {role: columns}}` (the columns the teacher forecasts with, by the roles its family takes) for
+    a family that takes covariates on data that has them; {} otherwise (it forecasts the target windows alone)."""
     cov = getattr(dataset, "covariates", None)
-    if cov is None or teacher_name not in teachers.COVARIATE_TEACHERS:
+    roles = teachers.COVARIATE_TEACHERS.get(teacher_name, ())
+    if cov is None or not any(cov.dims[("past", "future", "static").index(r)] for r in roles):
         return {}
-    return {"covariates": {"past": cov.past_columns, "future": cov.future_columns}}  # Chronos-2 has no static input
+    return {"covariates": {r: getattr(cov, f"{r}_columns") for r in roles}}
 
 
 def fill_teacher_cache(

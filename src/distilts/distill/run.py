@@ -205,7 +205,7 @@ def distill_student(
             used = teacher.info.get("covariates")
             config["covariates"]["teacher"] = (
                 f"The teacher ({teacher.info['name']}) forecast with the covariates through its own package "
-                f"(past {used['past']}, future {used['future']}; static ones are not a {teacher.info['name']} input)"
+                f"({'; '.join(f'{role} {cols}' for role, cols in used.items())}; other roles are not its inputs)"
                 if used
                 else f"The teacher ({teacher.info['name']}) cannot take covariates: it forecast from the target "
                 "windows only (univariate); the covariates reach the student through the ground-truth loss"

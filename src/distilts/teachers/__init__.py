@@ -32,9 +32,9 @@ TEACHERS: Registry[str] = Registry(
     },
 )
 
-# families that forecast with covariates through their own package (Teacher.predict(covariates=...));
-# the others forecast the target windows alone (univariate) and the student's card says so
-COVARIATE_TEACHERS = ("chronos-2",)
+# families that forecast with covariates through their own package (Teacher.predict(covariates=...)), and the
+# roles each takes; the others forecast the target windows alone (univariate) and the student's card says so
+COVARIATE_TEACHERS = {"chronos-2": ("past", "future"), "timesfm": ("future", "static")}
 
 __all__ = ["COVARIATE_TEACHERS", "TEACHERS", "default_path", "load_teacher"]
 
