@@ -20,8 +20,9 @@ _CACHE: dict = {}
 class CovToy(nn.Module):
     """x, past and future covariates and static attributes, each through its own linear map to the horizon."""
 
-    def __init__(self, lookback: int, horizon: int, n_variates: int, *, n_past: int = 1, n_future: int = 3,
-                 n_static: int = 1) -> None:
+    def __init__(
+        self, lookback: int, horizon: int, n_variates: int, *, n_past: int = 1, n_future: int = 3, n_static: int = 1
+    ) -> None:
         super().__init__()
         self.horizon = horizon
         self.covariate_dims = (n_past, n_future, n_static)
@@ -55,7 +56,7 @@ def write_csv(path: Path) -> Path:
     hum = 60 + 10 * np.cos(2 * np.pi * t / 48) + rng.normal(0, 2, N_ROWS)
     load = 100 + 3 * temp + 0.2 * hum + rng.normal(0, 1, N_ROWS)
     lines = ["date,load,hum,temp,site"]
-    lines += [f"{str(d).replace('T', ' ')}:00,{a:.3f},{b:.3f},{c:.3f},7" for d, a, b, c in zip(dates, load, hum, temp)]
+    lines += [f"{str(d).replace('T', ' ')}:00,{a:.3f},{b:.3f},{c:.3f},7" for d, a, b, c in zip(dates, load, hum, temp, strict=True)]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -110,8 +111,13 @@ def artifact(tmp_path_factory, fmt: str, int8: bool = False, calendar: bool = Tr
         from distilts.targets import resolve_job
 
         job = resolve_job(fmt, int8=int8, batches=(1, 4) if fmt == "tflite" else ())
-        [res] = compile_student(student_dir(tmp_path_factory, calendar), [job], tmp_path_factory.mktemp("covart"),
-                                calib_windows=32, verify_windows=16)
+        [res] = compile_student(
+            student_dir(tmp_path_factory, calendar),
+            [job],
+            tmp_path_factory.mktemp("covart"),
+            calib_windows=32,
+            verify_windows=16,
+        )
         _CACHE[key] = res.directory
     return _CACHE[key]
 

@@ -162,9 +162,7 @@ def covariate_block(config: dict, batch: int | None) -> dict | None:
     L, H, D = int(config["lookback"]), int(config["horizon"]), len(config["columns"])
     tails = input_tails(L, H, D, cov)
     inputs = [
-        {"name": r, "shape": [batch, *tails[r]], "dtype": "float32", "columns": list(cov[r])}
-        for r in tails
-        if r != "x"
+        {"name": r, "shape": [batch, *tails[r]], "dtype": "float32", "columns": list(cov[r])} for r in tails if r != "x"
     ]
     return {
         "past": list(cov.get("past") or []),

@@ -132,9 +132,13 @@ class PositionalInputs(nn.Module):
         self.names = ("x", *getattr(wrapper, "roles", ()))
 
     def forward(
-        self, x: torch.Tensor, a: torch.Tensor | None = None, b: torch.Tensor | None = None, c: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        a: torch.Tensor | None = None,
+        b: torch.Tensor | None = None,
+        c: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        covs = {n: t for n, t in zip(self.names[1:], (a, b, c)) if t is not None}
+        covs = {n: t for n, t in zip(self.names[1:], (a, b, c), strict=False) if t is not None}
         return self.wrapper(x, **covs)
 
 
@@ -176,7 +180,9 @@ def torch_predict(module: nn.Module, x: Inputs, batch: int = 256, dtype: type = 
     return np.concatenate(out) if out else np.zeros((0,), dtype)
 
 
-def example_input(lookback: int, n_variates: int, batch: int = 2, config: dict | None = None) -> tuple[torch.Tensor, ...]:
+def example_input(
+    lookback: int, n_variates: int, batch: int = 2, config: dict | None = None
+) -> tuple[torch.Tensor, ...]:
     """Zero inputs of every graph input in artifact order (config: adds its covariate inputs)."""
     if config is None or not config.get("covariates"):
         return (torch.zeros(batch, lookback, n_variates),)

@@ -204,9 +204,7 @@ class Forecaster:
             )
         return out
 
-    def _check_block(
-        self, role: str, a, tail: tuple[int, ...], columns: list[str], single: bool, n: int
-    ) -> np.ndarray:
+    def _check_block(self, role: str, a, tail: tuple[int, ...], columns: list[str], single: bool, n: int) -> np.ndarray:
         """One covariate input as float32 `[n, *tail]` (a single window's without the batch axis), else DataError."""
         what = {"past": "lookback", "future": "lookback + horizon", "static": ""}[role]
         dims = " x ".join(map(str, tail))

@@ -42,7 +42,13 @@ def export_fp32(wrapper, lookback: int, n_variates: int, batch: int, path: Path,
 
 
 def pt2e_static(
-    wrapper, lookback: int, n_variates: int, batches: list[int], calib: Inputs, out_dir: Path, config: dict | None = None
+    wrapper,
+    lookback: int,
+    n_variates: int,
+    batches: list[int],
+    calib: Inputs,
+    out_dir: Path,
+    config: dict | None = None,
 ) -> tuple[dict[int, Path], str]:
     """Calibrate once (dynamic-batch export), then convert at each batch size: {batch: file}, note."""
     litert_torch = _litert()
@@ -64,7 +70,9 @@ def pt2e_static(
     cov = config if len(names) > 1 else None
     with quiet():
         gm = torch.export.export(
-            module, example_input(lookback, n_variates, config=cov), dynamic_shapes=batch_dim_shapes(n_inputs=len(names))
+            module,
+            example_input(lookback, n_variates, config=cov),
+            dynamic_shapes=batch_dim_shapes(n_inputs=len(names)),
         ).module()
         gm = quantize_pt2e.prepare_pt2e(gm, quantizer)
         with torch.no_grad():
@@ -147,7 +155,8 @@ def build(
         }
         if fp32_module is not None:
             folded = {
-                b: export_fp32(fp32_module, L, D, b, scratch / f"model-b{b}.fp32-module.tflite", config) for b in batches
+                b: export_fp32(fp32_module, L, D, b, scratch / f"model-b{b}.fp32-module.tflite", config)
+                for b in batches
             }
             variants[int8_storage.NAME] = (int8_storage.tflite_files(folded, scratch), int8_storage.NOTE)
         full = full_int8_files(module, config, batches, calibration(calib_x), scratch)
