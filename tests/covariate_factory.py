@@ -56,7 +56,8 @@ def write_csv(path: Path) -> Path:
     hum = 60 + 10 * np.cos(2 * np.pi * t / 48) + rng.normal(0, 2, N_ROWS)
     load = 100 + 3 * temp + 0.2 * hum + rng.normal(0, 1, N_ROWS)
     lines = ["date,load,hum,temp,site"]
-    lines += [f"{str(d).replace('T', ' ')}:00,{a:.3f},{b:.3f},{c:.3f},7" for d, a, b, c in zip(dates, load, hum, temp, strict=True)]
+    rows = zip(dates, load, hum, temp, strict=True)
+    lines += [f"{str(d).replace('T', ' ')}:00,{a:.3f},{b:.3f},{c:.3f},7" for d, a, b, c in rows]
     path.write_text("\n".join(lines) + "\n")
     return path
 
