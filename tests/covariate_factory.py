@@ -105,13 +105,13 @@ def student_dir(tmp_path_factory, calendar: bool = True) -> Path:
 
 
 def artifact(tmp_path_factory, fmt: str, int8: bool = False, calendar: bool = True) -> Path:
-    """The compiled artifact of the toy student for format `fmt` (TFLite at batch 1 and 4)."""
+    """The compiled artifact of the toy student for format `fmt` (TFLite fp32 at batch 1 and 4, int8 at 1)."""
     key = ("artifact", fmt, int8, calendar)
     if key not in _CACHE:
         from distilts.compile.pipeline import compile_student
         from distilts.targets import resolve_job
 
-        job = resolve_job(fmt, int8=int8, batches=(1, 4) if fmt == "tflite" else ())
+        job = resolve_job(fmt, int8=int8, batches=((1,) if int8 else (1, 4)) if fmt == "tflite" else ())
         [res] = compile_student(
             student_dir(tmp_path_factory, calendar),
             [job],
@@ -133,3 +133,18 @@ def window(csv: Path, end: int, calendar: bool = True) -> dict:
     if calendar:
         out["timestamps"] = dates[lo:hi]
     return out
+
+
+def long_files(csv: Path, out: Path, ends: tuple[int, ...] = (600, 650)) -> tuple[Path, Path]:
+    """A long-format history (`unique_id, ds, y, hum, temp, site`: one series per end row of the wide CSV, each
+    its last rows up to that end) and the future file (`unique_id, ds, temp` over the horizon after each)."""
+    lines = csv.read_text().splitlines()[1:]
+    hist = ["unique_id,ds,y,hum,temp,site"]
+    fut = ["unique_id,ds,temp"]
+    for k, end in enumerate(ends):
+        sid = f"S{k}"
+        hist += [f"{sid},{row}" for row in lines[end - 2 * LOOKBACK : end]]
+        fut += [f"{sid},{r.split(',')[0]},{r.split(',')[3]}" for r in lines[end : end + HORIZON]]
+    (out / "history.csv").write_text("\n".join(hist) + "\n")
+    (out / "future.csv").write_text("\n".join(fut) + "\n")
+    return out / "history.csv", out / "future.csv"
