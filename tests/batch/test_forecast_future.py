@@ -9,8 +9,8 @@ import csv as csvlib
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from covariate_factory import HORIZON, artifact, long_files, student_dir, window
 
+from covariate_factory import HORIZON, artifact, long_files, student_dir, window
 from distilts.cli import cli
 from distilts.runtime import Forecaster
 

@@ -8,8 +8,8 @@ import json
 
 import numpy as np
 import pytest
-from covariate_factory import HORIZON, LOOKBACK, artifact, student_dir
 
+from covariate_factory import HORIZON, LOOKBACK, artifact, student_dir
 from distilts.compile.pipeline import compile_student
 from distilts.compile.wrapper import torch_predict, wrap_student
 from distilts.errors import DataError

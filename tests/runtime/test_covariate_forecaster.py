@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from covariate_factory import HORIZON, LOOKBACK, artifact, student_dir, window
 
+from covariate_factory import HORIZON, LOOKBACK, artifact, student_dir, window
 from distilts.calendar import calendar_features
 from distilts.compile.wrapper import wrap_student
 from distilts.errors import DataError
