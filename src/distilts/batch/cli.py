@@ -133,7 +133,18 @@ def forecast(
 
     if future_path is not None or read_manifest(artifact_dir, verify_checksums=False).covariates:
         _forecast_covariates(
-            artifact_dir, data_path, future_path, out_path, threads, engine, id_column, timestamp_column, target_column
+            artifact_dir,
+            data_path,
+            future_path,
+            out_path,
+            threads,
+            engine,
+            id_column,
+            timestamp_column,
+            target_column,
+            batch_size,
+            address,
+            workers,
         )
         return
     names = LongColumns(id_column, timestamp_column, target_column)
@@ -179,6 +190,9 @@ def _forecast_covariates(
     id_column: str | None,
     timestamp_column: str | None,
     target_column: str | None,
+    batch_size: int = 256,
+    address: str | None = None,
+    workers: int | None = None,
 ) -> None:
     """`distilts forecast` of an artifact with covariate inputs (distilts.batch.covariates)."""
     from distilts.batch.covariates import forecast_with_future
@@ -187,8 +201,6 @@ def _forecast_covariates(
 
     if data_path is None:
         raise DataError("An artifact with covariates forecasts from --data HISTORY (with its covariate columns).")
-    if engine == "ray":
-        raise DataError("--engine ray does not take a future file yet: use --engine local (the default).")
     if out_path == "-":
         raise DataError("Forecasts with covariates are written to a file: pass --out forecasts.csv (or .parquet).")
     fc = Forecaster.load(artifact_dir, threads=threads)
@@ -197,5 +209,14 @@ def _forecast_covariates(
             f"{artifact_dir} takes no covariates (distilled without them): drop --future, or compile a student "
             "distilled with --future-covariates."
         )
-    rep = forecast_with_future(fc, data_path, future_path, out_path, id_column, timestamp_column, target_column)
+    predict = None
+    if engine == "ray":  # the driver lines the inputs up; Ray actors forecast them, `batch_size` windows a task
+        from distilts.batch.ray_engine import predict_ray
+
+        def predict(values, **inputs):
+            return predict_ray(artifact_dir, values, inputs, batch_size, address, workers, threads)
+
+    rep = forecast_with_future(
+        fc, data_path, future_path, out_path, id_column, timestamp_column, target_column, predict=predict
+    )
     click.echo(f"{rep.summary()}\n-> {Path(out_path)}", err=True)

@@ -115,18 +115,29 @@ def _values(frame: Frame, column: str, rows: np.ndarray, sid: str, what: str) ->
     return v
 
 
-def forecast_with_future(
+@dataclass
+class LinedUp:
+    """Every series' inputs, lined up for `Forecaster.predict`: the windows `[B, L, D]`, the keyword inputs
+    (past, future, static, timestamps), the series ids and the horizon's timestamps per series."""
+
+    values: np.ndarray
+    inputs: dict[str, np.ndarray]
+    ids: list[str]
+    times: list[np.ndarray]
+    targets: list[str]
+    history: Frame
+    report: BatchReport
+
+
+def line_up(
     fc: Forecaster,
     data_path: str | Path,
     future_path: str | Path | None,
-    out_path: str | Path,
     id_column: str | None = None,
     time_column: str | None = None,
     target_column: str | None = None,
-) -> BatchReport:
-    """Forecast the horizon after every series of `data_path` with the known-future covariates of
-    `future_path`; write `id, timestamp, forecast` rows (a column per target for several) to `out_path`."""
-    t0 = time.perf_counter()
+) -> LinedUp:
+    """Read the history and the future file and cut every series' inputs (DataError on bad covariates)."""
     cols = fc.input_columns
     L, H = fc.lookback, fc.horizon
     hist = read_frame(data_path, id_column, time_column)
@@ -179,12 +190,31 @@ def forecast_with_future(
     kw = {k: np.stack(v) for k, v in inputs.items() if v and k != "values"}
     if not fc.calendar_columns:
         kw.pop("timestamps", None)
+    return LinedUp(np.stack(inputs["values"]).astype(np.float32), kw, out_ids, out_times, targets, hist, rep)
+
+
+def forecast_with_future(
+    fc: Forecaster,
+    data_path: str | Path,
+    future_path: str | Path | None,
+    out_path: str | Path,
+    id_column: str | None = None,
+    time_column: str | None = None,
+    target_column: str | None = None,
+    predict=None,
+) -> BatchReport:
+    """Forecast the horizon after every series of `data_path` with the known-future covariates of
+    `future_path`; write `id, timestamp, forecast` rows (a column per target for several) to `out_path`.
+    predict: `(values, **inputs) -> [B, H, D]` (default `fc.predict`, here; the Ray engine passes its own)."""
+    t0 = time.perf_counter()
+    lined = line_up(fc, data_path, future_path, id_column, time_column, target_column)
+    rep = lined.report
     t1 = time.perf_counter()
-    y = fc.predict(np.stack(inputs["values"]), **kw)  # [B, H, D]
+    y = (predict or fc.predict)(lined.values, **lined.inputs)  # [B, H, D]
     rep.predict_seconds = time.perf_counter() - t1
-    rep.series = rep.windows = len(out_ids)
-    rep.rows = len(out_ids) * H
-    _write(out_path, hist, out_ids, out_times, y, targets)
+    rep.series = rep.windows = len(lined.ids)
+    rep.rows = len(lined.ids) * fc.horizon
+    _write(out_path, lined.history, lined.ids, lined.times, y, lined.targets)
     rep.seconds = time.perf_counter() - t0
     return rep
 
