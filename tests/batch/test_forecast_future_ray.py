@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-from covariate_factory import artifact, long_files, student_dir
 
+from covariate_factory import artifact, long_files, student_dir
 from distilts.cli import cli
 
 
