@@ -67,7 +67,7 @@ def run(ctx: Context, cases: list[str], trials: int, jobs: list[int], epochs: in
         args = [str(a) for a in args]
         ctx.log("$ distilts search " + " ".join(args))
         out.parent.mkdir(parents=True, exist_ok=True)
-        log = open(out.parent / f"search-{case}-{trials}.log", "a")  # noqa: SIM115 (closed with the process)
+        log = open(out.parent / f"search-{case}-{trials}.log", "a")
         procs[case] = (subprocess.Popen([*DISTILTS, "search", *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT),
                        args, out, time.perf_counter())
     for case, (proc, args, out, t0) in procs.items():
@@ -114,7 +114,8 @@ def report(records: list[dict]) -> str:
         mse = row.get("chosen_test_mse")
         lines.append(f"| {case} | {p['chosen']} | {'' if mse is None else f'{mse:.4f}'} | {figs} | {row['fits']} | "
                      f"{p['unbudgeted_best']} ({p['unbudgeted_best_test_mse'] or 0:.4f}) | {p['trials']} "
-                     f"({', '.join(f'{v} {k}' for k, v in p['verdicts'].items())}) | {p['search_wall_s'] / 60:.0f} min | "
+                     f"({', '.join(f'{v} {k}' for k, v in p['verdicts'].items())}) | "
+                     f"{p['search_wall_s'] / 60:.0f} min | "
                      f"{row['trials_per_hour']:.0f} |")
     cmds = sorted({r["params"]["command"] for r in records})
     return "\n".join(lines) + "\n\nCommands:\n\n" + "\n".join(f"    {c}" for c in cmds)

@@ -10,10 +10,16 @@ from click.testing import CliRunner
 
 from distilts.choose.fold import fold_seeds, linear_in_weights, seed_group
 from distilts.cli import cli
-from distilts.students import DLinear, MLP
+from distilts.students import MLP, DLinear
 
-CANDIDATE = {"student": "dlinear", "kwargs": {"individual": False}, "lookback": 24, "backend": "onnx",
-             "precision": "fp32", "lr": 0.001}
+CANDIDATE = {
+    "student": "dlinear",
+    "kwargs": {"individual": False},
+    "lookback": 24,
+    "backend": "onnx",
+    "precision": "fp32",
+    "lr": 0.001,
+}
 
 
 def test_only_a_student_linear_in_its_weights_is_folded():
@@ -38,14 +44,43 @@ def test_seeds_fold_only_when_validation_improves(tmp_path):
     records = []
     for n, seed in enumerate((1, 2)):
         student = tmp_path / "trials" / f"{n:04d}" / "student"
-        res = CliRunner().invoke(cli, ["distill", "--no-kd", "--beta", "0", "--student", "dlinear", "--lookback", "24",
-                                       "--horizon", "6", "--epochs", "1", "--stride", "8", "--seed", str(seed),
-                                       "--quiet", "--out", str(student)])
+        res = CliRunner().invoke(
+            cli,
+            [
+                "distill",
+                "--no-kd",
+                "--beta",
+                "0",
+                "--student",
+                "dlinear",
+                "--lookback",
+                "24",
+                "--horizon",
+                "6",
+                "--epochs",
+                "1",
+                "--stride",
+                "8",
+                "--seed",
+                str(seed),
+                "--quiet",
+                "--out",
+                str(student),
+            ],
+        )
         assert res.exit_code == 0, res.output
         metrics = json.loads((student / "metrics.json").read_text())
-        records.append({"number": n, "candidate": {**CANDIDATE, "backend": ["onnx", "tflite"][n]},
-                        "label": "dlinear", "val_mse": metrics["val"]["mse"], "val_mae": metrics["val"]["mae"],
-                        "test_mse": metrics["test"]["mse"], "test_mae": metrics["test"]["mae"]})
+        records.append(
+            {
+                "number": n,
+                "candidate": {**CANDIDATE, "backend": ["onnx", "tflite"][n]},
+                "label": "dlinear",
+                "val_mse": metrics["val"]["mse"],
+                "val_mae": metrics["val"]["mae"],
+                "test_mse": metrics["test"]["mse"],
+                "test_mae": metrics["test"]["mae"],
+            }
+        )
     other = {**records[0], "number": 9, "candidate": {**CANDIDATE, "lr": 0.01}}
     assert [r["number"] for r in seed_group([*records, other], records[0])] == [0, 1]  # backend: same seed group
 

@@ -51,8 +51,10 @@ def fold_seeds(
     src = trial_dir(out, chosen["number"]) / "student"
     model, _config = load_student_dir(src)
     if not linear_in_weights(model):
-        echo(f"{len(group)} seeds of the chosen configuration; not folded: {chosen['candidate']['student']} "
-             "is not linear in its weights, so averaging weights would not average forecasts")
+        echo(
+            f"{len(group)} seeds of the chosen configuration; not folded: {chosen['candidate']['student']} "
+            "is not linear in its weights, so averaging weights would not average forecasts"
+        )
         return chosen, None
     states = [load_file(trial_dir(out, r["number"]) / "student" / WEIGHTS) for r in group]
     folded = {k: torch.stack([s[k].double() for s in states]).mean(0).to(states[0][k].dtype) for k in states[0]}
@@ -77,7 +79,10 @@ def fold_seeds(
         "single": {k: chosen[k] for k in ("val_mse", "val_mae", "test_mse", "test_mae")},
     }
     updated.update(
-        val_mse=val, val_mae=metrics["val"]["mae"], test_mse=test, test_mae=metrics["test"]["mae"],
+        val_mse=val,
+        val_mae=metrics["val"]["mae"],
+        test_mse=test,
+        test_mae=metrics["test"]["mae"],
         label=f"{chosen['label']} x{len(group)} seeds folded",
     )
     return updated, work / WEIGHTS

@@ -198,7 +198,8 @@ def card(
                     f"Folded: the configuration's {len(chosen['folded']['trials'])} seeds (trials "
                     f"{', '.join(map(str, chosen['folded']['trials']))}) averaged into one student of the same size "
                     "(exact: its forecast is linear in its weights); the chosen trial alone had val MSE "
-                    f"{chosen['folded']['single']['val_mse']:.4f}, test MSE {chosen['folded']['single']['test_mse']:.4f}."
+                    f"{chosen['folded']['single']['val_mse']:.4f}, "
+                    f"test MSE {chosen['folded']['single']['test_mse']:.4f}."
                 ]
                 if chosen.get("folded")
                 else []
