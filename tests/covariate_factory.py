@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 LOOKBACK, HORIZON = 24, 6
-CALENDAR = {"features": ["hour_of_day", "day_of_week"], "country": None}
+CALENDAR = {"features": ["hour_of_day", "day_of_week", "month"], "country": None}  # `--calendar` without a country
 N_ROWS = 720  # 30 days, hourly
 _CACHE: dict = {}
 
@@ -86,7 +86,16 @@ def student_dir(tmp_path_factory, calendar: bool = True) -> Path:
         "n_variates": 1,
         "freq_seconds": 3600,
         "scaler": {"mean": [130.0], "std": [15.0]},
-        "data": {"source": str(csv), "split_scheme": "auto", "fill": None, "date_column": "date"},
+        "data": {  # what `distilts distill` records: the data stage reads the covariates again from these
+            "source": str(csv),
+            "split_scheme": "auto",
+            "fill": None,
+            "date_column": "date",
+            "past_covariates": ["hum"],
+            "future_covariates": ["temp"],
+            "static_covariates": ["site"],
+            "calendar": "" if calendar else None,
+        },
         "covariates": {
             "past": ["hum"],
             "future": future,

@@ -34,8 +34,8 @@ def check_artifact(tmp_path_factory, fmt: str, int8: bool) -> None:
     assert man["version"] == 2
     cov = man["covariates"]
     assert [i["name"] for i in cov["inputs"]] == ["past", "future", "static"]
-    assert cov["inputs"][1]["shape"][1:] == [LOOKBACK + HORIZON, 3]
-    assert cov["inputs"][1]["columns"] == ["temp", "calendar:hour_of_day", "calendar:day_of_week"]
+    assert cov["inputs"][1]["shape"][1:] == [LOOKBACK + HORIZON, 4]
+    assert cov["inputs"][1]["columns"] == ["temp", "calendar:hour_of_day", "calendar:day_of_week", "calendar:month"]
     assert cov["stats"]["past"] == {"mean": [60.0], "std": [7.0]}
     assert list(man["golden"]["input"]) == ["x", "past", "future", "static"]
     assert man["verification"]["passed"] and man["verification"]["windows"] == 16

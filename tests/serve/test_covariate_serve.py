@@ -76,7 +76,7 @@ def test_metadata_lists_the_named_inputs(client, fc):
         "static": [-1, 1],
     }
     assert meta["parameters"]["inputs"]["future"] == ["temp"]
-    assert meta["parameters"]["calendar"] == ["calendar:hour_of_day", "calendar:day_of_week"]
+    assert meta["parameters"]["calendar"] == ["calendar:hour_of_day", "calendar:day_of_week", "calendar:month"]
 
 
 @pytest.mark.parametrize("binary", [True, False])
