@@ -8,8 +8,8 @@ import json
 import numpy as np
 import torch
 from click.testing import CliRunner
-from covariate_factory import HORIZON, LOOKBACK, window, write_csv
 
+from covariate_factory import HORIZON, LOOKBACK, window, write_csv
 from distilts.calendar import calendar_features
 from distilts.cli import cli
 from distilts.compile.pipeline import compile_student
