@@ -120,3 +120,11 @@ def test_typed_json_forecast_equals_predict(server, fc, windows):
         urllib.request.urlopen(req, timeout=30)
     msg = json.loads(e.value.read())["error"]
     assert e.value.code == 422 and "'future'" in msg and "\n" not in msg
+
+
+def test_openapi_schema_lists_the_covariate_fields(server):
+    with urllib.request.urlopen(server + "/openapi.json", timeout=30) as r:
+        schemas = json.loads(r.read())["components"]["schemas"]
+    one = schemas["ForecastOne"]
+    assert {"past", "future", "static"} <= set(one["required"])
+    assert one["properties"]["future"]["minItems"] == LOOKBACK + HORIZON

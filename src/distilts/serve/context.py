@@ -33,8 +33,9 @@ class ServeOptions:
     inline_s: float = INLINE_S  # requests estimated to take less predict time run on the event loop
 
     def body_limit(self, fc: Forecaster) -> int:
-        """Largest accepted body: 32 bytes per value of a full batch, plus 64 KiB."""
-        return self.max_batch * fc.lookback * len(fc.columns) * 32 + 65536
+        """Largest accepted body: 32 bytes per value of a full batch (every input's), plus 64 KiB."""
+        values = sum(int(np.prod(t)) for t in fc.manifest.input_tails.values())
+        return self.max_batch * values * 32 + 65536
 
 
 def model_summary(fc: Forecaster) -> dict:
