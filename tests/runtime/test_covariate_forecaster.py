@@ -87,3 +87,22 @@ def test_a_univariate_artifact_refuses_covariates(tmp_path_factory):
     x = np.zeros((fc.lookback, len(fc.columns)), np.float32)
     msg = _error(fc, values=x, future=np.zeros((3, 1)))
     assert "takes no covariates" in msg and "future" in msg
+
+
+def test_golden_self_check_and_version_cover_the_covariate_inputs(tmp_path_factory, tmp_path):
+    import json
+    import shutil
+
+    from distilts.errors import ArtifactError
+
+    src = artifact(tmp_path_factory, "onnx")
+    art = shutil.copytree(src, tmp_path / "a")
+    man = json.loads((art / "manifest.json").read_text())
+    man["golden"]["input"]["future"][0][0][0] += 50.0  # a covariate golden value that no longer gives the output
+    (art / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(ArtifactError, match="golden"):
+        Forecaster.load(art)
+    man["version"] = 1  # a version 1 runtime's schema has no covariate inputs
+    (art / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(ArtifactError, match="needs manifest version 2"):
+        Forecaster.load(art)
