@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from distilts.batch.panel import FORECAST, BatchReport
+from distilts.data.covariates import check_future_frame
 from distilts.errors import DataError, require
 from distilts.runtime.forecaster import Forecaster
 from distilts.utils import atomic_write_bytes, atomic_write_text
@@ -238,15 +239,10 @@ def _future_block(
     """`[L + H, F]`: the history's last L rows of the known-future columns, then the future file's H rows."""
     rows = fut_rows.get(sid if fut.id is not None else "series", np.zeros(0, np.int64))
     ft = fut.columns[fut.time][rows]
-    pos = np.minimum(np.searchsorted(ft, horizon_t), max(len(ft) - 1, 0))
-    found = ft[pos] == horizon_t if len(ft) else np.zeros(len(horizon_t), bool)
-    if not found.all():
-        first = horizon_t[int(np.argmin(found))]
-        raise DataError(
-            f"{fut.source}: the known-future covariates of series '{sid}' do not cover the horizon: no row for "
-            f"{_fmt(first)} (column '{columns[0]}'; the forecast needs {_fmt(horizon_t[0])} .. "
-            f"{_fmt(horizon_t[-1])}). Extend the future file to the {len(horizon_t)} steps after the history."
-        )
+    where = f"{fut.source} (series '{sid}')" if fut.id is not None else fut.source
+    # the data stage's rule: every column present, finite, and covering each horizon timestamp
+    check_future_frame({c: fut.columns[c][rows] for c in columns}, ft, columns, horizon_t, where)
+    pos = np.searchsorted(ft, horizon_t)
     frows = rows[pos]
     past_part = np.stack([_values(hist, c, last, sid, "known-future covariate") for c in columns], -1)
     future_part = np.stack([_values(fut, c, frows, sid, "known-future covariate") for c in columns], -1)
