@@ -82,3 +82,9 @@ def test_bad_future_files_end_in_one_line(art, wide, tmp_path):
     _edit(hist, lambda ls: [*ls[:10], ls[10].rsplit(",", 1)[0] + ",8", *ls[11:]])
     msg = _fails(art, hist, fut, tmp_path)
     assert "'site'" in msg and "varies" in msg
+
+
+def test_options_not_available_with_covariates_are_refused(art, wide, tmp_path):
+    hist, fut = long_files(wide, tmp_path)
+    res = _run(art, "--data", hist, "--future", fut, "--out", tmp_path / "o.csv", "--cutoff", "-3")
+    assert res.exit_code != 0 and "--cutoff" in res.output and len(res.output.strip().splitlines()) == 1

@@ -132,6 +132,14 @@ def forecast(
     from distilts.runtime.manifest import read_manifest
 
     if future_path is not None or read_manifest(artifact_dir, verify_checksums=False).covariates:
+        from distilts.errors import DataError
+
+        unused = [o for o, v in (("--cutoff", cutoffs), ("--at-row", at_row), ("--plot", plot_path)) if v]
+        if unused:
+            raise DataError(
+                f"{unused[0]} is not available with covariates yet: the forecast starts after each series' last "
+                "row, its known-future values from --future. Drop it, or cut the history file where it should start."
+            )
         _forecast_covariates(
             artifact_dir,
             data_path,
