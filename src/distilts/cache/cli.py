@@ -7,10 +7,17 @@ import click
 from distilts.cache.config import DEVICES, HIDDEN_TOKENS, HORIZON, LOOKBACK, PARTS, TEACH_BATCH
 from distilts.data.options import data_options
 from distilts.teachers import TEACHERS
+from distilts.teachers.spec import TEACHER_HELP, click_check
 
 
 @click.command(name="teach")
-@click.option("--teacher", "teacher_name", type=click.Choice(list(TEACHERS)), required=True, help="Teacher family.")
+@click.option(
+    "--teacher",
+    "teacher_name",
+    required=True,
+    callback=click_check,
+    help=TEACHER_HELP.format(families=", ".join(TEACHERS)),
+)
 @click.option(
     "--teacher-path",
     default=None,

@@ -24,6 +24,7 @@ from distilts.distill.config import (
 from distilts.errors import DistiltsError
 from distilts.students import STUDENTS
 from distilts.teachers import TEACHERS
+from distilts.teachers.spec import TEACHER_HELP, click_check, has_hidden_states
 
 SPEC, TRAIN = DistillSpec(), TrainConfig()  # the library's defaults
 # CLI parameter -> (student option, students that have it)
@@ -92,10 +93,10 @@ def _load_config_file(ctx: click.Context, _param, value: str | None) -> str | No
 @click.option(
     "--teacher",
     "teacher_name",
-    type=click.Choice(list(TEACHERS)),
     default=SPEC.teacher,
     show_default=True,
-    help="Teacher family (its outputs come from the teacher cache; see `distilts teach`).",
+    callback=click_check,
+    help=TEACHER_HELP.format(families=", ".join(TEACHERS)) + " Its outputs come from the teacher cache.",
 )
 @click.option(
     "--teacher-path", default=None, help="Teacher checkpoint directory or hub id (default: the family's model)."
@@ -326,8 +327,16 @@ def distill(
     from distilts.distill.run import distill_student
     from distilts.students.registry import parse_option_values
 
+    if not has_hidden_states(teacher_name) and beta:  # statistical teachers and ensembles: no FTA
+        raise DistiltsError(
+            f"--beta {beta:g} asks for FTA, which needs the teacher's hidden states; the {teacher_name} teacher has "
+            "none: use --beta 0 (point and quantile KD still apply)."
+        )
     if beta is None:
         beta = default_beta(student_name)
+        if beta and not has_hidden_states(teacher_name):
+            click.echo(f"warning: the {teacher_name} teacher has no hidden states: FTA is off (--beta 0 for this run)")
+            beta = 0.0
     student_kwargs = _student_kwargs(student_name, student_flags)
     for key, value in parse_option_values(student_name, student_option).items():
         if key in student_kwargs and student_kwargs[key] != value:

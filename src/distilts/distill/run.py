@@ -402,6 +402,12 @@ def _teacher_info(cache: TeacherCache, path: str | None) -> dict:
         "cache": str(cache.directory),
         "cache_key": info.get("key"),
         **({"quantile_levels": info["quantile_levels"]} if info.get("quantile_levels") else {}),
+        **{
+            k: extra[k]
+            for k in ("kind", "season", "combination", "members", "mean_weights", "weights", "val")
+            if k in extra
+        },
+        **({"fallbacks": info["fallbacks"]} if info.get("fallbacks") else {}),
     }
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from distilts.errors import DistiltsError, MissingExtraError
 from distilts.plugins import Registry
+from distilts.teachers.spec import is_ensemble, is_statistical
 
 if TYPE_CHECKING:
     from distilts.teachers.base import Teacher
@@ -32,7 +33,7 @@ TEACHERS: Registry[str] = Registry(
     },
 )
 
-__all__ = ["TEACHERS", "default_path", "load_teacher"]
+__all__ = ["TEACHERS", "default_path", "load_statistical", "load_teacher"]
 
 
 def _check_name(name: str) -> None:
@@ -62,9 +63,26 @@ def default_path(name: str) -> str:
     return path
 
 
+def load_statistical(spec: str) -> Teacher:
+    """The statsforecast teacher of `statsforecast:MODEL[?options]` (docs/teachers.md)."""
+    try:
+        from distilts.teachers import statistical
+    except ModuleNotFoundError as exc:
+        raise MissingExtraError(exc.name or "statsforecast", "statistical", f"the {spec} teacher") from None
+    return statistical.load(spec)
+
+
 def load_teacher(name: str, path: str | None = None, device: str = "auto") -> Teacher:
     """Load teacher family `name` from `path` (local directory or hub id; default: the family's
-    published checkpoint) onto `device` ('auto', 'cpu' or 'cuda')."""
+    published checkpoint) onto `device` ('auto', 'cpu' or 'cuda'); `statsforecast:MODEL` specs too.
+    An `ensemble:...` exists only as a teacher cache entry (`distilts.cache.ensemble`)."""
+    if is_statistical(name):
+        return load_statistical(name)
+    if is_ensemble(name):
+        raise DistiltsError(
+            f"The {name} teacher is a combination of cached member forecasts: it runs through the teacher cache "
+            "(`distilts teach` / `distilts distill`), not as a loaded model (and has no hidden states: use --beta 0)."
+        )
     default, loader = _entry(name)
     path = path or default
     if not path:
