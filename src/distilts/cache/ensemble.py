@@ -91,7 +91,7 @@ def fill_ensemble_cache(
     combined_val = np.einsum("mnhd,mhd->nhd", np.stack(val), weights)
     member_info = [
         {
-            "spec": m.spec,
+            "spec": c.info["teacher"],
             "path": m.path,
             "cache": str(c.directory),
             "checkpoint_sha256": c.info["checkpoint_sha256"],

@@ -122,7 +122,8 @@ def parse_ensemble(spec: str, teacher_path: str | None = None) -> list[Member]:
                 f"--teacher {spec}: an ensemble member cannot be an ensemble; list its members instead."
             )
         if is_statistical(part):
-            members.append(Member(parse_stat(part).name))
+            parse_stat(part)
+            members.append(Member(part))  # as given: run options (n_jobs) reach the member's fill
             continue
         name, _, path = part.partition("=")
         check_teacher(name)
@@ -135,7 +136,7 @@ def parse_ensemble(spec: str, teacher_path: str | None = None) -> list[Member]:
                 f"its own after '=' (e.g. ensemble:patchtst=PATH+{STATS_PREFIX}AutoETS) and drop --teacher-path."
             )
         members[unpathed[0]] = Member(members[unpathed[0]].spec, teacher_path)
-    if len({(m.spec, m.path) for m in members}) != len(members):
+    if len({(parse_stat(m.spec).name if is_statistical(m.spec) else m.spec, m.path) for m in members}) != len(members):
         raise DistiltsError(f"--teacher {spec} lists a member twice: give each member once.")
     return members
 
