@@ -15,7 +15,7 @@ from distilts.cache.entry import fill_teacher_cache
 from distilts.data.panel import Panel, PanelDataset
 from distilts.errors import DistiltsError
 from distilts.teachers import statistical
-from distilts.teachers.spec import check_teacher, parse_stat
+from distilts.teachers.spec import check_teacher, parse_stat, with_address
 
 L, H = 48, 12
 
@@ -43,6 +43,15 @@ def test_spec_parsing_and_canonical_name():
         parse_stat("statsforecast:AutoETS?season=0")
     with pytest.raises(DistiltsError, match="no option bogus"):
         statistical.load("statsforecast:AutoETS?bogus=1")
+
+
+def test_run_options_and_address():
+    s = parse_stat("statsforecast:AutoETS?address=auto&n_jobs=3")
+    assert (s.address, s.n_jobs, s.name, s.run_options) == ("auto", 3, "statsforecast:AutoETS", "&n_jobs=3&address=auto")
+    assert with_address("ensemble:patchtst=/p+statsforecast:AutoETS?season=24", "h:1") == (
+        "ensemble:patchtst=/p+statsforecast:AutoETS?season=24&address=h:1"
+    )
+    assert with_address("statsforecast:MSTL", None) == "statsforecast:MSTL"
 
 
 def test_quantile_levels_map_to_interval_ends():

@@ -7,7 +7,7 @@ import click
 from distilts.cache.config import DEVICES, HIDDEN_TOKENS, HORIZON, LOOKBACK, PARTS, TEACH_BATCH
 from distilts.data.options import data_options
 from distilts.teachers import TEACHERS
-from distilts.teachers.spec import TEACHER_HELP, click_check
+from distilts.teachers.spec import TEACHER_HELP, click_check, with_address
 
 
 @click.command(name="teach")
@@ -69,6 +69,12 @@ from distilts.teachers.spec import TEACHER_HELP, click_check
     default=None,
     help="Refuse up front (before any teacher call) a fill whose cache entry would exceed this many GB.",
 )
+@click.option(
+    "--address",
+    default=None,
+    help="Statistical teachers: fit and forecast the series as Ray tasks on this cluster ('auto', HOST:PORT, or "
+    "'local' to start Ray here; default: worker processes on this machine).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def teach(
     teacher_name: str,
@@ -85,6 +91,7 @@ def teach(
     device: str,
     batch_size: int,
     max_cache_gb: float | None,
+    address: str | None,
     quiet: bool,
 ) -> None:
     """Run a frozen teacher (TimeMoE, Chronos(-Bolt, -2), Moirai(-2), TimesFM) over every window and cache it.
@@ -103,7 +110,7 @@ def teach(
     with distributed.session(device) as comm:  # a no-op (no torch import) outside torchrun
         cache = fill_teacher_cache(
             dataset,
-            teacher_name,
+            with_address(teacher_name, address),
             teacher_path,
             lookback,
             horizon,

@@ -247,10 +247,9 @@ def fill_teacher_cache(
 
 
 def _run_options(stat: StatSpec) -> str:
-    """`n_jobs` back on the canonical name (it changes how the fill runs, not its numbers)."""
-    if stat.n_jobs is None:
-        return ""
-    return f"{'&' if '?' in stat.name else '?'}n_jobs={stat.n_jobs}"
+    """The run options (n_jobs, address) back on the canonical name: how the fill runs, not its numbers."""
+    opts = stat.run_options
+    return f"{'&' if '?' in stat.name else '?'}{opts[1:]}" if opts else ""
 
 
 def entry_bytes(

@@ -24,7 +24,7 @@ from distilts.distill.config import (
 from distilts.errors import DistiltsError
 from distilts.students import STUDENTS
 from distilts.teachers import TEACHERS
-from distilts.teachers.spec import TEACHER_HELP, click_check, has_hidden_states
+from distilts.teachers.spec import TEACHER_HELP, click_check, has_hidden_states, with_address
 
 SPEC, TRAIN = DistillSpec(), TrainConfig()  # the library's defaults
 # CLI parameter -> (student option, students that have it)
@@ -251,6 +251,12 @@ def _load_config_file(ctx: click.Context, _param, value: str | None) -> str | No
     help="Teacher cache root (default: $DISTILTS_CACHE_DIR, else the user cache directory).",
 )
 @click.option(
+    "--address",
+    default=None,
+    help="Statistical teachers: fill their cache as Ray tasks on this cluster ('auto', HOST:PORT, or 'local'; "
+    "default: worker processes on this machine).",
+)
+@click.option(
     "--teacher-hidden",
     type=click.Choice(TEACHER_HIDDEN),
     default=SPEC.teacher_hidden,
@@ -304,6 +310,7 @@ def distill(
     hidden_tokens: int,
     cache_dir: str | None,
     teacher_hidden: str,
+    address: str | None,
     max_cache_gb: float | None,
     out: str,
     resume: bool,
@@ -352,7 +359,7 @@ def distill(
     spec = DistillSpec(
         student=student_name,
         student_kwargs=student_kwargs,
-        teacher=teacher_name,
+        teacher=with_address(teacher_name, address),
         teacher_path=teacher_path,
         data=data_args,
         lookback=lookback,

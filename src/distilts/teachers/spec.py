@@ -21,7 +21,7 @@ from distilts.errors import DistiltsError, MissingExtraError
 STATS_PREFIX = "statsforecast:"
 ENSEMBLE_PREFIX = "ensemble:"
 STATS_MODELS = ("AutoARIMA", "AutoETS", "AutoTheta", "MSTL", "SeasonalNaive")
-RUN_OPTIONS = ("n_jobs",)  # how the fill runs, not what it computes: left out of the canonical name
+RUN_OPTIONS = ("n_jobs", "address")  # how the fill runs, not what it computes: left out of the canonical name
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,13 @@ class StatSpec:
     season: int | None = None
     options: dict = field(default_factory=dict)
     n_jobs: int | None = None
+    address: str | None = None  # a Ray cluster ("auto", "HOST:PORT", or "local" to start one here)
+
+    @property
+    def run_options(self) -> str:
+        """The run options (n_jobs, address) as `&key=value` pairs, to put back after `name`."""
+        opts = {"n_jobs": self.n_jobs, "address": self.address}
+        return "".join(f"&{k}={v}" for k, v in opts.items() if v is not None)
 
     @property
     def name(self) -> str:
@@ -83,7 +90,7 @@ def parse_stat(spec: str) -> StatSpec:
             f"{', '.join(STATS_PREFIX + m for m in STATS_MODELS)} "
             f"(options after '?', e.g. {STATS_PREFIX}AutoETS?season=24)."
         )
-    season, n_jobs, options = None, None, {}
+    season, n_jobs, address, options = None, None, None, {}
     for item in filter(None, query.split("&")):
         key, eq, text = item.partition("=")
         if not eq or not key:
@@ -100,9 +107,11 @@ def parse_stat(spec: str) -> StatSpec:
             if not isinstance(value, int) or value < 1:
                 raise DistiltsError(f"n_jobs must be a positive integer in --teacher {spec} (e.g. ?n_jobs=2).")
             n_jobs = value
+        elif key == "address":
+            address = text
         else:
             options[key] = value
-    return StatSpec(model, season, options, n_jobs)
+    return StatSpec(model, season, options, n_jobs, address)
 
 
 def parse_ensemble(spec: str, teacher_path: str | None = None) -> list[Member]:
@@ -139,6 +148,17 @@ def parse_ensemble(spec: str, teacher_path: str | None = None) -> list[Member]:
     if len({(parse_stat(m.spec).name if is_statistical(m.spec) else m.spec, m.path) for m in members}) != len(members):
         raise DistiltsError(f"--teacher {spec} lists a member twice: give each member once.")
     return members
+
+
+def with_address(spec: str, address: str | None) -> str:
+    """`spec` with its statistical models (itself, or an ensemble's members) run on the Ray cluster `address`."""
+    if not address:
+        return spec
+    if is_statistical(spec):
+        return f"{spec}{'&' if '?' in spec else '?'}address={address}"
+    if is_ensemble(spec):
+        return ENSEMBLE_PREFIX + "+".join(with_address(p, address) for p in spec[len(ENSEMBLE_PREFIX) :].split("+"))
+    return spec
 
 
 def check_teacher(spec: str) -> str:

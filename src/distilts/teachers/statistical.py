@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import statsforecast.models as sf_models
 
-from distilts.errors import DistiltsError
+from distilts.errors import DistiltsError, require
 from distilts.metrics import seasonality
 from distilts.quantiles import DECILES
 from distilts.teachers.base import Teacher, TeacherOutput
@@ -175,6 +175,8 @@ class StatsForecastTeacher(Teacher):
         self._view: SeriesView | None = None
         self._fitted: dict[int, Any] = {}
         self._pool: concurrent.futures.Executor | None = None
+        self._ray_task: Any = None
+        self._ray_started = False
         super().__init__(spec.name, stat_identity(spec), "cpu", 0)
 
     def bind(self, dataset: Any, lookback: int, horizon: int) -> None:
@@ -239,6 +241,9 @@ class StatsForecastTeacher(Teacher):
         )
 
     def _run(self, args: dict[int, tuple], horizon: int):
+        if self.spec.address is not None:
+            yield from self._run_ray(args, horizon)
+            return
         jobs = min(self.spec.n_jobs or os.cpu_count() or 1, len(args))
         if jobs <= 1:
             for s, a in args.items():
@@ -252,10 +257,28 @@ class StatsForecastTeacher(Teacher):
         for s, fut in futures.items():
             yield s, fut.result()
 
+    def _run_ray(self, args: dict[int, tuple], horizon: int):
+        """The series as Ray tasks on the cluster at `address` ("local": a Ray started here, stopped at close)."""
+        ray = require("ray", "ray", f"the {self.name} teacher on a Ray cluster")
+        if self._ray_task is None:
+            if not ray.is_initialized():
+                address = None if self.spec.address == "local" else self.spec.address
+                ray.init(address=address, include_dashboard=False, log_to_driver=False)
+                self._ray_started = True
+            self._ray_task = ray.remote(num_cpus=1)(series_task)
+        refs = {s: self._ray_task.remote(*a, horizon, DECILES) for s, a in args.items()}
+        for s, ref in refs.items():
+            yield s, ray.get(ref)
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
+        if self._ray_started:
+            import ray
+
+            ray.shutdown()
+            self._ray_started, self._ray_task = False, None
 
     @property
     def info(self) -> dict:
