@@ -199,3 +199,16 @@ def test_distill_cli_with_a_statistical_teacher(tmp_path):
     assert bad.exit_code != 0 and "has none: use --beta 0" in bad.output
     unknown = CliRunner().invoke(main, ["distill", "--teacher", "statsforecast:Nope", "--out", str(tmp_path / "y")])
     assert unknown.exit_code != 0 and "statsforecast:AutoETS" in unknown.output
+
+
+@pytest.mark.parametrize("model", ["MSTL", "AutoARIMA?seasonal=false"])  # a seasonal ARIMA fit takes seconds
+def test_every_model_forecasts_without_fallback(model, tmp_path):
+    ds = _panel()
+    spec = f"statsforecast:{model}{'&' if '?' in model else '?'}season=24&n_jobs=1"
+    cache = fill_teacher_cache(ds, spec, None, L, H, parts=("test",), cache_dir=tmp_path, progress=False,
+                               quantiles=True)
+    assert not cache.info.get("fallbacks") and np.isfinite(cache.forecasts("test")).all()
+    assert (np.diff(np.asarray(cache.quantiles("test")), axis=-1) >= 0).all()
+    if model == "MSTL":
+        y = ds.windows("test", L, H).targets()
+        assert float(((cache.forecasts("test") - y) ** 2).mean()) < 0.5
