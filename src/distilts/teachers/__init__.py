@@ -13,25 +13,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from distilts.errors import DistiltsError, MissingExtraError
-from distilts.plugins import Registry
+from distilts.teachers.registry import TEACHERS
 from distilts.teachers.spec import is_ensemble, is_statistical
 
 if TYPE_CHECKING:
     from distilts.teachers.base import Teacher
-
-TEACHERS: Registry[str] = Registry(
-    "teacher",
-    {
-        "timemoe": "distilts.teachers.timemoe",
-        "chronos": "distilts.teachers.chronos",
-        "chronos-bolt": "distilts.teachers.chronos",
-        "moirai": "distilts.teachers.moirai",
-        "chronos-2": "distilts.teachers.chronos2",
-        "moirai-2": "distilts.teachers.moirai2",
-        "timesfm": "distilts.teachers.timesfm",
-        "patchtst": "distilts.teachers.patchtst",
-    },
-)
 
 __all__ = ["TEACHERS", "default_path", "load_statistical", "load_teacher"]
 

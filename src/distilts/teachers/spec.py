@@ -17,6 +17,7 @@ import importlib.metadata
 from dataclasses import dataclass, field
 
 from distilts.errors import DistiltsError, MissingExtraError
+from distilts.teachers.registry import TEACHERS
 
 STATS_PREFIX = "statsforecast:"
 ENSEMBLE_PREFIX = "ensemble:"
@@ -164,8 +165,6 @@ def with_address(spec: str, address: str | None) -> str:
 def check_teacher(spec: str) -> str:
     """`spec` if it names a teacher (family, statsforecast model or ensemble), else a DistiltsError
     listing the valid ones."""
-    from distilts.teachers import TEACHERS
-
     if is_statistical(spec):
         parse_stat(spec)
     elif is_ensemble(spec):
