@@ -213,3 +213,15 @@ def test_every_model_forecasts_without_fallback(model, tmp_path):
     if model == "MSTL":
         y = ds.windows("test", L, H).targets()
         assert float(((cache.forecasts("test") - y) ** 2).mean()) < 0.5
+
+
+@pytest.mark.slow
+def test_ray_tasks_give_the_same_entry(tmp_path):
+    pytest.importorskip("ray")
+    ds = _panel()
+    local = fill_teacher_cache(ds, "statsforecast:AutoTheta?n_jobs=1", None, L, H, parts=("test",),
+                               cache_dir=tmp_path / "a", progress=False)
+    on_ray = fill_teacher_cache(ds, "statsforecast:AutoTheta?address=local", None, L, H, parts=("test",),
+                                cache_dir=tmp_path / "b", progress=False)
+    assert on_ray.directory.name == local.directory.name
+    np.testing.assert_array_equal(on_ray.forecasts("test"), local.forecasts("test"))
