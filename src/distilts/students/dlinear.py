@@ -106,6 +106,12 @@ class DLinear(nn.Module):
     def levels(self) -> tuple[float, ...] | None:
         return None if self.quantile_head is None else self.quantile_head.levels
 
+    @property
+    def linear_in_weights(self) -> bool:
+        """Whether the forecast is linear in the weights (no RevIN, no quantile head): then the average of
+        several trained copies' weights forecasts exactly their average forecast (`distilts search` folds seeds)."""
+        return self.revin is None and self.quantile_head is None
+
     def linear_core(self, x: torch.Tensor) -> torch.Tensor:
         """The affine part, `[B, L, D] -> [B, D, H (+ rank)]` (normalized scale; no RevIN)."""
         z = x.transpose(1, 2)  # [B, D, L]
