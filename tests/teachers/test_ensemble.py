@@ -172,3 +172,9 @@ def test_distill_cli_with_an_ensemble(small_csv, patchtst_dir, tmp_path):
     assert len(t["mean_weights"]) == 2 and sum(t["mean_weights"]) == pytest.approx(1, abs=1e-3)
     card = (out / "card.md").read_text()
     assert "| member | val MSE | val MAE | mean weight |" in card and "| statsforecast:SeasonalNaive |" in card
+    # `distilts eval` rebuilds the ensemble from the members recorded in config.json (from the cache)
+    metrics = json.loads((out / "metrics.json").read_text())
+    ev = CliRunner().invoke(cli, ["eval", str(out), "--data", str(small_csv), "--cache-dir", str(tmp_path / "c"),
+                                  "--json"])
+    assert ev.exit_code == 0, ev.output
+    assert json.loads(ev.output)["teacher"]["test"]["mse"] == pytest.approx(metrics["teacher"]["test"]["mse"])

@@ -196,6 +196,11 @@ def test_distill_cli_with_a_statistical_teacher(tmp_path):
     assert config["teacher"]["name"] == "statsforecast:SeasonalNaive" and config["teacher"]["season"] == 24
     card = (out / "card.md").read_text()
     assert "statsforecast:SeasonalNaive" in card and "season 24" in card
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["teacher"]["name"] == "statsforecast:SeasonalNaive"
+    ev = CliRunner().invoke(main, ["eval", str(out), "--data", str(data), "--cache-dir", str(tmp_path / "c"), "--json"])
+    assert ev.exit_code == 0, ev.output
+    assert json.loads(ev.output)["teacher"]["test"]["mse"] == pytest.approx(metrics["teacher"]["test"]["mse"])
     bad = CliRunner().invoke(main, args + ["--beta", "0.5", "--out", str(tmp_path / "x")])
     assert bad.exit_code != 0 and "has none: use --beta 0" in bad.output
     unknown = CliRunner().invoke(main, ["distill", "--teacher", "statsforecast:Nope", "--out", str(tmp_path / "y")])

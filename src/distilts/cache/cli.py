@@ -94,7 +94,8 @@ def teach(
     address: str | None,
     quiet: bool,
 ) -> None:
-    """Run a frozen teacher (TimeMoE, Chronos(-Bolt, -2), Moirai(-2), TimesFM) over every window and cache it.
+    """Run a frozen teacher (TimeMoE, Chronos(-Bolt, -2), Moirai(-2), TimesFM, PatchTST, a statsforecast model or
+    an ensemble of them) over every window and cache it.
 
     The cache is keyed by teacher checkpoint, data, window settings and hidden settings; a rerun
     with the same settings reuses it at once, and an interrupted run resumes where it stopped.
