@@ -113,15 +113,23 @@ class Filler:
         quantiles `[B, H, D, Q]` (those of `kinds`)."""
         quantiles = bool(self.s.get("quantiles"))
         teacher = self.teacher
-        n_vars = self.dataset.normalized.shape[1]
-        if hasattr(teacher, "predict_windows"):  # fitted per series: it reads the windows' series and contexts
+        if hasattr(teacher, "predict_windows"):  # fitted per series: it reads the windows' series and origins
+            n_vars = self.dataset.normalized.shape[1]
             out = teacher.predict_windows(windows, idx, self.s["horizon"], quantiles=quantiles)
             if getattr(teacher, "fallbacks", None):
                 state["fallbacks"] = {**state.get("fallbacks", {}), **teacher.fallbacks}
         else:
             x, _ = windows.batch(idx)
+            n_vars = x.shape[2]
+            cov = (
+                windows.covariate_batch(idx) if self.s.get("covariates") and hasattr(windows, "covariate_batch") else {}
+            )
             out = teacher.predict(
-                x, self.s["horizon"], hidden=self.s["hidden"], **({"quantiles": True} if quantiles else {})
+                x,
+                self.s["horizon"],
+                hidden=self.s["hidden"],
+                **({"quantiles": True} if quantiles else {}),
+                **({"covariates": cov} if cov else {}),
             )
         rows = {"forecast": self._check(out.forecast, (len(idx), self.s["horizon"], n_vars), part, idx)}
         if self.s["hidden"]:

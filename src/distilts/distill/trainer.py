@@ -247,12 +247,13 @@ class _Run:
     def step(self, idx: np.ndarray, scale: float = 1.0) -> dict[str, float]:
         cfg, data, dev = self.cfg, self.data, self.device
         x, y = (torch.from_numpy(a).to(dev) for a in data.train.batch(idx))
+        cov = covariate_tensors(data.train, idx, dev)
         with torch.autocast("cuda", dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             hidden_t = _rows(data.teacher_hidden, idx, dev) if self.fta is not None else None
             if self.ddp is not None:
-                pred, fta = self.ddp(x, hidden_t)
+                pred, fta = self.ddp(x, hidden_t, cov)
             else:
-                pred, fta = _forward(self.model, self.fta, x, hidden_t)
+                pred, fta = _forward(self.model, self.fta, x, hidden_t, cov)
             pred = pred.float()
             kd = None
             if self.levels is not None:  # quantile student: pinball against the truth, KD level by level
@@ -360,19 +361,32 @@ class _Objective(nn.Module):
         super().__init__()
         self.model, self.fta = model, fta
 
-    def forward(self, x: torch.Tensor, hidden_t: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return _forward(self.model, self.fta, x, hidden_t)
+    def forward(
+        self, x: torch.Tensor, hidden_t: torch.Tensor | None, cov: dict[str, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return _forward(self.model, self.fta, x, hidden_t, cov)
 
 
 # -- helpers -----------------------------------------------------------------------------------
+def covariate_tensors(windows: Any, idx: np.ndarray, device: str) -> dict[str, torch.Tensor]:
+    """The covariate blocks of windows `idx` as tensors (the student's keyword inputs); {} without covariates."""
+    batch = getattr(windows, "covariate_batch", None)
+    return {} if batch is None else {k: torch.from_numpy(v).to(device) for k, v in batch(idx).items()}
+
+
 def _forward(
-    model: nn.Module, fta: FTA | None, x: torch.Tensor, hidden_t: torch.Tensor | None
+    model: nn.Module,
+    fta: FTA | None,
+    x: torch.Tensor,
+    hidden_t: torch.Tensor | None,
+    cov: dict[str, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(forecast, FTA loss or None); the student's representation is computed only when FTA uses it."""
+    cov = cov or {}
     if fta is None:
-        return model(x), None
+        return model(x, **cov), None
     assert hidden_t is not None  # FTA runs with the teacher's hidden states
-    pred, h = cast(Any, model).forward_with_repr(x)
+    pred, h = cast(Any, model).forward_with_repr(x, **cov)
     return pred, fta.loss(h.float(), hidden_t)
 
 

@@ -19,7 +19,11 @@ from distilts.teachers.spec import is_ensemble, is_statistical
 if TYPE_CHECKING:
     from distilts.teachers.base import Teacher
 
-__all__ = ["TEACHERS", "default_path", "load_statistical", "load_teacher"]
+# families that forecast with covariates through their own package (Teacher.predict(covariates=...)), and the
+# roles each takes; the others forecast the target windows alone (univariate) and the student's card says so
+COVARIATE_TEACHERS = {"chronos-2": ("past", "future"), "timesfm": ("future", "static")}
+
+__all__ = ["COVARIATE_TEACHERS", "TEACHERS", "default_path", "load_statistical", "load_teacher"]
 
 
 def _check_name(name: str) -> None:
