@@ -30,7 +30,7 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -116,21 +116,19 @@ class Filler:
         if hasattr(teacher, "predict_windows"):  # fitted per series: it reads the windows' series and origins
             n_vars = self.dataset.normalized.shape[1]
             out = teacher.predict_windows(windows, idx, self.s["horizon"], quantiles=quantiles)
-            if getattr(teacher, "fallbacks", None):
-                state["fallbacks"] = {**state.get("fallbacks", {}), **teacher.fallbacks}
+            fallbacks = getattr(teacher, "fallbacks", None)
+            if fallbacks:
+                state["fallbacks"] = {**state.get("fallbacks", {}), **fallbacks}
         else:
             x, _ = windows.batch(idx)
             n_vars = x.shape[2]
             cov = (
                 windows.covariate_batch(idx) if self.s.get("covariates") and hasattr(windows, "covariate_batch") else {}
             )
-            out = teacher.predict(
-                x,
-                self.s["horizon"],
-                hidden=self.s["hidden"],
-                **({"quantiles": True} if quantiles else {}),
-                **({"covariates": cov} if cov else {}),
-            )
+            extra: dict[str, Any] = {"quantiles": True} if quantiles else {}  # only what was asked: plugin teachers
+            if cov:
+                extra["covariates"] = cov
+            out = teacher.predict(x, self.s["horizon"], hidden=self.s["hidden"], **extra)
         rows = {"forecast": self._check(out.forecast, (len(idx), self.s["horizon"], n_vars), part, idx)}
         if self.s["hidden"]:
             assert out.hidden is not None  # predict(hidden=True) gives them

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distilts.data.covariates import covariate_hash
+from distilts.data.covariates import Covariates, covariate_hash
 from distilts.data.long import LongColumns, iter_blocks
 from distilts.errors import DataError
 
@@ -137,7 +137,7 @@ class PanelWindows:
     lookback: int
     horizon: int
     skipped: list[str]
-    covariates: object = None  # data.covariates.Covariates aligned with the panel's rows
+    covariates: Covariates | None = None  # aligned with the panel's rows
 
     def covariate_batch(self, index) -> dict[str, np.ndarray]:
         """The covariate blocks of the windows `index` (as `Windows.covariate_batch`); {} without covariates."""

@@ -390,7 +390,7 @@ def evaluate_student(
     teacher = TeacherOutputs()
     t = config.get("teacher")
     name, path, available = _recorded_teacher(t or {})
-    if with_teacher and t and available:
+    if with_teacher and t and available and name is not None:
         levels = config["student"].get("kwargs", {}).get("quantiles") if t.get("quantile_levels") else None
         spec = DistillSpec(
             teacher=name,

@@ -27,7 +27,7 @@ import inspect
 import multiprocessing
 import os
 import warnings
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import statsforecast.models as sf_models
@@ -46,9 +46,10 @@ def statsforecast_version() -> str:
     return importlib.metadata.version("statsforecast")
 
 
-def interval_columns(levels: tuple[float, ...]) -> tuple[list[int], list[str]]:
+def interval_columns(levels: tuple[float, ...]) -> tuple[list[int | float], list[str]]:
     """(interval levels in %, forecast columns in the order of `levels`) for quantile levels `levels`."""
-    cols, pct = [], set()
+    cols: list[str] = []
+    pct: set[int | float] = set()
     for q in levels:
         width = round(abs(1 - 2 * q) * 100, 6)
         if width == 0:
@@ -57,7 +58,7 @@ def interval_columns(levels: tuple[float, ...]) -> tuple[list[int], list[str]]:
         w = int(width) if float(width).is_integer() else width
         pct.add(w)
         cols.append(f"{'lo' if q < 0.5 else 'hi'}-{w}")
-    return sorted(pct), cols
+    return sorted(pct, key=float), cols
 
 
 def build_model(spec: StatSpec, season: int) -> Any:
@@ -116,8 +117,9 @@ def series_task(
     return fitted, out, reason
 
 
-def _fallback(ctx: np.ndarray, season: int, horizon: int, pct: list[int], cols: list[str]) -> np.ndarray:
-    res = sf_models.SeasonalNaive(season_length=min(season, len(ctx))).forecast(y=ctx, h=horizon, level=pct or None)
+def _fallback(ctx: np.ndarray, season: int, horizon: int, pct: list[int | float], cols: list[str]) -> np.ndarray:
+    level = cast(list[int], pct) or None  # statsforecast takes float levels too (its hints say int)
+    res = sf_models.SeasonalNaive(season_length=min(season, len(ctx))).forecast(y=ctx, h=horizon, level=level)
     row = np.stack([res["mean"]] + [res[c] for c in cols])
     return np.where(np.isfinite(row), row, res["mean"][None])
 
@@ -205,7 +207,14 @@ class StatsForecastTeacher(Teacher):
                 f"{int(self._view.train_end[short].min())}, or leave those series out."
             )
 
-    def predict(self, x: np.ndarray, horizon: int, hidden: bool = False, quantiles: bool = False) -> TeacherOutput:
+    def predict(
+        self,
+        x: np.ndarray,
+        horizon: int,
+        hidden: bool = False,
+        quantiles: bool = False,
+        covariates: dict[str, np.ndarray] | None = None,
+    ) -> TeacherOutput:
         raise DistiltsError(
             f"The {self.name} teacher is fitted per series: it forecasts the windows of a dataset through the teacher "
             "cache (`distilts teach` / `distilts distill`), not loose windows."
@@ -220,7 +229,7 @@ class StatsForecastTeacher(Teacher):
         series, ends = view.origins(windows, idx)
         rows = np.empty((len(series), 1 + len(DECILES), horizon))
         tasks = {int(s): np.flatnonzero(series == s) for s in np.unique(series)}
-        args = {}
+        args: dict[int, tuple[Any, ...]] = {}
         for s, r in tasks.items():
             fitted, train_end = self._fitted.get(s), int(view.train_end[s])
             need = int(ends[r].max()) if fitted is not None else max(int(ends[r].max()), train_end)
@@ -240,20 +249,20 @@ class StatsForecastTeacher(Teacher):
             np.ascontiguousarray(point, np.float32), None, None if q is None else np.ascontiguousarray(q, np.float32)
         )
 
-    def _run(self, args: dict[int, tuple], horizon: int):
+    def _run(self, args: dict[int, tuple[Any, ...]], horizon: int):
         if self.spec.address is not None:
             yield from self._run_ray(args, horizon)
             return
         jobs = min(self.spec.n_jobs or os.cpu_count() or 1, len(args))
         if jobs <= 1:
             for s, a in args.items():
-                yield s, series_task(*a, horizon, DECILES)
+                yield s, series_task(*a, horizon, DECILES)  # type: ignore[call-arg]  # a: the first six
             return
         if self._pool is None:  # spawn: the parent may hold torch's threads
             self._pool = concurrent.futures.ProcessPoolExecutor(
                 self.spec.n_jobs or os.cpu_count(), mp_context=multiprocessing.get_context("spawn")
             )
-        futures = {s: self._pool.submit(series_task, *a, horizon, DECILES) for s, a in args.items()}
+        futures = {s: self._pool.submit(series_task, *a, horizon, DECILES) for s, a in args.items()}  # type: ignore[call-arg]
         for s, fut in futures.items():
             yield s, fut.result()
 
