@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distilts.data.covariates import covariate_hash
+from distilts.data.covariates import Covariates, covariate_hash
 from distilts.data.long import LongColumns, iter_blocks
 from distilts.errors import DataError
 
@@ -137,7 +137,7 @@ class PanelWindows:
     lookback: int
     horizon: int
     skipped: list[str]
-    covariates: object = None  # data.covariates.Covariates aligned with the panel's rows
+    covariates: Covariates | None = None  # aligned with the panel's rows
 
     def covariate_batch(self, index) -> dict[str, np.ndarray]:
         """The covariate blocks of the windows `index` (as `Windows.covariate_batch`); {} without covariates."""
@@ -272,18 +272,31 @@ class PanelDataset:
             covariate_hash(h, self.covariates)
         return h.hexdigest()
 
+    def train_ends(self, horizon: int) -> np.ndarray:
+        """The end (exclusive, relative to each series) of every series' train part for horizon H."""
+        return split_panel(self.panel, horizon, horizon).train_end
+
+    def series_stats(self, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, std) `[S]` float64 of each series' train part: the per-series z-score of `normalized`
+        (a constant series gets std 1)."""
+        p = self.panel
+        sp = split_panel(p, horizon, horizon)
+        mean, std = np.zeros(len(p)), np.ones(len(p))
+        for i in range(len(p)):
+            train = np.asarray(p.values[p.offsets[i] : p.offsets[i] + max(int(sp.train_end[i]), 1)], np.float64)
+            mean[i], s = train.mean(), train.std()
+            std[i] = s if s > 1e-12 else 1.0
+        return mean, std
+
     def _normalized(self, horizon: int) -> np.ndarray:
         """Per-series z-score with the train part's statistics (computed once per horizon, memory-mapped)."""
         if horizon not in self._norm:
             p = self.panel
-            sp = split_panel(p, horizon, horizon)
+            mean, std = self.series_stats(horizon)
             out = np.empty((len(p.values), 1), dtype=np.float32)
             for i in range(len(p)):
                 lo, hi = p.offsets[i], p.offsets[i + 1]
-                v = np.asarray(p.values[lo:hi], dtype=np.float64)
-                train = v[: max(int(sp.train_end[i]), 1)]
-                std = train.std()
-                out[lo:hi, 0] = (v - train.mean()) / (std if std > 1e-12 else 1.0)
+                out[lo:hi, 0] = (np.asarray(p.values[lo:hi], dtype=np.float64) - mean[i]) / std[i]
             self._norm[horizon] = out
         return self._norm[horizon]
 
