@@ -5,7 +5,8 @@ forecasts): day-ahead forecasts, H=24 from midnight with L=168, at rolling daily
 `days` days of each market. The models are trained on what precedes the first origin: a global student
 (`distilts distill` on the long-format file cut before the test days, all markets pooled) with the known-future
 columns Exogenous1, Exogenous2 and `--calendar` (hour, weekday, month; no holidays: one model serves three
-countries; TiDE, and DLinear with its covariate branch), the same student without them, and statsforecast's AutoARIMA (season 24) refitted at each origin
+countries; TiDE, and DLinear with its covariate branch), the same student without them, and statsforecast's
+AutoARIMA (season 24) refitted at each origin
 on the preceding `arima_days` days with the same exogenous columns (`X_df`: Exogenous1, Exogenous2 and the
 calendar's hour and weekday). Scores: MAE per market in EUR/MWh over all origins, and time per forecast (the
 student: one window through the PyTorch student, `distilts.profile.timing`; AutoARIMA: fit + forecast).
@@ -39,8 +40,24 @@ ETT_H, ETT_L = 96, 336
 RECIPE = ["--no-kd", "--beta", "0", "--device", "cpu"]
 # each student's EPF recipe: TiDE at a small width (global model over the three markets), DLinear's reference one
 EPF_FLAGS = {
-    "tide": ["-O", "hidden_size=128", "-O", "decoder_output_dim=8", "-O", "final_decoder_hidden=32", "-O",
-             "dropout=0.3", "--lr-schedule", "cosine", "--lr", "0.001", "--patience", 4, "--stride", 2],
+    "tide": [
+        "-O",
+        "hidden_size=128",
+        "-O",
+        "decoder_output_dim=8",
+        "-O",
+        "final_decoder_hidden=32",
+        "-O",
+        "dropout=0.3",
+        "--lr-schedule",
+        "cosine",
+        "--lr",
+        "0.001",
+        "--patience",
+        4,
+        "--stride",
+        2,
+    ],
     "dlinear": ["--weight-decay", "0", "--lr-schedule", "step", "--lr", "0.005", "--patience", 3],
 }
 
@@ -153,10 +170,30 @@ def run_epf(ctx: Context, student: str, epochs: int, days: int, arima_days: int,
     forecasts: dict[str, dict[str, np.ndarray]] = {}
     timing: dict[str, Any] = {}
     for name, extra in variants.items():
-        params = {"student": student, "epochs": epochs, "days": days, "extra": extra, "L": L, "H": H,
-                  "flags": [str(f) for f in EPF_FLAGS[student]]}
-        args = ["--student", student, "--data", train, "--lookback", L, "--horizon", H, *RECIPE,
-                *EPF_FLAGS[student], "--epochs", epochs, *extra]
+        params = {
+            "student": student,
+            "epochs": epochs,
+            "days": days,
+            "extra": extra,
+            "L": L,
+            "H": H,
+            "flags": [str(f) for f in EPF_FLAGS[student]],
+        }
+        args = [
+            "--student",
+            student,
+            "--data",
+            train,
+            "--lookback",
+            L,
+            "--horizon",
+            H,
+            *RECIPE,
+            *EPF_FLAGS[student],
+            "--epochs",
+            epochs,
+            *extra,
+        ]
         d = distill(ctx, "covariates-epf", params, args)
         forecasts[name], timing[name] = {}, None
         for m, frame in frames.items():
@@ -181,8 +218,15 @@ def run_epf(ctx: Context, student: str, epochs: int, days: int, arima_days: int,
             stats = None
         else:
             ms, stats = timing[name]["median_ms"], timing[name]
-        p = {"dataset": "epf", "model": name if name.startswith("Auto") else f"{student} {name}", "days": days,
-             "lookback": L, "horizon": H, "epochs": epochs, "arima_days": arima_days}
+        p = {
+            "dataset": "epf",
+            "model": name if name.startswith("Auto") else f"{student} {name}",
+            "days": days,
+            "lookback": L,
+            "horizon": H,
+            "epochs": epochs,
+            "arima_days": arima_days,
+        }
         for m, v in maes.items():
             yield ctx.record("mae", v, "EUR/MWh", {**p, "market": m})
         yield ctx.record("mae", float(np.mean(list(maes.values()))), "EUR/MWh", {**p, "market": "mean"})
@@ -195,8 +239,26 @@ def run_ett_ms(ctx: Context, student: str, epochs: int, max_train_windows: int |
     limit = ["--max-train-windows", max_train_windows] if max_train_windows else []
     for name, extra in (("OT + past-only loads (MS)", ["--past-covariates", ",".join(LOADS)]), ("OT alone", [])):
         params = {"student": student, "epochs": epochs, "limit": max_train_windows, "extra": extra}
-        args = ["--student", student, "--data", data, "--columns", "OT", "--lookback", ETT_L, "--horizon", ETT_H,
-                *RECIPE, *EPF_FLAGS["dlinear"], "--batch-size", 32, "--epochs", epochs, *limit, *extra]
+        args = [
+            "--student",
+            student,
+            "--data",
+            data,
+            "--columns",
+            "OT",
+            "--lookback",
+            ETT_L,
+            "--horizon",
+            ETT_H,
+            *RECIPE,
+            *EPF_FLAGS["dlinear"],
+            "--batch-size",
+            32,
+            "--epochs",
+            epochs,
+            *limit,
+            *extra,
+        ]
         d = distill(ctx, "covariates-ett-ms", params, args)
         test = json.loads((d / "student" / "metrics.json").read_text())["test"]
         p = {"dataset": "etth1", "model": f"{student} {name}", "lookback": ETT_L, "horizon": ETT_H, "epochs": epochs}
@@ -205,8 +267,16 @@ def run_ett_ms(ctx: Context, student: str, epochs: int, max_train_windows: int |
         ctx.log(f"ETTh1 {name}: test MSE {test['mse']:.4f} MAE {test['mae']:.4f}")
 
 
-def run(ctx: Context, students: list[str], epochs: int, days: int, arima_days: int, arima: bool,
-        ett_epochs: int, ett_max_train_windows: int | None) -> Iterator[Record]:
+def run(
+    ctx: Context,
+    students: list[str],
+    epochs: int,
+    days: int,
+    arima_days: int,
+    arima: bool,
+    ett_epochs: int,
+    ett_max_train_windows: int | None,
+) -> Iterator[Record]:
     for i, student in enumerate(students):
         yield from run_epf(ctx, student, epochs, days, arima_days, arima and i == 0)
     yield from run_ett_ms(ctx, "dlinear", ett_epochs, ett_max_train_windows)
@@ -222,29 +292,57 @@ def report(records: list[dict]) -> str:
             row[p.get("market", "ms") if r["metric"] == "mae" else "ms"] = r["value"]
         else:
             ett.setdefault(p["model"], {})[r["metric"]] = r["value"]
-    lines = ["EPF day-ahead (H=24 from midnight, L=168, rolling daily origins over the last days of each market; "
-             "MAE in EUR/MWh):", "",
-             "| model | " + " | ".join(MARKETS) + " | mean | time per forecast |", "|---|---|---|---|---|---|"]
+    lines = [
+        "EPF day-ahead (H=24 from midnight, L=168, rolling daily origins over the last days of each market; "
+        "MAE in EUR/MWh):",
+        "",
+        "| model | " + " | ".join(MARKETS) + " | mean | time per forecast |",
+        "|---|---|---|---|---|---|",
+    ]
     for model, row in epf.items():
-        lines.append(f"| {model} | " + " | ".join(f"{row.get(m, float('nan')):.2f}" for m in MARKETS)
-                     + f" | {row.get('mean', float('nan')):.2f} | {row['ms']:.2f} ms |")
+        lines.append(
+            f"| {model} | "
+            + " | ".join(f"{row.get(m, float('nan')):.2f}" for m in MARKETS)
+            + f" | {row.get('mean', float('nan')):.2f} | {row['ms']:.2f} ms |"
+        )
     lines.append("")
     for model, row in epf.items():
         if model.endswith(" with covariates") and model.replace("with covariates", "without") in epf:
             gain = 1 - row["mean"] / epf[model.replace("with covariates", "without")]["mean"]
             student = model.split()[0]
-            lines.append(f"Covariates change {student}'s mean MAE by {-gain:+.1%} (goal: at least 15% lower: "
-                         f"{'met' if gain >= 0.15 else 'not met'}).")
-    lines += ["", 'ETTh1 "MS" (OT target, H=96, L=336, standard split, z-scored test metrics):', "",
-              "| model | test MSE | test MAE |", "|---|---|---|"]
+            lines.append(
+                f"Covariates change {student}'s mean MAE by {-gain:+.1%} (goal: at least 15% lower: "
+                f"{'met' if gain >= 0.15 else 'not met'})."
+            )
+    lines += [
+        "",
+        'ETTh1 "MS" (OT target, H=96, L=336, standard split, z-scored test metrics):',
+        "",
+        "| model | test MSE | test MAE |",
+        "|---|---|---|",
+    ]
     for model, row in ett.items():
         lines.append(f"| {model} | {row['test_mse']:.4f} | {row['test_mae']:.4f} |")
     return "\n".join(lines)
 
 
 PRESETS = {
-    "quick": {"students": ["dlinear"], "epochs": 2, "days": 2, "arima_days": 14, "arima": True, "ett_epochs": 1,
-              "ett_max_train_windows": 512},
-    "full": {"students": ["tide", "dlinear"], "epochs": 10, "days": 14, "arima_days": 28, "arima": True,
-             "ett_epochs": 10, "ett_max_train_windows": None},
+    "quick": {
+        "students": ["dlinear"],
+        "epochs": 2,
+        "days": 2,
+        "arima_days": 14,
+        "arima": True,
+        "ett_epochs": 1,
+        "ett_max_train_windows": 512,
+    },
+    "full": {
+        "students": ["tide", "dlinear"],
+        "epochs": 10,
+        "days": 14,
+        "arima_days": 28,
+        "arima": True,
+        "ett_epochs": 10,
+        "ett_max_train_windows": None,
+    },
 }

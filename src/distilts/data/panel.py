@@ -248,7 +248,7 @@ class PanelDataset:
         self.series = PanelSource(panel.source, freq)
         self._norm: dict[int, np.ndarray] = {}
         self._horizon: int | None = None
-        self.covariates = None  # data.covariates.Covariates (rows in the panel's order), fitted per horizon
+        self.covariates: Covariates | None = None  # rows in the panel's order, fitted per horizon
         self._cov_fit: int | None = None
 
     @property
