@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 # families that forecast with covariates through their own package (Teacher.predict(covariates=...)), and the
 # roles each takes; the others forecast the target windows alone (univariate) and the student's card says so
-COVARIATE_TEACHERS = {"chronos-2": ("past", "future"), "timesfm": ("future", "static")}
+COVARIATE_TEACHERS = {"chronos-2": ("past", "future"), "timesfm": ("future", "static"), "moirai": ("past", "future")}
 
 __all__ = ["COVARIATE_TEACHERS", "TEACHERS", "default_path", "load_statistical", "load_teacher"]
 
