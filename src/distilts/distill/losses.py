@@ -4,6 +4,7 @@
     L_KD  = sum_t w_t * MSE_t(student, teacher)     (MSE_t: mean over batch and variates at step t)
     total = L_sup + alpha * L_KD + beta * L_FTA
 
+With loss "mae" (the M4 recipe) every MSE above is a mean absolute error (MAE_t at step t).
 tau > 0 puts more weight on far steps (where the student is weakest); tau = 0 is uniform KD.
 
 Quantile students (`[B, T, D, Q]` at levels tau_q): the supervised term is the pinball loss
@@ -35,9 +36,21 @@ def mse_per_step(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return ((pred - target) ** 2).mean(dim=(0, 2))
 
 
-def kd_loss(student: torch.Tensor, teacher: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Horizon-weighted distillation loss `sum_t w_t * MSE_t` between `[B, T, D]` forecasts."""
-    return (weights * mse_per_step(student, teacher)).sum()
+def mae_per_step(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """MAE at each forecast step `[T]`, averaged over batch and variates of `[B, T, D]`."""
+    return (pred - target).abs().mean(dim=(0, 2))
+
+
+def point_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+    """The supervised term of a point student: mean squared ("mse") or absolute ("mae") error."""
+    diff = pred - target
+    return torch.mean(diff * diff) if kind == "mse" else torch.mean(diff.abs())
+
+
+def kd_loss(student: torch.Tensor, teacher: torch.Tensor, weights: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+    """Horizon-weighted distillation loss `sum_t w_t * MSE_t` (`MAE_t` for "mae") between `[B, T, D]` forecasts."""
+    per_step = mse_per_step(student, teacher) if kind == "mse" else mae_per_step(student, teacher)
+    return (weights * per_step).sum()
 
 
 def pinball_per_step(pred: torch.Tensor, target: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:

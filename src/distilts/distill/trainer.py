@@ -43,7 +43,7 @@ from distilts.distill.checkpoint import (
 from distilts.distill.config import TrainConfig
 from distilts.distill.evaluate import predict
 from distilts.distill.fta import FTA
-from distilts.distill.losses import horizon_weights, kd_loss, pinball_loss, quantile_kd_loss, total_loss
+from distilts.distill.losses import horizon_weights, kd_loss, pinball_loss, point_loss, quantile_kd_loss, total_loss
 from distilts.errors import DistiltsError
 from distilts.metrics import wql
 from distilts.progress import Bar
@@ -94,7 +94,7 @@ class EarlyStopping:
 class TrainResult:
     history: list[dict] = field(default_factory=list)
     best_epoch: int = -1
-    best_val_mse: float = math.inf  # the early-stopping score: val MSE, or val WQL for a quantile student
+    best_val_mse: float = math.inf  # the early-stopping score: val MSE (MAE with loss mae), or WQL (quantiles)
     stopped_early: bool = False
     fta: dict | None = None
     wall_s: float = 0.0
@@ -226,7 +226,7 @@ class _Run:
         model.train()
         if self.fta is not None:
             self.fta.train()
-        order = np.random.default_rng([cfg.seed, self.epoch]).permutation(len(data.train))
+        order = epoch_order(data.train, cfg.sampling, np.random.default_rng([cfg.seed, self.epoch]))
         sums = {"sup": 0.0, "kd": 0.0, "fta": 0.0, "loss": 0.0}
         seen: float = 0
         bar.start(f"epoch {self.epoch + 1}", math.ceil(len(order) / cfg.batch_size))
@@ -244,6 +244,18 @@ class _Run:
             sums = dict(zip(sums, totals, strict=False))
         return {k: v / max(1, seen) for k, v in sums.items()} | {"lr": cfg.lr * factor}
 
+    def terms(
+        self, pred: torch.Tensor, y: torch.Tensor, teacher: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(supervised term, KD term or None) of one forecast: pinball and level-by-level KD for a quantile
+        student, else the configured point loss (mse | mae) against the truth and the teacher."""
+        cfg = self.cfg
+        if self.levels is not None:
+            sup = pinball_loss(pred, y, self.levels)
+            kd = None if teacher is None else quantile_kd_loss(pred, teacher, self.levels, self.weights, cfg.quantile_kd)
+            return sup, kd
+        return point_loss(pred, y, cfg.loss), None if teacher is None else kd_loss(pred, teacher, self.weights, cfg.loss)
+
     def step(self, idx: np.ndarray, scale: float = 1.0) -> dict[str, float]:
         cfg, data, dev = self.cfg, self.data, self.device
         x, y = (torch.from_numpy(a).to(dev) for a in data.train.batch(idx))
@@ -253,18 +265,12 @@ class _Run:
                 pred, fta = self.ddp(x, hidden_t)
             else:
                 pred, fta = _forward(self.model, self.fta, x, hidden_t)
-            pred = pred.float()
-            kd = None
-            if self.levels is not None:  # quantile student: pinball against the truth, KD level by level
-                sup = pinball_loss(pred, y, self.levels)
-                if cfg.use_kd:
-                    kd = quantile_kd_loss(
-                        pred, _rows(data.teacher_forecasts, idx, dev), self.levels, self.weights, cfg.quantile_kd
-                    )
-            else:
-                sup = torch.mean((pred - y) ** 2)
-                if cfg.use_kd:
-                    kd = kd_loss(pred, _rows(data.teacher_forecasts, idx, dev), self.weights)
+            teacher = _rows(data.teacher_forecasts, idx, dev) if cfg.use_kd else None
+            # an ensemble: each member against the truth (and the teacher), never the average (students/ensemble.py)
+            members = pred if isinstance(pred, list) else [pred]
+            terms = [self.terms(p.float(), y, teacher) for p in members]
+            sup = torch.stack([t[0] for t in terms]).mean()
+            kd = None if teacher is None else torch.stack([t[1] for t in terms]).mean()
             loss = total_loss(sup, kd, fta, cfg.alpha, cfg.beta)
         # DDP averages gradients over ranks; `scale` makes that the global batch's gradient (shard_batch)
         loss_to_step = loss * scale if self.ddp is not None else loss
@@ -320,8 +326,8 @@ def train(
                     predict(model, data.val, 256, state.device), data.val.targets(), getattr(model, "levels", None)
                 )
             val = comm.broadcast(val)
-            val_mse = val["val_mse"]
-            score = val.get("val_wql", val_mse)
+            # early stopping: WQL for a quantile student, else the error of the training loss (MSE | MAE)
+            score = val.get("val_wql", val["val_mae"] if cfg.loss == "mae" else val["val_mse"])
             improved = state.early.update(score, state.epoch, model)
             record = {"epoch": state.epoch + 1, **{f"train_{k}": v for k, v in means.items()}, **val, "best": improved}
             bar.print(
@@ -370,16 +376,39 @@ def _forward(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(forecast, FTA loss or None); the student's representation is computed only when FTA uses it."""
     if fta is None:
-        return model(x), None
+        members = getattr(model, "member_forecasts", None)  # an ensemble trains its members independently
+        return (members(x) if members is not None and model.training else model(x)), None
     assert hidden_t is not None  # FTA runs with the teacher's hidden states
     pred, h = cast(Any, model).forward_with_repr(x)
     return pred, fta.loss(h.float(), hidden_t)
 
 
-def val_scores(pred: np.ndarray, truth: np.ndarray, levels: tuple[float, ...] | None) -> dict[str, float]:
-    """`val_mse` (of the median for a quantile student) and, with quantiles, `val_wql` (early stopping)."""
+def epoch_order(windows: Windows, sampling: str, rng: np.random.Generator) -> np.ndarray:
+    """The training windows of one epoch, in order. "window": a permutation of all of them. "series" (panel
+    data): as many windows as there are, drawn equally from every series that has any (uniformly within a
+    series, with replacement; a series with fewer windows than its share repeats some), then shuffled, so a
+    long series weighs as much as a short one."""
+    if sampling == "window":
+        return rng.permutation(len(windows))
+    series = getattr(windows, "series_index", None)
+    if series is None:
+        raise DistiltsError(
+            "--sampling series draws equal windows from every series of a panel (many series in long format or "
+            "M4 rows); this data is one table. Use --sampling window."
+        )
+    ids, first, count = np.unique(series, return_index=True, return_counts=True)  # windows of a series are contiguous
+    share = -(-len(windows) // len(ids))
+    picks = first[:, None] + np.floor(rng.random((len(ids), share)) * count[:, None]).astype(np.int64)
+    return rng.permutation(picks.ravel())[: len(windows)]
+
+
+def val_scores(
+    pred: np.ndarray, truth: np.ndarray, levels: tuple[float, ...] | None
+) -> dict[str, float]:
+    """`val_mse` (of the median for a quantile student), `val_mae` of a point student and, with quantiles,
+    `val_wql`."""
     if levels is None:
-        return {"val_mse": float(np.mean((pred - truth) ** 2))}
+        return {"val_mse": float(np.mean((pred - truth) ** 2)), "val_mae": float(np.mean(np.abs(pred - truth)))}
     return {
         "val_mse": float(np.mean((pred[..., median_index(levels)] - truth) ** 2)),
         "val_wql": wql(pred, truth, levels),

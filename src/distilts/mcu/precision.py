@@ -84,8 +84,7 @@ def _candidate(kind: str, student, config, calib_x, verify_x, ref, path: Path) -
             "Compile it to tflite/onnx --int8 for a CPU instead."
         )
     tflm.load(content)  # raises naming an operator TFLite Micro lacks
-    q = int8_io.quantize(verify_x, io["input"], io["input"]["per_variate"])
-    pred = int8_io.dequantize(tflm.run(content, q), io["output"]["per_variate"])
+    pred = int8_io.run_raw(verify_x, io, lambda q: tflm.run(content, q))
     return Quantized(kind, content, io, pred, ver.errors(pred, ref, mean, std))
 
 
