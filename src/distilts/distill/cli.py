@@ -128,7 +128,7 @@ def _load_config_file(ctx: click.Context, _param, value: str | None) -> str | No
     default=SPEC.lookback,
     show_default=True,
     help="Context length L, or 'auto': 7 x the horizon (the longest N-BEATS lookback), rounded up to whole "
-    "seasons when the data's frequency is known, and cut to what the shortest series allows.",
+    "seasons when the data's frequency is known, and cut to what the data leaves room for (the median series).",
 )
 @click.option(
     "--horizon", type=click.IntRange(min=1), default=SPEC.horizon, show_default=True, help="Forecast length H."

@@ -56,7 +56,7 @@ AUTO_LOOKBACK_HORIZONS = 7  # --lookback auto: the longest N-BEATS lookback (2H.
 
 def auto_lookback(horizon: int, season: int | None, longest_allowed: int | None) -> int:
     """`--lookback auto`: 7 horizons (N-BEATS' longest lookback), rounded up to whole seasons when the season is
-    known, cut to `longest_allowed` (what the shortest series or the train part leaves room for) when smaller."""
+    known, cut to `longest_allowed` (what the median series, or the train part, leaves room for) when smaller."""
     lookback = AUTO_LOOKBACK_HORIZONS * horizon
     if season and season > 1:
         lookback = -(-lookback // season) * season

@@ -208,15 +208,15 @@ def resolve_lookback(spec: DistillSpec, dataset: Dataset, log: Callable[[str], N
         return
     season = seasonality(None if dataset.series.freq is None else int(dataset.series.freq.astype(np.int64)))
     H = spec.horizon
-    if isinstance(dataset, PanelDataset):  # the shortest series keeps one training window (val and test are H each)
-        room = int(dataset.panel.lengths.min()) - 3 * H
+    if isinstance(dataset, PanelDataset):  # half the series keep a training window at least (val and test: H each)
+        room = int(np.median(dataset.panel.lengths)) - 3 * H
     else:
         room = int(dataset.split.train[1] - dataset.split.train[0]) - H
     spec.lookback = auto_lookback(H, season if season > 1 else None, room)
     log(
         f"lookback auto: {spec.lookback} steps ({AUTO_LOOKBACK_HORIZONS} x horizon {H}"
         + (f", whole seasons of {season}" if season > 1 else "")
-        + (f"; cut to {room} by the shortest series" if spec.lookback == room else "")
+        + (f"; cut to {room}, what the data leaves room for" if spec.lookback == room else "")
         + ")"
     )
 
