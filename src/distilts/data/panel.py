@@ -136,9 +136,19 @@ class PanelWindows:
     lookback: int
     horizon: int
     skipped: list[str]
+    series_stats: tuple[np.ndarray, np.ndarray] | None = None  # (mean [S], std [S]) the values were z-scored with
 
     def __len__(self) -> int:
         return int(self.starts.size)
+
+    def raw_affine(self, index) -> tuple[np.ndarray, np.ndarray] | None:
+        """(mean, std) `[B, 1, 1]` mapping windows `index` back to their series' raw values (`x * std + mean`);
+        None when the values are not per-series z-scores."""
+        if self.series_stats is None:
+            return None
+        s = self.series_index[np.atleast_1d(index)]
+        mean, std = self.series_stats
+        return mean[s][:, None, None], std[s][:, None, None]
 
     def batch(self, index) -> tuple[np.ndarray, np.ndarray]:
         s = np.atleast_1d(self.starts[index])
@@ -238,6 +248,7 @@ class PanelDataset:
         freq = np.timedelta64(int(steps.pop()), "s") if len(steps) == 1 else None
         self.series = PanelSource(panel.source, freq)
         self._norm: dict[int, np.ndarray] = {}
+        self._stats: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # per horizon: each series' (mean, std)
         self._horizon: int | None = None
 
     @property
@@ -265,13 +276,16 @@ class PanelDataset:
             p = self.panel
             sp = split_panel(p, horizon, horizon)
             out = np.empty((len(p.values), 1), dtype=np.float32)
+            means, stds = np.zeros(len(p)), np.ones(len(p))
             for i in range(len(p)):
                 lo, hi = p.offsets[i], p.offsets[i + 1]
                 v = np.asarray(p.values[lo:hi], dtype=np.float64)
                 train = v[: max(int(sp.train_end[i]), 1)]
                 std = train.std()
-                out[lo:hi, 0] = (v - train.mean()) / (std if std > 1e-12 else 1.0)
+                means[i], stds[i] = train.mean(), (std if std > 1e-12 else 1.0)
+                out[lo:hi, 0] = (v - means[i]) / stds[i]
             self._norm[horizon] = out
+            self._stats[horizon] = (means, stds)
         return self._norm[horizon]
 
     def windows(self, part: str, lookback: int, horizon: int, stride: int = 1) -> PanelWindows:
@@ -287,6 +301,7 @@ class PanelDataset:
             self.max_per_series,
             values=self._normalized(horizon),
         )
+        w.series_stats = self._stats[horizon]
         if len(w) == 0:
             raise DataError(
                 f"{self.panel.source} ({part} part): no series is long enough for lookback {lookback} + horizon "

@@ -138,8 +138,9 @@ def _load_config_file(ctx: click.Context, _param, value: str | None) -> str | No
     type=click.Choice(LOSSES),
     default=TRAIN.loss,
     show_default=True,
-    help="Point error of the supervised and KD terms (and of early stopping): mse, or mae (the M4 recipe: "
-    "each series z-scored, so every series weighs alike).",
+    help="Point error of the supervised and KD terms: mse; mae (on the per-series z-scored values); or mase "
+    "(the M4 recipe, N-BEATS' MASE loss: each window's errors over its input's mean absolute step, so every "
+    "window weighs alike). Early stopping: val MSE for mse, val MAE otherwise.",
 )
 @click.option(
     "--sampling",
@@ -156,6 +157,21 @@ def _load_config_file(ctx: click.Context, _param, value: str | None) -> str | No
     help="Train an ensemble of the student, one member per lookback (an integer, or a multiple of the horizon "
     "such as 2H; 'nbeats' = 2H,3H,...,7H), folded into ONE student averaging its members' forecasts "
     "(students/ensemble.py); the run's lookback is the longest.",
+)
+@click.option(
+    "--ensemble-losses",
+    default=None,
+    metavar="LOSS1,LOSS2",
+    help=f"One member per lookback and loss ({', '.join(LOSSES)}), e.g. smape,mase: N-BEATS mixes losses so the "
+    "ensemble is good on both M4 metrics.",
+)
+@click.option(
+    "--season",
+    type=click.IntRange(min=0),
+    default=TRAIN.season,
+    show_default=True,
+    help="Seasonal period of --loss mase and --lookback auto (0: from the data's frequency, 1 when unknown; "
+    "M4 rows carry no dates: pass 24 for Hourly).",
 )
 @click.option(
     "--ensemble-seeds",
@@ -339,6 +355,8 @@ def distill(
     loss: str,
     sampling: str,
     ensemble_lookbacks: str | None,
+    ensemble_losses: str | None,
+    season: int,
     ensemble_seeds: int | None,
     stride: int,
     max_train_windows: int | None,
@@ -398,7 +416,7 @@ def distill(
         student_kwargs["quantiles"] = list(parse_levels(quantiles))
     elif "quantile_rank" in student_kwargs:
         raise DistiltsError("--quantile-rank applies to quantile students only: add --quantiles or drop it.")
-    if ensemble_lookbacks is not None or ensemble_seeds is not None:
+    if ensemble_lookbacks is not None or ensemble_seeds is not None or ensemble_losses is not None:
         from distilts.students.ensemble import NAME, ensemble_kwargs
 
         if student_name == NAME:
@@ -412,7 +430,10 @@ def distill(
                     "ensemble's lookback): drop --lookback."
                 )
             lookback = max(views)
-        student_kwargs = ensemble_kwargs(student_name, student_kwargs, views, ensemble_seeds or 1)
+        kinds = [k.strip() for k in (ensemble_losses or "").split(",") if k.strip()]
+        if bad := [k for k in kinds if k not in LOSSES]:
+            raise DistiltsError(f"--ensemble-losses: unknown loss {bad[0]!r}; use some of {', '.join(LOSSES)}.")
+        student_kwargs = ensemble_kwargs(student_name, student_kwargs, views, ensemble_seeds or 1, kinds)
         student_name = NAME
 
     spec = DistillSpec(
@@ -447,6 +468,7 @@ def distill(
             quantile_kd=quantile_kd,
             loss=loss,
             sampling=sampling,
+            season=season,
         ),
     )
 

@@ -32,9 +32,11 @@ TEACHER_HIDDEN = ("cache", "online")  # where FTA's teacher hidden states come f
 # quantile students: the KD term against the teacher's levels (distill/losses.py); l2 first, the default: it
 # measured better than pinball on ETTh1 (benchmarks/RESULTS.md, "Probabilistic students")
 QUANTILE_KD = ("l2", "pinball")
-# the point loss of the supervised and KD terms: mse (DistilTS) or mae (the M4 recipe: sMAPE/MASE are
-# absolute errors, and per-series z-scored MAE weighs every series alike)
-LOSSES = ("mse", "mae")
+# the point loss of the supervised and KD terms: mse (DistilTS), mae (absolute errors on the per-series z-scored
+# values), or mase (the M4 recipe, N-BEATS' MASE loss: each window's absolute errors divided by the mean absolute
+# one-step change of its own input, so every window weighs alike whatever its volatility; distill/losses.py)
+# smape (panel data): the competition's sMAPE itself, 200 |f - y| / (|f| + |y|), on each series' raw values
+LOSSES = ("mse", "mae", "mase", "smape")
 # the order of training windows per epoch: "window" (a permutation of all windows) or "series" (the same
 # number of windows from every series of a panel, drawn anew each epoch, so long series do not drown short ones)
 SAMPLINGS = ("window", "series")
@@ -86,6 +88,7 @@ class TrainConfig:
     quantile_kd: str = QUANTILE_KD[0]  # quantile students: KD term against the teacher's levels
     loss: str = LOSSES[0]  # point students: the supervised and KD terms' error (early stopping follows it)
     sampling: str = SAMPLINGS[0]  # training order: all windows, or equal windows per series (panel data)
+    season: int = 0  # seasonal period of the mase loss (and --lookback auto); 0: from the data's frequency
 
     @property
     def use_kd(self) -> bool:

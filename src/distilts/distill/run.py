@@ -203,10 +203,14 @@ def distill_student(
 
 
 def resolve_lookback(spec: DistillSpec, dataset: Dataset, log: Callable[[str], None]) -> None:
-    """`--lookback auto` -> a number of steps (`distill.config.auto_lookback`), set in `spec` and logged."""
+    """`--season` 0 -> the data frequency's season (1 when unknown), and `--lookback auto` -> a number of steps
+    (`distill.config.auto_lookback`), both set in `spec` (the lookback logged)."""
+    season = spec.train.season or seasonality(
+        None if dataset.series.freq is None else int(dataset.series.freq.astype(np.int64))
+    )
+    spec.train.season = season
     if spec.lookback != "auto":
         return
-    season = seasonality(None if dataset.series.freq is None else int(dataset.series.freq.astype(np.int64)))
     H = spec.horizon
     if isinstance(dataset, PanelDataset):  # half the series keep a training window at least (val and test: H each)
         room = int(np.median(dataset.panel.lengths)) - 3 * H

@@ -43,7 +43,16 @@ from distilts.distill.checkpoint import (
 from distilts.distill.config import TrainConfig
 from distilts.distill.evaluate import predict
 from distilts.distill.fta import FTA
-from distilts.distill.losses import horizon_weights, kd_loss, pinball_loss, point_loss, quantile_kd_loss, total_loss
+from distilts.distill.losses import (
+    horizon_weights,
+    kd_loss,
+    pinball_loss,
+    point_loss,
+    quantile_kd_loss,
+    smape_loss,
+    smape_per_step,
+    total_loss,
+)
 from distilts.errors import DistiltsError
 from distilts.metrics import wql
 from distilts.progress import Bar
@@ -142,6 +151,7 @@ class _Run:
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp) if device == "cuda" else None
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype is torch.float16 else None
         self.weights = horizon_weights(data.train.horizon, cfg.tau, device)
+        self.season = max(int(cfg.season), 1)  # the mase loss's seasonal period (run.py resolves 0 from the data)
         levels = getattr(model, "levels", None)
         self.levels = None if levels is None else torch.tensor(levels, dtype=torch.float32, device=device)
         if cfg.use_kd and data.teacher_forecasts is not None:
@@ -245,20 +255,49 @@ class _Run:
         return {k: v / max(1, seen) for k, v in sums.items()} | {"lr": cfg.lr * factor}
 
     def terms(
-        self, pred: torch.Tensor, y: torch.Tensor, teacher: torch.Tensor | None
+        self,
+        pred: torch.Tensor,
+        y: torch.Tensor,
+        teacher: torch.Tensor | None,
+        x: torch.Tensor,
+        kind: str,
+        raw: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(supervised term, KD term or None) of one forecast: pinball and level-by-level KD for a quantile
-        student, else the configured point loss (mse | mae) against the truth and the teacher."""
-        cfg = self.cfg
+        """(supervised term, KD term or None) of one forecast of windows `x`: pinball and level-by-level KD for a
+        quantile student, else the point loss `kind` (mse | mae | mase | smape) against the truth and the
+        teacher; smape compares on each series' raw values (`raw`: mean, std)."""
         if self.levels is not None:
             sup = pinball_loss(pred, y, self.levels)
-            kd = None if teacher is None else quantile_kd_loss(pred, teacher, self.levels, self.weights, cfg.quantile_kd)
+            kd = None
+            if teacher is not None:
+                kd = quantile_kd_loss(pred, teacher, self.levels, self.weights, self.cfg.quantile_kd)
             return sup, kd
-        return point_loss(pred, y, cfg.loss), None if teacher is None else kd_loss(pred, teacher, self.weights, cfg.loss)
+        if kind == "smape":
+            assert raw is not None  # step() maps back to raw values whenever a member uses smape
+            mean, std = raw
+            pred, y = pred * std + mean, y * std + mean
+            kd = None if teacher is None else (self.weights * smape_per_step(pred, teacher * std + mean)).sum()
+            return smape_loss(pred, y), kd
+        kd = None if teacher is None else kd_loss(pred, teacher, self.weights, kind, x, self.season)
+        return point_loss(pred, y, kind, x, self.season), kd
+
+    def raw_affine(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """smape: (mean, std) `[B, 1, 1]` back to each window's series' raw values; None without smape."""
+        kinds = getattr(self.model, "member_losses", None) or [self.cfg.loss]
+        if "smape" not in kinds:
+            return None
+        affine = getattr(self.data.train, "raw_affine", lambda _i: None)(idx)
+        if affine is None:
+            raise DistiltsError(
+                "--loss smape compares forecasts with each series' raw values, which only panel data (many series "
+                "in long format or M4 rows, z-scored per series) keeps; use --loss mae or mase here."
+            )
+        return tuple(torch.tensor(a, dtype=torch.float32, device=self.device) for a in affine)  # type: ignore
 
     def step(self, idx: np.ndarray, scale: float = 1.0) -> dict[str, float]:
         cfg, data, dev = self.cfg, self.data, self.device
         x, y = (torch.from_numpy(a).to(dev) for a in data.train.batch(idx))
+        raw = self.raw_affine(idx)
         with torch.autocast("cuda", dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             hidden_t = _rows(data.teacher_hidden, idx, dev) if self.fta is not None else None
             if self.ddp is not None:
@@ -268,7 +307,8 @@ class _Run:
             teacher = _rows(data.teacher_forecasts, idx, dev) if cfg.use_kd else None
             # an ensemble: each member against the truth (and the teacher), never the average (students/ensemble.py)
             members = pred if isinstance(pred, list) else [pred]
-            terms = [self.terms(p.float(), y, teacher) for p in members]
+            kinds = getattr(self.model, "member_losses", None) or [cfg.loss] * len(members)
+            terms = [self.terms(p.float(), y, teacher, x, kind, raw) for p, kind in zip(members, kinds, strict=True)]
             sup = torch.stack([t[0] for t in terms]).mean()
             kd = None if teacher is None else torch.stack([t[1] for t in terms]).mean()
             loss = total_loss(sup, kd, fta, cfg.alpha, cfg.beta)
@@ -327,7 +367,7 @@ def train(
                 )
             val = comm.broadcast(val)
             # early stopping: WQL for a quantile student, else the error of the training loss (MSE | MAE)
-            score = val.get("val_wql", val["val_mae"] if cfg.loss == "mae" else val["val_mse"])
+            score = val.get("val_wql", val["val_mse"] if cfg.loss == "mse" else val["val_mae"])
             improved = state.early.update(score, state.epoch, model)
             record = {"epoch": state.epoch + 1, **{f"train_{k}": v for k, v in means.items()}, **val, "best": improved}
             bar.print(

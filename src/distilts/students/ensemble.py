@@ -8,7 +8,8 @@ forecasts (N-BEATS takes the median; the mean is one Add chain and a Mul, which 
 Micro's int8 kernels included, runs, and a mean of sorted quantile vectors is still sorted).
 
 Training (`distill/trainer.py`): a model with `member_forecasts` is trained on the mean of its members'
-losses, each against the truth (and the teacher), never the loss of the average. The members share no
+losses, each against the truth (and the teacher), never the loss of the average; `losses` gives members
+their own loss (`member_losses`: N-BEATS trains members on sMAPE, MASE and MAPE). The members share no
 parameter, so each member's gradient is the one of its own loss: the members are trained
 independently, as N-BEATS does, in one pass over the data (the same batches and LR schedule; different
 initialisations from one seeded stream); early stopping watches the ensemble's forecast.
@@ -34,8 +35,9 @@ NAME = "ensemble"
 class Ensemble(nn.Module):
     """`[B, L, D] -> [B, H, D]` (`[B, H, D, Q]` for quantile members): the mean of its members' forecasts.
 
-    lookbacks: each member group's lookback (<= L; empty: every member reads all L steps); seeds: members
-    per lookback (different initialisations); member_options: keyword options of every member.
+    lookbacks: each member group's lookback (<= L; empty: every member reads all L steps); losses: one member
+    per lookback and loss (empty: the run's --loss for all; the N-BEATS ensemble mixes sMAPE and MASE losses);
+    seeds: members per lookback and loss (different initialisations); member_options: every member's options.
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class Ensemble(nn.Module):
         member: str = "mlp",
         lookbacks: tuple[int, ...] = (),
         seeds: int = 1,
+        losses: tuple[str, ...] = (),
         member_options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -59,7 +62,11 @@ class Ensemble(nn.Module):
             raise ValueError(f"seeds must be at least 1 (got {seeds})")
         self.lookback, self.horizon, self.n_variates = lookback, horizon, n_variates
         self.member_name = member
-        self.views = tuple(v for v in views for _ in range(int(seeds)))
+        kinds = tuple(str(k) for k in ((losses,) if isinstance(losses, str) else losses)) or (None,)
+        grid = [(v, k) for v in views for k in kinds for _ in range(int(seeds))]
+        self.views = tuple(v for v, _ in grid)
+        # the training loss of each member (None: the run's --loss); read by distill/trainer.py only
+        self.member_losses = None if kinds == (None,) else [k for _, k in grid]
         opts = dict(member_options or {})
         self.members = nn.ModuleList(build_student(member, v, horizon, n_variates, **opts) for v in self.views)
         self.repr_dim = sum(int(getattr(m, "repr_dim", 0)) for m in self.members)
@@ -99,7 +106,9 @@ def combine(forecasts: list[torch.Tensor]) -> torch.Tensor:
     return total if len(forecasts) == 1 else total * (1.0 / len(forecasts))
 
 
-def ensemble_kwargs(member: str, member_options: dict[str, Any], lookbacks: Sequence[int], seeds: int) -> dict:
-    """The `Ensemble` options for `distilts distill --ensemble-lookbacks/--ensemble-seeds`."""
+def ensemble_kwargs(
+    member: str, member_options: dict[str, Any], lookbacks: Sequence[int], seeds: int, losses: Sequence[str] = ()
+) -> dict:
+    """The `Ensemble` options for `distilts distill --ensemble-lookbacks/--ensemble-losses/--ensemble-seeds`."""
     return {"member": member, "lookbacks": [int(v) for v in lookbacks], "seeds": int(seeds),
-            "member_options": dict(member_options)}
+            "losses": [str(k) for k in losses], "member_options": dict(member_options)}
