@@ -31,7 +31,8 @@ def panel_file(tmp_path_factory):
         t = np.arange(n)
         level, scale = 10.0 ** rng.uniform(1, 4), 10.0 ** rng.uniform(0, 2)
         y = level + scale * (np.sin(2 * np.pi * t / 12) + 0.1 * rng.normal(size=n))
-        parts.append(pd.DataFrame({"unique_id": f"u{i}", "ds": pd.date_range("2022-01-01", periods=n, freq="h"), "y": y}))
+        ds = pd.date_range("2022-01-01", periods=n, freq="h")
+        parts.append(pd.DataFrame({"unique_id": f"u{i}", "ds": ds, "y": y}))
     path = tmp_path_factory.mktemp("panel") / "panel.parquet"
     pd.concat(parts).to_parquet(path, index=False)
     return path

@@ -27,7 +27,7 @@ def test_forecast_is_the_mean_of_members_reading_their_tails():
     assert ens.views == (8, 8, 24, 24) and [m.lookback for m in ens.members] == [8, 8, 24, 24]
     x = torch.randn(5, L, 1)
     with torch.no_grad():
-        want = sum(m(x[:, L - v :, :]) for m, v in zip(ens.members, ens.views)) / 4
+        want = sum(m(x[:, L - v :, :]) for m, v in zip(ens.members, ens.views, strict=True)) / 4
         got = ens(x)
     assert got.shape == (5, H, 1)
     torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
@@ -77,7 +77,8 @@ def panel_file(tmp_path_factory):
         t = np.arange(n)
         level, scale = 10.0 ** rng.uniform(0, 4), 10.0 ** rng.uniform(-1, 3)
         y = level + scale * (np.sin(2 * np.pi * t / 12) + 0.1 * rng.normal(size=n))
-        parts.append(pd.DataFrame({"unique_id": f"u{i}", "ds": pd.date_range("2022-01-01", periods=n, freq="h"), "y": y}))
+        ds = pd.date_range("2022-01-01", periods=n, freq="h")
+        parts.append(pd.DataFrame({"unique_id": f"u{i}", "ds": ds, "y": y}))
     path = tmp_path_factory.mktemp("panel") / "panel.parquet"
     pd.concat(parts).to_parquet(path, index=False)
     return path

@@ -420,7 +420,10 @@ def distill(
         from distilts.students.ensemble import NAME, ensemble_kwargs
 
         if student_name == NAME:
-            raise DistiltsError("--ensemble-lookbacks/--ensemble-seeds build the ensemble; pick its member as --student.")
+            raise DistiltsError(
+                "--ensemble-lookbacks/--ensemble-losses/--ensemble-seeds build the ensemble; "
+                "pick its member as --student."
+            )
         views = parse_lookbacks(ensemble_lookbacks, horizon) if ensemble_lookbacks else []
         if views:
             explicit = click.get_current_context().get_parameter_source("lookback") is not ParameterSource.DEFAULT

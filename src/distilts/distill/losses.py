@@ -4,18 +4,12 @@
     L_KD  = sum_t w_t * MSE_t(student, teacher)     (MSE_t: mean over batch and variates at step t)
     total = L_sup + alpha * L_KD + beta * L_FTA
 
-With loss "mae" every MSE above is a mean absolute error (MAE_t at step t); with "mase" (N-BEATS' MASE loss,
-the M4 recipe) each window's absolute errors are divided by its input's scale
-`s = mean_t |x_t - x_{t-m}|` (m: the season, `--season`; per window and variate; invariant to any per-series affine map, so the
-per-series z-score does not change it), so calm and volatile windows weigh alike; with "smape" (panel data) the forecasts, targets and teacher
-forecasts are first mapped back to each series' raw values and compared by sMAPE, the M4 metric itself.
-tau > 0 puts more weight on far steps (where the student is weakest); tau = 0 is uniform KD.
-
-Quantile students (`[B, T, D, Q]` at levels tau_q): the supervised term is the pinball loss
-rho_q(y - s_q) averaged over everything, and the KD term compares the student's levels with the
-teacher's at the same levels, horizon-weighted as above, with one of `QUANTILE_KD`:
-    "pinball": sum_t w_t * mean rho_q(t_q - s_q)   (the teacher's quantile values as targets)
-    "l2":      sum_t w_t * mean (s_q - t_q)^2      (L2 between the quantile vectors)
+With loss "mae" every MSE above is a mean absolute error (MAE_t at step t); with "mase" (N-BEATS' MASE
+loss, the M4 recipe) each window's absolute errors are divided by its input's scale
+`s = mean_t |x_t - x_{t-m}|` (m: the season, `--season`; per window and variate; invariant to any
+per-series affine map, so the per-series z-score does not change it), so calm and volatile windows weigh
+alike; with "smape" (panel data) the forecasts, targets and teacher forecasts are first mapped back to
+each series' raw values and compared by sMAPE, the M4 metric itself.
 """
 
 from __future__ import annotations

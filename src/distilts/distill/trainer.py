@@ -367,7 +367,8 @@ def train(
                 )
             val = comm.broadcast(val)
             # early stopping: WQL for a quantile student, else the error of the training loss (MSE | MAE)
-            score = val.get("val_wql", val["val_mse"] if cfg.loss == "mse" else val["val_mae"])
+            kinds = set(getattr(model, "member_losses", None) or [cfg.loss])
+            score = val.get("val_wql", val["val_mse"] if kinds == {"mse"} else val["val_mae"])
             improved = state.early.update(score, state.epoch, model)
             record = {"epoch": state.epoch + 1, **{f"train_{k}": v for k, v in means.items()}, **val, "best": improved}
             bar.print(

@@ -148,12 +148,13 @@ def example(calls: list[str], io: dict, arena: int, levels: Sequence[float] | No
     sc, sh = ("wstd[d] * ", " + wmean[d]") if inst else ("", "")
     out_loop = (
         "  for (int d = 0; d < kVariates; ++d)\n    for (int i = 0; i < kHorizon * kLevels; ++i)\n"
-        f"      out[d * kHorizon * kLevels + i] = {sc}kOutScale[d] * ((float)y[d * kHorizon * kLevels + i] - kOutZero[d])"
-        f"{sh};"
+        f"      out[d * kHorizon * kLevels + i] = {sc}kOutScale[d] * "
+        f"((float)y[d * kHorizon * kLevels + i] - kOutZero[d]){sh};"
         if quantiles
         else "  for (int t = 0; t < kHorizon; ++t)\n    for (int d = 0; d < kVariates; ++d)\n"
         f"      out[t * kVariates + d] = {sc}kOutScale[d] * ((float)y[t * kVariates + d] - kOutZero[d]){sh};"
     )
+    in_note = " of the per-window normalized values" if inst else " with the training scaler folded in"
     stats = (
         f"""  // per-window normalization (mean, sqrt(var + eps) per variate over the lookback)
   float wmean[kVariates], wstd[kVariates];
@@ -198,7 +199,7 @@ constexpr int kLookback = {L}, kHorizon = {H}, kVariates = {D}, kLevels = {Q};
 constexpr int kArenaSize = {arena + ARENA_MARGIN};
 alignas(16) static uint8_t tensor_arena[kArenaSize];
 
-// per-variate quantization{" of the per-window normalized values" if inst else " with the training scaler folded in"}: q = round(x / scale + zero_point)
+// per-variate quantization{in_note}: q = round(x / scale + zero_point)
 {arr("kInScale", pin["scale"])}
 {arr("kInZero", pin["zero_point"])}
 // and back: y = scale * (q - zero_point)
