@@ -245,16 +245,17 @@ def artifact_row(label: str, art: Path, train: list[np.ndarray], test: np.ndarra
     fc = Forecaster.load(art, threads=1)
     man = json.loads((art / "manifest.json").read_text())
     x = np.stack([v[-fc.lookback:] for v in train])[:, :, None].astype(np.float32)
-    quantile = man.get("quantiles") is not None
-    f = fc.predict_quantiles(x)[:, :, 0, :] if quantile else fc.predict(x)[..., 0]
-    median = f[..., list(man["quantiles"]["levels"]).index(0.5)] if quantile else f
+    levels = None if fc.manifest.levels is None else list(fc.manifest.levels)
+    f = fc.predict(x)[..., 0] if levels is None else fc.predict_quantiles(x)[:, :, 0, :]
+    median = f if levels is None else f[..., levels.index(0.5)]
     ms = per_call(lambda: fc.predict(x[0]), warmup=5, iters=200, budget_s=3.0).median_ms
-    mcu = man.get("mcu") or {}
+    fits = (man.get("mcu") or {}).get("fits") or {}
     row = score(label, median, train, test, naive, params=man["student"]["param_count"],
-                size_kib=sum(m["size"] for m in man["models"]) / 1024,
-                arena_kib=(mcu.get("fits") or {}).get("sram_needed_bytes", 0) / 1024 or None,
-                fits=(mcu.get("fits") or {}).get("fits"), ms=ms,
-                speedup=None if teacher_ms is None else teacher_ms / ms)
+                size_kib=sum(m["size"] for m in man["models"] if not m.get("role")) / 1024,  # model files only
+                arena_kib=fits.get("sram_needed_bytes", 0) / 1024 or None,
+                fits=bool(fits) and fits["sram_needed_bytes"] <= fits["sram_bytes"]
+                and fits["flash_needed_bytes"] <= fits["flash_bytes"],
+                ms=ms, speedup=None if teacher_ms is None else teacher_ms / ms)
     return row, f
 
 

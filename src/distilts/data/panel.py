@@ -248,7 +248,6 @@ class PanelDataset:
         freq = np.timedelta64(int(steps.pop()), "s") if len(steps) == 1 else None
         self.series = PanelSource(panel.source, freq)
         self._norm: dict[int, np.ndarray] = {}
-        self._stats: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # per horizon: each series' (mean, std)
         self._horizon: int | None = None
 
     @property
@@ -270,22 +269,32 @@ class PanelDataset:
         h.update(f"per-series split val=test=H, per-series z-score, cap {self.max_per_series}".encode())
         return h.hexdigest()
 
+    def train_ends(self, horizon: int) -> np.ndarray:
+        """The end (exclusive, relative to each series) of every series' train part for horizon H."""
+        return split_panel(self.panel, horizon, horizon).train_end
+
+    def series_stats(self, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, std) `[S]` float64 of each series' train part: the per-series z-score of `normalized`
+        (a constant series gets std 1)."""
+        p = self.panel
+        sp = split_panel(p, horizon, horizon)
+        mean, std = np.zeros(len(p)), np.ones(len(p))
+        for i in range(len(p)):
+            train = np.asarray(p.values[p.offsets[i] : p.offsets[i] + max(int(sp.train_end[i]), 1)], np.float64)
+            mean[i], s = train.mean(), train.std()
+            std[i] = s if s > 1e-12 else 1.0
+        return mean, std
+
     def _normalized(self, horizon: int) -> np.ndarray:
         """Per-series z-score with the train part's statistics (computed once per horizon, memory-mapped)."""
         if horizon not in self._norm:
             p = self.panel
-            sp = split_panel(p, horizon, horizon)
+            mean, std = self.series_stats(horizon)
             out = np.empty((len(p.values), 1), dtype=np.float32)
-            means, stds = np.zeros(len(p)), np.ones(len(p))
             for i in range(len(p)):
                 lo, hi = p.offsets[i], p.offsets[i + 1]
-                v = np.asarray(p.values[lo:hi], dtype=np.float64)
-                train = v[: max(int(sp.train_end[i]), 1)]
-                std = train.std()
-                means[i], stds[i] = train.mean(), (std if std > 1e-12 else 1.0)
-                out[lo:hi, 0] = (v - means[i]) / stds[i]
+                out[lo:hi, 0] = (np.asarray(p.values[lo:hi], dtype=np.float64) - mean[i]) / std[i]
             self._norm[horizon] = out
-            self._stats[horizon] = (means, stds)
         return self._norm[horizon]
 
     def windows(self, part: str, lookback: int, horizon: int, stride: int = 1) -> PanelWindows:
@@ -301,7 +310,7 @@ class PanelDataset:
             self.max_per_series,
             values=self._normalized(horizon),
         )
-        w.series_stats = self._stats[horizon]
+        w.series_stats = self.series_stats(horizon)  # the z-score of the values: --loss smape maps them back
         if len(w) == 0:
             raise DataError(
                 f"{self.panel.source} ({part} part): no series is long enough for lookback {lookback} + horizon "
