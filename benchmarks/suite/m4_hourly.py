@@ -49,7 +49,7 @@ PUBLISHED = [
 
 # the M4 recipe (module doc): the student's options, then one student per teacher spec (None: ground truth only)
 RECIPE = ["--student", "mlp", "-O", "skip=true", "--ensemble-lookbacks", "2H,4H,7H", "--ensemble-losses", "smape,mae",
-          "--season", M, "--sampling", "series", "--batch-size", 512, "--patience", 4]
+          "--ensemble-combine", "median", "--season", M, "--sampling", "series", "--batch-size", 512, "--patience", 4]
 # (M4 rows carry no dates: the statistical teachers get season 24; `{teacher}`: the PatchTST teacher's directory)
 RECIPE_TEACHERS = {
     "gt": None,
@@ -227,11 +227,35 @@ def recipe_student(kind: str, spec: str | None, teacher_dir: Path, args, runs: P
         timings[f"distill_recipe_{kind}_s"], _ = run_timed(
             [*DISTILTS, "distill", *(extra or RECIPE), "--data", data, "--horizon", H, "--stride", args.recipe_stride,
              "--epochs", args.recipe_epochs, "--device", "cpu", "--quiet", "--out", out, *teach], log)
-    art = out / "artifacts" / "tflm-int8-cortex-m7"
+    return compiled(out, kind, log, timings)
+
+
+def compiled(student: Path, kind: str, log: Path, timings: dict) -> Path:
+    """The student's cortex-m7 artifact (compiled once)."""
+    art = student / "artifacts" / "tflm-int8-cortex-m7"
     if not (art / "manifest.json").exists():
         print(f"compiling the M4 recipe ({kind}) for cortex-m7 ...", flush=True)
-        timings[f"compile_recipe_{kind}_s"], _ = run_timed([*DISTILTS, "compile", out, "--target", "cortex-m7"], log)
+        timings[f"compile_recipe_{kind}_s"], _ = run_timed([*DISTILTS, "compile", student, "--target", "cortex-m7"],
+                                                           log)
     return art
+
+
+def with_combine(student: Path, combine: str) -> Path:
+    """A copy of an ensemble student directory whose members are combined by `combine` (the same weights: the
+    combination is not trained, each member is; docs/design.md)."""
+    out = student.with_name(f"{student.name}-{combine}")
+    if not (out / "config.json").exists():
+        import shutil
+
+        config = json.loads((student / "config.json").read_text())
+        config["student"]["kwargs"]["combine"] = combine
+        tmp = out.with_name(out.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        shutil.copy(student / "model.safetensors", tmp / "model.safetensors")
+        (tmp / "config.json").write_text(json.dumps(config, indent=2))
+        tmp.replace(out)
+    return out
 
 
 def artifact_row(label: str, art: Path, train: list[np.ndarray], test: np.ndarray, naive: dict,
@@ -355,7 +379,10 @@ def main() -> None:
         model = (spec or "").split(":")[-1].split("?")[0]  # a statistical teacher: its fit + predict time per series
         t_ms = teacher_ms if spec == "patchtst" else (
             float(stats[f"{model}_seconds"]) * 1000 / S if f"{model}_seconds" in stats else None)
-        rows.append(artifact_row(f"{label} (cortex-m7 int8)", art, train, test, naive, t_ms)[0])
+        rows.append(artifact_row(f"{label}, median (cortex-m7 int8)", art, train, test, naive, t_ms)[0])
+        if kind == "gt":  # what the median adds: the same members averaged
+            mean = compiled(with_combine(art.parents[1], "mean"), f"{kind}-mean", log, timings)
+            rows.append(artifact_row(f"{label}, mean (cortex-m7 int8)", mean, train, test, naive)[0])
     intervals: list[dict] = []
     if not args.no_quantile:
         qopts = ["--student", "mlp", "--lookback", "auto", "--quantiles", QUANTILE_LEVELS, "--sampling", "series",

@@ -116,3 +116,16 @@ def test_distilled_ensemble_is_one_student_and_one_microcontroller_artifact(pane
     y_big = fc.predict(x * 1000.0 + 5.0)
     np.testing.assert_allclose(y_big, y * 1000.0 + 5.0, rtol=1e-3, atol=1e-2 * 1000)
     assert np.isfinite(y).all() and y.shape == (H, 1)
+
+
+def test_median_combination_is_the_members_elementwise_median():
+    from distilts.students.ensemble import median
+
+    torch.manual_seed(1)
+    for n in (1, 2, 5, 6):
+        members = [torch.randn(3, H, 1) for _ in range(n)]
+        torch.testing.assert_close(median(members), torch.quantile(torch.stack(members), 0.5, dim=0))
+    ens = Ensemble(L, H, 1, lookbacks=(8, 16, 24), combine="median", member_options={"d_model": 8}).eval()
+    x = torch.randn(4, L, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(ens(x), torch.stack(ens.member_forecasts(x)).median(dim=0).values)

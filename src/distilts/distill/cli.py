@@ -166,6 +166,12 @@ def _load_config_file(ctx: click.Context, _param, value: str | None) -> str | No
     "ensemble is good on both M4 metrics.",
 )
 @click.option(
+    "--ensemble-combine",
+    type=click.Choice(("mean", "median")),
+    default=None,
+    help="How the ensemble's members become one forecast: mean (default) or the elementwise median (N-BEATS).",
+)
+@click.option(
     "--season",
     type=click.IntRange(min=0),
     default=TRAIN.season,
@@ -356,6 +362,7 @@ def distill(
     sampling: str,
     ensemble_lookbacks: str | None,
     ensemble_losses: str | None,
+    ensemble_combine: str | None,
     season: int,
     ensemble_seeds: int | None,
     stride: int,
@@ -416,7 +423,7 @@ def distill(
         student_kwargs["quantiles"] = list(parse_levels(quantiles))
     elif "quantile_rank" in student_kwargs:
         raise DistiltsError("--quantile-rank applies to quantile students only: add --quantiles or drop it.")
-    if ensemble_lookbacks is not None or ensemble_seeds is not None or ensemble_losses is not None:
+    if any(v is not None for v in (ensemble_lookbacks, ensemble_seeds, ensemble_losses, ensemble_combine)):
         from distilts.students.ensemble import NAME, ensemble_kwargs
 
         if student_name == NAME:
@@ -436,7 +443,9 @@ def distill(
         kinds = [k.strip() for k in (ensemble_losses or "").split(",") if k.strip()]
         if bad := [k for k in kinds if k not in LOSSES]:
             raise DistiltsError(f"--ensemble-losses: unknown loss {bad[0]!r}; use some of {', '.join(LOSSES)}.")
-        student_kwargs = ensemble_kwargs(student_name, student_kwargs, views, ensemble_seeds or 1, kinds)
+        student_kwargs = ensemble_kwargs(
+            student_name, student_kwargs, views, ensemble_seeds or 1, kinds, ensemble_combine or "mean"
+        )
         student_name = NAME
 
     spec = DistillSpec(

@@ -2,10 +2,11 @@
 lookbacks and initialisations, one combined forecast) as one artifact.
 
 `Ensemble(lookback, horizon, n_variates, member="mlp", lookbacks=(96, 192, 336), seeds=2, member_options={...})`
-holds `len(lookbacks) x seeds` students of one family; member `(l, s)` reads the last `l` steps of the
-window (the longest lookback is the ensemble's own), and the forecast is the **mean** of the members'
-forecasts (N-BEATS takes the median; the mean is one Add chain and a Mul, which every backend, TFLite
-Micro's int8 kernels included, runs, and a mean of sorted quantile vectors is still sorted).
+holds `len(lookbacks) x len(losses) x seeds` students of one family; member `(l, k, s)` reads the last `l` steps
+of the window (the longest lookback is the ensemble's own), and the forecast is the **mean** (`combine="mean"`,
+one Add chain and a Mul) or the elementwise **median** (`combine="median"`, N-BEATS' choice: a sorting network
+of Minimum/Maximum ops) of the members' forecasts; both run on every backend, TFLite Micro's int8 kernels
+included, and both keep a quantile student's levels sorted.
 
 Training (`distill/trainer.py`): a model with `member_forecasts` is trained on the mean of its members'
 losses, each against the truth (and the teacher), never the loss of the average; `losses` gives members
@@ -50,6 +51,7 @@ class Ensemble(nn.Module):
         lookbacks: tuple[int, ...] = (),
         seeds: int = 1,
         losses: tuple[str, ...] = (),
+        combine: str = "mean",
         member_options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -60,6 +62,9 @@ class Ensemble(nn.Module):
             raise ValueError(f"every member lookback must be in 1..{lookback} (the ensemble's lookback); got {views}")
         if int(seeds) < 1:
             raise ValueError(f"seeds must be at least 1 (got {seeds})")
+        if combine not in COMBINE:
+            raise ValueError(f"combine must be one of {COMBINE} (got {combine!r})")
+        self.combine = combine
         self.lookback, self.horizon, self.n_variates = lookback, horizon, n_variates
         self.member_name = member
         kinds = tuple(str(k) for k in ((losses,) if isinstance(losses, str) else losses)) or (None,)
@@ -83,7 +88,7 @@ class Ensemble(nn.Module):
         return [m(x if v == L else x[:, L - v :, :]) for m, v in zip(self.members, self.views, strict=True)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return combine(self.member_forecasts(x))
+        return COMBINE[self.combine](self.member_forecasts(x))
 
     def forward_with_repr(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The mean forecast and the members' representations concatenated `[B, D, repr_dim]` (FTA)."""
@@ -92,7 +97,7 @@ class Ensemble(nn.Module):
             m.forward_with_repr(x if v == L else x[:, L - v :, :])
             for m, v in zip(self.members, self.views, strict=True)
         ]
-        return combine([y for y, _ in outs]), torch.cat([h for _, h in outs], dim=-1)
+        return COMBINE[self.combine]([y for y, _ in outs]), torch.cat([h for _, h in outs], dim=-1)
 
     def represent(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_with_repr(x)[1]
@@ -106,9 +111,32 @@ def combine(forecasts: list[torch.Tensor]) -> torch.Tensor:
     return total if len(forecasts) == 1 else total * (1.0 / len(forecasts))
 
 
+def median(forecasts: list[torch.Tensor]) -> torch.Tensor:
+    """The members' elementwise median (the N-BEATS combination): an odd-even transposition sort of the members
+    (n rounds of neighbour compare-exchanges, each a Minimum and a Maximum: ops every backend has, TFLite
+    Micro's int8 kernels included), then the middle value (the mean of the middle two for an even count)."""
+    v = list(forecasts)
+    n = len(v)
+    for r in range(n):
+        for i in range(r % 2, n - 1, 2):
+            v[i], v[i + 1] = torch.minimum(v[i], v[i + 1]), torch.maximum(v[i], v[i + 1])
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) * 0.5
+
+
+# how the members' forecasts become one: "mean" (one Add chain) or "median" (robust to a member gone astray;
+# monotone, so quantile levels stay sorted)
+COMBINE = {"mean": combine, "median": median}
+
+
 def ensemble_kwargs(
-    member: str, member_options: dict[str, Any], lookbacks: Sequence[int], seeds: int, losses: Sequence[str] = ()
+    member: str,
+    member_options: dict[str, Any],
+    lookbacks: Sequence[int],
+    seeds: int,
+    losses: Sequence[str] = (),
+    combine: str = "mean",
 ) -> dict:
-    """The `Ensemble` options for `distilts distill --ensemble-lookbacks/--ensemble-losses/--ensemble-seeds`."""
+    """The `Ensemble` options for `distilts distill --ensemble-lookbacks/--ensemble-losses/--ensemble-seeds/
+    --ensemble-combine`."""
     return {"member": member, "lookbacks": [int(v) for v in lookbacks], "seeds": int(seeds),
-            "losses": [str(k) for k in losses], "member_options": dict(member_options)}
+            "losses": [str(k) for k in losses], "combine": combine, "member_options": dict(member_options)}
