@@ -5,7 +5,7 @@ lookbacks and initialisations, one combined forecast) as one artifact.
 holds `len(lookbacks) x len(losses) x seeds` students of one family; member `(l, k, s)` reads the last `l` steps
 of the window (the longest lookback is the ensemble's own), and the forecast is the **mean** (`combine="mean"`,
 one Add chain and a Mul) or the elementwise **median** (`combine="median"`, N-BEATS' choice: a sorting network
-of Minimum/Maximum ops) of the members' forecasts; both run on every backend, TFLite Micro's int8 kernels
+of ReLU-written compare-exchanges) of the members' forecasts; both run on every backend, TFLite Micro's int8 kernels
 included, and both keep a quantile student's levels sorted.
 
 Training (`distill/trainer.py`): a model with `member_forecasts` is trained on the mean of its members'
@@ -113,13 +113,16 @@ def combine(forecasts: list[torch.Tensor]) -> torch.Tensor:
 
 def median(forecasts: list[torch.Tensor]) -> torch.Tensor:
     """The members' elementwise median (the N-BEATS combination): an odd-even transposition sort of the members
-    (n rounds of neighbour compare-exchanges, each a Minimum and a Maximum: ops every backend has, TFLite
-    Micro's int8 kernels included), then the middle value (the mean of the middle two for an even count)."""
+    (n rounds of neighbour compare-exchanges, each written with one ReLU, a Sub and an Add, which every backend
+    and TFLite Micro's int8 kernels run), then the middle value (the mean of the middle two for an even count)."""
     v = list(forecasts)
     n = len(v)
     for r in range(n):
         for i in range(r % 2, n - 1, 2):
-            v[i], v[i + 1] = torch.minimum(v[i], v[i + 1]), torch.maximum(v[i], v[i + 1])
+            # min(a, b) = b - relu(b - a), max(a, b) = a + relu(b - a): ReLU, Sub and Add have full-integer
+            # kernels everywhere (ai-edge-quantizer leaves Minimum/Maximum in float)
+            gap = torch.relu(v[i + 1] - v[i])
+            v[i], v[i + 1] = v[i + 1] - gap, v[i] + gap
     return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) * 0.5
 
 
