@@ -20,16 +20,43 @@ def student_dir(tmp_path_factory, name: str = "dlinear", lookback: int = LOOKBAC
     if key not in _STUDENTS:
         out = tmp_path_factory.mktemp(f"student-{key}") / name
         extra = ["--d-model", "32", "--d-ff", "64", "--e-layers", "1"] if name == "itransformer" else []
-        res = CliRunner().invoke(cli, ["distill", "--no-kd", "--beta", "0", "--student", name, "--lookback",
-                                        str(lookback), "--horizon", str(horizon), "--epochs", "1", "--quiet",
-                                        "--stride", "4", "--out", str(out), *extra])
+        res = CliRunner().invoke(
+            cli,
+            [
+                "distill",
+                "--no-kd",
+                "--beta",
+                "0",
+                "--student",
+                name,
+                "--lookback",
+                str(lookback),
+                "--horizon",
+                str(horizon),
+                "--epochs",
+                "1",
+                "--quiet",
+                "--stride",
+                "4",
+                "--out",
+                str(out),
+                *extra,
+            ],
+        )
         assert res.exit_code == 0, res.output
         _STUDENTS[key] = out
     return _STUDENTS[key]
 
 
-def compiled(tmp_path_factory, target: str, int8: bool = False, student: str = "dlinear",
-             batches: tuple[int, ...] = (), lookback: int = LOOKBACK, horizon: int = HORIZON) -> Path:
+def compiled(
+    tmp_path_factory,
+    target: str,
+    int8: bool = False,
+    student: str = "dlinear",
+    batches: tuple[int, ...] = (),
+    lookback: int = LOOKBACK,
+    horizon: int = HORIZON,
+) -> Path:
     """The artifact directory of `target` (format or named target) for `student`, compiled once per session."""
     from distilts.compile.pipeline import compile_student
     from distilts.targets import resolve_job
@@ -38,7 +65,8 @@ def compiled(tmp_path_factory, target: str, int8: bool = False, student: str = "
     if key not in _ARTIFACTS:
         job = resolve_job(target, int8=int8, batches=batches)
         out = tmp_path_factory.mktemp("artifacts")
-        [res] = compile_student(student_dir(tmp_path_factory, student, lookback, horizon), [job], out, calib_windows=64,
-                                verify_windows=64)
+        [res] = compile_student(
+            student_dir(tmp_path_factory, student, lookback, horizon), [job], out, calib_windows=64, verify_windows=64
+        )
         _ARTIFACTS[key] = res.directory
     return _ARTIFACTS[key]

@@ -59,8 +59,9 @@ def checkpoint_sha256():
     import hashlib
 
     def _hash(directory) -> str:
-        files = sorted([*Path(directory).glob("*.safetensors"), *Path(directory).glob("config.json")],
-                       key=lambda p: p.name)
+        files = sorted(
+            [*Path(directory).glob("*.safetensors"), *Path(directory).glob("config.json")], key=lambda p: p.name
+        )
         assert files, f"no weight files in {directory}"
         h = hashlib.sha256()
         for p in files:

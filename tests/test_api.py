@@ -22,11 +22,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_import_distilts_imports_neither_torch_nor_numpy():
-    code = ("import json, sys, distilts\n"
-            "heavy = [m for m in ('torch', 'numpy', 'pandas', 'transformers') if m in sys.modules]\n"
-            "print(json.dumps({'heavy': heavy, 'dir': dir(distilts)}))\n")
-    out = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                    check=True).stdout)
+    code = (
+        "import json, sys, distilts\n"
+        "heavy = [m for m in ('torch', 'numpy', 'pandas', 'transformers') if m in sys.modules]\n"
+        "print(json.dumps({'heavy': heavy, 'dir': dir(distilts)}))\n"
+    )
+    out = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     assert out["heavy"] == []
     assert set(distilts.API) <= set(out["dir"])
 
@@ -67,8 +68,9 @@ def test_each_command_calls_its_api_function(args, module, name, tmp_path, monke
 
 def test_targets_command_lists_list_targets():
     out = CliRunner().invoke(cli, ["targets"]).output
-    assert [line.split()[0] for line in out.splitlines()[1:len(distilts.list_targets()) + 1]] == [
-        t.name for t in distilts.list_targets()]
+    assert [line.split()[0] for line in out.splitlines()[1 : len(distilts.list_targets()) + 1]] == [
+        t.name for t in distilts.list_targets()
+    ]
 
 
 @pytest.mark.slow
@@ -108,5 +110,6 @@ def test_the_api_doc_names_real_functions_and_parameters():
         accepted = set(inspect.signature(obj).parameters)
         assert set(params) <= accepted, (name, sorted(set(params) - accepted))
     documented = {n.split(".")[0] for n, _ in calls}
-    assert set(distilts.API) <= documented | {"DistillSpec", "TrainConfig", "TeacherTraining"}, (
-        sorted(set(distilts.API) - documented))
+    assert set(distilts.API) <= documented | {"DistillSpec", "TrainConfig", "TeacherTraining"}, sorted(
+        set(distilts.API) - documented
+    )

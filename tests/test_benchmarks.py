@@ -42,14 +42,26 @@ def test_list_names_every_benchmark():
 
 
 def test_nothing_under_benchmarks_edits_sys_path():
-    offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "benchmarks").rglob("*.py")
-                 if ".cache" not in p.parts and "sys.path" in p.read_text()]
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "benchmarks").rglob("*.py")
+        if ".cache" not in p.parts and "sys.path" in p.read_text()
+    ]
     assert offenders == []
 
 
 def test_a_malformed_record_is_refused():
-    good = {"benchmark": "b", "params": {}, "metric": "m", "value": 1.0, "unit": "ms", "machine": {}, "commit": {},
-            "date": "2026-12-04T00:00:00+00:00", "preset": "quick"}
+    good = {
+        "benchmark": "b",
+        "params": {},
+        "metric": "m",
+        "value": 1.0,
+        "unit": "ms",
+        "machine": {},
+        "commit": {},
+        "date": "2026-12-04T00:00:00+00:00",
+        "preset": "quick",
+    }
     harness.validate(good)
     for key, bad in (("params", "x=1"), ("unit", None), ("machine", "cpu")):
         with pytest.raises(harness.BenchmarkError, match=key):
@@ -101,4 +113,11 @@ def test_rows_become_records_text_fields_as_parameters():
     assert got == {("latency_ms", 1.5, "ms"), ("size_bytes", 10, "B"), ("extra.mse", 0.1, "")}
     assert all(r.params == {"table": "rows", "model": "a", "ok": True} for r in script.payload_records(ctx, payload))
     assert script.to_argv({"_args": ["dir"], "epochs": 2, "quick": True, "seeds": [0, 1], "off": False}) == [
-        "dir", "--epochs", "2", "--quick", "--seeds", "0", "1"]
+        "dir",
+        "--epochs",
+        "2",
+        "--quick",
+        "--seeds",
+        "0",
+        "1",
+    ]

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from distilts.cli import COMMANDS, cli
 
+
 def _real(name: str) -> click.Command:
     module, attr = COMMANDS[name].split(":")
     return getattr(importlib.import_module(module), attr)
@@ -66,7 +67,8 @@ def test_data_error_is_shown_without_traceback(tmp_path):
     # any command that reads data reports DataError as a clean one-line error (exit 1)
     res = subprocess.run(
         [sys.executable, "-m", "distilts.cli", "teach", "--data", str(tmp_path / "missing.csv")],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert res.returncode != 0
     assert "Traceback" not in res.stderr

@@ -95,7 +95,9 @@ def test_every_import_follows_the_table():
         for target in sorted(imports_of(module)):
             other = package_of(target)
             if other != pkg and other not in table[pkg]:
-                bad.append(f"{module} imports {target} ({pkg} may import: {', '.join(sorted(table[pkg])) or 'nothing'})")
+                bad.append(
+                    f"{module} imports {target} ({pkg} may import: {', '.join(sorted(table[pkg])) or 'nothing'})"
+                )
     assert not bad, "\n".join(bad)
 
 
@@ -109,7 +111,7 @@ def test_no_import_cycle():
         stack.append(m)
         for n in sorted(graph[m]):
             if state.get(n) == 1:
-                return stack[stack.index(n):] + [n]
+                return stack[stack.index(n) :] + [n]
             if n not in state and (cycle := visit(n)):
                 return cycle
         stack.pop()
@@ -129,30 +131,40 @@ def _fresh(code: str) -> dict:
 
 
 def test_every_module_imports_in_a_fresh_interpreter():
-    code = ("import importlib, json, sys\n"
-            f"failed = {{}}\nfor m in {sorted(MODULES)!r}:\n"
-            "    try:\n        importlib.import_module(m)\n"
-            "    except Exception as exc:\n        failed[m] = f'{type(exc).__name__}: {exc}'\n"
-            "print(json.dumps(failed))\n")
+    code = (
+        "import importlib, json, sys\n"
+        f"failed = {{}}\nfor m in {sorted(MODULES)!r}:\n"
+        "    try:\n        importlib.import_module(m)\n"
+        "    except Exception as exc:\n        failed[m] = f'{type(exc).__name__}: {exc}'\n"
+        "print(json.dumps(failed))\n"
+    )
     assert _fresh(code) == {}
 
 
 def test_runtime_pulls_in_no_torch_and_no_training_side_package():
     runtime = sorted(m for m in MODULES if package_of(m) == "runtime")
     assert len(runtime) > 5
-    code = ("import importlib, json, sys\n"
-            f"for m in {runtime!r}:\n    importlib.import_module(m)\n"
-            f"bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers') or "
-            f"(m.startswith('distilts.') and m.split('.')[1] in {TRAINING_SIDE!r}))\n"
-            "print(json.dumps(bad))\n")
+    code = (
+        "import importlib, json, sys\n"
+        f"for m in {runtime!r}:\n    importlib.import_module(m)\n"
+        f"bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers') or "
+        f"(m.startswith('distilts.') and m.split('.')[1] in {TRAINING_SIDE!r}))\n"
+        "print(json.dumps(bad))\n"
+    )
     assert _fresh(code) == []
 
 
 def test_the_scan_sees_function_level_relative_and_submodule_imports():
-    source = ("import os\n"
-              "def f():\n    from distilts.teachers import base\n"
-              "    from . import losses\n"
-              "    import distilts.runtime.manifest\n"
-              "    from distilts.data import load_dataset\n")
+    source = (
+        "import os\n"
+        "def f():\n    from distilts.teachers import base\n"
+        "    from . import losses\n"
+        "    import distilts.runtime.manifest\n"
+        "    from distilts.data import load_dataset\n"
+    )
     assert imports_of("distilts.distill.x", source, is_pkg=False) == {
-        "distilts.teachers.base", "distilts.distill.losses", "distilts.runtime.manifest", "distilts.data"}
+        "distilts.teachers.base",
+        "distilts.distill.losses",
+        "distilts.runtime.manifest",
+        "distilts.data",
+    }

@@ -27,10 +27,10 @@ version = "0.0.1"
 [project.entry-points."distilts.plugins"]
 tinymlp = "distilts_tinymlp:register"
 """
-INIT = '''
+INIT = """
 def register(api):
     api.add_student("tinymlp", "distilts_tinymlp.model:TinyMLP")
-'''
+"""
 MODEL = '''
 import torch
 from torch import nn
@@ -59,8 +59,22 @@ def plugin_site(tmp_path_factory) -> Path:
     (pkg / "__init__.py").write_text(textwrap.dedent(INIT))
     (pkg / "model.py").write_text(textwrap.dedent(MODEL))
     site = tmp_path_factory.mktemp("plugin-site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target",
-                    str(site), str(src)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return site
 
 
@@ -74,8 +88,30 @@ def test_a_plugin_student_is_distilled_and_compiled_from_the_cli(plugin_site, tm
     listed = _distilts(["distill", "--help"], plugin_site)
     assert "tinymlp" in listed.stdout
     student = tmp_path / "student"
-    res = _distilts(["distill", "--student", "tinymlp", "--no-kd", "--beta", "0", "--lookback", "24", "--horizon",
-                     "6", "--epochs", "1", "--stride", "4", "--quiet", "--device", "cpu", "--out", student], plugin_site)
+    res = _distilts(
+        [
+            "distill",
+            "--student",
+            "tinymlp",
+            "--no-kd",
+            "--beta",
+            "0",
+            "--lookback",
+            "24",
+            "--horizon",
+            "6",
+            "--epochs",
+            "1",
+            "--stride",
+            "4",
+            "--quiet",
+            "--device",
+            "cpu",
+            "--out",
+            student,
+        ],
+        plugin_site,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     config = json.loads((student / "config.json").read_text())
     assert config["student"] == {"name": "tinymlp", "kwargs": {"hidden": 16}}
@@ -100,8 +136,9 @@ def test_a_broken_plugin_warns_and_distilts_goes_on(monkeypatch):
     monkeypatch.setattr(plugins.metadata, "entry_points", lambda group: [Broken()])
     warnings: list[str] = []
     assert plugins.load_plugins(warnings.append) == []
-    assert warnings == ["warning: distilts plugin 'broken' (nowhere:register) was not loaded: ImportError: "
-                        "No module named 'nowhere'"]
+    assert warnings == [
+        "warning: distilts plugin 'broken' (nowhere:register) was not loaded: ImportError: No module named 'nowhere'"
+    ]
 
 
 def test_a_plugin_cannot_replace_a_builtin_and_unknown_names_say_how_to_fix():

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from distilts import metrics
-from distilts.quantiles import (CHRONOS2, DECILES, QuantileError, column_name, median_index, missing_levels,
-                                parse_levels)
+from distilts.quantiles import CHRONOS2, DECILES, QuantileError, column_name, median_index, missing_levels, parse_levels
 
 
 def test_parse_named_and_listed_levels():
@@ -21,11 +20,19 @@ def test_parse_named_and_listed_levels():
     assert median_index(DECILES) == 4 and median_index(CHRONOS2) == 10
 
 
-@pytest.mark.parametrize("spec, words", [
-    ("0,0.5,0.9", "strictly between 0 and 1"), ("0.1,0.5,1.2", "strictly between 0 and 1"),
-    ("0.9,0.5,0.1", "increasing order"), ("0.1,0.5,0.5,0.9", "repeated"), ("0.1,0.9", "lack the median"),
-    ("a,b", "Cannot read"), ("", "No quantile levels"), ("decile", "Cannot read"),
-])
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ("0,0.5,0.9", "strictly between 0 and 1"),
+        ("0.1,0.5,1.2", "strictly between 0 and 1"),
+        ("0.9,0.5,0.1", "increasing order"),
+        ("0.1,0.5,0.5,0.9", "repeated"),
+        ("0.1,0.9", "lack the median"),
+        ("a,b", "Cannot read"),
+        ("", "No quantile levels"),
+        ("decile", "Cannot read"),
+    ],
+)
 def test_bad_levels_name_the_fix(spec, words):
     with pytest.raises(QuantileError, match=words):
         parse_levels(spec)

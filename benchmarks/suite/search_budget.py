@@ -67,7 +67,7 @@ def run(ctx: Context, cases: list[str], trials: int, jobs: list[int], epochs: in
         args = [str(a) for a in args]
         ctx.log("$ distilts search " + " ".join(args))
         out.parent.mkdir(parents=True, exist_ok=True)
-        log = open(out.parent / f"search-{case}-{trials}.log", "a")  # noqa: SIM115 (closed with the process)
+        log = open(out.parent / f"search-{case}-{trials}.log", "a")
         procs[case] = (subprocess.Popen([*DISTILTS, "search", *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT),
                        args, out, time.perf_counter())
     for case, (proc, args, out, t0) in procs.items():
@@ -78,7 +78,7 @@ def run(ctx: Context, cases: list[str], trials: int, jobs: list[int], epochs: in
         doc = json.loads((out / "trials.json").read_text())
         trials_rec = doc["trials"]
         pareto = json.loads((out / "pareto.json").read_text())
-        chosen = next((t for t in trials_rec if t["number"] == pareto["chosen"]), None)
+        chosen = pareto.get("chosen_record") or next((t for t in trials_rec if t["number"] == pareto["chosen"]), None)
         trained = [t for t in trials_rec if t.get("val_mse") is not None]
         best = min(trained, key=lambda t: t["val_mse"]) if trained else None
         counts: dict[str, int] = {}
@@ -87,6 +87,7 @@ def run(ctx: Context, cases: list[str], trials: int, jobs: list[int], epochs: in
         params = {"case": case, "command": "distilts search " + " ".join(args).replace(str(ROOT) + "/", ""),
                   "trials": len(trials_rec), "verdicts": counts, "search_wall_s": round(doc["wall_s"], 1),
                   "chosen": chosen and chosen["label"], "figures": chosen and chosen.get("figures"),
+                  "folded": chosen and chosen.get("folded"),
                   "unbudgeted_best": best and best["label"], "unbudgeted_best_test_mse": best and best["test_mse"]}
         ctx.log(f"{case}: chosen {params['chosen']}, {len(trials_rec)} trials in {doc['wall_s'] / 60:.1f} min")
         yield ctx.record("chosen_test_mse", chosen and chosen["test_mse"], "normalized MSE", params)
@@ -113,7 +114,8 @@ def report(records: list[dict]) -> str:
         mse = row.get("chosen_test_mse")
         lines.append(f"| {case} | {p['chosen']} | {'' if mse is None else f'{mse:.4f}'} | {figs} | {row['fits']} | "
                      f"{p['unbudgeted_best']} ({p['unbudgeted_best_test_mse'] or 0:.4f}) | {p['trials']} "
-                     f"({', '.join(f'{v} {k}' for k, v in p['verdicts'].items())}) | {p['search_wall_s'] / 60:.0f} min | "
+                     f"({', '.join(f'{v} {k}' for k, v in p['verdicts'].items())}) | "
+                     f"{p['search_wall_s'] / 60:.0f} min | "
                      f"{row['trials_per_hour']:.0f} |")
     cmds = sorted({r["params"]["command"] for r in records})
     return "\n".join(lines) + "\n\nCommands:\n\n" + "\n".join(f"    {c}" for c in cmds)

@@ -22,20 +22,46 @@ H = 6
 def uni_art(tmp_path_factory):
     """A univariate (D=1) DLinear artifact: distilled on one column of the synthetic series."""
     out = tmp_path_factory.mktemp("uni") / "student"
-    res = CliRunner().invoke(cli, ["distill", "--no-kd", "--beta", "0", "--student", "dlinear", "--columns", "load",
-                                   "--lookback", str(LOOKBACK), "--horizon", str(H), "--epochs", "1", "--quiet",
-                                   "--stride", "8", "--out", str(out)])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "distill",
+            "--no-kd",
+            "--beta",
+            "0",
+            "--student",
+            "dlinear",
+            "--columns",
+            "load",
+            "--lookback",
+            str(LOOKBACK),
+            "--horizon",
+            str(H),
+            "--epochs",
+            "1",
+            "--quiet",
+            "--stride",
+            "8",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
-    [art] = compile_student(out, [resolve_job("onnx")], tmp_path_factory.mktemp("uni-art"), calib_windows=16,
-                            verify_windows=16)
+    [art] = compile_student(
+        out, [resolve_job("onnx")], tmp_path_factory.mktemp("uni-art"), calib_windows=16, verify_windows=16
+    )
     return art.directory
 
 
 def long_frame(names=("item_id", "timestamp", "target")) -> pd.DataFrame:
     rng = np.random.default_rng(1)
     parts = []
-    for sid, n, freq, start in (("s1", 60, "h", "2021-01-01"), ("s2", 40, "15min", "2021-03-05 10:00"),
-                                ("s3", 10, "D", "2020-01-01"), ("s4", 33, "D", "2019-06-01")):
+    for sid, n, freq, start in (
+        ("s1", 60, "h", "2021-01-01"),
+        ("s2", 40, "15min", "2021-03-05 10:00"),
+        ("s3", 10, "D", "2020-01-01"),
+        ("s4", 33, "D", "2019-06-01"),
+    ):
         ts = pd.date_range(start, periods=n, freq=freq)
         parts.append(pd.DataFrame({names[0]: sid, names[1]: ts, names[2]: rng.normal(size=n).cumsum() + 10}))
     return pd.concat(parts, ignore_index=True)
@@ -87,7 +113,7 @@ def test_cutoffs_backtest(uni_art, tmp_path):
     s1 = df[df.item_id == "s1"].reset_index(drop=True)
     for cut_row in (53, 47):  # -6: window ends 6 before the end; 2021-01-02 23:00 is row 47 of s1
         rows = got[(got.item_id == "s1") & (got.cutoff == s1.timestamp[cut_row])]
-        want = fc.predict(s1.target.to_numpy(np.float32)[cut_row + 1 - LOOKBACK: cut_row + 1, None])[:, 0]
+        want = fc.predict(s1.target.to_numpy(np.float32)[cut_row + 1 - LOOKBACK : cut_row + 1, None])[:, 0]
         np.testing.assert_allclose(rows.forecast.to_numpy(), want, rtol=1e-5, atol=1e-5)
     # s2 has no 2021-01-02 23:00 -> skipped for that cutoff only, and said so
     assert "s2: cutoff 2021-01-02 23:00:00 is outside it" in res.output
@@ -163,15 +189,17 @@ def test_batch_forecast_never_imports_pandas(uni_art, tmp_path):
 
     data = tmp_path / "series.parquet"
     long_frame().to_parquet(data, index=False)
-    code = ("import sys\n"
-            "tried = []\n"
-            "class Watch:\n"  # records every attempt (pyarrow imports pandas whenever it is installed)
-            "    def find_spec(self, name, path=None, target=None):\n"
-            "        if name == 'pandas': tried.append(name)\n"
-            "sys.meta_path.insert(0, Watch())\n"
-            "from distilts.batch.panel import forecast_file\n"
-            "from distilts.runtime.forecaster import Forecaster\n"
-            f"rep = forecast_file(Forecaster.load({str(uni_art)!r}), {str(data)!r}, {str(tmp_path / 'f.parquet')!r})\n"
-            "assert not tried and 'pandas' not in sys.modules and rep.series == 3, rep.summary()\n")
+    code = (
+        "import sys\n"
+        "tried = []\n"
+        "class Watch:\n"  # records every attempt (pyarrow imports pandas whenever it is installed)
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'pandas': tried.append(name)\n"
+        "sys.meta_path.insert(0, Watch())\n"
+        "from distilts.batch.panel import forecast_file\n"
+        "from distilts.runtime.forecaster import Forecaster\n"
+        f"rep = forecast_file(Forecaster.load({str(uni_art)!r}), {str(data)!r}, {str(tmp_path / 'f.parquet')!r})\n"
+        "assert not tried and 'pandas' not in sys.modules and rep.series == 3, rep.summary()\n"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-2000:]

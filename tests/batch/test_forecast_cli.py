@@ -28,8 +28,9 @@ def _read(path):
         return list(csv.reader(f))
 
 
-def _write_series(path, n=200, step_minutes=15, columns=("load", "temperature", "solar", "price"), dates=True,
-                  extra=("other",)):
+def _write_series(
+    path, n=200, step_minutes=15, columns=("load", "temperature", "solar", "price"), dates=True, extra=("other",)
+):
     s = synthetic_series(n_rows=n)
     start = np.datetime64("2023-03-01T00:00:00")
     with open(path, "w", newline="") as f:
@@ -37,8 +38,11 @@ def _write_series(path, n=200, step_minutes=15, columns=("load", "temperature", 
         w.writerow((["timestamp"] if dates else []) + list(extra) + list(columns))
         for i in range(n):
             d = str(start + np.timedelta64(step_minutes * i, "m")).replace("T", " ")
-            w.writerow(([d] if dates else []) + ["x"] * len(extra)
-                       + [f"{v:.5f}" for v in s.values[i, [s.columns.index(c) for c in columns]]])
+            w.writerow(
+                ([d] if dates else [])
+                + ["x"] * len(extra)
+                + [f"{v:.5f}" for v in s.values[i, [s.columns.index(c) for c in columns]]]
+            )
     return path
 
 
@@ -58,8 +62,22 @@ def test_forecast_csv_at_row_with_plot(tmp_path, tmp_path_factory):
     art = artifact(tmp_path_factory, "tflite")
     data = _write_series(tmp_path / "d.csv", columns=("price", "solar", "temperature", "load"))  # reordered
     out, png = tmp_path / "f.csv", tmp_path / "f.png"
-    res = _run(["forecast", str(art), "--data", str(data), "--at-row", "99", "--out", str(out),
-                "--plot", str(png), "--threads", "1"])
+    res = _run(
+        [
+            "forecast",
+            str(art),
+            "--data",
+            str(data),
+            "--at-row",
+            "99",
+            "--out",
+            str(out),
+            "--plot",
+            str(png),
+            "--threads",
+            "1",
+        ]
+    )
     assert res.exit_code == 0, res.output
     rows = _read(out)
     assert rows[0] == ["date", "load", "temperature", "solar", "price"]  # the manifest's order

@@ -125,3 +125,14 @@ def test_missing_tools_skip_with_a_notice_and_fail_under_ci(tmp_path, monkeypatc
     monkeypatch.setenv("CI", "true")
     with pytest.raises(ToolchainUnavailable, match="CI=true"):
         metal.verify(tmp_path, ["m.c"], "m.h", np.zeros((1, 4, 1)), np.zeros((1, 2, 1)), tmp_path)
+
+
+@needs_tools
+def test_relative_paths_reach_the_tools_that_run_elsewhere(tmp_path, monkeypatch):
+    """`distilts compile STUDENT --target c --out out` with relative paths (was: gcc/QEMU could not find the files)."""
+    model, src = _artifact(tmp_path, "fp32")
+    x = _windows(1)
+    host = ctoolchain.run_shared(ctoolchain.build_shared(src, tmp_path / "lib.so"), x, H)
+    monkeypatch.chdir(tmp_path)
+    out = metal.verify(Path("fp32"), [cgen.SOURCE], cgen.HEADER, x, host, Path("fw"), profiles=("cortex-m4f",))
+    assert out["boards"]["cortex-m4f"]["bit_identical_to_host"]

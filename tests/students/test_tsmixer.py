@@ -19,7 +19,8 @@ TINY = {"n_block": 2, "ff_dim": 8, "dropout": 0.1}
 
 def test_official_etth1_defaults_and_size():
     assert {k: v for k, v in student_options("tsmixer").items() if k not in ("quantiles", "quantile_rank")} == {
-        "n_block": 6, "ff_dim": 512, "dropout": 0.9, "norm_type": "B", "activation": "relu", "norm": "window"}
+        "n_block": 6, "ff_dim": 512, "dropout": 0.9, "norm_type": "B", "activation": "relu", "norm": "window",
+        "n_past": 0, "n_future": 0, "n_static": 0, "hidden": 64}  # the last four: TSMixer-Ext (covariates)
     m = build_student("tsmixer", 512, 96, 7)
     # per block: 2 batch norms (2 x L x D x 2), time Dense(L, L), feature Dense(D, 512) + Dense(512, D);
     # then the head Dense(L, H)

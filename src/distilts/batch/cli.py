@@ -85,6 +85,14 @@ _date = click.option("--date-column", default=None, help="Timestamp column (defa
     show_default=True,
     help='Long-format Parquet: local (one process, all cores) or ray (Ray Data; pip install "distilts[ray]").',
 )
+@click.option(
+    "--future",
+    "future_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="An artifact with known-future covariates: their values over the horizon after each series' end "
+    "(unique_id, ds, columns...; CSV or Parquet). Calendar features are generated from the timestamps.",
+)
 @click.option("--address", default=None, help="--engine ray: the cluster address (default: start a local Ray).")
 @click.option(
     "--workers",
@@ -107,6 +115,7 @@ def forecast(
     cutoffs: tuple[str, ...],
     batch_size: int,
     engine: str,
+    future_path: str | None,
     address: str | None,
     workers: int | None,
 ) -> None:
@@ -120,7 +129,32 @@ def forecast(
     Checks the artifact's checksums and its golden self-test first; refuses to serve on a mismatch.
     """
     from distilts.data.long import LongColumns, is_long
+    from distilts.runtime.manifest import read_manifest
 
+    if future_path is not None or read_manifest(artifact_dir, verify_checksums=False).covariates:
+        from distilts.errors import DataError
+
+        unused = [o for o, v in (("--cutoff", cutoffs), ("--at-row", at_row), ("--plot", plot_path)) if v]
+        if unused:
+            raise DataError(
+                f"{unused[0]} is not available with covariates yet: the forecast starts after each series' last "
+                "row, its known-future values from --future. Drop it, or cut the history file where it should start."
+            )
+        _forecast_covariates(
+            artifact_dir,
+            data_path,
+            future_path,
+            out_path,
+            threads,
+            engine,
+            id_column,
+            timestamp_column,
+            target_column,
+            batch_size,
+            address,
+            workers,
+        )
+        return
     names = LongColumns(id_column, timestamp_column, target_column)
     if is_long(data_path, names) or engine == "ray":
         from distilts.batch.run import run_batch
@@ -152,3 +186,45 @@ def forecast(
     if plot_path:
         plot_forecast(res, plot_path, title=f"{Path(artifact_dir).name}: {fc.horizon} steps {where}")
         click.echo(f"plot -> {plot_path}", err=True)
+
+
+def _forecast_covariates(
+    artifact_dir: str,
+    data_path: str | None,
+    future_path: str | None,
+    out_path: str,
+    threads: int | None,
+    engine: str,
+    id_column: str | None,
+    timestamp_column: str | None,
+    target_column: str | None,
+    batch_size: int = 256,
+    address: str | None = None,
+    workers: int | None = None,
+) -> None:
+    """`distilts forecast` of an artifact with covariate inputs (distilts.batch.covariates)."""
+    from distilts.batch.covariates import forecast_with_future
+    from distilts.errors import DataError
+    from distilts.runtime.forecaster import Forecaster
+
+    if data_path is None:
+        raise DataError("An artifact with covariates forecasts from --data HISTORY (with its covariate columns).")
+    if out_path == "-":
+        raise DataError("Forecasts with covariates are written to a file: pass --out forecasts.csv (or .parquet).")
+    fc = Forecaster.load(artifact_dir, threads=threads)
+    if fc.covariates is None:
+        raise DataError(
+            f"{artifact_dir} takes no covariates (distilled without them): drop --future, or compile a student "
+            "distilled with --future-covariates."
+        )
+    predict = None
+    if engine == "ray":  # the driver lines the inputs up; Ray actors forecast them, `batch_size` windows a task
+        from distilts.batch.ray_engine import predict_ray
+
+        def predict(values, **inputs):
+            return predict_ray(artifact_dir, values, inputs, batch_size, address, workers, threads)
+
+    rep = forecast_with_future(
+        fc, data_path, future_path, out_path, id_column, timestamp_column, target_column, predict=predict
+    )
+    click.echo(f"{rep.summary()}\n-> {Path(out_path)}", err=True)

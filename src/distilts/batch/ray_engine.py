@@ -205,3 +205,65 @@ def _distilts_cause(exc: BaseException) -> DistiltsError | None:
             return None
         seen += 1
     return None
+
+
+class InputsForecaster:
+    """Ray Data callable class for inputs already lined up (an artifact with covariates): one Forecaster per
+    actor; each batch names rows of the shared input arrays (an object in Ray's store) and gets their forecasts."""
+
+    def __init__(self, artifact_dir: str, inputs_ref, threads: int = 1) -> None:
+        import ray
+
+        from distilts.runtime.forecaster import Forecaster
+
+        self.fc = Forecaster.load(artifact_dir, threads=threads, mode="throughput")
+        self.inputs = ray.get(inputs_ref[0])
+
+    def __call__(self, batch: dict) -> dict:
+        idx = np.asarray(batch["id"], np.int64)
+        values, kw = self.inputs
+        y = self.fc.predict(values[idx], **{k: v[idx] for k, v in kw.items()})
+        return {"id": idx, "y": y.reshape(len(idx), -1)}
+
+
+def predict_ray(
+    artifact_dir: str,
+    values: np.ndarray,
+    inputs: dict[str, np.ndarray],
+    batch: int = 256,
+    address: str | None = None,
+    workers: int | None = None,
+    threads: int | None = None,
+) -> np.ndarray:
+    """`Forecaster.predict(values, **inputs)` spread over Ray actors in batches of `batch` windows; `[B, H, D]`."""
+    ray = require("ray", "ray", "--engine ray")
+    require("ray.data", "ray", "--engine ray")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    try:
+        n = len(values)
+        cpus = float(ray.cluster_resources().get("CPU", 1))
+        k = max(1, min(workers or max(1, int(cpus)), -(-n // batch)))
+        ref = ray.put((values, inputs))
+        ds = ray.data.range(n, override_num_blocks=max(1, -(-n // batch))).map_batches(
+            InputsForecaster,
+            fn_constructor_args=(str(Path(artifact_dir).resolve()), [ref], threads or 1),
+            batch_size=batch,
+            batch_format="numpy",
+            concurrency=k,
+            num_cpus=min(1.0, cpus / k),
+        )
+        try:
+            rows = ds.take_all()
+        except Exception as exc:  # a DataError inside an actor arrives wrapped by Ray
+            cause = _distilts_cause(exc)
+            if cause is not None:
+                raise cause from None
+            raise
+    finally:
+        if started:
+            ray.shutdown()
+    order = np.argsort([r["id"] for r in rows])
+    y = np.stack([rows[i]["y"] for i in order])
+    return y.reshape(n, -1, values.shape[-1])

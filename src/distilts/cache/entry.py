@@ -103,6 +103,16 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
     return Path(platformdirs.user_cache_dir("distilts"))
 
 
+def teacher_covariates(dataset: Dataset, teacher_name: str) -> dict:
+    """`{"covariates": {role: columns}}` (the columns the teacher forecasts with, by the roles its family takes) for
+    a family that takes covariates on data that has them; {} otherwise (it forecasts the target windows alone)."""
+    cov = getattr(dataset, "covariates", None)
+    roles = teachers.COVARIATE_TEACHERS.get(teacher_name, ())
+    if cov is None or not any(cov.dims[("past", "future", "static").index(r)] for r in roles):
+        return {}
+    return {"covariates": {r: getattr(cov, f"{r}_columns") for r in roles}}
+
+
 def fill_teacher_cache(
     dataset: Dataset,
     teacher_name: str,
@@ -146,6 +156,7 @@ def fill_teacher_cache(
         "hidden_tokens": int(hidden_tokens) if hidden else None,
         "hidden_dtype": hidden_dtype if hidden else None,
         **({"quantiles": True} if quantiles else {}),  # absent for point entries (their keys stay as they were)
+        **teacher_covariates(dataset, teacher_name),  # absent without covariates
     }
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
     directory = root / "teacher" / f"{teacher_name}-{_slug(dataset.name)}-L{lookback}-H{horizon}-{key[:16]}"

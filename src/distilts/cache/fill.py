@@ -110,8 +110,13 @@ class Filler:
         quantiles `[B, H, D, Q]` (those of `kinds`)."""
         x, _ = windows.batch(idx)
         quantiles = bool(self.s.get("quantiles"))
+        cov = windows.covariate_batch(idx) if self.s.get("covariates") and hasattr(windows, "covariate_batch") else {}
         out = self.teacher.predict(
-            x, self.s["horizon"], hidden=self.s["hidden"], **({"quantiles": True} if quantiles else {})
+            x,
+            self.s["horizon"],
+            hidden=self.s["hidden"],
+            **({"quantiles": True} if quantiles else {}),
+            **({"covariates": cov} if cov else {}),
         )
         rows = {"forecast": self._check(out.forecast, (len(idx), self.s["horizon"], x.shape[2]), part, idx)}
         if self.s["hidden"]:

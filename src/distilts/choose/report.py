@@ -125,6 +125,7 @@ def write_reports(
             "objectives": ["val_mse", *keys],
             "budget": budget.__dict__,
             "chosen": None if chosen is None else chosen["number"],
+            "chosen_record": None if chosen is None else {k: v for k, v in chosen.items() if k != "traceback"},
             "front": [
                 {k: r.get(k) for k in ("number", "label", "candidate", "val_mse", "test_mse", "figures")} for r in front
             ],
@@ -192,6 +193,17 @@ def card(
             "",
             f"{chosen['label']}: val MSE {chosen['val_mse']:.4f}, **test MSE {chosen['test_mse']:.4f}** "
             f"(MAE {chosen['test_mae']:.4f}), {chosen['params']:,} parameters, {figures_text(chosen)}",
+            *(
+                [
+                    f"Folded: the configuration's {len(chosen['folded']['trials'])} seeds (trials "
+                    f"{', '.join(map(str, chosen['folded']['trials']))}) averaged into one student of the same size "
+                    "(exact: its forecast is linear in its weights); the chosen trial alone had val MSE "
+                    f"{chosen['folded']['single']['val_mse']:.4f}, "
+                    f"test MSE {chosen['folded']['single']['test_mse']:.4f}."
+                ]
+                if chosen.get("folded")
+                else []
+            ),
             *(
                 [f"(latency {chosen['figures']['latency_kind']})"]
                 if (chosen.get("figures") or {}).get("latency_kind")

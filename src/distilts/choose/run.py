@@ -106,7 +106,18 @@ def search(
             f"{jobs} job(s){' on Ray ' + address if address else ''}"
         )
         _run_workers(settings, space, n_variates)
-    return _finish(settings, space, notes, time.perf_counter() - start, echo)
+        wall = _searched_wall(outdir, time.perf_counter() - start, ran=finished(study) > done)
+    return _finish(settings, space, notes, wall, echo)
+
+
+def _searched_wall(outdir: Path, this_run_s: float, ran: bool) -> float:
+    """Wall seconds spent searching, summed over the runs of a resumed search (a run that only re-reports
+    adds nothing)."""
+    from distilts.utils import read_json
+
+    path = outdir / "trials.json"
+    before = float(read_json(path).get("wall_s", 0.0)) if path.exists() else 0.0
+    return before + this_run_s if ran or not before else before
 
 
 def _prefill_teacher(settings: SearchSettings, space: Space, dataset: Any, notes: list[str], echo) -> Space:
@@ -219,10 +230,15 @@ def _finish(settings: SearchSettings, space: Space, notes: list[str], wall_s: fl
                 ("over budget", "; ".join(over), False) if over else ("fits", None, True)
             )
     chosen = choose(records)
+    weights = None
+    if chosen is not None:
+        from distilts.choose.fold import fold_seeds
+
+        chosen, weights = fold_seeds(outdir, records, chosen, settings.data, echo)
     record = settings.record()
     write_reports(outdir, records, settings.budget, record, space.describe(), chosen, wall_s)
     if chosen is not None:
-        _best_dir(settings, chosen, echo)
+        _best_dir(settings, chosen, weights, echo)
     text = card(outdir, records, settings.budget, record, space.describe(), chosen, wall_s, notes)
     if chosen is None:
         raise NothingFits(
@@ -236,8 +252,9 @@ def _finish(settings: SearchSettings, space: Space, notes: list[str], wall_s: fl
     return chosen
 
 
-def _best_dir(settings: SearchSettings, chosen: dict[str, Any], echo) -> None:
-    """`best/`: the chosen student directory, and its artifact compiled for the target at `artifacts/<target>/`."""
+def _best_dir(settings: SearchSettings, chosen: dict[str, Any], weights: Path | None, echo) -> None:
+    """`best/`: the chosen student directory (with the folded seeds' `weights` when given, re-scored), and its
+    artifact compiled for the target at `artifacts/<target>/`."""
     from distilts.choose.space import Candidate
     from distilts.choose.trial import compile_job, trial_dir
     from distilts.compile.pipeline import compile_student
@@ -250,6 +267,12 @@ def _best_dir(settings: SearchSettings, chosen: dict[str, Any], echo) -> None:
     try:
         shutil.copytree(src, tmp / "student", ignore=shutil.ignore_patterns("checkpoint", "artifacts"))
         student = tmp / "student"
+        if weights is not None:
+            from distilts.distill.run import evaluate_student
+
+            shutil.copy2(weights, student / weights.name)
+            evaluate_student(student, settings.data, write=True, progress=False, cache_dir=settings.cache_dir)
+            shutil.rmtree(weights.parent, ignore_errors=True)
         tgt = get_target(settings.target)
         job = compile_job(Candidate(**chosen["candidate"]), tgt, final=True)
         echo(f"compiling the chosen student for {tgt.name} ({job.format} {job.precision}), verified")

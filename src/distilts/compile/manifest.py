@@ -23,7 +23,12 @@ from distilts.compile.data import AnyCompileData
 from distilts.compile.verify import Candidate
 from distilts.runtime.arch import host_arch, host_isa
 from distilts.runtime.batching import run_file
-from distilts.runtime.manifest import FORMAT, VERSION  # one schema: the runtime reads what this writes
+from distilts.runtime.inputs import Inputs, input_tails, n_rows, take
+from distilts.runtime.manifest import (  # one schema: the runtime reads what this writes
+    COVARIATE_VERSION,
+    FORMAT,
+    VERSION,
+)
 from distilts.targets import CompileJob
 from distilts.utils import sha256_file
 
@@ -61,7 +66,7 @@ def build_manifest(
     target: dict | None,
     quantization: dict | None,
     verification: dict,
-    golden_in: np.ndarray,
+    golden_in: Inputs,
     golden_out: np.ndarray,
     atol: float,
     rtol: float,
@@ -82,9 +87,15 @@ def build_manifest(
     )
     shape_batch = batches[0] if len(batches) == 1 else None
     cfg_path = Path(student_dir) / "config.json"
+    covariates = covariate_block(config, shape_batch)
+    golden_input = (
+        {k: np.asarray(v, np.float32).tolist() for k, v in golden_in.items()}
+        if isinstance(golden_in, dict)
+        else np.asarray(golden_in, np.float32).tolist()
+    )
     return {
         "format": FORMAT,
-        "version": VERSION,
+        "version": COVARIATE_VERSION if covariates else VERSION,
         "backend": backend,
         "precision": precision,
         "models": models,
@@ -106,6 +117,7 @@ def build_manifest(
             if levels
             else {}
         ),
+        **({"covariates": covariates} if covariates else {}),
         "lookback": L,
         "horizon": H,
         "columns": list(config["columns"]),
@@ -127,7 +139,7 @@ def build_manifest(
         "verification": verification,
         "architectures": architectures or {},
         "golden": {
-            "input": np.asarray(golden_in, np.float32).tolist(),
+            "input": golden_input,
             "output": np.asarray(golden_out, np.float32).tolist(),
             "isa": host_isa(),
             "atol": float(atol),
@@ -140,6 +152,28 @@ def build_manifest(
     }
 
 
+def covariate_block(config: dict, batch: int | None) -> dict | None:
+    """The manifest's `covariates`: the config's block (columns per role, calendar spec, train-split stats
+    per role) plus `inputs`, each covariate input's name, shape and columns in artifact order; None when
+    the student takes none (univariate manifests stay as they were)."""
+    cov = config.get("covariates")
+    if not cov:
+        return None
+    L, H, D = int(config["lookback"]), int(config["horizon"]), len(config["columns"])
+    tails = input_tails(L, H, D, cov)
+    inputs = [
+        {"name": r, "shape": [batch, *tails[r]], "dtype": "float32", "columns": list(cov[r])} for r in tails if r != "x"
+    ]
+    return {
+        "past": list(cov.get("past") or []),
+        "future": list(cov.get("future") or []),
+        "static": list(cov.get("static") or []),
+        "calendar": cov.get("calendar"),
+        "stats": cov.get("stats") or {},
+        "inputs": inputs,
+    }
+
+
 def artifact_manifest(
     job: CompileJob,
     directory: Path,
@@ -149,8 +183,8 @@ def artifact_manifest(
     config: dict,
     student_dir: Path,
     data: AnyCompileData,
-    verify_x: np.ndarray,
-    calib_x: np.ndarray | None,
+    verify_x: Inputs,
+    calib_x: Inputs | None,
     checks: dict[str, ArchCheck],
     passes: list[dict],
     chosen_by: str = "",
@@ -161,7 +195,7 @@ def artifact_manifest(
     applied, in order; chosen_by: the rule that chose `best` (distilts.compile.select). The golden pair is the first
     verification window and its forecast here.
     """
-    golden_in = verify_x[:1]
+    golden_in = take(verify_x, slice(0, 1))
     backend = runtime_backend(job.format)
     model_file = next(m for m in models if m.get("role") in (None, "model"))
     golden_out = run_file(backend, directory / model_file["file"], model_file["batch"], golden_in)
@@ -172,7 +206,7 @@ def artifact_manifest(
         quant = {
             "method": best.method,
             "isa": job.isa,
-            "calib_windows": 0 if calib_x is None else int(len(calib_x)),
+            "calib_windows": 0 if calib_x is None else int(n_rows(calib_x)),
             "calib_part": "train",
             "note": best.note,
             "chosen_by": chosen_by,
@@ -185,7 +219,7 @@ def artifact_manifest(
         if t.sram_kib and t.flash_kib:
             target.update(sram_bytes=t.sram_kib * 1024, flash_bytes=t.flash_kib * 1024, accelerator=t.accelerator)
     verification = {
-        "windows": int(len(verify_x)),
+        "windows": int(n_rows(verify_x)),
         "part": "test",
         **best.errors,
         "tolerance": dict(verify.TOLERANCES[job.precision]),

@@ -35,6 +35,7 @@ from distilts.errors import DataError
 from distilts.quiet import quiet
 from distilts.runtime import Forecaster
 from distilts.runtime.backends import BACKENDS
+from distilts.runtime.inputs import Inputs, n_rows
 from distilts.students import load_student_dir
 from distilts.targets import CompileJob
 
@@ -72,6 +73,9 @@ def compile_student(
     """
     student_dir = Path(student_dir)
     model, config = load_student_dir(student_dir)
+    if config.get("covariates"):
+        covariate_checks(jobs, verify_on)
+        passes = False  # the module passes (linear fold, scaler fold) rewrite the one-input graph only
     wrapper = wrap_student(model, config)
     int8 = any(j.precision == "int8" for j in jobs)
     if int8 and calib_windows < 1:
@@ -84,7 +88,7 @@ def compile_student(
     data = load_compile_data(config, DataSpec.of(data).path)
     verify_x = _held_out(data, verify_windows)
     calib_x = data.windows("train", calib_windows) if int8 else None
-    if calib_x is not None and len(calib_x) == 0:
+    if calib_x is not None and n_rows(calib_x) == 0:
         raise DataError(
             f"The train split of {data.source} has no window of lookback {data.lookback} + horizon "
             f"{data.horizon}, so int8 has no calibration data. Use a longer series or fp32."
@@ -144,11 +148,35 @@ def compile_student(
     return [results[i] for i in sorted(results)]
 
 
-def _held_out(data: AnyCompileData, n: int) -> np.ndarray:
+# formats whose artifact maps one raw window through int8 I/O or C sources built for one input
+SINGLE_INPUT_FORMATS = {
+    "c": "the C artifact's generated code takes one window (no covariate inputs)",
+    "tflm": "full-integer int8 folds the target scaler into one int8 input (covariate inputs have no such form)",
+    "ethos-u": "full-integer int8 folds the target scaler into one int8 input (covariate inputs have no such form)",
+}
+
+
+def covariate_checks(jobs: list[CompileJob], verify_on: tuple[str, ...]) -> None:
+    """Refuse, in one line, the jobs an artifact with covariate inputs cannot have (before any work)."""
+    for job in jobs:
+        if job.format in SINGLE_INPUT_FORMATS:
+            raise DataError(
+                f"{job.format}: not built for a student with covariates: {SINGLE_INPUT_FORMATS[job.format]}. "
+                "Compile onnx, openvino or tflite (fp32 or int8) instead."
+            )
+        archs, _ = crossarch.archs_for(job, verify_on)
+        if archs:
+            raise DataError(
+                f"{job.dirname}: verification on emulated {', '.join(archs)} is not available for artifacts with "
+                "covariate inputs yet; compile without --verify-on (or for a target of this machine's architecture)."
+            )
+
+
+def _held_out(data: AnyCompileData, n: int) -> Inputs:
     """Verification windows: the test split, else validation (never train, which calibrates int8)."""
     for part in ("test", "val"):
         x = data.windows(part, n)
-        if len(x):
+        if n_rows(x):
             return x
     raise DataError(
         f"{data.source} has no test or validation window of lookback {data.lookback} + horizon "
@@ -162,9 +190,9 @@ def _prepare_job(
     records: list[dict],
     config: dict,
     out_dir: Path,
-    verify_x: np.ndarray,
+    verify_x: Inputs,
     ref: np.ndarray,
-    calib_x: np.ndarray | None,
+    calib_x: Inputs | None,
     log: Callable[[str], None],
     t0: float,
     verify_on: tuple[str, ...],
@@ -209,8 +237,8 @@ def _finish_job(
     config: dict,
     student_dir: Path,
     data: AnyCompileData,
-    verify_x: np.ndarray,
-    calib_x: np.ndarray | None,
+    verify_x: Inputs,
+    calib_x: Inputs | None,
     log: Callable[[str], None] = lambda s: None,
 ) -> CompiledArtifact:
     """Choose the candidate (on every verified architecture), refuse on a failure, write the manifest,

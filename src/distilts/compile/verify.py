@@ -20,6 +20,7 @@ from distilts.errors import ArtifactError
 from distilts.profile import timing
 from distilts.runtime.backends import open_session
 from distilts.runtime.batching import run_file
+from distilts.runtime.inputs import Inputs, as_float32, repeat_first
 
 # documented in docs/compile.md; int8 is looser: quantization changes the numbers by design
 TOLERANCES: dict[str, dict[str, float]] = {
@@ -51,7 +52,7 @@ class Candidate:
 
 
 def measure(
-    backend: str, files: dict[Path, int | None], x: np.ndarray, ref: np.ndarray, config: dict
+    backend: str, files: dict[Path, int | None], x: Inputs, ref: np.ndarray, config: dict
 ) -> tuple[dict[str, float], np.ndarray]:
     """(worst errors over a candidate's files vs the PyTorch student, the first file's forecasts) on the
     verification windows (TFLite has one file per batch size)."""
@@ -66,14 +67,14 @@ def measure(
     return {k: max(e[k] for e in errs) for k in errs[0]}, preds[0]
 
 
-def time_file(backend: str, path: Path, batch: int | None, x: np.ndarray, calls: int = 20) -> float:
+def time_file(backend: str, path: Path, batch: int | None, x: Inputs, calls: int = 20) -> float:
     """Median batch-1 call time (ms) of one model file here (fixed batches: one call at that batch).
 
     Used to choose between int8 candidates of equal standing: on small students int8 kernels can be
     slower than fp32 (e.g. weight-only int8 dequantizes every call), so speed is measured, not assumed.
     """
     sess = open_session(backend, path, batch=batch, input_name="x", output_name="y", threads=1)
-    one = np.ascontiguousarray(np.repeat(x[:1], batch or 1, axis=0), dtype=np.float32)
+    one = as_float32(repeat_first(x, batch or 1))
     return timing.per_call(lambda: sess.run(one), warmup=3, iters=calls, budget_s=5.0, threads=1).median_ms
 
 
@@ -139,7 +140,7 @@ def check(errs: dict[str, float], precision: str, what: str) -> None:
         )
 
 
-def calibration(calib_x: np.ndarray | None) -> np.ndarray:
+def calibration(calib_x: Inputs | None) -> Inputs:
     """The int8 calibration windows (compile_student always passes them for int8 jobs)."""
     if calib_x is None:
         raise ValueError("int8 candidates need calibration windows (compile_student passes them for int8 jobs)")

@@ -11,7 +11,8 @@ from distilts.data.split import SCHEMES
 
 
 def data_options(func):
-    """Add --data/--columns/--date-column/--split/--fill; the command gets `data_args` (a dict)."""
+    """Add --data/--columns/--date-column/--split/--fill, the long-format and covariate options; the command gets
+    `data_args` (a dict)."""
 
     @click.option(
         "--data",
@@ -51,6 +52,34 @@ def data_options(func):
         default=None,
         help="Long-format data: keep at most this many (most recent) windows of each series.",
     )
+    @click.option(
+        "--past-covariates",
+        default=None,
+        help="Comma-separated past-only covariate columns (known over the lookback only).",
+    )
+    @click.option(
+        "--future-covariates",
+        default=None,
+        help="Comma-separated known-future covariate columns (a forecast of them is given for the horizon).",
+    )
+    @click.option(
+        "--static-covariates", default=None, help="Comma-separated static covariate columns (one value per series)."
+    )
+    @click.option(
+        "--static-table",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Long-format data: a CSV of static covariates, one row per series id.",
+    )
+    @click.option(
+        "--calendar",
+        is_flag=False,
+        flag_value="",
+        default=None,
+        metavar="[COUNTRY]",
+        help="Add calendar features from the timestamps as known-future covariates (hour of day, day of week, "
+        "month; with a country code such as BE also its public holidays).",
+    )
     @functools.wraps(func)
     def wrapper(
         *args,
@@ -63,6 +92,11 @@ def data_options(func):
         timestamp_column,
         target_column,
         max_windows_per_series,
+        past_covariates,
+        future_covariates,
+        static_covariates,
+        static_table,
+        calendar,
         **kwargs,
     ):
         data_args = {
@@ -78,9 +112,22 @@ def data_options(func):
             "target_column": target_column,
             "max_windows_per_series": max_windows_per_series,
         }
+        long_args.update(
+            {
+                "past_covariates": _names(past_covariates),
+                "future_covariates": _names(future_covariates),
+                "static_covariates": _names(static_covariates),
+                "static_table": static_table,
+                "calendar": calendar,
+            }
+        )
         data_args.update(
             {k: v for k, v in long_args.items() if v is not None}
         )  # absent: old configs keep their identity
         return func(*args, data_args=data_args, **kwargs)
 
     return wrapper
+
+
+def _names(text: str | None) -> list[str] | None:
+    return [c.strip() for c in text.split(",") if c.strip()] if text else None

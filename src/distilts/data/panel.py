@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from distilts.data.covariates import covariate_hash
 from distilts.data.long import LongColumns, iter_blocks
 from distilts.errors import DataError
 
@@ -137,6 +138,14 @@ class PanelWindows:
     horizon: int
     skipped: list[str]
     series_stats: tuple[np.ndarray, np.ndarray] | None = None  # (mean [S], std [S]) the values were z-scored with
+    covariates: object = None  # data.covariates.Covariates aligned with the panel's rows
+
+    def covariate_batch(self, index) -> dict[str, np.ndarray]:
+        """The covariate blocks of the windows `index` (as `Windows.covariate_batch`); {} without covariates."""
+        if self.covariates is None:
+            return {}
+        s = np.atleast_1d(self.starts[index])
+        return self.covariates.batch(s, np.atleast_1d(self.series_index[index]), self.lookback, self.horizon)
 
     def __len__(self) -> int:
         return int(self.starts.size)
@@ -249,6 +258,8 @@ class PanelDataset:
         self.series = PanelSource(panel.source, freq)
         self._norm: dict[int, np.ndarray] = {}
         self._horizon: int | None = None
+        self.covariates = None  # data.covariates.Covariates (rows in the panel's order), fitted per horizon
+        self._cov_fit: int | None = None
 
     @property
     def name(self) -> str:
@@ -267,6 +278,8 @@ class PanelDataset:
     def data_hash(self) -> str:
         h = hashlib.sha256(self.panel.data_hash.encode())
         h.update(f"per-series split val=test=H, per-series z-score, cap {self.max_per_series}".encode())
+        if self.covariates is not None:
+            covariate_hash(h, self.covariates)
         return h.hexdigest()
 
     def train_ends(self, horizon: int) -> np.ndarray:
@@ -311,6 +324,13 @@ class PanelDataset:
             values=self._normalized(horizon),
         )
         w.series_stats = self.series_stats(horizon)  # the z-score of the values: --loss smape maps them back
+        if self.covariates is not None:
+            if self._cov_fit != horizon:  # the train rows of every series, for this horizon's split
+                sp = split_panel(self.panel, horizon, horizon)
+                rel = np.arange(len(self.panel.values)) - np.repeat(self.panel.offsets[:-1], self.panel.lengths)
+                self.covariates.fit(rel < np.repeat(sp.train_end, self.panel.lengths))
+                self._cov_fit = horizon
+            w.covariates = self.covariates
         if len(w) == 0:
             raise DataError(
                 f"{self.panel.source} ({part} part): no series is long enough for lookback {lookback} + horizon "

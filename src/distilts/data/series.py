@@ -319,3 +319,27 @@ def fill_missing(values: np.ndarray, policy: str) -> np.ndarray:
         filled[:first] = col[first]  # leading gap: take the first known value
         out[:, j] = filled[::-1] if policy == "bfill" else filled
     return out
+
+
+def read_columns(
+    path: str | Path, names: Sequence[str], date_column: str | None = None
+) -> tuple[list[str], np.ndarray | None, dict[str, np.ndarray]]:
+    """(header, dates or None, {name: float64 values with NaN for empty cells}) of a wide CSV/Parquet file:
+    the raw covariate columns, unfilled (the covariate checks name the first NaN by its timestamp)."""
+    path = Path(path)
+    if path.suffix.lower() == ".parquet":
+        header, cells = _read_parquet(path)
+    else:
+        header, cells, _ = _read_csv(path, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+    if date_column is None:
+        date_column = next((h for h in header if h.lower() in DATE_NAMES), None)
+    dates = None if date_column not in header else _parse_dates(path, date_column, cells[header.index(date_column)])
+    out: dict[str, np.ndarray] = {}
+    for name in names:
+        if name not in header:
+            continue
+        parsed = _parse_float_column(cells[header.index(name)])
+        if parsed is None:
+            raise DataError(f"{path}: covariate '{name}' is not numeric. Covariates are numbers.")
+        out[name] = parsed
+    return header, dates, out

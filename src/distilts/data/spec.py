@@ -31,7 +31,13 @@ FIELDS = (
     "target_column",
     "max_windows_per_series",
     "seed",
+    "past_covariates",
+    "future_covariates",
+    "static_covariates",
+    "calendar",
+    "static_table",
 )
+COVARIATE_LISTS = ("past_covariates", "future_covariates", "static_covariates")
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,11 @@ class DataSpec:
     target_column: str | None = None
     max_windows_per_series: int | None = None
     seed: int = 0  # the built-in synthetic series' seed (path None)
+    past_covariates: tuple[str, ...] | None = None  # covariates (data/covariates.py): past-only columns
+    future_covariates: tuple[str, ...] | None = None  # known-future columns (over lookback + horizon)
+    static_covariates: tuple[str, ...] | None = None  # one value per series
+    calendar: str | None = None  # None: no calendar features; "": hour/weekday/month; "BE": also holidays
+    static_table: str | None = None  # long format: a file of static covariates per series id
 
     @classmethod
     def of(cls, data: Any = None) -> DataSpec:
@@ -63,8 +74,9 @@ class DataSpec:
             if unknown:
                 raise DataError(f"unknown data option(s) {unknown}; a data specification takes {', '.join(FIELDS)}")
             args = {k: v for k, v in data.items() if k in FIELDS and v is not None}
-            if args.get("columns") is not None:
-                args["columns"] = tuple(args["columns"])
+            for key in ("columns", *COVARIATE_LISTS):
+                if args.get(key) is not None:
+                    args[key] = tuple(args[key])
             if args.get("path") is not None:
                 args["path"] = str(args["path"])
             return cls(**args)
@@ -78,7 +90,8 @@ class DataSpec:
     def args(self) -> dict[str, Any]:
         """`load_dataset`'s keyword arguments."""
         out = asdict(self)
-        out["columns"] = list(self.columns) if self.columns is not None else None
+        for key in ("columns", *COVARIATE_LISTS):
+            out[key] = list(out[key]) if out[key] is not None else None
         return out
 
     def load(self) -> Any:

@@ -18,6 +18,7 @@ class Windows:
         self.starts = np.asarray(starts, dtype=np.int64)
         self.lookback = lookback
         self.horizon = horizon
+        self.covariates = None  # data.covariates.Covariates: the blocks `covariate_batch` cuts
         # [N - L - H + 1, L + H, D] view of the whole series
         self._view = np.lib.stride_tricks.sliding_window_view(values, lookback + horizon, axis=0).swapaxes(1, 2)
 
@@ -28,6 +29,14 @@ class Windows:
         """Copy out x `[B, L, D]` and y `[B, H, D]` for the given window indices."""
         w = self._view[self.starts[index] - self.lookback]
         return np.ascontiguousarray(w[:, : self.lookback]), np.ascontiguousarray(w[:, self.lookback :])
+
+    def covariate_batch(self, index) -> dict[str, np.ndarray]:
+        """The covariate blocks of the windows `index` (normalized): past `[B, L, P]`, future `[B, L + H, F]`,
+        static `[B, S]`, only the present ones; {} without covariates."""
+        if self.covariates is None:
+            return {}
+        s = np.atleast_1d(self.starts[index])
+        return self.covariates.batch(s, np.zeros(len(s), np.int64), self.lookback, self.horizon)
 
     def inputs(self, index=slice(None)) -> np.ndarray:
         return self.batch(index)[0]

@@ -23,7 +23,11 @@ def predict(model: nn.Module, windows: Windows, batch_size: int = 256, device: s
     """Student forecasts `[N, H, D]` float32 for every window (eval mode, no grad)."""
     was_training = model.training
     model.eval()
-    out = [model(torch.from_numpy(x).to(device)).float().cpu().numpy() for _, x, _ in windows.iter_batches(batch_size)]
+    batch = getattr(windows, "covariate_batch", None)
+    out = []
+    for idx, x, _ in windows.iter_batches(batch_size):
+        cov = {} if batch is None else {k: torch.from_numpy(v).to(device) for k, v in batch(idx).items()}
+        out.append(model(torch.from_numpy(x).to(device), **cov).float().cpu().numpy())
     model.train(was_training)
     return np.concatenate(out) if out else np.zeros((0, windows.horizon, windows.values.shape[1]), np.float32)
 
@@ -127,6 +131,20 @@ def write_plots(
     )
 
 
+def covariate_card(cov: dict | None) -> str:
+    """The card's covariates paragraph ("" for a univariate student)."""
+    if not cov:
+        return ""
+    cal = cov.get("calendar")
+    parts = [f"{role} {', '.join(cov[role])}" for role in ("past", "future", "static") if cov.get(role)]
+    text = f"\n**Covariates**: {'; '.join(parts)}"
+    if cal:
+        text += f" (calendar features {', '.join(cal['features'])} from the timestamps"
+        text += f", holidays of {cal['country']})" if cal.get("country") else ")"
+    teacher = cov.get("teacher")
+    return text + (f". {teacher}" if teacher else "") + "."
+
+
 def model_card(config: dict, metrics: dict) -> str:
     """A short Markdown model card for a student directory."""
     s, t, data, loss = config["student"], config.get("teacher"), config.get("data", {}), config.get("loss", {})
@@ -176,6 +194,7 @@ def model_card(config: dict, metrics: dict) -> str:
     )
     norm = config.get("normalization")
     norm = f"\n**Instance normalization**: {norm['why']}." if norm else ""
+    norm += covariate_card(config.get("covariates"))
     return f"""# {s["name"]} student — L={config["lookback"]}, H={config["horizon"]}
 
 **What**: {s["name"]} forecaster ({kwargs}; {config["param_count"]:,} parameters) mapping the last

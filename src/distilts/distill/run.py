@@ -26,7 +26,7 @@ from distilts.distill.trainer import CHECKPOINT, TrainData, TrainResult, train
 from distilts.errors import DistiltsError
 from distilts.metrics import seasonality
 from distilts.quantiles import QuantileError, missing_levels
-from distilts.students.data import LONG_ARGS, dataset_for_student
+from distilts.students.data import SAVED_ARGS, dataset_for_student
 from distilts.students.ensemble import NAME as ENSEMBLE
 from distilts.students.io import load_student_dir, resolved_spec, save_student_dir
 from distilts.students.registry import build_student, param_count, student_class, student_options
@@ -173,6 +173,13 @@ def distill_student(
             f"note: {len(ids)} series have no training window (too short for lookback {spec.lookback} + horizon "
             f"{spec.horizon} before their val/test values): {', '.join(ids[:20])}{' ...' if len(ids) > 20 else ''}"
         )
+    covariates = getattr(dataset, "covariates", None)
+    if covariates is not None:  # the student's covariate inputs (a student without them refuses in one line)
+        spec.student_kwargs.update(zip(("n_past", "n_future", "n_static"), covariates.dims, strict=True))
+        log(
+            f"covariates: past {covariates.past_columns}, future {covariates.future_columns}, "
+            f"static {covariates.static_columns}"
+        )
     teacher = teacher_outputs(dataset, spec, progress, train_stride)
     torch.manual_seed(spec.train.seed)
     model = build_student(spec.student, spec.lookback, spec.horizon, len(dataset.columns), **spec.student_kwargs)
@@ -194,6 +201,17 @@ def distill_student(
     config = student_config(spec, dataset, teacher.info, result, train_stride)
     if normalization is not None:
         config["normalization"] = normalization
+    if covariates is not None:
+        config["covariates"] = covariates.config()
+        if teacher.info is not None:
+            used = teacher.info.get("covariates")
+            config["covariates"]["teacher"] = (
+                f"The teacher ({teacher.info['name']}) forecast with the covariates through its own package "
+                f"({'; '.join(f'{role} {cols}' for role, cols in used.items())}; other roles are not its inputs)"
+                if used
+                else f"The teacher ({teacher.info['name']}) cannot take covariates: it forecast from the target "
+                "windows only (univariate); the covariates reach the student through the ground-truth loss"
+            )
     if not distributed.current().is_main:  # under torchrun rank 0 writes the student directory
         return config, None, result
     save_student_dir(out, model, config)
@@ -280,7 +298,7 @@ def student_config(
             "split_scheme": spec.data.split,
             "fill": spec.data.fill,
             "date_column": spec.data.date_column,
-            **{k: getattr(spec.data, k) for k in LONG_ARGS if getattr(spec.data, k) is not None},
+            **{k: _plain(getattr(spec.data, k)) for k in SAVED_ARGS if getattr(spec.data, k) is not None},
         },
         "loss": {
             "kd": spec.train.use_kd,
@@ -430,7 +448,13 @@ def _teacher_info(cache: TeacherCache, path: str | None) -> dict:
         "cache": str(cache.directory),
         "cache_key": info.get("key"),
         **({"quantile_levels": info["quantile_levels"]} if info.get("quantile_levels") else {}),
+        **({"covariates": info["covariates"]} if info.get("covariates") else {}),
     }
+
+
+def _plain(value: Any) -> Any:
+    """A JSON value for config.json (tuples of column names as lists)."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _absolute_if_file(source: str) -> str:

@@ -298,12 +298,13 @@ class _Run:
         cfg, data, dev = self.cfg, self.data, self.device
         x, y = (torch.from_numpy(a).to(dev) for a in data.train.batch(idx))
         raw = self.raw_affine(idx)
+        cov = covariate_tensors(data.train, idx, dev)
         with torch.autocast("cuda", dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             hidden_t = _rows(data.teacher_hidden, idx, dev) if self.fta is not None else None
             if self.ddp is not None:
-                pred, fta = self.ddp(x, hidden_t)
+                pred, fta = self.ddp(x, hidden_t, cov)
             else:
-                pred, fta = _forward(self.model, self.fta, x, hidden_t)
+                pred, fta = _forward(self.model, self.fta, x, hidden_t, cov)
             teacher = _rows(data.teacher_forecasts, idx, dev) if cfg.use_kd else None
             # an ensemble: each member against the truth (and the teacher), never the average (students/ensemble.py)
             members = pred if isinstance(pred, list) else [pred]
@@ -407,20 +408,33 @@ class _Objective(nn.Module):
         super().__init__()
         self.model, self.fta = model, fta
 
-    def forward(self, x: torch.Tensor, hidden_t: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return _forward(self.model, self.fta, x, hidden_t)
+    def forward(
+        self, x: torch.Tensor, hidden_t: torch.Tensor | None, cov: dict[str, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return _forward(self.model, self.fta, x, hidden_t, cov)
 
 
 # -- helpers -----------------------------------------------------------------------------------
+def covariate_tensors(windows: Any, idx: np.ndarray, device: str) -> dict[str, torch.Tensor]:
+    """The covariate blocks of windows `idx` as tensors (the student's keyword inputs); {} without covariates."""
+    batch = getattr(windows, "covariate_batch", None)
+    return {} if batch is None else {k: torch.from_numpy(v).to(device) for k, v in batch(idx).items()}
+
+
 def _forward(
-    model: nn.Module, fta: FTA | None, x: torch.Tensor, hidden_t: torch.Tensor | None
+    model: nn.Module,
+    fta: FTA | None,
+    x: torch.Tensor,
+    hidden_t: torch.Tensor | None,
+    cov: dict[str, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(forecast, FTA loss or None); the student's representation is computed only when FTA uses it."""
+    cov = cov or {}
     if fta is None:
         members = getattr(model, "member_forecasts", None)  # an ensemble trains its members independently
-        return (members(x) if members is not None and model.training else model(x)), None
+        return (members(x, **cov) if members is not None and model.training else model(x, **cov)), None
     assert hidden_t is not None  # FTA runs with the teacher's hidden states
-    pred, h = cast(Any, model).forward_with_repr(x)
+    pred, h = cast(Any, model).forward_with_repr(x, **cov)
     return pred, fta.loss(h.float(), hidden_t)
 
 

@@ -321,6 +321,7 @@ def build(board: Board, src: Path, sources: list[str], header: str, work: Path) 
     Raises DoesNotFit (with the linker's overflow) when the image exceeds the profile's flash or SRAM.
     """
     require_tools()
+    src, work = src.resolve(), work.resolve()  # the compiler runs in `work`: relative paths would miss
     work.mkdir(parents=True, exist_ok=True)
     (work / "startup.c").write_text(STARTUP_C)
     (work / "harness.c").write_text(harness_c(header))

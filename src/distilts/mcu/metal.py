@@ -115,6 +115,7 @@ def verify(
         log(msg)
         return {"skipped": msg}
     x, host = x[:MAX_WINDOWS], host[:MAX_WINDOWS]
+    src, work = Path(src).resolve(), Path(work).resolve()  # the tools run in other directories
     boards = {}
     for p in profiles:
         b = firmware.BOARDS[p]

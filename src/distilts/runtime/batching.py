@@ -11,17 +11,19 @@ from pathlib import Path
 import numpy as np
 
 from distilts.runtime.backends import Session, open_session
+from distilts.runtime.inputs import Inputs, as_float32, n_rows, pad_rows, take
 
 MAX_DYNAMIC_BATCH = 1024  # dynamic-batch models still get chunks of at most this many windows
 FILE_CHUNK = 256  # windows per call of a dynamic-batch file in run_file
 
 
-def run_padded(sess: Session, x: np.ndarray) -> np.ndarray:
-    """Forecasts of `x [n, L, D]` (n <= a fixed batch) from one call, padding up to the session's fixed batch."""
-    n = x.shape[0]
+def run_padded(sess: Session, x: Inputs) -> np.ndarray:
+    """Forecasts of `x [n, L, D]` (or named inputs, distilts.runtime.inputs; n <= a fixed batch) from one call,
+    padding up to the session's fixed batch."""
+    n = n_rows(x)
     if sess.batch is not None and n < sess.batch:
-        x = np.concatenate([x, np.repeat(x[-1:], sess.batch - n, axis=0)])
-    y = sess.run(np.ascontiguousarray(x, dtype=np.float32))
+        x = pad_rows(x, sess.batch)
+    y = sess.run(as_float32(x))
     return np.asarray(y, dtype=np.float32)[:n]
 
 
@@ -49,8 +51,10 @@ def plan_chunks(n: int, batches: list[int | None]) -> list[tuple[int, int, int |
     return chunks
 
 
-def run_file(backend: str, path: Path, batch: int | None, x: np.ndarray, threads: int | None = None) -> np.ndarray:
-    """Forecasts of one model file for raw windows `x [N, L, D]` (fixed batches padded, dynamic in chunks)."""
+def run_file(backend: str, path: Path, batch: int | None, x: Inputs, threads: int | None = None) -> np.ndarray:
+    """Forecasts of one model file for raw windows `x [N, L, D]` or named inputs (fixed batches padded,
+    dynamic in chunks)."""
     sess = open_session(backend, path, batch=batch, input_name="x", output_name="y", threads=threads)
     step = batch or FILE_CHUNK
-    return np.concatenate([run_padded(sess, x[lo : lo + step]) for lo in range(0, len(x), step)])
+    n = n_rows(x)
+    return np.concatenate([run_padded(sess, take(x, slice(lo, lo + step))) for lo in range(0, n, step)])

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
+from distilts.calendar import calendar_columns, calendar_features
 from distilts.errors import ArtifactError, DataError, DistiltsError
 from distilts.runtime.arch import host_isa
 from distilts.runtime.backends import MODES, RunSettings, Session, open_session
 from distilts.runtime.batching import plan_chunks, run_padded
 from distilts.runtime.calibration import DEFAULT_LR, OnlineCalibrator, for_forecaster
+from distilts.runtime.inputs import Inputs, as_float32, n_rows, take
 from distilts.runtime.manifest import RECOMPILE, Manifest, ModelFile, read_manifest
 
 
@@ -141,24 +143,161 @@ class Forecaster:
             )
         return x[None] if x.ndim == 2 else x
 
-    # --- inference --------------------------------------------------------------------------
-    def predict(self, values: np.ndarray) -> np.ndarray:
-        """Raw `[L, D]` -> `[H, D]`, or `[B, L, D]` -> `[B, H, D]` (chunked over the model files' batches);
-        the 0.5 level of a quantile artifact."""
-        if self.manifest.levels is None:
-            return self._run(values)
-        return np.ascontiguousarray(np.swapaxes(self._run(values)[..., self.manifest.levels.index(0.5)], -1, -2))
+    # --- covariates -------------------------------------------------------------------------
+    @property
+    def covariates(self) -> dict | None:
+        """The manifest's `covariates` block (columns per role, calendar spec, stats, inputs), None without."""
+        return self.manifest.covariates
 
-    def predict_quantiles(self, values: np.ndarray) -> np.ndarray:
+    @property
+    def input_columns(self) -> dict[str, list[str]]:
+        """{input name: the columns a caller passes} in artifact order: "x" the target columns, "future" the
+        known-future columns WITHOUT the calendar ones (generated from `timestamps=`), "past", "static"."""
+        cov = self.manifest.covariates or {}
+        out = {"x": list(self.columns)}
+        for role in self.manifest.input_tails:
+            if role != "x":
+                cols = list(cov.get(role) or [])
+                out[role] = cols[: len(cols) - len(self.calendar_columns)] if role == "future" else cols
+        return out
+
+    @property
+    def calendar_columns(self) -> list[str]:
+        """The calendar columns the Forecaster generates (last in "future"); empty without a calendar."""
+        return calendar_columns((self.manifest.covariates or {}).get("calendar"))
+
+    def check_inputs(
+        self,
+        values: np.ndarray,
+        future: np.ndarray | None = None,
+        past: np.ndarray | None = None,
+        static: np.ndarray | None = None,
+        timestamps: np.ndarray | None = None,
+    ) -> Inputs:
+        """Validate raw inputs: the window `[B, L, D]` alone, or for an artifact with covariates the named
+        inputs in artifact order (calendar columns generated from `timestamps`); one-line DataErrors."""
+        x = self.check_window(values)
+        given = {"past": past, "future": future, "static": static}
+        tails = self.manifest.input_tails
+        if len(tails) == 1:
+            extra = [r for r, v in given.items() if v is not None] + (["timestamps"] if timestamps is not None else [])
+            if extra:
+                raise DataError(
+                    f"This artifact takes no covariates (it was distilled without them), but {', '.join(extra)} "
+                    "was given: drop it, or distil a student with covariates and compile that."
+                )
+            return x
+        single = np.ndim(values) == 2
+        cols = self.input_columns
+        out: dict[str, np.ndarray] = {"x": x}
+        for role in tails:
+            if role == "x":
+                continue
+            if role == "future" and self.calendar_columns:
+                out[role] = self._future_with_calendar(future, timestamps, single, len(x))
+                continue
+            out[role] = self._check_block(role, given[role], tails[role], cols[role], single, len(x))
+        unused = [r for r, v in given.items() if v is not None and r not in tails]
+        if unused:
+            raise DataError(
+                f"This artifact has no '{unused[0]}' input (its inputs: {', '.join(tails)}): drop {unused[0]}=."
+            )
+        return out
+
+    def _check_block(self, role: str, a, tail: tuple[int, ...], columns: list[str], single: bool, n: int) -> np.ndarray:
+        """One covariate input as float32 `[n, *tail]` (a single window's without the batch axis), else DataError."""
+        what = {"past": "lookback", "future": "lookback + horizon", "static": ""}[role]
+        dims = " x ".join(map(str, tail))
+        expect = (
+            f"[{dims}]" + (f" ({what} x columns)" if what else " (columns)") + f", columns in this order: "
+            f"{', '.join(columns)}" + ("" if single else f"; with a batch: [{n}, {dims}]")
+        )
+        if a is None:
+            raise DataError(f"Input '{role}' is missing: the model expects {expect}. Pass {role}=.")
+        a = np.asarray(a)
+        want = tail if single else (n, *tail)
+        if a.shape != want:
+            raise DataError(f"Input '{role}' has shape {tuple(a.shape)}; the model expects {expect}.")
+        try:
+            a = a.astype(np.float32, copy=False)
+        except (TypeError, ValueError):
+            raise DataError(f"Input '{role}' must be numeric; got dtype {a.dtype}.") from None
+        if not np.isfinite(a).all():
+            idx = np.argwhere(~np.isfinite(a))[0]
+            step = f"step {idx[-2]}, " if len(tail) == 2 else ""
+            where = ("" if single else f"window {idx[0]}, ") + step
+            raise DataError(
+                f"Input '{role}' has NaN/inf in covariate '{columns[idx[-1]]}' (first at {where}column "
+                f"{idx[-1]}). Covariates are never filled: pass complete values."
+            )
+        return a[None] if single else a
+
+    def _future_with_calendar(self, future, timestamps, single: bool, n: int) -> np.ndarray:
+        """The "future" input: the caller's known-future columns (if any) then the calendar features of
+        `timestamps` (`[L + H]` datetime64, or `[B, L + H]`)."""
+        steps = self.lookback + self.horizon
+        user = self.input_columns["future"]
+        if timestamps is None:
+            raise DataError(
+                f"Input 'timestamps' is missing: this artifact generates the calendar features "
+                f"{', '.join(self.calendar_columns)} from the {steps} timestamps of lookback + horizon; pass "
+                "timestamps= (datetime64)."
+            )
+        t = np.asarray(timestamps)
+        want = (steps,) if single else (n, steps)
+        if t.shape != want or not np.issubdtype(t.dtype, np.datetime64):
+            raise DataError(
+                f"Input 'timestamps' has shape {tuple(t.shape)} and dtype {t.dtype}; the model expects "
+                f"{list(want)} datetime64 values (lookback {self.lookback} + horizon {self.horizon})."
+            )
+        spec = self.manifest.covariates["calendar"]
+        cal = calendar_features(t.reshape(-1), spec).reshape(*t.shape, -1)
+        if user:
+            f = self._check_block("future", future, (steps, len(user)), user, single, n)
+            return np.concatenate([f, cal if not single else cal[None]], axis=-1)
+        if future is not None and np.size(future):
+            raise DataError(
+                "Input 'future' was given, but this artifact's known-future inputs are all calendar features "
+                f"({', '.join(self.calendar_columns)}), generated from timestamps=: drop future=."
+            )
+        return np.ascontiguousarray(cal if not single else cal[None], np.float32)
+
+    # --- inference --------------------------------------------------------------------------
+    def predict(
+        self,
+        values: np.ndarray,
+        future: np.ndarray | None = None,
+        past: np.ndarray | None = None,
+        static: np.ndarray | None = None,
+        timestamps: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Raw `[L, D]` -> `[H, D]`, or `[B, L, D]` -> `[B, H, D]` (chunked over the model files' batches);
+        the 0.5 level of a quantile artifact. An artifact with covariates also takes, raw: `future`
+        `[L + H, F]` (its known-future columns, calendar ones excluded), `past` `[L, P]`, `static` `[S]` (a
+        batch: each with a leading `B`) and `timestamps` `[L + H]` when it has calendar features."""
+        y = self._run(values, future, past, static, timestamps)
+        if self.manifest.levels is None:
+            return y
+        return np.ascontiguousarray(np.swapaxes(y[..., self.manifest.levels.index(0.5)], -1, -2))
+
+    def predict_quantiles(
+        self,
+        values: np.ndarray,
+        future: np.ndarray | None = None,
+        past: np.ndarray | None = None,
+        static: np.ndarray | None = None,
+        timestamps: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Raw `[L, D]` -> `[H, D, Q]`, or `[B, L, D]` -> `[B, H, D, Q]`: the forecast at every level of
-        `levels` (sorted; they never cross). A view of the model's `[.., D, H, Q]` output (no copy)."""
+        `levels` (sorted; they never cross). A view of the model's `[.., D, H, Q]` output (no copy).
+        Covariates as in `predict`."""
         if self.manifest.levels is None:
             raise DistiltsError(
                 f"{self.manifest.directory} is a point forecaster (no quantile levels in its "
                 "manifest): use predict(), or distil a quantile student (`distilts distill "
                 "--quantiles deciles`) and compile that."
             )
-        return np.swapaxes(self._run(values), -3, -2)
+        return np.swapaxes(self._run(values, future, past, static, timestamps), -3, -2)
 
     def calibrator(self, lr: float = DEFAULT_LR) -> OnlineCalibrator:
         """A fresh online calibrator for this quantile artifact: `cal.apply(predict_quantiles(x))` gives
@@ -166,12 +305,16 @@ class Forecaster:
         `OnlineCalibrator.load(path)` persist it (distilts.runtime.calibration; docs/runtime.md)."""
         return for_forecaster(self, lr)
 
-    def _run(self, values: np.ndarray) -> np.ndarray:
-        x = self.check_window(values)
+    def _run(self, values: np.ndarray, future=None, past=None, static=None, timestamps=None) -> np.ndarray:
+        if self.manifest.covariates is None and future is None and past is None and static is None:
+            x: Inputs = self.check_window(values)  # the univariate fast path, as before covariates
+            if timestamps is not None:
+                self.check_inputs(values, timestamps=timestamps)  # raises: no covariates here
+        else:
+            x = self.check_inputs(values, future, past, static, timestamps)
         single = np.ndim(values) == 2
-        if not x.flags.c_contiguous:
-            x = np.ascontiguousarray(x)
-        n = x.shape[0]
+        x = as_float32(x)
+        n = n_rows(x)
         if n == 1 and self._one is not None:  # the batch-1 fast path
             y = self._one.run(x)
             return y[0] if single else y
@@ -181,7 +324,7 @@ class Forecaster:
             return y[0] if single else y
         out = np.empty((n, *self.manifest.output_tail), dtype=np.float32)
         for lo, hi, batch in chunks:
-            out[lo:hi] = run_padded(self.sessions[batch], x[lo:hi])
+            out[lo:hi] = run_padded(self.sessions[batch], take(x, slice(lo, hi)))
         return out[0] if single else out
 
 

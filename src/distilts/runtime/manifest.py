@@ -16,10 +16,13 @@ from distilts.errors import ArtifactError
 from distilts.quantiles import QuantileError, validate_levels
 from distilts.runtime.arch import host_isa
 from distilts.runtime.backends import BACKENDS
+from distilts.runtime.inputs import ROLES, Inputs, input_tails
 from distilts.utils import sha256_file
 
 FORMAT = "distilts-artifact"
-VERSION = 1
+VERSION = 1  # every artifact without covariate inputs (written byte-for-byte as before covariates)
+COVARIATE_VERSION = 2  # an artifact with covariate inputs (`covariates`, named inputs, a golden input per name)
+SUPPORTED_VERSIONS = (VERSION, COVARIATE_VERSION)
 RECOMPILE = "Re-run `distilts compile` to rebuild the artifact."
 
 
@@ -52,12 +55,18 @@ class Manifest:
     freq_seconds: int | None
     scaler_mean: np.ndarray | None
     scaler_std: np.ndarray | None
-    golden_input: np.ndarray
+    golden_input: Inputs
     golden_output: np.ndarray
     atol: float
     rtol: float
     golden_isa: str | None = None  # the instruction set whose golden output was picked (None: the default)
     levels: tuple[float, ...] | None = None  # quantile levels of a probabilistic artifact (output [B, D, H, Q])
+    covariates: dict | None = None  # the `covariates` block (columns per role, calendar, stats, inputs); None: none
+
+    @property
+    def input_tails(self) -> dict[str, tuple[int, ...]]:
+        """{input name: shape of one row} in artifact order (x first; then the covariate inputs)."""
+        return input_tails(self.lookback, self.horizon, len(self.columns), self.covariates)
 
     @property
     def n_variates(self) -> int:
@@ -118,11 +127,13 @@ def read_manifest(artifact_dir: str | Path, verify_checksums: bool = True) -> Ma
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise ArtifactError(f"{mpath}: 'format' is not '{FORMAT}', so this is not a distilts artifact.")
     version = raw.get("version")
-    if version != VERSION:
+    if version not in SUPPORTED_VERSIONS:
         raise ArtifactError(
-            f"{mpath}: manifest version {version!r} is not supported by this runtime (it reads version "
-            f"{VERSION}). Upgrade distilts on this machine or re-compile with a matching version."
+            f"{mpath}: manifest version {version!r} is not supported by this runtime (it reads versions "
+            f"{', '.join(map(str, SUPPORTED_VERSIONS))}). Upgrade distilts on this machine or re-compile with a "
+            "matching version."
         )
+    covariates = _covariates(raw, mpath)
     backend = _need(raw, "backend", "", mpath)
     if backend == "c":
         raise ArtifactError(
@@ -172,17 +183,20 @@ def read_manifest(artifact_dir: str | Path, verify_checksums: bool = True) -> Ma
             )
 
     golden = _need(raw, "golden", "", mpath)
-    g_in = np.asarray(_need(golden, "input", "golden.", mpath), dtype=np.float32)
+    g_in_raw = _need(golden, "input", "golden.", mpath)
     g_out = np.asarray(_need(golden, "output", "golden.", mpath), dtype=np.float32)
     golden_isa = host_isa() if golden.get("isa") == host_isa() else None
     if golden_isa is None and host_isa() in (golden.get("by_isa") or {}):  # verified on this CPU's ISA too
         golden_isa = host_isa()
         g_out = np.asarray(golden["by_isa"][golden_isa], dtype=np.float32)
-    if g_in.ndim == 2:
-        g_in, g_out = g_in[None], g_out[None]
-    if g_in.shape[1:] != (lookback, len(columns)) or list(g_out.shape[1:]) != out_tail:
+    tails = input_tails(lookback, horizon, len(columns), covariates)
+    g_in = _golden_inputs(g_in_raw, tails, mpath)
+    if g_out.ndim == len(out_tail):
+        g_out = g_out[None]
+    x_in = g_in["x"] if isinstance(g_in, dict) else g_in
+    if x_in.shape[1:] != (lookback, len(columns)) or list(g_out.shape[1:]) != out_tail:
         raise ArtifactError(
-            f"{mpath}: golden input/output shapes {g_in.shape}/{g_out.shape} do not match lookback "
+            f"{mpath}: golden input/output shapes {x_in.shape}/{g_out.shape} do not match lookback "
             f"{lookback}, horizon {horizon}, {len(columns)} columns. {RECOMPILE}"
         )
     scaler = raw.get("scaler") or {}
@@ -209,10 +223,48 @@ def read_manifest(artifact_dir: str | Path, verify_checksums: bool = True) -> Ma
         rtol=float(golden.get("rtol", 1e-3)),
         golden_isa=golden_isa,
         levels=levels,
+        covariates=covariates,
     )
     if verify_checksums:
         verify_files(man)
     return man
+
+
+def _covariates(raw: dict, mpath: Path) -> dict | None:
+    """The `covariates` block of an artifact with covariate inputs (version 2), checked; None without one."""
+    cov = raw.get("covariates")
+    if cov is None:
+        return None
+    if raw.get("version") != COVARIATE_VERSION or not isinstance(cov, dict):
+        raise ArtifactError(f"{mpath}: 'covariates' needs manifest version {COVARIATE_VERSION}. {RECOMPILE}")
+    for role in ROLES:
+        cols = cov.get(role) or []
+        if not isinstance(cols, list) or not all(isinstance(c, str) for c in cols):
+            raise ArtifactError(f"{mpath}: covariates.{role} must be a list of column names. {RECOMPILE}")
+    cal = cov.get("calendar")
+    if cal is not None and not isinstance(cal, dict):
+        raise ArtifactError(f"{mpath}: covariates.calendar must be an object or null. {RECOMPILE}")
+    return cov
+
+
+def _golden_inputs(g_in_raw: Any, tails: dict[str, tuple[int, ...]], mpath: Path) -> Inputs:
+    """The golden input: one array `[1, L, D]`, or {name: array} for an artifact with covariate inputs."""
+    if len(tails) == 1:
+        g = np.asarray(g_in_raw, dtype=np.float32)
+        return g[None] if g.ndim == 2 else g
+    if not isinstance(g_in_raw, dict) or list(g_in_raw) != list(tails):
+        got = list(g_in_raw) if isinstance(g_in_raw, dict) else "one array"
+        raise ArtifactError(f"{mpath}: golden.input must hold the inputs {list(tails)}, not {got}. {RECOMPILE}")
+    out = {}
+    for name, tail in tails.items():
+        a = np.asarray(g_in_raw[name], dtype=np.float32)
+        a = a[None] if a.ndim == len(tail) else a
+        if a.shape[1:] != tail:
+            raise ArtifactError(
+                f"{mpath}: golden.input.{name} has shape {a.shape}, not [1, {', '.join(map(str, tail))}]. {RECOMPILE}"
+            )
+        out[name] = a
+    return out
 
 
 def _levels(raw: dict, mpath: Path) -> tuple[float, ...] | None:

@@ -2,6 +2,7 @@
 error answers and the predict call (on the event loop when cheap, else on the pool behind the queue)."""
 
 import asyncio
+import functools
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,8 +33,9 @@ class ServeOptions:
     inline_s: float = INLINE_S  # requests estimated to take less predict time run on the event loop
 
     def body_limit(self, fc: Forecaster) -> int:
-        """Largest accepted body: 32 bytes per value of a full batch, plus 64 KiB."""
-        return self.max_batch * fc.lookback * len(fc.columns) * 32 + 65536
+        """Largest accepted body: 32 bytes per value of a full batch (every input's), plus 64 KiB."""
+        values = sum(int(np.prod(t)) for t in fc.manifest.input_tails.values())
+        return self.max_batch * values * 32 + 65536
 
 
 def model_summary(fc: Forecaster) -> dict:
@@ -96,11 +98,20 @@ class ServerContext:
         return self.error(503, exc.message, served, endpoint, {"retry-after": self.adm.retry_after})
 
     async def predict(
-        self, served: Served, x: np.ndarray, headers: Mapping[str, str], arrived: float, quantiles: bool = False
+        self,
+        served: Served,
+        x: np.ndarray,
+        headers: Mapping[str, str],
+        arrived: float,
+        quantiles: bool = False,
+        covariates: dict | None = None,
     ) -> np.ndarray:
-        """The forecast of `x` (every level `[B, H, D, Q]` with `quantiles`): on the loop when cheap, else on
-        the pool behind the bounded queue."""
+        """The forecast of `x` (every level `[B, H, D, Q]` with `quantiles`; `covariates`: the keyword inputs of
+        `Forecaster.predict`, past/future/static/timestamps): on the loop when cheap, else on the pool behind
+        the bounded queue."""
         fn = served.fc.predict_quantiles if quantiles else served.fc.predict
+        if covariates:
+            fn = functools.partial(fn, **covariates)
         if len(x) * served.window_s <= self.opts.inline_s:  # a thread hop would cost more than the forecast
             return fn(x)
         adm = self.adm

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -35,11 +35,13 @@ class ForecastRequest:
     x: np.ndarray  # float32 [B, L, D], columns in the manifest's order
     single: bool  # "window" (answer [H][D]) rather than "windows" (answer [B][H][D])
     timestamps: list[list[str]] | None  # per window, H timestamps
+    covariates: dict = field(default_factory=dict)  # Forecaster.predict keywords: past, future, static, timestamps
 
 
 def parse_request(body: bytes, fc: Forecaster, max_batch: int) -> ForecastRequest:
     """The windows of a request body, validated against the artifact (shape, values, columns, batch)."""
-    x = _fast_window(body, fc.lookback, len(fc.columns)) if simdjson is not None else None
+    fast = simdjson is not None and fc.covariates is None
+    x = _fast_window(body, fc.lookback, len(fc.columns)) if fast else None
     if x is not None:  # {"window": [L][D] numbers} and nothing else: the common request
         try:
             return ForecastRequest(fc.check_window(x), True, None)
@@ -54,12 +56,14 @@ def parse_request(body: bytes, fc: Forecaster, max_batch: int) -> ForecastReques
             raise RequestError(400, f"The body is not valid JSON ({exc}). Send e.g. {EXAMPLE}") from None
     if not isinstance(req, dict):
         raise RequestError(422, f"The body must be a JSON object, e.g. {EXAMPLE}")
-    unknown = sorted(set(req) - {"window", "windows", "columns", "last_timestamp", "step_seconds"})
+    roles = [r for r in fc.input_columns if r != "x"] if fc.covariates is not None else []
+    unknown = sorted(set(req) - {"window", "windows", "columns", "last_timestamp", "step_seconds", *roles})
     if unknown:
         raise RequestError(
             422,
-            f"Unknown field(s) {', '.join(unknown)}; the fields are window or windows, and "
-            "optionally columns, last_timestamp, step_seconds.",
+            f"Unknown field(s) {', '.join(unknown)}; the fields are window or windows, "
+            + (f"the covariates {', '.join(roles)}, " if roles else "")
+            + "and optionally columns, last_timestamp, step_seconds.",
         )
     if ("window" in req) == ("windows" in req):
         raise RequestError(422, "Give exactly one of 'window' (one [L][D] window) or 'windows' (a batch [B][L][D]).")
@@ -74,12 +78,27 @@ def parse_request(body: bytes, fc: Forecaster, max_batch: int) -> ForecastReques
         )
     if "columns" in req:
         x = _reorder(x, req["columns"], fc.columns)
+    covariates: dict = {}
+    for role in roles:
+        if role in req:
+            try:
+                covariates[role] = np.asarray(req[role], dtype=np.float32)
+            except (TypeError, ValueError):
+                raise RequestError(422, f"'{role}' must be a rectangular array of numbers.") from None
     try:
+        if fc.calendar_columns:
+            covariates["timestamps"] = window_timestamps(req, x.shape[0], fc)
+            if single:
+                covariates["timestamps"] = covariates["timestamps"][0]
+        if fc.covariates is not None:
+            fc.check_inputs(x, **covariates)
         x = fc.check_window(x)  # shape and NaN/inf, with the runtime's messages
     except DataError as exc:
         raise RequestError(422, str(exc)) from None
+    if single and covariates:  # the window goes to predict as a batch of one: so do its covariates
+        covariates = {k: v[None] for k, v in covariates.items()}
     stamps = _timestamps(req, x.shape[0], fc) if "last_timestamp" in req else None
-    return ForecastRequest(np.ascontiguousarray(x), single, stamps)
+    return ForecastRequest(np.ascontiguousarray(x), single, stamps, covariates)
 
 
 def _fast_window(body: bytes, L: int, D: int) -> np.ndarray | None:
@@ -178,3 +197,29 @@ def _timestamps(req: dict, n: int, fc: Forecaster) -> list[list[str]]:
                 "1-9999; check 'last_timestamp' and 'step_seconds'.",
             ) from None
     return out
+
+
+def window_timestamps(params: dict, n: int, fc: Forecaster) -> np.ndarray:
+    """`[n, L + H]` datetime64 timestamps of windows ending at `last_timestamp` (one, or one per window), every
+    `step_seconds` (default: the artifact's frequency): what the calendar features are generated from."""
+    last = params.get("last_timestamp")
+    if last is None:
+        raise RequestError(
+            400,
+            f"This model generates the calendar features {', '.join(fc.calendar_columns)} from the timestamps: "
+            "give the window's last timestamp as the request parameter 'last_timestamp' (ISO 8601).",
+        )
+    step = params.get("step_seconds", fc.manifest.freq_seconds)
+    if step is None or isinstance(step, bool) or not isinstance(step, (int, float)) or not step > 0:
+        raise RequestError(422, f"'step_seconds' must be a positive number (the artifact records none), not {step!r}.")
+    lasts = last if isinstance(last, list) else [last] * n
+    if len(lasts) != n:
+        raise RequestError(
+            422, f"'last_timestamp' lists {len(lasts)} timestamps for {n} windows; give one or one each."
+        )
+    try:
+        t = np.array([np.datetime64(str(v).replace(" ", "T"), "s") for v in lasts])
+    except ValueError:
+        raise RequestError(422, f"'last_timestamp' {last!r} is not an ISO 8601 date-time.") from None
+    offsets = (np.arange(fc.lookback + fc.horizon) - (fc.lookback - 1)) * int(step)
+    return t[:, None] + offsets.astype("timedelta64[s]")

@@ -52,6 +52,7 @@ def forecast_models(fc: Forecaster, max_batch: int) -> dict[str, Any]:
             ),
         ),
     }
+    one_cov, many_cov = covariate_fields(fc, Value)
     cfg = ConfigDict(extra="forbid")
     from pydantic import create_model
 
@@ -62,6 +63,7 @@ def forecast_models(fc: Forecaster, max_batch: int) -> dict[str, Any]:
         window=(Window, ...),
         last_timestamp=(Stamp | None, None),
         **common,
+        **one_cov,
     )
     many = create_model(
         "ForecastBatch",
@@ -70,6 +72,7 @@ def forecast_models(fc: Forecaster, max_batch: int) -> dict[str, Any]:
         windows=(Annotated[list[Window], Field(min_length=1, max_length=max_batch)], ...),
         last_timestamp=(Stamp | list[Stamp] | None, Field(None, description="one per window, or one for all")),
         **common,
+        **many_cov,
     )
     Out = Annotated[list[Annotated[list[float], Field(min_length=D, max_length=D)]], Field(min_length=H, max_length=H)]
     answer = create_model(
@@ -92,6 +95,32 @@ def forecast_models(fc: Forecaster, max_batch: int) -> dict[str, Any]:
         ),
     )
     return {"ForecastRequest": Union[one, many], "ForecastAnswer": answer}  # noqa: UP007 - types built at run time
+
+
+def covariate_fields(fc: Forecaster, value: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The covariate fields of POST /forecast (one window, a batch): past [L][P], future [L+H][F] (calendar
+    columns excluded: generated from last_timestamp), static [S]; empty for an artifact without covariates."""
+    if fc.covariates is None:
+        return {}, {}
+    one: dict[str, Any] = {}
+    many: dict[str, Any] = {}
+    tails = fc.manifest.input_tails
+    for role, cols in fc.input_columns.items():
+        if role == "x" or not cols:
+            continue
+        row = Annotated[list[value], Field(min_length=len(cols), max_length=len(cols))]
+        steps = tails[role][0] if role != "static" else None
+        block: Any = row if steps is None else Annotated[list[row], Field(min_length=steps, max_length=steps)]
+        what = f"raw {', '.join(cols)}" + (
+            ""
+            if steps is None
+            else f" over {steps} steps (lookback + horizon)"
+            if role == "future"
+            else f" over the {steps} lookback steps"
+        )
+        one[role] = (block, Field(..., description=what))
+        many[role] = (list[block], Field(..., description=f"one per window: {what}"))
+    return one, many
 
 
 # --- the Open Inference Protocol (KServe v2) ------------------------------------------------------------------

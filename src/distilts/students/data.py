@@ -7,6 +7,8 @@ from distilts.data.panel import PanelDataset
 from distilts.errors import DataError
 
 LONG_ARGS = ("id_column", "timestamp_column", "target_column", "max_windows_per_series")
+# the data options a student directory records (config.json "data") and reads again
+SAVED_ARGS = (*LONG_ARGS, "past_covariates", "future_covariates", "static_covariates", "calendar", "static_table")
 
 
 def dataset_for_student(config: dict, data_args: dict) -> Dataset:
@@ -23,7 +25,7 @@ def dataset_for_student(config: dict, data_args: dict) -> Dataset:
         ("split", "split_scheme"),
         ("fill", "fill"),
         ("date_column", "date_column"),
-        *((k, k) for k in LONG_ARGS),
+        *((k, k) for k in SAVED_ARGS),
     ):
         if args.get(key) in (None, "auto") and saved.get(saved_key) is not None:
             args[key] = saved[saved_key]
@@ -33,6 +35,11 @@ def dataset_for_student(config: dict, data_args: dict) -> Dataset:
         raise DataError(f"{exc} (The student was trained on columns {config['columns']}.)") from None
     if isinstance(dataset, PanelDataset):  # a global student: per-series scaling, identity scaler
         dataset.windows("test", int(config["lookback"]), int(config["horizon"]))  # fixes its per-series split
+        if dataset.covariates is not None and config.get("covariates"):
+            dataset.covariates.apply_stats(config["covariates"]["stats"])
         return dataset
     scaler = Scaler.from_dict(config["scaler"])
-    return Dataset(dataset.series, dataset.split, scaler, scaler.transform(dataset.series.values))
+    covs = dataset.covariates
+    if covs is not None and config.get("covariates"):
+        covs.apply_stats(config["covariates"]["stats"])  # the student's own train statistics
+    return Dataset(dataset.series, dataset.split, scaler, scaler.transform(dataset.series.values), covs)

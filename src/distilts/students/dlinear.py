@@ -13,6 +13,11 @@ Quantile DLinear (`quantiles=(0.1, ..., 0.5, ..., 0.9)`): both maps give `H + qu
 the median and the features of the level gaps (students/quantile.py); output `[B, H, D, Q]`. It is
 still affine in the input up to the head, so compile folds it into one MatMul + Add (H + rank
 columns) followed by the non-crossing transform.
+
+Covariates (`n_past`, `n_future`, `n_static`): a linear covariate branch added to the trend+seasonal output
+of every variate, `W_f vec(future[:, L:]) + W_p vec(past) + W_s static` (the known-future covariates over the
+horizon, the past-only ones over the lookback, the static ones), one map per variate (`[.] -> D x (H + rank)`),
+starting at zero so training starts from the plain DLinear. The model stays affine in all its inputs.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import math
 import torch
 from torch import nn
 
+from distilts.students.covariates import check_covariate_dims, covariate_inputs
 from distilts.students.quantile import DEFAULT_RANK, QuantileOutput
 from distilts.students.revin import RevIN
 
@@ -75,9 +81,13 @@ class DLinear(nn.Module):
         revin_eps: float = 1e-5,
         quantiles: tuple[float, ...] | list[float] | None = None,
         quantile_rank: int = DEFAULT_RANK,
+        n_past: int = 0,
+        n_future: int = 0,
+        n_static: int = 0,
     ) -> None:
         super().__init__()
         self.lookback, self.horizon, self.n_variates = lookback, horizon, n_variates
+        self.covariate_dims = check_covariate_dims(n_past, n_future, n_static)
         self.repr_dim = 2 * horizon
         self.decompose = MovingAverage(moving_avg)
         self.quantile_head = None
@@ -101,10 +111,22 @@ class DLinear(nn.Module):
                 for linear in (self.seasonal, self.trend):
                     linear.weight[:horizon].fill_(1.0 / lookback)
         self.revin = RevIN(n_variates, eps=revin_eps) if revin else None
+        self.width = width
+        n_in = lookback * n_past + horizon * n_future + n_static
+        self.covariate_map = nn.Linear(n_in, n_variates * width) if n_in else None
+        if self.covariate_map is not None:  # start as the plain DLinear
+            nn.init.zeros_(self.covariate_map.weight)
+            nn.init.zeros_(self.covariate_map.bias)
 
     @property
     def levels(self) -> tuple[float, ...] | None:
         return None if self.quantile_head is None else self.quantile_head.levels
+
+    @property
+    def linear_in_weights(self) -> bool:
+        """Whether the forecast is linear in the weights (no RevIN, no quantile head): then the average of
+        several trained copies' weights forecasts exactly their average forecast (`distilts search` folds seeds)."""
+        return self.revin is None and self.quantile_head is None
 
     def linear_core(self, x: torch.Tensor) -> torch.Tensor:
         """The affine part, `[B, L, D] -> [B, D, H (+ rank)]` (normalized scale; no RevIN)."""
@@ -112,9 +134,30 @@ class DLinear(nn.Module):
         trend = self.decompose(z)
         return self.seasonal(z - trend) + self.trend(trend)
 
-    def forward_with_repr(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def covariate_term(
+        self, past: torch.Tensor | None, future: torch.Tensor | None, static: torch.Tensor | None
+    ) -> torch.Tensor | None:
+        """The covariate branch `[B, D, H (+ rank)]` (None for a student without covariates)."""
+        if self.covariate_map is None:
+            return None
+        blocks = covariate_inputs(self.covariate_dims, self.lookback, past, future, static)
+        feats = [
+            b.flatten(1)
+            for b in (blocks[0], blocks[1][:, self.lookback :] if blocks[1] is not None else None, blocks[2])
+            if b is not None
+        ]
+        return self.covariate_map(torch.cat(feats, dim=-1)).unflatten(-1, (self.n_variates, self.width))
+
+    def forward_with_repr(
+        self,
+        x: torch.Tensor,
+        past: torch.Tensor | None = None,
+        future: torch.Tensor | None = None,
+        static: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Forecast `[B, H, D]` (`[B, H, D, Q]` with quantiles) and representation `[B, D, 2H]`
         (seasonal ++ trend projections of the median)."""
+        cov = self.covariate_term(past, future, static)
         if self.revin is not None:
             x, mean, std = self.revin.normalize(x)
         z = x.transpose(1, 2)  # [B, D, L]
@@ -122,6 +165,8 @@ class DLinear(nn.Module):
         s = self.seasonal(z - trend)  # [B, D, H (+ rank)]
         t = self.trend(trend)
         H = self.horizon
+        if cov is not None:
+            t = t + cov  # added to the output (the representation's trend half includes it)
         if self.quantile_head is not None:
             out = s + t  # [B, D, H + rank]
             y = self.quantile_head(out[..., :H], out[..., H:]).transpose(1, 2)  # [B, D, H, Q] -> [B, H, D, Q]
@@ -131,8 +176,8 @@ class DLinear(nn.Module):
             y = self.revin.denormalize(y, mean, std)
         return y, torch.cat([s, t], dim=-1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_with_repr(x)[0]
+    def forward(self, x: torch.Tensor, past=None, future=None, static=None) -> torch.Tensor:
+        return self.forward_with_repr(x, past, future, static)[0]
 
-    def represent(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_with_repr(x)[1]
+    def represent(self, x: torch.Tensor, past=None, future=None, static=None) -> torch.Tensor:
+        return self.forward_with_repr(x, past, future, static)[1]

@@ -11,6 +11,7 @@ from torch import nn
 
 from distilts.errors import DistiltsError
 from distilts.students import STUDENTS
+from distilts.students.covariates import COVARIATE_OPTIONS, refuse_covariates
 
 
 def student_class(name: str) -> type[nn.Module]:
@@ -28,6 +29,9 @@ def student_options(name: str) -> dict[str, Any]:
 def build_student(name: str, lookback: int, horizon: int, n_variates: int, **kwargs: Any) -> nn.Module:
     """Build student `name` for `[B, lookback, n_variates] -> [B, horizon, n_variates]`."""
     cls = student_class(name)
+    if "n_future" not in student_options(name):
+        refuse_covariates(name, kwargs)
+        kwargs = {k: v for k, v in kwargs.items() if k not in COVARIATE_OPTIONS}
     unknown = sorted(set(kwargs) - set(student_options(name)))
     if unknown:
         raise DistiltsError(

@@ -15,6 +15,10 @@ with RevIN's learnable affine: the official `tsmixer_rev_in` model) or "none" (t
 
 FTA representation (`represent`): each variate's mixed sequence before the temporal projection,
 `[B, D, L]` (d_S = lookback).
+
+Covariates (`n_past`, `n_future`, `n_static` > 0) build TSMixer-Ext instead (students/tsmixer_ext.py: the
+paper's extended model with auxiliary information; `hidden` features per step); its representation is the
+time-projected targets `[B, D, H]` (d_S = horizon). It gives point forecasts only.
 """
 
 from __future__ import annotations
@@ -24,9 +28,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from distilts.students.activations import make_activation
+from distilts.students.covariates import check_covariate_dims, covariate_inputs
 from distilts.students.layers import keras_init
 from distilts.students.quantile import DEFAULT_RANK, QuantileOutput, head_forecast
 from distilts.students.revin import window_norm
+from distilts.students.tsmixer_ext import TSMixerExtCore
 
 NORM_TYPES = ("B", "L")
 
@@ -98,8 +104,13 @@ class TSMixer(nn.Module):
         norm: str = "window",
         quantiles: tuple[float, ...] | list[float] | None = None,
         quantile_rank: int = DEFAULT_RANK,
+        n_past: int = 0,
+        n_future: int = 0,
+        n_static: int = 0,
+        hidden: int = 64,
     ) -> None:
         super().__init__()
+        self.covariate_dims = check_covariate_dims(n_past, n_future, n_static)
         if n_block < 0 or ff_dim < 1:
             raise ValueError(f"n_block must be >= 0 and ff_dim >= 1 (got n_block={n_block}, ff_dim={ff_dim}).")
         if not 0.0 <= dropout < 1.0:
@@ -107,6 +118,24 @@ class TSMixer(nn.Module):
         self.lookback, self.horizon, self.n_variates = lookback, horizon, n_variates
         self.repr_dim = lookback
         self.revin = window_norm(norm, n_variates, quantiles)
+        self.ext = None
+        if any(self.covariate_dims):
+            if quantiles is not None:
+                raise ValueError("TSMixer-Ext (tsmixer with covariates) gives point forecasts only; drop --quantiles.")
+            self.ext = TSMixerExtCore(
+                lookback,
+                horizon,
+                n_variates,
+                self.covariate_dims,
+                n_block=n_block,
+                ff_dim=ff_dim,
+                hidden=hidden,
+                dropout=dropout,
+                activation=activation,
+            )
+            self.repr_dim = horizon
+            self.quantile_head = None
+            return
         self.blocks = nn.ModuleList(
             MixerBlock(lookback, n_variates, ff_dim, dropout, norm_type, activation) for _ in range(n_block)
         )
@@ -118,18 +147,29 @@ class TSMixer(nn.Module):
     def levels(self) -> tuple[float, ...] | None:
         return None if self.quantile_head is None else self.quantile_head.levels
 
-    def forward_with_repr(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Forecast `[B, H, D]` (`[B, H, D, Q]`) and the mixed sequence per variate `[B, D, L]`."""
+    def forward_with_repr(
+        self,
+        x: torch.Tensor,
+        past: torch.Tensor | None = None,
+        future: torch.Tensor | None = None,
+        static: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forecast `[B, H, D]` (`[B, H, D, Q]`) and the mixed sequence per variate `[B, D, L]`
+        (TSMixer-Ext: the time-projected targets `[B, D, H]`)."""
         mean = std = None
         if self.revin is not None:
             x, mean, std = self.revin.normalize(x)
+        if self.ext is not None:
+            past, future, static = covariate_inputs(self.covariate_dims, self.lookback, past, future, static)
+            y, h = self.ext(x, past, future, static)
+            return head_forecast(y.transpose(1, 2), self.horizon, None, self.revin, mean, std), h
         for block in self.blocks:
             x = block(x)
         h = x.transpose(1, 2)  # [B, D, L]
         return head_forecast(self.head(h), self.horizon, self.quantile_head, self.revin, mean, std), h
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_with_repr(x)[0]
+    def forward(self, x: torch.Tensor, past=None, future=None, static=None) -> torch.Tensor:
+        return self.forward_with_repr(x, past, future, static)[0]
 
-    def represent(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_with_repr(x)[1]
+    def represent(self, x: torch.Tensor, past=None, future=None, static=None) -> torch.Tensor:
+        return self.forward_with_repr(x, past, future, static)[1]

@@ -32,7 +32,11 @@ TEACHERS: Registry[str] = Registry(
     },
 )
 
-__all__ = ["TEACHERS", "default_path", "load_teacher"]
+# families that forecast with covariates through their own package (Teacher.predict(covariates=...)), and the
+# roles each takes; the others forecast the target windows alone (univariate) and the student's card says so
+COVARIATE_TEACHERS = {"chronos-2": ("past", "future"), "timesfm": ("future", "static")}
+
+__all__ = ["COVARIATE_TEACHERS", "TEACHERS", "default_path", "load_teacher"]
 
 
 def _check_name(name: str) -> None:

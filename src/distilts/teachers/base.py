@@ -49,6 +49,7 @@ class Teacher:
     device: str  # where it runs ("cpu", "cuda")
     d_model: int  # width of the hidden states
     joint: bool = False  # True: the variates of a window are forecast together
+    takes_covariates: bool = False  # True: `predict(covariates=...)` reaches the family's package
     quantile_levels: tuple[float, ...] | None = None  # the levels `predict(quantiles=True)` gives; None: point only
 
     def __init__(self, path: str, checkpoint_hash: str, device: str, d_model: int) -> None:
@@ -56,9 +57,25 @@ class Teacher:
         teacher cache), the device it runs on and the width of its hidden states."""
         self.path, self.checkpoint_hash, self.device, self.d_model = str(path), checkpoint_hash, device, int(d_model)
 
-    def predict(self, x: np.ndarray, horizon: int, hidden: bool = False, quantiles: bool = False) -> TeacherOutput:
+    def predict(
+        self,
+        x: np.ndarray,
+        horizon: int,
+        hidden: bool = False,
+        quantiles: bool = False,
+        covariates: dict[str, np.ndarray] | None = None,
+    ) -> TeacherOutput:
         """Forecast `horizon` steps after each window of `x` `[B, L, D]`; optionally hidden states and
-        the quantiles at `quantile_levels` (`[B, H, D, Q]`, from the same model call)."""
+        the quantiles at `quantile_levels` (`[B, H, D, Q]`, from the same model call). `covariates`
+        (past `[B, L, P]`, future `[B, L + H, F]`, static `[B, S]`) reach a family that `takes_covariates`
+        (for this call); the others ignore them (univariate)."""
+        self.call_covariates = covariates if self.takes_covariates and covariates else None
+        try:
+            return self._predict(x, horizon, hidden, quantiles)
+        finally:
+            self.call_covariates = None
+
+    def _predict(self, x: np.ndarray, horizon: int, hidden: bool, quantiles: bool) -> TeacherOutput:
         b, length, d = x.shape
         self.check_window(length, horizon)
         series = np.ascontiguousarray(np.asarray(x).transpose(0, 2, 1), dtype=np.float32)  # [B, D, L]

@@ -15,6 +15,11 @@ ceil(L / patch) context patches of the forecast call (captured with a forward ho
 costs no extra model call); the [REG] token and the future-patch tokens are dropped.
 Context: a lookback longer than the model's `context_length` (8192) is refused (the pipeline would
 silently cut it).
+Covariates (`predict(covariates=...)`): the pipeline's dict inputs, one per task: `target`, `past_covariates`
+(past-only columns and the lookback of the known-future ones) and `future_covariates` (the known-future
+columns over the horizon), as `predict_df(df, future_df=...)` builds them. Static covariates have no
+Chronos-2 input and are left out. Hidden states keep the target rows of each task's group (its covariates
+follow the targets in the group).
 """
 
 from __future__ import annotations
@@ -99,6 +104,7 @@ TINY = {"d_model": 32, "d_ff": 64, "d_kv": 8, "num_heads": 4, "num_layers": 2}
 
 class Chronos2Teacher(LevelRunTeacher):
     name = "chronos-2"
+    takes_covariates = True
 
     def __init__(
         self, pipeline: Any, path: str, checkpoint_hash: str, device: str, *, multivariate: bool = True
@@ -126,6 +132,7 @@ class Chronos2Teacher(LevelRunTeacher):
         length = series.shape[-1]
         tasks = torch.from_numpy(series if self.joint else series.reshape(-1, 1, length))  # [tasks, variates, L]
         n = tasks.shape[0] * tasks.shape[1]
+        inputs, n_cov = self.covariate_inputs(tasks, length)
         captured: list[torch.Tensor] = []
         encoder = self.pipeline.model.encoder
         hook = (
@@ -137,15 +144,37 @@ class Chronos2Teacher(LevelRunTeacher):
             with torch.inference_mode(), _quiet():
                 # batch_size = all B*D series: one first model call whose rows are (window, variate) in order
                 quantiles, _ = self.pipeline.predict_quantiles(
-                    tasks, prediction_length=horizon, quantile_levels=levels, batch_size=n
+                    inputs, prediction_length=horizon, quantile_levels=levels, batch_size=n + n_cov * len(tasks)
                 )
         finally:
             if hook is not None:
                 hook.remove()
         q = torch.stack(list(quantiles)).reshape(n, horizon, len(levels))
         point = q[..., levels.index(0.5)]
-        # the first model call's rows are (window, variate) in order; its first tokens the context patches
-        return to_numpy(point), to_numpy(q), to_numpy(captured[0][:, : self.hidden_tokens(length)]) if hidden else None
+        states = None
+        if hidden:  # the first model call's rows are (task, group member) in order; its first tokens the context
+            h = captured[0][:, : self.hidden_tokens(length)]
+            if n_cov:  # keep each group's target rows (its covariates follow them)
+                h = h.reshape(len(tasks), tasks.shape[1] + n_cov, *h.shape[1:])[:, : tasks.shape[1]].flatten(0, 1)
+            states = to_numpy(h)
+        return to_numpy(point), to_numpy(q), states
+
+    def covariate_inputs(self, tasks: torch.Tensor, length: int) -> tuple[Any, int]:
+        """The pipeline's input for `tasks [T, V, L]` and the number of covariates per task: the tensor itself
+        without covariates, else one dict per task (covariates repeated for each variate's task)."""
+        cov = self.call_covariates
+        if not cov or ("past" not in cov and "future" not in cov):
+            return tasks, 0
+        past, future = cov.get("past"), cov.get("future")
+        per_window = tasks.shape[0] // len(next(v for v in (past, future) if v is not None))
+        inputs = []
+        for i in range(tasks.shape[0]):
+            w = i // per_window  # the window of task i (per-variate mode: D tasks per window)
+            past_cov = {f"past_{j}": past[w, :, j] for j in range(0 if past is None else past.shape[2])}
+            past_cov |= {f"future_{j}": future[w, :length, j] for j in range(0 if future is None else future.shape[2])}
+            fut = {f"future_{j}": future[w, length:, j] for j in range(0 if future is None else future.shape[2])}
+            inputs.append({"target": tasks[i], "past_covariates": past_cov, "future_covariates": fut})
+        return inputs, len(inputs[0]["past_covariates"])
 
     @property
     def info(self) -> dict:

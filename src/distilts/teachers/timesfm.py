@@ -20,6 +20,11 @@ ceil(L / 32) context patches of the prefill call on the input (not the sign-flip
 captured with a forward hook.
 Context: max_context (L rounded up to 32) + horizon (rounded up to 128) must fit the model's
 context_limit (16384); a longer window is refused.
+Covariates (`predict(covariates=...)`): the package's `forecast_with_covariates` ("xreg + timesfm": an
+in-context linear regression on the covariates, then TimesFM on its residuals) with the known-future
+columns over lookback + horizon as dynamic numerical covariates and the static ones as static numerical
+covariates; past-only columns have no TimesFM input (it needs their horizon values). Hidden states are then
+those of the residual series' prefill.
 """
 
 from __future__ import annotations
@@ -139,6 +144,7 @@ class TimesFMTeacher(Teacher):
         return self._max_context(lookback) // self.patch
 
     quantile_levels = DECILES  # the quantile head's channels 1..9
+    takes_covariates = True  # forecast_with_covariates: known-future and static covariates
 
     def _forecast(self, series: np.ndarray, horizon: int, hidden: bool) -> tuple[np.ndarray, np.ndarray | None]:
         point, _, states = self._forecast_quantiles(series, horizon, hidden)
@@ -152,6 +158,7 @@ class TimesFMTeacher(Teacher):
         timesfm, _, _ = _package()
         n, length = series.shape
         series = series.astype(np.float64)
+        covariates = self.xreg_covariates(n, length)
         # the model card's settings but infer_is_positive; one batch of all B*D series (compile is cheap)
         self.wrapper.compile(
             timesfm.ForecastConfig(
@@ -163,6 +170,7 @@ class TimesFMTeacher(Teacher):
                 force_flip_invariance=True,
                 infer_is_positive=False,
                 fix_quantile_crossing=True,
+                return_backcast=bool(covariates),  # forecast_with_covariates reads the backcast
             )
         )
         captured: list[torch.Tensor] = []
@@ -171,13 +179,40 @@ class TimesFMTeacher(Teacher):
         )  # ((in, out_emb, ...), caches)
         try:
             with torch.inference_mode():
-                point, quantiles = self.wrapper.forecast(horizon=horizon, inputs=list(series))
+                if covariates:  # the package's in-context regression, then TimesFM on its residuals
+                    point, quantiles = self.wrapper.forecast_with_covariates(
+                        inputs=list(series), xreg_mode="xreg + timesfm", **covariates
+                    )
+                else:
+                    point, quantiles = self.wrapper.forecast(horizon=horizon, inputs=list(series))
         finally:
             if hook is not None:
                 hook.remove()
         states = to_numpy(captured[0][:n, -self.hidden_tokens(length) :]) if hidden else None  # prefill of the input
-        q = np.asarray(quantiles, dtype=np.float32)[:n, :, 1 : 1 + len(self.quantile_levels)]
-        return np.asarray(point, dtype=np.float32)[:n], q, states
+        # [:horizon]: with static covariates only, forecast_with_covariates returns the compiled (rounded) horizon
+        q = np.asarray(quantiles, dtype=np.float32)[:n, :horizon, 1 : 1 + len(self.quantile_levels)]
+        return np.asarray(point, dtype=np.float32)[:n, :horizon], q, states
+
+    def xreg_covariates(self, n: int, length: int) -> dict:
+        """`forecast_with_covariates`' keyword arguments for `n` series (B windows x D variates, window-major) from
+        this call's covariates: the known-future columns over lookback + horizon (dynamic numerical) and the
+        static ones; {} without them (past-only columns have no TimesFM input: it needs their horizon values)."""
+        cov = self.call_covariates or {}
+        future, static = cov.get("future"), cov.get("static")
+        if future is None and static is None:
+            return {}
+        b = len(future if future is not None else static)
+        window = np.arange(n) // (n // b)
+        out: dict = {}
+        if future is not None:
+            out["dynamic_numerical_covariates"] = {
+                f"future_{j}": [future[w, :, j].astype(np.float64) for w in window] for j in range(future.shape[2])
+            }
+        if static is not None:
+            out["static_numerical_covariates"] = {
+                f"static_{j}": [float(static[w, j]) for w in window] for j in range(static.shape[1])
+            }
+        return out
 
     @property
     def info(self) -> dict:

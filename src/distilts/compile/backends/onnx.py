@@ -13,10 +13,11 @@ import torch
 
 from distilts.compile import int8_storage
 from distilts.compile.verify import Candidate, calibration, measure
-from distilts.compile.wrapper import batch_dim_shapes, example_input
+from distilts.compile.wrapper import batch_dim_shapes, example_input, exportable
 from distilts.errors import require
 from distilts.quiet import quiet
 from distilts.runtime.arch import saturates_int8
+from distilts.runtime.inputs import Inputs, n_rows, take
 
 EXT = ".onnx"
 EXPORT_PASS = {"name": "onnxscript-optimizer", "stage": "export", "by": "torch.onnx.export(dynamo=True, optimize=True)"}
@@ -26,14 +27,21 @@ OPSET = 20
 STATIC_OPS = ["MatMul", "Gemm", "Conv"]
 
 
-def export_onnx(wrapper, lookback: int, n_variates: int, path: Path) -> int:
-    """Write `wrapper` as ONNX with input `x [batch, L, D]` and output `y`; returns the opset."""
+def export_onnx(wrapper, lookback: int, n_variates: int, path: Path, config: dict | None = None) -> int:
+    """Write `wrapper` as ONNX with input `x [batch, L, D]` (then its covariate inputs, named by role, when
+    `config` has covariates) and output `y`; returns the opset."""
     require("onnx", "compile", "ONNX export")
     require("onnxscript", "compile", "ONNX export")
-    ep = torch.export.export(wrapper, example_input(lookback, n_variates), dynamic_shapes=batch_dim_shapes())
+    module = exportable(wrapper)
+    names = list(getattr(module, "names", ("x",)))
+    ep = torch.export.export(
+        module,
+        example_input(lookback, n_variates, config=config if len(names) > 1 else None),
+        dynamic_shapes=batch_dim_shapes(n_inputs=len(names)),
+    )
     with quiet():
         prog = torch.onnx.export(
-            ep, dynamo=True, input_names=["x"], output_names=["y"], opset_version=OPSET, optimize=True, verbose=False
+            ep, dynamo=True, input_names=names, output_names=["y"], opset_version=OPSET, optimize=True, verbose=False
         )
         if prog is None:
             raise RuntimeError("torch.onnx.export returned no program")
@@ -56,7 +64,7 @@ def build(
     fp32_module: the fp32 job's module (scaler folded in), source of the `int8-storage` candidate."""
     L, D = int(config["lookback"]), len(config["columns"])
     fp32 = scratch / "model.fp32.onnx"
-    export_onnx(module, L, D, fp32)
+    export_onnx(module, L, D, fp32, config)
     variants: dict[str | None, tuple[Path, str | None]] = {}
     if job.precision == "fp32":
         variants[None] = (fp32, None)
@@ -64,7 +72,7 @@ def build(
         variants.update(int8_candidates(fp32, scratch, calibration(calib_x), reduce_range=saturates_int8(job.isa)))
         if fp32_module is not None:
             folded = scratch / "model.fp32-module.onnx"
-            export_onnx(fp32_module, L, D, folded)
+            export_onnx(fp32_module, L, D, folded, config)
             stored = int8_storage.onnx_file(folded, scratch / f"model.{int8_storage.NAME}.onnx")
             if stored is not None:
                 variants[int8_storage.NAME] = (stored, int8_storage.NOTE)
@@ -84,7 +92,7 @@ def read_opset(path: Path) -> int:
 
 
 def int8_candidates(
-    fp32_path: Path, out_dir: Path, calib: np.ndarray, reduce_range: bool = False
+    fp32_path: Path, out_dir: Path, calib: Inputs, reduce_range: bool = False
 ) -> dict[str, tuple[Path, str]]:
     """ONNX Runtime int8 variants of `fp32_path`: {method: (file, note)}.
 
@@ -106,8 +114,9 @@ def int8_candidates(
     )
 
     class Reader(CalibrationDataReader):
-        def __init__(self, x: np.ndarray, chunk: int = 32) -> None:
-            self._it = iter([{"x": x[i : i + chunk]} for i in range(0, len(x), chunk)])
+        def __init__(self, x: Inputs, chunk: int = 32) -> None:
+            parts = [take(x, slice(i, i + chunk)) for i in range(0, n_rows(x), chunk)]
+            self._it = iter([p if isinstance(p, dict) else {"x": p} for p in parts])
 
         def get_next(self):
             return next(self._it, None)
@@ -136,7 +145,7 @@ def int8_candidates(
     out["static-qdq"] = (
         st,
         f"onnxruntime quantize_static QDQ, per-channel int8 weights, int8 activations "
-        f"calibrated (min/max) on {len(calib)} train windows; {'/'.join(STATIC_OPS)} with a "
+        f"calibrated (min/max) on {n_rows(calib)} train windows; {'/'.join(STATIC_OPS)} with a "
         f"weight only (attention's activation x activation products stay float){rr}",
     )
     wq = _weights_int8(fp32_path, out_dir / "model.weights.onnx")

@@ -15,22 +15,28 @@ import torch
 
 from distilts.compile import int8_storage
 from distilts.compile.verify import Candidate, calibration, measure
-from distilts.compile.wrapper import batch_dim_shapes, example_input
+from distilts.compile.wrapper import batch_dim_shapes, example_input, exportable
 from distilts.errors import require
 from distilts.runtime.arch import saturates_int8
+from distilts.runtime.inputs import Inputs, n_rows, take
 
 EXT = ".xml"
 EXPORT_PASS = {"name": "openvino-moc", "stage": "export", "by": "openvino.convert_model (MOC transformations)"}
 
 
-def convert(wrapper, lookback: int, n_variates: int):
-    """An `openvino.Model` of `wrapper` with input `x [?, L, D]` and output `y`."""
+def convert(wrapper, lookback: int, n_variates: int, config: dict | None = None):
+    """An `openvino.Model` of `wrapper` with input `x [?, L, D]` (then its covariate inputs, named by role,
+    when `config` has covariates) and output `y`."""
     ov = require("openvino", "compile", "OpenVINO export")
 
-    ep = torch.export.export(wrapper, example_input(lookback, n_variates), dynamic_shapes=batch_dim_shapes())
+    module = exportable(wrapper)
+    names = list(getattr(module, "names", ("x",)))
+    example = example_input(lookback, n_variates, config=config if len(names) > 1 else None)
+    ep = torch.export.export(module, example, dynamic_shapes=batch_dim_shapes(n_inputs=len(names)))
     model = ov.convert_model(ep)
-    model.reshape({model.inputs[0]: ov.PartialShape([-1, lookback, n_variates])})
-    model.inputs[0].get_tensor().set_names({"x"})
+    model.reshape({model.inputs[i]: ov.PartialShape([-1, *t.shape[1:]]) for i, t in enumerate(example)})
+    for i, name in enumerate(names):
+        model.inputs[i].get_tensor().set_names({name})
     model.outputs[0].get_tensor().set_names({"y"})
     return model
 
@@ -59,7 +65,7 @@ def quantile_assembly(model, n_levels: int) -> list[str]:
 
 
 def int8_candidates(
-    model, calib: np.ndarray, overflow_fix: bool = False, keep_float: list[str] | None = None
+    model, calib: Inputs, overflow_fix: bool = False, keep_float: list[str] | None = None
 ) -> dict[str, tuple[object, str]]:
     """NNCF post-training int8 variants of `model`: {method: (openvino.Model, note)}; the ops named in
     `keep_float` are left in float (NNCF's ignored scope).
@@ -76,8 +82,8 @@ def int8_candidates(
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
 
     logging.getLogger("nncf").setLevel(logging.ERROR)
-    dataset = nncf.Dataset([calib[i : i + 1] for i in range(len(calib))])
-    n = len(calib)
+    n = n_rows(calib)
+    dataset = nncf.Dataset([take(calib, slice(i, i + 1)) for i in range(n)])
     out: dict[str, tuple[object, str]] = {}
     adv = AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE if overflow_fix else OverflowFix.DISABLE)
     of = ", overflow fix (no int16 saturation on x86 without VNNI)" if overflow_fix else ""
@@ -122,7 +128,7 @@ def build(
     """The fp32 IR, or its NNCF int8 candidates (+ `int8-storage` of `fp32_module`, the fp32 job's module),
     saved in `scratch`, each measured against `ref`."""
     L, D = int(config["lookback"]), len(config["columns"])
-    model = convert(module, L, D)
+    model = convert(module, L, D, config)
     levels = (config["student"].get("kwargs") or {}).get("quantiles")
     keep_float = quantile_assembly(model, len(levels)) if levels else []
     variants: dict[str | None, tuple[object, str | None]] = {}
@@ -132,7 +138,7 @@ def build(
         calib = calibration(calib_x)
         variants.update(int8_candidates(model, calib, overflow_fix=saturates_int8(job.isa), keep_float=keep_float))
     if job.precision == "int8" and fp32_module is not None:
-        stored = int8_storage.openvino_model(convert(fp32_module, L, D))
+        stored = int8_storage.openvino_model(convert(fp32_module, L, D, config))
         if stored is not None:
             variants[int8_storage.NAME] = (stored, int8_storage.NOTE)
     out = []

@@ -18,9 +18,10 @@ import torch
 
 from distilts.compile import full_int8, int8_storage, litert_ops
 from distilts.compile.verify import Candidate, calibration, measure
-from distilts.compile.wrapper import Denormalize, Normalize, batch_dim_shapes, example_input
+from distilts.compile.wrapper import Denormalize, Normalize, batch_dim_shapes, example_input, exportable
 from distilts.errors import require
 from distilts.quiet import quiet
+from distilts.runtime.inputs import Inputs, n_rows, take
 
 EXT = ".tflite"
 EXPORT_PASS = {"name": "litert-converter", "stage": "export", "by": "litert_torch.convert"}
@@ -30,16 +31,24 @@ def _litert():
     return require("litert_torch", "compile", "TFLite export")
 
 
-def export_fp32(wrapper, lookback: int, n_variates: int, batch: int, path: Path) -> Path:
-    """Convert `wrapper` at a fixed batch size and write `path`."""
+def export_fp32(wrapper, lookback: int, n_variates: int, batch: int, path: Path, config: dict | None = None) -> Path:
+    """Convert `wrapper` at a fixed batch size and write `path` (covariate inputs after x when `config` has any)."""
     litert_torch = _litert()
+    module = exportable(wrapper)
+    cov = config if len(getattr(module, "names", ("x",))) > 1 else None
     with quiet():
-        litert_torch.convert(wrapper, (torch.zeros(batch, lookback, n_variates),)).export(str(path))
+        litert_torch.convert(module, example_input(lookback, n_variates, batch, cov)).export(str(path))
     return path
 
 
 def pt2e_static(
-    wrapper, lookback: int, n_variates: int, batches: list[int], calib: np.ndarray, out_dir: Path
+    wrapper,
+    lookback: int,
+    n_variates: int,
+    batches: list[int],
+    calib: Inputs,
+    out_dir: Path,
+    config: dict | None = None,
 ) -> tuple[dict[int, Path], str]:
     """Calibrate once (dynamic-batch export), then convert at each batch size: {batch: file}, note."""
     litert_torch = _litert()
@@ -56,25 +65,32 @@ def pt2e_static(
         .set_module_type(Normalize, None)
         .set_module_type(Denormalize, None)
     )
+    module = exportable(wrapper)
+    names = list(getattr(module, "names", ("x",)))
+    cov = config if len(names) > 1 else None
     with quiet():
         gm = torch.export.export(
-            wrapper, example_input(lookback, n_variates), dynamic_shapes=batch_dim_shapes()
+            module,
+            example_input(lookback, n_variates, config=cov),
+            dynamic_shapes=batch_dim_shapes(n_inputs=len(names)),
         ).module()
         gm = quantize_pt2e.prepare_pt2e(gm, quantizer)
         with torch.no_grad():
-            for lo in range(0, len(calib), 64):
-                gm(torch.from_numpy(np.ascontiguousarray(calib[lo : lo + 64])))
+            for lo in range(0, n_rows(calib), 64):
+                part = take(calib, slice(lo, lo + 64))
+                arrays = [part[n] for n in names] if isinstance(part, dict) else [part]
+                gm(*(torch.from_numpy(np.ascontiguousarray(a, np.float32)) for a in arrays))
         gm = quantize_pt2e.convert_pt2e(gm, fold_quantize=False)
         files = {}
         for b in batches:
             p = out_dir / f"model-b{b}.pt2e.tflite"
             litert_torch.convert(
-                gm, (torch.zeros(b, lookback, n_variates),), quant_config=QuantConfig(pt2e_quantizer=quantizer)
+                gm, example_input(lookback, n_variates, b, cov), quant_config=QuantConfig(pt2e_quantizer=quantizer)
             ).export(str(p))
             files[b] = p
     return files, (
         f"litert-torch PT2E static: per-channel int8 weights and int8 activations of the linear "
-        f"layers, calibrated (histogram) on {len(calib)} train windows; normalization stays float"
+        f"layers, calibrated (histogram) on {n_rows(calib)} train windows; normalization stays float"
     )
 
 
@@ -98,6 +114,8 @@ def full_int8_files(
 ) -> tuple[dict[int, Path], str] | None:
     """The `full-int8` candidate (distilts.compile.full_int8: int8 input/output, the scaler folded into the
     I/O quantization); None when the student has an operator left in float (no int8 kernel)."""
+    if config.get("covariates"):
+        return None  # the I/O mapping folds the target scaler into one input: covariate inputs have no such form
     if (config["student"].get("kwargs") or {}).get("quantiles"):
         return None  # a quantile axis on the output: the per-variate I/O mapping does not cover it
     student = getattr(module, "student", module)  # the int8 module keeps the scaler outside its student
@@ -127,16 +145,19 @@ def build(
     """The fp32 files (one per batch size), or the int8 candidates, in `scratch`, each measured against `ref`."""
     L, D = int(config["lookback"]), len(config["columns"])
     batches = [int(b) for b in job.batches]
-    fp32 = {b: export_fp32(module, L, D, b, scratch / f"model-b{b}.fp32.tflite") for b in batches}
+    fp32 = {b: export_fp32(module, L, D, b, scratch / f"model-b{b}.fp32.tflite", config) for b in batches}
     if job.precision == "fp32":
         variants: dict[str | None, tuple[dict[int, Path], str | None]] = {None: (fp32, None)}
     else:
         variants = {
-            "pt2e-static": pt2e_static(module, L, D, batches, calibration(calib_x), scratch),
+            "pt2e-static": pt2e_static(module, L, D, batches, calibration(calib_x), scratch, config),
             "dynamic": dynamic_int8(fp32, scratch),
         }
         if fp32_module is not None:
-            folded = {b: export_fp32(fp32_module, L, D, b, scratch / f"model-b{b}.fp32-module.tflite") for b in batches}
+            folded = {
+                b: export_fp32(fp32_module, L, D, b, scratch / f"model-b{b}.fp32-module.tflite", config)
+                for b in batches
+            }
             variants[int8_storage.NAME] = (int8_storage.tflite_files(folded, scratch), int8_storage.NOTE)
         full = full_int8_files(module, config, batches, calibration(calib_x), scratch)
         if full is not None:

@@ -49,8 +49,9 @@ class OnnxSession(Session):
         self.batch = batch
         self.settings = settings
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        return self._call({self._input: x})[0]
+    def run(self, x: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
+        # named inputs (an artifact with covariates): the graph's input names are the manifest's
+        return self._call(x if isinstance(x, dict) else {self._input: x})[0]
 
     @property
     def version(self) -> str:

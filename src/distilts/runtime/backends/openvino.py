@@ -27,7 +27,10 @@ class _Request:
         self.buffer: np.ndarray | None = None
         self.out_index = out_index
 
-    def run(self, x: np.ndarray) -> np.ndarray:
+    def run(self, x: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
+        if isinstance(x, dict):  # named inputs (an artifact with covariates): set by the IR's tensor names
+            self.request.infer(x)
+            return self.request.get_output_tensor(self.out_index).data.copy()
         if self.buffer is None or self.buffer.shape != x.shape:
             self.buffer = np.empty(x.shape, dtype=np.float32)
             self.request.set_input_tensor(self._ov.Tensor(self.buffer, shared_memory=True))
@@ -64,7 +67,7 @@ class OpenVinoSession(Session):
         self.batch = batch
         self.settings = settings
 
-    def run(self, x: np.ndarray) -> np.ndarray:
+    def run(self, x: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
         req = self._pool.get()
         try:
             return req.run(x)

@@ -8,6 +8,7 @@ normalized on the way in and mapped back on the way out, so callers see raw valu
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -33,9 +34,16 @@ class _Interpreter:
         outputs = self.interp.get_output_details()
         self.inp = next((d for d in inputs if input_name in d["name"]), inputs[0])
         self.out = next((d for d in outputs if output_name == d["name"]), outputs[0])
+        # several inputs (an artifact with covariates): litert-torch names them `..._args_<i>` in argument order
+        self.ordered = sorted(inputs, key=lambda d: _arg_position(d["name"], d["index"]))
 
-    def run(self, x: np.ndarray, dynamic: bool) -> np.ndarray:
+    def run(self, x: np.ndarray | dict[str, np.ndarray], dynamic: bool) -> np.ndarray:
         it = self.interp
+        if isinstance(x, dict):  # named inputs in artifact order (fixed-batch files only: TFLite)
+            for detail, value in zip(self.ordered, x.values(), strict=True):
+                it.set_tensor(detail["index"], _quantize(value, detail))
+            it.invoke()
+            return _dequantize(it.get_tensor(self.out["index"]), self.out)
         if dynamic and tuple(self.inp["shape"]) != x.shape:
             it.resize_tensor_input(self.inp["index"], list(x.shape))
             it.allocate_tensors()
@@ -64,7 +72,7 @@ class TfliteSession(Session):
         self.batch = batch
         self.settings = settings
 
-    def run(self, x: np.ndarray) -> np.ndarray:
+    def run(self, x: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
         sc = self._scaler
         interp = self._pool.get()
         try:
@@ -77,6 +85,12 @@ class TfliteSession(Session):
     @property
     def version(self) -> str:
         return f"ai-edge-litert {getattr(sys.modules[BACKEND.package], '__version__', '?')}"
+
+
+def _arg_position(name: str, index: int) -> int:
+    """The argument position of an input tensor named like `serving_default_args_2:0` (else its index)."""
+    m = re.search(r"args_(\d+)", name)
+    return int(m.group(1)) if m else index
 
 
 def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:

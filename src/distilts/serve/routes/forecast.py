@@ -43,7 +43,7 @@ def register(app: Any, ctx: ServerContext) -> Any:
             req = parse_request(body, fc, opts.max_batch)
             t1 = time.perf_counter()
             levels = fc.levels  # a quantile model answers every level from one inference
-            y = await predict(served, req.x, headers, t0, quantiles=levels is not None)
+            y = await predict(served, req.x, headers, t0, quantiles=levels is not None, covariates=req.covariates)
         except RequestError as exc:
             return error(exc.status, exc.message, served, "forecast")
         except Rejected as exc:

@@ -76,7 +76,7 @@ def register(app: Any, ctx: ServerContext) -> Any:
             served = resolve(model_name, version)
             body = await receive_body(receive, headers, opts.body_limit(served.fc))
             call = oip.parse_infer(body, headers.get(oip.HEADER), served.fc, opts.max_batch)
-            y = await predict(served, call.x, headers, t0)
+            y = await predict(served, call.x, headers, t0, covariates=call.covariates)
         except RequestError as exc:
             return error(400 if exc.status in (413, 422) else exc.status, exc.message, served, "infer")
         except Rejected as exc:
