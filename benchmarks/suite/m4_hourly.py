@@ -376,7 +376,7 @@ def main() -> None:
         source = "ground truth only" if spec is None else "from " + spec.replace("={teacher}", "")
         label = f"M4 recipe: MLP ensemble (3 lookbacks x 2 losses{f' x {seeds} seeds' if seeds > 1 else ''}), {source}"
         if why := teacher_missing(spec):
-            skipped.append({"model": label, "skipped": why})
+            skipped.append({"model": label, "skipped": why.replace("{teacher}", "<teacher dir>")})
             continue
         extra = [*RECIPE, "--ensemble-seeds", seeds] if seeds > 1 else None
         art = recipe_student(kind, spec, teacher, args, runs, data, log, timings, extra=extra)
