@@ -129,3 +129,18 @@ def test_median_combination_is_the_members_elementwise_median():
     x = torch.randn(4, L, 1)
     with torch.no_grad():
         torch.testing.assert_close(ens(x), torch.stack(ens.member_forecasts(x)).median(dim=0).values)
+
+
+def test_student_ensemble_with_quantiles_gives_its_members_the_head(panel_file, tmp_path):
+    out = tmp_path / "q"
+    res = CliRunner().invoke(cli, [
+        "distill", "--student", "ensemble", "-O", "seeds=2", "--quantiles", "0.1,0.5,0.9", "--data", str(panel_file),
+        "--lookback", str(L), "--horizon", str(H), "--no-kd", "--beta", "0", "--epochs", "1", "--quiet",
+        "--device", "cpu", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    model, config = load_student_dir(out)
+    assert config["student"]["kwargs"]["member_options"]["quantiles"] == [0.1, 0.5, 0.9]
+    assert model.levels == (0.1, 0.5, 0.9)
+    with torch.no_grad():
+        q = model(torch.randn(3, L, 1))
+    assert q.shape == (3, H, 1, 3) and bool((q.diff(dim=-1) >= 0).all())  # a mean of sorted levels stays sorted

@@ -423,6 +423,11 @@ def distill(
         student_kwargs["quantiles"] = list(parse_levels(quantiles))
     elif "quantile_rank" in student_kwargs:
         raise DistiltsError("--quantile-rank applies to quantile students only: add --quantiles or drop it.")
+    if student_name == "ensemble":  # --student ensemble -O ...: the quantile head belongs to the members
+        member = student_kwargs.setdefault("member_options", {})
+        for key in ("quantiles", "quantile_rank"):
+            if key in student_kwargs:
+                member[key] = student_kwargs.pop(key)
     if any(v is not None for v in (ensemble_lookbacks, ensemble_seeds, ensemble_losses, ensemble_combine)):
         from distilts.students.ensemble import NAME, ensemble_kwargs
 
