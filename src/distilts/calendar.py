@@ -68,7 +68,8 @@ def calendar_features(timestamps: np.ndarray, spec: dict | None) -> np.ndarray:
         elif name == "month":
             months = t.astype("datetime64[M]").astype(np.int64) % 12
             out[:, j] = months / 11.0 - 0.5
-        else:  # holiday
+        else:  # holiday (calendar_columns lists it only with a spec)
+            assert spec is not None
             years = sorted({int(y) + 1970 for y in np.unique(t.astype("datetime64[Y]").astype(np.int64))})
             dates = _holidays(spec["country"], years)
             out[:, j] = np.isin(days, np.array(sorted(dates), dtype="datetime64[D]")).astype(np.float32)

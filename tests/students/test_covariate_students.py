@@ -35,6 +35,7 @@ def test_shapes_and_future_covariates_change_the_forecast(name):
     assert model.covariate_dims == (P, F, S)
     if name == "dlinear":  # the branch starts at zero (the plain DLinear): give it weights
         torch.nn.init.normal_(model.covariate_map.weight)
+        torch.nn.init.normal_(model.step_map.weight)
     x, past, future, static = inputs()
     y = model(x, past=past, future=future, static=static)
     assert y.shape == (5, H, D)
@@ -59,6 +60,24 @@ def test_without_covariates_the_student_is_unchanged(name):
     assert plain.state_dict().keys() == zero.state_dict().keys()
     x = inputs()[0]
     torch.testing.assert_close(plain.eval()(x), zero.eval()(x))
+
+
+@pytest.mark.parametrize("future_map", ["step", "full"])
+def test_dlinear_future_map(future_map):
+    """"step": one map F -> D shared by the horizon's steps (step t sees only f_{L+t}); "full": the whole block."""
+    model = build_student("dlinear", L, H, D, n_future=F, future_map=future_map).eval()
+    for p in model.parameters():
+        torch.nn.init.normal_(p)
+    x, _, future, _ = inputs()
+    y = model(x, future=future)
+    changed = future.clone()
+    changed[:, L + 3] += 1.0  # one horizon step
+    diff = (model(x, future=changed) - y).abs().amax(dim=(0, 2))
+    if future_map == "step":
+        assert diff[3] > 1e-3 and torch.all(diff[torch.arange(H) != 3] == 0)
+        assert sum(p.numel() for n, p in model.named_parameters() if "step_map" in n) == F * D + D
+    else:
+        assert torch.all(diff > 1e-3)
 
 
 def test_tide_official_sizes():

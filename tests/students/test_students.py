@@ -110,7 +110,7 @@ def test_student_defaults_are_the_official_ones():
     """DLinear: LTSF-Linear / TSLib; iTransformer: the DistilTS scripts' student at L=512."""
     point = {"quantiles": None, "quantile_rank": 8}  # a point forecaster unless levels are asked for
     assert student_options("dlinear") == {"moving_avg": 25, "individual": False, "revin": False, "revin_eps": 1e-5,
-                                          **point, "n_past": 0, "n_future": 0, "n_static": 0}
+                                          **point, "n_past": 0, "n_future": 0, "n_static": 0, "future_map": "step"}
     assert student_options("itransformer") == {"d_model": 512, "n_heads": 4, "e_layers": 1, "d_ff": 2048,
                                                "dropout": 0.1, "activation": "gelu", "norm": "window", **point}
 

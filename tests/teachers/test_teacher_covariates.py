@@ -92,3 +92,17 @@ def test_a_family_without_covariate_inputs_forecasts_univariate(tmp_path):
     assert not teacher.takes_covariates
     x, cov = windows(2)
     np.testing.assert_array_equal(teacher.predict(x, 8, covariates=cov).forecast, teacher.predict(x, 8).forecast)
+
+
+def test_moirai_forecasts_with_dynamic_real_features(tmp_path):
+    pytest.importorskip("uni2ts")
+    from distilts.teachers import moirai
+
+    teacher = moirai.load(str(moirai.save_random_checkpoint(tmp_path / "moirai")), "cpu")
+    assert teacher.takes_covariates
+    x, cov = windows(3)
+    plain = teacher.predict(x, 16, hidden=True)
+    with_cov = teacher.predict(x, 16, hidden=True, covariates=cov)
+    assert with_cov.forecast.shape == (3, 16, 2) and with_cov.hidden.shape == plain.hidden.shape
+    assert np.abs(with_cov.forecast - plain.forecast).max() > 1e-4
+    np.testing.assert_array_equal(teacher.predict(x, 16).forecast, plain.forecast)  # per call only, seeded

@@ -85,7 +85,7 @@ def read_frame(path: str | Path, id_column: str | None, time_column: str | None)
 
 
 def _fmt(t: np.datetime64) -> str:
-    return str(np.datetime64(t, "s")).replace("T", " ")
+    return str(np.asarray(t).astype("datetime64[s]")).replace("T", " ")
 
 
 def _series(frame: Frame) -> dict[str, np.ndarray]:
@@ -182,6 +182,7 @@ def line_up(
         if "static" in cols:
             inputs["static"].append(np.array([_static(hist, c, rows, sid) for c in cols["static"]]))
         if fut_cols:
+            assert fut is not None  # future columns come from the future file
             inputs["future"].append(_future_block(hist, fut, fut_rows, sid, last, horizon_t, fut_cols))
         inputs["timestamps"].append(np.concatenate([times[-L:], horizon_t]))
         out_ids.append(sid)

@@ -7,10 +7,17 @@ import click
 from distilts.cache.config import DEVICES, HIDDEN_TOKENS, HORIZON, LOOKBACK, PARTS, TEACH_BATCH
 from distilts.data.options import data_options
 from distilts.teachers import TEACHERS
+from distilts.teachers.spec import TEACHER_HELP, click_check, with_address
 
 
 @click.command(name="teach")
-@click.option("--teacher", "teacher_name", type=click.Choice(list(TEACHERS)), required=True, help="Teacher family.")
+@click.option(
+    "--teacher",
+    "teacher_name",
+    required=True,
+    callback=click_check,
+    help=TEACHER_HELP.format(families=", ".join(TEACHERS)),
+)
 @click.option(
     "--teacher-path",
     default=None,
@@ -62,6 +69,12 @@ from distilts.teachers import TEACHERS
     default=None,
     help="Refuse up front (before any teacher call) a fill whose cache entry would exceed this many GB.",
 )
+@click.option(
+    "--address",
+    default=None,
+    help="Statistical teachers: fit and forecast the series as Ray tasks on this cluster ('auto', HOST:PORT, or "
+    "'local' to start Ray here; default: worker processes on this machine).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def teach(
     teacher_name: str,
@@ -78,9 +91,11 @@ def teach(
     device: str,
     batch_size: int,
     max_cache_gb: float | None,
+    address: str | None,
     quiet: bool,
 ) -> None:
-    """Run a frozen teacher (TimeMoE, Chronos(-Bolt, -2), Moirai(-2), TimesFM) over every window and cache it.
+    """Run a frozen teacher (TimeMoE, Chronos(-Bolt, -2), Moirai(-2), TimesFM, PatchTST, a statsforecast model or
+    an ensemble of them) over every window and cache it.
 
     The cache is keyed by teacher checkpoint, data, window settings and hidden settings; a rerun
     with the same settings reuses it at once, and an interrupted run resumes where it stopped.
@@ -96,7 +111,7 @@ def teach(
     with distributed.session(device) as comm:  # a no-op (no torch import) outside torchrun
         cache = fill_teacher_cache(
             dataset,
-            teacher_name,
+            with_address(teacher_name, address),
             teacher_path,
             lookback,
             horizon,

@@ -37,10 +37,12 @@ import platformdirs
 
 from distilts import distributed, teachers
 from distilts.cache.config import HIDDEN_DTYPES, HIDDEN_TOKENS, PARTS, TEACH_BATCH
+from distilts.cache.ensemble import fill_ensemble_cache
 from distilts.cache.fill import Filler, fill_part
 from distilts.errors import DistiltsError
 from distilts.progress import Bar
 from distilts.teachers.base import hash_checkpoint, resolve_checkpoint
+from distilts.teachers.spec import StatSpec, check_teacher, is_ensemble, is_statistical, parse_stat, stat_identity
 from distilts.utils import read_json, write_json
 
 if TYPE_CHECKING:
@@ -139,15 +141,65 @@ def fill_teacher_cache(
     the fill is shared out by chunk across the ranks (`distilts.cache.fill`).
     """
     _validate(parts, stride, hidden_tokens, hidden_dtype, batch_size)
-    if teacher_name not in teachers.TEACHERS:
-        raise DistiltsError(f"Unknown teacher '{teacher_name}'. Use one of: {', '.join(teachers.TEACHERS)}.")
-    path = str(teacher_path) if teacher_path else teachers.default_path(teacher_name)
-    local = resolve_checkpoint(path, teacher_name)
+    check_teacher(teacher_name)
+    if is_ensemble(teacher_name):
+        if hidden:
+            raise DistiltsError(f"The {teacher_name} teacher has no hidden states: drop --hidden (and use --beta 0).")
+
+        def fill_member(spec: str, path: str | None, member_parts: Sequence[str]) -> TeacherCache:
+            return fill_teacher_cache(
+                dataset,
+                spec,
+                path,
+                lookback,
+                horizon,
+                parts=member_parts,
+                stride=stride,
+                cache_dir=cache_dir,
+                batch_size=batch_size,
+                device=device,
+                progress=progress,
+                max_cache_gb=max_cache_gb,
+                quantiles=quantiles,
+            )
+
+        directory, meta, reused = fill_ensemble_cache(
+            dataset,
+            teacher_name,
+            teacher_path,
+            lookback,
+            horizon,
+            parts=parts,
+            stride=stride,
+            quantiles=quantiles,
+            root=cache_root(cache_dir),
+            fill_member=fill_member,
+        )
+        return TeacherCache(directory, meta, reused=reused)
     root = cache_root(cache_dir)
+    if is_statistical(teacher_name):
+        if hidden:
+            raise DistiltsError(
+                f"The {teacher_name} teacher is a statistical model without hidden states: drop --hidden "
+                "(and use --beta 0: FTA needs a neural teacher)."
+            )
+        stat = parse_stat(teacher_name)
+        teacher_name, path, checkpoint = stat.name, None, stat_identity(stat)
+
+        def load():
+            return teachers.load_statistical(teacher_name + _run_options(stat))
+    else:
+        path = str(teacher_path) if teacher_path else teachers.default_path(teacher_name)
+        local = resolve_checkpoint(path, teacher_name)
+        checkpoint = hash_checkpoint(local, memo=root / "checkpoint-hashes.json")
+
+        def load():
+            return teachers.load_teacher(teacher_name, str(local), device)
+
     settings = {
         "format": FORMAT_VERSION,
         "teacher": teacher_name,
-        "checkpoint_sha256": hash_checkpoint(local, memo=root / "checkpoint-hashes.json"),
+        "checkpoint_sha256": checkpoint,
         "data_sha256": dataset.data_hash,
         "lookback": int(lookback),
         "horizon": int(horizon),
@@ -159,7 +211,7 @@ def fill_teacher_cache(
         **teacher_covariates(dataset, teacher_name),  # absent without covariates
     }
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
-    directory = root / "teacher" / f"{teacher_name}-{_slug(dataset.name)}-L{lookback}-H{horizon}-{key[:16]}"
+    directory = root / "teacher" / f"{_slug(teacher_name)}-{_slug(dataset.name)}-L{lookback}-H{horizon}-{key[:16]}"
     meta_file = directory / "meta.json"
     meta = read_json(meta_file) if meta_file.exists() else {}
     todo = [p for p in dict.fromkeys(parts) if p not in meta.get("parts", {})]
@@ -170,9 +222,7 @@ def fill_teacher_cache(
 
     comm = distributed.current()
     directory.mkdir(parents=True, exist_ok=True)
-    filler = Filler(
-        dataset, settings, directory, batch_size, lambda: teachers.load_teacher(teacher_name, str(local), device)
-    )
+    filler = Filler(dataset, settings, directory, batch_size, load)
     records = dict(meta.get("parts", {}))
     try:
         filler.check_budget(todo, records, max_cache_gb)
@@ -184,7 +234,10 @@ def fill_teacher_cache(
             if comm.is_main and not any(directory.iterdir()):
                 directory.rmdir()
         raise
+    finally:
+        filler.close()
     teacher_info = next((r["teacher"] for r in records.values() if r.get("teacher")), None)
+    fallbacks = {k: v for r in records.values() for k, v in (r.get("fallbacks") or {}).items()}
     meta = {
         **settings,
         "key": key,
@@ -194,6 +247,7 @@ def fill_teacher_cache(
         "teacher_info": teacher_info,
         "parts": records,
         "quantile_levels": (teacher_info or {}).get("quantile_levels") if quantiles else None,
+        **({"fallbacks": fallbacks} if fallbacks else {}),
         "created_by": "distilts",
         "completed_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -201,6 +255,12 @@ def fill_teacher_cache(
         write_json(meta_file, meta)  # last: marks the entry complete
     comm.barrier()
     return TeacherCache(directory, meta, reused=False)
+
+
+def _run_options(stat: StatSpec) -> str:
+    """The run options (n_jobs, address) back on the canonical name: how the fill runs, not its numbers."""
+    opts = stat.run_options
+    return f"{'&' if '?' in stat.name else '?'}{opts[1:]}" if opts else ""
 
 
 def entry_bytes(

@@ -30,7 +30,7 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -78,6 +78,9 @@ class Filler:
     def teacher(self) -> Teacher:
         if self._teacher is None:
             teacher = self._load()
+            bind = getattr(teacher, "bind", None)  # a teacher fitted per series (statistical) binds to the data
+            if bind is not None:
+                bind(self.dataset, self.s["lookback"], self.s["horizon"])
             teacher.check_window(self.s["lookback"], self.s["horizon"])
             self._teacher = teacher
         return self._teacher
@@ -108,17 +111,25 @@ class Filler:
     def compute(self, windows: Windows, idx: np.ndarray, part: str, state: dict) -> dict[str, np.ndarray]:
         """The teacher's checked rows for windows `idx`: forecasts `[B, H, D]`, pooled hidden states and
         quantiles `[B, H, D, Q]` (those of `kinds`)."""
-        x, _ = windows.batch(idx)
         quantiles = bool(self.s.get("quantiles"))
-        cov = windows.covariate_batch(idx) if self.s.get("covariates") and hasattr(windows, "covariate_batch") else {}
-        out = self.teacher.predict(
-            x,
-            self.s["horizon"],
-            hidden=self.s["hidden"],
-            **({"quantiles": True} if quantiles else {}),
-            **({"covariates": cov} if cov else {}),
-        )
-        rows = {"forecast": self._check(out.forecast, (len(idx), self.s["horizon"], x.shape[2]), part, idx)}
+        teacher = self.teacher
+        if hasattr(teacher, "predict_windows"):  # fitted per series: it reads the windows' series and origins
+            n_vars = self.dataset.normalized.shape[1]
+            out = teacher.predict_windows(windows, idx, self.s["horizon"], quantiles=quantiles)
+            fallbacks = getattr(teacher, "fallbacks", None)
+            if fallbacks:
+                state["fallbacks"] = {**state.get("fallbacks", {}), **fallbacks}
+        else:
+            x, _ = windows.batch(idx)
+            n_vars = x.shape[2]
+            cov = (
+                windows.covariate_batch(idx) if self.s.get("covariates") and hasattr(windows, "covariate_batch") else {}
+            )
+            extra: dict[str, Any] = {"quantiles": True} if quantiles else {}  # only what was asked: plugin teachers
+            if cov:
+                extra["covariates"] = cov
+            out = teacher.predict(x, self.s["horizon"], hidden=self.s["hidden"], **extra)
+        rows = {"forecast": self._check(out.forecast, (len(idx), self.s["horizon"], n_vars), part, idx)}
         if self.s["hidden"]:
             assert out.hidden is not None  # predict(hidden=True) gives them
             pooled = pool_tokens(out.hidden, self.s["hidden_tokens"])
@@ -140,6 +151,11 @@ class Filler:
         if self.s.get("quantiles"):
             out["quantiles"] = [n, self.s["horizon"], n_vars, len(self.teacher.require_quantiles())]
         return out
+
+    def close(self) -> None:
+        """Release what the teacher holds beyond the fill (a statistical teacher's worker processes)."""
+        if self._teacher is not None and hasattr(self._teacher, "close"):
+            self._teacher.close()
 
     def check_budget(self, todo: Sequence[str], complete: dict, max_cache_gb: float | None) -> None:
         """Refuse, before any teacher call, a fill that exceeds `max_cache_gb` or the free disk space."""
@@ -191,7 +207,7 @@ class Filler:
                 ).flush()
             state = {
                 "windows": n,
-                "chunk_size": self.batch_size,
+                "chunk_size": max(self.batch_size, int(getattr(self.teacher, "chunk_windows", 0))),
                 "forecast_shape": shapes["forecast"],
                 "hidden_shape": shapes.get("hidden"),
                 "teacher": info,
@@ -216,6 +232,8 @@ class Filler:
         }
         if "quantiles_shape" in state:
             record["quantiles_shape"] = state["quantiles_shape"]
+        if state.get("fallbacks"):
+            record["fallbacks"] = state["fallbacks"]
         write_json(self.file(part, "record"), record)
         self.file(part, "progress").unlink(missing_ok=True)
         return record

@@ -222,6 +222,7 @@ def assemble(
         )
     future = _stack([columns[c] for c in spec.future], n)
     if cal_cols:
+        assert times is not None  # checked above
         future = np.concatenate([future, calendar_features(times, cal).astype(np.float64)], axis=1)
     if series_of_row is None:
         series_of_row = np.zeros(n, np.int64)

@@ -188,6 +188,7 @@ def panel_covariates(path: str | Path, names: LongColumns, cov: CovariateSpec, p
     header = column_names(path)
     cols = names.resolve(header, str(path))
     missing_columns(cov, header, str(path))
+    assert cols.id is not None and cols.target is not None  # resolve() names both or raises
     check_not_targets(cov, [cols.target])
     from_table = set(cov.static) if cov.static_table else set()
     ids, times, raw = read_long_columns(path, cols.id, cols.timestamp, [c for c in cov.columns if c not in from_table])

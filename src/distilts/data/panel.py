@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distilts.data.covariates import covariate_hash
+from distilts.data.covariates import Covariates, covariate_hash
 from distilts.data.long import LongColumns, iter_blocks
 from distilts.errors import DataError
 
@@ -138,7 +138,7 @@ class PanelWindows:
     horizon: int
     skipped: list[str]
     series_stats: tuple[np.ndarray, np.ndarray] | None = None  # (mean [S], std [S]) the values were z-scored with
-    covariates: object = None  # data.covariates.Covariates aligned with the panel's rows
+    covariates: Covariates | None = None  # aligned with the panel's rows
 
     def covariate_batch(self, index) -> dict[str, np.ndarray]:
         """The covariate blocks of the windows `index` (as `Windows.covariate_batch`); {} without covariates."""
@@ -258,7 +258,7 @@ class PanelDataset:
         self.series = PanelSource(panel.source, freq)
         self._norm: dict[int, np.ndarray] = {}
         self._horizon: int | None = None
-        self.covariates = None  # data.covariates.Covariates (rows in the panel's order), fitted per horizon
+        self.covariates: Covariates | None = None  # rows in the panel's order, fitted per horizon
         self._cov_fit: int | None = None
 
     @property

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from distilts.errors import DataError
@@ -18,7 +20,7 @@ class Windows:
         self.starts = np.asarray(starts, dtype=np.int64)
         self.lookback = lookback
         self.horizon = horizon
-        self.covariates = None  # data.covariates.Covariates: the blocks `covariate_batch` cuts
+        self.covariates: Any = None  # data.covariates.Covariates: the blocks `covariate_batch` cuts
         # [N - L - H + 1, L + H, D] view of the whole series
         self._view = np.lib.stride_tricks.sliding_window_view(values, lookback + horizon, axis=0).swapaxes(1, 2)
 

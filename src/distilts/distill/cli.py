@@ -27,6 +27,7 @@ from distilts.distill.config import (
 from distilts.errors import DistiltsError
 from distilts.students import STUDENTS
 from distilts.teachers import TEACHERS
+from distilts.teachers.spec import TEACHER_HELP, click_check, has_hidden_states, with_address
 
 SPEC, TRAIN = DistillSpec(), TrainConfig()  # the library's defaults
 # CLI parameter -> (student option, students that have it)
@@ -112,10 +113,10 @@ def _load_config_file(ctx: click.Context, _param, value: str | None) -> str | No
 @click.option(
     "--teacher",
     "teacher_name",
-    type=click.Choice(list(TEACHERS)),
     default=SPEC.teacher,
     show_default=True,
-    help="Teacher family (its outputs come from the teacher cache; see `distilts teach`).",
+    callback=click_check,
+    help=TEACHER_HELP.format(families=", ".join(TEACHERS)) + " Its outputs come from the teacher cache.",
 )
 @click.option(
     "--teacher-path", default=None, help="Teacher checkpoint directory or hub id (default: the family's model)."
@@ -327,6 +328,12 @@ def _load_config_file(ctx: click.Context, _param, value: str | None) -> str | No
     help="Teacher cache root (default: $DISTILTS_CACHE_DIR, else the user cache directory).",
 )
 @click.option(
+    "--address",
+    default=None,
+    help="Statistical teachers: fill their cache as Ray tasks on this cluster ('auto', HOST:PORT, or 'local'; "
+    "default: worker processes on this machine).",
+)
+@click.option(
     "--teacher-hidden",
     type=click.Choice(TEACHER_HIDDEN),
     default=SPEC.teacher_hidden,
@@ -387,6 +394,7 @@ def distill(
     hidden_tokens: int,
     cache_dir: str | None,
     teacher_hidden: str,
+    address: str | None,
     max_cache_gb: float | None,
     out: str,
     resume: bool,
@@ -410,8 +418,16 @@ def distill(
     from distilts.distill.run import distill_student
     from distilts.students.registry import parse_option_values
 
+    if not has_hidden_states(teacher_name) and beta:  # statistical teachers and ensembles: no FTA
+        raise DistiltsError(
+            f"--beta {beta:g} asks for FTA, which needs the teacher's hidden states; the {teacher_name} teacher has "
+            "none: use --beta 0 (point and quantile KD still apply)."
+        )
     if beta is None:
         beta = default_beta(student_name)
+        if beta and not has_hidden_states(teacher_name):
+            click.echo(f"warning: the {teacher_name} teacher has no hidden states: FTA is off (--beta 0 for this run)")
+            beta = 0.0
     student_kwargs = _student_kwargs(student_name, student_flags)
     for key, value in parse_option_values(student_name, student_option).items():
         if key in student_kwargs and student_kwargs[key] != value:
@@ -456,7 +472,7 @@ def distill(
     spec = DistillSpec(
         student=student_name,
         student_kwargs=student_kwargs,
-        teacher=teacher_name,
+        teacher=with_address(teacher_name, address),
         teacher_path=teacher_path,
         data=data_args,
         lookback=lookback,

@@ -22,6 +22,7 @@ from distilts.cache.config import (  # noqa: F401  (re-exported: every command's
 )
 from distilts.data.spec import DataSpec
 from distilts.errors import DistiltsError
+from distilts.teachers.spec import is_ensemble, is_statistical
 
 if TYPE_CHECKING:
     from distilts.data import Dataset
@@ -146,8 +147,14 @@ class DistillSpec:
 
     @property
     def uses_teacher(self) -> bool:
-        """The teacher is needed to train, or was named explicitly for the metrics."""
-        return self.needs_teacher_training_outputs or self.teacher_path is not None
+        """The teacher is needed to train, or was named explicitly for the metrics (a checkpoint path, or a
+        teacher that needs none: a statistical model, an ensemble)."""
+        return (
+            self.needs_teacher_training_outputs
+            or self.teacher_path is not None
+            or is_statistical(self.teacher)
+            or is_ensemble(self.teacher)
+        )
 
     def train_stride(self, dataset: Dataset) -> int:
         """Stride of the training windows: `stride`, raised so that at most `max_train_windows`

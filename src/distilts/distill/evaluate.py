@@ -131,6 +131,33 @@ def write_plots(
     )
 
 
+def _teacher_details(t: dict) -> str:
+    """The card's lines on an ensemble's members and weights, and on any fallback forecasts."""
+    out = ""
+    if t.get("kind") == "statistical" and t.get("season"):
+        out += f" Statistical model, season {t['season']}, fitted once per series on its training part."
+    if t.get("members"):
+        rows = "\n".join(
+            f"| {m['spec']} | {m['val']['mse']:.4f} | {m['val']['mae']:.4f} | {w:.3f} |"
+            for m, w in zip(t["members"], t.get("mean_weights") or [], strict=False)
+        )
+        ens = t.get("val") or {}
+        out += (
+            f"\n\nEnsemble ({t.get('combination')}; the per-step weights are in config.json):\n\n"
+            "| member | val MSE | val MAE | mean weight |\n|---|---|---|---|\n"
+            f"{rows}\n| ensemble | {ens.get('mse', float('nan')):.4f} | {ens.get('mae', float('nan')):.4f} | |\n"
+        )
+    if t.get("fallbacks"):
+        fb = t["fallbacks"]
+        out += (
+            f"\n\nFallback forecasts (SeasonalNaive where the model failed) on {len(fb)} series: "
+            + "; ".join(f"{k}: {v}" for k, v in list(fb.items())[:10])
+            + (" ..." if len(fb) > 10 else "")
+            + "\n"
+        )
+    return out
+
+
 def covariate_card(cov: dict | None) -> str:
     """The card's covariates paragraph ("" for a univariate student)."""
     if not cov:
@@ -158,6 +185,7 @@ def model_card(config: dict, metrics: dict) -> str:
         if t
         else "none (trained on ground truth only)"
     )
+    teacher += _teacher_details(t or {})
     kwargs = ", ".join(f"{k}={v}" for k, v in s.get("kwargs", {}).items()) or "defaults"
     split = data.get("split") or {}
     split_text = split

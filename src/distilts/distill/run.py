@@ -417,11 +417,12 @@ def evaluate_student(
     dataset = dataset_for_student(config, data_args)
     teacher = TeacherOutputs()
     t = config.get("teacher")
-    if with_teacher and t and t.get("path") and Path(t["path"]).is_dir():
+    name, path, available = _recorded_teacher(t or {})
+    if with_teacher and t and available and name is not None:
         levels = config["student"].get("kwargs", {}).get("quantiles") if t.get("quantile_levels") else None
         spec = DistillSpec(
-            teacher=t["name"],
-            teacher_path=t["path"],
+            teacher=name,
+            teacher_path=path,
             lookback=config["lookback"],
             horizon=config["horizon"],
             stride=config["train"].get("stride", 1),
@@ -431,6 +432,18 @@ def evaluate_student(
         )
         teacher = teacher_outputs(dataset, spec, progress)
     return score_student(model, config, dataset, teacher, model_dir if write else None, device=device)
+
+
+def _recorded_teacher(t: dict) -> tuple[str | None, str | None, bool]:
+    """(teacher spec, checkpoint path, whether it can be rebuilt here) of a student's teacher from its config: a
+    checkpoint directory that exists, a statistical model (no checkpoint), or an ensemble whose members' exist."""
+    if t.get("kind") == "statistical":
+        return t["name"], None, True
+    if t.get("kind") == "ensemble":
+        members = t.get("members") or []
+        spec = "ensemble:" + "+".join(f"{m['spec']}={m['path']}" if m.get("path") else m["spec"] for m in members)
+        return spec, None, all(not m.get("path") or Path(m["path"]).is_dir() for m in members)
+    return t.get("name"), t.get("path"), bool(t.get("path") and Path(t["path"]).is_dir())
 
 
 def _teacher_info(cache: TeacherCache, path: str | None) -> dict:
@@ -448,6 +461,12 @@ def _teacher_info(cache: TeacherCache, path: str | None) -> dict:
         "cache": str(cache.directory),
         "cache_key": info.get("key"),
         **({"quantile_levels": info["quantile_levels"]} if info.get("quantile_levels") else {}),
+        **{
+            k: extra[k]
+            for k in ("kind", "season", "combination", "members", "mean_weights", "weights", "val")
+            if k in extra
+        },
+        **({"fallbacks": info["fallbacks"]} if info.get("fallbacks") else {}),
         **({"covariates": info["covariates"]} if info.get("covariates") else {}),
     }
 

@@ -17,6 +17,7 @@ from distilts.compile.verify import Candidate, calibration
 from distilts.errors import DistiltsError
 from distilts.mcu import build as mcu
 from distilts.mcu import tflm_firmware
+from distilts.runtime.inputs import window_only
 
 EXT = ".tflite"
 BACKEND = "tflite"  # the runtime backend that loads the model file on a Linux device
@@ -57,7 +58,7 @@ def build(
     if t is not None and t.sram_kib:
         budget = mcu.Budget(t.name, t.sram_kib * 1024, t.flash_kib * 1024, t.accelerator)
     student = getattr(module, "student", module)  # the int8 module keeps the scaler outside its student
-    record = mcu.build(student, config, calibration(calib_x), verify_x, ref, scratch, budget)
+    record = mcu.build(student, config, window_only(calibration(calib_x)), window_only(verify_x), ref, scratch, budget)
     errs = {k: v for k, v in record["verification"].items() if k != "windows"}  # + per-level figures (quantiles)
     preds = record.pop("preds")
     side = {name: (name, role) for name, role in SIDE_FILES.items() if (scratch / name).exists()}

@@ -250,6 +250,7 @@ class Forecaster:
                 f"Input 'timestamps' has shape {tuple(t.shape)} and dtype {t.dtype}; the model expects "
                 f"{list(want)} datetime64 values (lookback {self.lookback} + horizon {self.horizon})."
             )
+        assert self.manifest.covariates is not None  # timestamps are checked for covariate artifacts only
         spec = self.manifest.covariates["calendar"]
         cal = calendar_features(t.reshape(-1), spec).reshape(*t.shape, -1)
         if user:

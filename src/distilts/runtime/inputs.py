@@ -13,6 +13,13 @@ ROLES = ("past", "future", "static")  # covariate inputs, in artifact order afte
 Inputs = np.ndarray | dict[str, np.ndarray]
 
 
+def window_only(inputs: Inputs) -> np.ndarray:
+    """The window `x` of a univariate path (passes, full int8, microcontrollers: refused with covariates earlier)."""
+    if isinstance(inputs, dict):
+        raise TypeError("named covariate inputs reached a path that takes one window (a missing refusal)")
+    return inputs
+
+
 def n_rows(inputs: Inputs) -> int:
     """The batch size (rows of the first input)."""
     return len(inputs["x"]) if isinstance(inputs, dict) else len(inputs)
@@ -52,8 +59,9 @@ def as_float32(inputs: Inputs) -> Inputs:
 def concat(parts: list[Inputs]) -> Inputs:
     """Rows of several input batches, one after the other."""
     if parts and isinstance(parts[0], dict):
-        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    return np.concatenate(parts)
+        dicts = [p for p in parts if isinstance(p, dict)]
+        return {k: np.concatenate([p[k] for p in dicts]) for k in dicts[0]}
+    return np.concatenate([window_only(p) for p in parts])
 
 
 def input_tails(lookback: int, horizon: int, n_variates: int, covariates: dict | None) -> dict[str, tuple[int, ...]]:

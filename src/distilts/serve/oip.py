@@ -113,6 +113,7 @@ def parse_infer(body: bytes, header_length: str | None, fc: Forecaster, max_batc
     offset = 0
     arrays: dict[str, np.ndarray] = {}
     for name, spec in zip(names, req["inputs"], strict=True):  # binary data follows in the inputs' order
+        name = str(name)  # every name was matched against the model's input names above
         arrays[name], used = _tensor(spec, rest[offset:], fc, name, tails[name])
         offset += used
     x = arrays.pop(wanted_names[0])

@@ -31,7 +31,7 @@ def covariate_inputs(
 ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
     """The blocks a student was built for (None where its size is 0); a DistiltsError naming a missing
     or wrongly sized one."""
-    out = []
+    out: list[torch.Tensor | None] = []
     for name, n, arr, axis in (
         ("past", dims[0], past, 2),
         ("future", dims[1], future, 2),

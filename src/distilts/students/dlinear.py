@@ -15,9 +15,12 @@ still affine in the input up to the head, so compile folds it into one MatMul + 
 columns) followed by the non-crossing transform.
 
 Covariates (`n_past`, `n_future`, `n_static`): a linear covariate branch added to the trend+seasonal output
-of every variate, `W_f vec(future[:, L:]) + W_p vec(past) + W_s static` (the known-future covariates over the
-horizon, the past-only ones over the lookback, the static ones), one map per variate (`[.] -> D x (H + rank)`),
-starting at zero so training starts from the plain DLinear. The model stays affine in all its inputs.
+of every variate (before RevIN's de-normalisation), starting at zero so training starts from the plain DLinear.
+Known-future covariates by `future_map`: "step" (default) maps each horizon step's values to that step's output,
+one map `F -> D` shared by the steps (`y_t += W f_{L+t} + b`: few weights, what a load-to-price relation needs);
+"full" maps the whole block over lookback + horizon (`vec(future) -> D x H`, which can weigh the horizon's values
+against the recent ones, at (L + H) F H weights). Past-only covariates over the lookback and static ones take
+one map `vec(past) ++ static -> D x (H + rank)`. The model stays affine in all its inputs.
 """
 
 from __future__ import annotations
@@ -84,10 +87,14 @@ class DLinear(nn.Module):
         n_past: int = 0,
         n_future: int = 0,
         n_static: int = 0,
+        future_map: str = "step",
     ) -> None:
         super().__init__()
         self.lookback, self.horizon, self.n_variates = lookback, horizon, n_variates
         self.covariate_dims = check_covariate_dims(n_past, n_future, n_static)
+        if future_map not in ("step", "full"):
+            raise ValueError(f"future_map must be 'step' or 'full' (got {future_map!r}).")
+        self.future_map = future_map
         self.repr_dim = 2 * horizon
         self.decompose = MovingAverage(moving_avg)
         self.quantile_head = None
@@ -112,11 +119,14 @@ class DLinear(nn.Module):
                     linear.weight[:horizon].fill_(1.0 / lookback)
         self.revin = RevIN(n_variates, eps=revin_eps) if revin else None
         self.width = width
-        n_in = lookback * n_past + horizon * n_future + n_static
+        step = future_map == "step"
+        n_in = lookback * n_past + n_static + (0 if step else (lookback + horizon) * n_future)
         self.covariate_map = nn.Linear(n_in, n_variates * width) if n_in else None
-        if self.covariate_map is not None:  # start as the plain DLinear
-            nn.init.zeros_(self.covariate_map.weight)
-            nn.init.zeros_(self.covariate_map.bias)
+        self.step_map = nn.Linear(n_future, n_variates) if step and n_future else None
+        for layer in (self.covariate_map, self.step_map):
+            if layer is not None:  # start as the plain DLinear
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
 
     @property
     def levels(self) -> tuple[float, ...] | None:
@@ -138,15 +148,20 @@ class DLinear(nn.Module):
         self, past: torch.Tensor | None, future: torch.Tensor | None, static: torch.Tensor | None
     ) -> torch.Tensor | None:
         """The covariate branch `[B, D, H (+ rank)]` (None for a student without covariates)."""
-        if self.covariate_map is None:
+        if self.covariate_map is None and self.step_map is None:
             return None
-        blocks = covariate_inputs(self.covariate_dims, self.lookback, past, future, static)
-        feats = [
-            b.flatten(1)
-            for b in (blocks[0], blocks[1][:, self.lookback :] if blocks[1] is not None else None, blocks[2])
-            if b is not None
-        ]
-        return self.covariate_map(torch.cat(feats, dim=-1)).unflatten(-1, (self.n_variates, self.width))
+        past, future, static = covariate_inputs(self.covariate_dims, self.lookback, past, future, static)
+        out = None
+        if self.step_map is not None and future is not None:
+            out = self.step_map(future[:, self.lookback :]).transpose(1, 2)  # [B, D, H]
+            if self.width > self.horizon:  # the quantile rank features get no step term
+                out = torch.nn.functional.pad(out, (0, self.width - self.horizon))
+            future = None
+        feats = [b.flatten(1) for b in (past, future, static) if b is not None]
+        if feats and self.covariate_map is not None:
+            full = self.covariate_map(torch.cat(feats, dim=-1)).unflatten(-1, (self.n_variates, self.width))
+            out = full if out is None else out + full
+        return out
 
     def forward_with_repr(
         self,

@@ -13,30 +13,17 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from distilts.errors import DistiltsError, MissingExtraError
-from distilts.plugins import Registry
+from distilts.teachers.registry import TEACHERS
+from distilts.teachers.spec import is_ensemble, is_statistical
 
 if TYPE_CHECKING:
     from distilts.teachers.base import Teacher
 
-TEACHERS: Registry[str] = Registry(
-    "teacher",
-    {
-        "timemoe": "distilts.teachers.timemoe",
-        "chronos": "distilts.teachers.chronos",
-        "chronos-bolt": "distilts.teachers.chronos",
-        "moirai": "distilts.teachers.moirai",
-        "chronos-2": "distilts.teachers.chronos2",
-        "moirai-2": "distilts.teachers.moirai2",
-        "timesfm": "distilts.teachers.timesfm",
-        "patchtst": "distilts.teachers.patchtst",
-    },
-)
-
 # families that forecast with covariates through their own package (Teacher.predict(covariates=...)), and the
 # roles each takes; the others forecast the target windows alone (univariate) and the student's card says so
-COVARIATE_TEACHERS = {"chronos-2": ("past", "future"), "timesfm": ("future", "static")}
+COVARIATE_TEACHERS = {"chronos-2": ("past", "future"), "timesfm": ("future", "static"), "moirai": ("past", "future")}
 
-__all__ = ["COVARIATE_TEACHERS", "TEACHERS", "default_path", "load_teacher"]
+__all__ = ["COVARIATE_TEACHERS", "TEACHERS", "default_path", "load_statistical", "load_teacher"]
 
 
 def _check_name(name: str) -> None:
@@ -66,9 +53,26 @@ def default_path(name: str) -> str:
     return path
 
 
+def load_statistical(spec: str) -> Teacher:
+    """The statsforecast teacher of `statsforecast:MODEL[?options]` (docs/teachers.md)."""
+    try:
+        from distilts.teachers import statistical
+    except ModuleNotFoundError as exc:
+        raise MissingExtraError(exc.name or "statsforecast", "statistical", f"the {spec} teacher") from None
+    return statistical.load(spec)
+
+
 def load_teacher(name: str, path: str | None = None, device: str = "auto") -> Teacher:
     """Load teacher family `name` from `path` (local directory or hub id; default: the family's
-    published checkpoint) onto `device` ('auto', 'cpu' or 'cuda')."""
+    published checkpoint) onto `device` ('auto', 'cpu' or 'cuda'); `statsforecast:MODEL` specs too.
+    An `ensemble:...` exists only as a teacher cache entry (`distilts.cache.ensemble`)."""
+    if is_statistical(name):
+        return load_statistical(name)
+    if is_ensemble(name):
+        raise DistiltsError(
+            f"The {name} teacher is a combination of cached member forecasts: it runs through the teacher cache "
+            "(`distilts teach` / `distilts distill`), not as a loaded model (and has no hidden states: use --beta 0)."
+        )
     default, loader = _entry(name)
     path = path or default
     if not path:

@@ -50,6 +50,7 @@ class Teacher:
     d_model: int  # width of the hidden states
     joint: bool = False  # True: the variates of a window are forecast together
     takes_covariates: bool = False  # True: `predict(covariates=...)` reaches the family's package
+    call_covariates: dict[str, Any] | None = None  # the covariates of the predict call in progress
     quantile_levels: tuple[float, ...] | None = None  # the levels `predict(quantiles=True)` gives; None: point only
 
     def __init__(self, path: str, checkpoint_hash: str, device: str, d_model: int) -> None:

@@ -166,13 +166,16 @@ class Chronos2Teacher(LevelRunTeacher):
         if not cov or ("past" not in cov and "future" not in cov):
             return tasks, 0
         past, future = cov.get("past"), cov.get("future")
-        per_window = tasks.shape[0] // len(next(v for v in (past, future) if v is not None))
-        inputs = []
+        blocks = [a for a in (past, future) if a is not None]
+        per_window = tasks.shape[0] // len(blocks[0])
+        inputs: list[dict[str, Any]] = []
         for i in range(tasks.shape[0]):
             w = i // per_window  # the window of task i (per-variate mode: D tasks per window)
-            past_cov = {f"past_{j}": past[w, :, j] for j in range(0 if past is None else past.shape[2])}
-            past_cov |= {f"future_{j}": future[w, :length, j] for j in range(0 if future is None else future.shape[2])}
-            fut = {f"future_{j}": future[w, length:, j] for j in range(0 if future is None else future.shape[2])}
+            past_cov = {} if past is None else {f"past_{j}": past[w, :, j] for j in range(past.shape[2])}
+            fut = {}
+            if future is not None:
+                past_cov |= {f"future_{j}": future[w, :length, j] for j in range(future.shape[2])}
+                fut = {f"future_{j}": future[w, length:, j] for j in range(future.shape[2])}
             inputs.append({"target": tasks[i], "past_covariates": past_cov, "future_covariates": fut})
         return inputs, len(inputs[0]["past_covariates"])
 

@@ -7,6 +7,10 @@ uni2ts's "auto" mode would spend part of the window on validation, so it is not 
 Hidden states: the output of the transformer encoder (`module.encoder`, after its final norm),
 captured with a forward hook, for the ceil(L / patch_size) context tokens (the horizon's masked
 tokens are dropped).
+Covariates (Moirai, `predict(covariates=...)`): `MoiraiForecast(feat_dynamic_real_dim=F,
+past_feat_dynamic_real_dim=P)` with the known-future columns over lookback + horizon as `feat_dynamic_real`
+and the past-only ones as `past_feat_dynamic_real` (all observed); the target's tokens come first, so the
+hidden states stay its context tokens. Moirai-2 forecasts univariate.
 
 uni2ts 2.0.0 installed with --no-deps (it pins torch<2.5 / numpy 1) works here for this forward
 path; its quirks, handled below: `from_pretrained` prints to stdout and loads non-strictly (a
@@ -113,7 +117,11 @@ class Uni2tsTeacher(Teacher):
     def _run(self, series: np.ndarray, horizon: int, hidden: bool) -> tuple[torch.Tensor, np.ndarray | None]:
         length = series.shape[1]
         target = torch.from_numpy(series[..., None]).to(self.device)  # [N, L, 1]
-        forecaster = self._forecaster(length, horizon)
+        features = self.dynamic_features(series.shape[0])
+        dims = tuple(
+            int(features[k].shape[-1]) if k in features else 0 for k in ("feat_dynamic_real", "past_feat_dynamic_real")
+        )
+        forecaster = self._forecaster(length, horizon, *dims) if any(dims) else self._forecaster(length, horizon)
         captured: list[torch.Tensor] = []
         hook = self.module.encoder.register_forward_hook(lambda _m, _i, out: captured.append(out)) if hidden else None
         try:
@@ -122,15 +130,34 @@ class Uni2tsTeacher(Teacher):
                     past_target=target,
                     past_observed_target=torch.ones_like(target, dtype=torch.bool),
                     past_is_pad=torch.zeros(target.shape[:2], dtype=torch.bool, device=self.device),
+                    **features,
                 )
         finally:
             if hook is not None:
                 hook.remove()
         return output, to_numpy(captured[0][:, : self.hidden_tokens(length)]) if hidden else None
 
+    def dynamic_features(self, n: int) -> dict[str, torch.Tensor]:
+        """uni2ts' `feat_dynamic_real` (known-future, `[N, L + H, F]`) and `past_feat_dynamic_real` (past-only,
+        `[N, L, P]`) with their observed masks, for `n` series (B windows x D variates, window-major), from this
+        call's covariates; {} without them."""
+        cov = self.call_covariates or {}
+        out: dict[str, torch.Tensor] = {}
+        for role, name in (("future", "feat_dynamic_real"), ("past", "past_feat_dynamic_real")):
+            block = cov.get(role)
+            if block is None:
+                continue
+            window = np.arange(n) // (n // len(block))
+            values = torch.from_numpy(np.ascontiguousarray(block[window], dtype=np.float32)).to(self.device)
+            out[name] = values
+            observed = "observed_feat_dynamic_real" if role == "future" else "past_observed_feat_dynamic_real"
+            out[observed] = torch.ones_like(values, dtype=torch.bool)
+        return out
+
 
 class MoiraiTeacher(Uni2tsTeacher):
     name = "moirai"
+    takes_covariates = True  # feat_dynamic_real (known-future) and past_feat_dynamic_real (past-only)
 
     def __init__(
         self,
@@ -150,10 +177,10 @@ class MoiraiTeacher(Uni2tsTeacher):
         self.patch_size = patch_size
         self.num_samples = num_samples
         self.seed = seed
-        self._forecasters: dict[tuple[int, int], Any] = {}
+        self._forecasters: dict[tuple[int, int, int, int], Any] = {}
 
-    def _forecaster(self, lookback: int, horizon: int) -> Any:
-        key = (lookback, horizon)
+    def _forecaster(self, lookback: int, horizon: int, n_future: int = 0, n_past: int = 0) -> Any:
+        key = (lookback, horizon, n_future, n_past)
         if key not in self._forecasters:
             self._forecasters[key] = (
                 _uni2ts()
@@ -164,8 +191,8 @@ class MoiraiTeacher(Uni2tsTeacher):
                     patch_size=self.patch_size,
                     num_samples=self.num_samples,
                     target_dim=1,
-                    feat_dynamic_real_dim=0,
-                    past_feat_dynamic_real_dim=0,
+                    feat_dynamic_real_dim=n_future,
+                    past_feat_dynamic_real_dim=n_past,
                 )
                 .eval()
             )

@@ -93,7 +93,14 @@ class PatchTSTTeacher(Teacher):
                 f"with `distilts train-teacher --horizon {horizon}` and pass that directory."
             )
 
-    def predict(self, x: np.ndarray, horizon: int, hidden: bool = False, quantiles: bool = False) -> TeacherOutput:
+    def predict(
+        self,
+        x: np.ndarray,
+        horizon: int,
+        hidden: bool = False,
+        quantiles: bool = False,
+        covariates: dict[str, np.ndarray] | None = None,
+    ) -> TeacherOutput:
         """Forecast `[B, H, D]` (same scale as `x`; the first H steps of the trained horizon), and
         optionally the encoder states per patch and the quantiles `[B, H, D, Q]`."""
         x = np.asarray(x, dtype=np.float32)

@@ -201,7 +201,8 @@ class TimesFMTeacher(Teacher):
         future, static = cov.get("future"), cov.get("static")
         if future is None and static is None:
             return {}
-        b = len(future if future is not None else static)
+        blocks = [a for a in (future, static) if a is not None]
+        b = len(blocks[0])
         window = np.arange(n) // (n // b)
         out: dict = {}
         if future is not None:

@@ -21,7 +21,7 @@ from distilts.compile.verify import Candidate, calibration, measure
 from distilts.compile.wrapper import Denormalize, Normalize, batch_dim_shapes, example_input, exportable
 from distilts.errors import require
 from distilts.quiet import quiet
-from distilts.runtime.inputs import Inputs, n_rows, take
+from distilts.runtime.inputs import Inputs, n_rows, take, window_only
 
 EXT = ".tflite"
 EXPORT_PASS = {"name": "litert-converter", "stage": "export", "by": "litert_torch.convert"}
@@ -159,7 +159,7 @@ def build(
                 for b in batches
             }
             variants[int8_storage.NAME] = (int8_storage.tflite_files(folded, scratch), int8_storage.NOTE)
-        full = full_int8_files(module, config, batches, calibration(calib_x), scratch)
+        full = full_int8_files(module, config, batches, window_only(calibration(calib_x)), scratch)
         if full is not None:
             variants[full_int8.METHOD] = full
     out = []

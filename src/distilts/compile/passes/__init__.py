@@ -31,6 +31,7 @@ from distilts.compile import verify
 from distilts.compile.passes import fold_linear, fold_scaler
 from distilts.compile.wrapper import RawScaleForecaster, torch_predict
 from distilts.errors import ArtifactError
+from distilts.runtime.inputs import Inputs, window_only
 
 MODULE_PASSES = (fold_linear, fold_scaler)  # in order; each: NAME, apply(module, precision) -> (module, record) | None
 
@@ -86,7 +87,7 @@ class Original:
 
 
 def apply_passes(
-    wrapper: RawScaleForecaster, precision: str, x_check: np.ndarray, enabled: bool = True
+    wrapper: RawScaleForecaster, precision: str, x_check: Inputs, enabled: bool = True
 ) -> tuple[nn.Module, list[dict]]:
     """The module to export for `precision` and the records of the module passes applied to it.
 
@@ -104,7 +105,7 @@ def apply_passes(
             continue
         new32, record = done
         new64, _ = p.apply(module64, precision)
-        original = original or Original.of(wrapper, x_check)
+        original = original or Original.of(wrapper, window_only(x_check))  # passes: univariate students only
         records.append({**record, **original.check(p.NAME, new32, new64)})
         module32, module64 = new32, new64
     return module32, records

@@ -87,8 +87,8 @@ class Session(ABC):
     settings: RunSettings
 
     @abstractmethod
-    def run(self, x: np.ndarray) -> np.ndarray:
-        """Forecast for a contiguous float32 batch (thread-safe)."""
+    def run(self, x: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
+        """Forecast for a contiguous float32 batch, or named float32 inputs (thread-safe)."""
 
     @property
     def version(self) -> str:

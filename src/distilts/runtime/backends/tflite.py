@@ -18,6 +18,7 @@ from distilts.errors import require
 from distilts.quiet import quiet
 from distilts.runtime.backends import BACKENDS
 from distilts.runtime.backends.base import Pool, RunSettings, Session
+from distilts.runtime.inputs import window_only
 from distilts.runtime.int8_io import Scaler, read_io
 
 BACKEND = BACKENDS["tflite"]
@@ -78,7 +79,7 @@ class TfliteSession(Session):
         try:
             if sc is None:
                 return interp.run(x, self.batch is None)
-            return sc.around(x, lambda z: interp.run(z, self.batch is None))
+            return sc.around(window_only(x), lambda z: interp.run(z, self.batch is None))
         finally:
             self._pool.put(interp)
 
