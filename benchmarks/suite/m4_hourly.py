@@ -11,6 +11,15 @@ values) and OWA against Naive2, as the competition computed them; next to the pu
     python -m benchmarks run m4_hourly --preset full
     python -m benchmarks run m4_hourly --preset full
 
+The M4 recipe (issue 30): a global MLP ensemble (`--ensemble-lookbacks 2H,4H,7H --ensemble-losses smape,mae`:
+one member per lookback and loss, averaged in one module; each MLP with a linear skip, `-O skip=true`),
+per-window normalization (RevIN), equal windows per series
+(`--sampling series`), compiled to `cortex-m7` (TFLite Micro, full int8, per-window I/O normalization) and
+scored from that artifact: one row per teacher spec (`RECIPE_TEACHERS`: ground truth only, the PatchTST
+teacher, the statsforecast teachers and a teacher ensemble), a teacher whose family is not registered here
+being listed as skipped with the reason; and the quantile student's 80% interval coverage. Time per
+forecast: the artifact's batch-1 call (profile/timing.py), a teacher's total time / 414.
+
 Every step is cached under benchmarks/runs/m4h/ (teacher, students, artifacts, the statsforecast
 forecasts), so a rerun only recomputes what is missing.
 """
@@ -36,6 +45,24 @@ PUBLISHED = [
     {"model": "published: ES-RNN (Smyl, id 118, overall winner)", "smape": 9.328, "mase": 0.893},
     {"model": "published: best hourly entry (id 238)", "smape": 8.913, "mase": 0.801},
 ]
+
+
+# the M4 recipe (module doc): the student's options, then one student per teacher spec (None: ground truth only)
+RECIPE = ["--student", "mlp", "-O", "skip=true", "--ensemble-lookbacks", "2H,4H,7H", "--ensemble-losses", "smape,mae",
+          "--ensemble-combine", "median", "--season", M, "--sampling", "series", "--batch-size", 512, "--patience", 4]
+# (M4 rows carry no dates: the statistical teachers get season 24; `{teacher}`: the PatchTST teacher's directory)
+RECIPE_TEACHERS = {
+    "gt": None,
+    "patchtst": "patchtst",
+    "autoets": "statsforecast:AutoETS?season=24",
+    "autoarima": "statsforecast:AutoARIMA?season=24",
+    "autotheta": "statsforecast:AutoTheta?season=24",
+    "ensemble": "ensemble:patchtst={teacher}+statsforecast:AutoETS?season=24",
+}
+# the same recipe with more members (two initialisations per lookback and loss), ground truth only
+RECIPE_SEEDS = {"gt-seeds2": 2}
+QUANTILE_LEVELS = "0.1,0.5,0.9"  # the 80% interval is [q0.1, q0.9]
+STATS_MODELS = ("SeasonalNaive", "AutoETS", "AutoTheta", "AutoARIMA")
 
 
 # --- the competition's metrics and benchmark ------------------------------------------------------
@@ -137,27 +164,134 @@ def artifact_forecasts(art: Path, ids: list[str], runs: Path, data: Path) -> tup
     return np.array([by_id[i] for i in ids], dtype=np.float64), wall
 
 
-def statsforecast_forecasts(ids: list[str], train: list[np.ndarray], cache: Path) -> dict[str, np.ndarray]:
-    """SeasonalNaive, AutoETS and AutoTheta (season 24) from statsforecast, computed once and cached."""
+def statsforecast_forecasts(
+    ids: list[str], train: list[np.ndarray], cache: Path, models: tuple[str, ...] = STATS_MODELS
+) -> dict[str, np.ndarray]:
+    """statsforecast's `models` (season 24; fit + predict timed on all cores), each computed once and cached
+    in `cache` (an .npz: the forecasts and `<model>_seconds`)."""
+    out: dict[str, np.ndarray] = {}
     if cache.exists():
         z = np.load(cache)
-        return {k: z[k] for k in z.files}
+        out = {k: z[k] for k in z.files}
+    missing = [m for m in models if m not in out]
+    if not missing:
+        return out
     import pandas as pd
+    import statsforecast.models as sfm
     from statsforecast import StatsForecast
-    from statsforecast.models import AutoETS, AutoTheta, SeasonalNaive
 
     df = pd.concat([pd.DataFrame({"unique_id": i, "ds": np.arange(len(v)), "y": v}) for i, v in zip(ids, train)])
-    out: dict[str, np.ndarray] = {}
-    for model in (SeasonalNaive(season_length=M), AutoETS(season_length=M), AutoTheta(season_length=M)):
+    for name in missing:
         t0 = time.perf_counter()
-        fc = StatsForecast(models=[model], freq=1, n_jobs=-1).forecast(df=df, h=H)
+        fc = StatsForecast(models=[getattr(sfm, name)(season_length=M)], freq=1, n_jobs=-1).forecast(df=df, h=H)
         col = [c for c in fc.columns if c not in ("unique_id", "ds")][0]
-        out[col] = np.stack([fc[fc.unique_id == i][col].to_numpy() for i in ids])
-        out[f"{col}_seconds"] = np.array(time.perf_counter() - t0)
-        print(f"  statsforecast {col}: {float(out[f'{col}_seconds']):.0f} s", flush=True)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(cache, **out)
+        out[name] = np.stack([fc[fc.unique_id == i][col].to_numpy() for i in ids])
+        out[f"{name}_seconds"] = np.array(time.perf_counter() - t0)
+        print(f"  statsforecast {name}: {float(out[f'{name}_seconds']):.0f} s", flush=True)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(cache.stem + ".partial.npz")
+        np.savez(tmp, **out)
+        tmp.replace(cache)
     return out
+
+
+# --- the M4 recipe: distilled ensembles on a microcontroller ---------------------------------------
+def teacher_missing(spec: str | None) -> str | None:
+    """Why a teacher spec cannot run on this branch (its family, or an ensemble member's, is not registered);
+    None when it can (or for ground truth only)."""
+    if spec is None:
+        return None
+    import importlib.util
+
+    from distilts.teachers import TEACHERS
+
+    family = spec.split(":", 1)[0]
+    if family in TEACHERS:
+        return None
+    if family in ("statsforecast", "ensemble") and importlib.util.find_spec("distilts.teachers.spec") is not None:
+        return None  # the teacher specifications of issue 30 (distilts.teachers.spec) are on this branch
+    return f"teacher '{family}' is not on this branch (`distilts distill --teacher {spec}`)"
+
+
+def recipe_student(kind: str, spec: str | None, teacher_dir: Path, args, runs: Path, data: Path, log: Path,
+                   timings: dict, extra: list | None = None) -> Path:
+    """Distil the recipe's student from teacher `spec` (None: ground truth only) and compile it for cortex-m7;
+    returns the artifact directory (both steps cached)."""
+    out = runs / f"mlp-ens-{kind}"
+    if not (out / "metrics.json").exists():
+        if spec is None:
+            teach = ["--no-kd", "--beta", "0"]
+        else:
+            teach = ["--teacher", spec.format(teacher=teacher_dir), "--beta", "0", "--cache-dir", runs / "cache"]
+            if spec == "patchtst":
+                teach += ["--teacher-path", teacher_dir]
+        print(f"distilling the M4 recipe ({kind}) ...", flush=True)
+        timings[f"distill_recipe_{kind}_s"], _ = run_timed(
+            [*DISTILTS, "distill", *(extra or RECIPE), "--data", data, "--horizon", H, "--stride", args.recipe_stride,
+             "--epochs", args.recipe_epochs, "--device", "cpu", "--quiet", "--out", out, *teach], log)
+    return compiled(out, kind, log, timings)
+
+
+def compiled(student: Path, kind: str, log: Path, timings: dict) -> Path:
+    """The student's cortex-m7 artifact (compiled once)."""
+    art = student / "artifacts" / "tflm-int8-cortex-m7"
+    if not (art / "manifest.json").exists():
+        print(f"compiling the M4 recipe ({kind}) for cortex-m7 ...", flush=True)
+        timings[f"compile_recipe_{kind}_s"], _ = run_timed([*DISTILTS, "compile", student, "--target", "cortex-m7"],
+                                                           log)
+    return art
+
+
+def with_combine(student: Path, combine: str) -> Path:
+    """A copy of an ensemble student directory whose members are combined by `combine` (the same weights: the
+    combination is not trained, each member is; docs/design.md)."""
+    out = student.with_name(f"{student.name}-{combine}")
+    if not (out / "config.json").exists():
+        import shutil
+
+        config = json.loads((student / "config.json").read_text())
+        config["student"]["kwargs"]["combine"] = combine
+        tmp = out.with_name(out.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        shutil.copy(student / "model.safetensors", tmp / "model.safetensors")
+        (tmp / "config.json").write_text(json.dumps(config, indent=2))
+        tmp.replace(out)
+    return out
+
+
+def artifact_row(label: str, art: Path, train: list[np.ndarray], test: np.ndarray, naive: dict,
+                 teacher_ms: float | None = None) -> tuple[dict, np.ndarray]:
+    """Score an artifact's forecasts of the 414 series (from the raw train values), with its size, its
+    microcontroller figures and its batch-1 time per forecast; returns the row and the forecasts
+    (`[S, H]`, or `[S, H, Q]` for a quantile artifact)."""
+    from distilts.profile.timing import per_call
+    from distilts.runtime.forecaster import Forecaster
+
+    fc = Forecaster.load(art, threads=1)
+    man = json.loads((art / "manifest.json").read_text())
+    x = np.stack([v[-fc.lookback:] for v in train])[:, :, None].astype(np.float32)
+    levels = None if fc.manifest.levels is None else list(fc.manifest.levels)
+    f = fc.predict(x)[..., 0] if levels is None else fc.predict_quantiles(x)[:, :, 0, :]
+    median = f if levels is None else f[..., levels.index(0.5)]
+    ms = per_call(lambda: fc.predict(x[0]), warmup=5, iters=200, budget_s=3.0).median_ms
+    fits = (man.get("mcu") or {}).get("fits") or {}
+    row = score(label, median, train, test, naive, params=man["student"]["param_count"],
+                size_kib=sum(m["size"] for m in man["models"] if not m.get("role")) / 1024,  # model files only
+                arena_kib=fits.get("sram_needed_bytes", 0) / 1024 or None,
+                fits=bool(fits) and fits["sram_needed_bytes"] <= fits["sram_bytes"]
+                and fits["flash_needed_bytes"] <= fits["flash_bytes"],
+                ms=ms, speedup=None if teacher_ms is None else teacher_ms / ms)
+    return row, f
+
+
+def coverage_row(label: str, q: np.ndarray, test: np.ndarray, levels: list[float]) -> dict:
+    """The [q0.1, q0.9] interval over every test value: coverage (nominal 80%) and mean width relative to |y|."""
+    lo, hi = q[..., levels.index(0.1)], q[..., levels.index(0.9)]
+    inside = (test >= lo) & (test <= hi)
+    return {"model": label, "coverage_80": float(inside.mean()), "nominal": 0.8,
+            "within_5_points": bool(abs(inside.mean() - 0.8) <= 0.05),
+            "rel_width": float(np.mean((hi - lo) / np.maximum(np.abs(test), 1e-9)))}
 
 
 def main() -> None:
@@ -170,6 +304,13 @@ def main() -> None:
     ap.add_argument("--max-windows-per-series", type=int, default=32)
     ap.add_argument("--runs", default=str(ROOT / "benchmarks" / "runs" / "m4h"))
     ap.add_argument("--no-stats", action="store_true", help="skip statsforecast (the bench extra)")
+    ap.add_argument("--stats-models", default=",".join(STATS_MODELS), help="statsforecast models (season 24)")
+    ap.add_argument("--recipe-teachers", default=",".join([*RECIPE_TEACHERS, *RECIPE_SEEDS]),
+                    help=f"M4 recipe students to distil, by teacher: {', '.join([*RECIPE_TEACHERS, *RECIPE_SEEDS])} "
+                    "(empty: none)")
+    ap.add_argument("--recipe-epochs", type=int, default=25)
+    ap.add_argument("--recipe-stride", type=int, default=2)
+    ap.add_argument("--no-quantile", action="store_true", help="skip the quantile student (80%% interval coverage)")
     ap.add_argument("--parquet", action="store_true",
                     help="feed distilts the series as long-format Parquet (unique_id, ds, y) instead of M4 wide rows")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "m4_hourly"))
@@ -207,37 +348,74 @@ def main() -> None:
         arts[(kind, name)] = art
 
     ids, train, test = read_m4()
+    S = len(ids)
     rows: list[dict] = []
     n2 = np.stack([naive2(v) for v in train])
     naive = score("Naive2 (computed here)", n2, train, test, {})
     rows.append(score("Naive2 (computed here)", n2, train, test, naive))
     t0 = time.perf_counter()
     ft = teacher_forecasts(teacher, train, args.lookback)
-    rows.append(score("PatchTST teacher (trained here, global)", ft, train, test, naive,
-                      seconds=time.perf_counter() - t0,
-                      params=json.loads((teacher / "config.json").read_text()).get("param_count")))
+    teacher_ms = (time.perf_counter() - t0) * 1000 / S
+    rows.append(score("PatchTST teacher (trained here, global)", ft, train, test, naive, seconds=teacher_ms * S / 1000,
+                      ms=teacher_ms, params=json.loads((teacher / "config.json").read_text()).get("param_count")))
     for (kind, name), art in arts.items():
         f, wall = artifact_forecasts(art, ids, runs, data)
         label = {"kd": "DLinear distilled from the teacher", "gt": "DLinear on ground truth only"}[kind]
         params = json.loads((students[kind] / "config.json").read_text()).get("param_count")
         rows.append(score(f"{label} ({name})", f, train, test, naive, seconds=wall, params=params))
+    stats: dict[str, np.ndarray] = {}
     if not args.no_stats:
-        stats = statsforecast_forecasts(ids, train, runs / "statsforecast.npz")
-        for col in ("SeasonalNaive", "AutoETS", "AutoTheta"):
-            rows.append(score(f"statsforecast {col}", stats[col], train, test, naive,
-                              seconds=float(stats[f"{col}_seconds"])))
+        models = tuple(m for m in args.stats_models.split(",") if m)
+        stats = statsforecast_forecasts(ids, train, runs / "statsforecast.npz", models)
+        for col in models:
+            sec = float(stats[f"{col}_seconds"])
+            rows.append(score(f"statsforecast {col}", stats[col], train, test, naive, seconds=sec, ms=sec * 1000 / S))
+    skipped: list[dict] = []
+    for kind in (k for k in args.recipe_teachers.split(",") if k):
+        spec, seeds = RECIPE_TEACHERS.get(kind), RECIPE_SEEDS.get(kind, 1)
+        source = "ground truth only" if spec is None else "from " + spec.replace("={teacher}", "")
+        label = f"M4 recipe: MLP ensemble (3 lookbacks x 2 losses{f' x {seeds} seeds' if seeds > 1 else ''}), {source}"
+        if why := teacher_missing(spec):
+            skipped.append({"model": label, "skipped": why.replace("{teacher}", "<teacher dir>")})
+            continue
+        extra = [*RECIPE, "--ensemble-seeds", seeds] if seeds > 1 else None
+        art = recipe_student(kind, spec, teacher, args, runs, data, log, timings, extra=extra)
+        model = (spec or "").split(":")[-1].split("?")[0]  # a statistical teacher: its fit + predict time per series
+        t_ms = teacher_ms if spec == "patchtst" else (
+            float(stats[f"{model}_seconds"]) * 1000 / S if f"{model}_seconds" in stats else None)
+        rows.append(artifact_row(f"{label}, median (cortex-m7 int8)", art, train, test, naive, t_ms)[0])
+        if kind == "gt":  # what the median adds: the same members averaged
+            mean = compiled(with_combine(art.parents[1], "mean"), f"{kind}-mean", log, timings)
+            rows.append(artifact_row(f"{label}, mean (cortex-m7 int8)", mean, train, test, naive)[0])
+    intervals: list[dict] = []
+    if not args.no_quantile:
+        qopts = ["--student", "mlp", "--lookback", "auto", "--quantiles", QUANTILE_LEVELS, "--sampling", "series",
+                 "--batch-size", 512, "--patience", 4]
+        art = recipe_student("quantile-gt", None, teacher, args, runs, data, log, timings, extra=qopts)
+        row, q = artifact_row("quantile MLP (0.1/0.5/0.9), ground truth only (cortex-m7 int8): median", art, train,
+                              test, naive)
+        rows.append(row)
+        intervals.append(coverage_row(row["model"].split(":")[0], q, test, [0.1, 0.5, 0.9]))
     for p in PUBLISHED:
         rows.append({**p, "owa": 0.5 * (p["smape"] / PUBLISHED[0]["smape"] + p["mase"] / PUBLISHED[0]["mase"])})
 
     cols = [("model", "model"), ("smape", "sMAPE"), ("mase", "MASE"), ("owa", "OWA"), ("params", "params"),
-            ("seconds", "forecast s (414 series)")]
+            ("size_kib", "artifact KiB"), ("arena_kib", "SRAM KiB"), ("ms", "ms per forecast"),
+            ("speedup", "x faster than its teacher"), ("seconds", "forecast s (414 series)")]
     print(text_table(rows, cols))
     settings = {k: v for k, v in vars(args).items() if k not in ("runs", "out")}
     md = (f"## M4 Hourly (414 series, horizon 48, competition protocol)\n\n"
           f"`python -m benchmarks run m4_hourly --preset full` (settings {settings}); commit {git_commit()}.\n\n"
           + markdown_table(rows, cols) + "\n")
-    write_outputs({"settings": settings, "machine": machine_info(), "timings": timings, "rows": rows},
-                  md, f"{args.out}.json", f"{args.out}.md")
+    if intervals:
+        md += "\nQuantile student, 80% interval [q0.1, q0.9] on the 414 x 48 test values:\n\n" + markdown_table(
+            intervals, [("model", "model"), ("coverage_80", "coverage"), ("nominal", "nominal"),
+                        ("within_5_points", "within 5 points"), ("rel_width", "mean width / |y|")]) + "\n"
+    if skipped:
+        md += "\nSkipped (teacher not on this branch):\n\n" + "\n".join(f"- {r['model']}: {r['skipped']}"
+                                                                          for r in skipped) + "\n"
+    write_outputs({"settings": settings, "machine": machine_info(), "timings": timings, "rows": rows,
+                   "intervals": intervals, "skipped": skipped}, md, f"{args.out}.json", f"{args.out}.md")
     print(f"-> {args.out}.json, {args.out}.md")
 
 
@@ -245,9 +423,14 @@ def main() -> None:
 PRESETS: dict[str, dict] = {
     # quick: the whole chain at toy settings (1-epoch teacher and students, 4 windows per series, no statsforecast)
     "quick": {"lookback": 336, "epochs": 1, "teacher_epochs": 1, "teacher_layers": 1, "stride": 8,
-              "max_windows_per_series": 4, "no_stats": True, "runs": str(ROOT / "benchmarks" / "runs" / "m4h-quick")},
+              "max_windows_per_series": 4, "no_stats": True, "recipe_teachers": "gt", "recipe_epochs": 1,
+              "recipe_stride": 16, "no_quantile": True, "runs": str(ROOT / "benchmarks" / "runs" / "m4h-quick")},
+    # full: ~30 min on 2 cores beyond statsforecast (AutoARIMA's fit is the longest step; cached once computed)
     "full": {"lookback": 336, "epochs": 10, "teacher_epochs": 4, "teacher_layers": 2, "stride": 4,
-             "max_windows_per_series": 32, "no_stats": False, "runs": str(ROOT / "benchmarks" / "runs" / "m4h")},
+             "max_windows_per_series": 32, "no_stats": False,
+             "recipe_teachers": ",".join([*RECIPE_TEACHERS, *RECIPE_SEEDS]),
+             "recipe_epochs": 25, "recipe_stride": 2, "no_quantile": False,
+             "runs": str(ROOT / "benchmarks" / "runs" / "m4h")},
 }
 
 

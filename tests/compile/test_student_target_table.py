@@ -22,6 +22,7 @@ SIZES = {"itransformer": ["--d-model", "16", "--d-ff", "32", "--e-layers", "1", 
          "tide": ["-O", "hidden_size=16", "-O", "decoder_output_dim=4", "-O", "final_decoder_hidden=8"],
          "nhits": ["-O", "mlp_units=16,16", "-O", "n_pool_kernel_size=4,2,1", "-O", "n_freq_downsample=3,2,1"],
          "nbeats": ["-O", "n_blocks=2", "-O", "mlp_units=16,16"],
+         "ensemble": ["-O", "seeds=2"],
          "patchtst": ["-O", "d_model=8", "-O", "n_heads=2", "-O", "d_ff=16", "-O", "e_layers=1", "-O", "patch_len=8"]}
 VARIANTS = {"point": [], "quantiles": ["--quantiles", "0.1,0.5,0.9"]}
 

@@ -158,7 +158,7 @@ def test_metrics_json_lines_one_per_epoch(data, tmp_path):
     records = [json.loads(line) for line in lines]
     assert records == result.history and [r["epoch"] for r in records] == [1, 2]
     for r in records:
-        assert set(r) == {"epoch", "train_sup", "train_kd", "train_fta", "train_loss", "train_lr", "val_mse", "best"}
+        assert set(r) == {"epoch", "train_sup", "train_kd", "train_fta", "train_loss", "train_lr", "val_mse", "val_mae", "best"}
         assert math.isclose(r["train_loss"], r["train_sup"] + 0.5 * r["train_kd"] + 0.1 * r["train_fta"], rel_tol=1e-4)
     assert records[1]["train_lr"] < records[0]["train_lr"]  # cosine
 

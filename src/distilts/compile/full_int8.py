@@ -29,7 +29,8 @@ from distilts.compile import litert_ops
 from distilts.compile.passes import fold_linear
 from distilts.errors import require
 from distilts.quiet import quiet
-from distilts.runtime.int8_io import METADATA, per_variate
+from distilts.runtime.int8_io import METADATA, per_variate, window_stats
+from distilts.students.revin import RevIN
 from distilts.utils import atomic_write_bytes
 
 METHOD = "full-int8"
@@ -51,18 +52,34 @@ def build_file(
     recipe_name: an ai-edge-quantizer recipe (`static_wi8_ai16`: int16 activations, 16x8)."""
     mean = np.asarray(config["scaler"]["mean"], np.float64)
     std = np.asarray(config["scaler"]["std"], np.float64)
-    export(
-        module,
-        int(config["lookback"]),
-        len(config["columns"]),
-        ((calib_x - mean) / std).astype(np.float32),
-        out,
-        batch,
-        recipe_name,
-    )
+    eps = instance_eps(module, config)
+    if eps is None:
+        calib_z = (calib_x - mean) / std
+    else:  # per-window I/O normalization (runtime/int8_io.py): the graph sees every window on a unit scale
+        m, s = window_stats(calib_x, eps)
+        calib_z, mean, std = (calib_x - m) / s, np.zeros_like(mean), np.ones_like(std)
+    export(module, int(config["lookback"]), len(config["columns"]), calib_z.astype(np.float32), out, batch, recipe_name)
     io = io_record(tensor_io(out), mean, std)
+    if eps is not None:
+        io["instance"] = {
+            "eps": eps,
+            "normalization": "per window and variate: z = (x - mean) / sqrt(var + eps) over the lookback, "
+            "forecast = y * sqrt(var + eps) + mean (the student's own RevIN, outside the integer graph)",
+        }
+        io["normalization"] = "per window (instance), then the tensor's own scale and zero point"
     embed_io(out, io)
     return io
+
+
+def instance_eps(module, config: dict) -> float | None:
+    """The per-window normalization's variance epsilon in raw units (the student's RevIN eps x scaler std^2)
+    for a global student on panel data (`normalization.instance == "revin"`), else None (scaler folded in)."""
+    if (config.get("normalization") or {}).get("instance") != "revin":
+        return None
+    eps = next((float(m.eps) for m in module.modules() if isinstance(m, RevIN)), None)
+    if eps is None:
+        return None
+    return eps * float(np.max(np.asarray(config["scaler"]["std"], np.float64))) ** 2
 
 
 def export(

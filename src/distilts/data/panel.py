@@ -137,6 +137,7 @@ class PanelWindows:
     lookback: int
     horizon: int
     skipped: list[str]
+    series_stats: tuple[np.ndarray, np.ndarray] | None = None  # (mean [S], std [S]) the values were z-scored with
     covariates: Covariates | None = None  # aligned with the panel's rows
 
     def covariate_batch(self, index) -> dict[str, np.ndarray]:
@@ -148,6 +149,15 @@ class PanelWindows:
 
     def __len__(self) -> int:
         return int(self.starts.size)
+
+    def raw_affine(self, index) -> tuple[np.ndarray, np.ndarray] | None:
+        """(mean, std) `[B, 1, 1]` mapping windows `index` back to their series' raw values (`x * std + mean`);
+        None when the values are not per-series z-scores."""
+        if self.series_stats is None:
+            return None
+        s = self.series_index[np.atleast_1d(index)]
+        mean, std = self.series_stats
+        return mean[s][:, None, None], std[s][:, None, None]
 
     def batch(self, index) -> tuple[np.ndarray, np.ndarray]:
         s = np.atleast_1d(self.starts[index])
@@ -313,6 +323,7 @@ class PanelDataset:
             self.max_per_series,
             values=self._normalized(horizon),
         )
+        w.series_stats = self.series_stats(horizon)  # the z-score of the values: --loss smape maps them back
         if self.covariates is not None:
             if self._cov_fit != horizon:  # the train rows of every series, for this horizon's split
                 sp = split_panel(self.panel, horizon, horizon)

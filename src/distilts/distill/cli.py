@@ -8,13 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from distilts.data.options import data_options
 from distilts.distill.config import (
     AMP_MODES,
     DEVICES,
     FTA_LATENT,
+    LOSSES,
     QUANTILE_KD,
+    SAMPLINGS,
     SCHEDULES,
     TEACHER_HIDDEN,
     DistillSpec,
@@ -46,6 +49,23 @@ CONFIG_ALIASES = {
     "train_stride": "stride",
     "student": "student_name",
 }
+
+
+class LookbackType(click.ParamType):
+    """A positive integer, or 'auto' (resolved from the horizon and the data: `distill.config.auto_lookback`)."""
+
+    name = "INTEGER|auto"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) or str(value).lower() == "auto":
+            return value if isinstance(value, int) else "auto"
+        try:
+            n = int(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a positive integer nor 'auto'.", param, ctx)
+        if n < 1:
+            self.fail(f"{n} is not a positive integer.", param, ctx)
+        return n
 
 
 def _load_config_file(ctx: click.Context, _param, value: str | None) -> str | None:
@@ -104,10 +124,67 @@ def _load_config_file(ctx: click.Context, _param, value: str | None) -> str | No
 @click.option("--student", "student_name", type=click.Choice(list(STUDENTS)), default=SPEC.student, show_default=True)
 @data_options
 @click.option(
-    "--lookback", type=click.IntRange(min=1), default=SPEC.lookback, show_default=True, help="Context length L."
+    "--lookback",
+    type=LookbackType(),
+    default=SPEC.lookback,
+    show_default=True,
+    help="Context length L, or 'auto': 7 x the horizon (the longest N-BEATS lookback), rounded up to whole "
+    "seasons when the data's frequency is known, and cut to what the data leaves room for (the median series).",
 )
 @click.option(
     "--horizon", type=click.IntRange(min=1), default=SPEC.horizon, show_default=True, help="Forecast length H."
+)
+@click.option(
+    "--loss",
+    type=click.Choice(LOSSES),
+    default=TRAIN.loss,
+    show_default=True,
+    help="Point error of the supervised and KD terms: mse; mae (on the per-series z-scored values); or mase "
+    "(the M4 recipe, N-BEATS' MASE loss: each window's errors over its input's mean absolute step, so every "
+    "window weighs alike). Early stopping: val MSE for mse, val MAE otherwise.",
+)
+@click.option(
+    "--sampling",
+    type=click.Choice(SAMPLINGS),
+    default=TRAIN.sampling,
+    show_default=True,
+    help="Training windows per epoch: 'window' (every window once), or 'series' (panel data: the same number "
+    "from every series, drawn anew each epoch, so long series do not drown short ones).",
+)
+@click.option(
+    "--ensemble-lookbacks",
+    default=None,
+    metavar="L1,L2,...",
+    help="Train an ensemble of the student, one member per lookback (an integer, or a multiple of the horizon "
+    "such as 2H; 'nbeats' = 2H,3H,...,7H), folded into ONE student averaging its members' forecasts "
+    "(students/ensemble.py); the run's lookback is the longest.",
+)
+@click.option(
+    "--ensemble-losses",
+    default=None,
+    metavar="LOSS1,LOSS2",
+    help=f"One member per lookback and loss ({', '.join(LOSSES)}), e.g. smape,mase: N-BEATS mixes losses so the "
+    "ensemble is good on both M4 metrics.",
+)
+@click.option(
+    "--ensemble-combine",
+    type=click.Choice(("mean", "median")),
+    default=None,
+    help="How the ensemble's members become one forecast: mean (default) or the elementwise median (N-BEATS).",
+)
+@click.option(
+    "--season",
+    type=click.IntRange(min=0),
+    default=TRAIN.season,
+    show_default=True,
+    help="Seasonal period of --loss mase and --lookback auto (0: from the data's frequency, 1 when unknown; "
+    "M4 rows carry no dates: pass 24 for Hourly).",
+)
+@click.option(
+    "--ensemble-seeds",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Members per lookback (different initialisations); alone: an ensemble of this many at --lookback.",
 )
 @click.option(
     "--stride",
@@ -286,8 +363,15 @@ def distill(
     teacher_path: str | None,
     student_name: str,
     data_args: dict,
-    lookback: int,
+    lookback: int | str,
     horizon: int,
+    loss: str,
+    sampling: str,
+    ensemble_lookbacks: str | None,
+    ensemble_losses: str | None,
+    ensemble_combine: str | None,
+    season: int,
+    ensemble_seeds: int | None,
     stride: int,
     max_train_windows: int | None,
     tau: float,
@@ -355,6 +439,35 @@ def distill(
         student_kwargs["quantiles"] = list(parse_levels(quantiles))
     elif "quantile_rank" in student_kwargs:
         raise DistiltsError("--quantile-rank applies to quantile students only: add --quantiles or drop it.")
+    if student_name == "ensemble":  # --student ensemble -O ...: the quantile head belongs to the members
+        member = student_kwargs.setdefault("member_options", {})
+        for key in ("quantiles", "quantile_rank"):
+            if key in student_kwargs:
+                member[key] = student_kwargs.pop(key)
+    if any(v is not None for v in (ensemble_lookbacks, ensemble_seeds, ensemble_losses, ensemble_combine)):
+        from distilts.students.ensemble import NAME, ensemble_kwargs
+
+        if student_name == NAME:
+            raise DistiltsError(
+                "--ensemble-lookbacks/--ensemble-losses/--ensemble-seeds build the ensemble; "
+                "pick its member as --student."
+            )
+        views = parse_lookbacks(ensemble_lookbacks, horizon) if ensemble_lookbacks else []
+        if views:
+            explicit = click.get_current_context().get_parameter_source("lookback") is not ParameterSource.DEFAULT
+            if explicit and lookback not in ("auto", max(views)):
+                raise DistiltsError(
+                    f"--lookback {lookback} disagrees with --ensemble-lookbacks (the longest, {max(views)}, is the "
+                    "ensemble's lookback): drop --lookback."
+                )
+            lookback = max(views)
+        kinds = [k.strip() for k in (ensemble_losses or "").split(",") if k.strip()]
+        if bad := [k for k in kinds if k not in LOSSES]:
+            raise DistiltsError(f"--ensemble-losses: unknown loss {bad[0]!r}; use some of {', '.join(LOSSES)}.")
+        student_kwargs = ensemble_kwargs(
+            student_name, student_kwargs, views, ensemble_seeds or 1, kinds, ensemble_combine or "mean"
+        )
+        student_name = NAME
 
     spec = DistillSpec(
         student=student_name,
@@ -386,6 +499,9 @@ def distill(
             kd=not no_kd,
             fta_latent=fta_latent,
             quantile_kd=quantile_kd,
+            loss=loss,
+            sampling=sampling,
+            season=season,
         ),
     )
 
@@ -468,6 +584,27 @@ def eval_cmd(
             f"note: the teacher's checkpoint directory {teacher.get('path')} is not here, so its metrics are left out"
         )
     _print_metrics(metrics, config)
+
+
+def parse_lookbacks(text: str, horizon: int) -> list[int]:
+    """'96,192,336' / '2H,4H,7H' / 'nbeats' (2H..7H, the N-BEATS lookbacks) -> lookbacks in steps."""
+    if text.strip().lower() == "nbeats":
+        return [k * horizon for k in range(2, 8)]
+    out = []
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        try:
+            n = int(float(item[:-1]) * horizon) if item[-1:].upper() == "H" else int(item)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise DistiltsError(
+                f"--ensemble-lookbacks: '{item}' is not a positive lookback; give steps (96) or horizons (2H), "
+                "comma-separated, or 'nbeats'."
+            )
+        out.append(n)
+    if not out:
+        raise DistiltsError("--ensemble-lookbacks is empty; give e.g. 96,192,336 or 2H,4H,7H or nbeats.")
+    return out
 
 
 class _Stopped(Exception):

@@ -33,6 +33,14 @@ TEACHER_HIDDEN = ("cache", "online")  # where FTA's teacher hidden states come f
 # quantile students: the KD term against the teacher's levels (distill/losses.py); l2 first, the default: it
 # measured better than pinball on ETTh1 (benchmarks/RESULTS.md, "Probabilistic students")
 QUANTILE_KD = ("l2", "pinball")
+# the point loss of the supervised and KD terms: mse (DistilTS), mae (absolute errors on the per-series z-scored
+# values), or mase (the M4 recipe, N-BEATS' MASE loss: each window's absolute errors divided by the mean absolute
+# one-step change of its own input, so every window weighs alike whatever its volatility; distill/losses.py)
+# smape (panel data): the competition's sMAPE itself, 200 |f - y| / (|f| + |y|), on each series' raw values
+LOSSES = ("mse", "mae", "mase", "smape")
+# the order of training windows per epoch: "window" (a permutation of all windows) or "series" (the same
+# number of windows from every series of a panel, drawn anew each epoch, so long series do not drown short ones)
+SAMPLINGS = ("window", "series")
 
 
 # FTA (Factorized Temporal Alignment; distill/fta.py)
@@ -44,6 +52,20 @@ DEFAULT_BETA = {"itransformer": FTA_WEIGHT, "dlinear": 0.0}  # the DistilTS scri
 def default_beta(student: str) -> float:
     """The FTA weight a student gets when --beta is not given (0 = off, as the DistilTS scripts)."""
     return DEFAULT_BETA.get(student, 0.0)
+
+
+AUTO_LOOKBACK_HORIZONS = 7  # --lookback auto: the longest N-BEATS lookback (2H..7H), in horizons
+
+
+def auto_lookback(horizon: int, season: int | None, longest_allowed: int | None) -> int:
+    """`--lookback auto`: 7 horizons (N-BEATS' longest lookback), rounded up to whole seasons when the season is
+    known, cut to `longest_allowed` (what the median series, or the train part, leaves room for) when smaller."""
+    lookback = AUTO_LOOKBACK_HORIZONS * horizon
+    if season and season > 1:
+        lookback = -(-lookback // season) * season
+    if longest_allowed is not None and 0 < longest_allowed < lookback:
+        lookback = longest_allowed
+    return lookback
 
 
 @dataclass
@@ -65,6 +87,9 @@ class TrainConfig:
     kd: bool = True
     fta_latent: int = FTA_LATENT
     quantile_kd: str = QUANTILE_KD[0]  # quantile students: KD term against the teacher's levels
+    loss: str = LOSSES[0]  # point students: the supervised and KD terms' error (early stopping follows it)
+    sampling: str = SAMPLINGS[0]  # training order: all windows, or equal windows per series (panel data)
+    season: int = 0  # seasonal period of the mase loss (and --lookback auto); 0: from the data's frequency
 
     @property
     def use_kd(self) -> bool:
@@ -76,6 +101,10 @@ class TrainConfig:
 
     def check(self) -> None:
         """A DistiltsError naming the choices for an unknown schedule, AMP mode or quantile KD term."""
+        if self.loss not in LOSSES:
+            raise DistiltsError(f"Unknown loss '{self.loss}'. Use one of: {', '.join(LOSSES)}.")
+        if self.sampling not in SAMPLINGS:
+            raise DistiltsError(f"Unknown sampling '{self.sampling}'. Use one of: {', '.join(SAMPLINGS)}.")
         if self.quantile_kd not in QUANTILE_KD:
             raise DistiltsError(f"Unknown quantile KD term '{self.quantile_kd}'. Use one of: {', '.join(QUANTILE_KD)}.")
         if self.schedule not in SCHEDULES:
@@ -93,7 +122,7 @@ class DistillSpec:
     teacher: str = "timemoe"
     teacher_path: str | None = None
     data: Any = None  # DataSpec, or what DataSpec.of takes (a path, a DataFrame, a dict, None: synthetic)
-    lookback: int = LOOKBACK
+    lookback: int | str = LOOKBACK  # "auto": resolved from the horizon and the data (auto_lookback)
     horizon: int = HORIZON
     stride: int = 1
     hidden_tokens: int = HIDDEN_TOKENS
@@ -109,7 +138,7 @@ class DistillSpec:
     @property
     def levels(self) -> tuple[float, ...] | None:
         """The quantile levels of a quantile student (None: a point student)."""
-        q = self.student_kwargs.get("quantiles")
+        q = self.student_kwargs.get("quantiles", (self.student_kwargs.get("member_options") or {}).get("quantiles"))
         return None if q is None else tuple(float(v) for v in q)
 
     @property

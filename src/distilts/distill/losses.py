@@ -4,13 +4,12 @@
     L_KD  = sum_t w_t * MSE_t(student, teacher)     (MSE_t: mean over batch and variates at step t)
     total = L_sup + alpha * L_KD + beta * L_FTA
 
-tau > 0 puts more weight on far steps (where the student is weakest); tau = 0 is uniform KD.
-
-Quantile students (`[B, T, D, Q]` at levels tau_q): the supervised term is the pinball loss
-rho_q(y - s_q) averaged over everything, and the KD term compares the student's levels with the
-teacher's at the same levels, horizon-weighted as above, with one of `QUANTILE_KD`:
-    "pinball": sum_t w_t * mean rho_q(t_q - s_q)   (the teacher's quantile values as targets)
-    "l2":      sum_t w_t * mean (s_q - t_q)^2      (L2 between the quantile vectors)
+With loss "mae" every MSE above is a mean absolute error (MAE_t at step t); with "mase" (N-BEATS' MASE
+loss, the M4 recipe) each window's absolute errors are divided by its input's scale
+`s = mean_t |x_t - x_{t-m}|` (m: the season, `--season`; per window and variate; invariant to any
+per-series affine map, so the per-series z-score does not change it), so calm and volatile windows weigh
+alike; with "smape" (panel data) the forecasts, targets and teacher forecasts are first mapped back to
+each series' raw values and compared by sMAPE, the M4 metric itself.
 """
 
 from __future__ import annotations
@@ -35,9 +34,65 @@ def mse_per_step(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return ((pred - target) ** 2).mean(dim=(0, 2))
 
 
-def kd_loss(student: torch.Tensor, teacher: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Horizon-weighted distillation loss `sum_t w_t * MSE_t` between `[B, T, D]` forecasts."""
-    return (weights * mse_per_step(student, teacher)).sum()
+def mae_per_step(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """MAE at each forecast step `[T]`, averaged over batch and variates of `[B, T, D]`."""
+    return (pred - target).abs().mean(dim=(0, 2))
+
+
+MASE_EPS = 1e-3  # floor of the mase scale, in per-series z-score units (a flat window does not explode)
+
+
+def mase_scale(x: torch.Tensor, season: int = 1) -> torch.Tensor:
+    """`[B, 1, D]`: the mean absolute seasonal change `|x_t - x_{t-m}|` of each input window `x [B, L, D]`
+    (m = `season`, 1 when it is not shorter than the window; floored at MASE_EPS)."""
+    m = season if 1 <= season < x.shape[1] else 1
+    return (x[:, m:] - x[:, :-m]).abs().mean(dim=1, keepdim=True).clamp_min(MASE_EPS)
+
+
+def point_loss(
+    pred: torch.Tensor, target: torch.Tensor, kind: str = "mse", x: torch.Tensor | None = None, season: int = 1
+) -> torch.Tensor:
+    """The supervised term of a point student: mean squared ("mse"), absolute ("mae") or scaled absolute
+    ("mase": divided by `mase_scale(x, season)` of the input windows) error."""
+    diff = pred - target
+    if kind == "mse":
+        return torch.mean(diff * diff)
+    return torch.mean(diff.abs() if kind == "mae" else diff.abs() / mase_scale(_needs(x), season))
+
+
+def kd_loss(
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    weights: torch.Tensor,
+    kind: str = "mse",
+    x: torch.Tensor | None = None,
+    season: int = 1,
+) -> torch.Tensor:
+    """Horizon-weighted distillation loss `sum_t w_t * MSE_t` (`MAE_t` for "mae", scaled as `point_loss` for
+    "mase") between `[B, T, D]` forecasts."""
+    if kind == "mse":
+        per_step = mse_per_step(student, teacher)
+    elif kind == "mae":
+        per_step = mae_per_step(student, teacher)
+    else:
+        per_step = ((student - teacher).abs() / mase_scale(_needs(x), season)).mean(dim=(0, 2))
+    return (weights * per_step).sum()
+
+
+def smape_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """sMAPE (in [0, 2]; the M4 metric / 100) between raw-scale forecasts and targets `[B, T, D]`."""
+    return torch.mean(2.0 * (pred - target).abs() / (pred.abs() + target.abs()).clamp_min(1e-8))
+
+
+def smape_per_step(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """sMAPE at each forecast step `[T]` (mean over batch and variates)."""
+    return (2.0 * (pred - target).abs() / (pred.abs() + target.abs()).clamp_min(1e-8)).mean(dim=(0, 2))
+
+
+def _needs(x: torch.Tensor | None) -> torch.Tensor:
+    if x is None:
+        raise ValueError("the mase loss needs the input windows (x) for its per-window scale")
+    return x
 
 
 def pinball_per_step(pred: torch.Tensor, target: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:

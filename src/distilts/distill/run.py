@@ -20,13 +20,14 @@ from distilts.data import Dataset
 from distilts.data.panel import PanelDataset
 from distilts.data.spec import DataSpec
 from distilts.distill import evaluate as ev
-from distilts.distill.config import DistillSpec, TrainConfig
+from distilts.distill.config import AUTO_LOOKBACK_HORIZONS, DistillSpec, TrainConfig, auto_lookback
 from distilts.distill.online_hidden import OnlineHidden
 from distilts.distill.trainer import CHECKPOINT, TrainData, TrainResult, train
 from distilts.errors import DistiltsError
 from distilts.metrics import seasonality
 from distilts.quantiles import QuantileError, missing_levels
 from distilts.students.data import SAVED_ARGS, dataset_for_student
+from distilts.students.ensemble import NAME as ENSEMBLE
 from distilts.students.io import load_student_dir, resolved_spec, save_student_dir
 from distilts.students.registry import build_student, param_count, student_class, student_options
 from distilts.teachers.base import resolve_device
@@ -156,6 +157,7 @@ def distill_student(
     if not resume and (out / CHECKPOINT).is_dir():
         log(f"note: {out} holds the checkpoint of an earlier run; starting over (use --resume to continue it)")
     dataset = spec.data.load()
+    resolve_lookback(spec, dataset, log)
     normalization = panel_normalization(spec, dataset, log)
     train_stride = spec.train_stride(dataset)
     train_w = dataset.windows("train", spec.lookback, spec.horizon, train_stride)
@@ -218,17 +220,43 @@ def distill_student(
     return config, metrics, result
 
 
+def resolve_lookback(spec: DistillSpec, dataset: Dataset, log: Callable[[str], None]) -> None:
+    """`--season` 0 -> the data frequency's season (1 when unknown), and `--lookback auto` -> a number of steps
+    (`distill.config.auto_lookback`), both set in `spec` (the lookback logged)."""
+    season = spec.train.season or seasonality(
+        None if dataset.series.freq is None else int(dataset.series.freq.astype(np.int64))
+    )
+    spec.train.season = season
+    if spec.lookback != "auto":
+        return
+    H = spec.horizon
+    if isinstance(dataset, PanelDataset):  # half the series keep a training window at least (val and test: H each)
+        room = int(np.median(dataset.panel.lengths)) - 3 * H
+    else:
+        room = int(dataset.split.train[1] - dataset.split.train[0]) - H
+    spec.lookback = auto_lookback(H, season if season > 1 else None, room)
+    log(
+        f"lookback auto: {spec.lookback} steps ({AUTO_LOOKBACK_HORIZONS} x horizon {H}"
+        + (f", whole seasons of {season}" if season > 1 else "")
+        + (f"; cut to {room}, what the data leaves room for" if spec.lookback == room else "")
+        + ")"
+    )
+
+
 def panel_normalization(spec: DistillSpec, dataset: Dataset, log: Callable[[str], None]) -> dict | None:
     """Instance normalization (RevIN) for a global student on panel data: on unless `--no-revin` (set in
     `spec.student_kwargs`); the choice and why, for config.json and the card. None for a single table or a
     student that normalizes each window itself (iTransformer)."""
-    if not isinstance(dataset, PanelDataset) or "revin" not in student_options(spec.student):
+    name, kwargs = spec.student, spec.student_kwargs
+    if name == ENSEMBLE:  # the members take the series' raw values: their RevIN is what counts
+        name = kwargs.setdefault("member", student_options(ENSEMBLE)["member"])
+        kwargs = kwargs.setdefault("member_options", {})
+    if not isinstance(dataset, PanelDataset) or "revin" not in student_options(name):
         return None
-    kwargs = spec.student_kwargs
-    quantile_revin = getattr(student_class(spec.student), "quantile_revin", False)  # RevIN without affine
+    quantile_revin = getattr(student_class(name), "quantile_revin", False)  # RevIN without affine
     if kwargs.get("quantiles") and kwargs.get("revin") is not False and not quantile_revin:
         raise DistiltsError(
-            f"{dataset.series.source} holds many series of different scales, and a global {spec.student} takes "
+            f"{dataset.series.source} holds many series of different scales, and a global {name} takes "
             "each series' raw values only through instance normalization, which quantile students do not support "
             "yet. Distil a point student (drop --quantiles), or use --student itransformer (it normalizes each "
             "window itself)."

@@ -43,7 +43,16 @@ from distilts.distill.checkpoint import (
 from distilts.distill.config import TrainConfig
 from distilts.distill.evaluate import predict
 from distilts.distill.fta import FTA
-from distilts.distill.losses import horizon_weights, kd_loss, pinball_loss, quantile_kd_loss, total_loss
+from distilts.distill.losses import (
+    horizon_weights,
+    kd_loss,
+    pinball_loss,
+    point_loss,
+    quantile_kd_loss,
+    smape_loss,
+    smape_per_step,
+    total_loss,
+)
 from distilts.errors import DistiltsError
 from distilts.metrics import wql
 from distilts.progress import Bar
@@ -94,7 +103,7 @@ class EarlyStopping:
 class TrainResult:
     history: list[dict] = field(default_factory=list)
     best_epoch: int = -1
-    best_val_mse: float = math.inf  # the early-stopping score: val MSE, or val WQL for a quantile student
+    best_val_mse: float = math.inf  # the early-stopping score: val MSE (MAE with loss mae), or WQL (quantiles)
     stopped_early: bool = False
     fta: dict | None = None
     wall_s: float = 0.0
@@ -142,6 +151,7 @@ class _Run:
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp) if device == "cuda" else None
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype is torch.float16 else None
         self.weights = horizon_weights(data.train.horizon, cfg.tau, device)
+        self.season = max(int(cfg.season), 1)  # the mase loss's seasonal period (run.py resolves 0 from the data)
         levels = getattr(model, "levels", None)
         self.levels = None if levels is None else torch.tensor(levels, dtype=torch.float32, device=device)
         if cfg.use_kd and data.teacher_forecasts is not None:
@@ -226,7 +236,7 @@ class _Run:
         model.train()
         if self.fta is not None:
             self.fta.train()
-        order = np.random.default_rng([cfg.seed, self.epoch]).permutation(len(data.train))
+        order = epoch_order(data.train, cfg.sampling, np.random.default_rng([cfg.seed, self.epoch]))
         sums = {"sup": 0.0, "kd": 0.0, "fta": 0.0, "loss": 0.0}
         seen: float = 0
         bar.start(f"epoch {self.epoch + 1}", math.ceil(len(order) / cfg.batch_size))
@@ -244,9 +254,50 @@ class _Run:
             sums = dict(zip(sums, totals, strict=False))
         return {k: v / max(1, seen) for k, v in sums.items()} | {"lr": cfg.lr * factor}
 
+    def terms(
+        self,
+        pred: torch.Tensor,
+        y: torch.Tensor,
+        teacher: torch.Tensor | None,
+        x: torch.Tensor,
+        kind: str,
+        raw: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(supervised term, KD term or None) of one forecast of windows `x`: pinball and level-by-level KD for a
+        quantile student, else the point loss `kind` (mse | mae | mase | smape) against the truth and the
+        teacher; smape compares on each series' raw values (`raw`: mean, std)."""
+        if self.levels is not None:
+            sup = pinball_loss(pred, y, self.levels)
+            kd = None
+            if teacher is not None:
+                kd = quantile_kd_loss(pred, teacher, self.levels, self.weights, self.cfg.quantile_kd)
+            return sup, kd
+        if kind == "smape":
+            assert raw is not None  # step() maps back to raw values whenever a member uses smape
+            mean, std = raw
+            pred, y = pred * std + mean, y * std + mean
+            kd = None if teacher is None else (self.weights * smape_per_step(pred, teacher * std + mean)).sum()
+            return smape_loss(pred, y), kd
+        kd = None if teacher is None else kd_loss(pred, teacher, self.weights, kind, x, self.season)
+        return point_loss(pred, y, kind, x, self.season), kd
+
+    def raw_affine(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """smape: (mean, std) `[B, 1, 1]` back to each window's series' raw values; None without smape."""
+        kinds = getattr(self.model, "member_losses", None) or [self.cfg.loss]
+        if "smape" not in kinds:
+            return None
+        affine = getattr(self.data.train, "raw_affine", lambda _i: None)(idx)
+        if affine is None:
+            raise DistiltsError(
+                "--loss smape compares forecasts with each series' raw values, which only panel data (many series "
+                "in long format or M4 rows, z-scored per series) keeps; use --loss mae or mase here."
+            )
+        return tuple(torch.tensor(a, dtype=torch.float32, device=self.device) for a in affine)  # type: ignore
+
     def step(self, idx: np.ndarray, scale: float = 1.0) -> dict[str, float]:
         cfg, data, dev = self.cfg, self.data, self.device
         x, y = (torch.from_numpy(a).to(dev) for a in data.train.batch(idx))
+        raw = self.raw_affine(idx)
         cov = covariate_tensors(data.train, idx, dev)
         with torch.autocast("cuda", dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             hidden_t = _rows(data.teacher_hidden, idx, dev) if self.fta is not None else None
@@ -254,18 +305,13 @@ class _Run:
                 pred, fta = self.ddp(x, hidden_t, cov)
             else:
                 pred, fta = _forward(self.model, self.fta, x, hidden_t, cov)
-            pred = pred.float()
-            kd = None
-            if self.levels is not None:  # quantile student: pinball against the truth, KD level by level
-                sup = pinball_loss(pred, y, self.levels)
-                if cfg.use_kd:
-                    kd = quantile_kd_loss(
-                        pred, _rows(data.teacher_forecasts, idx, dev), self.levels, self.weights, cfg.quantile_kd
-                    )
-            else:
-                sup = torch.mean((pred - y) ** 2)
-                if cfg.use_kd:
-                    kd = kd_loss(pred, _rows(data.teacher_forecasts, idx, dev), self.weights)
+            teacher = _rows(data.teacher_forecasts, idx, dev) if cfg.use_kd else None
+            # an ensemble: each member against the truth (and the teacher), never the average (students/ensemble.py)
+            members = pred if isinstance(pred, list) else [pred]
+            kinds = getattr(self.model, "member_losses", None) or [cfg.loss] * len(members)
+            terms = [self.terms(p.float(), y, teacher, x, kind, raw) for p, kind in zip(members, kinds, strict=True)]
+            sup = torch.stack([t[0] for t in terms]).mean()
+            kd = None if teacher is None else torch.stack([t[1] for t in terms]).mean()
             loss = total_loss(sup, kd, fta, cfg.alpha, cfg.beta)
         # DDP averages gradients over ranks; `scale` makes that the global batch's gradient (shard_batch)
         loss_to_step = loss * scale if self.ddp is not None else loss
@@ -321,8 +367,9 @@ def train(
                     predict(model, data.val, 256, state.device), data.val.targets(), getattr(model, "levels", None)
                 )
             val = comm.broadcast(val)
-            val_mse = val["val_mse"]
-            score = val.get("val_wql", val_mse)
+            # early stopping: WQL for a quantile student, else the error of the training loss (MSE | MAE)
+            kinds = set(getattr(model, "member_losses", None) or [cfg.loss])
+            score = val.get("val_wql", val["val_mse"] if kinds == {"mse"} else val["val_mae"])
             improved = state.early.update(score, state.epoch, model)
             record = {"epoch": state.epoch + 1, **{f"train_{k}": v for k, v in means.items()}, **val, "best": improved}
             bar.print(
@@ -384,16 +431,39 @@ def _forward(
     """(forecast, FTA loss or None); the student's representation is computed only when FTA uses it."""
     cov = cov or {}
     if fta is None:
-        return model(x, **cov), None
+        members = getattr(model, "member_forecasts", None)  # an ensemble trains its members independently
+        return (members(x, **cov) if members is not None and model.training else model(x, **cov)), None
     assert hidden_t is not None  # FTA runs with the teacher's hidden states
     pred, h = cast(Any, model).forward_with_repr(x, **cov)
     return pred, fta.loss(h.float(), hidden_t)
 
 
-def val_scores(pred: np.ndarray, truth: np.ndarray, levels: tuple[float, ...] | None) -> dict[str, float]:
-    """`val_mse` (of the median for a quantile student) and, with quantiles, `val_wql` (early stopping)."""
+def epoch_order(windows: Windows, sampling: str, rng: np.random.Generator) -> np.ndarray:
+    """The training windows of one epoch, in order. "window": a permutation of all of them. "series" (panel
+    data): as many windows as there are, drawn equally from every series that has any (uniformly within a
+    series, with replacement; a series with fewer windows than its share repeats some), then shuffled, so a
+    long series weighs as much as a short one."""
+    if sampling == "window":
+        return rng.permutation(len(windows))
+    series = getattr(windows, "series_index", None)
+    if series is None:
+        raise DistiltsError(
+            "--sampling series draws equal windows from every series of a panel (many series in long format or "
+            "M4 rows); this data is one table. Use --sampling window."
+        )
+    ids, first, count = np.unique(series, return_index=True, return_counts=True)  # windows of a series are contiguous
+    share = -(-len(windows) // len(ids))
+    picks = first[:, None] + np.floor(rng.random((len(ids), share)) * count[:, None]).astype(np.int64)
+    return rng.permutation(picks.ravel())[: len(windows)]
+
+
+def val_scores(
+    pred: np.ndarray, truth: np.ndarray, levels: tuple[float, ...] | None
+) -> dict[str, float]:
+    """`val_mse` (of the median for a quantile student), `val_mae` of a point student and, with quantiles,
+    `val_wql`."""
     if levels is None:
-        return {"val_mse": float(np.mean((pred - truth) ** 2))}
+        return {"val_mse": float(np.mean((pred - truth) ** 2)), "val_mae": float(np.mean(np.abs(pred - truth)))}
     return {
         "val_mse": float(np.mean((pred[..., median_index(levels)] - truth) ** 2)),
         "val_wql": wql(pred, truth, levels),

@@ -92,7 +92,10 @@ def _mlp(student: Any, g: Graph, z: str) -> str:
     if isinstance(student.norm, nn.BatchNorm1d):
         h = g.affine(h, *_bn_affine(student.norm), "row")
     h = g.act(h, _act_name(student.act))
-    return _revin_out(g, _dense(g, h, student.out), student.revin, stats)
+    y = _dense(g, h, student.out)
+    if getattr(student, "skip", None) is not None:  # the linear path of the window
+        y = g.binary("add", y, _dense(g, x, student.skip))
+    return _revin_out(g, y, student.revin, stats)
 
 
 def _block_norm(g: Graph, x: str, norm: Any) -> str:

@@ -142,12 +142,33 @@ def example(calls: list[str], io: dict, arena: int, levels: Sequence[float] | No
     quantiles = len(io["output"]["shape"]) == 4  # [1, D, H, Q]: variates first, then steps and levels
     H = io["output"]["shape"][2 if quantiles else 1]
     Q = io["output"]["shape"][3] if quantiles else 1
+    inst = io.get("instance")  # per-window normalization around the integer graph (runtime/int8_io.py)
+    # with it, each value is (x - mean_d) / std_d before quantizing, and comes back as y * std_d + mean_d
+    win_in = "(window[t * kVariates + d] - wmean[d]) / wstd[d]" if inst else "window[t * kVariates + d]"
+    sc, sh = ("wstd[d] * ", " + wmean[d]") if inst else ("", "")
     out_loop = (
         "  for (int d = 0; d < kVariates; ++d)\n    for (int i = 0; i < kHorizon * kLevels; ++i)\n"
-        "      out[d * kHorizon * kLevels + i] = kOutScale[d] * ((float)y[d * kHorizon * kLevels + i] - kOutZero[d]);"
+        f"      out[d * kHorizon * kLevels + i] = {sc}kOutScale[d] * "
+        f"((float)y[d * kHorizon * kLevels + i] - kOutZero[d]){sh};"
         if quantiles
         else "  for (int t = 0; t < kHorizon; ++t)\n    for (int d = 0; d < kVariates; ++d)\n"
-        "      out[t * kVariates + d] = kOutScale[d] * ((float)y[t * kVariates + d] - kOutZero[d]);"
+        f"      out[t * kVariates + d] = {sc}kOutScale[d] * ((float)y[t * kVariates + d] - kOutZero[d]){sh};"
+    )
+    in_note = " of the per-window normalized values" if inst else " with the training scaler folded in"
+    stats = (
+        f"""  // per-window normalization (mean, sqrt(var + eps) per variate over the lookback)
+  float wmean[kVariates], wstd[kVariates];
+  for (int d = 0; d < kVariates; ++d) {{
+    double s = 0.0, s2 = 0.0;
+    for (int t = 0; t < kLookback; ++t) s += window[t * kVariates + d];
+    const double m = s / kLookback;
+    for (int t = 0; t < kLookback; ++t) {{ const double e = window[t * kVariates + d] - m; s2 += e * e; }}
+    wmean[d] = (float)m;
+    wstd[d] = (float)sqrt(s2 / kLookback + {float(inst["eps"]):.9g});
+  }}
+"""
+        if inst
+        else ""
     )
     # int8 activations, or int16 (16x8) when int8 was over the tolerance (mcu/precision.py)
     ctype, field, lo, hi = (
@@ -178,7 +199,7 @@ constexpr int kLookback = {L}, kHorizon = {H}, kVariates = {D}, kLevels = {Q};
 constexpr int kArenaSize = {arena + ARENA_MARGIN};
 alignas(16) static uint8_t tensor_arena[kArenaSize];
 
-// per-variate quantization with the training scaler folded in: q = round(x / scale + zero_point)
+// per-variate quantization{in_note}: q = round(x / scale + zero_point)
 {arr("kInScale", pin["scale"])}
 {arr("kInZero", pin["zero_point"])}
 // and back: y = scale * (q - zero_point)
@@ -197,10 +218,10 @@ int forecast(const float* window, float* out) {{
     if (static_interpreter.AllocateTensors() != kTfLiteOk) return 1;
     interpreter = &static_interpreter;
   }}
-  {ctype}* in = interpreter->input(0)->data.{field};
+{stats}  {ctype}* in = interpreter->input(0)->data.{field};
   for (int t = 0; t < kLookback; ++t)
     for (int d = 0; d < kVariates; ++d) {{
-      float q = roundf(window[t * kVariates + d] / kInScale[d] + kInZero[d]);
+      float q = roundf({win_in} / kInScale[d] + kInZero[d]);
       in[t * kVariates + d] = ({ctype})(q < {lo}.f ? {lo}.f : (q > {hi}.f ? {hi}.f : q));
     }}
   if (interpreter->Invoke() != kTfLiteOk) return 2;

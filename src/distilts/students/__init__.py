@@ -23,6 +23,7 @@ STUDENTS: Registry[str] = Registry(
         "nhits": "distilts.students.nhits:NHiTS",
         "nbeats": "distilts.students.nhits:NBEATS",
         "patchtst": "distilts.students.patchtst:PatchTST",
+        "ensemble": "distilts.students.ensemble:Ensemble",
     },
 )
 
@@ -35,6 +36,7 @@ _LAZY = {
     "NHiTS": "nhits",
     "NBEATS": "nhits",
     "PatchTST": "patchtst",
+    "Ensemble": "ensemble",
     "build_student": "registry",
     "param_count": "registry",
     "student_class": "registry",

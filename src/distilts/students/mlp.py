@@ -6,7 +6,9 @@ over each window, then per variate (weights shared by all variates) `Linear(L ->
 `BatchNorm1d` over the variate channels, ReLU, `Linear(d_model -> H)`, and RevIN undone on the output.
 The paper's scripts tune `d_model` and the learning rate per dataset; 512 is the default here.
 Additions (options, off or equal to the official model by default): `activation`, `dropout` after the
-activation, `batch_norm` (a microcontroller-friendly form without it).
+activation, `batch_norm` (a microcontroller-friendly form without it), `skip` (a linear map `Linear(L -> H)` of
+the normalized window added to the forecast: a global model can then copy the last season exactly, which
+near-periodic series need; the M4 recipe).
 
 FTA representation (`represent`): the hidden layer before BatchNorm, `[B, D, d_model]` (the first of the
 features the official code returns for its own distillation losses).
@@ -23,7 +25,8 @@ from distilts.students.revin import RevIN
 
 
 class MLP(nn.Module):
-    """`[B, L, D] -> [B, H, D]`: RevIN, Linear(L -> d_model), BatchNorm, ReLU, Linear(d_model -> H), RevIN^-1.
+    """`[B, L, D] -> [B, H, D]`: RevIN, Linear(L -> d_model), BatchNorm, ReLU, Linear(d_model -> H)
+    (+ Linear(L -> H) with `skip`), RevIN^-1.
 
     With `quantiles`, `[B, L, D] -> [B, H, D, Q]` (levels sorted, never crossing); RevIN is then used
     without its learnable affine (a negative learned scale would flip the levels).
@@ -43,6 +46,7 @@ class MLP(nn.Module):
         dropout: float = 0.0,
         revin: bool = True,
         revin_eps: float = 1e-5,
+        skip: bool = False,
         quantiles: tuple[float, ...] | list[float] | None = None,
         quantile_rank: int = DEFAULT_RANK,
     ) -> None:
@@ -56,6 +60,7 @@ class MLP(nn.Module):
         self.quantile_head = None if quantiles is None else QuantileOutput(quantiles, horizon, quantile_rank)
         self.out = nn.Linear(d_model, horizon + (0 if quantiles is None else quantile_rank))
         self.revin = RevIN(n_variates, affine=quantiles is None, eps=revin_eps) if revin else None
+        self.skip = nn.Linear(lookback, horizon) if skip else None
 
     @property
     def levels(self) -> tuple[float, ...] | None:
@@ -65,8 +70,13 @@ class MLP(nn.Module):
         """Forecast `[B, H, D]` (`[B, H, D, Q]` with quantiles) and hidden features `[B, D, d_model]`."""
         if self.revin is not None:
             x, mean, std = self.revin.normalize(x)
-        h = self.hidden(x.transpose(1, 2))  # [B, D, d_model]
+        xt = x.transpose(1, 2)  # [B, D, L]
+        h = self.hidden(xt)  # [B, D, d_model]
         out = self.out(self.dropout(self.act(self.norm(h))))  # [B, D, H (+ rank)]
+        if self.skip is not None:  # the linear path adds to the forecast (the median of a quantile student)
+            lin = self.skip(xt)
+            out = out + lin if self.quantile_head is None else torch.cat([out[..., : self.horizon] + lin,
+                                                                          out[..., self.horizon :]], dim=-1)
         if self.quantile_head is not None:
             H = self.horizon
             y = self.quantile_head(out[..., :H], out[..., H:]).transpose(1, 2)  # [B, H, D, Q]
