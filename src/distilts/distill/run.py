@@ -69,6 +69,7 @@ def teacher_outputs(
     levels = spec.levels
 
     def cache(parts: tuple[str, ...], stride: int, hidden: bool):
+        assert isinstance(spec.lookback, int)  # "auto" is resolved before the teacher runs
         return fill_teacher_cache(
             dataset,
             spec.teacher,
@@ -181,6 +182,7 @@ def distill_student(
             f"static {covariates.static_columns}"
         )
     teacher = teacher_outputs(dataset, spec, progress, train_stride)
+    assert isinstance(spec.lookback, int)  # "auto" was resolved above (resolve_lookback)
     torch.manual_seed(spec.train.seed)
     model = build_student(spec.student, spec.lookback, spec.horizon, len(dataset.columns), **spec.student_kwargs)
     log(

@@ -311,7 +311,7 @@ class _Run:
             kinds = getattr(self.model, "member_losses", None) or [cfg.loss] * len(members)
             terms = [self.terms(p.float(), y, teacher, x, kind, raw) for p, kind in zip(members, kinds, strict=True)]
             sup = torch.stack([t[0] for t in terms]).mean()
-            kd = None if teacher is None else torch.stack([t[1] for t in terms]).mean()
+            kd = None if teacher is None else torch.stack([t[1] for t in terms if t[1] is not None]).mean()
             loss = total_loss(sup, kd, fta, cfg.alpha, cfg.beta)
         # DDP averages gradients over ranks; `scale` makes that the global batch's gradient (shard_batch)
         loss_to_step = loss * scale if self.ddp is not None else loss
@@ -457,9 +457,7 @@ def epoch_order(windows: Windows, sampling: str, rng: np.random.Generator) -> np
     return rng.permutation(picks.ravel())[: len(windows)]
 
 
-def val_scores(
-    pred: np.ndarray, truth: np.ndarray, levels: tuple[float, ...] | None
-) -> dict[str, float]:
+def val_scores(pred: np.ndarray, truth: np.ndarray, levels: tuple[float, ...] | None) -> dict[str, float]:
     """`val_mse` (of the median for a quantile student), `val_mae` of a point student and, with quantiles,
     `val_wql`."""
     if levels is None:

@@ -94,7 +94,7 @@ class Ensemble(nn.Module):
         """The mean forecast and the members' representations concatenated `[B, D, repr_dim]` (FTA)."""
         L = self.lookback
         outs = [
-            m.forward_with_repr(x if v == L else x[:, L - v :, :])
+            m.forward_with_repr(x if v == L else x[:, L - v :, :])  # type: ignore[operator]  # each member: a student
             for m, v in zip(self.members, self.views, strict=True)
         ]
         return COMBINE[self.combine]([y for y, _ in outs]), torch.cat([h for _, h in outs], dim=-1)
@@ -141,5 +141,11 @@ def ensemble_kwargs(
 ) -> dict:
     """The `Ensemble` options for `distilts distill --ensemble-lookbacks/--ensemble-losses/--ensemble-seeds/
     --ensemble-combine`."""
-    return {"member": member, "lookbacks": [int(v) for v in lookbacks], "seeds": int(seeds),
-            "losses": [str(k) for k in losses], "combine": combine, "member_options": dict(member_options)}
+    return {
+        "member": member,
+        "lookbacks": [int(v) for v in lookbacks],
+        "seeds": int(seeds),
+        "losses": [str(k) for k in losses],
+        "combine": combine,
+        "member_options": dict(member_options),
+    }

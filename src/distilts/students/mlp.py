@@ -75,8 +75,11 @@ class MLP(nn.Module):
         out = self.out(self.dropout(self.act(self.norm(h))))  # [B, D, H (+ rank)]
         if self.skip is not None:  # the linear path adds to the forecast (the median of a quantile student)
             lin = self.skip(xt)
-            out = out + lin if self.quantile_head is None else torch.cat([out[..., : self.horizon] + lin,
-                                                                          out[..., self.horizon :]], dim=-1)
+            out = (
+                out + lin
+                if self.quantile_head is None
+                else torch.cat([out[..., : self.horizon] + lin, out[..., self.horizon :]], dim=-1)
+            )
         if self.quantile_head is not None:
             H = self.horizon
             y = self.quantile_head(out[..., :H], out[..., H:]).transpose(1, 2)  # [B, H, D, Q]
