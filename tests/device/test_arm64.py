@@ -172,3 +172,36 @@ def test_rerun_removes_a_killed_compiles_scratch_dir_but_not_a_live_one(tmp_path
     assert live.path.is_dir() and (live.path / OWNER).is_file()
     live.discard()
     assert not live.path.exists()
+
+
+@pytest.mark.slow
+def test_covariate_artifacts_verified_on_aarch64_with_their_named_inputs(tmp_path_factory, device):
+    """A student with past, future (+ calendar) and static inputs: compiled for rpi4 (TFLite int8, verified on the
+    emulated Pi) and ONNX fp32 --verify-on aarch64; the device forecasts its named inputs as x86 does."""
+    import covariate_factory
+    from distilts.compile.pipeline import compile_student
+    from distilts.device import arm64
+    from distilts.runtime import Forecaster
+
+    jobs = [resolve_job("rpi4"), resolve_job("onnx")]
+    out = tmp_path_factory.mktemp("arm64-cov")
+    arts = compile_student(covariate_factory.student_dir(tmp_path_factory), jobs, out, calib_windows=32,
+                           verify_windows=16, verify_on=("aarch64",))
+    tmp = Path(tempfile.mkdtemp(dir=out))
+    tasks, want = [], {}
+    for i, art in enumerate(arts):
+        man = json.loads((art.directory / "manifest.json").read_text())
+        assert man["architectures"]["aarch64"]["verified"] is True, (art.directory.name, man["architectures"])
+        fc = Forecaster.load(art.directory)
+        inputs = fc.manifest.golden_input
+        assert isinstance(inputs, dict) and {"x", "past", "future", "static"} <= set(inputs)
+        np.savez(tmp / f"x{i}.npz", **inputs)
+        want[str(art.directory)] = (fc.predict_inputs(inputs), fc.manifest.scaler_std)
+        tasks.append({"id": str(art.directory), "kind": "artifact", "dir": str(art.directory),
+                      "x": str(tmp / f"x{i}.npz"), "out": str(tmp / f"y{i}.npy")})
+    res = arm64.run_tasks(device, tasks, list(arm64.BACKENDS))
+    for t in tasks:
+        r = res["tasks"][t["id"]]
+        assert r["ok"], (t["id"], r)
+        y86, std = want[t["id"]]
+        assert np.abs(np.load(t["out"]) - y86).max() / std.min() <= 1e-3, t["id"]

@@ -17,12 +17,14 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from distilts.compile import verify
 from distilts.device import arm64
 from distilts.runtime.arch import host_arch
+from distilts.runtime.inputs import Inputs, n_rows
 
 
 @dataclass
@@ -60,7 +62,7 @@ def archs_for(job, verify_on: tuple[str, ...]) -> tuple[list[str], set[str]]:
 
 
 def check_all(
-    pending: list[Pending], verify_x: np.ndarray, ref: np.ndarray, config: dict, log: Callable[[str], None]
+    pending: list[Pending], verify_x: Inputs, ref: np.ndarray, config: dict, log: Callable[[str], None]
 ) -> dict[str, dict[str, ArchCheck]]:
     """Run every candidate of every pending job on the emulated arm64 runtime, in one process.
 
@@ -88,8 +90,13 @@ def check_all(
     n = sum(len(p.candidates) for p in todo)
     log(f"verifying {len(todo)} artifact(s) ({n} candidate(s)) on emulated aarch64 ({emulated}; one process)")
     with tempfile.TemporaryDirectory(prefix="distilts-verify-") as d:
-        xpath = Path(d) / "x.npy"
-        np.save(xpath, np.ascontiguousarray(verify_x, np.float32))
+        if isinstance(verify_x, dict):  # an artifact with covariates: its named inputs
+            xpath = Path(d) / "x.npz"
+            arrays: dict[str, Any] = {k: np.ascontiguousarray(v, np.float32) for k, v in verify_x.items()}
+            np.savez(xpath, **arrays)
+        else:
+            xpath = Path(d) / "x.npy"
+            np.save(xpath, np.ascontiguousarray(verify_x, np.float32))
         tasks: list[dict] = []
         index: list[tuple[Pending, str]] = []
         for p in todo:
@@ -126,7 +133,7 @@ def check_all(
                 "isa": "arm64",
                 "emulated": emulated,
                 "runtime": res.get("version"),
-                "windows": int(len(verify_x)),
+                "windows": n_rows(verify_x),
                 **errs,
                 "tolerance": dict(verify.TOLERANCES[p.precision]),
             }

@@ -35,7 +35,7 @@ from distilts.errors import DataError
 from distilts.quiet import quiet
 from distilts.runtime import Forecaster
 from distilts.runtime.backends import BACKENDS
-from distilts.runtime.inputs import Inputs, n_rows, window_only
+from distilts.runtime.inputs import Inputs, n_rows
 from distilts.students import load_student_dir
 from distilts.targets import CompileJob
 
@@ -136,9 +136,7 @@ def compile_student(
             else:
                 results[i] = _finish_job(prep, {}, config, student_dir, data, verify_x, calib_x, log)
         checks = (  # arm64 checks: refused earlier for covariate students
-            crossarch.check_all([p.pending for _, p in deferred], window_only(verify_x), ref, config, log)
-            if deferred
-            else {}
+            crossarch.check_all([p.pending for _, p in deferred], verify_x, ref, config, log) if deferred else {}
         )
         while deferred:
             i, prep = deferred[0]
@@ -167,12 +165,6 @@ def covariate_checks(jobs: list[CompileJob], verify_on: tuple[str, ...]) -> None
             raise DataError(
                 f"{job.format}: not built for a student with covariates: {SINGLE_INPUT_FORMATS[job.format]}. "
                 "Compile onnx, openvino or tflite (fp32 or int8) instead."
-            )
-        archs, _ = crossarch.archs_for(job, verify_on)
-        if archs:
-            raise DataError(
-                f"{job.dirname}: verification on emulated {', '.join(archs)} is not available for artifacts with "
-                "covariate inputs yet; compile without --verify-on (or for a target of this machine's architecture)."
             )
 
 

@@ -3,9 +3,9 @@ process, so the emulator's slow start is paid once.
 
     python -m distilts.device.worker REQUEST.json
 
-REQUEST: {"tasks": [{"id", "kind": "files", "backend", "files": [[path, batch], ...], "x": X.npy,
-"out": OUT.npy}, {"id", "kind": "artifact", "dir": DIR, "x": X.npy, "out": OUT.npy}]}. "files" runs
-each model file on the raw windows in X (OUT: [n_files, N, H, D]); "artifact" loads a finished
+REQUEST: {"tasks": [{"id", "kind": "files", "backend", "files": [[path, batch], ...], "x": X.npy (X.npz: an
+artifact's named inputs), "out": OUT.npy}, {"id", "kind": "artifact", "dir": DIR, "x": X.npy, "out": OUT.npy}]}.
+"files" runs each model file on the raw windows in X (OUT: [n_files, N, H, D]); "artifact" loads a finished
 artifact with `Forecaster.load` (checksums + golden self-check for this architecture) and forecasts X.
 Writes REQUEST.result.json: {"machine", "python", "tasks": {id: {"ok", "error", "version", "seconds"}}}.
 """
@@ -25,14 +25,22 @@ from distilts.runtime.backends import BACKENDS
 from distilts.runtime.batching import run_file
 
 
+def _load_inputs(path: str) -> np.ndarray | dict[str, np.ndarray]:
+    """X.npy: raw windows; X.npz: an artifact's named inputs (x, past, future, static)."""
+    if path.endswith(".npz"):
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    return np.load(path)
+
+
 def _run(task: dict) -> dict:
-    x = np.load(task["x"])
+    x = _load_inputs(task["x"])
     if task["kind"] == "files":
         outs = [run_file(task["backend"], Path(p), b, x) for p, b in task["files"]]
         np.save(task["out"], np.stack(outs))
         return {"version": BACKENDS[task["backend"]].version()}
     fc = Forecaster.load(task["dir"])
-    np.save(task["out"], fc.predict(x))
+    np.save(task["out"], fc.predict_inputs(x) if isinstance(x, dict) else fc.predict(x))
     return {"version": next(iter(fc.sessions.values())).version, "golden_isa": fc.manifest.golden_isa}
 
 

@@ -313,8 +313,18 @@ class Forecaster:
                 self.check_inputs(values, timestamps=timestamps)  # raises: no covariates here
         else:
             x = self.check_inputs(values, future, past, static, timestamps)
-        single = np.ndim(values) == 2
-        x = as_float32(x)
+        return self._run_inputs(as_float32(x), np.ndim(values) == 2)
+
+    def predict_inputs(self, inputs: Inputs) -> np.ndarray:
+        """`predict` on the model's own inputs, a batch of raw arrays named as the artifact's (`x`, then `past`,
+        `future` with its calendar columns, `static`; docs/design.md): what verification on another
+        architecture feeds. The 0.5 level of a quantile artifact."""
+        y = self._run_inputs(as_float32(inputs), False)
+        if self.manifest.levels is None:
+            return y
+        return np.ascontiguousarray(np.swapaxes(y[..., self.manifest.levels.index(0.5)], -1, -2))
+
+    def _run_inputs(self, x: Inputs, single: bool) -> np.ndarray:
         n = n_rows(x)
         if n == 1 and self._one is not None:  # the batch-1 fast path
             y = self._one.run(x)

@@ -110,7 +110,7 @@ def dynamic_int8(fp32_files: dict[int, Path], out_dir: Path) -> tuple[dict[int, 
 
 
 def full_int8_files(
-    module, config: dict, batches: list[int], calib: np.ndarray, out_dir: Path
+    module, config: dict, batches: list[int], calib: Inputs, out_dir: Path
 ) -> tuple[dict[int, Path], str] | None:
     """The `full-int8` candidate (distilts.compile.full_int8: int8 input/output, the scaler folded into the
     I/O quantization); None when the student has an operator left in float (no int8 kernel)."""
@@ -123,7 +123,7 @@ def full_int8_files(
     for b in batches:
         p = out_dir / f"model-b{b}.full-int8.tflite"
         try:
-            full_int8.build_file(student, config, calib, p, batch=b)
+            full_int8.build_file(student, config, window_only(calib), p, batch=b)
         except Exception:
             return None
         if litert_ops.float_operators(p.read_bytes()):
@@ -159,7 +159,7 @@ def build(
                 for b in batches
             }
             variants[int8_storage.NAME] = (int8_storage.tflite_files(folded, scratch), int8_storage.NOTE)
-        full = full_int8_files(module, config, batches, window_only(calibration(calib_x)), scratch)
+        full = full_int8_files(module, config, batches, calibration(calib_x), scratch)
         if full is not None:
             variants[full_int8.METHOD] = full
     out = []
