@@ -92,3 +92,11 @@ def format_level(level: float) -> str:
 def column_name(column: str, level: float) -> str:
     """Name of the column of variate `column` at quantile `level`, e.g. `OT_q0.1`."""
     return f"{column}_q{format_level(level)}"
+
+
+def student_levels(student: dict) -> list[float] | None:
+    """The quantile levels of a student spec (config.json's "student"): its own `quantiles` option, or its
+    members' (an ensemble student passes them through `member_options`); None for a point student."""
+    kwargs = student.get("kwargs") or {}
+    levels = kwargs.get("quantiles", (kwargs.get("member_options") or {}).get("quantiles"))
+    return list(levels) if levels else None

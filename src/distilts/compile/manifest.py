@@ -21,6 +21,7 @@ from distilts.compile.backends.onnx import read_opset
 from distilts.compile.crossarch import ArchCheck
 from distilts.compile.data import AnyCompileData
 from distilts.compile.verify import Candidate
+from distilts.quantiles import student_levels
 from distilts.runtime.arch import host_arch, host_isa
 from distilts.runtime.batching import run_file
 from distilts.runtime.inputs import Inputs, input_tails, n_rows, take
@@ -81,7 +82,7 @@ def build_manifest(
     for every other instruction set it was verified on (golden_out is this machine's, `golden.isa`).
     """
     L, H, D = int(config["lookback"]), int(config["horizon"]), len(config["columns"])
-    levels = (config["student"].get("kwargs") or {}).get("quantiles")
+    levels = student_levels(config["student"])
     batches = sorted(
         {m["batch"] for m in models if m.get("role") in (None, "model")}, key=lambda b: (b is None, b or 0)
     )

@@ -15,7 +15,7 @@ from torch import nn
 
 from distilts.data.windows import Windows
 from distilts.metrics import probabilistic_scores
-from distilts.quantiles import format_level, median_index
+from distilts.quantiles import format_level, median_index, student_levels
 
 
 @torch.no_grad()
@@ -213,7 +213,7 @@ def model_card(config: dict, metrics: dict) -> str:
                 else ""
             )
         )
-    levels = loss.get("levels") or s.get("kwargs", {}).get("quantiles")
+    levels = loss.get("levels") or student_levels(s)
     limits = (
         "Point forecasts only (no uncertainty). "
         if not levels

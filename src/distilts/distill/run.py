@@ -25,7 +25,7 @@ from distilts.distill.online_hidden import OnlineHidden
 from distilts.distill.trainer import CHECKPOINT, TrainData, TrainResult, train
 from distilts.errors import DistiltsError
 from distilts.metrics import seasonality
-from distilts.quantiles import QuantileError, missing_levels
+from distilts.quantiles import QuantileError, missing_levels, student_levels
 from distilts.students.data import SAVED_ARGS, dataset_for_student
 from distilts.students.ensemble import NAME as ENSEMBLE
 from distilts.students.io import load_student_dir, resolved_spec, save_student_dir
@@ -421,7 +421,7 @@ def evaluate_student(
     t = config.get("teacher")
     name, path, available = _recorded_teacher(t or {})
     if with_teacher and t and available and name is not None:
-        levels = config["student"].get("kwargs", {}).get("quantiles") if t.get("quantile_levels") else None
+        levels = student_levels(config["student"]) if t.get("quantile_levels") else None
         spec = DistillSpec(
             teacher=name,
             teacher_path=path,

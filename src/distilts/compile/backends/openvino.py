@@ -17,6 +17,7 @@ from distilts.compile import int8_storage
 from distilts.compile.verify import Candidate, calibration, measure
 from distilts.compile.wrapper import batch_dim_shapes, example_input, exportable
 from distilts.errors import require
+from distilts.quantiles import student_levels
 from distilts.runtime.arch import saturates_int8
 from distilts.runtime.inputs import Inputs, n_rows, take
 
@@ -129,7 +130,7 @@ def build(
     saved in `scratch`, each measured against `ref`."""
     L, D = int(config["lookback"]), len(config["columns"])
     model = convert(module, L, D, config)
-    levels = (config["student"].get("kwargs") or {}).get("quantiles")
+    levels = student_levels(config["student"])
     keep_float = quantile_assembly(model, len(levels)) if levels else []
     variants: dict[str | None, tuple[object, str | None]] = {}
     if job.precision == "fp32":

@@ -20,6 +20,7 @@ from distilts.compile import full_int8, int8_storage, litert_ops
 from distilts.compile.verify import Candidate, calibration, measure
 from distilts.compile.wrapper import Denormalize, Normalize, batch_dim_shapes, example_input, exportable
 from distilts.errors import require
+from distilts.quantiles import student_levels
 from distilts.quiet import quiet
 from distilts.runtime.inputs import Inputs, n_rows, take, window_only
 
@@ -116,7 +117,7 @@ def full_int8_files(
     I/O quantization); None when the student has an operator left in float (no int8 kernel)."""
     if config.get("covariates"):
         return None  # the I/O mapping folds the target scaler into one input: covariate inputs have no such form
-    if (config["student"].get("kwargs") or {}).get("quantiles"):
+    if student_levels(config["student"]):
         return None  # a quantile axis on the output: the per-variate I/O mapping does not cover it
     student = getattr(module, "student", module)  # the int8 module keeps the scaler outside its student
     files = {}
