@@ -276,10 +276,7 @@ class Forecaster:
         the 0.5 level of a quantile artifact. An artifact with covariates also takes, raw: `future`
         `[L + H, F]` (its known-future columns, calendar ones excluded), `past` `[L, P]`, `static` `[S]` (a
         batch: each with a leading `B`) and `timestamps` `[L + H]` when it has calendar features."""
-        y = self._run(values, future, past, static, timestamps)
-        if self.manifest.levels is None:
-            return y
-        return np.ascontiguousarray(np.swapaxes(y[..., self.manifest.levels.index(0.5)], -1, -2))
+        return self._point(self._run(values, future, past, static, timestamps))
 
     def predict_quantiles(
         self,
@@ -319,7 +316,10 @@ class Forecaster:
         """`predict` on the model's own inputs, a batch of raw arrays named as the artifact's (`x`, then `past`,
         `future` with its calendar columns, `static`; docs/design.md): what verification on another
         architecture feeds. The 0.5 level of a quantile artifact."""
-        y = self._run_inputs(as_float32(inputs), False)
+        return self._point(self._run_inputs(as_float32(inputs), False))
+
+    def _point(self, y: np.ndarray) -> np.ndarray:
+        """The model's output as a point forecast: itself, or the 0.5 level of a quantile artifact `[.., H, D]`."""
         if self.manifest.levels is None:
             return y
         return np.ascontiguousarray(np.swapaxes(y[..., self.manifest.levels.index(0.5)], -1, -2))
