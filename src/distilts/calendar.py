@@ -8,6 +8,11 @@
     month         (month - 1) / 11 - 0.5          (GluonTS `MonthOfYear`)
     holiday       1 on a public holiday of `country` (the `holidays` library), else 0
 
+Training keeps only the features whose cycle the data's span covers twice (`covered_spec`: hour from two days,
+weekday from two weeks, month and holidays from two years): a month feature learnt from two months of data is a
+trend in disguise, and it hurt EPF's day-ahead forecasts (benchmarks/RESULTS.md). The student records the
+features it kept; forecasting uses exactly those.
+
 Numpy only (the `holidays` library for the holiday feature): no pandas, no torch, so the runtime
 generates the same features on a device as training did.
 """
@@ -22,6 +27,15 @@ from distilts.errors import DataError, require
 
 CALENDAR_FEATURES = ("hour_of_day", "day_of_week", "month", "holiday")
 PREFIX = "calendar:"
+# the cycle of each feature: training data must cover two of them, or the feature cannot be told apart from
+# the level the series happens to have (a month learnt from two months of data extrapolates a trend)
+CYCLES = {
+    "hour_of_day": np.timedelta64(1, "D"),
+    "day_of_week": np.timedelta64(7, "D"),
+    "month": np.timedelta64(365, "D"),
+    "holiday": np.timedelta64(365, "D"),
+}
+MIN_CYCLES = 2
 
 
 def calendar_spec(country: str | None = None, features: Sequence[str] | None = None) -> dict:
@@ -42,6 +56,18 @@ def check_spec(spec: dict) -> None:
         if not spec.get("country"):
             raise DataError("the holiday calendar feature needs a country: pass --calendar COUNTRY (e.g. BE).")
         _holidays(spec["country"], [2020])
+
+
+def covered_spec(spec: dict | None, timestamps: np.ndarray) -> tuple[dict | None, list[str]]:
+    """The spec without the features whose cycle the span of `timestamps` does not cover `MIN_CYCLES` times
+    (month and holidays need two years; weekday two weeks), and the names dropped."""
+    if not spec or len(timestamps) == 0:
+        return spec, []
+    t = np.asarray(timestamps).astype("datetime64[s]")
+    span = t.max() - t.min()
+    keep = [f for f in spec["features"] if span >= MIN_CYCLES * CYCLES[f]]
+    dropped = [f for f in spec["features"] if f not in keep]
+    return {**spec, "features": keep}, dropped
 
 
 def calendar_columns(spec: dict | None) -> list[str]:

@@ -54,17 +54,18 @@ def test_wide_roles_blocks_and_train_stats(tmp_path):
     ds = load_dataset(path, past_covariates=["p"], future_covariates=["f1", "f2"], static_covariates=["s"], calendar="")
     assert ds.columns == ["y"]  # covariates are not targets
     cov = ds.covariates
-    assert cov.dims == (1, 5, 1)
-    assert cov.future_columns == ["f1", "f2", "calendar:hour_of_day", "calendar:day_of_week", "calendar:month"]
+    assert cov.dims == (1, 3, 1)  # 10 days: weekday and month are dropped (their cycles are not covered twice)
+    assert cov.future_columns == ["f1", "f2", "calendar:hour_of_day"]
+    assert cov.calendar_dropped == ["day_of_week", "month"]
     lo, hi = ds.split.train
     f2 = cov.future[:, 1]
     assert cov.stats["future"]["mean"][1] == pytest.approx(f2[lo:hi].mean())  # train split only
     assert cov.stats["future"]["mean"][1] != pytest.approx(f2.mean())
-    assert cov.stats["future"]["mean"][2:] == [0.0, 0.0, 0.0] and cov.stats["future"]["std"][2:] == [1.0] * 3
+    assert cov.stats["future"]["mean"][2:] == [0.0] and cov.stats["future"]["std"][2:] == [1.0]
     L, H = 24, 6
     w = ds.windows("train", L, H, 5)
     blocks = w.covariate_batch([0, 3])
-    assert blocks["past"].shape == (2, L, 1) and blocks["future"].shape == (2, L + H, 5)
+    assert blocks["past"].shape == (2, L, 1) and blocks["future"].shape == (2, L + H, 3)
     assert blocks["static"].shape == (2, 1)
     s = w.starts[3]
     np.testing.assert_allclose(blocks["future"][1, L:, 0], cov.normalized["future"][s : s + H, 0])
@@ -148,3 +149,21 @@ def test_future_frame_check():
     with pytest.raises(DataError, match="covariate 'f1' has 1 missing .* first at 2024-01-01 03:00:00"):
         check_future_frame({"f1": np.array([1, 1, 1, np.nan])}, t, ["f1"], t[1:], "future.csv")
     check_future_frame({"f1": np.ones(4)}, t, ["f1"], t[1:], "future.csv")
+
+
+def test_calendar_keeps_the_features_whose_cycle_the_span_covers_twice():
+    from distilts.calendar import calendar_spec, covered_spec
+
+    spec = calendar_spec("BE")
+    start = np.datetime64("2020-01-01T00:00")
+    for days, kept in ((1, []), (2, ["hour_of_day"]), (20, ["hour_of_day", "day_of_week"]), (800, spec["features"])):
+        t = start + np.arange(days * 24 + 1) * np.timedelta64(1, "h")
+        got, dropped = covered_spec(spec, t)
+        assert got["features"] == kept and dropped == [f for f in spec["features"] if f not in kept]
+
+
+def test_a_saved_student_reads_its_own_calendar_features_whatever_the_span(tmp_path):
+    path = wide_csv(tmp_path / "w.csv")
+    exact = load_dataset(path, future_covariates=["f1"], calendar="", calendar_features=["hour_of_day", "month"])
+    assert exact.covariates.future_columns == ["f1", "calendar:hour_of_day", "calendar:month"]
+    assert exact.covariates.calendar_dropped == []

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distilts.calendar import calendar_columns, calendar_features, calendar_spec
+from distilts.calendar import calendar_columns, calendar_features, calendar_spec, covered_spec
 from distilts.errors import DataError
 
 ROLES = ("past", "future", "static")
@@ -37,6 +37,8 @@ class CovariateSpec:
     static: tuple[str, ...] = ()
     calendar: str | None = None
     static_table: str | None = None
+    # the calendar features exactly (a saved student's); None: the default ones the data's span can teach
+    calendar_features: tuple[str, ...] | None = None
 
     @classmethod
     def from_args(cls, args: dict) -> CovariateSpec:
@@ -47,6 +49,7 @@ class CovariateSpec:
             tuple(args.get("static_covariates") or ()),
             args.get("calendar"),
             args.get("static_table"),
+            None if args.get("calendar_features") is None else tuple(args["calendar_features"]),
         )
         spec.check()
         return spec
@@ -56,7 +59,9 @@ class CovariateSpec:
 
     @property
     def calendar_spec(self) -> dict | None:
-        return None if self.calendar is None else calendar_spec(self.calendar or None)
+        if self.calendar is None:
+            return None
+        return calendar_spec(self.calendar or None, self.calendar_features)
 
     @property
     def columns(self) -> list[str]:
@@ -125,6 +130,8 @@ class Covariates:
     static_columns: list[str]
     stats: dict = field(default_factory=dict)
     normalized: dict = field(default_factory=dict)
+    calendar: dict | None = None  # the calendar features used: the spec's, less those the data's span cannot teach
+    calendar_dropped: list[str] = field(default_factory=list)
 
     @property
     def dims(self) -> tuple[int, int, int]:
@@ -132,7 +139,7 @@ class Covariates:
 
     def fit(self, train_rows: np.ndarray, train_series: np.ndarray | None = None) -> Covariates:
         """Train-split statistics (boolean row mask; series mask for static) and the normalized values."""
-        n_cal = len(calendar_columns(self.spec.calendar_spec))
+        n_cal = len(calendar_columns(self.calendar))
         series_mask = np.ones(len(self.static), bool) if train_series is None else train_series
         for role, arr, rows in (
             ("past", self.past, train_rows),
@@ -174,7 +181,8 @@ class Covariates:
             "past": list(self.past_columns),
             "future": list(self.future_columns),
             "static": list(self.static_columns),
-            "calendar": self.spec.calendar_spec,
+            "calendar": self.calendar,
+            **({"calendar_dropped": self.calendar_dropped} if self.calendar_dropped else {}),
             "stats": self.stats,
         }
 
@@ -215,11 +223,14 @@ def assemble(
             check_finite(name, columns[name], times, source, ids)
     past = _stack([columns[c] for c in spec.past], n)
     cal = spec.calendar_spec
-    cal_cols = calendar_columns(cal)
-    if cal_cols and (times is None or not np.issubdtype(times.dtype, np.datetime64)):
+    if calendar_columns(cal) and (times is None or not np.issubdtype(times.dtype, np.datetime64)):
         raise DataError(
             f"{source}: --calendar needs timestamps; the data has no date column (name it with --date-column)."
         )
+    dropped: list[str] = []
+    if times is not None and spec.calendar_features is None:
+        cal, dropped = covered_spec(cal, times)
+    cal_cols = calendar_columns(cal)
     future = _stack([columns[c] for c in spec.future], n)
     if cal_cols:
         assert times is not None  # checked above
@@ -246,7 +257,17 @@ def assemble(
                 "give it as --past-covariates or --future-covariates instead."
             )
         static[:, j] = col[first]
-    return Covariates(spec, past, future, static, list(spec.past), [*spec.future, *cal_cols], list(spec.static))
+    return Covariates(
+        spec,
+        past,
+        future,
+        static,
+        list(spec.past),
+        [*spec.future, *cal_cols],
+        list(spec.static),
+        calendar=cal,
+        calendar_dropped=dropped,
+    )
 
 
 def _stack(cols: list[np.ndarray], n: int) -> np.ndarray:

@@ -91,6 +91,7 @@ def load_dataset(
     static_covariates: Sequence[str] | None = None,
     calendar: str | None = None,
     static_table: str | None = None,
+    calendar_features: Sequence[str] | None = None,
 ) -> Dataset | PanelDataset:
     """Load `path` (or the built-in synthetic series when None), split and z-score it.
 
@@ -98,7 +99,8 @@ def load_dataset(
     PanelDataset instead: many univariate series, split and z-scored per series (data/panel.py).
     Covariates (data/covariates.py): `past_covariates`, `future_covariates`, `static_covariates` (column
     names), `calendar` (None: off, "": hour/weekday/month, a country code: also its holidays) and
-    `static_table` (a file of static covariates per series id, long format).
+    `static_table` (a file of static covariates per series id, long format). The calendar keeps the features
+    whose cycle the data covers twice (`calendar.covered_spec`), or exactly `calendar_features` when given.
     """
     names = LongColumns(id_column, timestamp_column, target_column)
     cov = CovariateSpec.from_args(
@@ -108,6 +110,7 @@ def load_dataset(
             "static_covariates": static_covariates,
             "calendar": calendar,
             "static_table": static_table,
+            "calendar_features": calendar_features,
         }
     )
     if cov and path is None:

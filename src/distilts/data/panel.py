@@ -258,6 +258,9 @@ class PanelDataset:
         self.series = PanelSource(panel.source, freq)
         self._norm: dict[int, np.ndarray] = {}
         self._horizon: int | None = None
+        # False (--no-revin): the student sees every series on the artifact's one scale (`scaler`), since nothing
+        # in the artifact knows a series' own statistics; True: per-series z-score (RevIN takes raw values)
+        self.per_series_scaling = True
         self.covariates: Covariates | None = None  # rows in the panel's order, fitted per horizon
         self._cov_fit: int | None = None
 
@@ -277,7 +280,8 @@ class PanelDataset:
     @property
     def data_hash(self) -> str:
         h = hashlib.sha256(self.panel.data_hash.encode())
-        h.update(f"per-series split val=test=H, per-series z-score, cap {self.max_per_series}".encode())
+        scaling = "per-series z-score" if self.per_series_scaling else f"common scale {float(self.scaler.std[0])!r}"
+        h.update(f"per-series split val=test=H, {scaling}, cap {self.max_per_series}".encode())
         if self.covariates is not None:
             covariate_hash(h, self.covariates)
         return h.hexdigest()
@@ -288,8 +292,10 @@ class PanelDataset:
 
     def series_stats(self, horizon: int) -> tuple[np.ndarray, np.ndarray]:
         """(mean, std) `[S]` float64 of each series' train part: the per-series z-score of `normalized`
-        (a constant series gets std 1)."""
+        (a constant series gets std 1); the common scaler of every series without `per_series_scaling`."""
         p = self.panel
+        if not self.per_series_scaling:
+            return np.full(len(p), float(self.scaler.mean[0])), np.full(len(p), float(self.scaler.std[0]))
         sp = split_panel(p, horizon, horizon)
         mean, std = np.zeros(len(p)), np.ones(len(p))
         for i in range(len(p)):

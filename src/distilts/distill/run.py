@@ -253,7 +253,17 @@ def panel_normalization(spec: DistillSpec, dataset: Dataset, log: Callable[[str]
     if name == ENSEMBLE:  # the members take the series' raw values: their RevIN is what counts
         name = kwargs.setdefault("member", student_options(ENSEMBLE)["member"])
         kwargs = kwargs.setdefault("member_options", {})
-    if not isinstance(dataset, PanelDataset) or "revin" not in student_options(name):
+    if not isinstance(dataset, PanelDataset):
+        return None
+    options = student_options(name)
+    if "revin" not in options:
+        if kwargs.get("norm", options.get("norm")) == "none":  # no window normalization: one common scale
+            dataset.per_series_scaling = False
+            log(
+                f"warning: {name} with norm=none sees every series on the panel's common scale (as the artifact "
+                "will); series of other levels get poor forecasts (-O norm=window normalizes each window)"
+            )
+            return {"instance": None, "why": "norm=none: the panel's common scale"}
         return None
     quantile_revin = getattr(student_class(name), "quantile_revin", False)  # RevIN without affine
     if kwargs.get("quantiles") and kwargs.get("revin") is not False and not quantile_revin:
@@ -270,9 +280,10 @@ def panel_normalization(spec: DistillSpec, dataset: Dataset, log: Callable[[str]
     elif kwargs["revin"]:
         why = "on (--revin)"
     else:
+        dataset.per_series_scaling = False  # the student learns the scale the artifact will be given
         why = (
-            "off (--no-revin): the artifact takes values on the panel's common scale, so series of other "
-            "levels get wrong forecasts; use it only for series already on one scale"
+            "off (--no-revin): the student sees every series on the panel's common scale (as the artifact will), "
+            "so series of other levels get poor forecasts; use it for one series or series already on one scale"
         )
         log(f"warning: instance normalization {why}")
     kwargs.setdefault("revin_eps", dataset.revin_eps)

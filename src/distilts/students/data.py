@@ -29,6 +29,9 @@ def dataset_for_student(config: dict, data_args: dict) -> Dataset:
     ):
         if args.get(key) in (None, "auto") and saved.get(saved_key) is not None:
             args[key] = saved[saved_key]
+    calendar = (config.get("covariates") or {}).get("calendar")
+    if calendar and args.get("calendar") is not None:
+        args["calendar_features"] = calendar["features"]  # the student's own, whatever span this data has
     try:
         dataset = load_dataset(**args)
     except DataError as exc:

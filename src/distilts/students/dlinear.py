@@ -18,6 +18,8 @@ Covariates (`n_past`, `n_future`, `n_static`): a linear covariate branch added t
 of every variate (before RevIN's de-normalisation), starting at zero so training starts from the plain DLinear.
 Known-future covariates by `future_map`: "step" (default) maps each horizon step's values to that step's output,
 one map `F -> D` shared by the steps (`y_t += W f_{L+t} + b`: few weights, what a load-to-price relation needs);
+"horizon" maps the horizon's block to every output step (`vec(future[L:]) -> D x H`, at H F H weights: each hour
+weighs the whole day's covariates, the LEAR-style day-ahead regression; measured best on EPF, where "full" overfits);
 "full" maps the whole block over lookback + horizon (`vec(future) -> D x H`, which can weigh the horizon's values
 against the recent ones, at (L + H) F H weights). Past-only covariates over the lookback and static ones take
 one map `vec(past) ++ static -> D x (H + rank)`. The model stays affine in all its inputs.
@@ -33,6 +35,8 @@ from torch import nn
 from distilts.students.covariates import check_covariate_dims, covariate_inputs
 from distilts.students.quantile import DEFAULT_RANK, QuantileOutput
 from distilts.students.revin import RevIN
+
+FUTURE_MAPS = ("step", "horizon", "full")
 
 
 class MovingAverage(nn.Module):
@@ -92,8 +96,8 @@ class DLinear(nn.Module):
         super().__init__()
         self.lookback, self.horizon, self.n_variates = lookback, horizon, n_variates
         self.covariate_dims = check_covariate_dims(n_past, n_future, n_static)
-        if future_map not in ("step", "full"):
-            raise ValueError(f"future_map must be 'step' or 'full' (got {future_map!r}).")
+        if future_map not in FUTURE_MAPS:
+            raise ValueError(f"future_map must be one of {', '.join(FUTURE_MAPS)} (got {future_map!r}).")
         self.future_map = future_map
         self.repr_dim = 2 * horizon
         self.decompose = MovingAverage(moving_avg)
@@ -120,7 +124,8 @@ class DLinear(nn.Module):
         self.revin = RevIN(n_variates, eps=revin_eps) if revin else None
         self.width = width
         step = future_map == "step"
-        n_in = lookback * n_past + n_static + (0 if step else (lookback + horizon) * n_future)
+        future_steps = {"step": 0, "horizon": horizon, "full": lookback + horizon}[future_map]
+        n_in = lookback * n_past + n_static + future_steps * n_future
         self.covariate_map = nn.Linear(n_in, n_variates * width) if n_in else None
         self.step_map = nn.Linear(n_future, n_variates) if step and n_future else None
         for layer in (self.covariate_map, self.step_map):
@@ -157,6 +162,8 @@ class DLinear(nn.Module):
             if self.width > self.horizon:  # the quantile rank features get no step term
                 out = torch.nn.functional.pad(out, (0, self.width - self.horizon))
             future = None
+        elif self.future_map == "horizon" and future is not None:
+            future = future[:, self.lookback :]
         feats = [b.flatten(1) for b in (past, future, static) if b is not None]
         if feats and self.covariate_map is not None:
             full = self.covariate_map(torch.cat(feats, dim=-1)).unflatten(-1, (self.n_variates, self.width))
