@@ -50,6 +50,20 @@ def test_panel_dataset_pools_windows_per_series(panel_file):
     assert len(test) == 7  # one window per series: its last H values
 
 
+def test_without_instance_normalization_the_panel_is_on_the_artifacts_common_scale(panel_file):
+    """--no-revin: nothing in the artifact knows a series' own statistics, so training sees what it will be given:
+    raw values over the panel's one scale, not the per-series z-score (which only RevIN makes harmless)."""
+    ds = load_dataset(panel_file)
+    ds.per_series_scaling = False
+    x, _ = ds.windows("train", L, H).batch(np.arange(4))
+    raw, _ = load_dataset(panel_file).windows("train", L, H).batch(np.arange(4))
+    mean, std = ds.series_stats(H)
+    assert np.all(mean == 0) and np.all(std == ds.scaler.std[0])
+    assert not np.allclose(x, raw)  # the default per-series z-score differs
+    series = ds.panel.series(0)
+    np.testing.assert_allclose(x[0, :, 0], series[:L] / ds.scaler.std[0], rtol=1e-5)
+
+
 def test_global_dlinear_distilled_from_a_panel_teacher(panel_file, tmp_path):
     teacher = tmp_path / "teacher"
     _cli(["train-teacher", "--data", panel_file, "--lookback", L, "--horizon", H, "--out", teacher, "--epochs", "1",

@@ -37,6 +37,12 @@ def test_quantile_student_ground_truth_only(tmp_path):
     model, _ = load_student_dir(out)
     y = model(torch.randn(2, 48, 4))
     assert y.shape == (2, 12, 4, 3) and bool(torch.all(torch.diff(y, dim=-1) >= 0))
+    # split-conformal calibration on the validation windows (on by default): covers at least nominal there,
+    # only widens, and travels with the student (config.json -> the head of the reloaded model)
+    iv = config["intervals"]
+    assert iv["val_coverage_after"]["0.8"] >= 0.8 - 1e-9 and min(iv["widen"]) >= 0
+    assert len(iv["widen"]) == 12 * 2 and model.quantile_head.widen is not None
+    assert "calibrated" in (out / "card.md").read_text()
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert "val_wql" in log[0] and np.isfinite(log[0]["val_wql"])
 
@@ -55,3 +61,11 @@ def test_quantile_rank_without_quantiles_is_refused(tmp_path):
     res = CliRunner().invoke(cli, ["distill", "--no-kd", "--beta", "0", "--quantile-rank", "4", *SMALL,
                                    "--out", str(tmp_path / "x")])
     assert res.exit_code != 0 and "--quantiles" in res.output
+
+
+def test_calibration_can_be_turned_off(tmp_path):
+    out = tmp_path / "q"
+    res = CliRunner().invoke(cli, ["distill", "--student", "dlinear", "--no-kd", "--beta", "0", "--quantiles",
+                                   "0.1,0.5,0.9", "--no-calibrate-intervals", *SMALL, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "intervals" not in json.loads((out / "config.json").read_text())

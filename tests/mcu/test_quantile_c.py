@@ -101,3 +101,31 @@ def test_tflite_micro_main_carries_the_same_calibration_step(tmp_path):
     for f, y in zip(forecasts, observed, strict=True):
         cal.update(f.transpose(1, 0, 2), y)
     np.testing.assert_array_equal(off_c, cal.offsets.transpose(1, 0, 2))
+
+
+def test_calibrated_widening_reaches_the_c_head_and_the_int8_form(tmp_path):
+    """The intervals' split-conformal widening (added to the gaps after |.|) is in the C code and in the ReLU head
+    full-int8 kernels take, so every artifact forecasts the calibrated levels."""
+    from distilts.mcu.quantile_int8 import int8_form
+
+    torch.manual_seed(0)
+    student = DLinear(L, H, D, moving_avg=5, quantiles=LEVELS, quantile_rank=3).eval()
+    z = torch.tensor(np.random.default_rng(2).normal(size=(4, L, D)).cumsum(1) * 0.3, dtype=torch.float32)
+    with torch.no_grad():
+        plain = student(z).numpy()
+        student.quantile_head.set_widening(np.linspace(0.0, 0.5, H * (len(LEVELS) - 1)))
+        wide = student(z).numpy()
+        relu = int8_form(student)(z).numpy().transpose(0, 2, 1, 3)
+    assert np.all(wide[..., 0] <= plain[..., 0]) and np.all(wide[..., -1] >= plain[..., -1])
+    np.testing.assert_allclose(wide[..., 2], plain[..., 2])  # the median is untouched
+    np.testing.assert_allclose(relu, wide, rtol=1e-5, atol=1e-5)
+    model = c_artifact.linear_model(student, CONFIG)
+    mean, std = (np.asarray(CONFIG["scaler"][k]) for k in ("mean", "std"))
+    ref = wide.astype(np.float64).transpose(0, 2, 1, 3) * std[:, None, None] + mean[:, None, None]
+    x = (z.numpy() * std + mean).astype(np.float32)
+    np.testing.assert_allclose(model.predict(x), ref, rtol=1e-5, atol=1e-4)
+    c_artifact.write_sources(model, "fp32", tmp_path, "t")
+    assert "GAP_WIDEN" in (tmp_path / "model.c").read_text()
+    lib = ctoolchain.build_shared(tmp_path, tmp_path / "lib.so")
+    y = ctoolchain.run_shared(lib, x, model.out_steps).reshape(len(x), *model.output_shape)
+    np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-3)

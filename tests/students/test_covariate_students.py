@@ -62,9 +62,10 @@ def test_without_covariates_the_student_is_unchanged(name):
     torch.testing.assert_close(plain.eval()(x), zero.eval()(x))
 
 
-@pytest.mark.parametrize("future_map", ["step", "full"])
+@pytest.mark.parametrize("future_map", ["step", "horizon", "full"])
 def test_dlinear_future_map(future_map):
-    """"step": one map F -> D shared by the horizon's steps (step t sees only f_{L+t}); "full": the whole block."""
+    """"step": one map F -> D shared by the horizon's steps (step t sees only f_{L+t}); "horizon": every step sees
+    the horizon's block (not the lookback's); "full": the whole block."""
     model = build_student("dlinear", L, H, D, n_future=F, future_map=future_map).eval()
     for p in model.parameters():
         torch.nn.init.normal_(p)
@@ -73,9 +74,15 @@ def test_dlinear_future_map(future_map):
     changed = future.clone()
     changed[:, L + 3] += 1.0  # one horizon step
     diff = (model(x, future=changed) - y).abs().amax(dim=(0, 2))
+    past = future.clone()
+    past[:, L - 1] += 1.0  # one lookback step
+    seen_past = (model(x, future=past) - y).abs().amax()
     if future_map == "step":
         assert diff[3] > 1e-3 and torch.all(diff[torch.arange(H) != 3] == 0)
         assert sum(p.numel() for n, p in model.named_parameters() if "step_map" in n) == F * D + D
+    elif future_map == "horizon":
+        assert torch.all(diff > 1e-3) and seen_past == 0
+        assert model.covariate_map.in_features == H * F
     else:
         assert torch.all(diff > 1e-3)
 

@@ -173,6 +173,13 @@ def _load_config_file(ctx: click.Context, _param, value: str | None) -> str | No
     help="How the ensemble's members become one forecast: mean (default) or the elementwise median (N-BEATS).",
 )
 @click.option(
+    "--calibrate-intervals/--no-calibrate-intervals",
+    default=TRAIN.calibrate_intervals,
+    show_default=True,
+    help="Quantile students: widen each central interval by split conformal prediction (CQR) on the validation "
+    "windows, so that it covers its nominal share there; the widening is part of the student and its artifacts.",
+)
+@click.option(
     "--season",
     type=click.IntRange(min=0),
     default=TRAIN.season,
@@ -388,6 +395,7 @@ def distill(
     device: str,
     amp: str,
     student_option: tuple[str, ...],
+    calibrate_intervals: bool,
     quantiles: str | None,
     quantile_kd: str,
     fta_latent: int,
@@ -502,6 +510,7 @@ def distill(
             loss=loss,
             sampling=sampling,
             season=season,
+            calibrate_intervals=calibrate_intervals,
         ),
     )
 

@@ -90,6 +90,7 @@ class TrainConfig:
     loss: str = LOSSES[0]  # point students: the supervised and KD terms' error (early stopping follows it)
     sampling: str = SAMPLINGS[0]  # training order: all windows, or equal windows per series (panel data)
     season: int = 0  # seasonal period of the mase loss (and --lookback auto); 0: from the data's frequency
+    calibrate_intervals: bool = True  # quantile students: split-conformal widening on val windows (intervals.py)
 
     @property
     def use_kd(self) -> bool:

@@ -220,6 +220,17 @@ def model_card(config: dict, metrics: dict) -> str:
         else f"Quantiles at levels {', '.join(f'{v:g}' for v in levels)} (0.5 is the point forecast); "
         "the interval's coverage is measured on the test split above and is not guaranteed elsewhere. "
     )
+    intervals = config.get("intervals") or {}
+    if intervals.get("val_coverage_after"):
+        limits += (
+            f"Intervals calibrated by split conformal prediction (CQR) on {intervals['windows']:,} validation "
+            "windows: coverage there "
+            + ", ".join(
+                f"{k} {intervals['val_coverage_before'][k]:.1%} -> {v:.1%}"
+                for k, v in intervals["val_coverage_after"].items()
+            )
+            + ". "
+        )
     norm = config.get("normalization")
     norm = f"\n**Instance normalization**: {norm['why']}." if norm else ""
     norm += covariate_card(config.get("covariates"))

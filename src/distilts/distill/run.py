@@ -21,6 +21,7 @@ from distilts.data.panel import PanelDataset
 from distilts.data.spec import DataSpec
 from distilts.distill import evaluate as ev
 from distilts.distill.config import AUTO_LOOKBACK_HORIZONS, DistillSpec, TrainConfig, auto_lookback
+from distilts.distill.intervals import calibrate_intervals
 from distilts.distill.online_hidden import OnlineHidden
 from distilts.distill.trainer import CHECKPOINT, TrainData, TrainResult, train
 from distilts.errors import DistiltsError
@@ -201,6 +202,18 @@ def distill_student(
         on_epoch_end=on_epoch_end,
     )
     config = student_config(spec, dataset, teacher.info, result, train_stride)
+    if spec.train.calibrate_intervals and getattr(model, "quantile_head", None) is not None:
+        intervals = calibrate_intervals(model, val_w, device=str(next(model.parameters()).device))
+        if intervals is not None:
+            config["intervals"] = intervals
+            if "val_coverage_after" in intervals:
+                log(
+                    f"intervals calibrated on {intervals['windows']:,} validation windows (CQR): coverage "
+                    + ", ".join(
+                        f"{k}: {intervals['val_coverage_before'][k]:.1%} -> {v:.1%}"
+                        for k, v in intervals["val_coverage_after"].items()
+                    )
+                )
     if normalization is not None:
         config["normalization"] = normalization
     if covariates is not None:

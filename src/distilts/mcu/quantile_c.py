@@ -41,6 +41,7 @@ class QuantileModel:
     levels: tuple[float, ...]
     horizon: int
     std: np.ndarray  # the scaler's std per variate: the calibration step's unit
+    gap_widen: np.ndarray | None = None  # [D, G] the intervals' calibrated widening, added after |.| (None: none)
 
     @property
     def lookback(self) -> int:
@@ -73,7 +74,10 @@ class QuantileModel:
         y = self.core.predict(x)  # [B, H + rank, D]
         H, Q = self.horizon, len(self.levels)
         med, feat = y[:, :H].transpose(0, 2, 1), y[:, H:].transpose(0, 2, 1)  # [B, D, H], [B, D, rank]
-        gaps = np.abs(feat @ self.gap_weight.T + self.gap_bias).reshape(*feat.shape[:2], H, Q - 1)
+        gaps = np.abs(feat @ self.gap_weight.T + self.gap_bias)
+        if self.gap_widen is not None:
+            gaps = gaps + self.gap_widen
+        gaps = gaps.reshape(*feat.shape[:2], H, Q - 1)
         m = self.median_index
         out = np.empty((*med.shape, Q))
         out[..., m] = med
@@ -101,6 +105,7 @@ def from_student(student, config: dict) -> QuantileModel:
         tuple(head.levels),
         int(folded.horizon),
         np.asarray(std, np.float64),
+        None if head.widen is None else head.widen.detach().numpy().copy(),
     )
 
 
@@ -140,7 +145,8 @@ def stack_bytes(m: QuantileModel) -> int:
 
 def head_flash_bytes(m: QuantileModel) -> int:
     """Constant data beyond the core's: the head's gap weights and biases, the levels, the calibration unit."""
-    return 4 * (m.gap_weight.size + m.gap_bias.size + len(m.levels) + m.n_variates)
+    widen = 0 if m.gap_widen is None else m.gap_widen.size
+    return 4 * (m.gap_weight.size + m.gap_bias.size + widen + len(m.levels) + m.n_variates)
 
 
 def source(m: QuantileModel, precision: str, name: str) -> str:
@@ -159,7 +165,11 @@ def source(m: QuantileModel, precision: str, name: str) -> str:
         f"static const float GAP_W[QG * QR] = {{\n{cgen._floats(m.gap_weight)}\n}};",
         f"static const float GAP_B[D * QG] = {{\n{cgen._floats(m.gap_bias)}\n}};",
     ]
-    return core + "\n".join(consts) + "\n" + _HEAD_C + calibration_c.source(m.levels, m.std, H)
+    head = _HEAD_C
+    if m.gap_widen is not None:  # the calibrated widening of the intervals
+        consts.append(f"static const float GAP_WIDEN[D * QG] = {{\n{cgen._floats(m.gap_widen)}\n}};")
+        head = head.replace("fabsf(r + GAP_B[d * QG + g]);", "fabsf(r + GAP_B[d * QG + g]) + GAP_WIDEN[d * QG + g];")
+    return core + "\n".join(consts) + "\n" + head + calibration_c.source(m.levels, m.std, H)
 
 
 _HEAD_C = r"""

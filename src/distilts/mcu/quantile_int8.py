@@ -36,13 +36,21 @@ class ReluQuantileHead(nn.Module):
         self.register_buffer("bias", torch.cat([bias, -bias], dim=-1).clone())  # [2 G] or [D, 2 G]
         a = head.assemble.detach()
         self.register_buffer("assemble", torch.cat([a[:1], a[1:], a[1:]], dim=0).clone())  # [2 Q - 1, Q]
+        # the calibrated widening w of every gap is a constant after assembly: w A_g, [H, Q] or [D, H, Q]
+        self.offset: torch.Tensor | None
+        widen = getattr(head, "widen", None)
+        offset = None
+        if widen is not None:
+            offset = torch.matmul(widen.detach().unflatten(-1, (self.horizon, self.n_levels - 1)), a[1:]).clone()
+        self.register_buffer("offset", offset)
 
     def forward(self, median: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         r = torch.relu(nn.functional.linear(features, self.weight) + self.bias)  # [B, D, 2 G]
         H, G = self.horizon, self.n_levels - 1
         pos = r[..., : H * G].unflatten(-1, (H, G))
         neg = r[..., H * G :].unflatten(-1, (H, G))
-        return torch.matmul(torch.cat([median.unsqueeze(-1), pos, neg], dim=-1), self.assemble)
+        out = torch.matmul(torch.cat([median.unsqueeze(-1), pos, neg], dim=-1), self.assemble)
+        return out if self.offset is None else out + self.offset
 
 
 class ArtifactLayout(nn.Module):

@@ -17,6 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from distilts.errors import DistiltsError, ModelDirError
+from distilts.students.quantile import apply_widening
 from distilts.students.registry import build_student, param_count, student_options
 from distilts.utils import temp_dir_beside, write_json
 
@@ -117,6 +118,7 @@ def load_student_dir(directory: str | os.PathLike) -> tuple[nn.Module, dict[str,
         ) from None
     _check_weights(model, state, weights)
     model.load_state_dict(state, strict=True)
+    apply_widening(model, config)  # the intervals' calibration lives in config.json, not in the weights
     return model.eval(), config
 
 

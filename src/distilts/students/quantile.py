@@ -13,6 +13,11 @@ the order on every window). |.| is positively homogeneous, so a positive per-var
 de-normalisation) passes through: the raw-scale levels are `[median_raw, |f_raw W + s b|] A` with
 `f_raw = s f` (what the compile fold uses).
 
+Interval calibration (`widen`, set from a student's config.json by `distilts.distill.intervals`): a
+non-negative constant added to each gap after |.| (`[median, |r| + w] A`), fitted by split conformal
+prediction on validation windows; it only widens, so the levels still cannot cross. It is in normalized
+units and scales with the de-normalisation like the gap bias.
+
 Layout: the head works on `[B, D, H, Q]` (variates first, weights on the right of every MatMul, as
 int8 TFLite kernels need), which is what a compiled artifact returns (no output transpose in the
 graph; the runtime hands out `[B, H, D, Q]` views). Students return `[B, H, D, Q]`. The low-rank gaps (rank 8 by
@@ -66,6 +71,18 @@ class QuantileOutput(nn.Module):
         self.variate_bias: torch.Tensor | None
         self.register_buffer("assemble", torch.from_numpy(assemble_matrix(self.levels)), persistent=False)
         self.register_buffer("variate_bias", None, persistent=False)  # [D, H (Q-1)] once scaled
+        self.widen: torch.Tensor | None
+        self.register_buffer("widen", None, persistent=False)  # [H (Q-1)] ([D, H (Q-1)] once scaled), >= 0
+
+    def set_widening(self, widen: Sequence[float] | np.ndarray | None) -> None:
+        """Set the calibrated non-negative widening of every gap, `[H (Q-1)]` in normalized units (None: off)."""
+        if widen is None:
+            self.widen = None
+            return
+        w = torch.as_tensor(np.asarray(widen, np.float64), dtype=self.gaps.bias.dtype).reshape(-1)
+        if w.numel() != self.gaps.bias.numel() or bool((w < 0).any()):
+            raise ValueError(f"widening needs {self.gaps.bias.numel()} non-negative values (got {w.numel()}).")
+        self.widen = w.contiguous()
 
     @property
     def n_levels(self) -> int:
@@ -74,7 +91,10 @@ class QuantileOutput(nn.Module):
     def forward(self, median: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         raw = torch.matmul(features, self.gaps.weight.t())  # [B, D, H (Q-1)]
         raw = raw + (self.gaps.bias if self.variate_bias is None else self.variate_bias)
-        gaps = torch.abs(raw).unflatten(-1, (self.horizon, self.n_levels - 1))  # [B, D, H, Q-1]
+        gaps = torch.abs(raw)
+        if self.widen is not None:
+            gaps = gaps + self.widen
+        gaps = gaps.unflatten(-1, (self.horizon, self.n_levels - 1))  # [B, D, H, Q-1]
         return torch.matmul(torch.cat([median.unsqueeze(-1), gaps], dim=-1), self.assemble)  # [B, D, H, Q]
 
     def scaled(self, scale: Sequence[float], dtype: torch.dtype = torch.float32) -> QuantileOutput:
@@ -83,6 +103,8 @@ class QuantileOutput(nn.Module):
         out = copy.deepcopy(self).to(dtype)
         s = torch.as_tensor(np.asarray(scale, np.float64))
         out.variate_bias = (self.gaps.bias.detach().double()[None, :] * s[:, None]).to(dtype).contiguous()
+        if self.widen is not None:
+            out.widen = (self.widen.detach().double()[None, :] * s[:, None]).to(dtype).contiguous()
         return out.eval()
 
 
@@ -104,3 +126,12 @@ def head_forecast(
         return y
     y = out.transpose(1, 2)
     return y if revin is None else revin.denormalize(y, mean, std)
+
+
+def apply_widening(model: nn.Module, config: dict) -> None:
+    """Set the calibrated widening a student's config.json records (`intervals.widen`, written by
+    `distilts.distill.intervals`) on its quantile head."""
+    widen = (config.get("intervals") or {}).get("widen")
+    head = getattr(model, "quantile_head", None)
+    if widen is not None and isinstance(head, QuantileOutput):
+        head.set_widening(widen)
