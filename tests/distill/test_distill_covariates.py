@@ -72,6 +72,7 @@ def test_known_future_covariate_is_learned(tmp_path, data):
     # weeks of data: the month's yearly cycle is not covered twice, so the calendar drops it (and says so)
     assert cov["future"] == ["f", "calendar:hour_of_day", "calendar:day_of_week"]
     assert cov["calendar_dropped"] == ["month"]
+    assert "calendar features month dropped" in (tmp_path / "cov" / "card.md").read_text()
     assert cov["past"] == [] and cov["static"] == [] and cov["calendar"]["country"] is None
     assert len(cov["stats"]["future"]["mean"]) == 3
     assert cfg["student"]["kwargs"]["n_future"] == 3 and cfg["columns"] == ["y"]

@@ -166,8 +166,13 @@ def covariate_card(cov: dict | None) -> str:
     parts = [f"{role} {', '.join(cov[role])}" for role in ("past", "future", "static") if cov.get(role)]
     text = f"\n**Covariates**: {'; '.join(parts)}"
     if cal:
-        text += f" (calendar features {', '.join(cal['features'])} from the timestamps"
-        text += f", holidays of {cal['country']})" if cal.get("country") else ")"
+        text += f" (calendar features {', '.join(cal['features']) or 'none'} from the timestamps"
+        text += f", holidays of {cal['country']})" if cal.get("country") and "holiday" in cal["features"] else ")"
+    if cov.get("calendar_dropped"):
+        text += (
+            f"; calendar features {', '.join(cov['calendar_dropped'])} dropped: the training data does not cover "
+            "their cycle twice"
+        )
     teacher = cov.get("teacher")
     return text + (f". {teacher}" if teacher else "") + "."
 

@@ -182,6 +182,11 @@ def distill_student(
             f"covariates: past {covariates.past_columns}, future {covariates.future_columns}, "
             f"static {covariates.static_columns}"
         )
+        if covariates.calendar_dropped:
+            log(
+                f"note: calendar features {', '.join(covariates.calendar_dropped)} dropped: the data's span does not "
+                "cover their cycle twice (month and holidays need 2 years, weekday 2 weeks, hour 2 days)"
+            )
     teacher = teacher_outputs(dataset, spec, progress, train_stride)
     assert isinstance(spec.lookback, int)  # "auto" was resolved above (resolve_lookback)
     torch.manual_seed(spec.train.seed)
