@@ -111,3 +111,12 @@ def test_global_dlinear_distilled_from_a_panel_teacher(panel_file, tmp_path):
         with torch.no_grad():
             z = model(torch.tensor((hist[-L:] - m) / sd, dtype=torch.float32)[None, :, None])[0, :, 0].numpy()
         np.testing.assert_allclose(want, z * sd + m, rtol=1e-3, atol=1e-3 * sd)
+    # distilts profile takes the panel: each series' test window, raw values in
+    from distilts.profile.profiler import profile_windows
+    from distilts.runtime.manifest import read_manifest
+
+    wins = profile_windows(read_manifest(art), {"path": panel_file}, 50)
+    assert wins.x_raw.shape == (7, L, 1) and wins.info["windows"] == 7  # one test window per series
+    sid = df.unique_id.drop_duplicates().iloc[0]
+    hist = df[df.unique_id == sid].y.to_numpy(np.float64)
+    np.testing.assert_allclose(wins.x_raw[0, :, 0], hist[-L - H : -H], rtol=1e-5)

@@ -106,3 +106,14 @@ def test_golden_self_check_and_version_cover_the_covariate_inputs(tmp_path_facto
     (art / "manifest.json").write_text(json.dumps(man))
     with pytest.raises(ArtifactError, match="needs manifest version 2"):
         Forecaster.load(art)
+
+
+def test_profile_refuses_a_covariate_artifact_in_one_line(tmp_path_factory):
+    from distilts.errors import DistiltsError
+    from distilts.profile.profiler import profile_windows
+    from distilts.runtime.manifest import read_manifest
+
+    art = artifact(tmp_path_factory, "onnx")
+    with pytest.raises(DistiltsError, match=r"also takes covariates \(past, future, static\)") as exc:
+        profile_windows(read_manifest(art), {"path": None}, 10)
+    assert "\n" not in str(exc.value)

@@ -22,6 +22,7 @@ import numpy as np
 
 from distilts import __version__
 from distilts.data import load_dataset, make_windows
+from distilts.data.panel import PanelDataset
 from distilts.data.spec import DataSpec
 from distilts.errors import DistiltsError
 from distilts.runtime.manifest import Manifest, read_manifest
@@ -56,6 +57,12 @@ class ProfileWindows:
 
 def profile_windows(man: Manifest, data_args: dict, n_windows: int) -> ProfileWindows:
     """Up to n_windows evenly spaced windows of the standard test split, normalized with the manifest's scaler."""
+    if man.covariates:
+        raise DistiltsError(
+            f"{man.directory}: distilts profile times artifacts whose only input is the window; this one also "
+            f"takes covariates ({', '.join(k for k in ('past', 'future', 'static') if man.covariates.get(k))}). "
+            "Time it with Forecaster.predict(window, future=..., ...) or `python -m benchmarks run covariates_epf`."
+        )
     ds = load_dataset(
         data_args.get("path"),
         columns=man.columns,
@@ -63,9 +70,19 @@ def profile_windows(man: Manifest, data_args: dict, n_windows: int) -> ProfileWi
         fill=data_args.get("fill"),
         date_column=data_args.get("date_column"),
     )
-    raw = make_windows(ds.series.values, ds.split.test, man.lookback, man.horizon)
-    idx = np.unique(np.linspace(0, len(raw) - 1, num=min(n_windows, len(raw))).round().astype(np.int64))
-    x_raw, y_raw = raw.batch(idx)
+    if isinstance(ds, PanelDataset):  # long format: the test window of each series, in its raw values
+        raw = ds.windows("test", man.lookback, man.horizon)
+        idx = np.unique(np.linspace(0, len(raw) - 1, num=min(n_windows, len(raw))).round().astype(np.int64))
+        x_z, y_z = raw.batch(idx)
+        affine = raw.raw_affine(idx)
+        assert affine is not None
+        x_raw, y_raw = x_z * affine[1] + affine[0], y_z * affine[1] + affine[0]
+        split = {"scheme": "per series: the last H values of each series are its test part"}
+    else:
+        raw = make_windows(ds.series.values, ds.split.test, man.lookback, man.horizon)
+        idx = np.unique(np.linspace(0, len(raw) - 1, num=min(n_windows, len(raw))).round().astype(np.int64))
+        x_raw, y_raw = raw.batch(idx)
+        split = ds.split.to_dict()
     notes: list[str] = []
     if man.scaler_mean is not None and man.scaler_std is not None:
         mean, std = man.scaler_mean, man.scaler_std
@@ -79,8 +96,8 @@ def profile_windows(man: Manifest, data_args: dict, n_windows: int) -> ProfileWi
     norm = lambda v: ((v - mean) / std).astype(np.float32)  # noqa: E731
     info = {
         "source": ds.series.source,
-        "rows": len(ds.series),
-        "split": ds.split.to_dict(),
+        "rows": len(ds.panel.values) if isinstance(ds, PanelDataset) else len(ds.series),
+        "split": split,
         "part": "test",
         "windows": int(len(idx)),
         "test_windows_available": len(raw),
