@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from distilts.metrics import coverage
 from distilts.quantiles import median_index
 from distilts.students.revin import RevIN
 
@@ -42,19 +43,16 @@ def _forecasts(model: torch.nn.Module, windows: Any, device: str, batch: int = 5
         for lo in range(0, len(windows), batch):
             idx = np.arange(lo, min(lo + batch, len(windows)))
             x, y = windows.batch(idx)
-            cov = windows.covariate_batch(idx) if hasattr(windows, "covariate_batch") else {}
             xt = torch.as_tensor(x, dtype=torch.float32, device=device)
-            kw = {k: torch.as_tensor(v, dtype=torch.float32, device=device) for k, v in (cov or {}).items()}
+            kw = {
+                k: torch.as_tensor(v, dtype=torch.float32, device=device)
+                for k, v in windows.covariate_batch(idx).items()
+            }
             qs.append(model(xt, **kw).cpu().numpy())
             ys.append(np.asarray(y, np.float32))
             unit = np.ones((len(idx), 1, x.shape[-1]), np.float32)
             ss.append(unit if revin is None else revin.normalize(xt)[2].cpu().numpy())
     return np.concatenate(qs), np.concatenate(ys), np.concatenate(ss)
-
-
-def coverage(q: np.ndarray, y: np.ndarray, lo: int, hi: int) -> float:
-    """Share of values inside `[q[..., lo], q[..., hi]]`."""
-    return float(((y >= q[..., lo]) & (y <= q[..., hi])).mean())
 
 
 def calibrate_intervals(model: torch.nn.Module, windows: Any, device: str = "cpu") -> dict | None:
@@ -71,7 +69,7 @@ def calibrate_intervals(model: torch.nn.Module, windows: Any, device: str = "cpu
         return {"method": "none", "why": "no validation windows"}
     head.set_widening(None)
     q, y, s = _forecasts(model, windows, device)
-    H, Q, m = q.shape[1], len(levels), median_index(levels)
+    H, Q = q.shape[1], len(levels)
     n = q.shape[0] * q.shape[2]
     widen_of_pair = np.zeros((len(pairs), H))
     before = {}
@@ -81,7 +79,7 @@ def calibrate_intervals(model: torch.nn.Module, windows: Any, device: str = "cpu
         k = min(math.ceil((n + 1) * nominal), n)
         per_step = np.sort(score.transpose(1, 0, 2).reshape(H, -1), axis=1)[:, k - 1]
         widen_of_pair[i] = np.maximum(per_step, 0.0)
-        before[f"{nominal:g}"] = coverage(q, y, lo, hi)
+        before[f"{nominal:g}"] = coverage(q[..., lo], q[..., hi], y)
     # outer intervals at least as wide as inner ones; the gap between levels j and j + 1 takes the difference
     for i in range(len(pairs) - 2, -1, -1):
         widen_of_pair[i] = np.maximum(widen_of_pair[i], widen_of_pair[i + 1])
@@ -90,10 +88,9 @@ def calibrate_intervals(model: torch.nn.Module, windows: Any, device: str = "cpu
         inner = widen_of_pair[i + 1] if i + 1 < len(pairs) else 0.0
         gaps[:, lo] = widen_of_pair[i] - inner  # the gap from level lo to lo + 1 (below the median)
         gaps[:, hi - 1] = widen_of_pair[i] - inner  # the gap from level hi - 1 to hi (above the median)
-    assert m == len(pairs)
     head.set_widening(gaps.reshape(-1))
     q2, _, _ = _forecasts(model, windows, device)
-    after = {f"{levels[hi] - levels[lo]:g}": coverage(q2, y, lo, hi) for lo, hi in pairs}
+    after = {f"{levels[hi] - levels[lo]:g}": coverage(q2[..., lo], q2[..., hi], y) for lo, hi in pairs}
     return {
         "method": "split conformal (CQR), per horizon step, scores over the window's scale",
         "windows": int(q.shape[0]),

@@ -72,7 +72,7 @@ def profile_windows(man: Manifest, data_args: dict, n_windows: int) -> ProfileWi
     )
     if isinstance(ds, PanelDataset):  # long format: the test window of each series, in its raw values
         raw = ds.windows("test", man.lookback, man.horizon)
-        idx = np.unique(np.linspace(0, len(raw) - 1, num=min(n_windows, len(raw))).round().astype(np.int64))
+        idx = _evenly(len(raw), n_windows)
         x_z, y_z = raw.batch(idx)
         affine = raw.raw_affine(idx)
         assert affine is not None
@@ -80,7 +80,7 @@ def profile_windows(man: Manifest, data_args: dict, n_windows: int) -> ProfileWi
         split = {"scheme": "per series: the last H values of each series are its test part"}
     else:
         raw = make_windows(ds.series.values, ds.split.test, man.lookback, man.horizon)
-        idx = np.unique(np.linspace(0, len(raw) - 1, num=min(n_windows, len(raw))).round().astype(np.int64))
+        idx = _evenly(len(raw), n_windows)
         x_raw, y_raw = raw.batch(idx)
         split = ds.split.to_dict()
     notes: list[str] = []
@@ -108,6 +108,11 @@ def profile_windows(man: Manifest, data_args: dict, n_windows: int) -> ProfileWi
         "notes": notes,
     }
     return ProfileWindows(x_raw, norm(x_raw), norm(y_raw), mean, std, info)
+
+
+def _evenly(n: int, k: int) -> np.ndarray:
+    """Up to `k` indices evenly spaced over `range(n)`."""
+    return np.unique(np.linspace(0, n - 1, num=min(k, n)).round().astype(np.int64))
 
 
 def _run_worker(spec: dict, workdir: Path, timeout: float) -> tuple[dict, np.ndarray]:
