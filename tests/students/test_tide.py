@@ -47,6 +47,23 @@ def test_stacks_follow_the_official_widths():
     assert torch.allclose(out, official.temporal_decoder.norm.bias.expand_as(out))
 
 
+def test_official_graph_exports_its_constant_not_a_zero_range_layer_norm():
+    """The 1-wide LayerNorm is written as its bias (same values and gradients as nn.LayerNorm(1)): the exported
+    graph has no normalization of a zero-range tensor, which LiteRT's int8 path aborted on."""
+    torch.manual_seed(0)
+    official = build_student("tide", 24, 6, 3, temporal_layer_norm=True, **TINY)
+    ref = torch.nn.LayerNorm(1, eps=1e-3)
+    ref.load_state_dict(official.temporal_decoder.norm.state_dict())
+    x = torch.randn(5, 6, 1, requires_grad=True)
+    assert torch.equal(official.temporal_decoder.norm(x), ref(x))
+    official.temporal_decoder.norm(x).sum().backward()
+    ref(x).sum().backward()
+    assert torch.equal(official.temporal_decoder.norm.bias.grad, ref.bias.grad)
+    graph = torch.export.export(official.eval(), (torch.randn(1, 24, 3),)).graph_module.code
+    n_norms = sum(1 for m in official.modules() if type(m) is torch.nn.LayerNorm)  # encoder's and decoder's blocks
+    assert graph.count("aten.layer_norm.default(") == n_norms == 2  # the temporal decoder's is not among them
+
+
 def test_channel_independent_and_scale_equivariant():
     torch.manual_seed(0)
     m = build_student("tide", 24, 6, 3, variate_embedding=0, **TINY).eval()

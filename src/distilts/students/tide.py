@@ -42,6 +42,18 @@ from distilts.students.quantile import DEFAULT_RANK, QuantileOutput, head_foreca
 from distilts.students.revin import window_norm
 
 
+class WidthOneLayerNorm(nn.LayerNorm):
+    """LayerNorm of a 1-wide feature, written as what it computes: its bias (the centred value is exactly 0).
+
+    The same parameters and gradients as `nn.LayerNorm(1)`; the exported graph holds a constant instead of a
+    zero-range tensor, which int8 converters cannot quantize (LiteRT aborts on it)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.bias is None:
+            return torch.zeros_like(x)
+        return self.bias.expand(x.shape)
+
+
 class ResidualBlock(nn.Module):
     """`Dense(hidden) -> ReLU -> Dense(out) -> dropout`, plus a linear skip `Dense(out)`, then LayerNorm."""
 
@@ -51,7 +63,8 @@ class ResidualBlock(nn.Module):
             nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, out_dim), nn.Dropout(dropout)
         )
         self.skip = nn.Linear(in_dim, out_dim)
-        self.norm = nn.LayerNorm(out_dim, eps=1e-3) if layer_norm else nn.Identity()
+        norm = WidthOneLayerNorm if out_dim == 1 else nn.LayerNorm
+        self.norm = norm(out_dim, eps=1e-3) if layer_norm else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(self.hidden(x) + self.skip(x))
