@@ -22,9 +22,13 @@ FAMILIES: dict[str, dict[str, tuple[Any, ...]]] = {
     "mlp": {"d_model": (32, 64, 128, 256, 512), "dropout": (0.0, 0.1)},
     "itransformer": {"d_model": (32, 64, 128, 256), "e_layers": (1, 2), "d_ff": (64, 128, 256, 512)},
     "tsmixer": {"n_block": (1, 2, 4), "ff_dim": (16, 32, 64, 128), "dropout": (0.1, 0.5, 0.9)},
-    # temporal_layer_norm=True: the official graph (linear residual + constant; the paper's ETTh1 figure), docs/design.md
-    "tide": {"hidden_size": (64, 128, 256), "num_layers": (1, 2), "decoder_output_dim": (4, 8, 16),
-             "temporal_layer_norm": (False, True)},
+    # temporal_layer_norm=True: the official graph (linear residual + constant), docs/design.md
+    "tide": {
+        "hidden_size": (64, 128, 256),
+        "num_layers": (1, 2),
+        "decoder_output_dim": (4, 8, 16),
+        "temporal_layer_norm": (False, True),
+    },
     "nhits": {"mlp_units": ((64, 64), (128, 128), (256, 256), (512, 512)), "n_freq_downsample": ((4, 2, 1), (8, 4, 1))},
     "nbeats": {"mlp_units": ((64, 64), (128, 128), (256, 256)), "n_blocks": ((3,), (6,))},
     "patchtst": {"d_model": (16, 32, 64), "e_layers": (1, 2, 3), "n_heads": (4,), "d_ff": (64, 128)},
