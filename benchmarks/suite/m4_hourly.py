@@ -214,10 +214,11 @@ def teacher_missing(spec: str | None) -> str | None:
 
 
 def recipe_student(kind: str, spec: str | None, teacher_dir: Path, args, runs: Path, data: Path, log: Path,
-                   timings: dict, extra: list | None = None) -> Path:
-    """Distil the recipe's student from teacher `spec` (None: ground truth only) and compile it for cortex-m7;
-    returns the artifact directory (both steps cached)."""
-    out = runs / f"mlp-ens-{kind}"
+                   timings: dict, extra: list | None = None, epochs: int | None = None) -> Path:
+    """Distil the recipe's student from teacher `spec` (None: ground truth only) for `epochs` (default: the
+    recipe's) and compile it for cortex-m7; returns the artifact directory (both steps cached, per epoch count)."""
+    epochs = epochs or args.recipe_epochs
+    out = runs / f"mlp-ens-{kind}-e{epochs}"
     if not (out / "metrics.json").exists():
         if spec is None:
             teach = ["--no-kd", "--beta", "0"]
@@ -228,7 +229,7 @@ def recipe_student(kind: str, spec: str | None, teacher_dir: Path, args, runs: P
         print(f"distilling the M4 recipe ({kind}) ...", flush=True)
         timings[f"distill_recipe_{kind}_s"], _ = run_timed(
             [*DISTILTS, "distill", *(extra or RECIPE), "--data", data, "--horizon", H, "--stride", args.recipe_stride,
-             "--epochs", args.recipe_epochs, "--device", "cpu", "--quiet", "--out", out, *teach], log)
+             "--epochs", epochs, "--device", "cpu", "--quiet", "--out", out, *teach], log)
     return compiled(out, kind, log, timings)
 
 
@@ -308,7 +309,8 @@ def main() -> None:
     ap.add_argument("--recipe-teachers", default=",".join([*RECIPE_TEACHERS, *RECIPE_SEEDS]),
                     help=f"M4 recipe students to distil, by teacher: {', '.join([*RECIPE_TEACHERS, *RECIPE_SEEDS])} "
                     "(empty: none)")
-    ap.add_argument("--recipe-epochs", type=int, default=25)
+    ap.add_argument("--recipe-epochs", type=int, default=50)
+    ap.add_argument("--quantile-epochs", type=int, default=25, help="epochs of the quantile student (its own row)")
     ap.add_argument("--recipe-stride", type=int, default=2)
     ap.add_argument("--no-quantile", action="store_true", help="skip the quantile student (80%% interval coverage)")
     ap.add_argument("--parquet", action="store_true",
@@ -391,7 +393,8 @@ def main() -> None:
     if not args.no_quantile:
         qopts = ["--student", "mlp", "--lookback", "auto", "--quantiles", QUANTILE_LEVELS, "--sampling", "series",
                  "--batch-size", 512, "--patience", 4]
-        art = recipe_student("quantile-gt", None, teacher, args, runs, data, log, timings, extra=qopts)
+        art = recipe_student("quantile-gt", None, teacher, args, runs, data, log, timings, extra=qopts,
+                             epochs=args.quantile_epochs)
         row, q = artifact_row("quantile MLP (0.1/0.5/0.9), ground truth only (cortex-m7 int8): median", art, train,
                               test, naive)
         rows.append(row)
@@ -424,12 +427,13 @@ PRESETS: dict[str, dict] = {
     # quick: the whole chain at toy settings (1-epoch teacher and students, 4 windows per series, no statsforecast)
     "quick": {"lookback": 336, "epochs": 1, "teacher_epochs": 1, "teacher_layers": 1, "stride": 8,
               "max_windows_per_series": 4, "no_stats": True, "recipe_teachers": "gt", "recipe_epochs": 1,
+              "quantile_epochs": 1,
               "recipe_stride": 16, "no_quantile": True, "runs": str(ROOT / "benchmarks" / "runs" / "m4h-quick")},
     # full: ~30 min on 2 cores beyond statsforecast (AutoARIMA's fit is the longest step; cached once computed)
     "full": {"lookback": 336, "epochs": 10, "teacher_epochs": 4, "teacher_layers": 2, "stride": 4,
              "max_windows_per_series": 32, "no_stats": False,
              "recipe_teachers": ",".join([*RECIPE_TEACHERS, *RECIPE_SEEDS]),
-             "recipe_epochs": 25, "recipe_stride": 2, "no_quantile": False,
+             "recipe_epochs": 50, "quantile_epochs": 25, "recipe_stride": 2, "no_quantile": False,
              "runs": str(ROOT / "benchmarks" / "runs" / "m4h")},
 }
 
