@@ -29,7 +29,7 @@ from torch import nn
 
 from distilts.students.activations import make_activation
 from distilts.students.covariates import check_covariate_dims, covariate_inputs
-from distilts.students.layers import keras_init
+from distilts.students.layers import Dropout, keras_init
 from distilts.students.quantile import DEFAULT_RANK, QuantileOutput, head_forecast
 from distilts.students.revin import window_norm
 from distilts.students.tsmixer_ext import TSMixerExtCore
@@ -76,7 +76,7 @@ class MixerBlock(nn.Module):
         self.feature_in = nn.Linear(n_variates, ff_dim)
         self.feature_out = nn.Linear(ff_dim, n_variates)
         self.act = make_activation(activation)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = self.act(self.time_mix(self.time_norm(x).transpose(1, 2))).transpose(1, 2)
