@@ -15,5 +15,6 @@ TEACHERS: Registry[str] = Registry(
         "moirai-2": "distilts.teachers.moirai2",
         "timesfm": "distilts.teachers.timesfm",
         "patchtst": "distilts.teachers.patchtst",
+        "student": "distilts.teachers.student",
     },
 )

@@ -5,6 +5,7 @@ statsforecast:AutoETS                      a statistical model, season from the 
 statsforecast:AutoETS?season=24            ... with options: `season` (the seasonal period) and any
 statsforecast:AutoARIMA?season=24&approximation=true   keyword of the model's constructor; `n_jobs`
                                            (worker processes) does not change the numbers or the cache key
+student                                    a distilts student directory (--teacher-path DIR)
 ensemble:patchtst=PATH+statsforecast:AutoETS   members joined by `+`; a member that needs a
                                            checkpoint takes it after `=` (or --teacher-path when it is the
                                            only such member)
@@ -22,6 +23,7 @@ from distilts.teachers.registry import TEACHERS
 STATS_PREFIX = "statsforecast:"
 ENSEMBLE_PREFIX = "ensemble:"
 STATS_MODELS = ("AutoARIMA", "AutoETS", "AutoTheta", "MSTL", "SeasonalNaive")
+NO_HIDDEN_FAMILIES = ("student",)  # registered families whose forecasts come without hidden states
 RUN_OPTIONS = ("n_jobs", "address")  # how the fill runs, not what it computes: left out of the canonical name
 
 
@@ -77,7 +79,13 @@ def is_ensemble(spec: str) -> bool:
 
 
 def has_hidden_states(spec: str) -> bool:
-    """False for teachers without hidden states (statistical models, ensembles): FTA cannot use them."""
+    """False for teachers without hidden states (statistical models, ensembles, a distilts student): FTA
+    cannot use them."""
+    return needs_checkpoint(spec) and spec not in NO_HIDDEN_FAMILIES
+
+
+def needs_checkpoint(spec: str) -> bool:
+    """True for a model family (weights from a directory or hub id); False for statistical models and ensembles."""
     return not (is_statistical(spec) or is_ensemble(spec))
 
 
@@ -138,7 +146,7 @@ def parse_ensemble(spec: str, teacher_path: str | None = None) -> list[Member]:
         name, _, path = part.partition("=")
         check_teacher(name)
         members.append(Member(name, path or None))
-    unpathed = [i for i, m in enumerate(members) if has_hidden_states(m.spec) and m.path is None]
+    unpathed = [i for i, m in enumerate(members) if needs_checkpoint(m.spec) and m.path is None]
     if teacher_path:
         if len(unpathed) != 1:
             raise DistiltsError(
