@@ -61,6 +61,16 @@ RECIPE_TEACHERS = {
 }
 # the same recipe with more members (two initialisations per lookback and loss), ground truth only
 RECIPE_SEEDS = {"gt-seeds2": 2}
+# teacher assistant (docs/teachers.md): the 12-member ground-truth ensemble (`ASSISTANT`, 2 MiB) teaches the
+# 6-member recipe, alone or beside AutoETS; `{assistant}`: its student directory
+ASSISTANT = "gt-seeds2"
+RECIPE_ASSISTED = {
+    "assistant": "student",
+    "assistant-autoets": "ensemble:student={assistant}+statsforecast:AutoETS?season=24",
+}
+SOURCES = {"assistant": "from the 12-member ensemble (teacher assistant)",
+           "assistant-autoets": "from the 12-member ensemble + AutoETS (inverse-MSE weights)"}
+RECIPE_KINDS = [*RECIPE_TEACHERS, *RECIPE_SEEDS, *RECIPE_ASSISTED]
 QUANTILE_LEVELS = "0.1,0.5,0.9"  # the 80% interval is [q0.1, q0.9]
 STATS_MODELS = ("SeasonalNaive", "AutoETS", "AutoTheta", "AutoARIMA")
 
@@ -213,19 +223,29 @@ def teacher_missing(spec: str | None) -> str | None:
     return f"teacher '{family}' is not on this branch (`distilts distill --teacher {spec}`)"
 
 
+def label_of(source: str, seeds: int) -> str:
+    return f"M4 recipe: MLP ensemble (3 lookbacks x 2 losses{f' x {seeds} seeds' if seeds > 1 else ''}), {source}"
+
+
+def recipe_dir(runs: Path, kind: str, epochs: int) -> Path:
+    return runs / f"mlp-ens-{kind}-e{epochs}"
+
+
 def recipe_student(kind: str, spec: str | None, teacher_dir: Path, args, runs: Path, data: Path, log: Path,
                    timings: dict, extra: list | None = None, epochs: int | None = None) -> Path:
     """Distil the recipe's student from teacher `spec` (None: ground truth only) for `epochs` (default: the
     recipe's) and compile it for cortex-m7; returns the artifact directory (both steps cached, per epoch count)."""
     epochs = epochs or args.recipe_epochs
-    out = runs / f"mlp-ens-{kind}-e{epochs}"
+    out = recipe_dir(runs, kind, epochs)
     if not (out / "metrics.json").exists():
+        assistant = recipe_dir(runs, ASSISTANT, args.recipe_epochs)
         if spec is None:
             teach = ["--no-kd", "--beta", "0"]
         else:
-            teach = ["--teacher", spec.format(teacher=teacher_dir), "--beta", "0", "--cache-dir", runs / "cache"]
-            if spec == "patchtst":
-                teach += ["--teacher-path", teacher_dir]
+            teach = ["--teacher", spec.format(teacher=teacher_dir, assistant=assistant), "--beta", "0",
+                     "--cache-dir", runs / "cache"]
+            if spec in ("patchtst", "student"):
+                teach += ["--teacher-path", teacher_dir if spec == "patchtst" else assistant]
         print(f"distilling the M4 recipe ({kind}) ...", flush=True)
         timings[f"distill_recipe_{kind}_s"], _ = run_timed(
             [*DISTILTS, "distill", *(extra or RECIPE), "--data", data, "--horizon", H, "--stride", args.recipe_stride,
@@ -306,8 +326,8 @@ def main() -> None:
     ap.add_argument("--runs", default=str(ROOT / "benchmarks" / "runs" / "m4h"))
     ap.add_argument("--no-stats", action="store_true", help="skip statsforecast (the bench extra)")
     ap.add_argument("--stats-models", default=",".join(STATS_MODELS), help="statsforecast models (season 24)")
-    ap.add_argument("--recipe-teachers", default=",".join([*RECIPE_TEACHERS, *RECIPE_SEEDS]),
-                    help=f"M4 recipe students to distil, by teacher: {', '.join([*RECIPE_TEACHERS, *RECIPE_SEEDS])} "
+    ap.add_argument("--recipe-teachers", default=",".join(RECIPE_KINDS),
+                    help=f"M4 recipe students to distil, by teacher: {', '.join(RECIPE_KINDS)} "
                     "(empty: none)")
     ap.add_argument("--recipe-epochs", type=int, default=50)
     ap.add_argument("--quantile-epochs", type=int, default=25, help="epochs of the quantile student (its own row)")
@@ -373,10 +393,15 @@ def main() -> None:
             sec = float(stats[f"{col}_seconds"])
             rows.append(score(f"statsforecast {col}", stats[col], train, test, naive, seconds=sec, ms=sec * 1000 / S))
     skipped: list[dict] = []
+    recipe_ms: dict[str, float] = {}  # kind -> the artifact's ms per forecast (an assistant's teacher time)
     for kind in (k for k in args.recipe_teachers.split(",") if k):
-        spec, seeds = RECIPE_TEACHERS.get(kind), RECIPE_SEEDS.get(kind, 1)
-        source = "ground truth only" if spec is None else "from " + spec.replace("={teacher}", "")
-        label = f"M4 recipe: MLP ensemble (3 lookbacks x 2 losses{f' x {seeds} seeds' if seeds > 1 else ''}), {source}"
+        spec, seeds = RECIPE_TEACHERS.get(kind, RECIPE_ASSISTED.get(kind)), RECIPE_SEEDS.get(kind, 1)
+        source = SOURCES.get(kind) or ("ground truth only" if spec is None else "from " + spec.replace("={teacher}", ""))
+        if kind in RECIPE_ASSISTED and ASSISTANT not in recipe_ms:
+            skipped.append({"model": label_of(source, seeds), "skipped": f"needs the {ASSISTANT} student first "
+                            f"(--set recipe_teachers=...,{ASSISTANT},{kind})"})
+            continue
+        label = label_of(source, seeds)
         if why := teacher_missing(spec):
             skipped.append({"model": label, "skipped": why.replace("{teacher}", "<teacher dir>")})
             continue
@@ -385,7 +410,11 @@ def main() -> None:
         model = (spec or "").split(":")[-1].split("?")[0]  # a statistical teacher: its fit + predict time per series
         t_ms = teacher_ms if spec == "patchtst" else (
             float(stats[f"{model}_seconds"]) * 1000 / S if f"{model}_seconds" in stats else None)
-        rows.append(artifact_row(f"{label}, median (cortex-m7 int8)", art, train, test, naive, t_ms)[0])
+        if kind in RECIPE_ASSISTED:  # the assistant's own artifact time (+ AutoETS's for the ensemble)
+            t_ms = recipe_ms[ASSISTANT] + (t_ms or 0.0)
+        row = artifact_row(f"{label}, median (cortex-m7 int8)", art, train, test, naive, t_ms)[0]
+        recipe_ms[kind] = row["ms"]
+        rows.append(row)
         if kind == "gt":  # what the median adds: the same members averaged
             mean = compiled(with_combine(art.parents[1], "mean"), f"{kind}-mean", log, timings)
             rows.append(artifact_row(f"{label}, mean (cortex-m7 int8)", mean, train, test, naive)[0])
@@ -432,7 +461,7 @@ PRESETS: dict[str, dict] = {
     # full: ~30 min on 2 cores beyond statsforecast (AutoARIMA's fit is the longest step; cached once computed)
     "full": {"lookback": 336, "epochs": 10, "teacher_epochs": 4, "teacher_layers": 2, "stride": 4,
              "max_windows_per_series": 32, "no_stats": False,
-             "recipe_teachers": ",".join([*RECIPE_TEACHERS, *RECIPE_SEEDS]),
+             "recipe_teachers": ",".join(RECIPE_KINDS),
              "recipe_epochs": 50, "quantile_epochs": 25, "recipe_stride": 2, "no_quantile": False,
              "runs": str(ROOT / "benchmarks" / "runs" / "m4h")},
 }
