@@ -227,16 +227,17 @@ def label_of(source: str, seeds: int) -> str:
     return f"M4 recipe: MLP ensemble (3 lookbacks x 2 losses{f' x {seeds} seeds' if seeds > 1 else ''}), {source}"
 
 
-def recipe_dir(runs: Path, kind: str, epochs: int) -> Path:
-    return runs / f"mlp-ens-{kind}-e{epochs}"
+def recipe_dir(runs: Path, kind: str, epochs: int, seed: int = 0) -> Path:
+    return runs / (f"mlp-ens-{kind}-e{epochs}" + (f"-s{seed}" if seed else ""))
 
 
 def recipe_student(kind: str, spec: str | None, teacher_dir: Path, args, runs: Path, data: Path, log: Path,
-                   timings: dict, extra: list | None = None, epochs: int | None = None) -> Path:
+                   timings: dict, extra: list | None = None, epochs: int | None = None, seed: int = 0) -> Path:
     """Distil the recipe's student from teacher `spec` (None: ground truth only) for `epochs` (default: the
-    recipe's) and compile it for cortex-m7; returns the artifact directory (both steps cached, per epoch count)."""
+    recipe's) with `--seed seed` and compile it for cortex-m7; returns the artifact directory (both steps cached,
+    per epoch count and seed; the assistant teacher is always seed 0's)."""
     epochs = epochs or args.recipe_epochs
-    out = recipe_dir(runs, kind, epochs)
+    out = recipe_dir(runs, kind, epochs, seed)
     if not (out / "metrics.json").exists():
         assistant = recipe_dir(runs, ASSISTANT, args.recipe_epochs)
         if spec is None:
@@ -249,7 +250,8 @@ def recipe_student(kind: str, spec: str | None, teacher_dir: Path, args, runs: P
         print(f"distilling the M4 recipe ({kind}) ...", flush=True)
         timings[f"distill_recipe_{kind}_s"], _ = run_timed(
             [*DISTILTS, "distill", *(extra or RECIPE), "--data", data, "--horizon", H, "--stride", args.recipe_stride,
-             "--epochs", epochs, "--device", "cpu", "--quiet", "--out", out, *teach], log)
+             "--epochs", epochs, "--device", "cpu", "--quiet", "--out", out, *teach,
+             *(["--seed", seed] if seed else [])], log)
     return compiled(out, kind, log, timings)
 
 
@@ -330,6 +332,8 @@ def main() -> None:
                     help=f"M4 recipe students to distil, by teacher: {', '.join(RECIPE_KINDS)} "
                     "(empty: none)")
     ap.add_argument("--recipe-epochs", type=int, default=50)
+    ap.add_argument("--recipe-seeds", default="0", help="seeds of every recipe student, e.g. 0,1 (a row per seed, "
+                    "and the seed table)")
     ap.add_argument("--quantile-epochs", type=int, default=25, help="epochs of the quantile student (its own row)")
     ap.add_argument("--recipe-stride", type=int, default=2)
     ap.add_argument("--no-quantile", action="store_true", help="skip the quantile student (80%% interval coverage)")
@@ -394,28 +398,33 @@ def main() -> None:
             rows.append(score(f"statsforecast {col}", stats[col], train, test, naive, seconds=sec, ms=sec * 1000 / S))
     skipped: list[dict] = []
     recipe_ms: dict[str, float] = {}  # kind -> the artifact's ms per forecast (an assistant's teacher time)
-    for kind in (k for k in args.recipe_teachers.split(",") if k):
+    run_seeds = [int(v) for v in str(args.recipe_seeds).split(",") if v != ""]
+    by_seed: dict[str, dict[int, float]] = {}  # label -> seed -> OWA (the seed table)
+    for kind, run_seed in ((k, r) for k in args.recipe_teachers.split(",") if k for r in run_seeds):
         spec, seeds = RECIPE_TEACHERS.get(kind, RECIPE_ASSISTED.get(kind)), RECIPE_SEEDS.get(kind, 1)
         source = SOURCES.get(kind) or ("ground truth only" if spec is None else "from " + spec.replace("={teacher}", ""))
+        label = label_of(source, seeds)
         if kind in RECIPE_ASSISTED and ASSISTANT not in recipe_ms:
-            skipped.append({"model": label_of(source, seeds), "skipped": f"needs the {ASSISTANT} student first "
+            skipped.append({"model": label, "skipped": f"needs the {ASSISTANT} student (seed 0) first "
                             f"(--set recipe_teachers=...,{ASSISTANT},{kind})"})
             continue
-        label = label_of(source, seeds)
         if why := teacher_missing(spec):
             skipped.append({"model": label, "skipped": why.replace("{teacher}", "<teacher dir>")})
             continue
         extra = [*RECIPE, "--ensemble-seeds", seeds] if seeds > 1 else None
-        art = recipe_student(kind, spec, teacher, args, runs, data, log, timings, extra=extra)
+        art = recipe_student(kind, spec, teacher, args, runs, data, log, timings, extra=extra, seed=run_seed)
         model = (spec or "").split(":")[-1].split("?")[0]  # a statistical teacher: its fit + predict time per series
         t_ms = teacher_ms if spec == "patchtst" else (
             float(stats[f"{model}_seconds"]) * 1000 / S if f"{model}_seconds" in stats else None)
         if kind in RECIPE_ASSISTED:  # the assistant's own artifact time (+ AutoETS's for the ensemble)
             t_ms = recipe_ms[ASSISTANT] + (t_ms or 0.0)
-        row = artifact_row(f"{label}, median (cortex-m7 int8)", art, train, test, naive, t_ms)[0]
-        recipe_ms[kind] = row["ms"]
+        seed_label = f", seed {run_seed}" if len(run_seeds) > 1 else ""
+        row = artifact_row(f"{label}{seed_label}, median (cortex-m7 int8)", art, train, test, naive, t_ms)[0]
+        if run_seed == 0:
+            recipe_ms[kind] = row["ms"]
+        by_seed.setdefault(label, {})[run_seed] = row["owa"]
         rows.append(row)
-        if kind == "gt":  # what the median adds: the same members averaged
+        if kind == "gt" and run_seed == run_seeds[0]:  # what the median adds: the same members averaged
             mean = compiled(with_combine(art.parents[1], "mean"), f"{kind}-mean", log, timings)
             rows.append(artifact_row(f"{label}, mean (cortex-m7 int8)", mean, train, test, naive)[0])
     intervals: list[dict] = []
@@ -443,11 +452,18 @@ def main() -> None:
         md += "\nQuantile student, 80% interval [q0.1, q0.9] on the 414 x 48 test values:\n\n" + markdown_table(
             intervals, [("model", "model"), ("coverage_80", "coverage"), ("nominal", "nominal"),
                         ("within_5_points", "within 5 points"), ("rel_width", "mean width / |y|")]) + "\n"
+    seed_rows = [{"model": label, **{f"seed {k}": v for k, v in owas.items()},
+                  "mean": float(np.mean(list(owas.values()))),
+                  "spread": float(max(owas.values()) - min(owas.values()))} for label, owas in by_seed.items()]
+    if len(run_seeds) > 1 and seed_rows:
+        md += "\nOWA of the M4 recipe by seed (each teacher's effect against the seed-to-seed spread):\n\n" + \
+            markdown_table(seed_rows, [("model", "model"), *((f"seed {k}", f"seed {k}") for k in run_seeds),
+                                       ("mean", "mean OWA"), ("spread", "max - min")]) + "\n"
     if skipped:
         md += "\nSkipped (teacher not on this branch):\n\n" + "\n".join(f"- {r['model']}: {r['skipped']}"
                                                                           for r in skipped) + "\n"
     write_outputs({"settings": settings, "machine": machine_info(), "timings": timings, "rows": rows,
-                   "intervals": intervals, "skipped": skipped}, md, f"{args.out}.json", f"{args.out}.md")
+                   "intervals": intervals, "seeds": seed_rows, "skipped": skipped}, md, f"{args.out}.json", f"{args.out}.md")
     print(f"-> {args.out}.json, {args.out}.md")
 
 
@@ -462,7 +478,8 @@ PRESETS: dict[str, dict] = {
     "full": {"lookback": 336, "epochs": 10, "teacher_epochs": 4, "teacher_layers": 2, "stride": 4,
              "max_windows_per_series": 32, "no_stats": False,
              "recipe_teachers": ",".join(RECIPE_KINDS),
-             "recipe_epochs": 50, "quantile_epochs": 25, "recipe_stride": 2, "no_quantile": False,
+             "recipe_epochs": 50, "recipe_seeds": "0,1", "quantile_epochs": 25, "recipe_stride": 2,
+             "no_quantile": False,
              "runs": str(ROOT / "benchmarks" / "runs" / "m4h")},
 }
 

@@ -48,9 +48,9 @@ def _windows(seed: int = 0) -> np.ndarray:
 
 def test_registry_names_and_unknown_name():
     assert set(TEACHERS) == {"timemoe", "chronos", "chronos-bolt", "moirai", "chronos-2", "moirai-2", "timesfm",
-                             "patchtst"}
+                             "patchtst", "student"}
     with pytest.raises(DistiltsError, match="Use one of: timemoe, chronos, chronos-bolt, moirai, chronos-2, "
-                                            "moirai-2, timesfm, patchtst"):
+                                            "moirai-2, timesfm, patchtst, student"):
         load_teacher("chronos-3")
 
 
