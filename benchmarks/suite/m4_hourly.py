@@ -68,9 +68,16 @@ RECIPE_ASSISTED = {
     "assistant": "student",
     "assistant-autoets": "ensemble:student={assistant}+statsforecast:AutoETS?season=24",
 }
+# what a teacher assistant gives a student a size down: ONE MLP (the recipe's 7H member, MAE loss) for cortex-m4f,
+# on ground truth and from the 12-member ensemble
+SMALL = ["--student", "mlp", "-O", "skip=true", "--lookback", 7 * H, "--loss", "mae", "--season", M, "--sampling",
+         "series", "--batch-size", 512, "--patience", 4]
+RECIPE_SMALL = {"mlp1-gt": None, "mlp1-assistant": "student"}
+SMALL_TARGET = "cortex-m4f"
 SOURCES = {"assistant": "from the 12-member ensemble (teacher assistant)",
-           "assistant-autoets": "from the 12-member ensemble + AutoETS (inverse-MSE weights)"}
-RECIPE_KINDS = [*RECIPE_TEACHERS, *RECIPE_SEEDS, *RECIPE_ASSISTED]
+           "assistant-autoets": "from the 12-member ensemble + AutoETS (inverse-MSE weights)",
+           "mlp1-assistant": "from the 12-member ensemble (teacher assistant)"}
+RECIPE_KINDS = [*RECIPE_TEACHERS, *RECIPE_SEEDS, *RECIPE_ASSISTED, *RECIPE_SMALL]
 QUANTILE_LEVELS = "0.1,0.5,0.9"  # the 80% interval is [q0.1, q0.9]
 STATS_MODELS = ("SeasonalNaive", "AutoETS", "AutoTheta", "AutoARIMA")
 
@@ -223,16 +230,19 @@ def teacher_missing(spec: str | None) -> str | None:
     return f"teacher '{family}' is not on this branch (`distilts distill --teacher {spec}`)"
 
 
-def label_of(source: str, seeds: int) -> str:
+def label_of(source: str, seeds: int, kind: str = "") -> str:
+    if kind in RECIPE_SMALL:
+        return f"one MLP (lookback 7H, MAE loss; the recipe's largest member), {source}"
     return f"M4 recipe: MLP ensemble (3 lookbacks x 2 losses{f' x {seeds} seeds' if seeds > 1 else ''}), {source}"
 
 
 def recipe_dir(runs: Path, kind: str, epochs: int, seed: int = 0) -> Path:
-    return runs / (f"mlp-ens-{kind}-e{epochs}" + (f"-s{seed}" if seed else ""))
+    return runs / (f"{kind if kind in RECIPE_SMALL else 'mlp-ens-' + kind}-e{epochs}" + (f"-s{seed}" if seed else ""))
 
 
 def recipe_student(kind: str, spec: str | None, teacher_dir: Path, args, runs: Path, data: Path, log: Path,
-                   timings: dict, extra: list | None = None, epochs: int | None = None, seed: int = 0) -> Path:
+                   timings: dict, extra: list | None = None, epochs: int | None = None, seed: int = 0,
+                   target: str = "cortex-m7") -> Path:
     """Distil the recipe's student from teacher `spec` (None: ground truth only) for `epochs` (default: the
     recipe's) with `--seed seed` and compile it for cortex-m7; returns the artifact directory (both steps cached,
     per epoch count and seed; the assistant teacher is always seed 0's)."""
@@ -252,16 +262,15 @@ def recipe_student(kind: str, spec: str | None, teacher_dir: Path, args, runs: P
             [*DISTILTS, "distill", *(extra or RECIPE), "--data", data, "--horizon", H, "--stride", args.recipe_stride,
              "--epochs", epochs, "--device", "cpu", "--quiet", "--out", out, *teach,
              *(["--seed", seed] if seed else [])], log)
-    return compiled(out, kind, log, timings)
+    return compiled(out, kind, log, timings, target)
 
 
-def compiled(student: Path, kind: str, log: Path, timings: dict) -> Path:
-    """The student's cortex-m7 artifact (compiled once)."""
-    art = student / "artifacts" / "tflm-int8-cortex-m7"
+def compiled(student: Path, kind: str, log: Path, timings: dict, target: str = "cortex-m7") -> Path:
+    """The student's artifact for the microcontroller `target` (compiled once)."""
+    art = student / "artifacts" / f"tflm-int8-{target}"
     if not (art / "manifest.json").exists():
-        print(f"compiling the M4 recipe ({kind}) for cortex-m7 ...", flush=True)
-        timings[f"compile_recipe_{kind}_s"], _ = run_timed([*DISTILTS, "compile", student, "--target", "cortex-m7"],
-                                                           log)
+        print(f"compiling the M4 recipe ({kind}) for {target} ...", flush=True)
+        timings[f"compile_recipe_{kind}_s"], _ = run_timed([*DISTILTS, "compile", student, "--target", target], log)
     return art
 
 
@@ -401,25 +410,30 @@ def main() -> None:
     run_seeds = [int(v) for v in str(args.recipe_seeds).split(",") if v != ""]
     by_seed: dict[str, dict[int, float]] = {}  # label -> seed -> OWA (the seed table)
     for kind, run_seed in ((k, r) for k in args.recipe_teachers.split(",") if k for r in run_seeds):
-        spec, seeds = RECIPE_TEACHERS.get(kind, RECIPE_ASSISTED.get(kind)), RECIPE_SEEDS.get(kind, 1)
+        spec = RECIPE_TEACHERS.get(kind, RECIPE_ASSISTED.get(kind, RECIPE_SMALL.get(kind)))
+        seeds = RECIPE_SEEDS.get(kind, 1)
         source = SOURCES.get(kind) or ("ground truth only" if spec is None else "from " + spec.replace("={teacher}", ""))
-        label = label_of(source, seeds)
-        if kind in RECIPE_ASSISTED and ASSISTANT not in recipe_ms:
+        label = label_of(source, seeds, kind)
+        small = kind in RECIPE_SMALL
+        if (kind in RECIPE_ASSISTED or spec == "student") and ASSISTANT not in recipe_ms:
             skipped.append({"model": label, "skipped": f"needs the {ASSISTANT} student (seed 0) first "
                             f"(--set recipe_teachers=...,{ASSISTANT},{kind})"})
             continue
         if why := teacher_missing(spec):
             skipped.append({"model": label, "skipped": why.replace("{teacher}", "<teacher dir>")})
             continue
-        extra = [*RECIPE, "--ensemble-seeds", seeds] if seeds > 1 else None
-        art = recipe_student(kind, spec, teacher, args, runs, data, log, timings, extra=extra, seed=run_seed)
+        extra = SMALL if small else ([*RECIPE, "--ensemble-seeds", seeds] if seeds > 1 else None)
+        target = SMALL_TARGET if small else "cortex-m7"
+        art = recipe_student(kind, spec, teacher, args, runs, data, log, timings, extra=extra, seed=run_seed,
+                             target=target)
         model = (spec or "").split(":")[-1].split("?")[0]  # a statistical teacher: its fit + predict time per series
         t_ms = teacher_ms if spec == "patchtst" else (
             float(stats[f"{model}_seconds"]) * 1000 / S if f"{model}_seconds" in stats else None)
-        if kind in RECIPE_ASSISTED:  # the assistant's own artifact time (+ AutoETS's for the ensemble)
-            t_ms = recipe_ms[ASSISTANT] + (t_ms or 0.0)
+        if kind in RECIPE_ASSISTED or spec == "student":  # the assistant's own artifact time (+ AutoETS's)
+            t_ms = recipe_ms[ASSISTANT] + (t_ms if kind in RECIPE_ASSISTED and t_ms else 0.0)
         seed_label = f", seed {run_seed}" if len(run_seeds) > 1 else ""
-        row = artifact_row(f"{label}{seed_label}, median (cortex-m7 int8)", art, train, test, naive, t_ms)[0]
+        row = artifact_row(f"{label}{seed_label}{'' if small else ', median'} ({target} int8)", art, train, test,
+                           naive, t_ms)[0]
         if run_seed == 0:
             recipe_ms[kind] = row["ms"]
         by_seed.setdefault(label, {})[run_seed] = row["owa"]
