@@ -416,7 +416,8 @@ def main() -> None:
         source = SOURCES.get(kind) or ("ground truth only" if spec is None else "from " + spec.replace("={teacher}", ""))
         label = label_of(source, seeds, kind)
         small = kind in RECIPE_SMALL
-        if (kind in RECIPE_ASSISTED or spec == "student") and ASSISTANT not in recipe_ms:
+        assisted = spec is not None and "student" in spec  # taught by the assistant (alone or in an ensemble)
+        if assisted and ASSISTANT not in recipe_ms:
             skipped.append({"model": label, "skipped": f"needs the {ASSISTANT} student (seed 0) first "
                             f"(--set recipe_teachers=...,{ASSISTANT},{kind})"})
             continue
@@ -430,8 +431,8 @@ def main() -> None:
         model = (spec or "").split(":")[-1].split("?")[0]  # a statistical teacher: its fit + predict time per series
         t_ms = teacher_ms if spec == "patchtst" else (
             float(stats[f"{model}_seconds"]) * 1000 / S if f"{model}_seconds" in stats else None)
-        if kind in RECIPE_ASSISTED or spec == "student":  # the assistant's own artifact time (+ AutoETS's)
-            t_ms = recipe_ms[ASSISTANT] + (t_ms if kind in RECIPE_ASSISTED and t_ms else 0.0)
+        if assisted:  # the assistant's own artifact time (+ AutoETS's in the ensemble)
+            t_ms = recipe_ms[ASSISTANT] + (t_ms or 0.0)
         seed_label = f", seed {run_seed}" if len(run_seeds) > 1 else ""
         row = artifact_row(f"{label}{seed_label}{'' if small else ', median'} ({target} int8)", art, train, test,
                            naive, t_ms)[0]

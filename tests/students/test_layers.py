@@ -23,7 +23,7 @@ def test_dropout_is_the_identity_in_eval_and_at_zero() -> None:
     assert layer(x) is x
 
 
-def test_dropout_masks_are_independent_across_odd_shapes_and_backprop() -> None:
+def test_dropout_on_an_odd_shape_backpropagates_through_its_mask() -> None:
     torch.manual_seed(1)
     x = torch.randn(3, 5, 7, requires_grad=True)
     y = Dropout(0.5)(x)

@@ -426,7 +426,7 @@ def distill(
     from distilts.distill.run import distill_student
     from distilts.students.registry import parse_option_values
 
-    if not has_hidden_states(teacher_name) and beta:  # statistical teachers and ensembles: no FTA
+    if not has_hidden_states(teacher_name) and beta:  # statistical, ensemble and student teachers: no FTA
         raise DistiltsError(
             f"--beta {beta:g} asks for FTA, which needs the teacher's hidden states; the {teacher_name} teacher has "
             "none: use --beta 0 (point and quantile KD still apply)."

@@ -59,14 +59,7 @@ class StudentTeacher(Teacher):
                 f"for: distil with --horizon {self.horizon} or less, or train a teacher for horizon {horizon}."
             )
 
-    def predict(
-        self,
-        x: np.ndarray,
-        horizon: int,
-        hidden: bool = False,
-        quantiles: bool = False,
-        covariates: dict[str, np.ndarray] | None = None,
-    ) -> TeacherOutput:
+    def _predict(self, x: np.ndarray, horizon: int, hidden: bool, quantiles: bool) -> TeacherOutput:
         """Forecast `[B, H, D]` (and the quantiles `[B, H, D, Q]`) in the scale of `x`; no hidden states."""
         x = np.asarray(x, dtype=np.float32)
         b, length, d = x.shape
@@ -78,7 +71,8 @@ class StudentTeacher(Teacher):
                 f"The teacher student {self.path} forecasts {self.n_variates} variates together, but the windows "
                 f"have {d}: distil on data with its {self.n_variates} columns, or use a univariate teacher student."
             )
-        levels = self.require_quantiles() if quantiles else None
+        if quantiles:
+            self.require_quantiles()
         windows = x[:, -self.lookback :]
         if d != self.n_variates:  # univariate teacher: each variate on its own
             windows = windows.transpose(0, 2, 1).reshape(b * d, self.lookback, 1)
@@ -89,7 +83,7 @@ class StudentTeacher(Teacher):
         if self.quantile_levels is None:
             return TeacherOutput(np.ascontiguousarray(out, dtype=np.float32))
         point = out[..., self.quantile_levels.index(0.5)]
-        q = np.ascontiguousarray(out, dtype=np.float32) if levels else None
+        q = np.ascontiguousarray(out, dtype=np.float32) if quantiles else None
         return TeacherOutput(np.ascontiguousarray(point, dtype=np.float32), None, q)
 
     def _run(self, windows: np.ndarray) -> np.ndarray:
