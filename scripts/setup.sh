@@ -13,12 +13,14 @@ for t in cc:gcc aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu arm-linux-gnueabihf-
   command -v "${t%%:*}" >/dev/null || need+=("${t#*:}")
 done
 [ -f /usr/lib/arm-none-eabi/newlib/librdimon.a ] || need+=(libnewlib-arm-none-eabi)
+# jemalloc: the training commands run under it when present (src/distilts/allocator.py: 2x faster TSMixer steps)
+{ command -v ldconfig >/dev/null && ldconfig -p | grep libjemalloc.so >/dev/null; } || need+=(libjemalloc2)
 if [ ${#need[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null && { [ "$(id -u)" = 0 ] || command -v sudo >/dev/null; }; then
     SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
     $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
   else
-    echo "WARNING: install ${need[*]} (Debian/Ubuntu packages) for the C artifact's checks" >&2
+    echo "WARNING: install ${need[*]} (Debian/Ubuntu packages) for the C artifact's checks and faster CPU training" >&2
   fi
 fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv

@@ -4,10 +4,13 @@ imported only when used (or listed), and none of them imports torch at module le
 from __future__ import annotations
 
 import importlib
+import logging
+import sys
 
 import click
 
 from distilts import __version__
+from distilts.allocator import reexec_under_jemalloc
 from distilts.errors import DistiltsError
 
 # command name -> "module:attribute"; order is the order of the help listing
@@ -86,8 +89,7 @@ QUIET_LOGGERS = ("torchao", "torch.utils._pytree")
 
 
 def main() -> None:
-    import logging
-
+    reexec_under_jemalloc(sys.argv[1:])
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
     cli(prog_name="distilts")

@@ -2,7 +2,7 @@
 
 import torch
 
-from distilts.students.layers import Dropout
+from distilts.students.layers import Dropout, ReLUDropout
 
 
 def test_dropout_keeps_the_probability_and_scales_like_nn_dropout() -> None:
@@ -30,3 +30,19 @@ def test_dropout_on_an_odd_shape_backpropagates_through_its_mask() -> None:
     y.sum().backward()
     assert x.grad is not None
     assert torch.equal(x.grad != 0, y != 0)
+
+
+def test_relu_dropout_equals_relu_then_dropout_for_the_same_draws() -> None:
+    x = torch.randn(4, 33, 9, requires_grad=True)
+    fused = ReLUDropout(0.7)
+    torch.manual_seed(3)
+    y = fused(x)
+    y.sum().backward()
+    g_fused = x.grad.clone()
+    x.grad = None
+    torch.manual_seed(3)
+    ref = Dropout(0.7)(torch.relu(x))
+    ref.sum().backward()
+    assert torch.equal(y, ref)
+    assert torch.equal(g_fused, x.grad)
+    assert torch.equal(fused.eval()(x), torch.relu(x))

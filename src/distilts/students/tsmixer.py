@@ -29,7 +29,7 @@ from torch import nn
 
 from distilts.students.activations import make_activation
 from distilts.students.covariates import check_covariate_dims, covariate_inputs
-from distilts.students.layers import Dropout, keras_init
+from distilts.students.layers import Dropout, ReLUDropout, keras_init
 from distilts.students.quantile import DEFAULT_RANK, QuantileOutput, head_forecast
 from distilts.students.revin import window_norm
 from distilts.students.tsmixer_ext import TSMixerExtCore
@@ -77,11 +77,13 @@ class MixerBlock(nn.Module):
         self.feature_out = nn.Linear(ff_dim, n_variates)
         self.act = make_activation(activation)
         self.dropout = Dropout(dropout)
+        # the activation and dropout of the widest tensor `[B, L, ff_dim]` as one mask when they can be fused
+        self.act_dropout = ReLUDropout(dropout) if activation == "relu" else nn.Sequential(self.act, self.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = self.act(self.time_mix(self.time_norm(x).transpose(1, 2))).transpose(1, 2)
         res = x + self.dropout(t)
-        f = self.dropout(self.act(self.feature_in(self.feature_norm(res))))
+        f = self.act_dropout(self.feature_in(self.feature_norm(res)))
         return res + self.dropout(self.feature_out(f))
 
 
