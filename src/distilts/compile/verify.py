@@ -11,6 +11,9 @@ Quantile forecasts (artifact layout `[N, D, H, Q]`): the same over every level, 
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +23,7 @@ from distilts.errors import ArtifactError
 from distilts.profile import timing
 from distilts.runtime.backends import open_session
 from distilts.runtime.batching import run_file
-from distilts.runtime.inputs import Inputs, as_float32, repeat_first
+from distilts.runtime.inputs import Inputs, as_float32, repeat_first, take
 
 # documented in docs/compile.md; int8 is looser: quantization changes the numbers by design
 TOLERANCES: dict[str, dict[str, float]] = {
@@ -29,6 +32,31 @@ TOLERANCES: dict[str, dict[str, float]] = {
 }
 # golden self-check at load time, as a fraction of the largest scaler std (atol) and relative (rtol)
 GOLDEN_TOL: dict[str, tuple[float, float]] = {"fp32": (1e-4, 1e-4), "int8": (2e-2, 1e-3)}
+
+
+# LiteRT aborts its whole process (SIGABRT) on some graphs it cannot plan (a zero-range int8 tensor did, in
+# `allocate_tensors`), which no `except` catches: its candidates are opened and run once in a child process
+# first, so such a crash refuses the candidate instead of killing compile (or a search's trial)
+CRASH_PRONE = ("tflite",)
+WINDOW_KEY = "__window__"
+CRASH_PROBE = """
+import sys, numpy as np
+from distilts.runtime.batching import run_file
+backend, path, batch, npz = sys.argv[1], sys.argv[2], int(sys.argv[3]) or None, np.load(sys.argv[4])
+x = npz[sys.argv[5]] if sys.argv[5] in npz.files else {k: npz[k] for k in npz.files}
+run_file(backend, path, batch, x)
+"""
+
+
+def crash_signal(backend: str, path: Path, batch: int | None, x: Inputs) -> int | None:
+    """The signal that killed a child process opening `path` and running it on the first window, or None."""
+    first = take(x, slice(0, 1))
+    with tempfile.TemporaryDirectory() as tmp:
+        npz = Path(tmp) / "x.npz"
+        np.savez(npz, **(first if isinstance(first, dict) else {WINDOW_KEY: first}))
+        args = [backend, str(path), str(batch or 0), str(npz), WINDOW_KEY]
+        res = subprocess.run([sys.executable, "-c", CRASH_PROBE, *args], capture_output=True, timeout=600)
+    return -res.returncode if res.returncode < 0 else None
 
 
 @dataclass
@@ -59,6 +87,10 @@ def measure(
     mean = np.asarray(config["scaler"]["mean"], np.float64)
     std = np.asarray(config["scaler"]["std"], np.float64)
     try:
+        if backend in CRASH_PRONE:
+            for p, b in files.items():
+                if (sig := crash_signal(backend, p, b, x)) is not None:
+                    raise RuntimeError(f"{p.name} killed its runtime (signal {sig})")
         preds = [run_file(backend, p, b, x) for p, b in files.items()]
     except RuntimeError:  # the runtime cannot load or run this candidate (e.g. an unsupported int8 kernel
         # combination): it counts as infinitely wrong, so another candidate ships or compile refuses
