@@ -19,5 +19,6 @@ def test_a_candidate_whose_runtime_aborts_is_refused_not_fatal(tmp_path: Path, m
 
 def test_the_probe_passes_a_candidate_that_runs(monkeypatch) -> None:
     monkeypatch.setattr(verify, "CRASH_PROBE", "import sys, numpy as np; np.load(sys.argv[4])")
-    assert verify.crash_signal("tflite", Path("m.tflite"), 1, {"x": np.zeros((2, 8, 1)), "past": np.ones((2, 8, 2))}) is None
+    named = {"x": np.zeros((2, 8, 1)), "past": np.ones((2, 8, 2))}
+    assert verify.crash_signal("tflite", Path("m.tflite"), 1, named) is None
     assert verify.crash_signal("tflite", Path("m.tflite"), None, np.zeros((2, 8, 1))) is None
