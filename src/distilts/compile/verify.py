@@ -53,7 +53,8 @@ def crash_signal(backend: str, path: Path, batch: int | None, x: Inputs) -> int 
     first = take(x, slice(0, 1))
     with tempfile.TemporaryDirectory() as tmp:
         npz = Path(tmp) / "x.npz"
-        np.savez(npz, **(first if isinstance(first, dict) else {WINDOW_KEY: first}))
+        arrays: dict[str, np.ndarray] = first if isinstance(first, dict) else {WINDOW_KEY: first}
+        np.savez(npz, **arrays)  # type: ignore[arg-type]  # the stub types every keyword as `allow_pickle`
         args = [backend, str(path), str(batch or 0), str(npz), WINDOW_KEY]
         res = subprocess.run([sys.executable, "-c", CRASH_PROBE, *args], capture_output=True, timeout=600)
     return -res.returncode if res.returncode < 0 else None
