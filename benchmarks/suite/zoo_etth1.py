@@ -78,7 +78,7 @@ ZOO: dict[str, dict[str, Any]] = {
         "table)", "lookback": 512,
         # tsmixer_rev_in, 6 blocks, ff_dim 512, dropout 0.9, Adam lr 1e-4 constant, batch 32, 100 epochs, patience 5;
         # about 110 s an epoch on these 2 cores under jemalloc (src/distilts/allocator.py). Capped at 67: with a
-        # constant LR these are the first 67 epochs of the paper's run (benchmarks/runs/zoo/commands.log)
+        # constant LR these are the first 67 epochs of the paper's run (docs/benchmarks.md, "Rows trained outside")
         "paper_epochs": 100,
         "flags": ["--lr", "0.0001", "--batch-size", "32", "--epochs", "67", "--patience", "5", "--lr-schedule",
                   "constant", "-O", "norm=revin"],
