@@ -13,7 +13,7 @@ for t in cc:gcc aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu arm-linux-gnueabihf-
   command -v "${t%%:*}" >/dev/null || need+=("${t#*:}")
 done
 [ -f /usr/lib/arm-none-eabi/newlib/librdimon.a ] || need+=(libnewlib-arm-none-eabi)
-# jemalloc: the training commands run under it when present (src/distilts/allocator.py: 2x faster TSMixer steps)
+# jemalloc: the training commands run under it when present (src/distilts/allocator.py: TSMixer steps 1.6x faster)
 { command -v ldconfig >/dev/null && ldconfig -p | grep libjemalloc.so >/dev/null; } || need+=(libjemalloc2)
 if [ ${#need[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null && { [ "$(id -u)" = 0 ] || command -v sudo >/dev/null; }; then

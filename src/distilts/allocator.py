@@ -3,8 +3,9 @@
 On glibc, an allocation above the mmap threshold (at most 32 MiB) is a fresh `mmap` each time, so each
 such tensor is page-faulted and zeroed by the kernel on first touch and unmapped when freed. TSMixer's
 feature-mixing activations at the paper's ETTh1 settings (`[32, 512, 512]` float32, 33.5 MB) are such
-tensors, a dozen a step: measured on this 2-core machine, a training step took 0.80 s under glibc and
-0.39 s under jemalloc configured to keep freed pages (`dirty_decay_ms:-1`), which reuses them instead.
+tensors, a dozen a step: on this 2-core machine a training step takes 678 ms under glibc and 428 ms under
+jemalloc configured to keep freed pages (`dirty_decay_ms:-1`), which reuses them instead
+(`python -m benchmarks run train_step --preset full`).
 
 `distilts distill`, `search`, `train-teacher` and `teach` therefore re-execute themselves once, before any
 work, with `LD_PRELOAD` naming jemalloc (Debian/Ubuntu: `apt-get install libjemalloc2`; scripts/setup.sh
@@ -17,7 +18,7 @@ from __future__ import annotations
 import ctypes.util
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 TRAINING_COMMANDS = ("distill", "search", "train-teacher", "teach")
 # keep freed pages for reuse instead of returning them to the kernel (training's peak memory stays mapped)
@@ -25,16 +26,17 @@ MALLOC_CONF = "dirty_decay_ms:-1,muzzy_decay_ms:-1"
 OPT_OUT = "DISTILTS_JEMALLOC"
 
 
-def jemalloc_env(argv: Sequence[str], environ: Mapping[str, str], library: str | None) -> dict[str, str] | None:
-    """The environment to re-run `distilts ARGV` under jemalloc `library`, or None to run as is."""
+def jemalloc_env(
+    argv: Sequence[str], environ: Mapping[str, str], find_library: Callable[[], str | None]
+) -> dict[str, str] | None:
+    """The environment to re-run `distilts ARGV` under jemalloc, or None to run as is.
+
+    `find_library` (it runs ldconfig) is called last, only for a training command that may re-run."""
     preload = environ.get("LD_PRELOAD", "")
-    if (
-        library is None
-        or not argv
-        or argv[0] not in TRAINING_COMMANDS
-        or environ.get(OPT_OUT, "1") == "0"
-        or "jemalloc" in preload
-    ):
+    if not argv or argv[0] not in TRAINING_COMMANDS or environ.get(OPT_OUT, "1") == "0" or "jemalloc" in preload:
+        return None
+    library = find_library()
+    if library is None:
         return None
     env = dict(environ)
     env["LD_PRELOAD"] = f"{library} {preload}".strip()
@@ -44,9 +46,9 @@ def jemalloc_env(argv: Sequence[str], environ: Mapping[str, str], library: str |
 
 def reexec_under_jemalloc(argv: Sequence[str]) -> None:
     """Replace this process by `python -m distilts ARGV` under jemalloc when `jemalloc_env` says so."""
-    if not sys.platform.startswith("linux") or not argv or argv[0] not in TRAINING_COMMANDS:
-        return  # before the library lookup (it runs ldconfig): other commands start as fast as before
-    env = jemalloc_env(argv, os.environ, ctypes.util.find_library("jemalloc"))
+    if not sys.platform.startswith("linux"):
+        return
+    env = jemalloc_env(argv, os.environ, lambda: ctypes.util.find_library("jemalloc"))
     if env is None:
         return
     sys.stdout.flush()
